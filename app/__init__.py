@@ -1,0 +1,1 @@
+"""LeukoLens serving side: preprocessing, model cards and the onnxruntime engine (never torch)."""

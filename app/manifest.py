@@ -1,0 +1,146 @@
+"""The model card: everything needed to serve, trust and reproduce one exported model.
+
+Written by `training export`, read by the server; both sides validate it with these
+schemas so a manifest that does not describe its model fully is refused on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.preprocessing import PreprocessConfig
+
+MANIFEST_FILENAME = "manifest.json"
+ONNX_FILENAME = "model.onnx"
+INPUT_NAME = "image"
+LOGIT_OUTPUT = "logit"
+PROBABILITY_OUTPUT = "probability_all"
+
+DATA_CITATION = (
+    "Gupta, A., & Gupta, R. (2019). ALL Challenge dataset of ISBI 2019 [Data set]. "
+    "The Cancer Imaging Archive. https://doi.org/10.7937/tcia.2019.dc64i46r"
+)
+DATA_LICENSE = "CC BY 3.0"
+DEFAULT_INTENDED_USE = (
+    "Research and screening aid: estimates how likely one segmented white-blood-cell image "
+    "from a C-NMC-like acquisition is an ALL blast rather than a normal cell. Not a diagnosis; "
+    "every result must be reviewed by a qualified person."
+)
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Labels(StrictModel):
+    positive: Literal["ALL"] = "ALL"
+    negative: Literal["HEM"] = "HEM"
+
+
+class ModelInput(StrictModel):
+    name: str = INPUT_NAME
+    layout: Literal["NCHW"] = "NCHW"
+    dtype: Literal["float32"] = "float32"
+    channels: Literal[3] = 3
+    size: int = Field(gt=0)
+
+
+class ModelOutputs(StrictModel):
+    logit: str = LOGIT_OUTPUT
+    probability: str = PROBABILITY_OUTPUT
+
+
+class ThresholdChoice(StrictModel):
+    value: float = Field(ge=0.0, le=1.0)
+    source: str = Field(description="How it was chosen; only ever on validation data.")
+
+
+class SubjectCounts(StrictModel):
+    subject: str
+    label: Literal["ALL", "HEM"]
+    images: int = Field(ge=0)
+
+
+class TrainingData(StrictModel):
+    dataset: str = "C-NMC 2019 (ISBI 2019 ALL challenge)"
+    folds: list[str]
+    subjects: list[SubjectCounts]
+    images_all: int = Field(ge=0)
+    images_hem: int = Field(ge=0)
+    duplicates_removed: int = Field(0, ge=0)
+    license: str = DATA_LICENSE
+    citation: str = DATA_CITATION
+
+
+class Evaluation(StrictModel):
+    protocol: str = Field(description="What data, which split, at what threshold.")
+    metrics: dict[str, float | int | list[list[int]]]
+    per_subject_accuracy: dict[str, float] = Field(default_factory=dict)
+
+
+class Provenance(StrictModel):
+    training_command: str
+    run_config: dict[str, object]
+    software: dict[str, str]
+
+
+class ModelManifest(StrictModel):
+    schema_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str
+    created: datetime
+    architecture: str
+    head: Literal["timm", "paper"]
+    parameters: int = Field(ge=0)
+    input: ModelInput
+    outputs: ModelOutputs = ModelOutputs()
+    labels: Labels = Labels()
+    threshold: ThresholdChoice
+    preprocessing: PreprocessConfig
+    training_data: TrainingData
+    evaluations: list[Evaluation] = Field(default_factory=list)
+    intended_use: str = DEFAULT_INTENDED_USE
+    limitations: list[str] = Field(default_factory=list)
+    provenance: Provenance
+    onnx_file: str = ONNX_FILENAME
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ManifestError(ValueError):
+    """A model directory whose manifest is missing, invalid or does not match its ONNX."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(manifest: ModelManifest, model_dir: Path) -> Path:
+    path = model_dir / MANIFEST_FILENAME
+    path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_manifest(model_dir: Path, *, verify_checksum: bool = True) -> ModelManifest:
+    """Read and validate a model directory; the ONNX must be the file the card describes."""
+    path = model_dir / MANIFEST_FILENAME
+    if not path.is_file():
+        raise ManifestError(f"{model_dir}: no {MANIFEST_FILENAME}")
+    try:
+        manifest = ModelManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ManifestError(f"{path}: invalid manifest: {error}") from error
+    onnx_path = model_dir / manifest.onnx_file
+    if not onnx_path.is_file():
+        raise ManifestError(f"{model_dir}: manifest names {manifest.onnx_file}, which is missing")
+    if verify_checksum and file_sha256(onnx_path) != manifest.onnx_sha256:
+        raise ManifestError(f"{onnx_path}: sha256 differs from the manifest")
+    return manifest

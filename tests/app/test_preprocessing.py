@@ -1,0 +1,219 @@
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.preprocessing import (
+    ContrastMethod,
+    CropMethod,
+    ImageDecodeError,
+    PreprocessConfig,
+    center_crop,
+    channel_statistics,
+    crop_cell,
+    crop_square_window,
+    decode_image,
+    enhance_contrast,
+    foreground_mask,
+    normalize_to_tensor,
+    prepare_image,
+    preprocess,
+    preprocess_with_views,
+    rescale_for_display,
+)
+
+
+def encode(image_bgr: np.ndarray, extension: str) -> bytes:
+    ok, buffer = cv2.imencode(extension, image_bgr)
+    assert ok
+    return buffer.tobytes()
+
+
+def disc_image(size: int, radius: int, center: tuple[int, int], value: int = 200) -> np.ndarray:
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    cv2.circle(image, (center[1], center[0]), radius, (value, value // 2, value), thickness=-1)
+    return image
+
+
+class TestDecodeImage:
+    @pytest.mark.parametrize("extension", [".png", ".bmp", ".tiff", ".jpg"])
+    def test_formats_decode_to_rgb_uint8(self, extension):
+        rgb = np.zeros((40, 30, 3), dtype=np.uint8)
+        rgb[:, :, 0] = 200  # red in RGB order
+        decoded = decode_image(encode(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), extension))
+        assert decoded.shape == (40, 30, 3)
+        assert decoded.dtype == np.uint8
+        tolerance = 3 if extension == ".jpg" else 0
+        assert np.abs(decoded.astype(int) - rgb.astype(int)).max() <= tolerance
+
+    def test_grayscale_becomes_three_equal_channels(self):
+        gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+        decoded = decode_image(encode(gray, ".png"))
+        assert decoded.shape == (16, 16, 3)
+        assert (decoded[:, :, 0] == gray).all()
+        assert (decoded[:, :, 1] == gray).all()
+        assert (decoded[:, :, 2] == gray).all()
+
+    def test_sixteen_bit_is_scaled_to_eight(self):
+        values = np.array([[0, 257, 257 * 128, 65535]], dtype=np.uint16)
+        decoded = decode_image(encode(values, ".png"))
+        assert decoded[0, :, 0].tolist() == [0, 1, 128, 255]
+
+    def test_rgba_is_composited_over_black(self):
+        bgra = np.full((4, 4, 4), 200, dtype=np.uint8)
+        bgra[:2, :, 3] = 0  # transparent top half
+        bgra[2:, :, 3] = 255
+        decoded = decode_image(encode(bgra, ".png"))
+        assert (decoded[:2] == 0).all()
+        assert (decoded[2:] == 200).all()
+
+    @pytest.mark.parametrize("data", [b"", b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
+    def test_undecodable_data_raises_a_clear_error(self, data):
+        with pytest.raises(ImageDecodeError):
+            decode_image(data)
+
+
+class TestContrast:
+    def test_none_is_identity(self):
+        rgb = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        config = PreprocessConfig(contrast=ContrastMethod.NONE)
+        assert enhance_contrast(rgb, config) is rgb
+
+    @pytest.mark.parametrize("method", [ContrastMethod.CLAHE, ContrastMethod.HISTOGRAM_EQUALIZATION])
+    def test_equalisation_spreads_a_dim_image(self, method):
+        rng = np.random.default_rng(1)
+        dim = rng.integers(40, 80, (64, 64, 3), dtype=np.uint8)
+        enhanced = enhance_contrast(dim, PreprocessConfig(contrast=method))
+        assert enhanced.shape == dim.shape
+        assert enhanced.dtype == np.uint8
+        assert np.ptp(enhanced) > np.ptp(dim)
+
+    def test_clahe_keeps_the_background_near_black(self, real_cell_png):
+        rgb = decode_image(real_cell_png)
+        enhanced = enhance_contrast(rgb, PreprocessConfig())
+        background = ~foreground_mask(rgb, 15)
+        assert enhanced[background].max() <= 15
+
+
+class TestCrops:
+    def test_window_outside_the_image_is_black(self):
+        image = np.full((10, 10, 3), 7, dtype=np.uint8)
+        window = crop_square_window(image, (0, 0), 6)
+        assert window.shape == (6, 6, 3)
+        assert (window[:3, :] == 0).all()
+        assert (window[:, :3] == 0).all()
+        assert (window[3:, 3:] == 7).all()
+
+    def test_center_crop_pads_small_images(self):
+        image = np.full((4, 4, 3), 9, dtype=np.uint8)
+        cropped = center_crop(image, 8)
+        assert cropped.shape == (8, 8, 3)
+        assert cropped.sum() == 9 * 4 * 4 * 3
+
+    def test_cell_crop_centres_the_cell_and_keeps_its_size(self):
+        image = disc_image(450, 40, (150, 300))
+        config = PreprocessConfig(crop=CropMethod.CELL, crop_size=200)
+        mask = foreground_mask(image, config.foreground_threshold)
+        cropped = crop_cell(image, mask, config)
+        cropped_mask = foreground_mask(cropped, config.foreground_threshold)
+        assert cropped.shape == (200, 200, 3)
+        assert cropped_mask.sum() == mask.sum()
+        rows, cols = np.nonzero(cropped_mask)
+        assert abs(rows.mean() - 100) <= 1
+        assert abs(cols.mean() - 100) <= 1
+
+    def test_cell_crop_tells_small_from_large_cells(self):
+        config = PreprocessConfig(crop=CropMethod.CELL, crop_size=300, input_size=100)
+        small = prepare_image(disc_image(450, 40, (225, 225)), config)
+        large = prepare_image(disc_image(450, 80, (225, 225)), config)
+        area = lambda image: foreground_mask(image, 15).mean()  # noqa: E731
+        assert area(large) == pytest.approx(4 * area(small), rel=0.1)
+
+    def test_bbox_crop_erases_absolute_size(self):
+        config = PreprocessConfig(crop=CropMethod.BBOX, input_size=100, bbox_margin=0.1)
+        small = prepare_image(disc_image(450, 40, (100, 100)), config)
+        large = prepare_image(disc_image(450, 80, (300, 250)), config)
+        area = lambda image: foreground_mask(image, 15).mean()  # noqa: E731
+        assert area(large) == pytest.approx(area(small), rel=0.05)
+
+    def test_empty_image_falls_back_to_the_centre(self):
+        black = np.zeros((50, 50, 3), dtype=np.uint8)
+        for crop in CropMethod:
+            out = prepare_image(black, PreprocessConfig(crop=crop, crop_size=20, input_size=16))
+            assert out.shape == (16, 16, 3)
+
+
+class TestPreprocess:
+    def test_is_deterministic_and_shaped_for_the_model(self, real_cell_png):
+        config = PreprocessConfig(input_size=96)
+        first = preprocess(decode_image(real_cell_png), config)
+        second = preprocess(decode_image(real_cell_png), config)
+        assert first.shape == (3, 96, 96)
+        assert first.dtype == np.float32
+        assert first.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(first, second)
+
+    def test_normalisation_uses_the_configured_statistics(self):
+        image = np.full((8, 8, 3), 51, dtype=np.uint8)  # 0.2 after scaling
+        config = PreprocessConfig(mean=(0.1, 0.2, 0.3), std=(0.1, 0.5, 0.25))
+        tensor = normalize_to_tensor(image, config)
+        np.testing.assert_allclose(tensor[:, 0, 0], [1.0, 0.0, -0.4], atol=1e-6)
+
+    def test_views_are_for_display_and_the_tensor_is_unchanged(self, real_cell_png):
+        rgb = decode_image(real_cell_png)
+        config = PreprocessConfig(input_size=64)
+        views = preprocess_with_views(rgb, config)
+        np.testing.assert_array_equal(views.tensor, preprocess(rgb, config))
+        assert views.enhanced_view.shape == rgb.shape
+        assert views.cropped_view.shape == (64, 64, 3)
+        assert views.cropped_view.min() == 0
+        assert views.cropped_view.max() == 255
+        assert 0.05 < views.foreground_fraction < 0.5
+
+    def test_rescale_for_display_of_a_flat_image(self):
+        assert (rescale_for_display(np.full((3, 3, 3), 5, np.uint8)) == 0).all()
+
+    def test_config_rejects_nonsense(self):
+        with pytest.raises(ValidationError):
+            PreprocessConfig(std=(0.0, 1.0, 1.0))
+        with pytest.raises(ValidationError):
+            PreprocessConfig(crop="middle")
+        with pytest.raises(ValidationError):
+            PreprocessConfig(unknown_field=1)
+
+
+def test_channel_statistics_match_numpy():
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 256, (10, 12, 3), dtype=np.uint8) for _ in range(4)]
+    mean, std = channel_statistics(images)
+    pixels = np.concatenate([i.reshape(-1, 3) for i in images]).astype(np.float64) / 255
+    np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(std, pixels.std(axis=0), rtol=1e-6)
+
+
+layouts = st.sampled_from(["gray", "gray1", "bgr", "bgra", "gray16", "bgr16"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    height=st.integers(1, 500),
+    width=st.integers(1, 500),
+    layout=layouts,
+    crop=st.sampled_from(list(CropMethod)),
+    contrast=st.sampled_from(list(ContrastMethod)),
+    seed=st.integers(0, 2**16),
+)
+def test_any_size_and_layout_gives_a_finite_model_input(height, width, layout, crop, contrast, seed):
+    rng = np.random.default_rng(seed)
+    dtype = np.uint16 if layout.endswith("16") else np.uint8
+    channels = {"gray": None, "gray1": 1, "bgr": 3, "bgra": 4, "gray16": None, "bgr16": 3}[layout]
+    shape = (height, width) if channels is None else (height, width, channels)
+    image = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    config = PreprocessConfig(crop=crop, contrast=contrast, crop_size=64, input_size=32)
+    rgb = decode_image(encode(image, ".png"))
+    assert rgb.shape == (height, width, 3)
+    tensor = preprocess(rgb, config)
+    assert tensor.shape == (3, 32, 32)
+    assert np.isfinite(tensor).all()

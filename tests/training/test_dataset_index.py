@@ -1,0 +1,154 @@
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.preprocessing import decode_image
+from training.dataset_index import (
+    LABEL_ALL,
+    LABEL_HEM,
+    DatasetError,
+    index_dataset,
+    index_prelim_test,
+    parse_filename,
+    pixel_sha256,
+    read_image,
+)
+
+
+def write_bmp(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def official_tree(root: Path, cnmc_root: Path) -> Path:
+    """The fixtures re-laid as the official release: BMP files in folds 0 and 2."""
+    sources = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    for number, source in enumerate(sources):
+        fold = "fold_0" if number % 2 else "fold_2"
+        name = source.stem.replace("UID_H", "UID_h") if number % 4 == 1 else source.stem
+        write_bmp(root / "C-NMC_Leukemia/training_data" / fold / source.parent.name / f"{name}.bmp",
+                  read_image(source))
+    return root / "C-NMC_Leukemia"
+
+
+@pytest.mark.parametrize(
+    ("name", "subject", "label"),
+    [
+        ("UID_16_11_1_all.bmp", "16", LABEL_ALL),
+        ("UID_H10_100_1_hem.png", "H10", LABEL_HEM),
+        ("UID_h22_9_7_hem.bmp", "H22", LABEL_HEM),
+        ("UID_51_1_12_ALL.BMP", "51", LABEL_ALL),
+    ],
+)
+def test_subject_and_label_come_from_the_file_name(name, subject, label):
+    assert parse_filename(Path(name)) == (subject, label)
+
+
+@pytest.mark.parametrize("name", ["cell.bmp", "UID_16_1_all_extra.bmp", "UID_H10_1_1_all.bmp"])
+def test_bad_file_names_are_named_in_the_error(name):
+    with pytest.raises(DatasetError, match=name.split(".")[0]):
+        parse_filename(Path(name))
+
+
+def test_indexes_the_fixture_fold(cnmc_root):
+    index = index_dataset(cnmc_root)
+    assert len(index.images) == 18
+    assert index.duplicates_removed == 0
+    assert index.subjects() == {
+        "16": LABEL_ALL, "23": LABEL_ALL, "30": LABEL_ALL,
+        "H10": LABEL_HEM, "H14": LABEL_HEM, "H22": LABEL_HEM,
+    }
+    assert {row[0] for row in index.counts()} == {"fold_1"}
+    assert all(n == 3 for *_, n in index.counts())
+
+
+def test_reads_the_official_bmp_layout_with_lower_case_h(tmp_path, cnmc_root):
+    root = official_tree(tmp_path, cnmc_root)
+    index = index_dataset(root)
+    assert len(index.images) == 18
+    assert {image.fold for image in index.images} == {"fold_0", "fold_2"}
+    assert {image.path.suffix for image in index.images} == {".bmp"}
+    assert "H10" in index.subjects()
+
+
+def test_png_and_bmp_of_the_same_cell_hash_alike(tmp_path, cnmc_root):
+    png = next((cnmc_root / "training_data/fold_1/all").glob("*.png"))
+    bmp = tmp_path / "same.bmp"
+    write_bmp(bmp, decode_image(png.read_bytes()))
+    assert pixel_sha256(bmp) == pixel_sha256(png)
+
+
+def test_pixel_identical_images_under_other_subjects_are_removed(tmp_path, cnmc_root):
+    root = tmp_path / "data"
+    shutil.copytree(cnmc_root, root)
+    source = root / "training_data/fold_1/all/UID_16_11_1_all.png"
+    shutil.copy(source, root / "training_data/fold_1/all/UID_23_99_1_all.png")
+    hem_copy = root / "training_data/fold_1/hem/UID_H10_99_1_hem.png"
+    shutil.copy(root / "training_data/fold_1/all/UID_30_10_1_all.png", hem_copy)
+    index = index_dataset(root)
+    names = {image.path.name for image in index.images}
+    assert "UID_16_11_1_all.png" in names
+    assert "UID_23_99_1_all.png" not in names
+    # A cell filed under both labels cannot be trusted: both copies go.
+    assert "UID_30_10_1_all.png" not in names
+    assert "UID_H10_99_1_hem.png" not in names
+    assert index.duplicates_removed == 3
+    assert index.conflicting_duplicates == 2
+    assert len(index_dataset(root, deduplicate=False).images) == 20
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("missing", "no such directory"),
+        ("empty", "expected training_data"),
+        ("no_class_folders", "hold no 'all' or 'hem'"),
+        ("no_images", "no .bmp or .png images"),
+        ("unreadable", "unreadable image"),
+        ("wrong_folder", "a HEM file in"),
+    ],
+)
+def test_a_bad_root_fails_with_a_message_naming_the_problem(tmp_path, layout, message):
+    root = tmp_path / "root"
+    fold = root / "training_data/fold_0"
+    if layout != "missing":
+        root.mkdir()
+    if layout == "no_class_folders":
+        fold.mkdir(parents=True)
+    if layout == "no_images":
+        (fold / "all").mkdir(parents=True)
+        (fold / "all/readme.txt").write_text("nothing here")
+    if layout == "unreadable":
+        (fold / "all").mkdir(parents=True)
+        (fold / "all/UID_1_1_1_all.bmp").write_bytes(b"BM garbage")
+    if layout == "wrong_folder":
+        write_bmp(fold / "all/UID_H1_1_1_hem.bmp", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(DatasetError, match=message):
+        index_dataset(root)
+
+
+def test_reads_the_preliminary_test_set(tmp_path, cnmc_root):
+    images_dir = tmp_path / "C-NMC_test_prelim_phase_data"
+    sources = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:4]
+    rows = ["Patient_ID,new_names,labels"]
+    for number, source in enumerate(sources, start=1):
+        write_bmp(images_dir / f"{number}.bmp", read_image(source))
+        label = 1 if source.stem.endswith("_all") else 0
+        rows.append(f"{source.stem}.bmp,{number}.bmp,{label}")
+    csv_path = tmp_path / "C-NMC_test_prelim_phase_data_labels.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    index = index_prelim_test(images_dir, csv_path)
+    assert [image.path.name for image in index.images] == ["1.bmp", "2.bmp", "3.bmp", "4.bmp"]
+    assert [image.subject for image in index.images] == ["16", "16", "16", "23"]
+    assert {image.fold for image in index.images} == {"prelim_test"}
+
+
+def test_preliminary_csv_naming_a_missing_image_fails(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("Patient_ID,new_names,labels\nUID_1_1_1_all.bmp,1.bmp,1\n")
+    with pytest.raises(DatasetError, match=r"1\.bmp"):
+        index_prelim_test(tmp_path / "imgs", csv_path)

@@ -1,0 +1,111 @@
+"""End to end on real cells: train a tiny ConvNeXt, export it, and serve it with onnxruntime."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.inference import OnnxCellClassifier
+from app.manifest import ManifestError, ModelManifest, load_manifest
+from app.preprocessing import decode_image, preprocess
+from training import export as export_module
+from training.cli import main
+from training.export import ExportError, export_run
+from training.trainer import load_trained_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    fixtures = Path(__file__).parents[1] / "fixtures" / "cnmc"
+    code = main([
+        "train", "--data", str(fixtures), "--arch", "convnext_atto", "--img-size", "64",
+        "--epochs", "1", "--batch-size", "8", "--val-fold", "0", "--out", str(run),
+    ])
+    assert code == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory) -> Path:
+    model_dir = tmp_path_factory.mktemp("model") / "tiny"
+    assert main(["export", "--run", str(trained_run), "--out", str(model_dir), "--id", "tiny"]) == 0
+    return model_dir
+
+
+def test_run_directory_holds_config_metrics_and_checkpoints(trained_run):
+    for name in ("config.json", "metrics.jsonl", "train.log", "best.pt", "last.pt",
+                 "val_predictions.csv", "command.txt"):
+        assert (trained_run / name).is_file(), name
+    config = json.loads((trained_run / "config.json").read_text())
+    assert set(config["validation_subjects"]).isdisjoint(config["train_subjects"])
+    rows = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1
+    assert "roc_auc" in rows[0]["validation"]
+    assert "--img-size 64" in (trained_run / "command.txt").read_text()
+
+
+def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_root):
+    classifier = OnnxCellClassifier(exported)
+    recipe = classifier.manifest.preprocessing
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    batch = np.stack([preprocess(decode_image(f.read_bytes()), recipe) for f in files])
+    onnx_probabilities = classifier.predict(batch).probabilities
+    with torch.no_grad():
+        torch_probabilities = torch.sigmoid(load_trained_model(trained_run)(torch.from_numpy(batch)))
+    assert onnx_probabilities.shape == (18,)
+    assert np.abs(onnx_probabilities - torch_probabilities.numpy()).max() <= 1e-4
+    # A dynamic batch axis: one image alone gives the same answer as inside the batch.
+    single = classifier.predict(batch[:1]).probabilities
+    assert single[0] == pytest.approx(float(onnx_probabilities[0]), abs=1e-5)
+
+
+def test_manifest_describes_the_model_and_round_trips(exported):
+    manifest = load_manifest(exported)
+    assert ModelManifest.model_validate_json(manifest.model_dump_json()) == manifest
+    assert manifest.id == "tiny"
+    assert manifest.architecture == "convnext_atto"
+    assert manifest.input.size == manifest.preprocessing.input_size == 64
+    assert manifest.preprocessing.mean != (0.5, 0.5, 0.5)  # measured on the training split
+    assert "held-out subjects" in manifest.threshold.source
+    assert manifest.training_data.images_all + manifest.training_data.images_hem == 12
+    assert manifest.evaluations and "roc_auc" in manifest.evaluations[0].metrics
+    assert "--epochs 1" in manifest.provenance.training_command
+    assert manifest.intended_use.lower().count("not a diagnosis") == 1
+
+
+def test_a_tampered_onnx_is_refused(exported, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "manifest.json").write_bytes((exported / "manifest.json").read_bytes())
+    (copy / "model.onnx").write_bytes((exported / "model.onnx").read_bytes() + b"\0")
+    with pytest.raises(ManifestError, match="sha256"):
+        load_manifest(copy)
+
+
+def test_export_failing_parity_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)
+    out = tmp_path / "bad"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_run(trained_run, out)
+    assert not out.exists()
+
+
+def test_evaluate_prints_one_json_object(exported, cnmc_root, capsys, tmp_path):
+    capsys.readouterr()
+    code = main(["evaluate", "--model", str(exported), "--data", str(cnmc_root), "--json",
+                 "--plots", str(tmp_path / "plots")])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "weighted_f1",
+                "roc_auc", "confusion_matrix", "n", "per_subject_accuracy"):
+        assert key in report, key
+    assert report["n"] == 18
+    assert sum(map(sum, report["confusion_matrix"])) == 18
+    assert set(report["per_subject_accuracy"]) == {"16", "23", "30", "H10", "H14", "H22"}
+    assert (tmp_path / "plots/roc.png").stat().st_size > 1000
+    assert (tmp_path / "plots/confusion_matrix.png").stat().st_size > 1000

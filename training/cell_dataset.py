@@ -1,0 +1,95 @@
+"""The torch Dataset over indexed cells, built on the serving preprocessing.
+
+Without augmentation an item is bitwise the tensor the server computes for the same file;
+augmentation works on the prepared uint8 image, before the shared normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from app.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
+from training.dataset_index import CellImage, read_image
+
+Augmentation = Callable[[np.ndarray], np.ndarray]
+
+
+class CellDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self,
+        images: Sequence[CellImage],
+        config: PreprocessConfig,
+        augmentation: Augmentation | None = None,
+        *,
+        cache: bool = True,
+    ) -> None:
+        self.images = list(images)
+        self.config = config
+        self.augmentation = augmentation
+        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def prepared(self, index: int) -> np.ndarray:
+        """Enhanced, cropped and resized uint8 image; cached because CLAHE costs per epoch."""
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        prepared = prepare_image(read_image(self.images[index].path), self.config)
+        if self._cache is not None:
+            self._cache[index] = prepared
+        return prepared
+
+    def iter_prepared(self) -> Iterator[np.ndarray]:
+        return (self.prepared(i) for i in range(len(self)))
+
+    def labels(self) -> np.ndarray:
+        return np.asarray([image.label for image in self.images], dtype=np.int64)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.prepared(index)
+        if self.augmentation is not None:
+            image = self.augmentation(image)
+        tensor = torch.from_numpy(normalize_to_tensor(image, self.config))
+        return tensor, torch.tensor(float(self.images[index].label))
+
+
+def morphology_preserving_augmentation(
+    *,
+    affine_degrees: float = 15.0,
+    translate: float = 0.05,
+    scale: tuple[float, float] = (0.95, 1.05),
+    color_jitter: float = 0.1,
+) -> Augmentation:
+    """Flips, 90-degree turns, a small affine and mild colour jitter: a cell has no up or
+    down, but its size and shape are the signal, so scaling stays within a few percent."""
+    geometric = [
+        v2.RandomHorizontalFlip(),
+        v2.RandomVerticalFlip(),
+        v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)]),
+        v2.RandomAffine(degrees=affine_degrees, translate=(translate, translate), scale=scale),
+    ]
+    photometric = (
+        [
+            v2.ColorJitter(
+                brightness=color_jitter,
+                contrast=color_jitter,
+                saturation=color_jitter,
+                hue=min(color_jitter / 5, 0.5),
+            )
+        ]
+        if color_jitter > 0
+        else []
+    )
+    pipeline = v2.Compose(geometric + photometric)
+
+    def augment(image: np.ndarray) -> np.ndarray:
+        chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return pipeline(chw).permute(1, 2, 0).contiguous().numpy()
+
+    return augment

@@ -1,0 +1,226 @@
+"""`python -m training <index|train|cv|export|evaluate>`: one command per job.
+
+The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
+every saved config can be turned back into the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+
+from pydantic.fields import FieldInfo
+
+from training.dataset_index import DatasetError, DatasetIndex, index_dataset, index_prelim_test
+from training.train_config import TrainConfig
+
+REQUIRED_TRAIN_FLAGS = ("data", "out")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _unwrap_optional(annotation: object) -> object:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, field in TrainConfig.model_fields.items():
+        _add_field_argument(parser, name, field)
+
+
+def _add_field_argument(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
+    annotation = _unwrap_optional(field.annotation)
+    default = None if name in REQUIRED_TRAIN_FLAGS else field.default
+    help_text = (field.description or "") + (f" (default: {default})" if default is not None else "")
+    kwargs: dict[str, object] = {"dest": name, "help": help_text or None}
+    if annotation is bool:
+        kwargs["action"] = argparse.BooleanOptionalAction
+        kwargs["default"] = field.default
+    elif typing.get_origin(annotation) is list:
+        kwargs["nargs"] = "+"
+        kwargs["default"] = None
+    elif typing.get_origin(annotation) is typing.Literal:
+        kwargs["choices"] = list(typing.get_args(annotation))
+        kwargs["default"] = field.default
+    elif isinstance(annotation, type) and issubclass(annotation, Enum):
+        kwargs["choices"] = [member.value for member in annotation]
+        kwargs["default"] = field.default.value if field.default is not None else None
+    else:
+        kwargs["type"] = annotation if annotation in (int, float, str, Path) else str
+        kwargs["default"] = None if name in REQUIRED_TRAIN_FLAGS else field.default
+        kwargs["required"] = name in REQUIRED_TRAIN_FLAGS
+    parser.add_argument(_flag(name), **kwargs)  # type: ignore[arg-type]
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {name: getattr(args, name) for name in TrainConfig.model_fields}
+    return TrainConfig.model_validate(values)
+
+
+def command_for(job: str, config: TrainConfig) -> str:
+    """The shortest command line that reproduces `config`."""
+    words = ["python", "-m", "training", job]
+    defaults = TrainConfig(data=config.data, out=config.out)
+    for name in TrainConfig.model_fields:
+        value = getattr(config, name)
+        if name not in REQUIRED_TRAIN_FLAGS and value == getattr(defaults, name):
+            continue
+        if isinstance(value, bool):
+            words.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, list):
+            words += [_flag(name), *map(str, value)]
+        else:
+            words += [_flag(name), str(value.value if isinstance(value, Enum) else value)]
+    return shlex.join(words)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="count images per fold, class and subject")
+    index.add_argument("--data", type=Path, required=True, help="C-NMC root")
+    index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
+    index.add_argument("--test-csv", type=Path, help=f"preliminary-test labels CSV")
+    index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")
+    index.add_argument("--json", action="store_true")
+
+    for name, help_text in (
+        ("train", "train one model (validation split optional)"),
+        ("cv", "subject-grouped cross-validation"),
+    ):
+        _add_config_arguments(commands.add_parser(name, help=help_text))
+
+    export = commands.add_parser("export", help="export a run to ONNX with its model card")
+    export.add_argument("--run", type=Path, required=True, help="a train run directory")
+    export.add_argument("--out", type=Path, required=True, help="model directory to write")
+    export.add_argument("--id", dest="model_id", help="model id (default: arch-size-crop)")
+    export.add_argument("--version", default="1")
+    export.add_argument("--cv", type=Path, help="a cv directory: its out-of-fold predictions "
+                        "choose the threshold and its metrics go into the card")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
+    evaluate.add_argument("--model", type=Path, required=True, help="model directory")
+    evaluate.add_argument("--data", type=Path, help="C-NMC-layout root")
+    evaluate.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
+    evaluate.add_argument("--test-images", type=Path, help="preliminary-test image folder")
+    evaluate.add_argument("--threshold", type=float, help="override the manifest's threshold")
+    evaluate.add_argument("--no-dedupe", action="store_true")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plots", type=Path, help="write roc.png and confusion_matrix.png here")
+    return parser
+
+
+def _load_index(args: argparse.Namespace) -> DatasetIndex:
+    if args.test_csv is not None or args.test_images is not None:
+        if args.test_csv is None or args.test_images is None:
+            raise DatasetError("--test-csv and --test-images go together")
+        return index_prelim_test(args.test_images, args.test_csv)
+    if args.data is None:
+        raise DatasetError("give --data, or --test-csv with --test-images")
+    return index_dataset(args.data, deduplicate=not args.no_dedupe)
+
+
+def run_index(args: argparse.Namespace) -> None:
+    index = _load_index(args)
+    rows = index.counts()
+    if args.json:
+        payload = {
+            "images": len(index.images),
+            "duplicates_removed": index.duplicates_removed,
+            "conflicting_duplicates": index.conflicting_duplicates,
+            "counts": [
+                {"fold": fold, "label": label, "subject": subject, "images": n}
+                for fold, label, subject, n in rows
+            ],
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    print(f"{'fold':<12} {'label':<5} {'subject':<8} {'images':>6}")
+    for fold, label, subject, n in rows:
+        print(f"{fold or '-':<12} {label:<5} {subject:<8} {n:>6}")
+    per_label = {label: sum(r[3] for r in rows if r[1] == label) for label in ("ALL", "HEM")}
+    subjects = {label: len({r[2] for r in rows if r[1] == label}) for label in ("ALL", "HEM")}
+    print(
+        f"\n{len(index.images)} images: ALL {per_label['ALL']} ({subjects['ALL']} subjects), "
+        f"HEM {per_label['HEM']} ({subjects['HEM']} subjects); "
+        f"{index.duplicates_removed} pixel-identical duplicates removed"
+    )
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from training.trainer import train
+
+    config = config_from_args(args)
+    result = train(config)
+    (config.out / "command.txt").write_text(command_for("train", config) + "\n", encoding="utf-8")
+    if result.best_metrics is not None:
+        print(json.dumps({"best_validation": result.best_metrics}, indent=2))
+    print(f"run written to {result.run_dir}")
+
+
+def run_cv(args: argparse.Namespace) -> None:
+    from training.cross_validation import run_cross_validation
+
+    config = config_from_args(args)
+    summary = run_cross_validation(config)
+    (config.out / "command.txt").write_text(command_for("cv", config) + "\n", encoding="utf-8")
+    print(json.dumps({k: summary[k] for k in ("mean_std", "pooled")}, indent=2))
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from training.export import export_run
+    from training.trainer import load_run_config
+
+    config, _, _ = load_run_config(args.run)
+    manifest = export_run(
+        args.run,
+        args.out,
+        model_id=args.model_id,
+        version=args.version,
+        cv_dir=args.cv,
+        training_command=command_for("train", config),
+    )
+    print(f"exported {manifest.id} v{manifest.version} to {args.out} "
+          f"(threshold {manifest.threshold.value:.4f}, sha256 {manifest.onnx_sha256[:12]})")
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from training.evaluate import evaluate_model, format_table, save_plots
+
+    result = evaluate_model(args.model, _load_index(args), threshold=args.threshold)
+    if args.plots is not None:
+        save_plots(result, args.plots)
+    print(json.dumps(result.as_json()) if args.json else format_table(result))
+
+
+COMMANDS = {
+    "index": run_index,
+    "train": run_train,
+    "cv": run_cv,
+    "export": run_export,
+    "evaluate": run_evaluate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except DatasetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

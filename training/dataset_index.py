@@ -1,0 +1,212 @@
+"""Index a C-NMC 2019 tree: which image belongs to which subject, label and fold.
+
+Subjects matter more than images here: cells of one patient share stain, scanner and
+morphology, so every split downstream is made by subject. The official release also
+holds pixel-identical images under different subjects, which are removed before any split.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.preprocessing import ImageDecodeError, to_rgb_uint8
+
+LABEL_ALL = 1
+LABEL_HEM = 0
+LABEL_NAMES = {LABEL_ALL: "ALL", LABEL_HEM: "HEM"}
+CLASS_DIRECTORIES = {"all": LABEL_ALL, "hem": LABEL_HEM}
+IMAGE_SUFFIXES = {".bmp", ".png"}
+PRELIM_LABELS_CSV = "C-NMC_test_prelim_phase_data_labels.csv"
+
+_FILENAME = re.compile(r"^UID_(?P<subject>[Hh]?\d+)_(?P<rest>.+)_(?P<label>all|hem)$", re.I)
+
+
+class DatasetError(ValueError):
+    """The data root is not a usable C-NMC tree; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class CellImage:
+    path: Path
+    subject: str
+    label: int
+    fold: str | None = None
+    pixel_sha256: str = ""
+
+    @property
+    def label_name(self) -> str:
+        return LABEL_NAMES[self.label]
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    images: tuple[CellImage, ...]
+    duplicates_removed: int = 0
+    conflicting_duplicates: int = 0
+
+    def subjects(self) -> dict[str, int]:
+        """Subject -> label."""
+        return {image.subject: image.label for image in self.images}
+
+    def counts(self) -> list[tuple[str | None, str, str, int]]:
+        """(fold, label, subject, images) rows in a stable order."""
+        tally = Counter((i.fold, i.label_name, i.subject) for i in self.images)
+        return sorted(
+            ((fold, label, subject, n) for (fold, label, subject), n in tally.items()),
+            key=lambda row: (row[0] or "", row[1], subject_sort_key(row[2])),
+        )
+
+
+def subject_sort_key(subject: str) -> tuple[int, int]:
+    is_hem = subject.startswith("H")
+    return (int(is_hem), int(subject.lstrip("H")))
+
+
+def parse_filename(path: Path) -> tuple[str, int]:
+    """Subject ("16", "H10") and label from `UID_<n>_..._all` / `UID_H<n>_..._hem`."""
+    match = _FILENAME.match(path.stem)
+    if match is None:
+        raise DatasetError(
+            f"{path}: file name does not follow UID_<subject>_<image>_<cell>_<all|hem>"
+        )
+    subject = match["subject"].upper()
+    label = CLASS_DIRECTORIES[match["label"].lower()]
+    if subject.startswith("H") != (label == LABEL_HEM):
+        raise DatasetError(f"{path}: subject {subject} and label {match['label']} disagree")
+    return subject, label
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode a file to RGB uint8 exactly as `decode_image` would decode its bytes."""
+    decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.size == 0:
+        raise ImageDecodeError(f"{path}: not a readable image")
+    return to_rgb_uint8(decoded)
+
+
+def pixel_sha256(path: Path) -> str:
+    """Hash of the decoded pixels, so a BMP and its PNG twin hash alike."""
+    try:
+        rgb = read_image(path)
+    except ImageDecodeError as error:
+        raise DatasetError(f"unreadable image: {error}") from error
+    digest = hashlib.sha256(np.asarray(rgb.shape, dtype=np.int64).tobytes())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+def find_class_directories(root: Path) -> list[tuple[str | None, Path]]:
+    """(fold, directory) for every all/hem folder in the official layout or a part of it."""
+    if not root.exists():
+        raise DatasetError(f"{root}: no such directory")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a directory")
+    for base in (root / "training_data", root):
+        folds = sorted(p for p in base.glob("fold_*") if p.is_dir())
+        if folds:
+            found = [
+                (fold.name, fold / name)
+                for fold in folds
+                for name in CLASS_DIRECTORIES
+                if (fold / name).is_dir()
+            ]
+            if not found:
+                raise DatasetError(f"{base}: fold folders hold no 'all' or 'hem' folder")
+            return found
+    direct = [(None, root / name) for name in CLASS_DIRECTORIES if (root / name).is_dir()]
+    if direct:
+        return direct
+    raise DatasetError(
+        f"{root}: expected training_data/fold_*/{{all,hem}}/, fold_*/{{all,hem}}/ "
+        "or {all,hem}/ beneath it"
+    )
+
+
+def list_images(root: Path) -> list[CellImage]:
+    images: list[CellImage] = []
+    for fold, directory in find_class_directories(root):
+        for path in sorted(directory.iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            subject, label = parse_filename(path)
+            if label != CLASS_DIRECTORIES[directory.name]:
+                raise DatasetError(f"{path}: a {LABEL_NAMES[label]} file in {directory}")
+            images.append(CellImage(path=path, subject=subject, label=label, fold=fold))
+    if not images:
+        raise DatasetError(f"{root}: no .bmp or .png images found")
+    return images
+
+
+def hash_images(images: Sequence[CellImage], workers: int = 4) -> list[CellImage]:
+    # OpenCV releases the GIL while decoding, so threads are enough.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        hashes = list(pool.map(lambda image: pixel_sha256(image.path), images))
+    return [replace(image, pixel_sha256=h) for image, h in zip(images, hashes, strict=True)]
+
+
+def remove_duplicates(images: Iterable[CellImage]) -> DatasetIndex:
+    """Keep the first of each pixel-identical group; drop groups whose labels disagree."""
+    groups: dict[str, list[CellImage]] = {}
+    for image in images:
+        groups.setdefault(image.pixel_sha256, []).append(image)
+    kept: list[CellImage] = []
+    removed = conflicting = 0
+    for group in groups.values():
+        if len({image.label for image in group}) > 1:
+            conflicting += len(group)
+            removed += len(group)
+            continue
+        kept.append(group[0])
+        removed += len(group) - 1
+    kept.sort(key=lambda image: str(image.path))
+    return DatasetIndex(tuple(kept), duplicates_removed=removed, conflicting_duplicates=conflicting)
+
+
+def index_dataset(root: Path, *, deduplicate: bool = True) -> DatasetIndex:
+    images = list_images(root)
+    if not deduplicate:
+        return DatasetIndex(tuple(images))
+    return remove_duplicates(hash_images(images))
+
+
+def index_prelim_test(images_dir: Path, labels_csv: Path) -> DatasetIndex:
+    """The preliminary test set: numbered images, labels (1 = ALL) and subjects in a CSV."""
+    if not labels_csv.is_file():
+        raise DatasetError(f"{labels_csv}: labels CSV not found")
+    if not images_dir.is_dir():
+        raise DatasetError(f"{images_dir}: image folder not found")
+    images: list[CellImage] = []
+    with labels_csv.open(newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        required = {"Patient_ID", "new_names", "labels"}
+        if reader.fieldnames is None or not required <= set(reader.fieldnames):
+            raise DatasetError(f"{labels_csv}: needs columns {sorted(required)}")
+        for row in reader:
+            path = images_dir / row["new_names"].strip()
+            if not path.is_file():
+                raise DatasetError(f"{labels_csv}: lists {path.name}, missing in {images_dir}")
+            label = int(row["labels"])
+            if label not in LABEL_NAMES:
+                raise DatasetError(f"{labels_csv}: label {label} for {path.name} is not 0 or 1")
+            subject = _prelim_subject(row["Patient_ID"], label)
+            images.append(CellImage(path=path, subject=subject, label=label, fold="prelim_test"))
+    if not images:
+        raise DatasetError(f"{labels_csv}: no rows")
+    return DatasetIndex(tuple(images))
+
+
+def _prelim_subject(patient_id: str, label: int) -> str:
+    match = _FILENAME.match(Path(patient_id.strip()).stem)
+    if match is not None:
+        return match["subject"].upper()
+    return f"{LABEL_NAMES[label]}:{patient_id.strip()}"

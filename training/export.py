@@ -1,0 +1,243 @@
+"""Export a training run to ONNX plus its model card, refusing exports that do not match.
+
+The ONNX graph is checked with onnx.checker, and onnxruntime must reproduce PyTorch's
+probabilities on real images from the run's data to within 1e-4, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from app.inference import OnnxCellClassifier
+from app.manifest import (
+    INPUT_NAME,
+    LOGIT_OUTPUT,
+    ONNX_FILENAME,
+    PROBABILITY_OUTPUT,
+    Evaluation,
+    ModelInput,
+    ModelManifest,
+    Provenance,
+    SubjectCounts,
+    ThresholdChoice,
+    TrainingData,
+    file_sha256,
+    write_manifest,
+)
+from app.preprocessing import PreprocessConfig, preprocess
+from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS, read_predictions_csv
+from training.dataset_index import list_images, read_image
+from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
+from training.models import ProbabilityExport, count_parameters
+from training.train_config import TrainConfig
+from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
+
+PARITY_TOLERANCE = 1e-4
+ONNX_OPSET = 18
+SOFTWARE = ("torch", "timm", "onnx", "onnxruntime", "opencv-python-headless", "numpy")
+KNOWN_LIMITATIONS = [
+    "Trained on C-NMC 2019 only: one centre, one staining protocol, one microscope and camera; "
+    "other stains or scanners can shift its output.",
+    "Expects one segmented cell on a black background, as in C-NMC; whole smear fields or "
+    "unsegmented cells are out of scope.",
+    "Few subjects, HEM subjects especially: metrics vary strongly from subject to subject.",
+    "Probabilities are not calibrated unless the card says so.",
+]
+
+
+class ExportError(RuntimeError):
+    """The export failed a check; no model directory was left behind."""
+
+
+def default_model_id(config: TrainConfig) -> str:
+    return f"{config.arch}-{config.img_size}-{config.crop.value}".lower().replace("_", "-")
+
+
+def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) -> list[np.ndarray]:
+    """Real cells from the run's data, validation subjects first."""
+    images = list_images(config.data)
+    held_out = set(resolved.get("validation_subjects") or {})  # type: ignore[arg-type]
+    images.sort(key=lambda image: image.subject not in held_out)
+    step = max(1, len(images) // max(count, 1)) if not held_out else 1
+    return [read_image(image.path) for image in images[::step][:count]]
+
+
+def check_parity(
+    model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray
+) -> float:
+    with torch.no_grad():
+        expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
+    actual = OnnxCellClassifier(onnx_dir).predict(batch).probabilities
+    return float(np.max(np.abs(actual - expected)))
+
+
+def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> None:
+    example = torch.zeros(2, 3, input_size, input_size)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    torch.onnx.export(
+        ProbabilityExport(model).eval(),
+        (example,),
+        str(path),
+        input_names=[INPUT_NAME],
+        output_names=[LOGIT_OUTPUT, PROBABILITY_OUTPUT],
+        opset_version=ONNX_OPSET,
+        dynamic_shapes={"images": {0: batch}},
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def _threshold_and_evaluations(
+    run_dir: Path, cv_dir: Path | None
+) -> tuple[ThresholdChoice, list[Evaluation]]:
+    evaluations: list[Evaluation] = []
+    threshold = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
+    if cv_dir is not None:
+        labels, probabilities = read_predictions_csv(cv_dir / OOF_PREDICTIONS)
+        value = choose_threshold(labels, probabilities)
+        threshold = ThresholdChoice(
+            value=value,
+            source=f"best balanced accuracy (Youden's J) on out-of-fold predictions of {cv_dir}",
+        )
+        summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
+        evaluations.append(
+            Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
+        )
+    validation_csv = run_dir / VAL_PREDICTIONS
+    if validation_csv.is_file():
+        labels, probabilities = read_predictions_csv(validation_csv)
+        if cv_dir is None:
+            threshold = ThresholdChoice(
+                value=choose_threshold(labels, probabilities),
+                source="best balanced accuracy (Youden's J) on the run's held-out subjects",
+            )
+        subjects = _subjects_of(validation_csv)
+        evaluations.append(
+            Evaluation(
+                protocol=(
+                    "held-out subjects of the training run, best epoch; the threshold was chosen "
+                    "on these predictions, so threshold-dependent metrics are optimistic"
+                ),
+                metrics=binary_metrics(labels, probabilities, threshold.value),
+                per_subject_accuracy=per_subject_accuracy(
+                    subjects, labels.tolist(), probabilities.tolist(), threshold.value
+                ),
+            )
+        )
+    return threshold, evaluations
+
+
+def _subjects_of(predictions_csv: Path) -> list[str]:
+    import csv
+
+    with predictions_csv.open(newline="", encoding="utf-8") as stream:
+        return [row["subject"] for row in csv.DictReader(stream)]
+
+
+def _training_data(resolved: dict[str, object], config: TrainConfig) -> TrainingData:
+    subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
+    rows = [
+        SubjectCounts(subject=s, label="HEM" if s.startswith("H") else "ALL", images=n)
+        for s, n in subjects.items()
+    ]
+    folds = sorted({p.name for p in config.data.glob("**/fold_*") if p.is_dir()}) or ["unknown"]
+    return TrainingData(
+        folds=folds,
+        subjects=rows,
+        images_all=sum(r.images for r in rows if r.label == "ALL"),
+        images_hem=sum(r.images for r in rows if r.label == "HEM"),
+        duplicates_removed=int(resolved.get("duplicates_removed", 0)),  # type: ignore[arg-type]
+    )
+
+
+def _software() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def export_run(
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    model_id: str | None = None,
+    version: str = "1",
+    cv_dir: Path | None = None,
+    training_command: str = "",
+    parity_count: int = 16,
+) -> ModelManifest:
+    config, recipe, resolved = load_run_config(run_dir)
+    model = load_trained_model(run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export(
+            run_dir, out_dir, config, recipe, resolved, model,
+            model_id=model_id, version=version, cv_dir=cv_dir,
+            training_command=training_command, parity_count=parity_count,
+        )
+    except Exception:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _export(
+    run_dir: Path,
+    out_dir: Path,
+    config: TrainConfig,
+    recipe: PreprocessConfig,
+    resolved: dict[str, object],
+    model: torch.nn.Module,
+    *,
+    model_id: str | None,
+    version: str,
+    cv_dir: Path | None,
+    training_command: str,
+    parity_count: int,
+) -> ModelManifest:
+    onnx_path = out_dir / ONNX_FILENAME
+    export_onnx(model, onnx_path, recipe.input_size)
+    threshold, evaluations = _threshold_and_evaluations(run_dir, cv_dir)
+    manifest = ModelManifest(
+        id=model_id or default_model_id(config),
+        version=version,
+        created=datetime.now(UTC),
+        architecture=config.arch,
+        head=config.head,
+        parameters=count_parameters(model),
+        input=ModelInput(size=recipe.input_size),
+        threshold=threshold,
+        preprocessing=recipe,
+        training_data=_training_data(resolved, config),
+        evaluations=evaluations,
+        limitations=KNOWN_LIMITATIONS,
+        provenance=Provenance(
+            training_command=training_command,
+            run_config=resolved,
+            software=_software(),
+        ),
+        onnx_sha256=file_sha256(onnx_path),
+    )
+    write_manifest(manifest, out_dir)
+    batch = np.stack([preprocess(rgb, recipe) for rgb in parity_images(config, resolved, parity_count)])
+    difference = check_parity(model, out_dir, batch)
+    if not difference <= PARITY_TOLERANCE:
+        raise ExportError(
+            f"onnxruntime differs from PyTorch by {difference:.2e} in probability "
+            f"(tolerance {PARITY_TOLERANCE:.0e}) on {len(batch)} real images"
+        )
+    return manifest

@@ -1,0 +1,90 @@
+"""Every knob of a training run, saved as config.json beside its outputs (timm's habit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+from training.models import HeadKind
+
+CONFIG_FILENAME = "config.json"
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    data: Path
+    out: Path
+    arch: str = "convnext_atto"
+    head: HeadKind = "timm"
+    img_size: int = Field(224, ge=16)
+    epochs: int = Field(20, ge=0, description="Epochs of full-network training (phase 2).")
+    head_epochs: int | None = Field(
+        None, ge=0, description="Epochs on a frozen backbone first; default 1 with weights, else 0."
+    )
+    batch_size: int = Field(32, ge=1)
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(2e-4, gt=0)
+    head_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    warmup_epochs: float = Field(1.0, ge=0)
+    drop_path: float = Field(0.0, ge=0, lt=1)
+    pretrained: bool = False
+    init_weights: Path | None = None
+
+    contrast: ContrastMethod = ContrastMethod.CLAHE
+    crop: CropMethod = CropMethod.CELL
+    crop_size: int = Field(352, ge=8)
+    foreground_threshold: int = Field(15, ge=0, le=254)
+    color_jitter: float = Field(0.1, ge=0)
+    affine_degrees: float = Field(15.0, ge=0)
+
+    folds: int = Field(3, ge=2)
+    val_fold: int | None = Field(None, ge=0, description="Hold out this subject-grouped fold.")
+    val_subjects: list[str] | None = None
+    val_official_fold: str | None = None
+    monitor: Literal["roc_auc", "balanced_accuracy"] = "roc_auc"
+    patience: int | None = Field(None, ge=1)
+
+    max_images_per_subject: int | None = Field(None, ge=1, description="Subsample, for smoke runs.")
+    seed: int = 0
+    threads: int | None = Field(None, ge=1)
+    workers: int = Field(0, ge=0)
+    cache: bool = True
+
+    @model_validator(mode="after")
+    def _one_validation_choice(self) -> TrainConfig:
+        chosen = [self.val_fold, self.val_subjects, self.val_official_fold]
+        if sum(choice is not None for choice in chosen) > 1:
+            raise ValueError("choose one of val_fold, val_subjects, val_official_fold")
+        if self.val_fold is not None and self.val_fold >= self.folds:
+            raise ValueError(f"val_fold must be below folds ({self.folds})")
+        return self
+
+    @property
+    def has_validation(self) -> bool:
+        return any(c is not None for c in (self.val_fold, self.val_subjects, self.val_official_fold))
+
+    @property
+    def resolved_head_epochs(self) -> int:
+        if self.head_epochs is not None:
+            return self.head_epochs
+        return 1 if (self.pretrained or self.init_weights is not None) else 0
+
+    def preprocess_config(self) -> PreprocessConfig:
+        """The recipe before the training split's mean/std are measured."""
+        return PreprocessConfig(
+            contrast=self.contrast,
+            crop=self.crop,
+            crop_size=self.crop_size,
+            foreground_threshold=self.foreground_threshold,
+            input_size=self.img_size,
+        )
+
+
+def save_json(path: Path, payload: object) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

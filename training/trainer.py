@@ -1,0 +1,303 @@
+"""Train one classifier: phase 1 on a frozen backbone (head only), phase 2 end to end.
+
+A run directory holds everything needed to export or audit it: config.json (the resolved
+configuration, the recipe with the measured mean/std, the split's subjects), metrics.jsonl
+(one line per epoch), train.log, last.pt, best.pt and val_predictions.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from app.preprocessing import PreprocessConfig, channel_statistics
+from training.cell_dataset import CellDataset, morphology_preserving_augmentation
+from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
+from training.metrics import MetricValue, binary_metrics
+from training.models import CellClassifier, create_classifier, set_backbone_trainable
+from training.splits import (
+    Split,
+    held_out_subjects_split,
+    official_fold_split,
+    subject_grouped_folds,
+)
+from training.train_config import CONFIG_FILENAME, TrainConfig, save_json
+
+BEST_CHECKPOINT = "best.pt"
+LAST_CHECKPOINT = "last.pt"
+METRICS_FILENAME = "metrics.jsonl"
+VAL_PREDICTIONS = "val_predictions.csv"
+
+log = logging.getLogger("training")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    images: tuple[CellImage, ...]
+    logits: np.ndarray
+    probabilities: np.ndarray
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray([image.label for image in self.images])
+
+    @property
+    def subjects(self) -> list[str]:
+        return [image.subject for image in self.images]
+
+    def write_csv(self, path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["path", "subject", "label", "logit", "probability_all"])
+            for image, logit, probability in zip(
+                self.images, self.logits, self.probabilities, strict=True
+            ):
+                writer.writerow(
+                    [image.path, image.subject, image.label, f"{logit:.6f}", f"{probability:.6f}"]
+                )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    validation: Predictions | None
+    best_metrics: dict[str, MetricValue] | None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - torchvision's transforms and legacy code read it
+    torch.manual_seed(seed)
+
+
+def subsample_per_subject(images: Sequence[CellImage], limit: int | None) -> list[CellImage]:
+    if limit is None:
+        return list(images)
+    taken: dict[str, int] = defaultdict(int)
+    kept = []
+    for image in images:
+        if taken[image.subject] < limit:
+            kept.append(image)
+            taken[image.subject] += 1
+    return kept
+
+
+def make_split(config: TrainConfig, images: Sequence[CellImage]) -> Split | None:
+    if config.val_fold is not None:
+        return subject_grouped_folds(images, config.folds, config.seed)[config.val_fold]
+    if config.val_subjects is not None:
+        return held_out_subjects_split(images, config.val_subjects)
+    if config.val_official_fold is not None:
+        return official_fold_split(images, config.val_official_fold)
+    return None
+
+
+def describe_subjects(images: Sequence[CellImage]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for image in images:
+        counts[image.subject] += 1
+    return dict(sorted(counts.items()))
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> (
+    torch.optim.lr_scheduler.LambdaLR
+):
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@torch.no_grad()
+def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Predictions:
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    logits = [model(images) for images, _ in loader]
+    stacked = torch.cat(logits).float().numpy() if logits else np.zeros(0, dtype=np.float32)
+    return Predictions(
+        images=tuple(dataset.images),
+        logits=stacked,
+        probabilities=1.0 / (1.0 + np.exp(-stacked)),
+    )
+
+
+def _setup_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def train(config: TrainConfig, index: DatasetIndex | None = None) -> TrainResult:
+    run_dir = config.out
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(run_dir)
+    try:
+        return _train(config, run_dir, index)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> TrainResult:
+    seed_everything(config.seed)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    index = index or index_dataset(config.data)
+    images = subsample_per_subject(index.images, config.max_images_per_subject)
+    split = make_split(config, images)
+    train_images = list(split.train) if split else images
+    val_images = list(split.validation) if split else []
+
+    augmentation = morphology_preserving_augmentation(
+        affine_degrees=config.affine_degrees, color_jitter=config.color_jitter
+    )
+    train_set = CellDataset(train_images, config.preprocess_config(), augmentation)
+    mean, std = channel_statistics(train_set.iter_prepared())
+    recipe = config.preprocess_config().model_copy(update={"mean": mean, "std": std})
+    recipe = PreprocessConfig.model_validate(recipe.model_dump())
+    train_set.config = recipe
+    val_set = CellDataset(val_images, recipe) if val_images else None
+
+    resolved = {
+        "train": json.loads(config.model_dump_json()),
+        "preprocessing": json.loads(recipe.model_dump_json()),
+        "split": split.name if split else None,
+        "train_subjects": describe_subjects(train_images),
+        "validation_subjects": describe_subjects(val_images),
+        "duplicates_removed": index.duplicates_removed,
+        "torch": torch.__version__,
+    }
+    save_json(run_dir / CONFIG_FILENAME, resolved)
+    log.info("train %d images, validation %d images", len(train_images), len(val_images))
+
+    model = create_classifier(
+        config.arch,
+        config.head,
+        pretrained=config.pretrained,
+        init_weights=config.init_weights,
+        drop_path_rate=config.drop_path,
+    )
+    labels = train_set.labels()
+    positives = int((labels == LABEL_ALL).sum())
+    negatives = len(labels) - positives
+    # Weigh ALL (the majority class in C-NMC) down so both classes count equally.
+    pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
+    criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=len(train_set) > config.batch_size,
+        num_workers=config.workers,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+    metrics_path = run_dir / METRICS_FILENAME
+    metrics_path.write_text("", encoding="utf-8")
+    best_score = -math.inf
+    best_metrics: dict[str, MetricValue] | None = None
+    best_predictions: Predictions | None = None
+    epochs_without_gain = 0
+    phases = [("head", config.resolved_head_epochs, config.head_lr, False)]
+    phases.append(("full", config.epochs, config.lr, True))
+    for phase, epochs, lr, backbone_trainable in phases:
+        if epochs == 0:
+            continue
+        set_backbone_trainable(model, backbone_trainable)
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(parameters, lr=lr, weight_decay=config.weight_decay)
+        steps_per_epoch = max(1, len(loader))
+        warmup = round(config.warmup_epochs * steps_per_epoch) if backbone_trainable else 0
+        scheduler = warmup_cosine(optimizer, warmup, epochs * steps_per_epoch)
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            if not backbone_trainable:
+                model.backbone.eval()  # frozen means frozen batch-norm statistics too
+            losses = []
+            progress = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False)
+            for batch, targets in progress:
+                optimizer.zero_grad(set_to_none=True)
+                loss = criterion(model(batch), targets)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                progress.set_postfix(loss=f"{np.mean(losses):.4f}")
+            seconds = time.perf_counter() - started
+            row: dict[str, object] = {
+                "phase": phase,
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(seconds, 2),
+                "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
+            }
+            improved = True
+            if val_set is not None:
+                predictions = predict(model, val_set, config.batch_size)
+                metrics = binary_metrics(predictions.labels, predictions.probabilities, 0.5)
+                row["validation"] = metrics
+                score = float(metrics[config.monitor])  # type: ignore[arg-type]
+                improved = not math.isnan(score) and score > best_score
+                if improved:
+                    best_score, best_metrics, best_predictions = score, metrics, predictions
+            with metrics_path.open("a", encoding="utf-8") as stream:
+                stream.write(json.dumps(row, default=str) + "\n")
+            log.info("%s", json.dumps(row, default=str))
+            checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
+            torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
+            if improved:
+                torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
+                epochs_without_gain = 0
+            else:
+                epochs_without_gain += 1
+            if (
+                backbone_trainable
+                and config.patience is not None
+                and epochs_without_gain >= config.patience
+            ):
+                log.info("early stop: %s did not improve for %d epochs", config.monitor, epochs_without_gain)
+                break
+    if not (run_dir / BEST_CHECKPOINT).exists():
+        torch.save({"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT)
+    if best_predictions is not None:
+        best_predictions.write_csv(run_dir / VAL_PREDICTIONS)
+    return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
+
+
+def load_run_config(run_dir: Path) -> tuple[TrainConfig, PreprocessConfig, dict[str, object]]:
+    resolved = json.loads((run_dir / CONFIG_FILENAME).read_text(encoding="utf-8"))
+    return (
+        TrainConfig.model_validate(resolved["train"]),
+        PreprocessConfig.model_validate(resolved["preprocessing"]),
+        resolved,
+    )
+
+
+def load_trained_model(run_dir: Path, checkpoint: str = BEST_CHECKPOINT) -> CellClassifier:
+    config, _, _ = load_run_config(run_dir)
+    model = create_classifier(config.arch, config.head, drop_path_rate=config.drop_path)
+    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return model.eval()
