@@ -14,3 +14,164 @@ def cnmc_root() -> Path:
 @pytest.fixture
 def real_cell_png() -> bytes:
     return (FIXTURE_ROOT / "training_data/fold_1/all/UID_16_11_1_all.png").read_bytes()
+
+
+def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
+    """A real ONNX graph with the exported interface (image -> logit, probability_all) whose
+    logit is 4 x (mean input - 0.1): small, torch-free, and predictable for tests."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from app.manifest import (
+        ModelInput,
+        ModelManifest,
+        Provenance,
+        SubjectCounts,
+        ThresholdChoice,
+        TrainingData,
+        file_sha256,
+        write_manifest,
+    )
+    from app.preprocessing import PreprocessConfig
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Sub", ["mean", "offset"], ["centred"]),
+        helper.make_node("Mul", ["centred", "gain"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mean_brightness",
+        [
+            helper.make_tensor_value_info(
+                "image", TensorProto.FLOAT, ["batch", 3, input_size, input_size]
+            )
+        ],
+        [
+            helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("probability_all", TensorProto.FLOAT, ["batch"]),
+        ],
+        initializer=[
+            helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+            helper.make_tensor("offset", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("gain", TensorProto.FLOAT, [], [4.0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(model_dir / "model.onnx"))
+    manifest = ModelManifest(
+        id=model_dir.name,
+        version="1",
+        created="2026-01-01T00:00:00Z",
+        architecture="mean-brightness-test-graph",
+        head="timm",
+        parameters=0,
+        input=ModelInput(size=input_size),
+        threshold=ThresholdChoice(value=0.5, source="fixed for tests"),
+        preprocessing=PreprocessConfig(
+            contrast="none", input_size=input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+        ),
+        training_data=TrainingData(
+            folds=["none"],
+            subjects=[SubjectCounts(subject="0", label="ALL", images=0)],
+            images_all=0,
+            images_hem=0,
+        ),
+        provenance=Provenance(training_command="(built by tests)", run_config={}, software={}),
+        onnx_sha256=file_sha256(model_dir / "model.onnx"),
+    )
+    write_manifest(manifest, model_dir)
+    return model_dir
+
+
+@pytest.fixture
+def brightness_model_dir(tmp_path) -> Path:
+    return write_mean_brightness_model(tmp_path / "brightness")
+
+
+@pytest.fixture
+def model_store(tmp_path) -> Path:
+    """A store of two torch-free test models; "brightness" is the default."""
+    store = tmp_path / "store"
+    write_mean_brightness_model(store / "brightness")
+    write_mean_brightness_model(store / "brightness-64", input_size=64)
+    (store / "store.json").write_text('{"default": "brightness"}')
+    return store
+
+
+@pytest.fixture
+def settings(model_store):
+    from app.settings import Settings
+
+    return Settings(model_store=model_store, worker_threads=2, max_batch_files=4)
+
+
+@pytest.fixture
+def client(settings):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def png_bytes(rgb) -> bytes:
+    import cv2
+
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    return buffer.tobytes()
+
+
+@pytest.fixture
+def encode_png():
+    return png_bytes
+
+
+@pytest.fixture
+def start_server():
+    """Start `python -m app` on a free loopback port; returns its base URL once /readyz is 200."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    processes: list[subprocess.Popen] = []
+
+    def start(**environment: str) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            env={**os.environ, **environment},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}: {process.communicate()[0]}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    return base
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        pytest.fail("server did not become ready within 60 s")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=20)

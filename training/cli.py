@@ -44,7 +44,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_field_argument(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
     annotation = _unwrap_optional(field.annotation)
     default = None if name in REQUIRED_TRAIN_FLAGS else field.default
-    help_text = (field.description or "") + (f" (default: {default})" if default is not None else "")
+    help_text = (field.description or "") + (
+        f" (default: {default})" if default is not None else ""
+    )
     kwargs: dict[str, object] = {"dest": name, "help": help_text or None}
     if annotation is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="count images per fold, class and subject")
     index.add_argument("--data", type=Path, required=True, help="C-NMC root")
     index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
-    index.add_argument("--test-csv", type=Path, help=f"preliminary-test labels CSV")
+    index.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
     index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")
     index.add_argument("--json", action="store_true")
 
@@ -109,8 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="model directory to write")
     export.add_argument("--id", dest="model_id", help="model id (default: arch-size-crop)")
     export.add_argument("--version", default="1")
-    export.add_argument("--cv", type=Path, help="a cv directory: its out-of-fold predictions "
-                        "choose the threshold and its metrics go into the card")
+    export.add_argument(
+        "--cv",
+        type=Path,
+        help="a cv directory: its out-of-fold predictions "
+        "choose the threshold and its metrics go into the card",
+    )
 
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
@@ -194,8 +200,10 @@ def run_export(args: argparse.Namespace) -> None:
         cv_dir=args.cv,
         training_command=command_for("train", config),
     )
-    print(f"exported {manifest.id} v{manifest.version} to {args.out} "
-          f"(threshold {manifest.threshold.value:.4f}, sha256 {manifest.onnx_sha256[:12]})")
+    print(
+        f"exported {manifest.id} v{manifest.version} to {args.out} "
+        f"(threshold {manifest.threshold.value:.4f}, sha256 {manifest.onnx_sha256[:12]})"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

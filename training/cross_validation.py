@@ -30,7 +30,9 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
     per_fold: list[dict[str, object]] = []
     out_of_fold: list[Predictions] = []
     for fold in range(config.folds):
-        fold_config = config.model_copy(update={"val_fold": fold, "out": config.out / f"fold{fold}"})
+        fold_config = config.model_copy(
+            update={"val_fold": fold, "out": config.out / f"fold{fold}"}
+        )
         result = train(TrainConfig.model_validate(fold_config.model_dump()), index)
         if result.validation is None:
             raise RuntimeError(f"fold {fold} produced no validation predictions")

@@ -1,4 +1,4 @@
-"""Evaluate an exported model exactly as it will be served: onnxruntime and the manifest's recipe."""
+"""Evaluate an exported model as it is served: onnxruntime and the manifest's recipe."""
 
 from __future__ import annotations
 
@@ -61,13 +61,18 @@ def format_table(result: EvaluationResult) -> str:
     for key, value in result.metrics.items():
         if key == "confusion_matrix":
             (tn, fp), (fn, tp) = value  # type: ignore[misc]
-            lines.append(f"{'confusion':<18} HEM->HEM {tn}  HEM->ALL {fp}  ALL->HEM {fn}  ALL->ALL {tp}")
+            lines.append(
+                f"{'confusion':<18} HEM->HEM {tn}  HEM->ALL {fp}  ALL->HEM {fn}  ALL->ALL {tp}"
+            )
         elif isinstance(value, float):
             lines.append(f"{key:<18} {value:.4f}")
         else:
             lines.append(f"{key:<18} {value}")
     lines += ["", "per-subject accuracy"]
-    lines += [f"  {subject:<8} {accuracy:.4f}" for subject, accuracy in result.per_subject_accuracy.items()]
+    lines += [
+        f"  {subject:<8} {accuracy:.4f}"
+        for subject, accuracy in result.per_subject_accuracy.items()
+    ]
     return "\n".join(lines)
 
 
@@ -82,7 +87,9 @@ def save_plots(result: EvaluationResult, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     roc_path, confusion_path = out_dir / "roc.png", out_dir / "confusion_matrix.png"
     figure, axis = plt.subplots(figsize=(5, 5))
-    RocCurveDisplay.from_predictions(result.labels, result.probabilities, name=result.model_id, ax=axis)
+    RocCurveDisplay.from_predictions(
+        result.labels, result.probabilities, name=result.model_id, ax=axis
+    )
     axis.set_title("ROC, ALL as positive")
     figure.savefig(roc_path, dpi=120, bbox_inches="tight")
     plt.close(figure)

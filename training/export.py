@@ -71,9 +71,7 @@ def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) 
     return [read_image(image.path) for image in images[::step][:count]]
 
 
-def check_parity(
-    model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray
-) -> float:
+def check_parity(model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray) -> float:
     with torch.no_grad():
         expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
     actual = OnnxCellClassifier(onnx_dir).predict(batch).probabilities
@@ -186,9 +184,17 @@ def export_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _export(
-            run_dir, out_dir, config, recipe, resolved, model,
-            model_id=model_id, version=version, cv_dir=cv_dir,
-            training_command=training_command, parity_count=parity_count,
+            run_dir,
+            out_dir,
+            config,
+            recipe,
+            resolved,
+            model,
+            model_id=model_id,
+            version=version,
+            cv_dir=cv_dir,
+            training_command=training_command,
+            parity_count=parity_count,
         )
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -233,7 +239,9 @@ def _export(
         onnx_sha256=file_sha256(onnx_path),
     )
     write_manifest(manifest, out_dir)
-    batch = np.stack([preprocess(rgb, recipe) for rgb in parity_images(config, resolved, parity_count)])
+    batch = np.stack(
+        [preprocess(rgb, recipe) for rgb in parity_images(config, resolved, parity_count)]
+    )
     difference = check_parity(model, out_dir, batch)
     if not difference <= PARITY_TOLERANCE:
         raise ExportError(

@@ -21,7 +21,7 @@ def binary_metrics(
     y_true = np.asarray(labels, dtype=int)
     y_prob = np.asarray(probabilities, dtype=float)
     y_pred = (y_prob >= threshold).astype(int)
-    both_classes = len(np.unique(y_true)) == 2  # noqa: PLR2004
+    both_classes = len(np.unique(y_true)) == 2
     confusion = skm.confusion_matrix(y_true, y_pred, labels=[0, 1])
     tn, fp, fn, tp = (int(v) for v in confusion.ravel())
     return {
@@ -44,7 +44,7 @@ def binary_metrics(
 def choose_threshold(labels: Sequence[int], probabilities: Sequence[float]) -> float:
     """The threshold with the best balanced accuracy (Youden's J) on validation data."""
     y_true = np.asarray(labels, dtype=int)
-    if len(np.unique(y_true)) < 2:  # noqa: PLR2004
+    if len(np.unique(y_true)) < 2:
         return 0.5
     fpr, tpr, thresholds = skm.roc_curve(y_true, np.asarray(probabilities, dtype=float))
     finite = np.isfinite(thresholds)

@@ -26,9 +26,7 @@ class Split:
             raise DatasetError(f"split {self.name}: subjects on both sides: {sorted(shared)}")
 
 
-def subject_grouped_folds(
-    images: Sequence[CellImage], folds: int, seed: int = 0
-) -> list[Split]:
+def subject_grouped_folds(images: Sequence[CellImage], folds: int, seed: int = 0) -> list[Split]:
     """k folds of whole subjects, each validation fold with at least one HEM and one ALL subject.
 
     Subjects are dealt largest first to the fold with the fewest images of that class, so

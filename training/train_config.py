@@ -67,7 +67,9 @@ class TrainConfig(BaseModel):
 
     @property
     def has_validation(self) -> bool:
-        return any(c is not None for c in (self.val_fold, self.val_subjects, self.val_official_fold))
+        return any(
+            c is not None for c in (self.val_fold, self.val_subjects, self.val_official_fold)
+        )
 
     @property
     def resolved_head_epochs(self) -> int:

@@ -80,7 +80,7 @@ class TrainResult:
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - torchvision's transforms and legacy code read it
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 
@@ -113,9 +113,9 @@ def describe_subjects(images: Sequence[CellImage]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int) -> (
-    torch.optim.lr_scheduler.LambdaLR
-):
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
@@ -136,6 +136,20 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
         logits=stacked,
         probabilities=1.0 / (1.0 + np.exp(-stacked)),
     )
+
+
+def _epoch_summary(row: dict[str, object]) -> str:
+    text = (
+        f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
+        f"{row['seconds']:.0f} s, {row['images_per_second']:.1f} images/s"
+    )
+    validation = row.get("validation")
+    if isinstance(validation, dict):
+        text += (
+            f" | validation AUC {validation['roc_auc']:.4f}, "
+            f"balanced accuracy {validation['balanced_accuracy']:.4f}"
+        )
+    return text
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -265,6 +279,7 @@ def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> Tr
             with metrics_path.open("a", encoding="utf-8") as stream:
                 stream.write(json.dumps(row, default=str) + "\n")
             log.info("%s", json.dumps(row, default=str))
+            tqdm.write(_epoch_summary(row))
             checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
             torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
             if improved:
@@ -277,10 +292,16 @@ def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> Tr
                 and config.patience is not None
                 and epochs_without_gain >= config.patience
             ):
-                log.info("early stop: %s did not improve for %d epochs", config.monitor, epochs_without_gain)
+                log.info(
+                    "early stop: %s did not improve for %d epochs",
+                    config.monitor,
+                    epochs_without_gain,
+                )
                 break
     if not (run_dir / BEST_CHECKPOINT).exists():
-        torch.save({"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT)
+        torch.save(
+            {"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT
+        )
     if best_predictions is not None:
         best_predictions.write_csv(run_dir / VAL_PREDICTIONS)
     return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)

@@ -81,7 +81,9 @@ class TestContrast:
         config = PreprocessConfig(contrast=ContrastMethod.NONE)
         assert enhance_contrast(rgb, config) is rgb
 
-    @pytest.mark.parametrize("method", [ContrastMethod.CLAHE, ContrastMethod.HISTOGRAM_EQUALIZATION])
+    @pytest.mark.parametrize(
+        "method", [ContrastMethod.CLAHE, ContrastMethod.HISTOGRAM_EQUALIZATION]
+    )
     def test_equalisation_spreads_a_dim_image(self, method):
         rng = np.random.default_rng(1)
         dim = rng.integers(40, 80, (64, 64, 3), dtype=np.uint8)
@@ -205,7 +207,9 @@ layouts = st.sampled_from(["gray", "gray1", "bgr", "bgra", "gray16", "bgr16"])
     contrast=st.sampled_from(list(ContrastMethod)),
     seed=st.integers(0, 2**16),
 )
-def test_any_size_and_layout_gives_a_finite_model_input(height, width, layout, crop, contrast, seed):
+def test_any_size_and_layout_gives_a_finite_model_input(
+    height, width, layout, crop, contrast, seed
+):
     rng = np.random.default_rng(seed)
     dtype = np.uint16 if layout.endswith("16") else np.uint8
     channels = {"gray": None, "gray1": 1, "bgr": 3, "bgra": 4, "gray16": None, "bgr16": 3}[layout]

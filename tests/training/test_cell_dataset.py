@@ -46,7 +46,9 @@ def test_augmentation_keeps_shape_and_dtype_and_varies():
 
 def test_augmentation_without_colour_jitter_only_moves_pixels():
     torch.manual_seed(1)
-    augment = morphology_preserving_augmentation(affine_degrees=0, translate=0, scale=(1, 1), color_jitter=0)
+    augment = morphology_preserving_augmentation(
+        affine_degrees=0, translate=0, scale=(1, 1), color_jitter=0
+    )
     image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     out = augment(image)
     # Flips and quarter turns permute pixels: the multiset of colours is unchanged.

@@ -4,22 +4,41 @@ import pytest
 
 from app.manifest import load_manifest
 from training.cli import main
-from training.metrics import choose_threshold
 from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS, read_predictions_csv
+from training.metrics import choose_threshold
 
 pytestmark = pytest.mark.slow
 
 
 def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_path, capsys):
     out = tmp_path / "cv"
-    code = main(["cv", "--data", str(cnmc_root), "--arch", "convnext_atto", "--img-size", "32",
-                 "--epochs", "1", "--folds", "3", "--batch-size", "6", "--out", str(out)])
+    code = main(
+        [
+            "cv",
+            "--data",
+            str(cnmc_root),
+            "--arch",
+            "convnext_atto",
+            "--img-size",
+            "32",
+            "--epochs",
+            "1",
+            "--folds",
+            "3",
+            "--batch-size",
+            "6",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     summary = json.loads((out / CV_SUMMARY).read_text())
     assert len(summary["per_fold"]) == 3
     held_out = [set(fold["validation_subjects"]) for fold in summary["per_fold"]]
     assert set.union(*held_out) == {"16", "23", "30", "H10", "H14", "H22"}
-    assert all(len(subjects) == 2 and any(s.startswith("H") for s in subjects) for subjects in held_out)
+    assert all(
+        len(subjects) == 2 and any(s.startswith("H") for s in subjects) for subjects in held_out
+    )
     assert summary["pooled"]["n"] == 18
     assert set(summary["mean_std"]["roc_auc"]) == {"mean", "std"}
     labels, probabilities = read_predictions_csv(out / OOF_PREDICTIONS)
@@ -30,8 +49,24 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
 
     # A final model trained on every subject takes its threshold from the out-of-fold predictions.
     run, model_dir = tmp_path / "final", tmp_path / "model"
-    assert main(["train", "--data", str(cnmc_root), "--arch", "convnext_atto", "--img-size", "32",
-                 "--epochs", "1", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(cnmc_root),
+                "--arch",
+                "convnext_atto",
+                "--img-size",
+                "32",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert main(["export", "--run", str(run), "--out", str(model_dir), "--cv", str(out)]) == 0
     manifest = load_manifest(model_dir)
     assert "out-of-fold" in manifest.threshold.source

@@ -29,8 +29,10 @@ def official_tree(root: Path, cnmc_root: Path) -> Path:
     for number, source in enumerate(sources):
         fold = "fold_0" if number % 2 else "fold_2"
         name = source.stem.replace("UID_H", "UID_h") if number % 4 == 1 else source.stem
-        write_bmp(root / "C-NMC_Leukemia/training_data" / fold / source.parent.name / f"{name}.bmp",
-                  read_image(source))
+        write_bmp(
+            root / "C-NMC_Leukemia/training_data" / fold / source.parent.name / f"{name}.bmp",
+            read_image(source),
+        )
     return root / "C-NMC_Leukemia"
 
 
@@ -58,8 +60,12 @@ def test_indexes_the_fixture_fold(cnmc_root):
     assert len(index.images) == 18
     assert index.duplicates_removed == 0
     assert index.subjects() == {
-        "16": LABEL_ALL, "23": LABEL_ALL, "30": LABEL_ALL,
-        "H10": LABEL_HEM, "H14": LABEL_HEM, "H22": LABEL_HEM,
+        "16": LABEL_ALL,
+        "23": LABEL_ALL,
+        "30": LABEL_ALL,
+        "H10": LABEL_HEM,
+        "H14": LABEL_HEM,
+        "H22": LABEL_HEM,
     }
     assert {row[0] for row in index.counts()} == {"fold_1"}
     assert all(n == 3 for *_, n in index.counts())

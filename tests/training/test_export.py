@@ -22,10 +22,25 @@ pytestmark = pytest.mark.slow
 def trained_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
     fixtures = Path(__file__).parents[1] / "fixtures" / "cnmc"
-    code = main([
-        "train", "--data", str(fixtures), "--arch", "convnext_atto", "--img-size", "64",
-        "--epochs", "1", "--batch-size", "8", "--val-fold", "0", "--out", str(run),
-    ])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(fixtures),
+            "--arch",
+            "convnext_atto",
+            "--img-size",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--val-fold",
+            "0",
+            "--out",
+            str(run),
+        ]
+    )
     assert code == 0
     return run
 
@@ -38,8 +53,15 @@ def exported(trained_run, tmp_path_factory) -> Path:
 
 
 def test_run_directory_holds_config_metrics_and_checkpoints(trained_run):
-    for name in ("config.json", "metrics.jsonl", "train.log", "best.pt", "last.pt",
-                 "val_predictions.csv", "command.txt"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "train.log",
+        "best.pt",
+        "last.pt",
+        "val_predictions.csv",
+        "command.txt",
+    ):
         assert (trained_run / name).is_file(), name
     config = json.loads((trained_run / "config.json").read_text())
     assert set(config["validation_subjects"]).isdisjoint(config["train_subjects"])
@@ -56,7 +78,9 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     batch = np.stack([preprocess(decode_image(f.read_bytes()), recipe) for f in files])
     onnx_probabilities = classifier.predict(batch).probabilities
     with torch.no_grad():
-        torch_probabilities = torch.sigmoid(load_trained_model(trained_run)(torch.from_numpy(batch)))
+        torch_probabilities = torch.sigmoid(
+            load_trained_model(trained_run)(torch.from_numpy(batch))
+        )
     assert onnx_probabilities.shape == (18,)
     assert np.abs(onnx_probabilities - torch_probabilities.numpy()).max() <= 1e-4
     # A dynamic batch axis: one image alone gives the same answer as inside the batch.
@@ -73,7 +97,8 @@ def test_manifest_describes_the_model_and_round_trips(exported):
     assert manifest.preprocessing.mean != (0.5, 0.5, 0.5)  # measured on the training split
     assert "held-out subjects" in manifest.threshold.source
     assert manifest.training_data.images_all + manifest.training_data.images_hem == 12
-    assert manifest.evaluations and "roc_auc" in manifest.evaluations[0].metrics
+    assert manifest.evaluations
+    assert "roc_auc" in manifest.evaluations[0].metrics
     assert "--epochs 1" in manifest.provenance.training_command
     assert manifest.intended_use.lower().count("not a diagnosis") == 1
 
@@ -97,12 +122,32 @@ def test_export_failing_parity_leaves_nothing_behind(trained_run, tmp_path, monk
 
 def test_evaluate_prints_one_json_object(exported, cnmc_root, capsys, tmp_path):
     capsys.readouterr()
-    code = main(["evaluate", "--model", str(exported), "--data", str(cnmc_root), "--json",
-                 "--plots", str(tmp_path / "plots")])
+    code = main(
+        [
+            "evaluate",
+            "--model",
+            str(exported),
+            "--data",
+            str(cnmc_root),
+            "--json",
+            "--plots",
+            str(tmp_path / "plots"),
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    for key in ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "weighted_f1",
-                "roc_auc", "confusion_matrix", "n", "per_subject_accuracy"):
+    for key in (
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "weighted_f1",
+        "roc_auc",
+        "confusion_matrix",
+        "n",
+        "per_subject_accuracy",
+    ):
         assert key in report, key
     assert report["n"] == 18
     assert sum(map(sum, report["confusion_matrix"])) == 18

@@ -1,0 +1,27 @@
+# LeukoLens server: onnxruntime only (no torch), the bundled models inside, a non-root user.
+#   docker build -t leukolens .
+#   docker run -p 8000:8000 leukolens
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+COPY pyproject.toml README.md /tmp/build/
+COPY app /tmp/build/app
+COPY training /tmp/build/training
+COPY model_store /tmp/build/model_store
+# Serving dependencies only: the training extra (torch, timm) is not installed.
+RUN python -m pip install /tmp/build && rm -rf /tmp/build
+
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin leukolens
+USER leukolens
+WORKDIR /srv
+
+ENV LEUKOLENS_HOST=0.0.0.0 \
+    LEUKOLENS_PORT=8000
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+CMD ["python", "-m", "app"]

@@ -1,0 +1,1 @@
+"""The versioned JSON API, one router per area."""

@@ -1,0 +1,149 @@
+"""Predictions for one image or a batch; a bad file in a batch never fails the others."""
+
+from __future__ import annotations
+
+import csv
+import io
+from functools import partial
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.responses import Response
+
+from app.dependencies import EngineDep, RequestIdDep, SettingsDep
+from app.engine import Upload
+from app.model_registry import UnknownModelError
+from app.schemas import BatchError, BatchItem, BatchResponse, ErrorResponse, Prediction
+from app.upload_checks import UploadRejectedError
+
+router = APIRouter(prefix="/predict", tags=["predictions"])
+
+ERRORS = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        400: "undecodable image",
+        413: "file or image too large, or too many files",
+        415: "unsupported file type",
+        422: "missing field or bad parameter (e.g. an unknown model id)",
+    }.items()
+}
+CSV_COLUMNS = [
+    "filename",
+    "status",
+    "label",
+    "probability_all",
+    "threshold",
+    "model_id",
+    "model_version",
+    "warnings",
+    "error",
+]
+
+ModelQuery = Annotated[
+    str | None, Query(description="Model id from /api/v1/models; default: the store's default.")
+]
+ViewsQuery = Annotated[
+    bool, Query(description="Add PNG data URIs of the original, enhanced and cropped images.")
+]
+
+
+async def _read(upload: UploadFile) -> Upload:
+    return Upload(
+        filename=upload.filename or "", data=await upload.read(), content_type=upload.content_type
+    )
+
+
+def _check_model(engine: EngineDep, model: str | None) -> None:
+    try:
+        engine.registry.get(model)
+    except UnknownModelError as error:
+        raise HTTPException(422, str(error)) from error
+
+
+@router.post("", response_model=Prediction, responses=ERRORS)
+async def predict(
+    file: Annotated[UploadFile, File(description="One cell image: BMP, PNG, JPEG or TIFF.")],
+    engine: EngineDep,
+    request_id: RequestIdDep,
+    model: ModelQuery = None,
+    views: ViewsQuery = False,
+) -> Prediction:
+    _check_model(engine, model)
+    upload = await _read(file)
+    try:
+        return await engine.run(
+            partial(engine.predict_one, upload, model_id=model, request_id=request_id, views=views)
+        )
+    except UploadRejectedError as rejection:
+        raise HTTPException(rejection.status_code, rejection.detail) from rejection
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses={**ERRORS, 200: {"content": {"text/csv": {}}, "description": "JSON, or CSV"}},
+)
+async def predict_batch(
+    files: Annotated[list[UploadFile], File(description="Cell images, in order.")],
+    engine: EngineDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    model: ModelQuery = None,
+    format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
+) -> BatchResponse | Response:
+    if len(files) > settings.max_batch_files:
+        raise HTTPException(
+            413, f"{len(files)} files; at most {settings.max_batch_files} per batch"
+        )
+    _check_model(engine, model)
+    uploads = [await _read(file) for file in files]
+    outcomes = await engine.run(
+        partial(engine.predict_many, uploads, model_id=model, request_id=request_id)
+    )
+    results = [
+        BatchItem(filename=upload.filename, status="ok", prediction=outcome)
+        if isinstance(outcome, Prediction)
+        else BatchItem(
+            filename=upload.filename,
+            status="error",
+            error=BatchError(status_code=outcome.status_code, detail=outcome.detail),
+        )
+        for upload, outcome in zip(uploads, outcomes, strict=True)
+    ]
+    if format == "csv":
+        return Response(
+            _as_csv(results),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="leukolens-results.csv"'},
+        )
+    return BatchResponse(results=results)
+
+
+def _spreadsheet_safe(text: str) -> str:
+    """Prefix text a spreadsheet would run as a formula (CSV injection)."""
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+def _as_csv(results: list[BatchItem]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for item in results:
+        row: dict[str, object] = {
+            "filename": _spreadsheet_safe(item.filename),
+            "status": item.status,
+        }
+        if item.prediction is not None:
+            prediction = item.prediction
+            row |= {
+                "label": prediction.label,
+                "probability_all": f"{prediction.probability_all:.6f}",
+                "threshold": f"{prediction.threshold:.6f}",
+                "model_id": prediction.model.id,
+                "model_version": prediction.model.version,
+                "warnings": ";".join(w.code for w in prediction.warnings),
+            }
+        if item.error is not None:
+            row["error"] = _spreadsheet_safe(f"{item.error.status_code}: {item.error.detail}")
+        writer.writerow(row)
+    return buffer.getvalue()

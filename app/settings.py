@@ -1,0 +1,45 @@
+"""All server settings in one place, read from `LEUKOLENS_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def bundled_model_store() -> Path:
+    """model_store/ ships inside the wheel as app/model_store; in a checkout it sits beside app/."""
+    packaged = PACKAGE_DIR / "model_store"
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "model_store"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEUKOLENS_", protected_namespaces=())
+
+    model_store: Path = Field(default_factory=bundled_model_store)
+    default_model: str | None = Field(
+        None, description="Model id served when a request names none; else the store's default."
+    )
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Per image file.")
+    max_image_pixels: int = Field(50_000_000, ge=1, description="Width x height, from the header.")
+    max_batch_files: int = Field(64, ge=1)
+    worker_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Threads that decode, preprocess and run inference off the event loop.",
+    )
+    intra_op_threads: int = Field(
+        1, ge=0, description="onnxruntime threads per call; 1 lets the worker pool use the cores."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,133 @@
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+
+def test_predict_a_real_cell(client, real_cell_png):
+    response = client.post(
+        "/api/v1/predict", files={"file": ("cell.png", real_cell_png, "image/png")}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] in {"ALL", "HEM"}
+    assert 0.0 <= body["probability_all"] <= 1.0
+    assert body["label"] == ("ALL" if body["probability_all"] >= body["threshold"] else "HEM")
+    assert body["model"] == {"id": "brightness", "version": "1"}
+    assert body["warnings"] == []
+    assert set(body["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
+    assert body["timings_ms"]["total"] >= body["timings_ms"]["decode"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert body["views"] is None
+
+
+def test_the_probability_is_the_models_output(client, encode_png):
+    """The brightness test model's logit is 4 x (mean input - 0.1): check the served number."""
+    from app.inference import OnnxCellClassifier
+
+    rgb = np.zeros((120, 120, 3), np.uint8)
+    rgb[30:90, 30:90] = 180
+    response = client.post("/api/v1/predict", files={"file": ("x.png", encode_png(rgb))})
+    classifier = OnnxCellClassifier(client.app.state.settings.model_store / "brightness")
+    expected = float(classifier.predict_images([rgb]).probabilities[0])
+    assert response.json()["probability_all"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_model_is_chosen_by_id(client, real_cell_png):
+    response = client.post(
+        "/api/v1/predict?model=brightness-64", files={"file": ("c.png", real_cell_png)}
+    )
+    assert response.status_code == 200
+    assert response.json()["model"]["id"] == "brightness-64"
+
+
+def test_views_are_png_data_uris(client, real_cell_png):
+    response = client.post("/api/v1/predict?views=true", files={"file": ("c.png", real_cell_png)})
+    views = response.json()["views"]
+    assert set(views) == {"original", "enhanced", "cropped"}
+    assert all(uri.startswith("data:image/png;base64,") for uri in views.values())
+
+
+@pytest.mark.parametrize(
+    ("files", "query", "status", "fragment"),
+    [
+        ({"file": ("a.png", b"", "image/png")}, "", 400, "empty"),
+        ({"file": ("a.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}, "", 400, "not a readable"),
+        ({"file": ("a.txt", b"hello there", "text/plain")}, "", 415, "unsupported type"),
+        ({"file": ("a.gif", b"GIF89a-not-really", "image/gif")}, "", 415, "image/gif"),
+        ({"image": ("a.png", b"x", "image/png")}, "", 422, "file"),
+        ({"file": ("a.png", b"x", "image/png")}, "?model=nope", 422, "unknown model"),
+        ({"file": ("a.png", b"x", "image/png")}, "?views=maybe", 422, "bool"),
+    ],
+)
+def test_bad_input_gets_a_json_4xx(client, files, query, status, fragment):
+    response = client.post(f"/api/v1/predict{query}", files=files)
+    assert response.status_code == status
+    assert fragment.lower() in json.dumps(response.json()["detail"]).lower()
+    assert client.get("/healthz").status_code == 200
+
+
+def test_too_many_pixels_is_refused_from_the_header(client, encode_png):
+    import cv2
+
+    # 8000 x 7000 black PNG compresses to a small file that claims 56 megapixels.
+    big = np.zeros((7000, 8000), np.uint8)
+    ok, data = cv2.imencode(".png", big, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert ok
+    assert len(data) < 1_000_000
+    response = client.post("/api/v1/predict", files={"file": ("big.png", data.tobytes())})
+    assert response.status_code == 413
+    assert "pixels" in response.json()["detail"]
+
+
+def test_too_many_bytes_is_refused(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    small = settings.model_copy(update={"max_upload_bytes": 10_000})
+    with TestClient(create_app(small)) as client:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_batch_keeps_order_and_isolates_bad_files(client, cnmc_root):
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:2]
+    payload = [
+        ("files", (files[0].name, files[0].read_bytes(), "image/png")),
+        ("files", ("broken.png", b"garbage", "image/png")),
+        ("files", (files[1].name, files[1].read_bytes(), "image/png")),
+    ]
+    response = client.post("/api/v1/predict/batch", files=payload)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == [files[0].name, "broken.png", files[1].name]
+    assert [r["status"] for r in results] == ["ok", "error", "ok"]
+    assert results[1]["error"]["status_code"] == 400
+    assert results[1]["prediction"] is None
+    assert 0 <= results[2]["prediction"]["probability_all"] <= 1
+
+
+def test_batch_as_csv(client, real_cell_png):
+    payload = [
+        ("files", ("=cmd|x.png", real_cell_png, "image/png")),
+        ("files", ("b.png", b"", "image/png")),
+    ]
+    response = client.post("/api/v1/predict/batch?format=csv", files=payload)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [row["status"] for row in rows] == ["ok", "error"]
+    assert rows[0]["filename"] == "'=cmd|x.png"  # a spreadsheet must not run it as a formula
+    assert float(rows[0]["probability_all"]) >= 0
+    assert rows[1]["error"].startswith("400")
+
+
+def test_batch_over_the_limit_is_refused(client, real_cell_png):
+    payload = [("files", (f"{i}.png", real_cell_png, "image/png")) for i in range(5)]
+    response = client.post("/api/v1/predict/batch", files=payload)
+    assert response.status_code == 413
+    assert "at most 4" in response.json()["detail"]

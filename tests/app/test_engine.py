@@ -1,0 +1,67 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from app.engine import PredictionEngine, Upload
+from app.model_registry import ModelRegistry
+from app.schemas import Prediction
+from app.upload_checks import UploadLimits, UploadRejectedError
+
+
+@pytest.fixture
+def engine(model_store):
+    engine = PredictionEngine(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7, max_pixels=10**7), 2
+    )
+    yield engine
+    engine.close()
+
+
+def test_batch_inference_equals_one_by_one(engine, cnmc_root):
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:5]
+    uploads = [Upload(f.name, f.read_bytes(), "image/png") for f in files]
+    together = engine.predict_many(uploads)
+    alone = [engine.predict_one(upload) for upload in uploads]
+    assert all(isinstance(p, Prediction) for p in together)
+    for a, b in zip(together, alone, strict=True):
+        assert a.probability_all == pytest.approx(b.probability_all, abs=1e-6)
+
+
+def test_rejections_keep_their_place(engine, real_cell_png):
+    outcomes = engine.predict_many(
+        [Upload("bad", b"nope"), Upload("good", real_cell_png), Upload("empty", b"")]
+    )
+    assert isinstance(outcomes[0], UploadRejectedError)
+    assert isinstance(outcomes[1], Prediction)
+    assert [o.status_code for o in (outcomes[0], outcomes[2])] == [400, 400]
+
+
+def test_all_rejected_needs_no_inference(engine):
+    outcomes = engine.predict_many([Upload("a", b"x"), Upload("b", b"y")])
+    assert all(isinstance(o, UploadRejectedError) for o in outcomes)
+
+
+def test_predict_one_raises_the_rejection(engine):
+    with pytest.raises(UploadRejectedError):
+        engine.predict_one(Upload("a", b""))
+
+
+def test_label_follows_the_threshold(engine, encode_png):
+    dark = np.zeros((100, 100, 3), np.uint8)
+    dark[40:60, 40:60] = 30
+    bright = np.zeros((400, 400, 3), np.uint8)
+    bright[20:380, 20:380] = 250
+    low = engine.predict_one(Upload("dark", encode_png(dark)))
+    high = engine.predict_one(Upload("bright", encode_png(bright)))
+    assert low.probability_all < 0.5 <= high.probability_all
+    assert (low.label, high.label) == ("HEM", "ALL")
+
+
+def test_run_moves_work_off_the_event_loop(engine):
+    import threading
+
+    async def main() -> str:
+        return await engine.run(lambda: threading.current_thread().name)
+
+    assert asyncio.run(main()).startswith("leukolens")

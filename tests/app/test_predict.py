@@ -1,0 +1,66 @@
+import csv
+
+from app.predict import main
+
+
+def test_scores_files_and_folders_into_a_csv(cnmc_root, model_store, tmp_path, capsys):
+    folder = cnmc_root / "training_data/fold_1/hem"
+    single = cnmc_root / "training_data/fold_1/all/UID_16_11_1_all.png"
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "results.csv"
+    code = main(
+        [
+            str(single),
+            str(folder),
+            str(broken),
+            "--out",
+            str(out),
+            "--model-store",
+            str(model_store),
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert code == 0
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 11
+    assert rows[0]["path"] == str(single)
+    assert [r["status"] for r in rows] == ["ok"] * 10 + ["error"]
+    assert all(r["model_id"] == "brightness" for r in rows[:10])
+    assert rows[-1]["error"].startswith("400")
+    assert "10 scored, 1 failed" in capsys.readouterr().err
+
+
+def test_a_missing_path_is_an_error(tmp_path, model_store, capsys):
+    assert (
+        main(
+            [
+                str(tmp_path / "nope"),
+                "--out",
+                str(tmp_path / "r.csv"),
+                "--model-store",
+                str(model_store),
+            ]
+        )
+        == 2
+    )
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_an_unknown_model_is_an_error(cnmc_root, tmp_path, model_store, capsys):
+    assert (
+        main(
+            [
+                str(cnmc_root),
+                "--out",
+                str(tmp_path / "r.csv"),
+                "--model",
+                "ghost",
+                "--model-store",
+                str(model_store),
+            ]
+        )
+        == 2
+    )
+    assert "unknown model" in capsys.readouterr().err

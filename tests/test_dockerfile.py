@@ -1,0 +1,128 @@
+"""The Dockerfile's own steps, followed without a Docker engine (none runs here).
+
+COPY lines are replayed under a temporary root, the RUN pip line runs in a fresh virtual
+environment, and the CMD starts with the image's ENV: it must become ready and hold no torch.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).parents[1]
+pytestmark = pytest.mark.docker
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    return [tuple(line.split(None, 1)) for line in lines]  # type: ignore[misc]
+
+
+def parse_env(argument: str) -> dict[str, str]:
+    return dict(word.split("=", 1) for word in shlex.split(argument))
+
+
+def replay_copy(sources: list[str], destination: str, fake_root: Path) -> None:
+    """Docker's COPY: a folder's contents go into the destination; files go into it when it
+    ends with '/' (or there are several sources), else become it."""
+    target = fake_root / destination.lstrip("/")
+    into_folder = destination.endswith("/") or len(sources) > 1
+    for source in sources:
+        path = ROOT / source
+        if path.is_dir():
+            shutil.copytree(
+                path,
+                target,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            )
+        else:
+            (target if into_folder else target.parent).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / path.name if into_folder else target)
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """A fresh venv built by the Dockerfile's steps; returns (python, env, cmd)."""
+    fake_root = tmp_path_factory.mktemp("image-root")
+    venv = fake_root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    bin_dir = venv / "bin"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    cmd: list[str] = []
+    for instruction, argument in dockerfile_instructions():
+        if instruction == "ENV":
+            env |= parse_env(argument)
+        elif instruction == "COPY":
+            *sources, destination = shlex.split(argument)
+            replay_copy(sources, destination, fake_root)
+        elif instruction == "RUN" and "pip install" in argument:
+            command = re.sub(r"(?<![\w/])/tmp/build", str(fake_root / "tmp/build"), argument)
+            subprocess.run(["bash", "-c", command], check=True, env=env, cwd=fake_root)
+        elif instruction == "CMD":
+            cmd = json.loads(argument)
+    assert cmd, "the Dockerfile has no CMD in exec form"
+    return bin_dir / "python", env, cmd, fake_root
+
+
+def test_the_image_holds_serving_dependencies_only(image):
+    python, env, _, _ = image
+    listing = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    installed = {package["name"].lower() for package in json.loads(listing)}
+    assert {"onnxruntime", "fastapi", "opencv-python-headless", "leukolens"} <= installed
+    assert not {"torch", "torchvision", "timm"} & installed
+
+
+def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
+    python, env, cmd, _ = image
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = env | {"LEUKOLENS_HOST": "127.0.0.1", "LEUKOLENS_PORT": str(port)}
+    command = [str(python) if word == "python" else word for word in cmd]
+    # Run from an empty folder, as the image's WORKDIR: the installed package must suffice.
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the image's CMD did not become ready")
+        response = httpx.post(f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)})
+        assert response.status_code == 200
+        assert (
+            response.json()["model"]["id"] == httpx.get(f"{base}/api/v1/models").json()["default"]
+        )
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
