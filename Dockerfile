@@ -15,12 +15,16 @@ COPY model_store /tmp/build/model_store
 # Serving dependencies only: the training extra (torch, timm) is not installed.
 RUN python -m pip install /tmp/build && rm -rf /tmp/build
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin leukolens
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin leukolens \
+    && mkdir -p /srv/data && chown leukolens /srv/data
 USER leukolens
 WORKDIR /srv
+# The SQLite audit log of predictions (hashes and results, never images) lives here.
+VOLUME /srv/data
 
 ENV LEUKOLENS_HOST=0.0.0.0 \
-    LEUKOLENS_PORT=8000
+    LEUKOLENS_PORT=8000 \
+    LEUKOLENS_AUDIT_LOG_PATH=/srv/data/audit.sqlite3
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]

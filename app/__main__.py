@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from app.logging_config import logging_config
 from app.settings import get_settings
 
 
@@ -16,7 +17,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
-    uvicorn.run("app.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=logging_config(args.log_level),
+        access_log=False,  # our access log carries the request id and the route template
+    )
 
 
 if __name__ == "__main__":

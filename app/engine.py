@@ -1,23 +1,31 @@
-"""From uploaded bytes to a prediction: check, decode, preprocess, infer, explain.
+"""From uploaded bytes to a prediction: check, decode, preprocess, infer, record.
 
-The synchronous core is shared by the HTTP API and the command-line predictor; the server
-runs it in a thread pool because OpenCV and onnxruntime release the GIL while they work.
+The synchronous core (`predict_many`, `predict_one`) is shared by the HTTP API and the
+command-line predictor. The server's async path runs the blocking work in a thread pool
+(OpenCV and onnxruntime release the GIL), micro-batches concurrent single-image requests,
+and refuses new work with 503 beyond a configured number of requests in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextvars
+import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TypeVar
 
 import cv2
 import numpy as np
 
+from app.audit_log import AuditLog, AuditRecord
 from app.inference import OnnxCellClassifier
+from app.micro_batching import InferenceObserver, MicroBatcher
 from app.model_registry import ModelRegistry
 from app.preprocessing import ImageDecodeError, decode_image, preprocess_with_views
 from app.quality_checks import quality_warnings
@@ -28,6 +36,12 @@ DISPLAY_MAX_SIDE = 512
 T = TypeVar("T")
 
 
+class ServerBusyError(Exception):
+    """More requests in flight than the configured queue depth; the client should retry."""
+
+    retry_after_seconds = 1
+
+
 @dataclass(frozen=True)
 class Upload:
     filename: str
@@ -35,11 +49,18 @@ class Upload:
     content_type: str | None = None
 
 
+@dataclass(frozen=True)
+class BatchingPolicy:
+    max_batch: int = 16
+    max_wait_seconds: float = 0.005
+
+
 @dataclass
-class _Prepared:
+class PreparedUpload:
     """One upload after decoding and preprocessing, waiting for its inference."""
 
     tensor: np.ndarray
+    image_sha256: str
     warnings: list[QualityWarning]
     views: DisplayImages | None
     decode_ms: float
@@ -67,15 +88,54 @@ def _display_copy(rgb: np.ndarray) -> np.ndarray:
 
 
 class PredictionEngine:
-    def __init__(self, registry: ModelRegistry, limits: UploadLimits, worker_threads: int) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: UploadLimits,
+        worker_threads: int,
+        *,
+        max_in_flight: int | None = None,
+        batching: BatchingPolicy | None = None,
+        audit_log: AuditLog | None = None,
+        observe_inference: InferenceObserver | None = None,
+    ) -> None:
         self.registry = registry
         self.limits = limits
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
+        self.max_in_flight = max_in_flight
+        self.audit_log = audit_log
+        self.observe_inference = observe_inference
+        self.in_flight = 0
+        self.preparing = 0
+        policy = batching or BatchingPolicy()
+        self.batchers = {
+            model_id: MicroBatcher(
+                classifier,
+                self.executor,
+                max_batch=policy.max_batch,
+                max_wait_seconds=policy.max_wait_seconds,
+                incoming=lambda: self.preparing,
+                observe=observe_inference,
+            )
+            for model_id, classifier in registry.models.items()
+        }
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker threads and flush the audit log."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.audit_log is not None:
+            self.audit_log.close()
 
-    def _prepare(self, upload: Upload, classifier: OnnxCellClassifier, views: bool) -> _Prepared:
+    async def aclose(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()
+        self.close()
+
+    # -- the synchronous core -------------------------------------------------------------
+
+    def prepare(
+        self, upload: Upload, classifier: OnnxCellClassifier, views: bool
+    ) -> PreparedUpload:
         started = time.perf_counter()
         inspect_upload(upload.data, upload.content_type, self.limits)
         try:
@@ -94,13 +154,59 @@ class PredictionEngine:
             if views
             else None
         )
-        return _Prepared(
+        return PreparedUpload(
             tensor=processed.tensor,
+            image_sha256=hashlib.sha256(upload.data).hexdigest(),
             warnings=quality_warnings(processed),
             views=display,
             decode_ms=decode_ms,
             preprocess_ms=_milliseconds(preprocess_started),
             started=started,
+        )
+
+    def _prediction(
+        self,
+        prepared: PreparedUpload,
+        classifier: OnnxCellClassifier,
+        probability: float,
+        inference_ms: float,
+        request_id: str,
+    ) -> Prediction:
+        manifest = classifier.manifest
+        return Prediction(
+            label="ALL" if probability >= manifest.threshold.value else "HEM",
+            probability_all=probability,
+            threshold=manifest.threshold.value,
+            model=ModelRef(id=manifest.id, version=manifest.version),
+            warnings=prepared.warnings,
+            timings_ms=Timings(
+                decode=prepared.decode_ms,
+                preprocess=prepared.preprocess_ms,
+                inference=inference_ms,
+                total=_milliseconds(prepared.started),
+            ),
+            request_id=request_id,
+            views=prepared.views,
+        )
+
+    def _audit(self, pairs: Sequence[tuple[PreparedUpload, Prediction]]) -> None:
+        if self.audit_log is None or not pairs:
+            return
+        now = time.time()
+        self.audit_log.submit(
+            [
+                AuditRecord(
+                    time=now,
+                    request_id=prediction.request_id,
+                    image_sha256=prepared.image_sha256,
+                    model_id=prediction.model.id,
+                    model_version=prediction.model.version,
+                    probability_all=prediction.probability_all,
+                    label=prediction.label,
+                    latency_ms=prediction.timings_ms.total,
+                )
+                for prepared, prediction in pairs
+            ]
         )
 
     def predict_many(
@@ -113,43 +219,33 @@ class PredictionEngine:
     ) -> list[Prediction | UploadRejectedError]:
         """Each upload's prediction, or the reason it was refused; one batched inference."""
         classifier = self.registry.get(model_id)
-        prepared: list[_Prepared | UploadRejectedError] = []
+        prepared: list[PreparedUpload | UploadRejectedError] = []
         for upload in uploads:
             try:
-                prepared.append(self._prepare(upload, classifier, views))
+                prepared.append(self.prepare(upload, classifier, views))
             except UploadRejectedError as rejection:
                 prepared.append(rejection)
-        ready = [item for item in prepared if isinstance(item, _Prepared)]
+        ready = [item for item in prepared if isinstance(item, PreparedUpload)]
         if not ready:
             return list(prepared)  # type: ignore[arg-type]
-        inference_started = time.perf_counter()
+        started = time.perf_counter()
         output = classifier.predict(np.stack([item.tensor for item in ready]))
-        inference_ms = _milliseconds(inference_started)
+        seconds = time.perf_counter() - started
+        if self.observe_inference is not None:
+            self.observe_inference(classifier.manifest.id, len(ready), seconds)
         probabilities = iter(output.probabilities.tolist())
-        manifest = classifier.manifest
         results: list[Prediction | UploadRejectedError] = []
+        answered: list[tuple[PreparedUpload, Prediction]] = []
         for item in prepared:
             if isinstance(item, UploadRejectedError):
                 results.append(item)
                 continue
-            probability = float(next(probabilities))
-            results.append(
-                Prediction(
-                    label="ALL" if probability >= manifest.threshold.value else "HEM",
-                    probability_all=probability,
-                    threshold=manifest.threshold.value,
-                    model=ModelRef(id=manifest.id, version=manifest.version),
-                    warnings=item.warnings,
-                    timings_ms=Timings(
-                        decode=item.decode_ms,
-                        preprocess=item.preprocess_ms,
-                        inference=inference_ms,
-                        total=_milliseconds(item.started),
-                    ),
-                    request_id=request_id,
-                    views=item.views,
-                )
+            prediction = self._prediction(
+                item, classifier, float(next(probabilities)), round(seconds * 1000, 3), request_id
             )
+            results.append(prediction)
+            answered.append((item, prediction))
+        self._audit(answered)
         return results
 
     def predict_one(
@@ -160,13 +256,57 @@ class PredictionEngine:
         request_id: str = "",
         views: bool = False,
     ) -> Prediction:
-        result = self.predict_many([upload], model_id=model_id, request_id=request_id, views=views)[
-            0
-        ]
-        if isinstance(result, UploadRejectedError):
-            raise result
-        return result
+        outcome = self.predict_many([upload], model_id=model_id, request_id=request_id, views=views)
+        if isinstance(outcome[0], UploadRejectedError):
+            raise outcome[0]
+        return outcome[0]
+
+    # -- the server's asynchronous path ---------------------------------------------------
 
     async def run(self, function: Callable[[], T]) -> T:
-        """Run blocking work on the engine's pool, off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function)
+        """Run blocking work on the engine's pool, off the event loop, in this context."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, partial(context.run, function)
+        )
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold a place in the queue, or refuse at once when it is full."""
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            raise ServerBusyError
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def predict(
+        self,
+        upload: Upload,
+        *,
+        model_id: str | None = None,
+        request_id: str = "",
+        views: bool = False,
+    ) -> Prediction:
+        async with self.admitted():
+            classifier = self.registry.get(model_id)
+            self.preparing += 1
+            try:
+                prepared = await self.run(partial(self.prepare, upload, classifier, views))
+            finally:
+                self.preparing -= 1
+            result = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
+            prediction = self._prediction(
+                prepared, classifier, result.probability, result.inference_ms, request_id
+            )
+            self._audit([(prepared, prediction)])
+            return prediction
+
+    async def predict_batch(
+        self, uploads: Sequence[Upload], *, model_id: str | None = None, request_id: str = ""
+    ) -> list[Prediction | UploadRejectedError]:
+        async with self.admitted():
+            return await self.run(
+                partial(self.predict_many, uploads, model_id=model_id, request_id=request_id)
+            )

@@ -5,19 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.formparsers import MultiPartParser
 
 from app import pages
 from app.api import health, models, predictions
-from app.body_limit import BodySizeLimitMiddleware
-from app.engine import PredictionEngine
+from app.api_docs import add_offline_docs
+from app.api_key import require_api_key
+from app.audit_log import AuditLog
+from app.body_size_limit import DeclaredBodySizeMiddleware
+from app.engine import BatchingPolicy, PredictionEngine, ServerBusyError
+from app.metrics import RequestMetricsMiddleware, ServerMetrics
+from app.metrics import router as metrics_router
 from app.model_registry import ModelRegistry
 from app.request_id import RequestIdMiddleware
+from app.security_headers import SecurityHeadersMiddleware
 from app.settings import PACKAGE_DIR, Settings, get_settings
 from app.upload_checks import UploadLimits, UploadRejectedError
 
+API_PREFIX = "/api/v1"
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 DESCRIPTION = (
     "Estimates, from a microscope image of one segmented white blood cell, the probability "
@@ -28,6 +37,9 @@ DESCRIPTION = (
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    # Uploads stay in memory, never in a temporary file on disk: Starlette spools file parts
+    # above this size, so it is raised to the largest upload the server accepts.
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,33 +50,82 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry,
             UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels),
             settings.worker_threads,
+            max_in_flight=settings.max_in_flight,
+            batching=BatchingPolicy(
+                max_batch=settings.batch_max_size,
+                max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
+            ),
+            audit_log=AuditLog(settings.audit_log_path, settings.audit_retention_days)
+            if settings.audit_log
+            else None,
+            observe_inference=metrics.observe_inference,
         )
         app.state.engine = engine
+        metrics.track_queue_depth(lambda: engine.in_flight)
+        for model_id, classifier in registry.models.items():
+            manifest = classifier.manifest
+            default = str(model_id == registry.default_id).lower()
+            metrics.model_info.labels(
+                model_id, manifest.version, manifest.architecture, default
+            ).set(1)
         await engine.run(registry.warm_up)
         try:
             yield
         finally:
-            engine.close()
+            await engine.aclose()
 
-    app = FastAPI(title="LeukoLens", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="LeukoLens",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
-    api = APIRouter(prefix="/api/v1")
+    metrics = ServerMetrics()
+    app.state.metrics = metrics
+    # A batch of the largest allowed files plus the multipart framing; per-file limits apply
+    # on top. FastAPI counts the bytes as they arrive and answers 413 past it.
+    max_body_bytes = settings.max_upload_bytes * settings.max_batch_files + MULTIPART_OVERHEAD_BYTES
+    api = APIRouter(
+        prefix=API_PREFIX,
+        dependencies=[Depends(require_api_key)],
+        max_body_size=max_body_bytes,
+    )
     api.include_router(predictions.router)
     api.include_router(models.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    add_offline_docs(app)
+
+    @app.exception_handler(ServerBusyError)
+    async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the server is busy; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": str(error.retry_after_seconds)},
+        )
 
     @app.exception_handler(UploadRejectedError)
     async def upload_rejected(_: Request, error: UploadRejectedError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "X-Request-ID"],
+        )
     app.add_middleware(
-        BodySizeLimitMiddleware,
-        max_body_bytes=settings.max_upload_bytes * settings.max_batch_files
-        + MULTIPART_OVERHEAD_BYTES,
+        DeclaredBodySizeMiddleware, max_body_bytes=max_body_bytes, path_prefix=API_PREFIX
     )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -24,6 +24,7 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
             "default_model": registry.default_id,
             "max_batch_files": settings.max_batch_files,
             "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),
+            "api_key_required": settings.api_key is not None,
         },
     )
 

@@ -8,6 +8,8 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logging_config import current_request_id
+
 HEADER = "x-request-id"
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -23,10 +25,14 @@ class RequestIdMiddleware:
         offered = dict(scope["headers"]).get(HEADER.encode(), b"").decode("latin-1")
         request_id = offered if _ACCEPTABLE.match(offered) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = current_request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            current_request_id.reset(token)

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -35,6 +35,22 @@ class Settings(BaseSettings):
     )
     intra_op_threads: int = Field(
         1, ge=0, description="onnxruntime threads per call; 1 lets the worker pool use the cores."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
+    )
+    batch_max_size: int = Field(16, ge=1, description="Micro-batching: images per inference.")
+    batch_max_wait_ms: float = Field(
+        5.0, ge=0.0, description="Micro-batching: longest wait for more requests to join."
+    )
+    audit_log: bool = True
+    audit_log_path: Path = Path("leukolens-audit.sqlite3")
+    audit_retention_days: float = Field(365.0, gt=0)
+    api_key: SecretStr | None = Field(
+        None, description="When set, every /api request must send it in the X-API-Key header."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser; none."
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -107,7 +107,12 @@ def model_store(tmp_path) -> Path:
 def settings(model_store):
     from app.settings import Settings
 
-    return Settings(model_store=model_store, worker_threads=2, max_batch_files=4)
+    return Settings(
+        model_store=model_store,
+        worker_threads=2,
+        max_batch_files=4,
+        audit_log_path=model_store.parent / "audit.sqlite3",
+    )
 
 
 @pytest.fixture
@@ -134,7 +139,7 @@ def encode_png():
 
 
 @pytest.fixture
-def start_server():
+def start_server(tmp_path_factory):
     """Start `python -m app` on a free loopback port; returns its base URL once /readyz is 200."""
     import os
     import socket
@@ -145,8 +150,10 @@ def start_server():
     import httpx
 
     processes: list[subprocess.Popen] = []
+    audit_dir = tmp_path_factory.mktemp("audit")
 
     def start(**environment: str) -> str:
+        environment.setdefault("LEUKOLENS_AUDIT_LOG_PATH", str(audit_dir / "audit.sqlite3"))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

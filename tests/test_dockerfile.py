@@ -65,9 +65,14 @@ def image(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     cmd: list[str] = []
+    healthcheck: list[str] = []
     for instruction, argument in dockerfile_instructions():
         if instruction == "ENV":
-            env |= parse_env(argument)
+            # Absolute paths in the image live under the temporary root here.
+            env |= {
+                name: str(fake_root / value.lstrip("/")) if value.startswith("/") else value
+                for name, value in parse_env(argument).items()
+            }
         elif instruction == "COPY":
             *sources, destination = shlex.split(argument)
             replay_copy(sources, destination, fake_root)
@@ -76,8 +81,11 @@ def image(tmp_path_factory):
             subprocess.run(["bash", "-c", command], check=True, env=env, cwd=fake_root)
         elif instruction == "CMD":
             cmd = json.loads(argument)
+        elif instruction == "HEALTHCHECK":
+            healthcheck = json.loads(argument.split("CMD", 1)[1])
     assert cmd, "the Dockerfile has no CMD in exec form"
-    return bin_dir / "python", env, cmd, fake_root
+    assert healthcheck, "the Dockerfile has no HEALTHCHECK in exec form"
+    return bin_dir / "python", env, cmd, healthcheck
 
 
 def test_the_image_holds_serving_dependencies_only(image):
@@ -95,7 +103,7 @@ def test_the_image_holds_serving_dependencies_only(image):
 
 
 def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
-    python, env, cmd, _ = image
+    python, env, cmd, healthcheck = image
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -123,6 +131,11 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
         assert (
             response.json()["model"]["id"] == httpx.get(f"{base}/api/v1/models").json()["default"]
         )
+        assert Path(env["LEUKOLENS_AUDIT_LOG_PATH"]).is_file()
+        probe = [
+            str(python) if w == "python" else w.replace(":8000", f":{port}") for w in healthcheck
+        ]
+        assert subprocess.run(probe, env=env, timeout=30, check=False).returncode == 0
     finally:
         process.terminate()
         process.communicate(timeout=20)

@@ -57,7 +57,7 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
             f"{config.folds}-fold subject-grouped cross-validation on "
             f"{len(pooled.images)} images (de-duplicated, "
             f"max {config.max_images_per_subject or 'all'} per subject); "
-            f"metrics at the fixed threshold {FIXED_THRESHOLD}, best epoch by {config.monitor}"
+            f"metrics at the fixed threshold {FIXED_THRESHOLD}, {config.epoch_choice}"
         ),
         "config": json.loads(config.model_dump_json()),
         "images_indexed": len(subsample_per_subject(index.images, config.max_images_per_subject)),

@@ -97,7 +97,7 @@ def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> None:
 
 
 def _threshold_and_evaluations(
-    run_dir: Path, cv_dir: Path | None
+    run_dir: Path, cv_dir: Path | None, epoch_choice: str
 ) -> tuple[ThresholdChoice, list[Evaluation]]:
     evaluations: list[Evaluation] = []
     threshold = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
@@ -124,8 +124,8 @@ def _threshold_and_evaluations(
         evaluations.append(
             Evaluation(
                 protocol=(
-                    "held-out subjects of the training run, best epoch; the threshold was chosen "
-                    "on these predictions, so threshold-dependent metrics are optimistic"
+                    f"held-out subjects of the training run, {epoch_choice}; the threshold was "
+                    "chosen on these predictions, so threshold-dependent metrics are optimistic"
                 ),
                 metrics=binary_metrics(labels, probabilities, threshold.value),
                 per_subject_accuracy=per_subject_accuracy(
@@ -217,7 +217,7 @@ def _export(
 ) -> ModelManifest:
     onnx_path = out_dir / ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
-    threshold, evaluations = _threshold_and_evaluations(run_dir, cv_dir)
+    threshold, evaluations = _threshold_and_evaluations(run_dir, cv_dir, config.epoch_choice)
     manifest = ModelManifest(
         id=model_id or default_model_id(config),
         version=version,

@@ -48,6 +48,11 @@ class TrainConfig(BaseModel):
     val_subjects: list[str] | None = None
     val_official_fold: str | None = None
     monitor: Literal["roc_auc", "balanced_accuracy"] = "roc_auc"
+    checkpoint: Literal["best", "last"] = Field(
+        "best",
+        description="The epoch that best.pt, export and CV use: best by --monitor on the "
+        "validation subjects (optimistic as an estimate), or the last (honest for CV).",
+    )
     patience: int | None = Field(None, ge=1)
 
     max_images_per_subject: int | None = Field(None, ge=1, description="Subsample, for smoke runs.")
@@ -70,6 +75,12 @@ class TrainConfig(BaseModel):
         return any(
             c is not None for c in (self.val_fold, self.val_subjects, self.val_official_fold)
         )
+
+    @property
+    def epoch_choice(self) -> str:
+        if self.checkpoint == "last":
+            return "last epoch"
+        return f"best epoch by validation {self.monitor} (optimistic)"
 
     @property
     def resolved_head_epochs(self) -> int:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -267,26 +268,26 @@ def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> Tr
                 "seconds": round(seconds, 2),
                 "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
             }
-            improved = True
+            improved = keep = True
             if val_set is not None:
                 predictions = predict(model, val_set, config.batch_size)
                 metrics = binary_metrics(predictions.labels, predictions.probabilities, 0.5)
                 row["validation"] = metrics
                 score = float(metrics[config.monitor])  # type: ignore[arg-type]
                 improved = not math.isnan(score) and score > best_score
-                if improved:
-                    best_score, best_metrics, best_predictions = score, metrics, predictions
+                best_score = max(best_score, score) if improved else best_score
+                keep = improved or config.checkpoint == "last"
+                if keep:
+                    best_metrics, best_predictions = metrics, predictions
             with metrics_path.open("a", encoding="utf-8") as stream:
                 stream.write(json.dumps(row, default=str) + "\n")
             log.info("%s", json.dumps(row, default=str))
-            tqdm.write(_epoch_summary(row))
+            tqdm.write(_epoch_summary(row), file=sys.stderr)
             checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
             torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
-            if improved:
+            if keep:
                 torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
-                epochs_without_gain = 0
-            else:
-                epochs_without_gain += 1
+            epochs_without_gain = 0 if improved else epochs_without_gain + 1
             if (
                 backbone_trainable
                 and config.patience is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
@@ -25,6 +24,7 @@ ERRORS = {
         413: "file or image too large, or too many files",
         415: "unsupported file type",
         422: "missing field or bad parameter (e.g. an unknown model id)",
+        503: "too many requests in flight; retry after the Retry-After header's seconds",
     }.items()
 }
 CSV_COLUMNS = [
@@ -71,9 +71,7 @@ async def predict(
     _check_model(engine, model)
     upload = await _read(file)
     try:
-        return await engine.run(
-            partial(engine.predict_one, upload, model_id=model, request_id=request_id, views=views)
-        )
+        return await engine.predict(upload, model_id=model, request_id=request_id, views=views)
     except UploadRejectedError as rejection:
         raise HTTPException(rejection.status_code, rejection.detail) from rejection
 
@@ -97,9 +95,7 @@ async def predict_batch(
         )
     _check_model(engine, model)
     uploads = [await _read(file) for file in files]
-    outcomes = await engine.run(
-        partial(engine.predict_many, uploads, model_id=model, request_id=request_id)
-    )
+    outcomes = await engine.predict_batch(uploads, model_id=model, request_id=request_id)
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)
         if isinstance(outcome, Prediction)

@@ -48,7 +48,9 @@
     const data = new FormData();
     for (const file of files) data.append(fieldName, file, file.name);
     const query = new URLSearchParams(params);
-    const response = await fetch(`${path}?${query}`, { method: "POST", body: data });
+    const apiKey = document.getElementById("api-key");
+    const headers = apiKey && apiKey.value ? { "X-API-Key": apiKey.value } : {};
+    const response = await fetch(`${path}?${query}`, { method: "POST", body: data, headers });
     if (!response.ok) throw new Error(await errorMessage(response));
     return response.json();
   }

@@ -33,9 +33,15 @@ def page():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        yield context.new_page()
+        page = context.new_page()
+        console_errors: list[str] = []
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+        yield page
         context.close()
         browser.close()
+    # Script errors and Content-Security-Policy violations both land here.
+    assert console_errors == []
 
 
 def test_upload_one_real_cell_and_see_the_result(page, start_server, cnmc_root):

@@ -65,3 +65,34 @@ def test_run_moves_work_off_the_event_loop(engine):
         return await engine.run(lambda: threading.current_thread().name)
 
     assert asyncio.run(main()).startswith("leukolens")
+
+
+def test_admission_refuses_beyond_the_queue_depth(model_store):
+    from app.engine import ServerBusyError
+
+    engine = PredictionEngine(
+        ModelRegistry.load(model_store), UploadLimits(10**7, 10**7), 1, max_in_flight=1
+    )
+
+    async def main():
+        async with engine.admitted():
+            with pytest.raises(ServerBusyError):
+                async with engine.admitted():
+                    pass
+        async with engine.admitted():  # the place is free again
+            return engine.in_flight
+
+    assert asyncio.run(main()) == 1
+    engine.close()
+
+
+def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
+    engine = client.app.state.engine
+    engine.in_flight = engine.max_in_flight
+    try:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    finally:
+        engine.in_flight = 0
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["detail"]

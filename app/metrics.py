@@ -1,0 +1,143 @@
+"""Prometheus metrics at /metrics: requests, latencies, inference, batching, queue, models.
+
+Each application gets its own registry, so several apps in one process (tests) never share
+counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("leukolens.access")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "leukolens_http_requests_total",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "leukolens_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_latency = Histogram(
+            "leukolens_inference_duration_seconds",
+            "onnxruntime time per batch, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "leukolens_inference_batch_size",
+            "Images per onnxruntime call, by model.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "leukolens_requests_in_flight",
+            "Prediction requests admitted and not yet answered.",
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "leukolens_model_info",
+            "Served models (value 1); default marks the default.",
+            ["model", "version", "architecture", "default"],
+            registry=self.registry,
+        )
+
+    def observe_inference(self, model_id: str, images: int, seconds: float) -> None:
+        self.inference_latency.labels(model_id).observe(seconds)
+        self.batch_size.labels(model_id).observe(images)
+
+    def track_queue_depth(self, depth: Callable[[], float]) -> None:
+        self.queue_depth.set_function(depth)
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route with its parameters as placeholders (/api/v1/models/{model_id}), so
+    ids in URLs cannot grow the label set without bound; "other" for static files and 404s."""
+    if scope.get("route") is None:
+        return "other"
+    template = scope["path"]
+    for name, value in (scope.get("path_params") or {}).items():
+        head, found, tail = template.rpartition(str(value))
+        if found:
+            template = f"{head}{{{name}}}{tail}"
+    return template
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every request by its route template and writes the access log."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            template = route_template(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.request_latency.labels(template, method).observe(elapsed)
+            access_log.info(
+                "%s %s %d %.1f ms",
+                method,
+                template,
+                status,
+                elapsed * 1000,
+                extra={
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "request_id": scope.get("state", {}).get("request_id", ""),
+                },
+            )
+
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics_endpoint(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

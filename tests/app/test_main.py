@@ -1,0 +1,35 @@
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+
+
+def test_a_body_over_the_limit_is_413_before_the_route_reads_it(settings, real_cell_png):
+    tight = settings.model_copy(update={"max_upload_bytes": 1000, "max_batch_files": 1})
+    with TestClient(create_app(tight)) as client:
+        oversized = real_cell_png * 40  # about 1.6 MB against a 1 MB + 1000 B body limit
+        response = client.post("/api/v1/predict", files={"file": ("c.png", oversized)})
+        assert response.status_code == 413
+        assert "detail" in response.json()
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_streamed_body_over_the_limit_is_413(settings):
+    tight = settings.model_copy(update={"max_upload_bytes": 1000, "max_batch_files": 1})
+
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+
+    with TestClient(create_app(tight)) as client:
+        response = client.post(
+            "/api/v1/predict",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        )
+    assert response.status_code == 413
+
+
+def test_uploads_are_kept_in_memory(client, settings):
+    from starlette.formparsers import MultiPartParser
+
+    assert MultiPartParser.spool_max_size >= settings.max_upload_bytes
