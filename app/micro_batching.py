@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -46,16 +47,17 @@ class MicroBatcher:
         self.max_wait_seconds = max_wait_seconds
         self.incoming = incoming
         self.observe = observe
-        self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[BatchedResult]]] | None = None
+        self._pending: deque[tuple[np.ndarray, asyncio.Future[BatchedResult]]] = deque()
+        self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def infer(self, tensor: np.ndarray) -> BatchedResult:
         if self._task is None or self._task.done():
-            self._queue = asyncio.Queue()
-            self._task = asyncio.create_task(self._serve(self._queue))
-        assert self._queue is not None
+            self._arrived = asyncio.Event()
+            self._task = asyncio.create_task(self._serve())
         result: asyncio.Future[BatchedResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put((tensor, result))
+        self._pending.append((tensor, result))
+        self._arrived.set()
         return await result
 
     async def close(self) -> None:
@@ -63,30 +65,31 @@ class MicroBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _collect(
-        self, queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[BatchedResult]]]
-    ) -> list[tuple[np.ndarray, asyncio.Future[BatchedResult]]]:
-        items = [await queue.get()]
+    async def _collect(self) -> list[tuple[np.ndarray, asyncio.Future[BatchedResult]]]:
+        """Wait for a first request, then for company while more are being prepared.
+
+        Waiting on an event rather than on a queue's get() means a timeout can never drop a
+        request that arrived at the same moment."""
+        while not self._pending:
+            self._arrived.clear()
+            await self._arrived.wait()
         deadline = time.perf_counter() + self.max_wait_seconds
-        while len(items) < self.max_batch:
-            if not queue.empty():
-                items.append(queue.get_nowait())
-                continue
+        while len(self._pending) < self.max_batch and self.incoming() > 0:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0 or self.incoming() == 0:
+            if remaining <= 0:
                 break
+            self._arrived.clear()
             try:
-                items.append(await asyncio.wait_for(queue.get(), remaining))
+                await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
-        return items
+        size = min(self.max_batch, len(self._pending))
+        return [self._pending.popleft() for _ in range(size)]
 
-    async def _serve(
-        self, queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[BatchedResult]]]
-    ) -> None:
+    async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._collect(queue)
+            items = await self._collect()
             batch = np.stack([tensor for tensor, _ in items])
             started = time.perf_counter()
             try:

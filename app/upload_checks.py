@@ -64,7 +64,9 @@ def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) 
         raise UploadRejectedError(400, "empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about oddities in headers (bombs, corrupt EXIF); the checks below or
+            # the decoder decide, and warnings must not leak into the server's logs per upload.
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 header = ImageHeader(
                     format=image.format or "", width=image.width, height=image.height

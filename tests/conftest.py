@@ -138,38 +138,42 @@ def encode_png():
     return png_bytes
 
 
-@pytest.fixture
-def start_server(tmp_path_factory):
-    """Start `python -m app` on a free loopback port; returns its base URL once /readyz is 200."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
+class ServerLauncher:
+    """Starts `python -m app` on free loopback ports and stops every server it started."""
 
-    import httpx
+    def __init__(self, audit_dir: Path) -> None:
+        self.audit_dir = audit_dir
+        self.processes: list = []
 
-    processes: list[subprocess.Popen] = []
-    audit_dir = tmp_path_factory.mktemp("audit")
+    def __call__(self, **environment: str) -> str:
+        """Start a server with these LEUKOLENS_* settings; its base URL once /readyz is 200."""
+        import os
+        import socket
+        import subprocess
+        import sys
+        import time
 
-    def start(**environment: str) -> str:
-        environment.setdefault("LEUKOLENS_AUDIT_LOG_PATH", str(audit_dir / "audit.sqlite3"))
+        import httpx
+
+        environment.setdefault("LEUKOLENS_AUDIT_LOG_PATH", str(self.audit_dir / "audit.sqlite3"))
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, **environment},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        processes.append(process)
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the server's logging.
+        log_path = self.audit_dir / f"server-{port}.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+                env={**os.environ, **environment},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}: {process.communicate()[0]}")
+                pytest.fail(f"server exited with {process.returncode}: {log_path.read_text()}")
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     return base
@@ -178,7 +182,37 @@ def start_server(tmp_path_factory):
             time.sleep(0.2)
         pytest.fail("server did not become ready within 60 s")
 
-    yield start
-    for process in processes:
-        process.terminate()
-        process.communicate(timeout=20)
+    def stop_all(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@pytest.fixture
+def start_server(tmp_path_factory):
+    launcher = ServerLauncher(tmp_path_factory.mktemp("audit"))
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_model_store(tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("module-store")
+    write_mean_brightness_model(store / "brightness")
+    write_mean_brightness_model(store / "brightness-64", input_size=64)
+    return store
+
+
+@pytest.fixture(scope="module")
+def module_server_launcher(tmp_path_factory):
+    launcher = ServerLauncher(tmp_path_factory.mktemp("audit"))
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def module_server(module_server_launcher, module_model_store) -> str:
+    """One server on two torch-free test models, shared by a module's tests."""
+    return module_server_launcher(
+        LEUKOLENS_MODEL_STORE=str(module_model_store), LEUKOLENS_MAX_BATCH_FILES="8"
+    )

@@ -2,6 +2,8 @@ import asyncio
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.engine import PredictionEngine, Upload
 from app.model_registry import ModelRegistry
@@ -96,3 +98,57 @@ def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "busy" in response.json()["detail"]
+
+
+def _seed_images() -> list[bytes]:
+    import cv2
+
+    image = np.zeros((96, 96, 3), np.uint8)
+    cv2.circle(image, (48, 48), 30, (170, 80, 150), -1)
+    return [cv2.imencode(ext, image)[1].tobytes() for ext in (".png", ".jpg", ".bmp", ".tiff")]
+
+
+SEEDS = _seed_images()
+
+
+@pytest.fixture(scope="module")
+def fuzz_engine(module_model_store):
+    engine = PredictionEngine(ModelRegistry.load(module_model_store), UploadLimits(10**7, 10**7), 1)
+    yield engine
+    engine.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(SEEDS),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, 10**6)),
+)
+def test_mutated_images_are_answered_or_rejected_never_crash(fuzz_engine, seed, edits, cut):
+    """Fuzzing the whole guarded path: header checks, decoding, preprocessing."""
+    engine = fuzz_engine
+    data = bytearray(seed)
+    for position, value in edits:
+        data[position % len(data)] = value
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    classifier = engine.registry.get()
+    try:
+        prepared = engine.prepare(Upload("fuzz", bytes(data)), classifier, views=True)
+    except UploadRejectedError as rejection:
+        status = rejection.status_code
+    else:
+        status = 200
+        assert prepared.tensor.shape == (3, 32, 32)
+        assert np.isfinite(prepared.tensor).all()
+    assert status == 200 or 400 <= status < 500
+
+
+@given(
+    data=st.binary(max_size=2048), content_type=st.sampled_from([None, "image/png", "text/plain"])
+)
+@settings(max_examples=150, deadline=None)
+def test_random_bytes_are_rejected_cleanly(fuzz_engine, data, content_type):
+    engine = fuzz_engine
+    with pytest.raises(UploadRejectedError):
+        engine.prepare(Upload("fuzz", data, content_type), engine.registry.get(), views=False)
