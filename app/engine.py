@@ -24,12 +24,14 @@ import cv2
 import numpy as np
 
 from app.audit_log import AuditLog, AuditRecord
+from app.explanations import composite, overlay_rgba, upsample_gradcam
 from app.inference import OnnxCellClassifier
 from app.micro_batching import InferenceObserver, MicroBatcher
 from app.model_registry import ModelRegistry
 from app.preprocessing import ImageDecodeError, decode_image, preprocess_with_views
-from app.quality_checks import quality_warnings
-from app.schemas import DisplayImages, ModelRef, Prediction, QualityWarning, Timings
+from app.quality_checks import input_warnings, measure_cell, uncertainty_warning
+from app.schemas import DisplayImages, Explanation, ModelRef, Prediction, QualityWarning, Timings
+from app.test_time_augmentation import VIEWS
 from app.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
 
 DISPLAY_MAX_SIDE = 512
@@ -60,6 +62,8 @@ class PreparedUpload:
     """One upload after decoding and preprocessing, waiting for its inference."""
 
     tensor: np.ndarray
+    model_input: np.ndarray
+    cropped_view: np.ndarray
     image_sha256: str
     warnings: list[QualityWarning]
     views: DisplayImages | None
@@ -72,8 +76,10 @@ def _milliseconds(since: float) -> float:
     return round((time.perf_counter() - since) * 1000.0, 3)
 
 
-def png_data_uri(rgb: np.ndarray) -> str:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+def png_data_uri(image: np.ndarray) -> str:
+    """RGB or RGBA uint8 as a PNG data URI."""
+    code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, code))
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
         raise RuntimeError("PNG encoding failed")
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
@@ -154,10 +160,14 @@ class PredictionEngine:
             if views
             else None
         )
+        manifest = classifier.manifest
+        measured = measure_cell(rgb, manifest.preprocessing.foreground_threshold)
         return PreparedUpload(
             tensor=processed.tensor,
+            model_input=processed.model_input,
+            cropped_view=processed.cropped_view,
             image_sha256=hashlib.sha256(upload.data).hexdigest(),
-            warnings=quality_warnings(processed),
+            warnings=input_warnings(measured, manifest.quality_reference),
             views=display,
             decode_ms=decode_ms,
             preprocess_ms=_milliseconds(preprocess_started),
@@ -171,14 +181,32 @@ class PredictionEngine:
         probability: float,
         inference_ms: float,
         request_id: str,
+        *,
+        tta: bool = False,
+        gradcam: np.ndarray | None = None,
     ) -> Prediction:
         manifest = classifier.manifest
+        threshold = manifest.threshold.value
+        explanation = None
+        if gradcam is not None:
+            heat = upsample_gradcam(
+                gradcam, prepared.model_input, manifest.preprocessing.foreground_threshold
+            )
+            explanation = Explanation(
+                heatmap=png_data_uri(composite(heat.heat, prepared.cropped_view)),
+                overlay=png_data_uri(overlay_rgba(heat.heat)),
+                heat_in_cell=heat.heat_in_cell,
+            )
         return Prediction(
-            label="ALL" if probability >= manifest.threshold.value else "HEM",
+            label="ALL" if probability >= threshold else "HEM",
             probability_all=probability,
-            threshold=manifest.threshold.value,
+            threshold=threshold,
             model=ModelRef(id=manifest.id, version=manifest.version),
-            warnings=prepared.warnings,
+            warnings=prepared.warnings
+            + uncertainty_warning(probability, threshold, manifest.quality_reference),
+            tta=tta,
+            heatmap=explanation.heatmap if explanation else None,
+            explanation=explanation,
             timings_ms=Timings(
                 decode=prepared.decode_ms,
                 preprocess=prepared.preprocess_ms,
@@ -216,9 +244,11 @@ class PredictionEngine:
         model_id: str | None = None,
         request_id: str = "",
         views: bool = False,
+        tta: bool | None = None,
     ) -> list[Prediction | UploadRejectedError]:
         """Each upload's prediction, or the reason it was refused; one batched inference."""
         classifier = self.registry.get(model_id)
+        use_tta = self.tta_for(classifier, tta)
         prepared: list[PreparedUpload | UploadRejectedError] = []
         for upload in uploads:
             try:
@@ -229,7 +259,7 @@ class PredictionEngine:
         if not ready:
             return list(prepared)  # type: ignore[arg-type]
         started = time.perf_counter()
-        output = classifier.predict(np.stack([item.tensor for item in ready]))
+        output = classifier.predict(np.stack([item.tensor for item in ready]), tta=use_tta)
         seconds = time.perf_counter() - started
         if self.observe_inference is not None:
             self.observe_inference(classifier.manifest.id, len(ready), seconds)
@@ -241,7 +271,12 @@ class PredictionEngine:
                 results.append(item)
                 continue
             prediction = self._prediction(
-                item, classifier, float(next(probabilities)), round(seconds * 1000, 3), request_id
+                item,
+                classifier,
+                float(next(probabilities)),
+                round(seconds * 1000, 3),
+                request_id,
+                tta=use_tta,
             )
             results.append(prediction)
             answered.append((item, prediction))
@@ -255,11 +290,33 @@ class PredictionEngine:
         model_id: str | None = None,
         request_id: str = "",
         views: bool = False,
+        tta: bool | None = None,
     ) -> Prediction:
-        outcome = self.predict_many([upload], model_id=model_id, request_id=request_id, views=views)
+        outcome = self.predict_many(
+            [upload], model_id=model_id, request_id=request_id, views=views, tta=tta
+        )
         if isinstance(outcome[0], UploadRejectedError):
             raise outcome[0]
         return outcome[0]
+
+    @staticmethod
+    def tta_for(classifier: OnnxCellClassifier, requested: bool | None) -> bool:
+        """The request's choice, else the model's measured default."""
+        if requested is not None:
+            return requested
+        card = classifier.manifest.test_time_augmentation
+        return bool(card and card.default)
+
+    def _explained(
+        self, classifier: OnnxCellClassifier, tensor: np.ndarray, tta: bool, gradcam: bool
+    ) -> tuple[float, np.ndarray | None, float]:
+        started = time.perf_counter()
+        output = classifier.predict(tensor[None], tta=tta, gradcam=gradcam)
+        seconds = time.perf_counter() - started
+        if self.observe_inference is not None:
+            self.observe_inference(classifier.manifest.id, VIEWS if tta else 1, seconds)
+        maps = output.gradcam[0] if output.gradcam is not None else None
+        return float(output.probabilities[0]), maps, round(seconds * 1000, 3)
 
     # -- the server's asynchronous path ---------------------------------------------------
 
@@ -288,25 +345,49 @@ class PredictionEngine:
         model_id: str | None = None,
         request_id: str = "",
         views: bool = False,
+        tta: bool | None = None,
+        explain: bool = False,
     ) -> Prediction:
         async with self.admitted():
             classifier = self.registry.get(model_id)
+            use_tta = self.tta_for(classifier, tta)
             self.preparing += 1
             try:
                 prepared = await self.run(partial(self.prepare, upload, classifier, views))
             finally:
                 self.preparing -= 1
-            result = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
+            gradcam = None
+            if use_tta or explain:
+                # Already a batch of its own (8 views) or needing the map: run it directly.
+                probability, gradcam, inference_ms = await self.run(
+                    partial(self._explained, classifier, prepared.tensor, use_tta, explain)
+                )
+            else:
+                result = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
+                probability, inference_ms = result.probability, result.inference_ms
             prediction = self._prediction(
-                prepared, classifier, result.probability, result.inference_ms, request_id
+                prepared,
+                classifier,
+                probability,
+                inference_ms,
+                request_id,
+                tta=use_tta,
+                gradcam=gradcam,
             )
             self._audit([(prepared, prediction)])
             return prediction
 
     async def predict_batch(
-        self, uploads: Sequence[Upload], *, model_id: str | None = None, request_id: str = ""
+        self,
+        uploads: Sequence[Upload],
+        *,
+        model_id: str | None = None,
+        request_id: str = "",
+        tta: bool | None = None,
     ) -> list[Prediction | UploadRejectedError]:
         async with self.admitted():
             return await self.run(
-                partial(self.predict_many, uploads, model_id=model_id, request_id=request_id)
+                partial(
+                    self.predict_many, uploads, model_id=model_id, request_id=request_id, tta=tta
+                )
             )

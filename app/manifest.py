@@ -14,12 +14,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.preprocessing import PreprocessConfig
+from app.quality_checks import QualityReference
 
 MANIFEST_FILENAME = "manifest.json"
 ONNX_FILENAME = "model.onnx"
 INPUT_NAME = "image"
 LOGIT_OUTPUT = "logit"
 PROBABILITY_OUTPUT = "probability_all"
+GRADCAM_OUTPUT = "gradcam"
 
 DATA_CITATION = (
     "Gupta, A., & Gupta, R. (2019). ALL Challenge dataset of ISBI 2019 [Data set]. "
@@ -53,6 +55,9 @@ class ModelInput(StrictModel):
 class ModelOutputs(StrictModel):
     logit: str = LOGIT_OUTPUT
     probability: str = PROBABILITY_OUTPUT
+    gradcam: str | None = Field(
+        GRADCAM_OUTPUT, description="(N, h, w) Grad-CAM map of the last stage; None if absent."
+    )
 
 
 class ThresholdChoice(StrictModel):
@@ -83,6 +88,40 @@ class Evaluation(StrictModel):
     per_subject_accuracy: dict[str, float] = Field(default_factory=dict)
 
 
+class ReliabilityBin(StrictModel):
+    lower: float
+    upper: float
+    count: int = Field(ge=0)
+    mean_predicted: float | None
+    observed_fraction: float | None
+
+
+class Calibration(StrictModel):
+    """Temperature scaling: served probability = sigmoid(logit / temperature)."""
+
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0)
+    fitted_on: str
+    ece_before: float
+    ece_after: float
+    reliability_before: list[ReliabilityBin]
+    reliability_after: list[ReliabilityBin]
+
+
+class TestTimeAugmentationCard(StrictModel):
+    """The 8 flips and quarter turns, averaged: measured gain and cost, and the default."""
+
+    default: bool
+    transforms: int = 8
+    measured_on: str
+    roc_auc_without: float
+    roc_auc_with: float
+    balanced_accuracy_without: float
+    balanced_accuracy_with: float
+    latency_ms_without: float
+    latency_ms_with: float
+
+
 class Provenance(StrictModel):
     training_command: str
     run_config: dict[str, object]
@@ -104,6 +143,9 @@ class ModelManifest(StrictModel):
     preprocessing: PreprocessConfig
     training_data: TrainingData
     evaluations: list[Evaluation] = Field(default_factory=list)
+    calibration: Calibration | None = None
+    test_time_augmentation: TestTimeAugmentationCard | None = None
+    quality_reference: QualityReference | None = None
     intended_use: str = DEFAULT_INTENDED_USE
     limitations: list[str] = Field(default_factory=list)
     provenance: Provenance

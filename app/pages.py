@@ -7,10 +7,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.dependencies import RegistryDep, SettingsDep
+from app.engine import PredictionEngine
 from app.model_registry import UnknownModelError
 from app.settings import PACKAGE_DIR
 
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+
+
+def engine_tta_default(classifier: object) -> bool:
+    return PredictionEngine.tta_for(classifier, None)  # type: ignore[arg-type]
+
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -21,6 +28,14 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
         "index.html",
         {
             "models": sorted(registry.models),
+            "model_options": [
+                {
+                    "id": model_id,
+                    "explains": classifier.explains,
+                    "tta_default": engine_tta_default(classifier),
+                }
+                for model_id, classifier in sorted(registry.models.items())
+            ],
             "default_model": registry.default_id,
             "max_batch_files": settings.max_batch_files,
             "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),

@@ -70,6 +70,7 @@ class PreprocessedViews:
     """The model input plus images a person can look at (never fed to the model)."""
 
     tensor: np.ndarray
+    model_input: np.ndarray
     enhanced_view: np.ndarray
     cropped_view: np.ndarray
     foreground_fraction: float
@@ -228,6 +229,7 @@ def preprocess_with_views(rgb: np.ndarray, config: PreprocessConfig) -> Preproce
     enhanced, prepared, mask = _enhance_and_crop(rgb, config)
     return PreprocessedViews(
         tensor=normalize_to_tensor(prepared, config),
+        model_input=prepared,
         enhanced_view=rescale_for_display(enhanced),
         cropped_view=rescale_for_display(prepared),
         foreground_fraction=float(mask.mean()),

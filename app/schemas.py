@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.manifest import ModelManifest
+from app.quality_checks import QualityWarning
 
 
 class ErrorResponse(BaseModel):
@@ -18,11 +19,6 @@ class ModelRef(BaseModel):
 
     id: str
     version: str
-
-
-class QualityWarning(BaseModel):
-    code: str = Field(description="Stable identifier, e.g. no_background.")
-    message: str
 
 
 class Timings(BaseModel):
@@ -40,6 +36,14 @@ class DisplayImages(BaseModel):
     cropped: str
 
 
+class Explanation(BaseModel):
+    """Grad-CAM of the last convolutional stage over the model's input crop."""
+
+    heatmap: str = Field(description="PNG data URI: the heat painted over the crop.")
+    overlay: str = Field(description="PNG data URI (RGBA): the heat alone, opacity = heat.")
+    heat_in_cell: float | None = Field(description="Share of the heat on the cell's pixels.")
+
+
 class Prediction(BaseModel):
     label: Literal["ALL", "HEM"]
     probability_all: float = Field(ge=0.0, le=1.0)
@@ -48,7 +52,10 @@ class Prediction(BaseModel):
     warnings: list[QualityWarning]
     timings_ms: Timings
     request_id: str
+    tta: bool = Field(False, description="Whether the 8-view test-time augmentation was used.")
     views: DisplayImages | None = None
+    heatmap: str | None = Field(None, description="With ?explain=true: Grad-CAM over the crop.")
+    explanation: Explanation | None = None
 
 
 class BatchError(BaseModel):

@@ -25,6 +25,7 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
     from app.manifest import (
         ModelInput,
         ModelManifest,
+        ModelOutputs,
         Provenance,
         SubjectCounts,
         ThresholdChoice,
@@ -71,6 +72,7 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
         head="timm",
         parameters=0,
         input=ModelInput(size=input_size),
+        outputs=ModelOutputs(gradcam=None),
         threshold=ThresholdChoice(value=0.5, source="fixed for tests"),
         preprocessing=PreprocessConfig(
             contrast="none", input_size=input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
@@ -216,3 +218,15 @@ def module_server(module_server_launcher, module_model_store) -> str:
     return module_server_launcher(
         LEUKOLENS_MODEL_STORE=str(module_model_store), LEUKOLENS_MAX_BATCH_FILES="8"
     )
+
+
+@pytest.fixture
+def bundled_client(tmp_path):
+    """The app on the bundled model store, as the README's serve command runs it."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    with TestClient(create_app(Settings(audit_log_path=tmp_path / "audit.sqlite3"))) as client:
+        yield client

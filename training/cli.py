@@ -114,8 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--cv",
         type=Path,
-        help="a cv directory: its out-of-fold predictions "
-        "choose the threshold and its metrics go into the card",
+        help="a cv directory: its out-of-fold predictions fit the calibration and choose the "
+        "threshold; its metrics go into the card",
+    )
+    export.add_argument(
+        "--no-tta-measurement",
+        action="store_true",
+        help="skip measuring test-time augmentation on held-out subjects",
     )
 
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
@@ -199,6 +204,7 @@ def run_export(args: argparse.Namespace) -> None:
         version=args.version,
         cv_dir=args.cv,
         training_command=command_for("train", config),
+        measure_tta_gain=not args.no_tta_measurement,
     )
     print(
         f"exported {manifest.id} v{manifest.version} to {args.out} "

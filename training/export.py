@@ -6,6 +6,7 @@ probabilities on real images from the run's data to within 1e-4, or nothing is w
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
 import shutil
@@ -17,12 +18,14 @@ import numpy as np
 import onnx
 import torch
 
-from app.inference import OnnxCellClassifier
+from app.inference import OnnxCellClassifier, sigmoid
 from app.manifest import (
+    GRADCAM_OUTPUT,
     INPUT_NAME,
     LOGIT_OUTPUT,
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
+    Calibration,
     Evaluation,
     ModelInput,
     ModelManifest,
@@ -34,10 +37,13 @@ from app.manifest import (
     write_manifest,
 )
 from app.preprocessing import PreprocessConfig, preprocess
-from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS, read_predictions_csv
+from app.quality_checks import QualityReference, build_reference, measure_cell
+from training.calibration import calibrate
+from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS
 from training.dataset_index import list_images, read_image
 from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
 from training.models import ProbabilityExport, count_parameters
+from training.test_time_augmentation import measure_tta
 from training.train_config import TrainConfig
 from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
 
@@ -72,9 +78,11 @@ def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) 
 
 
 def check_parity(model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray) -> float:
+    """The graph's own probability output against PyTorch, before any calibration."""
     with torch.no_grad():
         expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
-    actual = OnnxCellClassifier(onnx_dir).predict(batch).probabilities
+    session = OnnxCellClassifier(onnx_dir).session
+    (actual,) = session.run([PROBABILITY_OUTPUT], {INPUT_NAME: batch})
     return float(np.max(np.abs(actual - expected)))
 
 
@@ -86,7 +94,7 @@ def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> None:
         (example,),
         str(path),
         input_names=[INPUT_NAME],
-        output_names=[LOGIT_OUTPUT, PROBABILITY_OUTPUT],
+        output_names=[LOGIT_OUTPUT, PROBABILITY_OUTPUT, GRADCAM_OUTPUT],
         opset_version=ONNX_OPSET,
         dynamic_shapes={"images": {0: batch}},
         dynamo=True,
@@ -96,36 +104,52 @@ def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> None:
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def _threshold_and_evaluations(
+def _read_logits(predictions_csv: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    with predictions_csv.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    labels = np.asarray([int(row["label"]) for row in rows])
+    logits = np.asarray([float(row["logit"]) for row in rows])
+    return labels, logits, [row["subject"] for row in rows]
+
+
+def _decision_rule(
     run_dir: Path, cv_dir: Path | None, epoch_choice: str
-) -> tuple[ThresholdChoice, list[Evaluation]]:
+) -> tuple[ThresholdChoice, Calibration | None, list[Evaluation]]:
+    """Calibration and threshold from held-out predictions only: the CV's out-of-fold ones
+    when given, else the run's own validation subjects, else none (threshold 0.5)."""
     evaluations: list[Evaluation] = []
-    threshold = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
+    validation_csv = run_dir / VAL_PREDICTIONS
     if cv_dir is not None:
-        labels, probabilities = read_predictions_csv(cv_dir / OOF_PREDICTIONS)
-        value = choose_threshold(labels, probabilities)
-        threshold = ThresholdChoice(
-            value=value,
-            source=f"best balanced accuracy (Youden's J) on out-of-fold predictions of {cv_dir}",
-        )
+        source, where = cv_dir / OOF_PREDICTIONS, f"out-of-fold predictions of {cv_dir}"
         summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
         evaluations.append(
             Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
         )
-    validation_csv = run_dir / VAL_PREDICTIONS
+    elif validation_csv.is_file():
+        source, where = validation_csv, "the run's held-out subjects"
+    else:
+        default = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
+        return default, None, evaluations
+    labels, logits, _ = _read_logits(source)
+    calibration = calibrate(logits, labels, fitted_on=where)
+    calibrated = sigmoid(logits / calibration.temperature)
+    threshold = ThresholdChoice(
+        value=choose_threshold(labels, calibrated),
+        source=f"best balanced accuracy (Youden's J) on {where}, calibrated probabilities",
+    )
     if validation_csv.is_file():
-        labels, probabilities = read_predictions_csv(validation_csv)
-        if cv_dir is None:
-            threshold = ThresholdChoice(
-                value=choose_threshold(labels, probabilities),
-                source="best balanced accuracy (Youden's J) on the run's held-out subjects",
-            )
-        subjects = _subjects_of(validation_csv)
+        labels, logits, subjects = _read_logits(validation_csv)
+        probabilities = sigmoid(logits / calibration.temperature)
         evaluations.append(
             Evaluation(
                 protocol=(
-                    f"held-out subjects of the training run, {epoch_choice}; the threshold was "
-                    "chosen on these predictions, so threshold-dependent metrics are optimistic"
+                    f"held-out subjects of the training run, {epoch_choice}, calibrated; "
+                    + (
+                        "the threshold was chosen on these predictions, so threshold-dependent "
+                        "metrics are optimistic"
+                        if cv_dir is None
+                        else "threshold from the cross-validation"
+                    )
                 ),
                 metrics=binary_metrics(labels, probabilities, threshold.value),
                 per_subject_accuracy=per_subject_accuracy(
@@ -133,14 +157,16 @@ def _threshold_and_evaluations(
                 ),
             )
         )
-    return threshold, evaluations
+    return threshold, calibration, evaluations
 
 
-def _subjects_of(predictions_csv: Path) -> list[str]:
-    import csv
-
-    with predictions_csv.open(newline="", encoding="utf-8") as stream:
-        return [row["subject"] for row in csv.DictReader(stream)]
+def quality_reference_for(config: TrainConfig, resolved: dict[str, object]) -> QualityReference:
+    """The spread of the training subjects' cells, for the server's input warnings."""
+    subjects = set(resolved["train_subjects"])  # type: ignore[arg-type]
+    images = [i for i in list_images(config.data) if i.subject in subjects]
+    return build_reference(
+        measure_cell(read_image(image.path), config.foreground_threshold) for image in images
+    )
 
 
 def _training_data(resolved: dict[str, object], config: TrainConfig) -> TrainingData:
@@ -178,6 +204,7 @@ def export_run(
     cv_dir: Path | None = None,
     training_command: str = "",
     parity_count: int = 16,
+    measure_tta_gain: bool = True,
 ) -> ModelManifest:
     config, recipe, resolved = load_run_config(run_dir)
     model = load_trained_model(run_dir)
@@ -195,6 +222,7 @@ def export_run(
             cv_dir=cv_dir,
             training_command=training_command,
             parity_count=parity_count,
+            measure_tta_gain=measure_tta_gain,
         )
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -214,10 +242,11 @@ def _export(
     cv_dir: Path | None,
     training_command: str,
     parity_count: int,
+    measure_tta_gain: bool,
 ) -> ModelManifest:
     onnx_path = out_dir / ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
-    threshold, evaluations = _threshold_and_evaluations(run_dir, cv_dir, config.epoch_choice)
+    threshold, calibration, evaluations = _decision_rule(run_dir, cv_dir, config.epoch_choice)
     manifest = ModelManifest(
         id=model_id or default_model_id(config),
         version=version,
@@ -230,6 +259,8 @@ def _export(
         preprocessing=recipe,
         training_data=_training_data(resolved, config),
         evaluations=evaluations,
+        calibration=calibration,
+        quality_reference=quality_reference_for(config, resolved),
         limitations=KNOWN_LIMITATIONS,
         provenance=Provenance(
             training_command=training_command,
@@ -248,4 +279,18 @@ def _export(
             f"onnxruntime differs from PyTorch by {difference:.2e} in probability "
             f"(tolerance {PARITY_TOLERANCE:.0e}) on {len(batch)} real images"
         )
+    tta_runs, tta_where = _held_out_runs(run_dir, cv_dir)
+    if measure_tta_gain and tta_runs:
+        card = measure_tta(tta_runs, recipe, out_dir, tta_where)
+        manifest = manifest.model_copy(update={"test_time_augmentation": card})
+        write_manifest(manifest, out_dir)
     return manifest
+
+
+def _held_out_runs(run_dir: Path, cv_dir: Path | None) -> tuple[list[Path], str]:
+    if cv_dir is not None:
+        folds = sorted(p.parent for p in cv_dir.glob(f"fold*/{VAL_PREDICTIONS}"))
+        return folds, f"the {len(folds)} cross-validation models, each on its held-out subjects"
+    if (run_dir / VAL_PREDICTIONS).is_file():
+        return [run_dir], "the run's held-out subjects"
+    return [], ""

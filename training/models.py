@@ -19,27 +19,67 @@ PAPER_HIDDEN_UNITS = 256
 
 
 class CellClassifier(nn.Module):
-    """Backbone -> pooled features -> head -> one logit per image."""
+    """Backbone features -> pooling (+ the backbone's head norm) -> head -> one logit per image."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The last convolutional stage, (N, C, h, w): where Grad-CAM looks."""
+        return self.backbone.forward_features(images)
+
+    def logit_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.forward_head(features)).squeeze(-1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images)).squeeze(-1)
+        return self.logit_from_features(self.feature_map(images))
+
+
+GRADCAM_STEP = 1e-2
+
+
+def gradcam_channel_weights(classifier: CellClassifier, features: torch.Tensor) -> torch.Tensor:
+    """d logit / d (channel k shifted as a whole), by central differences, (N, C).
+
+    Shifting a whole channel by e moves its global average by e, so this is Grad-CAM's
+    gradient averaged over the map, computed with forward passes of the small post-pooling
+    part only: ONNX can carry it, and the server needs no autograd (and no torch).
+    """
+    _, channels, height, width = features.shape
+    steps = torch.eye(channels, dtype=features.dtype, device=features.device) * GRADCAM_STEP
+    steps = torch.cat([steps, -steps]).reshape(1, 2 * channels, channels, 1, 1)
+    shifted = (features.unsqueeze(1) + steps).reshape(-1, channels, height, width)
+    logits = classifier.logit_from_features(shifted).reshape(-1, 2, channels)
+    return (logits[:, 0] - logits[:, 1]) / (2 * GRADCAM_STEP)
 
 
 class ProbabilityExport(nn.Module):
-    """What the ONNX file computes: the logit and its sigmoid, both outputs."""
+    """What the ONNX file computes: the logit, its sigmoid and a Grad-CAM map per image.
+
+    onnxruntime evaluates only what a caller asks for, so plain predictions never pay for
+    the map."""
 
     def __init__(self, classifier: CellClassifier) -> None:
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logit = self.classifier(images)
-        return logit, torch.sigmoid(logit)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        features = self.classifier.feature_map(images)
+        logit = self.classifier.logit_from_features(features)
+        weights = gradcam_channel_weights(self.classifier, features)
+        gradcam = torch.relu((weights[:, :, None, None] * features).sum(dim=1))
+        return logit, torch.sigmoid(logit), gradcam
+
+
+def autograd_gradcam(classifier: CellClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM the textbook way, with autograd: the reference the exported map must match."""
+    features = classifier.feature_map(images).detach().requires_grad_(True)
+    logit = classifier.logit_from_features(features)
+    (gradient,) = torch.autograd.grad(logit.sum(), features)
+    weights = gradient.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * features).sum(dim=1)).detach()
 
 
 def build_head(kind: HeadKind, features: int) -> nn.Module:

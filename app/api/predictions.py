@@ -45,6 +45,11 @@ ModelQuery = Annotated[
 ViewsQuery = Annotated[
     bool, Query(description="Add PNG data URIs of the original, enhanced and cropped images.")
 ]
+TtaQuery = Annotated[
+    bool | None,
+    Query(description="Average the 8 flips and quarter turns; default: the model card's choice."),
+]
+ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the decision.")]
 
 
 async def _read(upload: UploadFile) -> Upload:
@@ -67,11 +72,17 @@ async def predict(
     request_id: RequestIdDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
+    tta: TtaQuery = None,
+    explain: ExplainQuery = False,
 ) -> Prediction:
     _check_model(engine, model)
+    if explain and not engine.registry.get(model).explains:
+        raise HTTPException(422, "this model's export has no Grad-CAM output; explain=false")
     upload = await _read(file)
     try:
-        return await engine.predict(upload, model_id=model, request_id=request_id, views=views)
+        return await engine.predict(
+            upload, model_id=model, request_id=request_id, views=views, tta=tta, explain=explain
+        )
     except UploadRejectedError as rejection:
         raise HTTPException(rejection.status_code, rejection.detail) from rejection
 
@@ -87,6 +98,7 @@ async def predict_batch(
     settings: SettingsDep,
     request_id: RequestIdDep,
     model: ModelQuery = None,
+    tta: TtaQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
 ) -> BatchResponse | Response:
     if len(files) > settings.max_batch_files:
@@ -95,7 +107,7 @@ async def predict_batch(
         )
     _check_model(engine, model)
     uploads = [await _read(file) for file in files]
-    outcomes = await engine.predict_batch(uploads, model_id=model, request_id=request_id)
+    outcomes = await engine.predict_batch(uploads, model_id=model, request_id=request_id, tta=tta)
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)
         if isinstance(outcome, Prediction)

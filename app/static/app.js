@@ -16,6 +16,21 @@
   const detail = document.getElementById("detail");
   const template = document.getElementById("detail-template");
   const csvButton = document.getElementById("csv-button");
+  const ttaInput = document.getElementById("tta-input");
+
+  function selectedModel() {
+    return modelSelect.options[modelSelect.selectedIndex];
+  }
+
+  function syncTtaDefault() {
+    ttaInput.checked = selectedModel().dataset.ttaDefault === "true";
+  }
+
+  function predictParams(extra = {}) {
+    const params = { model: modelSelect.value, tta: String(ttaInput.checked), views: "true", ...extra };
+    if (selectedModel().dataset.explains === "true") params.explain = "true";
+    return params;
+  }
 
   let chosen = [];
   let rows = [];
@@ -84,6 +99,25 @@
     } else {
       card.querySelector(".views").remove();
     }
+    if (prediction.views && prediction.explanation) {
+      const heat = card.querySelector(".view-heat");
+      const controls = card.querySelector(".heat-controls");
+      const toggle = card.querySelector(".heat-toggle");
+      const opacity = card.querySelector(".heat-opacity");
+      heat.src = prediction.explanation.overlay;
+      heat.alt = `Grad-CAM heatmap of ${filename}: where the model looked`;
+      const share = prediction.explanation.heat_in_cell;
+      card.querySelector(".heat-share").textContent =
+        share === null ? "" : `${percent(share)} of the heat on the cell`;
+      const update = () => {
+        heat.hidden = !toggle.checked;
+        heat.style.opacity = String(Number(opacity.value) / 100);
+      };
+      toggle.addEventListener("change", update);
+      opacity.addEventListener("input", update);
+      controls.hidden = false;
+      update();
+    }
     card.querySelector(".meta").textContent =
       `Model ${prediction.model.id} v${prediction.model.version} · ` +
       `${prediction.timings_ms.total.toFixed(0)} ms · request ${prediction.request_id}`;
@@ -147,8 +181,7 @@
   async function showDetail(row) {
     setStatus(`Preparing the views of ${row.filename}…`);
     try {
-      const prediction = await post("/api/v1/predict", "file", [row.file],
-        { model: modelSelect.value, views: "true" });
+      const prediction = await post("/api/v1/predict", "file", [row.file], predictParams());
       renderDetail(row.filename, prediction);
       setStatus("");
       detailSection.scrollIntoView({ behavior: "smooth" });
@@ -192,11 +225,11 @@
     setStatus(`Analysing ${chosen.length} image${chosen.length > 1 ? "s" : ""}…`);
     try {
       if (chosen.length === 1) {
-        const prediction = await post("/api/v1/predict", "file", chosen,
-          { model: modelSelect.value, views: "true" });
+        const prediction = await post("/api/v1/predict", "file", chosen, predictParams());
         renderDetail(chosen[0].name, prediction);
       } else {
-        const batch = await post("/api/v1/predict/batch", "files", chosen, { model: modelSelect.value });
+        const batch = await post("/api/v1/predict/batch", "files", chosen,
+          { model: modelSelect.value, tta: String(ttaInput.checked) });
         rows = batch.results.map((result, index) => ({ ...result, index, file: chosen[index] }));
         sortState.key = "index";
         sortState.ascending = true;
@@ -234,5 +267,7 @@
     });
   }
   csvButton.addEventListener("click", downloadCsv);
+  modelSelect.addEventListener("change", syncTtaDefault);
+  syncTtaDefault();
   form.addEventListener("submit", analyse);
 })();

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from app.manifest import load_manifest
@@ -70,6 +71,17 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert main(["export", "--run", str(run), "--out", str(model_dir), "--cv", str(out)]) == 0
     manifest = load_manifest(model_dir)
     assert "out-of-fold" in manifest.threshold.source
-    assert manifest.threshold.value == pytest.approx(choose_threshold(labels, probabilities))
+    calibration = manifest.calibration
+    assert calibration is not None
+    assert "out-of-fold" in calibration.fitted_on
+    logits = np.log(probabilities) - np.log1p(-probabilities)
+    calibrated = 1 / (1 + np.exp(-logits / calibration.temperature))
+    assert manifest.threshold.value == pytest.approx(choose_threshold(labels, calibrated), abs=1e-5)
+    assert sum(b.count for b in calibration.reliability_after) == 18
+    tta = manifest.test_time_augmentation
+    assert tta is not None
+    assert "3 cross-validation models" in tta.measured_on
+    assert tta.default == (tta.roc_auc_with - tta.roc_auc_without >= 0.005)
+    assert manifest.quality_reference is not None
     assert manifest.evaluations[0].metrics == summary["pooled"]
     assert manifest.training_data.images_all + manifest.training_data.images_hem == 18

@@ -154,3 +154,18 @@ def test_evaluate_prints_one_json_object(exported, cnmc_root, capsys, tmp_path):
     assert set(report["per_subject_accuracy"]) == {"16", "23", "30", "H10", "H14", "H22"}
     assert (tmp_path / "plots/roc.png").stat().st_size > 1000
     assert (tmp_path / "plots/confusion_matrix.png").stat().st_size > 1000
+
+
+def test_exported_gradcam_matches_autograd(trained_run, exported, cnmc_root):
+    from training.models import autograd_gradcam
+
+    classifier = OnnxCellClassifier(exported)
+    recipe = classifier.manifest.preprocessing
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    batch = np.stack([preprocess(decode_image(f.read_bytes()), recipe) for f in files])
+    (onnx_maps,) = classifier.session.run(["gradcam"], {"image": batch})
+    reference = autograd_gradcam(load_trained_model(trained_run), torch.from_numpy(batch)).numpy()
+    assert onnx_maps.shape == reference.shape == (18, 2, 2)
+    assert reference.std() > 0
+    correlation = np.corrcoef(onnx_maps.ravel(), reference.ravel())[0, 1]
+    assert correlation >= 0.99

@@ -1,0 +1,46 @@
+"""Grad-CAM maps made visible: upsampled over the model's input crop, and how much of the
+heat lies on the cell (a map that lights up the background explains nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.preprocessing import foreground_mask
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    heat: np.ndarray  # (S, S) in [0, 1]
+    heat_in_cell: float | None
+
+
+def upsample_gradcam(gradcam: np.ndarray, model_input: np.ndarray, threshold: int) -> HeatMap:
+    size = model_input.shape[0]
+    heat = np.clip(cv2.resize(gradcam.astype(np.float32), (size, size), cv2.INTER_CUBIC), 0, None)
+    total = float(heat.sum())
+    if total <= 0.0:
+        return HeatMap(heat=np.zeros((size, size), np.float32), heat_in_cell=None)
+    inside = foreground_mask(model_input, threshold)
+    return HeatMap(heat=heat / heat.max(), heat_in_cell=float(heat[inside].sum() / total))
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """RGB colours of the heat (turbo colour map)."""
+    scaled = np.round(heat * 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+
+
+def overlay_rgba(heat: np.ndarray) -> np.ndarray:
+    """Colours with the heat as opacity, for a browser to lay over the crop."""
+    alpha = np.round(heat * 255).astype(np.uint8)[:, :, None]
+    return np.concatenate([heat_colours(heat), alpha], axis=2)
+
+
+def composite(heat: np.ndarray, crop_rgb: np.ndarray, opacity: float = 0.6) -> np.ndarray:
+    """The heat painted over the crop, strongest where the heat is."""
+    weight = (heat * opacity)[:, :, None]
+    blended = crop_rgb.astype(np.float32) * (1 - weight) + heat_colours(heat) * weight
+    return np.round(blended).astype(np.uint8)

@@ -1,0 +1,73 @@
+"""Grad-CAM, test-time augmentation and calibration through the API, on the bundled model."""
+
+import base64
+
+import cv2
+import numpy as np
+import pytest
+
+from app.inference import OnnxCellClassifier
+from app.preprocessing import decode_image, preprocess
+from app.test_time_augmentation import dihedral_views
+
+
+def decode_data_uri(uri: str) -> np.ndarray:
+    data = base64.b64decode(uri.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def default_classifier(client) -> OnnxCellClassifier:
+    engine = client.app.state.engine
+    return engine.registry.get()
+
+
+def test_explain_adds_a_heatmap_on_the_cell(bundled_client, cnmc_root):
+    fractions = []
+    for path in sorted((cnmc_root / "training_data/fold_1").glob("*/*.png")):
+        response = bundled_client.post(
+            "/api/v1/predict?explain=true", files={"file": (path.name, path.read_bytes())}
+        )
+        assert response.status_code == 200
+        body = response.json()
+        size = default_classifier(bundled_client).manifest.input.size
+        assert decode_data_uri(body["heatmap"]).shape == (size, size, 3)
+        assert decode_data_uri(body["explanation"]["overlay"]).shape == (size, size, 4)
+        fractions.append(body["explanation"]["heat_in_cell"])
+    assert all(f is not None for f in fractions)
+    assert np.mean(fractions) >= 0.9
+
+
+def test_explain_is_refused_for_a_model_without_the_map(client, real_cell_png):
+    response = client.post("/api/v1/predict?explain=true", files={"file": ("c.png", real_cell_png)})
+    assert response.status_code == 422
+    assert "Grad-CAM" in response.json()["detail"]
+
+
+def test_tta_averages_the_eight_views(bundled_client, real_cell_png):
+    classifier = default_classifier(bundled_client)
+    tensor = preprocess(decode_image(real_cell_png), classifier.manifest.preprocessing)
+    views = classifier.predict(dihedral_views(tensor)).probabilities
+    response = bundled_client.post(
+        "/api/v1/predict?tta=true", files={"file": ("c.png", real_cell_png)}
+    )
+    body = response.json()
+    assert body["tta"] is True
+    assert body["probability_all"] == pytest.approx(float(views.mean()), abs=1e-6)
+    plain = bundled_client.post(
+        "/api/v1/predict?tta=false", files={"file": ("c.png", real_cell_png)}
+    )
+    assert plain.json()["tta"] is False
+    assert plain.json()["probability_all"] == pytest.approx(float(views[0]), abs=1e-6)
+
+
+def test_served_probabilities_are_calibrated(bundled_client, real_cell_png):
+    classifier = default_classifier(bundled_client)
+    calibration = classifier.manifest.calibration
+    assert calibration is not None
+    tensor = preprocess(decode_image(real_cell_png), classifier.manifest.preprocessing)
+    (raw_logit,) = classifier.session.run(["logit"], {"image": tensor[None]})
+    expected = 1 / (1 + np.exp(-raw_logit[0] / calibration.temperature))
+    response = bundled_client.post(
+        "/api/v1/predict?tta=false", files={"file": ("c.png", real_cell_png)}
+    )
+    assert response.json()["probability_all"] == pytest.approx(float(expected), abs=1e-6)
