@@ -53,7 +53,7 @@ class Upload:
 
 @dataclass(frozen=True)
 class BatchingPolicy:
-    max_batch: int = 16
+    max_batch: int = 8
     max_wait_seconds: float = 0.005
 
 
@@ -299,6 +299,20 @@ class PredictionEngine:
             raise outcome[0]
         return outcome[0]
 
+    def predict_explained(
+        self, upload: Upload, *, model_id: str | None = None, tta: bool | None = None
+    ) -> Prediction:
+        """One image with its Grad-CAM explanation, synchronously."""
+        classifier = self.registry.get(model_id)
+        use_tta = self.tta_for(classifier, tta)
+        prepared = self.prepare(upload, classifier, views=False)
+        probability, gradcam, inference_ms = self._explained(
+            classifier, prepared.tensor, use_tta, True
+        )
+        return self._prediction(
+            prepared, classifier, probability, inference_ms, "", tta=use_tta, gradcam=gradcam
+        )
+
     @staticmethod
     def tta_for(classifier: OnnxCellClassifier, requested: bool | None) -> bool:
         """The request's choice, else the model's measured default."""
@@ -357,8 +371,10 @@ class PredictionEngine:
             finally:
                 self.preparing -= 1
             gradcam = None
-            if use_tta or explain:
-                # Already a batch of its own (8 views) or needing the map: run it directly.
+            alone = self.in_flight == 1
+            if use_tta or explain or alone:
+                # Already a batch of its own (8 views), needing the map, or with no request
+                # to share a batch with: run it directly, without the batcher's extra hop.
                 probability, gradcam, inference_ms = await self.run(
                     partial(self._explained, classifier, prepared.tensor, use_tta, explain)
                 )

@@ -1,11 +1,13 @@
-"""An exported model ready to run: its manifest, its onnxruntime session, its recipe.
+"""An exported model ready to run: its manifest, its onnxruntime sessions, its recipe.
 
-Calibration (temperature scaling) and test-time augmentation are applied here, so every
+Calibration (temperature and bias) and test-time augmentation are applied here, so every
 caller (server, command line, evaluation) gets the same probabilities for the same input.
+The Grad-CAM graph is a second file, loaded on the first explanation asked for.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,39 +30,65 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
 
+class ExplanationUnavailableError(LookupError):
+    """The model was exported without its Grad-CAM graph."""
+
+
 class OnnxCellClassifier:
     """One model directory loaded once; `predict` takes preprocessed NCHW tensors."""
 
     def __init__(self, model_dir: Path, *, intra_op_threads: int = 0) -> None:
         self.model_dir = model_dir
         self.manifest: ModelManifest = load_manifest(model_dir)
+        self.intra_op_threads = intra_op_threads
+        self.session = self._session(self.manifest.onnx_file)
+        self._explain_session: ort.InferenceSession | None = None
+        self._explain_lock = threading.Lock()
+        calibration = self.manifest.calibration
+        self.temperature = calibration.temperature if calibration else 1.0
+        self.bias = calibration.bias if calibration else 0.0
+
+    def _session(self, filename: str) -> ort.InferenceSession:
         options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
+        options.intra_op_num_threads = self.intra_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(model_dir / self.manifest.onnx_file),
-            sess_options=options,
-            providers=["CPUExecutionProvider"],
-        )
-        self.temperature = (
-            self.manifest.calibration.temperature if self.manifest.calibration else 1.0
+        # Micro-batches vary in size, so a memory pattern planned for one shape is rarely
+        # reused; without it peak memory was about 10% lower at the same speed (measured).
+        options.enable_mem_pattern = False
+        return ort.InferenceSession(
+            str(self.model_dir / filename), sess_options=options, providers=["CPUExecutionProvider"]
         )
 
     @property
     def explains(self) -> bool:
-        return self.manifest.outputs.gradcam is not None
+        return (
+            self.manifest.explain_onnx_file is not None
+            and self.manifest.outputs.gradcam is not None
+        )
+
+    def explain_session(self) -> ort.InferenceSession:
+        if not self.explains:
+            raise ExplanationUnavailableError(f"{self.manifest.id} has no Grad-CAM graph")
+        with self._explain_lock:
+            if self._explain_session is None:
+                self._explain_session = self._session(self.manifest.explain_onnx_file or "")
+            return self._explain_session
+
+    def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
+        return logits / self.temperature + self.bias
 
     def _run(self, batch: np.ndarray, gradcam: bool) -> BatchOutput:
         outputs = self.manifest.outputs
-        names = [outputs.logit] + ([outputs.gradcam] if gradcam and outputs.gradcam else [])
-        results = self.session.run(
-            names, {self.manifest.input.name: batch.astype(np.float32, copy=False)}
-        )
-        logits = np.asarray(results[0], dtype=np.float64)
+        feed = {self.manifest.input.name: batch.astype(np.float32, copy=False)}
+        if gradcam:
+            logits, maps = self.explain_session().run([outputs.logit, outputs.gradcam], feed)
+        else:
+            (logits,), maps = self.session.run([outputs.logit], feed), None
+        raw = np.asarray(logits, dtype=np.float64)
         return BatchOutput(
-            logits=logits,
-            probabilities=sigmoid(logits / self.temperature),
-            gradcam=np.asarray(results[1]) if len(results) > 1 else None,
+            logits=raw,
+            probabilities=sigmoid(self.calibrated_logits(raw)),
+            gradcam=None if maps is None else np.asarray(maps),
         )
 
     def predict(
@@ -71,13 +99,11 @@ class OnnxCellClassifier:
         if not tta:
             return self._run(batch, gradcam)
         views = np.concatenate([dihedral_views(image) for image in batch])
-        output = self._run(views, gradcam=False)
-        probabilities = average_views(output.probabilities)
-        logits = np.log(probabilities) - np.log1p(-probabilities)
+        probabilities = average_views(self._run(views, gradcam=False).probabilities)
         maps = self._run(batch, gradcam=True).gradcam if gradcam else None
-        return BatchOutput(
-            logits=logits * self.temperature, probabilities=probabilities, gradcam=maps
-        )
+        calibrated = np.log(probabilities) - np.log1p(-probabilities)
+        raw = (calibrated - self.bias) * self.temperature  # back to the graph's logit scale
+        return BatchOutput(logits=raw, probabilities=probabilities, gradcam=maps)
 
     def predict_images(self, rgb_images: list[np.ndarray], *, tta: bool = False) -> BatchOutput:
         recipe = self.manifest.preprocessing

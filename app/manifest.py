@@ -18,6 +18,7 @@ from app.quality_checks import QualityReference
 
 MANIFEST_FILENAME = "manifest.json"
 ONNX_FILENAME = "model.onnx"
+EXPLAIN_ONNX_FILENAME = "explain.onnx"
 INPUT_NAME = "image"
 LOGIT_OUTPUT = "logit"
 PROBABILITY_OUTPUT = "probability_all"
@@ -56,7 +57,8 @@ class ModelOutputs(StrictModel):
     logit: str = LOGIT_OUTPUT
     probability: str = PROBABILITY_OUTPUT
     gradcam: str | None = Field(
-        GRADCAM_OUTPUT, description="(N, h, w) Grad-CAM map of the last stage; None if absent."
+        GRADCAM_OUTPUT,
+        description="(N, h, w) Grad-CAM map of the last stage, in the explain graph only.",
     )
 
 
@@ -97,11 +99,16 @@ class ReliabilityBin(StrictModel):
 
 
 class Calibration(StrictModel):
-    """Temperature scaling: served probability = sigmoid(logit / temperature)."""
+    """Served probability = sigmoid(logit / temperature + bias).
 
-    method: Literal["temperature"] = "temperature"
+    Temperature scaling with a bias term (Platt scaling): class-balanced training shifts every
+    logit by the log of the class ratio, which a temperature alone cannot undo."""
+
+    method: Literal["temperature", "temperature_and_bias"] = "temperature_and_bias"
     temperature: float = Field(gt=0)
+    bias: float = 0.0
     fitted_on: str
+    ece_temperature_only: float | None = None
     ece_before: float
     ece_after: float
     reliability_before: list[ReliabilityBin]
@@ -151,6 +158,10 @@ class ModelManifest(StrictModel):
     provenance: Provenance
     onnx_file: str = ONNX_FILENAME
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    explain_onnx_file: str | None = Field(
+        None, description="The same network with a Grad-CAM output; None: no explanations."
+    )
+    explain_onnx_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ManifestError(ValueError):
@@ -180,9 +191,13 @@ def load_manifest(model_dir: Path, *, verify_checksum: bool = True) -> ModelMani
         manifest = ModelManifest.model_validate_json(path.read_text(encoding="utf-8"))
     except ValueError as error:
         raise ManifestError(f"{path}: invalid manifest: {error}") from error
-    onnx_path = model_dir / manifest.onnx_file
-    if not onnx_path.is_file():
-        raise ManifestError(f"{model_dir}: manifest names {manifest.onnx_file}, which is missing")
-    if verify_checksum and file_sha256(onnx_path) != manifest.onnx_sha256:
-        raise ManifestError(f"{onnx_path}: sha256 differs from the manifest")
+    graphs = [(manifest.onnx_file, manifest.onnx_sha256)]
+    if manifest.explain_onnx_file is not None:
+        graphs.append((manifest.explain_onnx_file, manifest.explain_onnx_sha256 or ""))
+    for name, checksum in graphs:
+        onnx_path = model_dir / name
+        if not onnx_path.is_file():
+            raise ManifestError(f"{model_dir}: manifest names {name}, which is missing")
+        if verify_checksum and file_sha256(onnx_path) != checksum:
+            raise ManifestError(f"{onnx_path}: sha256 differs from the manifest")
     return manifest

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
     )
-    batch_max_size: int = Field(16, ge=1, description="Micro-batching: images per inference.")
+    batch_max_size: int = Field(
+        8, ge=1, description="Micro-batching: images per inference (memory grows with it)."
+    )
     batch_max_wait_ms: float = Field(
         5.0, ge=0.0, description="Micro-batching: longest wait for more requests to join."
     )

@@ -78,7 +78,9 @@ def main() -> None:
         tensor = torch.from_numpy(inputs)
         with torch.no_grad():
             torch_times = time_calls(lambda t=tensor: model(t), args.repeats)
-        ort_times = time_calls(lambda x=inputs: session.run(None, {"image": x}), args.repeats)
+        ort_times = time_calls(
+            lambda x=inputs: session.run(["probability_all"], {"image": x}), args.repeats
+        )
         torch_ms, ort_ms = summary_ms(torch_times), summary_ms(ort_times)
         entry = {
             "torch_eager": torch_ms,

@@ -72,7 +72,9 @@ def main() -> None:
             sample = tensors[:batch]
             timings = {
                 name: summary_ms(
-                    time_calls(lambda r=runner, x=sample: r.run(None, {"image": x}), 40)
+                    time_calls(
+                        lambda r=runner, x=sample: r.run(["probability_all"], {"image": x}), 40
+                    )
                 )
                 for name, runner in runners.items()
             }

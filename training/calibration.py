@@ -1,13 +1,15 @@
-"""Temperature scaling fitted on out-of-sample logits, and the calibration error around it.
+"""Calibration fitted on out-of-sample logits, and the calibration error around it.
 
-One parameter cannot overfit much and keeps the ranking (and so the ROC AUC) unchanged;
-it is fitted only on predictions for subjects the predicting model never saw.
+Temperature scaling plus a bias (Platt scaling): two parameters cannot overfit much and keep
+the ranking (and so the ROC AUC) unchanged. The bias is needed because class-balanced training
+shifts all logits by the log of the class ratio. Fitted only on predictions for subjects the
+predicting model never saw.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 
 from app.inference import sigmoid
 from app.manifest import Calibration, ReliabilityBin
@@ -26,6 +28,20 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     result = minimize_scalar(negative_log_likelihood, bounds=(-4.0, 4.0), method="bounded")
     return float(np.exp(result.x))
+
+
+def fit_temperature_and_bias(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(temperature, bias) minimising the negative log-likelihood of sigmoid(z / T + b)."""
+    y = np.asarray(labels, dtype=float)
+    z = np.asarray(logits, dtype=float)
+
+    def negative_log_likelihood(parameters: np.ndarray) -> float:
+        scaled = z * np.exp(parameters[0]) + parameters[1]
+        return float(np.mean(np.logaddexp(0.0, scaled) - y * scaled))
+
+    result = minimize(negative_log_likelihood, np.zeros(2), method="Nelder-Mead")
+    log_inverse_temperature, bias = result.x
+    return float(np.exp(-log_inverse_temperature)), float(bias)
 
 
 def reliability(
@@ -57,12 +73,16 @@ def reliability(
 
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibration:
-    temperature = fit_temperature(logits, labels)
-    ece_before, bins_before = reliability(sigmoid(np.asarray(logits, dtype=float)), labels)
-    ece_after, bins_after = reliability(sigmoid(np.asarray(logits) / temperature), labels)
+    z = np.asarray(logits, dtype=float)
+    temperature, bias = fit_temperature_and_bias(z, labels)
+    ece_before, bins_before = reliability(sigmoid(z), labels)
+    ece_after, bins_after = reliability(sigmoid(z / temperature + bias), labels)
+    ece_temperature_only, _ = reliability(sigmoid(z / fit_temperature(z, labels)), labels)
     return Calibration(
         temperature=temperature,
+        bias=bias,
         fitted_on=fitted_on,
+        ece_temperature_only=ece_temperature_only,
         ece_before=ece_before,
         ece_after=ece_after,
         reliability_before=bins_before,

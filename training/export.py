@@ -20,6 +20,7 @@ import torch
 
 from app.inference import OnnxCellClassifier, sigmoid
 from app.manifest import (
+    EXPLAIN_ONNX_FILENAME,
     GRADCAM_OUTPUT,
     INPUT_NAME,
     LOGIT_OUTPUT,
@@ -42,7 +43,12 @@ from training.calibration import calibrate
 from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS
 from training.dataset_index import list_images, read_image
 from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
-from training.models import ProbabilityExport, count_parameters
+from training.models import (
+    CellClassifier,
+    ExplainedProbabilityExport,
+    ProbabilityExport,
+    count_parameters,
+)
 from training.test_time_augmentation import measure_tta
 from training.train_config import TrainConfig
 from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
@@ -78,23 +84,30 @@ def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) 
 
 
 def check_parity(model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray) -> float:
-    """The graph's own probability output against PyTorch, before any calibration."""
+    """Both graphs' own probability output against PyTorch, before any calibration."""
     with torch.no_grad():
         expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
-    session = OnnxCellClassifier(onnx_dir).session
-    (actual,) = session.run([PROBABILITY_OUTPUT], {INPUT_NAME: batch})
-    return float(np.max(np.abs(actual - expected)))
+    classifier = OnnxCellClassifier(onnx_dir)
+    differences = []
+    for session in (classifier.session, classifier.explain_session()):
+        (actual,) = session.run([PROBABILITY_OUTPUT], {INPUT_NAME: batch})
+        differences.append(float(np.max(np.abs(actual - expected))))
+    return max(differences)
 
 
-def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> None:
+def export_onnx(
+    model: CellClassifier, path: Path, input_size: int, *, explain: bool = False
+) -> None:
     example = torch.zeros(2, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
+    wrapper = ExplainedProbabilityExport(model) if explain else ProbabilityExport(model)
+    outputs = [LOGIT_OUTPUT, PROBABILITY_OUTPUT] + ([GRADCAM_OUTPUT] if explain else [])
     torch.onnx.export(
-        ProbabilityExport(model).eval(),
+        wrapper.eval(),
         (example,),
         str(path),
         input_names=[INPUT_NAME],
-        output_names=[LOGIT_OUTPUT, PROBABILITY_OUTPUT, GRADCAM_OUTPUT],
+        output_names=outputs,
         opset_version=ONNX_OPSET,
         dynamic_shapes={"images": {0: batch}},
         dynamo=True,
@@ -130,16 +143,28 @@ def _decision_rule(
     else:
         default = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
         return default, None, evaluations
-    labels, logits, _ = _read_logits(source)
+    labels, logits, subjects = _read_logits(source)
     calibration = calibrate(logits, labels, fitted_on=where)
-    calibrated = sigmoid(logits / calibration.temperature)
+    calibrated = sigmoid(logits / calibration.temperature + calibration.bias)
     threshold = ThresholdChoice(
         value=choose_threshold(labels, calibrated),
         source=f"best balanced accuracy (Youden's J) on {where}, calibrated probabilities",
     )
+    if cv_dir is not None:
+        evaluations.append(
+            Evaluation(
+                protocol=f"{where}, calibrated, at the served threshold; threshold and "
+                "calibration were fitted on these same predictions, so threshold-dependent "
+                "metrics are optimistic",
+                metrics=binary_metrics(labels, calibrated, threshold.value),
+                per_subject_accuracy=per_subject_accuracy(
+                    subjects, labels.tolist(), calibrated.tolist(), threshold.value
+                ),
+            )
+        )
     if validation_csv.is_file():
         labels, logits, subjects = _read_logits(validation_csv)
-        probabilities = sigmoid(logits / calibration.temperature)
+        probabilities = sigmoid(logits / calibration.temperature + calibration.bias)
         evaluations.append(
             Evaluation(
                 protocol=(
@@ -245,7 +270,9 @@ def _export(
     measure_tta_gain: bool,
 ) -> ModelManifest:
     onnx_path = out_dir / ONNX_FILENAME
+    explain_path = out_dir / EXPLAIN_ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
+    export_onnx(model, explain_path, recipe.input_size, explain=True)
     threshold, calibration, evaluations = _decision_rule(run_dir, cv_dir, config.epoch_choice)
     manifest = ModelManifest(
         id=model_id or default_model_id(config),
@@ -268,6 +295,8 @@ def _export(
             software=_software(),
         ),
         onnx_sha256=file_sha256(onnx_path),
+        explain_onnx_file=EXPLAIN_ONNX_FILENAME,
+        explain_onnx_sha256=file_sha256(explain_path),
     )
     write_manifest(manifest, out_dir)
     batch = np.stack(

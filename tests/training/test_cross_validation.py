@@ -75,7 +75,7 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert calibration is not None
     assert "out-of-fold" in calibration.fitted_on
     logits = np.log(probabilities) - np.log1p(-probabilities)
-    calibrated = 1 / (1 + np.exp(-logits / calibration.temperature))
+    calibrated = 1 / (1 + np.exp(-(logits / calibration.temperature + calibration.bias)))
     assert manifest.threshold.value == pytest.approx(choose_threshold(labels, calibrated), abs=1e-5)
     assert sum(b.count for b in calibration.reliability_after) == 18
     tta = manifest.test_time_augmentation

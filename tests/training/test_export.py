@@ -76,13 +76,15 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     recipe = classifier.manifest.preprocessing
     files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
     batch = np.stack([preprocess(decode_image(f.read_bytes()), recipe) for f in files])
-    onnx_probabilities = classifier.predict(batch).probabilities
+    (graph_probabilities,) = classifier.session.run(["probability_all"], {"image": batch})
     with torch.no_grad():
-        torch_probabilities = torch.sigmoid(
-            load_trained_model(trained_run)(torch.from_numpy(batch))
-        )
-    assert onnx_probabilities.shape == (18,)
-    assert np.abs(onnx_probabilities - torch_probabilities.numpy()).max() <= 1e-4
+        torch_logits = load_trained_model(trained_run)(torch.from_numpy(batch)).numpy()
+    assert graph_probabilities.shape == (18,)
+    assert np.abs(graph_probabilities - 1 / (1 + np.exp(-torch_logits))).max() <= 1e-4
+    # What is served is the calibrated probability of the same logit.
+    onnx_probabilities = classifier.predict(batch).probabilities
+    served = 1 / (1 + np.exp(-(torch_logits / classifier.temperature + classifier.bias)))
+    assert np.abs(onnx_probabilities - served).max() <= 1e-4
     # A dynamic batch axis: one image alone gives the same answer as inside the batch.
     single = classifier.predict(batch[:1]).probabilities
     assert single[0] == pytest.approx(float(onnx_probabilities[0]), abs=1e-5)
@@ -103,11 +105,13 @@ def test_manifest_describes_the_model_and_round_trips(exported):
     assert manifest.intended_use.lower().count("not a diagnosis") == 1
 
 
-def test_a_tampered_onnx_is_refused(exported, tmp_path):
+@pytest.mark.parametrize("tampered", ["model.onnx", "explain.onnx"])
+def test_a_tampered_graph_is_refused(exported, tmp_path, tampered):
     copy = tmp_path / "copy"
     copy.mkdir()
-    (copy / "manifest.json").write_bytes((exported / "manifest.json").read_bytes())
-    (copy / "model.onnx").write_bytes((exported / "model.onnx").read_bytes() + b"\0")
+    for name in ("manifest.json", "model.onnx", "explain.onnx"):
+        data = (exported / name).read_bytes()
+        (copy / name).write_bytes(data + b"\0" if name == tampered else data)
     with pytest.raises(ManifestError, match="sha256"):
         load_manifest(copy)
 
@@ -163,7 +167,7 @@ def test_exported_gradcam_matches_autograd(trained_run, exported, cnmc_root):
     recipe = classifier.manifest.preprocessing
     files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
     batch = np.stack([preprocess(decode_image(f.read_bytes()), recipe) for f in files])
-    (onnx_maps,) = classifier.session.run(["gradcam"], {"image": batch})
+    (onnx_maps,) = classifier.explain_session().run(["gradcam"], {"image": batch})
     reference = autograd_gradcam(load_trained_model(trained_run), torch.from_numpy(batch)).numpy()
     assert onnx_maps.shape == reference.shape == (18, 2, 2)
     assert reference.std() > 0
