@@ -6,7 +6,6 @@ The same engine as the server (checks, recipe, model store), for whole archives 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,21 +14,11 @@ from tqdm import tqdm
 
 from app.engine import PredictionEngine, Upload
 from app.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
+from app.result_table import result_row, results_writer
 from app.settings import get_settings
 from app.upload_checks import UploadLimits, UploadRejectedError
 
 IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-COLUMNS = [
-    "path",
-    "status",
-    "label",
-    "probability_all",
-    "threshold",
-    "model_id",
-    "model_version",
-    "warnings",
-    "error",
-]
 
 
 def find_images(paths: Sequence[Path]) -> Iterator[Path]:
@@ -70,37 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = PredictionEngine(registry, limits, worker_threads=1)
     failures = 0
     with args.out.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-        writer.writeheader()
+        writer = results_writer(stream)
         with tqdm(total=len(images), unit="image", file=sys.stderr) as progress:
             for start in range(0, len(images), args.batch_size):
                 chunk = images[start : start + args.batch_size]
                 uploads = [Upload(filename=str(p), data=p.read_bytes()) for p in chunk]
-                for path, outcome in zip(
-                    chunk, engine.predict_many(uploads, model_id=args.model), strict=True
-                ):
-                    if isinstance(outcome, UploadRejectedError):
-                        failures += 1
-                        writer.writerow(
-                            {
-                                "path": path,
-                                "status": "error",
-                                "error": f"{outcome.status_code}: {outcome.detail}",
-                            }
-                        )
-                        continue
-                    writer.writerow(
-                        {
-                            "path": path,
-                            "status": "ok",
-                            "label": outcome.label,
-                            "probability_all": f"{outcome.probability_all:.6f}",
-                            "threshold": f"{outcome.threshold:.6f}",
-                            "model_id": outcome.model.id,
-                            "model_version": outcome.model.version,
-                            "warnings": ";".join(w.code for w in outcome.warnings),
-                        }
-                    )
+                outcomes = engine.predict_many(uploads, model_id=args.model)
+                for upload, outcome in zip(uploads, outcomes, strict=True):
+                    failures += isinstance(outcome, UploadRejectedError)
+                    writer.writerow(result_row(upload.filename, outcome))
                 progress.update(len(chunk))
     engine.close()
     print(

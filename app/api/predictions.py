@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Annotated, Literal
 
@@ -12,6 +11,7 @@ from fastapi.responses import Response
 from app.dependencies import EngineDep, RequestIdDep, SettingsDep
 from app.engine import Upload
 from app.model_registry import UnknownModelError
+from app.result_table import result_row, results_writer
 from app.schemas import BatchError, BatchItem, BatchResponse, ErrorResponse, Prediction
 from app.upload_checks import UploadRejectedError
 
@@ -27,17 +27,6 @@ ERRORS = {
         503: "too many requests in flight; retry after the Retry-After header's seconds",
     }.items()
 }
-CSV_COLUMNS = [
-    "filename",
-    "status",
-    "label",
-    "probability_all",
-    "threshold",
-    "model_id",
-    "model_version",
-    "warnings",
-    "error",
-]
 
 ModelQuery = Annotated[
     str | None, Query(description="Model id from /api/v1/models; default: the store's default.")
@@ -120,38 +109,16 @@ async def predict_batch(
     ]
     if format == "csv":
         return Response(
-            _as_csv(results),
+            _as_csv([upload.filename for upload in uploads], outcomes),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="leukolens-results.csv"'},
         )
     return BatchResponse(results=results)
 
 
-def _spreadsheet_safe(text: str) -> str:
-    """Prefix text a spreadsheet would run as a formula (CSV injection)."""
-    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
-
-
-def _as_csv(results: list[BatchItem]) -> str:
+def _as_csv(names: list[str], outcomes: list[Prediction | UploadRejectedError]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
-    for item in results:
-        row: dict[str, object] = {
-            "filename": _spreadsheet_safe(item.filename),
-            "status": item.status,
-        }
-        if item.prediction is not None:
-            prediction = item.prediction
-            row |= {
-                "label": prediction.label,
-                "probability_all": f"{prediction.probability_all:.6f}",
-                "threshold": f"{prediction.threshold:.6f}",
-                "model_id": prediction.model.id,
-                "model_version": prediction.model.version,
-                "warnings": ";".join(w.code for w in prediction.warnings),
-            }
-        if item.error is not None:
-            row["error"] = _spreadsheet_safe(f"{item.error.status_code}: {item.error.detail}")
-        writer.writerow(row)
+    writer = results_writer(buffer)
+    for name, outcome in zip(names, outcomes, strict=True):
+        writer.writerow(result_row(name, outcome))
     return buffer.getvalue()

@@ -25,7 +25,7 @@ def test_scores_files_and_folders_into_a_csv(cnmc_root, model_store, tmp_path, c
     assert code == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 11
-    assert rows[0]["path"] == str(single)
+    assert rows[0]["filename"] == str(single)
     assert [r["status"] for r in rows] == ["ok"] * 10 + ["error"]
     assert all(r["model_id"] == "brightness" for r in rows[:10])
     assert rows[-1]["error"].startswith("400")
