@@ -316,10 +316,7 @@ class PredictionEngine:
     @staticmethod
     def tta_for(classifier: OnnxCellClassifier, requested: bool | None) -> bool:
         """The request's choice, else the model's measured default."""
-        if requested is not None:
-            return requested
-        card = classifier.manifest.test_time_augmentation
-        return bool(card and card.default)
+        return classifier.tta_by_default if requested is None else requested
 
     def _explained(
         self, classifier: OnnxCellClassifier, tensor: np.ndarray, tta: bool, gradcam: bool

@@ -66,6 +66,12 @@ class OnnxCellClassifier:
             and self.manifest.outputs.gradcam is not None
         )
 
+    @property
+    def tta_by_default(self) -> bool:
+        """The model card's measured choice for test-time augmentation."""
+        card = self.manifest.test_time_augmentation
+        return bool(card and card.default)
+
     def explain_session(self) -> ort.InferenceSession:
         if not self.explains:
             raise ExplanationUnavailableError(f"{self.manifest.id} has no Grad-CAM graph")

@@ -7,15 +7,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.dependencies import RegistryDep, SettingsDep
-from app.engine import PredictionEngine
 from app.model_registry import UnknownModelError
 from app.settings import PACKAGE_DIR
 
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-
-
-def engine_tta_default(classifier: object) -> bool:
-    return PredictionEngine.tta_for(classifier, None)  # type: ignore[arg-type]
 
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +27,7 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
                 {
                     "id": model_id,
                     "explains": classifier.explains,
-                    "tta_default": engine_tta_default(classifier),
+                    "tta_default": classifier.tta_by_default,
                 }
                 for model_id, classifier in sorted(registry.models.items())
             ],

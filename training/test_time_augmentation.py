@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,6 @@ def measure_tta(
 
 
 def _latency_ms(model_dir: Path, size: int, repeats: int = 20) -> tuple[float, float]:
-    import time
-
     classifier = OnnxCellClassifier(model_dir)
     image = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     medians = []
