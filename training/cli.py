@@ -1,4 +1,4 @@
-"""`python -m training <index|train|cv|export|evaluate>`: one command per job.
+"""`python -m training <index|train|cv|export|evaluate|counterfactual>`: one command per job.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it.
@@ -132,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-dedupe", action="store_true")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, help="write roc.png and confusion_matrix.png here")
+    counterfactual = commands.add_parser(
+        "counterfactual",
+        help="colour-counterfactual test: re-colour each cell to the other class and re-score",
+    )
+    counterfactual.add_argument("--model", type=Path, required=True, help="model directory")
+    counterfactual.add_argument("--data", type=Path, required=True, help="C-NMC-layout root")
+    counterfactual.add_argument(
+        "--reference", type=Path, help="root whose cells give the class colours (default: --data)"
+    )
+    counterfactual.add_argument("--json", action="store_true")
     return parser
 
 
@@ -221,12 +231,28 @@ def run_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result.as_json()) if args.json else format_table(result))
 
 
+def run_counterfactual(args: argparse.Namespace) -> None:
+    from app.inference import OnnxCellClassifier
+    from training.colour_counterfactual import colour_counterfactual
+
+    images = index_dataset(args.data).images
+    reference = index_dataset(args.reference).images if args.reference else images
+    result = colour_counterfactual(OnnxCellClassifier(args.model), images, reference)
+    report = result.as_json()
+    if args.json:
+        print(json.dumps(report))
+        return
+    for key, value in report.items():
+        print(f"{key:<34} {value}")
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
     "cv": run_cv,
     "export": run_export,
     "evaluate": run_evaluate,
+    "counterfactual": run_counterfactual,
 }
 
 
