@@ -7,9 +7,7 @@ a fold by a lot.
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -70,12 +68,3 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
     }
     save_json(config.out / CV_SUMMARY, summary)
     return summary
-
-
-def read_predictions_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) from a val_predictions.csv or oof_predictions.csv."""
-    with path.open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    labels = np.asarray([int(row["label"]) for row in rows], dtype=int)
-    probabilities = np.asarray([float(row["probability_all"]) for row in rows], dtype=float)
-    return labels, probabilities

@@ -6,7 +6,6 @@ probabilities on real images from the run's data to within 1e-4, or nothing is w
 
 from __future__ import annotations
 
-import csv
 import json
 import platform
 import shutil
@@ -51,7 +50,7 @@ from training.models import (
 )
 from training.test_time_augmentation import measure_tta
 from training.train_config import TrainConfig
-from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
+from training.trainer import VAL_PREDICTIONS, Predictions, load_run_config, load_trained_model
 
 PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 18
@@ -117,14 +116,6 @@ def export_onnx(
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def _read_logits(predictions_csv: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    with predictions_csv.open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    labels = np.asarray([int(row["label"]) for row in rows])
-    logits = np.asarray([float(row["logit"]) for row in rows])
-    return labels, logits, [row["subject"] for row in rows]
-
-
 def _decision_rule(
     run_dir: Path, cv_dir: Path | None, epoch_choice: str
 ) -> tuple[ThresholdChoice, Calibration | None, list[Evaluation]]:
@@ -143,7 +134,8 @@ def _decision_rule(
     else:
         default = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
         return default, None, evaluations
-    labels, logits, subjects = _read_logits(source)
+    held_out = Predictions.read_csv(source)
+    labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
     calibration = calibrate(logits, labels, fitted_on=where)
     calibrated = sigmoid(logits / calibration.temperature + calibration.bias)
     threshold = ThresholdChoice(
@@ -163,7 +155,8 @@ def _decision_rule(
             )
         )
     if validation_csv.is_file():
-        labels, logits, subjects = _read_logits(validation_csv)
+        held_out = Predictions.read_csv(validation_csv)
+        labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
         probabilities = sigmoid(logits / calibration.temperature + calibration.bias)
         evaluations.append(
             Evaluation(

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
 from training.cell_dataset import CellDataset, morphology_preserving_augmentation
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
@@ -70,6 +71,20 @@ class Predictions:
                 writer.writerow(
                     [image.path, image.subject, image.label, f"{logit:.6f}", f"{probability:.6f}"]
                 )
+
+    @classmethod
+    def read_csv(cls, path: Path) -> Predictions:
+        """Back from a val_predictions.csv or oof_predictions.csv written by `write_csv`."""
+        with path.open(newline="", encoding="utf-8") as stream:
+            rows = list(csv.DictReader(stream))
+        return cls(
+            images=tuple(
+                CellImage(path=Path(row["path"]), subject=row["subject"], label=int(row["label"]))
+                for row in rows
+            ),
+            logits=np.asarray([float(row["logit"]) for row in rows]),
+            probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +150,7 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
     return Predictions(
         images=tuple(dataset.images),
         logits=stacked,
-        probabilities=1.0 / (1.0 + np.exp(-stacked)),
+        probabilities=sigmoid(stacked),
     )
 
 

@@ -5,8 +5,9 @@ import pytest
 
 from app.manifest import load_manifest
 from training.cli import main
-from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS, read_predictions_csv
+from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS
 from training.metrics import choose_threshold
+from training.trainer import Predictions
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,8 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     )
     assert summary["pooled"]["n"] == 18
     assert set(summary["mean_std"]["roc_auc"]) == {"mean", "std"}
-    labels, probabilities = read_predictions_csv(out / OOF_PREDICTIONS)
+    out_of_fold = Predictions.read_csv(out / OOF_PREDICTIONS)
+    labels, probabilities = out_of_fold.labels, out_of_fold.probabilities
     assert len(labels) == len(probabilities) == 18
     assert (out / "command.txt").read_text().startswith("python -m training cv")
     printed = json.loads(capsys.readouterr().out)
