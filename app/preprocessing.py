@@ -73,7 +73,6 @@ class PreprocessedViews:
     model_input: np.ndarray
     enhanced_view: np.ndarray
     cropped_view: np.ndarray
-    foreground_fraction: float
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -188,14 +187,12 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def _enhance_and_crop(
-    rgb: np.ndarray, config: PreprocessConfig
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _enhance_and_crop(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
     # The mask comes from the image as acquired: enhancement lifts the black background.
     mask = foreground_mask(rgb, config.foreground_threshold)
     enhanced = enhance_contrast(rgb, config)
     resized = resize_square(crop_cell(enhanced, mask, config), config.input_size)
-    return enhanced, resized, mask
+    return enhanced, resized
 
 
 def prepare_image(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -226,13 +223,12 @@ def rescale_for_display(image: np.ndarray) -> np.ndarray:
 
 
 def preprocess_with_views(rgb: np.ndarray, config: PreprocessConfig) -> PreprocessedViews:
-    enhanced, prepared, mask = _enhance_and_crop(rgb, config)
+    enhanced, prepared = _enhance_and_crop(rgb, config)
     return PreprocessedViews(
         tensor=normalize_to_tensor(prepared, config),
         model_input=prepared,
         enhanced_view=rescale_for_display(enhanced),
         cropped_view=rescale_for_display(prepared),
-        foreground_fraction=float(mask.mean()),
     )
 
 

@@ -172,7 +172,6 @@ class TestPreprocess:
         assert views.cropped_view.shape == (64, 64, 3)
         assert views.cropped_view.min() == 0
         assert views.cropped_view.max() == 255
-        assert 0.05 < views.foreground_fraction < 0.5
 
     def test_rescale_for_display_of_a_flat_image(self):
         assert (rescale_for_display(np.full((3, 3, 3), 5, np.uint8)) == 0).all()

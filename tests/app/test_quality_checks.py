@@ -88,6 +88,13 @@ def test_each_check_on_a_modified_real_cell(cnmc_root):
     assert "unusual_stain" in codes(green, reference)
 
 
+def test_a_real_cell_is_measured(real_cell_png):
+    measured = measure_cell(decode_image(real_cell_png), 15)
+    assert 0.05 < measured.foreground_fraction < 0.5
+    assert measured.objects == 1
+    assert measured.area == pytest.approx(measured.foreground_fraction * 450 * 450)
+
+
 def test_uncertain_near_the_threshold():
     assert [w.code for w in uncertainty_warning(0.55, 0.5, None)] == ["uncertain"]
     assert uncertainty_warning(0.9, 0.5, None) == []
