@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.inference import OnnxCellClassifier
-from app.preprocessing import preprocess
+from app.preprocessing import PreprocessConfig, preprocess
 from training.dataset_index import DatasetIndex, read_image
 from training.metrics import MetricValue, binary_metrics, per_subject_accuracy
 
@@ -30,18 +31,23 @@ class EvaluationResult:
         }
 
 
+def preprocessed_batches(
+    paths: Sequence[Path], recipe: PreprocessConfig, batch_size: int
+) -> Iterator[np.ndarray]:
+    """Model inputs for the files, `batch_size` at a time, exactly as the server makes them."""
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        yield np.stack([preprocess(read_image(path), recipe) for path in chunk])
+
+
 def evaluate_model(
     model_dir: Path, index: DatasetIndex, *, batch_size: int = 32, threshold: float | None = None
 ) -> EvaluationResult:
     classifier = OnnxCellClassifier(model_dir)
     recipe = classifier.manifest.preprocessing
-    probabilities: list[np.ndarray] = []
     images = index.images
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        batch = np.stack([preprocess(read_image(image.path), recipe) for image in chunk])
-        probabilities.append(classifier.predict(batch).probabilities)
-    probability = np.concatenate(probabilities)
+    batches = preprocessed_batches([image.path for image in images], recipe, batch_size)
+    probability = np.concatenate([classifier.predict(batch).probabilities for batch in batches])
     labels = np.asarray([image.label for image in images])
     cutoff = classifier.manifest.threshold.value if threshold is None else threshold
     return EvaluationResult(

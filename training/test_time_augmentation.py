@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -11,20 +10,14 @@ import torch
 
 from app.inference import OnnxCellClassifier
 from app.manifest import TestTimeAugmentationCard
-from app.preprocessing import PreprocessConfig, preprocess
+from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
-from training.dataset_index import read_image
+from training.evaluate import preprocessed_batches
 from training.metrics import binary_metrics
-from training.trainer import VAL_PREDICTIONS, load_trained_model
+from training.trainer import VAL_PREDICTIONS, Predictions, load_trained_model
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16
-
-
-def _held_out(run_dir: Path) -> tuple[list[Path], np.ndarray]:
-    with (run_dir / VAL_PREDICTIONS).open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    return [Path(row["path"]) for row in rows], np.asarray([int(row["label"]) for row in rows])
 
 
 @torch.no_grad()
@@ -32,10 +25,7 @@ def _probabilities(
     model: torch.nn.Module, paths: list[Path], recipe: PreprocessConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     plain, averaged = [], []
-    for start in range(0, len(paths), BATCH):
-        tensors = np.stack(
-            [preprocess(read_image(p), recipe) for p in paths[start : start + BATCH]]
-        )
+    for tensors in preprocessed_batches(paths, recipe, BATCH):
         plain.append(torch.sigmoid(model(torch.from_numpy(tensors))).numpy())
         views = torch.from_numpy(np.concatenate([dihedral_views(t) for t in tensors]))
         averaged.append(average_views(torch.sigmoid(model(views)).numpy()))
@@ -48,7 +38,8 @@ def measure_tta(
     """Each run's model on its own held-out subjects, pooled; latency on the exported graph."""
     labels, without, with_tta = [], [], []
     for run_dir in run_dirs:
-        paths, run_labels = _held_out(run_dir)
+        held_out = Predictions.read_csv(run_dir / VAL_PREDICTIONS)
+        paths, run_labels = [image.path for image in held_out.images], held_out.labels
         plain, averaged = _probabilities(load_trained_model(run_dir), paths, recipe)
         labels.append(run_labels)
         without.append(plain)
