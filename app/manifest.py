@@ -58,7 +58,8 @@ class ModelOutputs(StrictModel):
     probability: str = PROBABILITY_OUTPUT
     gradcam: str | None = Field(
         GRADCAM_OUTPUT,
-        description="(N, h, w) Grad-CAM map of the last stage, in the explain graph only.",
+        description="(N, h, w) Grad-CAM map at 1/16 of the input (ConvNeXt: the third "
+        "stage; the last, at 1/32, was too coarse to fall on the cell), explain graph only.",
     )
 
 

@@ -37,7 +37,7 @@ class DisplayImages(BaseModel):
 
 
 class Explanation(BaseModel):
-    """Grad-CAM of the last convolutional stage over the model's input crop."""
+    """Grad-CAM (at 1/16 of the input resolution) over the model's input crop."""
 
     heatmap: str = Field(description="PNG data URI: the heat painted over the crop.")
     overlay: str = Field(description="PNG data URI (RGBA): the heat alone, opacity = heat.")

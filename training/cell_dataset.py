@@ -7,6 +7,7 @@ augmentation works on the prepared uint8 image, before the shared normalisation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +18,9 @@ from app.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_ima
 from training.dataset_index import CellImage, read_image
 
 Augmentation = Callable[[np.ndarray], np.ndarray]
+PreparedCache = dict[Path, np.ndarray]
+"""Prepared images by file. Preparation does not depend on the mean/std measured per split,
+so datasets of one recipe (train and validation, every fold of a cross-validation) share one."""
 
 
 class CellDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -26,23 +30,26 @@ class CellDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         config: PreprocessConfig,
         augmentation: Augmentation | None = None,
         *,
-        cache: bool = True,
+        cache: bool | PreparedCache = True,
     ) -> None:
         self.images = list(images)
         self.config = config
         self.augmentation = augmentation
-        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+        self._cache: PreparedCache | None = (
+            cache if isinstance(cache, dict) else ({} if cache else None)
+        )
 
     def __len__(self) -> int:
         return len(self.images)
 
     def prepared(self, index: int) -> np.ndarray:
         """Enhanced, cropped and resized uint8 image; cached because CLAHE costs per epoch."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        prepared = prepare_image(read_image(self.images[index].path), self.config)
+        path = self.images[index].path
+        if self._cache is not None and path in self._cache:
+            return self._cache[path]
+        prepared = prepare_image(read_image(path), self.config)
         if self._cache is not None:
-            self._cache[index] = prepared
+            self._cache[path] = prepared
         return prepared
 
     def iter_prepared(self) -> Iterator[np.ndarray]:

@@ -1,4 +1,4 @@
-"""`python -m training <index|train|cv|export|evaluate|counterfactual>`: one command per job.
+"""`python -m training <index|train|cv|export|evaluate|counterfactual|compare>`: a command per job.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it.
@@ -136,12 +136,27 @@ def build_parser() -> argparse.ArgumentParser:
         "counterfactual",
         help="colour-counterfactual test: re-colour each cell to the other class and re-score",
     )
-    counterfactual.add_argument("--model", type=Path, required=True, help="model directory")
-    counterfactual.add_argument("--data", type=Path, required=True, help="C-NMC-layout root")
+    subject = counterfactual.add_mutually_exclusive_group(required=True)
+    subject.add_argument("--model", type=Path, help="an exported model directory")
+    subject.add_argument(
+        "--cv",
+        type=Path,
+        help="a cv directory: each fold's model on its held-out subjects (out of sample)",
+    )
+    counterfactual.add_argument("--data", type=Path, help="C-NMC-layout root (with --model)")
     counterfactual.add_argument(
         "--reference", type=Path, help="root whose cells give the class colours (default: --data)"
     )
     counterfactual.add_argument("--json", action="store_true")
+
+    compare = commands.add_parser(
+        "compare", help="the bake-off table: one markdown row per cross-validation directory"
+    )
+    compare.add_argument("cv_dirs", type=Path, nargs="+", metavar="CV_DIR")
+    compare.add_argument(
+        "--no-latency", action="store_true", help="skip exporting fold 0 to time onnxruntime"
+    )
+    compare.add_argument("--json", type=Path, help="also write the rows here")
     return parser
 
 
@@ -235,6 +250,18 @@ def run_counterfactual(args: argparse.Namespace) -> None:
     from app.inference import OnnxCellClassifier
     from training.colour_counterfactual import colour_counterfactual
 
+    if args.cv is not None:
+        from training.cross_validation import counterfactual_on_held_out_folds
+
+        cv_report = counterfactual_on_held_out_folds(args.cv)
+        print(
+            json.dumps(
+                cv_report if args.json else cv_report["pooled"], indent=None if args.json else 2
+            )
+        )
+        return
+    if args.data is None:
+        raise DatasetError("--model needs --data")
     images = index_dataset(args.data).images
     reference = index_dataset(args.reference).images if args.reference else images
     result = colour_counterfactual(OnnxCellClassifier(args.model), images, reference)
@@ -246,6 +273,15 @@ def run_counterfactual(args: argparse.Namespace) -> None:
         print(f"{key:<34} {value}")
 
 
+def run_compare(args: argparse.Namespace) -> None:
+    from training.comparison import candidate_row, markdown_table, rows_as_json
+
+    rows = [candidate_row(d, measure_latency=not args.no_latency) for d in args.cv_dirs]
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows_as_json(rows), indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(rows))
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
@@ -253,6 +289,7 @@ COMMANDS = {
     "export": run_export,
     "evaluate": run_evaluate,
     "counterfactual": run_counterfactual,
+    "compare": run_compare,
 }
 
 

@@ -8,14 +8,14 @@ again: a model that relies on colour changes its answers and loses ROC AUC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from app.inference import OnnxCellClassifier
-from app.preprocessing import foreground_mask, preprocess
+from app.preprocessing import PreprocessConfig, foreground_mask, preprocess
 from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
 
 BATCH = 32
@@ -59,6 +59,10 @@ def recolour(rgb: np.ndarray, target: ColourStatistics, threshold: int) -> np.nd
     return out
 
 
+ProbabilityScorer = Callable[[np.ndarray], np.ndarray]
+"""A batch of model inputs (N, 3, size, size) to the probability of ALL per image."""
+
+
 @dataclass(frozen=True)
 class CounterfactualResult:
     images: int
@@ -77,13 +81,44 @@ class CounterfactualResult:
         }
 
 
-def colour_counterfactual(
-    classifier: OnnxCellClassifier,
+@dataclass(frozen=True)
+class CounterfactualScores:
+    """Each image's probability as it is and re-coloured; pooled across folds by `combine`."""
+
+    labels: np.ndarray
+    original: np.ndarray
+    recoloured: np.ndarray
+
+    @classmethod
+    def combine(cls, parts: Sequence[CounterfactualScores]) -> CounterfactualScores:
+        return cls(
+            labels=np.concatenate([p.labels for p in parts]),
+            original=np.concatenate([p.original for p in parts]),
+            recoloured=np.concatenate([p.recoloured for p in parts]),
+        )
+
+    def result(self) -> CounterfactualResult:
+        auc_before = float(roc_auc_score(self.labels, self.original))
+        auc_after = float(roc_auc_score(self.labels, self.recoloured))
+        return CounterfactualResult(
+            images=len(self.labels),
+            roc_auc=auc_before,
+            roc_auc_recoloured=auc_after,
+            auc_drop=auc_before - auc_after,
+            mean_absolute_probability_change=float(
+                np.mean(np.abs(self.recoloured - self.original))
+            ),
+        )
+
+
+def score_counterfactual(
+    score: ProbabilityScorer,
+    recipe: PreprocessConfig,
     images: Sequence[CellImage],
     reference: Sequence[CellImage],
-) -> CounterfactualResult:
-    """Score each image as it is and re-coloured to the other class of `reference`."""
-    recipe = classifier.manifest.preprocessing
+) -> CounterfactualScores:
+    """Score each image as it is and re-coloured to the other class of `reference` (for an
+    honest test, cells the model was trained on and `images` it was not)."""
     threshold = recipe.foreground_threshold
     statistics = class_statistics(reference, threshold)
     original, recoloured = [], []
@@ -96,20 +131,24 @@ def colour_counterfactual(
             )
             for rgb, image in zip(rgbs, chunk, strict=True)
         ]
-        original.append(
-            classifier.predict(np.stack([preprocess(r, recipe) for r in rgbs])).probabilities
-        )
-        recoloured.append(
-            classifier.predict(np.stack([preprocess(r, recipe) for r in swapped])).probabilities
-        )
-    labels = np.asarray([image.label for image in images])
-    before, after = np.concatenate(original), np.concatenate(recoloured)
-    auc_before = float(roc_auc_score(labels, before))
-    auc_after = float(roc_auc_score(labels, after))
-    return CounterfactualResult(
-        images=len(images),
-        roc_auc=auc_before,
-        roc_auc_recoloured=auc_after,
-        auc_drop=auc_before - auc_after,
-        mean_absolute_probability_change=float(np.mean(np.abs(after - before))),
+        original.append(score(np.stack([preprocess(r, recipe) for r in rgbs])))
+        recoloured.append(score(np.stack([preprocess(r, recipe) for r in swapped])))
+    return CounterfactualScores(
+        labels=np.asarray([image.label for image in images]),
+        original=np.concatenate(original),
+        recoloured=np.concatenate(recoloured),
     )
+
+
+def colour_counterfactual(
+    classifier: OnnxCellClassifier,
+    images: Sequence[CellImage],
+    reference: Sequence[CellImage],
+) -> CounterfactualResult:
+    """The test on an exported model, scored as the server scores it."""
+    return score_counterfactual(
+        lambda batch: classifier.predict(batch).probabilities,
+        classifier.manifest.preprocessing,
+        images,
+        reference,
+    ).result()

@@ -8,16 +8,28 @@ a fold by a lot.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
-from training.dataset_index import index_dataset
+from training.cell_dataset import PreparedCache
+from training.colour_counterfactual import CounterfactualScores, score_counterfactual
+from training.dataset_index import DatasetIndex, index_dataset
 from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.train_config import TrainConfig, save_json
-from training.trainer import Predictions, subsample_per_subject, train
+from training.trainer import (
+    Predictions,
+    load_run_config,
+    load_trained_model,
+    make_split,
+    probability_scorer,
+    subsample_per_subject,
+    train,
+)
 
 OOF_PREDICTIONS = "oof_predictions.csv"
 CV_SUMMARY = "cv_summary.json"
+CV_COUNTERFACTUAL = "colour_counterfactual.json"
 FIXED_THRESHOLD = 0.5
 
 
@@ -27,11 +39,13 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
     index = index_dataset(config.data)
     per_fold: list[dict[str, object]] = []
     out_of_fold: list[Predictions] = []
+    prepared_cache: PreparedCache = {}
     for fold in range(config.folds):
         fold_config = config.model_copy(
             update={"val_fold": fold, "out": config.out / f"fold{fold}"}
         )
-        result = train(TrainConfig.model_validate(fold_config.model_dump()), index)
+        fold_config = TrainConfig.model_validate(fold_config.model_dump())
+        result = train(fold_config, index, prepared_cache)
         if result.validation is None:
             raise RuntimeError(f"fold {fold} produced no validation predictions")
         predictions = result.validation
@@ -66,5 +80,45 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
             pooled.subjects, pooled.labels.tolist(), pooled.probabilities.tolist(), FIXED_THRESHOLD
         ),
     }
+    summary["colour_counterfactual"] = counterfactual_on_held_out_folds(config.out, index)
     save_json(config.out / CV_SUMMARY, summary)
     return summary
+
+
+def counterfactual_on_held_out_folds(
+    cv_dir: Path, index: DatasetIndex | None = None
+) -> dict[str, object]:
+    """The colour-counterfactual test out of sample: each fold's model on its held-out
+    subjects, re-coloured to the statistics of the other class among its training subjects.
+    Written to colour_counterfactual.json in `cv_dir`."""
+    per_fold: list[dict[str, object]] = []
+    parts: list[CounterfactualScores] = []
+    for fold_dir in sorted(cv_dir.glob("fold[0-9]*")):
+        config, recipe, _ = load_run_config(fold_dir)
+        index = index or index_dataset(config.data)
+        split = make_split(
+            config, subsample_per_subject(index.images, config.max_images_per_subject)
+        )
+        if split is None:
+            raise ValueError(f"{fold_dir} was trained without held-out subjects")
+        scores = score_counterfactual(
+            probability_scorer(load_trained_model(fold_dir), config.threads),
+            recipe,
+            split.validation,
+            split.train,
+        )
+        parts.append(scores)
+        per_fold.append({"fold": config.val_fold, **scores.result().as_json()})
+    if not parts:
+        raise ValueError(f"no fold directories in {cv_dir}")
+    report: dict[str, object] = {
+        "protocol": "each fold's model on its held-out subjects, every cell re-coloured to the "
+        "inside-cell channel mean/std of the other class among that fold's training cells",
+        "per_fold": per_fold,
+        "mean_std": mean_and_std(
+            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
+        ),
+        "pooled": CounterfactualScores.combine(parts).result().as_json(),
+    }
+    save_json(cv_dir / CV_COUNTERFACTUAL, report)
+    return report

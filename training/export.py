@@ -39,7 +39,7 @@ from app.manifest import (
 from app.preprocessing import PreprocessConfig, preprocess
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
-from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS
+from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, OOF_PREDICTIONS
 from training.dataset_index import list_images, read_image
 from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
 from training.models import (
@@ -129,6 +129,7 @@ def _decision_rule(
         evaluations.append(
             Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
         )
+        evaluations.extend(_cross_validation_spread_and_counterfactual(cv_dir, summary))
     elif validation_csv.is_file():
         source, where = validation_csv, "the run's held-out subjects"
     else:
@@ -176,6 +177,54 @@ def _decision_rule(
             )
         )
     return threshold, calibration, evaluations
+
+
+def _cross_validation_spread_and_counterfactual(
+    cv_dir: Path, summary: dict[str, object]
+) -> list[Evaluation]:
+    """Per-fold mean ± std (a single subject can swing a fold) and the colour counterfactual."""
+    mean_std: dict[str, dict[str, float]] = summary["mean_std"]  # type: ignore[assignment]
+    spread: dict[str, float | int | list[list[int]]] = {}
+    for metric, values in mean_std.items():
+        spread[f"{metric}_mean"] = values["mean"]
+        spread[f"{metric}_std"] = values["std"]
+    per_fold: list[dict[str, object]] = summary["per_fold"]  # type: ignore[assignment]
+    evaluations = [
+        Evaluation(
+            protocol=f"the same cross-validation, mean and std over its {len(per_fold)} folds",
+            metrics=spread,
+        )
+    ]
+    counterfactual_path = cv_dir / CV_COUNTERFACTUAL
+    if counterfactual_path.is_file():
+        report = json.loads(counterfactual_path.read_text(encoding="utf-8"))
+        evaluations.append(
+            Evaluation(
+                protocol=f"colour counterfactual, pooled: {report['protocol']}; a model that "
+                "answers colour rather than the cell loses ROC AUC here",
+                metrics=report["pooled"],
+            )
+        )
+    return evaluations
+
+
+def known_limitations(resolved: dict[str, object], recipe: PreprocessConfig) -> list[str]:
+    subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
+    hem = sum(1 for subject in subjects if subject.startswith("H"))
+    limitations = [
+        f"Trained on {len(subjects)} subjects ({len(subjects) - hem} ALL, {hem} HEM) of C-NMC "
+        "2019: one centre, one staining protocol, one microscope and camera; other stains, "
+        "scanners or patient groups can shift its output, and with so few HEM subjects the "
+        "specificity on new subjects is uncertain.",
+        *KNOWN_LIMITATIONS[1:],
+    ]
+    if recipe.standardize_cell_colour:
+        limitations.append(
+            "Each cell's colour and brightness are standardised away before the model sees it "
+            "(they were a subject/batch effect in the training data), so any real colour "
+            "difference between blasts and normal cells is not used either."
+        )
+    return limitations
 
 
 def quality_reference_for(config: TrainConfig, resolved: dict[str, object]) -> QualityReference:
@@ -281,7 +330,7 @@ def _export(
         evaluations=evaluations,
         calibration=calibration,
         quality_reference=quality_reference_for(config, resolved),
-        limitations=KNOWN_LIMITATIONS,
+        limitations=known_limitations(resolved, recipe),
         provenance=Provenance(
             training_command=training_command,
             run_config=resolved,

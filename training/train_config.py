@@ -40,6 +40,9 @@ class TrainConfig(BaseModel):
     crop: CropMethod = CropMethod.CELL
     crop_size: int = Field(352, ge=8)
     foreground_threshold: int = Field(15, ge=0, le=254)
+    standardize_cell_colour: bool = Field(
+        False, description="Fix each cell's channel mean/std before everything else."
+    )
     color_jitter: float = Field(0.1, ge=0)
     affine_degrees: float = Field(15.0, ge=0)
 
@@ -95,6 +98,7 @@ class TrainConfig(BaseModel):
             crop=self.crop,
             crop_size=self.crop_size,
             foreground_threshold=self.foreground_threshold,
+            standardize_cell_colour=self.standardize_cell_colour,
             input_size=self.img_size,
         )
 

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
-from training.cell_dataset import CellDataset, morphology_preserving_augmentation
+from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
 from training.metrics import MetricValue, binary_metrics
 from training.models import CellClassifier, create_classifier, set_backbone_trainable
@@ -154,6 +154,21 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
     )
 
 
+def probability_scorer(
+    model: CellClassifier, threads: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The PyTorch model as a function of a preprocessed batch, like the ONNX classifier."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model.eval()
+
+    @torch.no_grad()
+    def score(batch: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(model(torch.from_numpy(batch))).float().numpy()
+
+    return score
+
+
 def _epoch_summary(row: dict[str, object]) -> str:
     text = (
         f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
@@ -176,18 +191,29 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def train(config: TrainConfig, index: DatasetIndex | None = None) -> TrainResult:
+def train(
+    config: TrainConfig,
+    index: DatasetIndex | None = None,
+    prepared_cache: PreparedCache | None = None,
+) -> TrainResult:
+    """`prepared_cache` lets runs of one recipe (the folds of a cross-validation) prepare
+    each image once."""
     run_dir = config.out
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(run_dir)
     try:
-        return _train(config, run_dir, index)
+        return _train(config, run_dir, index, prepared_cache)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> TrainResult:
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    index: DatasetIndex | None,
+    prepared_cache: PreparedCache | None,
+) -> TrainResult:
     seed_everything(config.seed)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -200,12 +226,15 @@ def _train(config: TrainConfig, run_dir: Path, index: DatasetIndex | None) -> Tr
     augmentation = morphology_preserving_augmentation(
         affine_degrees=config.affine_degrees, color_jitter=config.color_jitter
     )
-    train_set = CellDataset(train_images, config.preprocess_config(), augmentation)
+    cache: bool | PreparedCache = config.cache
+    if config.cache:
+        cache = prepared_cache if prepared_cache is not None else {}
+    train_set = CellDataset(train_images, config.preprocess_config(), augmentation, cache=cache)
     mean, std = channel_statistics(train_set.iter_prepared())
     recipe = config.preprocess_config().model_copy(update={"mean": mean, "std": std})
     recipe = PreprocessConfig.model_validate(recipe.model_dump())
     train_set.config = recipe
-    val_set = CellDataset(val_images, recipe) if val_images else None
+    val_set = CellDataset(val_images, recipe, cache=cache) if val_images else None
 
     resolved = {
         "train": json.loads(config.model_dump_json()),

@@ -22,6 +22,7 @@ from app.preprocessing import (
     preprocess,
     preprocess_with_views,
     rescale_for_display,
+    standardize_cell_colour,
 )
 
 
@@ -97,6 +98,41 @@ class TestContrast:
         enhanced = enhance_contrast(rgb, PreprocessConfig())
         background = ~foreground_mask(rgb, 15)
         assert enhanced[background].max() <= 15
+
+
+class TestCellColourStandardisation:
+    def test_brightness_and_stain_no_longer_reach_the_model(self, real_cell_png):
+        rgb = decode_image(real_cell_png)
+        mask = foreground_mask(rgb, 15)
+        darker = rgb.copy()
+        # A darker, bluer acquisition of the same cell (as another subject's batch might be).
+        darker[mask] = np.clip(rgb[mask] * np.array([0.7, 0.75, 0.9]) + 8, 16, 255).astype(np.uint8)
+        # Without CLAHE, which amplifies the rounding of the darker copy's pixels.
+        plain = PreprocessConfig(input_size=64, contrast=ContrastMethod.NONE)
+        standardized = plain.model_copy(update={"standardize_cell_colour": True})
+        cell = foreground_mask(prepare_image(rgb, plain), 15)
+        before = np.abs(preprocess(rgb, plain) - preprocess(darker, plain))[:, cell].mean()
+        after = np.abs(preprocess(rgb, standardized) - preprocess(darker, standardized))
+        assert after[:, cell].mean() < before / 5
+
+    def test_sets_the_cell_statistics_and_keeps_mask_and_background(self, real_cell_png):
+        rgb = decode_image(real_cell_png)
+        mask = foreground_mask(rgb, 15)
+        out = standardize_cell_colour(rgb, mask, 15)
+        pixels = out[mask].astype(np.float64)
+        np.testing.assert_allclose(pixels.mean(axis=0), 128.0, atol=3.0)
+        # Clipping the few far-out pixels of the dim rim takes a little of the spread.
+        assert (pixels.std(axis=0) > 24.0).all()
+        assert (pixels.std(axis=0) < 32.5).all()
+        assert np.array_equal(foreground_mask(out, 15), mask)
+        assert (out[~mask] == rgb[~mask]).all()
+
+    def test_an_empty_image_is_left_alone(self):
+        black = np.zeros((20, 20, 3), dtype=np.uint8)
+        assert standardize_cell_colour(black, foreground_mask(black, 15), 15) is black
+
+    def test_is_off_unless_asked_so_older_manifests_keep_their_recipe(self):
+        assert PreprocessConfig().standardize_cell_colour is False
 
 
 class TestCrops:

@@ -35,3 +35,18 @@ def test_a_model_of_brightness_is_caught(brightness_model_dir, cnmc_root, capsys
         report["auc_drop"] == round(report["roc_auc"] - report["roc_auc_recoloured"], 5)
         or abs(report["auc_drop"] - (report["roc_auc"] - report["roc_auc_recoloured"])) < 1e-4
     )
+
+
+def test_cell_colour_standardisation_hides_colour_even_from_a_brightness_model(
+    brightness_model_dir, cnmc_root, capsys
+):
+    from app.manifest import load_manifest, write_manifest
+
+    manifest = load_manifest(brightness_model_dir)
+    recipe = manifest.preprocessing.model_copy(update={"standardize_cell_colour": True})
+    write_manifest(manifest.model_copy(update={"preprocessing": recipe}), brightness_model_dir)
+    args = ["counterfactual", "--model", str(brightness_model_dir), "--data", str(cnmc_root)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mean_absolute_probability_change"] < 0.001
+    assert abs(report["auc_drop"]) < 0.02

@@ -5,7 +5,7 @@ import pytest
 
 from app.manifest import load_manifest
 from training.cli import main
-from training.cross_validation import CV_SUMMARY, OOF_PREDICTIONS
+from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, OOF_PREDICTIONS
 from training.metrics import choose_threshold
 from training.trainer import Predictions
 
@@ -50,6 +50,31 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     printed = json.loads(capsys.readouterr().out)
     assert printed["pooled"] == summary["pooled"]
 
+    # The colour counterfactual, out of sample: each fold's model on its own held-out cells.
+    counterfactual = summary["colour_counterfactual"]
+    assert [fold["images"] for fold in counterfactual["per_fold"]] == [6, 6, 6]
+    assert counterfactual["pooled"]["images"] == 18
+    assert counterfactual["pooled"]["roc_auc"] == pytest.approx(
+        summary["pooled"]["roc_auc"], abs=1e-4
+    )  # the same models on the same cells, before re-colouring
+    assert json.loads((out / CV_COUNTERFACTUAL).read_text()) == counterfactual
+    assert main(["counterfactual", "--cv", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pooled"] == counterfactual["pooled"]
+
+    # The bake-off row is read back from the run, latency measured on the exported graph.
+    rows_file = tmp_path / "rows.json"
+    assert main(["compare", str(out), "--json", str(rows_file)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| run | ROC AUC")
+    assert table[2].startswith("| cv | ")
+    (row,) = json.loads(rows_file.read_text())
+    assert row["roc_auc_pooled"] == summary["pooled"]["roc_auc"]
+    assert row["counterfactual_auc_drop"] == counterfactual["pooled"]["auc_drop"]
+    assert row["command"].startswith("python -m training cv")
+    assert 3.0 < row["parameters_millions"] < 4.0  # convnext_atto
+    assert row["onnx_megabytes"] > 1.0
+    assert row["latency_ms_batch1"] > 0
+
     # A final model trained on every subject takes its threshold from the out-of-fold predictions.
     run, model_dir = tmp_path / "final", tmp_path / "model"
     assert (
@@ -86,4 +111,10 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert tta.default == (tta.roc_auc_with - tta.roc_auc_without >= 0.005)
     assert manifest.quality_reference is not None
     assert manifest.evaluations[0].metrics == summary["pooled"]
+    by_protocol = {e.protocol.split(",")[0]: e.metrics for e in manifest.evaluations}
+    assert by_protocol["colour counterfactual"] == counterfactual["pooled"]
+    assert by_protocol["the same cross-validation"]["roc_auc_std"] == pytest.approx(
+        summary["mean_std"]["roc_auc"]["std"]
+    )
+    assert "6 subjects (3 ALL, 3 HEM)" in manifest.limitations[0]
     assert manifest.training_data.images_all + manifest.training_data.images_hem == 18

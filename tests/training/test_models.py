@@ -77,3 +77,25 @@ def test_weights_of_another_network_are_refused(tmp_path):
 
 def test_classifier_is_a_cell_classifier():
     assert isinstance(create_classifier("convnext_atto"), CellClassifier)
+
+
+@pytest.mark.parametrize(
+    ("arch", "channels"), [("convnext_atto", 160), ("tf_efficientnet_lite0", 112)]
+)
+def test_the_explained_map_is_at_one_sixteenth_and_the_split_changes_nothing(arch, channels):
+    torch.manual_seed(0)
+    model = create_classifier(arch).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.feature_map(images)
+        logits = model(images)
+        whole_backbone = model.head(model.backbone(images)).squeeze(-1)
+    assert features.shape == (2, channels, 4, 4)
+    torch.testing.assert_close(logits, whole_backbone, rtol=0, atol=0)
+
+
+def test_other_families_explain_their_last_map():
+    model = create_classifier("resnet18").eval()
+    assert model.split is None
+    with torch.no_grad():
+        assert model.feature_map(torch.zeros(1, 3, 64, 64)).shape == (1, 512, 2, 2)

@@ -1,0 +1,148 @@
+"""The bake-off table: one row per cross-validation run, read back from what `cv` wrote.
+
+Every number comes from a run directory (cv_summary.json, colour_counterfactual.json,
+metrics.jsonl, the fold models), so the table in docs/model-selection.md can be rebuilt from
+the runs at any time and never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY
+from training.models import count_parameters
+from training.trainer import METRICS_FILENAME, load_run_config, load_trained_model
+
+LATENCY_REPEATS = 30
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    name: str
+    command: str
+    roc_auc_per_fold: list[float]
+    roc_auc_mean: float
+    roc_auc_std: float
+    roc_auc_pooled: float
+    balanced_accuracy_mean: float
+    balanced_accuracy_std: float
+    weighted_f1_mean: float
+    counterfactual_auc_drop: float | None
+    counterfactual_probability_change: float | None
+    train_minutes_per_fold: float
+    threads: int | None
+    parameters_millions: float
+    onnx_megabytes: float | None
+    latency_ms_batch1: float | None
+
+
+def _fold_dirs(cv_dir: Path) -> list[Path]:
+    return sorted(cv_dir.glob("fold[0-9]*"))
+
+
+def _train_seconds(fold_dir: Path) -> float:
+    """Median epoch time x epochs, per phase: robust to an epoch slowed by other work on a
+    shared machine (the bake-off runs shared two cores)."""
+    lines = (fold_dir / METRICS_FILENAME).read_text(encoding="utf-8").splitlines()
+    by_phase: dict[str, list[float]] = {}
+    for line in filter(str.strip, lines):
+        row = json.loads(line)
+        by_phase.setdefault(row["phase"], []).append(float(row["seconds"]))
+    return sum(float(np.median(seconds)) * len(seconds) for seconds in by_phase.values())
+
+
+def _onnx_size_and_latency(fold_dir: Path) -> tuple[float, float]:
+    """Export the first fold's model as the server would run it and time one image at a time."""
+    from training.export import export_onnx
+
+    config, _, _ = load_run_config(fold_dir)
+    model = load_trained_model(fold_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.onnx"
+        export_onnx(model, path, config.img_size)
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        image = np.random.default_rng(0).standard_normal((1, 3, config.img_size, config.img_size))
+        feed = {session.get_inputs()[0].name: image.astype(np.float32)}
+        session.run(None, feed)
+        durations = []
+        for _ in range(LATENCY_REPEATS):
+            started = time.perf_counter()
+            session.run(None, feed)
+            durations.append((time.perf_counter() - started) * 1000)
+        return path.stat().st_size / 1e6, float(np.median(durations))
+
+
+def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow:
+    summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
+    counterfactual_path = cv_dir / CV_COUNTERFACTUAL
+    counterfactual = (
+        json.loads(counterfactual_path.read_text(encoding="utf-8"))["pooled"]
+        if counterfactual_path.exists()
+        else None
+    )
+    folds = _fold_dirs(cv_dir)
+    config, _, _ = load_run_config(folds[0])
+    size, latency = _onnx_size_and_latency(folds[0]) if measure_latency else (None, None)
+    mean_std = summary["mean_std"]
+    command_file = cv_dir / "command.txt"
+    return CandidateRow(
+        name=cv_dir.name,
+        command=command_file.read_text(encoding="utf-8").strip() if command_file.exists() else "",
+        roc_auc_per_fold=[fold["metrics"]["roc_auc"] for fold in summary["per_fold"]],
+        roc_auc_mean=mean_std["roc_auc"]["mean"],
+        roc_auc_std=mean_std["roc_auc"]["std"],
+        roc_auc_pooled=summary["pooled"]["roc_auc"],
+        balanced_accuracy_mean=mean_std["balanced_accuracy"]["mean"],
+        balanced_accuracy_std=mean_std["balanced_accuracy"]["std"],
+        weighted_f1_mean=mean_std["weighted_f1"]["mean"],
+        counterfactual_auc_drop=counterfactual["auc_drop"] if counterfactual else None,
+        counterfactual_probability_change=(
+            counterfactual["mean_absolute_probability_change"] if counterfactual else None
+        ),
+        train_minutes_per_fold=float(np.mean([_train_seconds(f) for f in folds])) / 60,
+        threads=config.threads,
+        parameters_millions=count_parameters(load_trained_model(folds[0])) / 1e6,
+        onnx_megabytes=size,
+        latency_ms_batch1=latency,
+    )
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "not run" if value is None else f"{value:.{digits}f}"
+
+
+MARKDOWN_HEADER = (
+    "| run | ROC AUC mean ± std (per fold) | pooled AUC | balanced acc. mean ± std | "
+    "weighted F1 | colour-counterfactual AUC drop | mean abs. change in p | "
+    "train min per fold model (threads) | params (M) | ONNX MB | ms per image |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def markdown_row(row: CandidateRow) -> str:
+    per_fold = " / ".join(f"{auc:.3f}" for auc in row.roc_auc_per_fold)
+    return (
+        f"| {row.name} | {row.roc_auc_mean:.3f} ± {row.roc_auc_std:.3f} ({per_fold}) "
+        f"| {row.roc_auc_pooled:.3f} "
+        f"| {row.balanced_accuracy_mean:.3f} ± {row.balanced_accuracy_std:.3f} "
+        f"| {row.weighted_f1_mean:.3f} | {_number(row.counterfactual_auc_drop)} "
+        f"| {_number(row.counterfactual_probability_change)} "
+        f"| {row.train_minutes_per_fold:.1f} ({row.threads or 'all'}) "
+        f"| {row.parameters_millions:.2f} | {_number(row.onnx_megabytes, 1)} "
+        f"| {_number(row.latency_ms_batch1, 1)} |"
+    )
+
+
+def markdown_table(rows: list[CandidateRow]) -> str:
+    return "\n".join([MARKDOWN_HEADER, *(markdown_row(row) for row in rows)])
+
+
+def rows_as_json(rows: list[CandidateRow]) -> list[dict[str, object]]:
+    return [asdict(row) for row in rows]
