@@ -155,6 +155,11 @@ class ModelManifest(StrictModel):
     test_time_augmentation: TestTimeAugmentationCard | None = None
     quality_reference: QualityReference | None = None
     intended_use: str = DEFAULT_INTENDED_USE
+    selection: str | None = Field(
+        None,
+        description="How this model was chosen against the others (see docs/model-selection.md), "
+        "e.g. why the default is not the paper's architecture.",
+    )
     limitations: list[str] = Field(default_factory=list)
     provenance: Provenance
     onnx_file: str = ONNX_FILENAME

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
         "threshold; its metrics go into the card",
     )
     export.add_argument(
+        "--selection",
+        help="for the card: how this model was chosen against the others (e.g. the bake-off)",
+    )
+    export.add_argument(
         "--no-tta-measurement",
         action="store_true",
         help="skip measuring test-time augmentation on held-out subjects",
@@ -230,6 +234,7 @@ def run_export(args: argparse.Namespace) -> None:
         cv_dir=args.cv,
         training_command=command_for("train", config),
         measure_tta_gain=not args.no_tta_measurement,
+        selection=args.selection,
     )
     print(
         f"exported {manifest.id} v{manifest.version} to {args.out} "

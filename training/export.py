@@ -272,6 +272,7 @@ def export_run(
     training_command: str = "",
     parity_count: int = 16,
     measure_tta_gain: bool = True,
+    selection: str | None = None,
 ) -> ModelManifest:
     config, recipe, resolved = load_run_config(run_dir)
     model = load_trained_model(run_dir)
@@ -290,6 +291,7 @@ def export_run(
             training_command=training_command,
             parity_count=parity_count,
             measure_tta_gain=measure_tta_gain,
+            selection=selection,
         )
     except Exception:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -310,6 +312,7 @@ def _export(
     training_command: str,
     parity_count: int,
     measure_tta_gain: bool,
+    selection: str | None,
 ) -> ModelManifest:
     onnx_path = out_dir / ONNX_FILENAME
     explain_path = out_dir / EXPLAIN_ONNX_FILENAME
@@ -330,6 +333,7 @@ def _export(
         evaluations=evaluations,
         calibration=calibration,
         quality_reference=quality_reference_for(config, resolved),
+        selection=selection,
         limitations=known_limitations(resolved, recipe),
         provenance=Provenance(
             training_command=training_command,

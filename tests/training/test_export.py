@@ -48,7 +48,8 @@ def trained_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory) -> Path:
     model_dir = tmp_path_factory.mktemp("model") / "tiny"
-    assert main(["export", "--run", str(trained_run), "--out", str(model_dir), "--id", "tiny"]) == 0
+    args = ["export", "--run", str(trained_run), "--out", str(model_dir), "--id", "tiny"]
+    assert main([*args, "--selection", "the only candidate"]) == 0
     return model_dir
 
 
@@ -103,6 +104,7 @@ def test_manifest_describes_the_model_and_round_trips(exported):
     assert "roc_auc" in manifest.evaluations[0].metrics
     assert "--epochs 1" in manifest.provenance.training_command
     assert manifest.intended_use.lower().count("not a diagnosis") == 1
+    assert manifest.selection == "the only candidate"
 
 
 @pytest.mark.parametrize("tampered", ["model.onnx", "explain.onnx"])

@@ -21,17 +21,15 @@ def default_classifier(client) -> OnnxCellClassifier:
     return engine.registry.get()
 
 
-def test_explain_adds_a_heatmap_that_favours_the_cell(bundled_client, cnmc_root):
-    """The heat must sit on the cell more than on an equal share of background would.
-
-    (The issue's goal of 90% of the heat inside the cell is not met by the bundled model: its
-    last stage is 4 x 4 at 128 px; see docs/performance.md for the measured share.)"""
-    classifier = default_classifier(bundled_client)
+def heat_on_fixture_cells(client, cnmc_root, model_id: str) -> tuple[list[float], list[float]]:
+    """Each fixture cell's share of heat inside the cell, and the cell's share of the crop."""
+    classifier = client.app.state.engine.registry.get(model_id)
     recipe = classifier.manifest.preprocessing
     fractions, cell_shares = [], []
     for path in sorted((cnmc_root / "training_data/fold_1").glob("*/*.png")):
-        response = bundled_client.post(
-            "/api/v1/predict?explain=true", files={"file": (path.name, path.read_bytes())}
+        response = client.post(
+            f"/api/v1/predict?explain=true&model={model_id}",
+            files={"file": (path.name, path.read_bytes())},
         )
         assert response.status_code == 200
         body = response.json()
@@ -43,6 +41,22 @@ def test_explain_adds_a_heatmap_that_favours_the_cell(bundled_client, cnmc_root)
         crop = prepare_image(decode_image(path.read_bytes()), recipe)
         cell_shares.append(float(foreground_mask(crop, recipe.foreground_threshold).mean()))
     assert all(0.0 <= f <= 1.0 for f in fractions)
+    return fractions, cell_shares
+
+
+def test_the_convnext_map_lies_on_the_cell(bundled_client, cnmc_root):
+    """The issue's goal, 90% of the heat inside the cell, holds for the ConvNeXt's map at 1/16
+    of the input (it did not at 1/32: 46%)."""
+    fractions, _ = heat_on_fixture_cells(bundled_client, cnmc_root, "convnext-atto-128-cell")
+    assert np.mean(fractions) >= 0.9
+
+
+def test_the_default_map_favours_the_cell(bundled_client, cnmc_root):
+    """The default EfficientNet-Lite0's map does not reach 90% (it puts much of the heat on the
+    cell's rim and the black surround; see docs/model-selection.md); tested here is only that
+    it favours the cell over an equal share of background."""
+    default = bundled_client.app.state.engine.registry.default_id
+    fractions, cell_shares = heat_on_fixture_cells(bundled_client, cnmc_root, default)
     assert np.mean(fractions) > np.mean(cell_shares)
 
 
