@@ -132,24 +132,31 @@ CELL_COLOUR_MEAN = 128.0
 CELL_COLOUR_STD = 32.0  # 48 clipped 2-4% of cell pixels at the dark rim; 32 under 1%
 
 
+def match_cell_colour(
+    rgb: np.ndarray, mask: np.ndarray, mean: np.ndarray, std: np.ndarray, threshold: int
+) -> np.ndarray:
+    """Give the cell's pixels the target per-channel mean and std; the surround stays black
+    and cell pixels stay above the foreground threshold, so the mask and the crop do not move."""
+    if not mask.any():
+        return rgb
+    pixels = rgb[mask].astype(np.float32)
+    z_scores = (pixels - pixels.mean(axis=0)) / np.maximum(pixels.std(axis=0), np.float32(1.0))
+    matched = rgb.copy()
+    target = z_scores * np.asarray(std, np.float32) + np.asarray(mean, np.float32)
+    matched[mask] = np.clip(np.round(target), threshold + 1, 255).astype(np.uint8)
+    return matched
+
+
 def standardize_cell_colour(rgb: np.ndarray, mask: np.ndarray, threshold: int) -> np.ndarray:
-    """Per-channel z-scores inside the cell, mapped to fixed levels; the surround stays black.
+    """Every cell to the same fixed per-channel mean and std.
 
     In C-NMC the classes differ in brightness by subject, not by biology: after this step a
     cell's mean colour and contrast say nothing, and only its size, shape and texture remain.
     Mean and std, not median and IQR: quartiles of 8-bit values jump under a small change of
-    gain, so they undid a re-colouring far less well. Cell pixels stay above the foreground
-    threshold, so the mask and the crop do not move.
+    gain, so they undid a re-colouring far less well.
     """
-    if not mask.any():
-        return rgb
-    pixels = rgb[mask].astype(np.float32)
-    mean = pixels.mean(axis=0)
-    std = np.maximum(pixels.std(axis=0), np.float32(1.0))
-    scaled = (pixels - mean) / std * np.float32(CELL_COLOUR_STD) + np.float32(CELL_COLOUR_MEAN)
-    standardized = rgb.copy()
-    standardized[mask] = np.clip(np.round(scaled), threshold + 1, 255).astype(np.uint8)
-    return standardized
+    levels = np.full(3, CELL_COLOUR_MEAN), np.full(3, CELL_COLOUR_STD)
+    return match_cell_colour(rgb, mask, *levels, threshold)
 
 
 def foreground_mask(rgb: np.ndarray, threshold: int) -> np.ndarray:

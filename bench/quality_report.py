@@ -70,7 +70,9 @@ def main() -> None:
         "note": "the model's own training images: calibration and metrics here are in-sample",
     }
     engine.close()
-    print(write_result("quality_report", results).read_text())
+    # The default's report is quality_report.json; another model's carries its id.
+    name = "quality_report" if args.model is None else f"quality_report-{args.model}"
+    print(write_result(name, results).read_text())
 
 
 if __name__ == "__main__":

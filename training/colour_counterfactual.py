@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from app.inference import OnnxCellClassifier
-from app.preprocessing import PreprocessConfig, foreground_mask, preprocess
+from app.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour, preprocess
 from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
 
 BATCH = 32
@@ -48,15 +48,9 @@ def class_statistics(images: Sequence[CellImage], threshold: int) -> dict[int, C
 
 
 def recolour(rgb: np.ndarray, target: ColourStatistics, threshold: int) -> np.ndarray:
-    """Match the cell's channel mean and std to the target's; the black surround is kept, and
-    cell pixels stay above the foreground threshold so the crop does not move."""
+    """The cell with the target's channel mean and std (the serving recipe's own matcher)."""
     mask = foreground_mask(rgb, threshold)
-    mean, std = cell_statistics(rgb, threshold)
-    out = rgb.copy()
-    pixels = rgb[mask].astype(np.float64)
-    shifted = (pixels - mean) / std * target.std + target.mean
-    out[mask] = np.clip(np.round(shifted), threshold + 1, 255).astype(np.uint8)
-    return out
+    return match_cell_colour(rgb, mask, target.mean, target.std, threshold)
 
 
 ProbabilityScorer = Callable[[np.ndarray], np.ndarray]

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY
-from training.models import count_parameters
+from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, fold_dirs
+from training.models import CellClassifier, count_parameters
 from training.trainer import METRICS_FILENAME, load_run_config, load_trained_model
 
 LATENCY_REPEATS = 30
@@ -43,10 +43,6 @@ class CandidateRow:
     latency_ms_batch1: float | None
 
 
-def _fold_dirs(cv_dir: Path) -> list[Path]:
-    return sorted(cv_dir.glob("fold[0-9]*"))
-
-
 def _train_seconds(fold_dir: Path) -> float:
     """Median epoch time x epochs, per phase: robust to an epoch slowed by other work on a
     shared machine (the bake-off runs shared two cores)."""
@@ -58,17 +54,15 @@ def _train_seconds(fold_dir: Path) -> float:
     return sum(float(np.median(seconds)) * len(seconds) for seconds in by_phase.values())
 
 
-def _onnx_size_and_latency(fold_dir: Path) -> tuple[float, float]:
-    """Export the first fold's model as the server would run it and time one image at a time."""
+def _onnx_size_and_latency(model: CellClassifier, size: int) -> tuple[float, float]:
+    """Export the model as the server would run it and time one image at a time."""
     from training.export import export_onnx
 
-    config, _, _ = load_run_config(fold_dir)
-    model = load_trained_model(fold_dir)
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "model.onnx"
-        export_onnx(model, path, config.img_size)
+        export_onnx(model, path, size)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        image = np.random.default_rng(0).standard_normal((1, 3, config.img_size, config.img_size))
+        image = np.random.default_rng(0).standard_normal((1, 3, size, size))
         feed = {session.get_inputs()[0].name: image.astype(np.float32)}
         session.run(None, feed)
         durations = []
@@ -87,9 +81,12 @@ def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow
         if counterfactual_path.exists()
         else None
     )
-    folds = _fold_dirs(cv_dir)
+    folds = fold_dirs(cv_dir)
     config, _, _ = load_run_config(folds[0])
-    size, latency = _onnx_size_and_latency(folds[0]) if measure_latency else (None, None)
+    model = load_trained_model(folds[0])
+    size, latency = (
+        _onnx_size_and_latency(model, config.img_size) if measure_latency else (None, None)
+    )
     mean_std = summary["mean_std"]
     command_file = cv_dir / "command.txt"
     return CandidateRow(
@@ -108,7 +105,7 @@ def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow
         ),
         train_minutes_per_fold=float(np.mean([_train_seconds(f) for f in folds])) / 60,
         threads=config.threads,
-        parameters_millions=count_parameters(load_trained_model(folds[0])) / 1e6,
+        parameters_millions=count_parameters(model) / 1e6,
         onnx_megabytes=size,
         latency_ms_batch1=latency,
     )

@@ -85,6 +85,11 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
     return summary
 
 
+def fold_dirs(cv_dir: Path) -> list[Path]:
+    """The run directories of a cross-validation's folds (fold0, fold1, ...)."""
+    return sorted(cv_dir.glob("fold[0-9]*"))
+
+
 def counterfactual_on_held_out_folds(
     cv_dir: Path, index: DatasetIndex | None = None
 ) -> dict[str, object]:
@@ -93,7 +98,7 @@ def counterfactual_on_held_out_folds(
     Written to colour_counterfactual.json in `cv_dir`."""
     per_fold: list[dict[str, object]] = []
     parts: list[CounterfactualScores] = []
-    for fold_dir in sorted(cv_dir.glob("fold[0-9]*")):
+    for fold_dir in fold_dirs(cv_dir):
         config, recipe, _ = load_run_config(fold_dir)
         index = index or index_dataset(config.data)
         split = make_split(

@@ -39,7 +39,12 @@ from app.manifest import (
 from app.preprocessing import PreprocessConfig, preprocess
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
-from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, OOF_PREDICTIONS
+from training.cross_validation import (
+    CV_COUNTERFACTUAL,
+    CV_SUMMARY,
+    OOF_PREDICTIONS,
+    fold_dirs,
+)
 from training.dataset_index import list_images, read_image
 from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
 from training.models import (
@@ -56,8 +61,6 @@ PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 18
 SOFTWARE = ("torch", "timm", "onnx", "onnxruntime", "opencv-python-headless", "numpy")
 KNOWN_LIMITATIONS = [
-    "Trained on C-NMC 2019 only: one centre, one staining protocol, one microscope and camera; "
-    "other stains or scanners can shift its output.",
     "Expects one segmented cell on a black background, as in C-NMC; whole smear fields or "
     "unsegmented cells are out of scope.",
     "Few subjects, HEM subjects especially: metrics vary strongly from subject to subject.",
@@ -208,15 +211,15 @@ def _cross_validation_spread_and_counterfactual(
     return evaluations
 
 
-def known_limitations(resolved: dict[str, object], recipe: PreprocessConfig) -> list[str]:
-    subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
-    hem = sum(1 for subject in subjects if subject.startswith("H"))
+def known_limitations(training_data: TrainingData, recipe: PreprocessConfig) -> list[str]:
+    hem = sum(1 for row in training_data.subjects if row.label == "HEM")
+    subjects = len(training_data.subjects)
     limitations = [
-        f"Trained on {len(subjects)} subjects ({len(subjects) - hem} ALL, {hem} HEM) of C-NMC "
+        f"Trained on {subjects} subjects ({subjects - hem} ALL, {hem} HEM) of C-NMC "
         "2019: one centre, one staining protocol, one microscope and camera; other stains, "
         "scanners or patient groups can shift its output, and with so few HEM subjects the "
         "specificity on new subjects is uncertain.",
-        *KNOWN_LIMITATIONS[1:],
+        *KNOWN_LIMITATIONS,
     ]
     if recipe.standardize_cell_colour:
         limitations.append(
@@ -319,6 +322,7 @@ def _export(
     export_onnx(model, onnx_path, recipe.input_size)
     export_onnx(model, explain_path, recipe.input_size, explain=True)
     threshold, calibration, evaluations = _decision_rule(run_dir, cv_dir, config.epoch_choice)
+    training_data = _training_data(resolved, config)
     manifest = ModelManifest(
         id=model_id or default_model_id(config),
         version=version,
@@ -329,12 +333,12 @@ def _export(
         input=ModelInput(size=recipe.input_size),
         threshold=threshold,
         preprocessing=recipe,
-        training_data=_training_data(resolved, config),
+        training_data=training_data,
         evaluations=evaluations,
         calibration=calibration,
         quality_reference=quality_reference_for(config, resolved),
         selection=selection,
-        limitations=known_limitations(resolved, recipe),
+        limitations=known_limitations(training_data, recipe),
         provenance=Provenance(
             training_command=training_command,
             run_config=resolved,
@@ -364,7 +368,7 @@ def _export(
 
 def _held_out_runs(run_dir: Path, cv_dir: Path | None) -> tuple[list[Path], str]:
     if cv_dir is not None:
-        folds = sorted(p.parent for p in cv_dir.glob(f"fold*/{VAL_PREDICTIONS}"))
+        folds = [fold for fold in fold_dirs(cv_dir) if (fold / VAL_PREDICTIONS).is_file()]
         return folds, f"the {len(folds)} cross-validation models, each on its held-out subjects"
     if (run_dir / VAL_PREDICTIONS).is_file():
         return [run_dir], "the run's held-out subjects"
