@@ -196,6 +196,7 @@ class PredictionEngine:
                 heatmap=png_data_uri(composite(heat.heat, prepared.cropped_view)),
                 overlay=png_data_uri(overlay_rgba(heat.heat)),
                 heat_in_cell=heat.heat_in_cell,
+                on_cell=heat.on_cell,
             )
         return Prediction(
             label="ALL" if probability >= threshold else "HEM",

@@ -42,6 +42,10 @@ class Explanation(BaseModel):
     heatmap: str = Field(description="PNG data URI: the heat painted over the crop.")
     overlay: str = Field(description="PNG data URI (RGBA): the heat alone, opacity = heat.")
     heat_in_cell: float | None = Field(description="Share of the heat on the cell's pixels.")
+    on_cell: bool | None = Field(
+        description="At least 90% of the heat on the cell. When false, the map shows evidence "
+        "that lies mostly around the cell: do not read it as 'these parts of the cell mattered'."
+    )
 
 
 class Prediction(BaseModel):

@@ -1,4 +1,5 @@
-"""`python -m training <index|train|cv|export|evaluate|counterfactual|compare>`: a command per job.
+"""`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
+counterfactual, heat-in-cell, compare.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it.
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     counterfactual.add_argument("--json", action="store_true")
 
+    heat = commands.add_parser(
+        "heat-in-cell",
+        help="share of each fold's Grad-CAM heat inside the cell, on its held-out subjects",
+    )
+    heat.add_argument("--cv", type=Path, required=True, help="a cv directory")
+    heat.add_argument("--json", action="store_true", help="print the whole report")
+
     compare = commands.add_parser(
         "compare", help="the bake-off table: one markdown row per cross-validation directory"
     )
@@ -278,6 +286,13 @@ def run_counterfactual(args: argparse.Namespace) -> None:
         print(f"{key:<34} {value}")
 
 
+def run_heat_in_cell(args: argparse.Namespace) -> None:
+    from training.cross_validation import heat_on_held_out_folds
+
+    report = heat_on_held_out_folds(args.cv)
+    print(json.dumps(report if args.json else report["pooled"], indent=None if args.json else 2))
+
+
 def run_compare(args: argparse.Namespace) -> None:
     from training.comparison import candidate_row, markdown_table, rows_as_json
 
@@ -294,6 +309,7 @@ COMMANDS = {
     "export": run_export,
     "evaluate": run_evaluate,
     "counterfactual": run_counterfactual,
+    "heat-in-cell": run_heat_in_cell,
     "compare": run_compare,
 }
 

@@ -1,8 +1,8 @@
 """The bake-off table: one row per cross-validation run, read back from what `cv` wrote.
 
 Every number comes from a run directory (cv_summary.json, colour_counterfactual.json,
-metrics.jsonl, the fold models), so the table in docs/model-selection.md can be rebuilt from
-the runs at any time and never typed by hand.
+heat_in_cell.json, metrics.jsonl, the fold models), so the table in docs/model-selection.md
+can be rebuilt from the runs at any time and never typed by hand.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, fold_dirs
+from training.cross_validation import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, fold_dirs
 from training.models import CellClassifier, count_parameters
 from training.trainer import METRICS_FILENAME, load_run_config, load_trained_model
 
@@ -36,6 +36,8 @@ class CandidateRow:
     weighted_f1_mean: float
     counterfactual_auc_drop: float | None
     counterfactual_probability_change: float | None
+    heat_in_cell_mean: float | None
+    heat_in_cell_at_goal: float | None
     train_minutes_per_fold: float
     threads: int | None
     parameters_millions: float
@@ -73,14 +75,15 @@ def _onnx_size_and_latency(model: CellClassifier, size: int) -> tuple[float, flo
         return path.stat().st_size / 1e6, float(np.median(durations))
 
 
+def _pooled(path: Path) -> dict[str, float] | None:
+    """The pooled figures of an optional per-CV report (older runs lack some)."""
+    return json.loads(path.read_text(encoding="utf-8"))["pooled"] if path.exists() else None
+
+
 def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow:
     summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
-    counterfactual_path = cv_dir / CV_COUNTERFACTUAL
-    counterfactual = (
-        json.loads(counterfactual_path.read_text(encoding="utf-8"))["pooled"]
-        if counterfactual_path.exists()
-        else None
-    )
+    counterfactual = _pooled(cv_dir / CV_COUNTERFACTUAL)
+    heat = _pooled(cv_dir / CV_HEAT_IN_CELL)
     folds = fold_dirs(cv_dir)
     config, _, _ = load_run_config(folds[0])
     model = load_trained_model(folds[0])
@@ -103,6 +106,8 @@ def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow
         counterfactual_probability_change=(
             counterfactual["mean_absolute_probability_change"] if counterfactual else None
         ),
+        heat_in_cell_mean=heat["mean"] if heat else None,
+        heat_in_cell_at_goal=heat["at_goal"] if heat else None,
         train_minutes_per_fold=float(np.mean([_train_seconds(f) for f in folds])) / 60,
         threads=config.threads,
         parameters_millions=count_parameters(model) / 1e6,
@@ -115,11 +120,16 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "not run" if value is None else f"{value:.{digits}f}"
 
 
+def _percent(value: float | None) -> str:
+    return "not run" if value is None else f"{value:.0%}"
+
+
 MARKDOWN_HEADER = (
     "| run | ROC AUC mean ± std (per fold) | pooled AUC | balanced acc. mean ± std | "
     "weighted F1 | colour-counterfactual AUC drop | mean abs. change in p | "
+    "Grad-CAM heat in the cell, mean | maps with ≥ 90% in the cell | "
     "train min per fold model (threads) | params (M) | ONNX MB | ms per image |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -131,6 +141,7 @@ def markdown_row(row: CandidateRow) -> str:
         f"| {row.balanced_accuracy_mean:.3f} ± {row.balanced_accuracy_std:.3f} "
         f"| {row.weighted_f1_mean:.3f} | {_number(row.counterfactual_auc_drop)} "
         f"| {_number(row.counterfactual_probability_change)} "
+        f"| {_number(row.heat_in_cell_mean)} | {_percent(row.heat_in_cell_at_goal)} "
         f"| {row.train_minutes_per_fold:.1f} ({row.threads or 'all'}) "
         f"| {row.parameters_millions:.2f} | {_number(row.onnx_megabytes, 1)} "
         f"| {_number(row.latency_ms_batch1, 1)} |"

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from training.cell_dataset import PreparedCache
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
+from training.heat_in_cell import GOAL, heat_in_cell_fractions, summarize
 from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.train_config import TrainConfig, save_json
 from training.trainer import (
@@ -30,6 +32,7 @@ from training.trainer import (
 OOF_PREDICTIONS = "oof_predictions.csv"
 CV_SUMMARY = "cv_summary.json"
 CV_COUNTERFACTUAL = "colour_counterfactual.json"
+CV_HEAT_IN_CELL = "heat_in_cell.json"
 FIXED_THRESHOLD = 0.5
 
 
@@ -81,6 +84,7 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
         ),
     }
     summary["colour_counterfactual"] = counterfactual_on_held_out_folds(config.out, index)
+    summary["heat_in_cell"] = heat_on_held_out_folds(config.out, index)
     save_json(config.out / CV_SUMMARY, summary)
     return summary
 
@@ -126,4 +130,38 @@ def counterfactual_on_held_out_folds(
         "pooled": CounterfactualScores.combine(parts).result().as_json(),
     }
     save_json(cv_dir / CV_COUNTERFACTUAL, report)
+    return report
+
+
+def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> dict[str, object]:
+    """Where each fold's model puts its Grad-CAM heat on its held-out subjects: the share
+    inside the cell. Written to heat_in_cell.json in `cv_dir`."""
+    per_fold: list[dict[str, object]] = []
+    pooled: list[np.ndarray] = []
+    for fold_dir in fold_dirs(cv_dir):
+        config, recipe, _ = load_run_config(fold_dir)
+        index = index or index_dataset(config.data)
+        split = make_split(
+            config, subsample_per_subject(index.images, config.max_images_per_subject)
+        )
+        if split is None:
+            raise ValueError(f"{fold_dir} was trained without held-out subjects")
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        fractions = heat_in_cell_fractions(load_trained_model(fold_dir), recipe, split.validation)
+        pooled.append(fractions)
+        per_fold.append({"fold": config.val_fold, **summarize(fractions)})
+    if not pooled:
+        raise ValueError(f"no fold directories in {cv_dir}")
+    report: dict[str, object] = {
+        "protocol": "each fold's model on its held-out subjects: autograd Grad-CAM on the map "
+        "the explain graph reads, upsampled as the server does; share of the heat inside the "
+        f"foreground mask of the model's crop; goal {GOAL}",
+        "per_fold": per_fold,
+        "mean_std": mean_and_std(
+            [{"mean": f["mean"], "at_goal": f["at_goal"]} for f in per_fold]  # type: ignore[misc]
+        ),
+        "pooled": summarize(np.concatenate(pooled)),
+    }
+    save_json(cv_dir / CV_HEAT_IN_CELL, report)
     return report

@@ -33,6 +33,12 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(1.0, ge=0)
     drop_path: float = Field(0.0, ge=0, lt=1)
+    off_cell_heat_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the share of Grad-CAM heat off the cell in the loss; when on, "
+        "batch norm keeps its running statistics (see training/explanation_penalty.py).",
+    )
     pretrained: bool = False
     init_weights: Path | None = None
 

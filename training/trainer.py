@@ -29,6 +29,10 @@ from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
+from training.explanation_penalty import (
+    logits_and_heat_off_cell,
+    use_running_batch_norm_statistics,
+)
 from training.metrics import MetricValue, binary_metrics
 from training.models import CellClassifier, create_classifier, set_backbone_trainable
 from training.splits import (
@@ -293,11 +297,20 @@ def _train(
             model.train()
             if not backbone_trainable:
                 model.backbone.eval()  # frozen means frozen batch-norm statistics too
-            losses = []
+            elif config.off_cell_heat_penalty > 0:
+                use_running_batch_norm_statistics(model)
+            losses, off_cell_shares = [], []
             progress = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False)
             for batch, targets in progress:
                 optimizer.zero_grad(set_to_none=True)
-                loss = criterion(model(batch), targets)
+                if config.off_cell_heat_penalty > 0:
+                    logits, off_cell = logits_and_heat_off_cell(model, batch, recipe)
+                    off_cell_share = off_cell.mean()
+                    loss = criterion(logits, targets)
+                    loss = loss + config.off_cell_heat_penalty * off_cell_share
+                    off_cell_shares.append(off_cell_share.item())
+                else:
+                    loss = criterion(model(batch), targets)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
@@ -312,6 +325,8 @@ def _train(
                 "seconds": round(seconds, 2),
                 "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
             }
+            if off_cell_shares:
+                row["train_heat_off_cell"] = round(float(np.mean(off_cell_shares)), 4)
             improved = keep = True
             if val_set is not None:
                 predictions = predict(model, val_set, config.batch_size)

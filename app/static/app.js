@@ -107,8 +107,14 @@
       heat.src = prediction.explanation.overlay;
       heat.alt = `Grad-CAM heatmap of ${filename}: where the model looked`;
       const share = prediction.explanation.heat_in_cell;
-      card.querySelector(".heat-share").textContent =
+      const shareNote = card.querySelector(".heat-share");
+      shareNote.textContent =
         share === null ? "" : `${percent(share)} of the heat on the cell`;
+      if (prediction.explanation.on_cell === false) {
+        shareNote.textContent +=
+          ": most of this map lies around the cell, so it does not show which parts of the cell mattered";
+        shareNote.classList.add("off-cell");
+      }
       const update = () => {
         heat.hidden = !toggle.checked;
         heat.style.opacity = String(Number(opacity.value) / 100);

@@ -4,6 +4,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -69,6 +70,15 @@ def test_upload_one_real_cell_and_see_the_result(page, start_server, cnmc_root):
         image = card.locator(f".view-{view}")
         assert image.get_attribute("src").startswith("data:image/png;base64,")
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    # The Grad-CAM share is shown, with a plain caution when the map lies mostly off the cell.
+    share = card.locator(".heat-share")
+    answer = httpx.post(
+        f"{base}/api/v1/predict?explain=true", files={"file": (cell.name, cell.read_bytes())}
+    ).json()["explanation"]
+    assert f"{answer['heat_in_cell'] * 100:.1f}% of the heat on the cell" in share.inner_text()
+    off_cell = answer["on_cell"] is False
+    assert ("lies around the cell" in share.inner_text()) == off_cell
+    assert ("off-cell" in (share.get_attribute("class") or "")) == off_cell
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "upload-result.png"), full_page=True)
     assert external_requests == []

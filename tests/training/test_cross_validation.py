@@ -5,7 +5,12 @@ import pytest
 
 from app.manifest import load_manifest
 from training.cli import main
-from training.cross_validation import CV_COUNTERFACTUAL, CV_SUMMARY, OOF_PREDICTIONS
+from training.cross_validation import (
+    CV_COUNTERFACTUAL,
+    CV_HEAT_IN_CELL,
+    CV_SUMMARY,
+    OOF_PREDICTIONS,
+)
 from training.metrics import choose_threshold
 from training.trainer import Predictions
 
@@ -61,6 +66,16 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert main(["counterfactual", "--cv", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pooled"] == counterfactual["pooled"]
 
+    # Where each fold's Grad-CAM lies on its own held-out cells.
+    heat = summary["heat_in_cell"]
+    assert [fold["images"] for fold in heat["per_fold"]] == [6, 6, 6]
+    assert heat["pooled"]["images"] == 18
+    explained = [f for f in heat["per_fold"] if f["images_explained"]]
+    assert all(0.0 <= f["mean"] <= 1.0 and 0.0 <= f["at_goal"] <= 1.0 for f in explained)
+    assert json.loads((out / CV_HEAT_IN_CELL).read_text()) == heat
+    assert main(["heat-in-cell", "--cv", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out) == heat["pooled"]
+
     # The bake-off row is read back from the run, latency measured on the exported graph.
     rows_file = tmp_path / "rows.json"
     assert main(["compare", str(out), "--json", str(rows_file)]) == 0
@@ -70,6 +85,7 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     (row,) = json.loads(rows_file.read_text())
     assert row["roc_auc_pooled"] == summary["pooled"]["roc_auc"]
     assert row["counterfactual_auc_drop"] == counterfactual["pooled"]["auc_drop"]
+    assert row["heat_in_cell_mean"] == heat["pooled"]["mean"]
     assert row["command"].startswith("python -m training cv")
     assert 3.0 < row["parameters_millions"] < 4.0  # convnext_atto
     assert row["onnx_megabytes"] > 1.0

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.explanations import HEAT_ON_CELL_GOAL
 from app.inference import OnnxCellClassifier
 from app.preprocessing import decode_image, foreground_mask, prepare_image, preprocess
 from app.test_time_augmentation import dihedral_views
@@ -37,7 +38,9 @@ def heat_on_fixture_cells(client, cnmc_root, model_id: str) -> tuple[list[float]
         assert decode_data_uri(body["heatmap"]).shape == (size, size, 3)
         assert decode_data_uri(body["explanation"]["overlay"]).shape == (size, size, 4)
         assert body["heatmap"] == body["explanation"]["heatmap"]
-        fractions.append(body["explanation"]["heat_in_cell"])
+        explanation = body["explanation"]
+        assert explanation["on_cell"] == (explanation["heat_in_cell"] >= HEAT_ON_CELL_GOAL)
+        fractions.append(explanation["heat_in_cell"])
         crop = prepare_image(decode_image(path.read_bytes()), recipe)
         cell_shares.append(float(foreground_mask(crop, recipe.foreground_threshold).mean()))
     assert all(0.0 <= f <= 1.0 for f in fractions)
