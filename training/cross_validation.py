@@ -16,7 +16,7 @@ import torch
 from training.cell_dataset import PreparedCache
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
-from training.heat_in_cell import GOAL, heat_in_cell_fractions, summarize
+from training.heat_in_cell import GOAL, HeatScores, score_heat, summarize_scores
 from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.train_config import TrainConfig, save_json
 from training.trainer import (
@@ -137,7 +137,7 @@ def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> d
     """Where each fold's model puts its Grad-CAM heat on its held-out subjects: the share
     inside the cell. Written to heat_in_cell.json in `cv_dir`."""
     per_fold: list[dict[str, object]] = []
-    pooled: list[np.ndarray] = []
+    pooled: list[HeatScores] = []
     for fold_dir in fold_dirs(cv_dir):
         config, recipe, _ = load_run_config(fold_dir)
         index = index or index_dataset(config.data)
@@ -148,20 +148,29 @@ def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> d
             raise ValueError(f"{fold_dir} was trained without held-out subjects")
         if config.threads is not None:
             torch.set_num_threads(config.threads)
-        fractions = heat_in_cell_fractions(load_trained_model(fold_dir), recipe, split.validation)
-        pooled.append(fractions)
-        per_fold.append({"fold": config.val_fold, **summarize(fractions)})
+        scores = score_heat(load_trained_model(fold_dir), recipe, split.validation)
+        pooled.append(scores)
+        per_fold.append({"fold": config.val_fold, **summarize_scores(scores)})
     if not pooled:
         raise ValueError(f"no fold directories in {cv_dir}")
     report: dict[str, object] = {
         "protocol": "each fold's model on its held-out subjects: autograd Grad-CAM on the map "
         "the explain graph reads, upsampled as the server does; share of the heat inside the "
-        f"foreground mask of the model's crop; goal {GOAL}",
+        f"foreground mask of the model's crop (goal {GOAL}); deletion check: change of the ALL "
+        "logit when the hottest quarter of the cell, or a random quarter, is flattened to the "
+        "cell's mean colour",
         "per_fold": per_fold,
         "mean_std": mean_and_std(
-            [{"mean": f["mean"], "at_goal": f["at_goal"]} for f in per_fold]  # type: ignore[misc]
+            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
         ),
-        "pooled": summarize(np.concatenate(pooled)),
+        "pooled": summarize_scores(
+            HeatScores(
+                *(
+                    np.concatenate([getattr(s, f) for s in pooled])
+                    for f in HeatScores.__dataclass_fields__
+                )
+            )
+        ),
     }
     save_json(cv_dir / CV_HEAT_IN_CELL, report)
     return report
