@@ -41,6 +41,7 @@ from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
 from training.cross_validation import (
     CV_COUNTERFACTUAL,
+    CV_HEAT_IN_CELL,
     CV_SUMMARY,
     OOF_PREDICTIONS,
     fold_dirs,
@@ -132,7 +133,7 @@ def _decision_rule(
         evaluations.append(
             Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
         )
-        evaluations.extend(_cross_validation_spread_and_counterfactual(cv_dir, summary))
+        evaluations.extend(_held_out_evaluations(cv_dir, summary))
     elif validation_csv.is_file():
         source, where = validation_csv, "the run's held-out subjects"
     else:
@@ -182,10 +183,9 @@ def _decision_rule(
     return threshold, calibration, evaluations
 
 
-def _cross_validation_spread_and_counterfactual(
-    cv_dir: Path, summary: dict[str, object]
-) -> list[Evaluation]:
-    """Per-fold mean ± std (a single subject can swing a fold) and the colour counterfactual."""
+def _held_out_evaluations(cv_dir: Path, summary: dict[str, object]) -> list[Evaluation]:
+    """Per-fold mean ± std (a single subject can swing a fold), the colour counterfactual and
+    where the Grad-CAM heat lies, each as the cross-validation measured it."""
     mean_std: dict[str, dict[str, float]] = summary["mean_std"]  # type: ignore[assignment]
     spread: dict[str, float | int | list[list[int]]] = {}
     for metric, values in mean_std.items():
@@ -208,10 +208,21 @@ def _cross_validation_spread_and_counterfactual(
                 metrics=report["pooled"],
             )
         )
+    heat_path = cv_dir / CV_HEAT_IN_CELL
+    if heat_path.is_file():
+        report = json.loads(heat_path.read_text(encoding="utf-8"))
+        evaluations.append(
+            Evaluation(
+                protocol=f"Grad-CAM heat on the cell, pooled: {report['protocol']}",
+                metrics={k: v for k, v in report["pooled"].items() if v is not None},
+            )
+        )
     return evaluations
 
 
-def known_limitations(training_data: TrainingData, recipe: PreprocessConfig) -> list[str]:
+def known_limitations(
+    training_data: TrainingData, recipe: PreprocessConfig, off_cell_heat_penalty: float = 0.0
+) -> list[str]:
     hem = sum(1 for row in training_data.subjects if row.label == "HEM")
     subjects = len(training_data.subjects)
     limitations = [
@@ -226,6 +237,12 @@ def known_limitations(training_data: TrainingData, recipe: PreprocessConfig) -> 
             "Each cell's colour and brightness are standardised away before the model sees it "
             "(they were a subject/batch effect in the training data), so any real colour "
             "difference between blasts and normal cells is not used either."
+        )
+    if off_cell_heat_penalty > 0:
+        limitations.append(
+            "Its Grad-CAM maps were trained to lie on the cell (a penalty on heat off the cell), "
+            "so their place on the cell is partly by design; whether their hot parts matter "
+            "more than others is the deletion check in the evaluations."
         )
     return limitations
 
@@ -338,7 +355,7 @@ def _export(
         calibration=calibration,
         quality_reference=quality_reference_for(config, resolved),
         selection=selection,
-        limitations=known_limitations(training_data, recipe),
+        limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
         provenance=Provenance(
             training_command=training_command,
             run_config=resolved,
