@@ -8,16 +8,21 @@ a fold by a lot.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from app.explanations import HEAT_ON_CELL_GOAL
+from app.preprocessing import PreprocessConfig
 from training.cell_dataset import PreparedCache
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
-from training.heat_in_cell import GOAL, HeatScores, score_heat, summarize_scores
+from training.heat_in_cell import HeatScores, score_heat, summarize_scores
 from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
+from training.splits import Split
 from training.train_config import TrainConfig, save_json
 from training.trainer import (
     Predictions,
@@ -94,6 +99,46 @@ def fold_dirs(cv_dir: Path) -> list[Path]:
     return sorted(cv_dir.glob("fold[0-9]*"))
 
 
+@dataclass(frozen=True)
+class HeldOutFold:
+    """One fold of a finished cross-validation: its run, how it was trained, its split."""
+
+    run_dir: Path
+    config: TrainConfig
+    recipe: PreprocessConfig
+    split: Split
+
+
+def held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> Iterator[HeldOutFold]:
+    """Each fold of `cv_dir` with the subjects it held out, rebuilt from its saved config."""
+    runs = fold_dirs(cv_dir)
+    if not runs:
+        raise ValueError(f"no fold directories in {cv_dir}")
+    for run_dir in runs:
+        config, recipe, _ = load_run_config(run_dir)
+        index = index or index_dataset(config.data)
+        split = make_split(
+            config, subsample_per_subject(index.images, config.max_images_per_subject)
+        )
+        if split is None:
+            raise ValueError(f"{run_dir} was trained without held-out subjects")
+        yield HeldOutFold(run_dir, config, recipe, split)
+
+
+def _held_out_report(
+    protocol: str, per_fold: list[dict[str, object]], pooled: dict[str, object]
+) -> dict[str, object]:
+    """Per-fold figures, their mean ± std (counts left out) and the pooled figures."""
+    return {
+        "protocol": protocol,
+        "per_fold": per_fold,
+        "mean_std": mean_and_std(
+            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
+        ),
+        "pooled": pooled,
+    }
+
+
 def counterfactual_on_held_out_folds(
     cv_dir: Path, index: DatasetIndex | None = None
 ) -> dict[str, object]:
@@ -102,33 +147,21 @@ def counterfactual_on_held_out_folds(
     Written to colour_counterfactual.json in `cv_dir`."""
     per_fold: list[dict[str, object]] = []
     parts: list[CounterfactualScores] = []
-    for fold_dir in fold_dirs(cv_dir):
-        config, recipe, _ = load_run_config(fold_dir)
-        index = index or index_dataset(config.data)
-        split = make_split(
-            config, subsample_per_subject(index.images, config.max_images_per_subject)
-        )
-        if split is None:
-            raise ValueError(f"{fold_dir} was trained without held-out subjects")
+    for fold in held_out_folds(cv_dir, index):
         scores = score_counterfactual(
-            probability_scorer(load_trained_model(fold_dir), config.threads),
-            recipe,
-            split.validation,
-            split.train,
+            probability_scorer(load_trained_model(fold.run_dir), fold.config.threads),
+            fold.recipe,
+            fold.split.validation,
+            fold.split.train,
         )
         parts.append(scores)
-        per_fold.append({"fold": config.val_fold, **scores.result().as_json()})
-    if not parts:
-        raise ValueError(f"no fold directories in {cv_dir}")
-    report: dict[str, object] = {
-        "protocol": "each fold's model on its held-out subjects, every cell re-coloured to the "
+        per_fold.append({"fold": fold.config.val_fold, **scores.result().as_json()})
+    report = _held_out_report(
+        "each fold's model on its held-out subjects, every cell re-coloured to the "
         "inside-cell channel mean/std of the other class among that fold's training cells",
-        "per_fold": per_fold,
-        "mean_std": mean_and_std(
-            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
-        ),
-        "pooled": CounterfactualScores.combine(parts).result().as_json(),
-    }
+        per_fold,
+        CounterfactualScores.combine(parts).result().as_json(),
+    )
     save_json(cv_dir / CV_COUNTERFACTUAL, report)
     return report
 
@@ -137,40 +170,21 @@ def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> d
     """Where each fold's model puts its Grad-CAM heat on its held-out subjects: the share
     inside the cell. Written to heat_in_cell.json in `cv_dir`."""
     per_fold: list[dict[str, object]] = []
-    pooled: list[HeatScores] = []
-    for fold_dir in fold_dirs(cv_dir):
-        config, recipe, _ = load_run_config(fold_dir)
-        index = index or index_dataset(config.data)
-        split = make_split(
-            config, subsample_per_subject(index.images, config.max_images_per_subject)
-        )
-        if split is None:
-            raise ValueError(f"{fold_dir} was trained without held-out subjects")
-        if config.threads is not None:
-            torch.set_num_threads(config.threads)
-        scores = score_heat(load_trained_model(fold_dir), recipe, split.validation)
-        pooled.append(scores)
-        per_fold.append({"fold": config.val_fold, **summarize_scores(scores)})
-    if not pooled:
-        raise ValueError(f"no fold directories in {cv_dir}")
-    report: dict[str, object] = {
-        "protocol": "each fold's model on its held-out subjects: autograd Grad-CAM on the map "
-        "the explain graph reads, upsampled as the server does; share of the heat inside the "
-        f"foreground mask of the model's crop (goal {GOAL}); deletion check: change of the ALL "
-        "logit when the hottest quarter of the cell, or a random quarter, is flattened to the "
-        "cell's mean colour",
-        "per_fold": per_fold,
-        "mean_std": mean_and_std(
-            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
-        ),
-        "pooled": summarize_scores(
-            HeatScores(
-                *(
-                    np.concatenate([getattr(s, f) for s in pooled])
-                    for f in HeatScores.__dataclass_fields__
-                )
-            )
-        ),
-    }
+    parts: list[HeatScores] = []
+    for fold in held_out_folds(cv_dir, index):
+        if fold.config.threads is not None:
+            torch.set_num_threads(fold.config.threads)
+        scores = score_heat(load_trained_model(fold.run_dir), fold.recipe, fold.split.validation)
+        parts.append(scores)
+        per_fold.append({"fold": fold.config.val_fold, **summarize_scores(scores)})
+    report = _held_out_report(
+        "each fold's model on its held-out subjects: autograd Grad-CAM on the map the explain "
+        "graph reads, upsampled as the server does; share of the heat inside the foreground "
+        f"mask of the model's crop (goal {HEAT_ON_CELL_GOAL}); deletion check: change of the "
+        "ALL logit when the hottest quarter of the cell, or a random quarter, is flattened to "
+        "the cell's mean colour",
+        per_fold,
+        summarize_scores(HeatScores.combine(parts)),
+    )
     save_json(cv_dir / CV_HEAT_IN_CELL, report)
     return report

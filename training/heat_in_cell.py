@@ -25,7 +25,6 @@ from app.preprocessing import (
 from training.dataset_index import CellImage, read_image
 from training.models import CellClassifier, autograd_gradcam
 
-GOAL = HEAT_ON_CELL_GOAL
 BATCH = 16
 
 
@@ -112,7 +111,7 @@ def summarize(fractions: np.ndarray) -> dict[str, float | int | None]:
         "images": len(fractions),
         "images_explained": len(explained),
         "mean": round(float(explained.mean()), 5),
-        "at_goal": round(float((explained >= GOAL).mean()), 5),
+        "at_goal": round(float((explained >= HEAT_ON_CELL_GOAL).mean()), 5),
     }
 
 
