@@ -72,9 +72,11 @@ def morphology_preserving_augmentation(
     translate: float = 0.05,
     scale: tuple[float, float] = (0.95, 1.05),
     color_jitter: float = 0.1,
+    before: Augmentation | None = None,
 ) -> Augmentation:
     """Flips, 90-degree turns, a small affine and mild colour jitter: a cell has no up or
-    down, but its size and shape are the signal, so scaling stays within a few percent."""
+    down. `scale` defaults to a few percent; wider ranges make absolute size unreliable.
+    `before` runs first, on the prepared image (the cell-appearance randomisation)."""
     geometric = [
         v2.RandomHorizontalFlip(),
         v2.RandomVerticalFlip(),
@@ -96,6 +98,8 @@ def morphology_preserving_augmentation(
     pipeline = v2.Compose(geometric + photometric)
 
     def augment(image: np.ndarray) -> np.ndarray:
+        if before is not None:
+            image = before(image)
         chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return pipeline(chw).permute(1, 2, 0).contiguous().numpy()
 

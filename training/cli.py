@@ -1,5 +1,5 @@
 """`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, compare.
+counterfactual, heat-in-cell, external, compare.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it.
@@ -161,6 +161,36 @@ def build_parser() -> argparse.ArgumentParser:
     heat.add_argument("--cv", type=Path, required=True, help="a cv directory")
     heat.add_argument("--json", action="store_true", help="print the whole report")
 
+    external = commands.add_parser(
+        "external",
+        help="measure on patients outside the training data (per part, per subject, intervals "
+        "from resampling subjects, image-only baselines); never tune on it",
+    )
+    scored = external.add_mutually_exclusive_group(required=True)
+    scored.add_argument("--model", type=Path, help="an exported model directory")
+    scored.add_argument(
+        "--cv", type=Path, help="a cv directory: every fold model and their ensemble"
+    )
+    external.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="root with training_data/fold_*/{all,hem} and/or the preliminary test set "
+        "(C-NMC_test_prelim_phase_data/ and its labels CSV)",
+    )
+    external.add_argument(
+        "--against", type=Path, help="a second exported model: paired AUC differences"
+    )
+    external.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
+    external.add_argument("--resamples", type=int, default=2000)
+    external.add_argument("--seed", type=int, default=0)
+    external.add_argument(
+        "--out",
+        type=Path,
+        help="where to write external_evaluation.json/.md (default: the --cv directory; "
+        "with --model, printed only)",
+    )
+
     compare = commands.add_parser(
         "compare", help="the bake-off table: one markdown row per cross-validation directory"
     )
@@ -293,6 +323,29 @@ def run_heat_in_cell(args: argparse.Namespace) -> None:
     print(json.dumps(report if args.json else report["pooled"], indent=None if args.json else 2))
 
 
+def run_external(args: argparse.Namespace) -> None:
+    from training.external_evaluation import (
+        external_report,
+        index_external,
+        markdown,
+        score_cross_validation,
+        score_model_dir,
+        write_report,
+    )
+
+    data = index_external(args.data)
+    if args.cv is not None:
+        scorers = score_cross_validation(args.cv, data.images)
+    else:
+        scorers = [score_model_dir(args.model, data.images, tta=args.tta)]
+    against = score_model_dir(args.against, data.images) if args.against else None
+    report = external_report(
+        data, scorers, root=args.data, against=against, resamples=args.resamples, seed=args.seed
+    )
+    out = args.out or args.cv
+    print(write_report(report, out) if out is not None else markdown(report))
+
+
 def run_compare(args: argparse.Namespace) -> None:
     from training.comparison import candidate_row, markdown_table, rows_as_json
 
@@ -310,6 +363,7 @@ COMMANDS = {
     "evaluate": run_evaluate,
     "counterfactual": run_counterfactual,
     "heat-in-cell": run_heat_in_cell,
+    "external": run_external,
     "compare": run_compare,
 }
 

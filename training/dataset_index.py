@@ -27,6 +27,8 @@ LABEL_NAMES = {LABEL_ALL: "ALL", LABEL_HEM: "HEM"}
 CLASS_DIRECTORIES = {"all": LABEL_ALL, "hem": LABEL_HEM}
 IMAGE_SUFFIXES = {".bmp", ".png"}
 PRELIM_LABELS_CSV = "C-NMC_test_prelim_phase_data_labels.csv"
+PRELIM_IMAGES_DIR = "C-NMC_test_prelim_phase_data"
+PRELIM_FOLD = "prelim_test"
 
 _FILENAME = re.compile(r"^UID_(?P<subject>[Hh]?\d+)_(?P<rest>.+)_(?P<label>all|hem)$", re.I)
 
@@ -53,6 +55,8 @@ class DatasetIndex:
     images: tuple[CellImage, ...]
     duplicates_removed: int = 0
     conflicting_duplicates: int = 0
+    listed_but_missing: int = 0
+    """Rows of a labels CSV whose image is not in the folder (a part of a release)."""
 
     def subjects(self) -> dict[str, int]:
         """Subject -> label."""
@@ -179,30 +183,47 @@ def index_dataset(root: Path, *, deduplicate: bool = True) -> DatasetIndex:
     return remove_duplicates(hash_images(images))
 
 
-def index_prelim_test(images_dir: Path, labels_csv: Path) -> DatasetIndex:
-    """The preliminary test set: numbered images, labels (1 = ALL) and subjects in a CSV."""
+def index_prelim_test(
+    images_dir: Path, labels_csv: Path, *, allow_missing: bool = False
+) -> DatasetIndex:
+    """The preliminary test set: numbered images, labels (1 = ALL) and subjects in a CSV.
+
+    Rows are matched to files by stem, so `11.bmp` in the CSV is `11.bmp` or `11.png` on disk.
+    With `allow_missing`, rows without a file are counted (`listed_but_missing`), not fatal:
+    a part of the release is still worth measuring on, as long as the report says how much.
+    """
     if not labels_csv.is_file():
         raise DatasetError(f"{labels_csv}: labels CSV not found")
     if not images_dir.is_dir():
         raise DatasetError(f"{images_dir}: image folder not found")
+    on_disk = {
+        path.stem: path
+        for path in sorted(images_dir.iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    }
     images: list[CellImage] = []
+    missing = 0
     with labels_csv.open(newline="", encoding="utf-8") as stream:
         reader = csv.DictReader(stream)
         required = {"Patient_ID", "new_names", "labels"}
         if reader.fieldnames is None or not required <= set(reader.fieldnames):
             raise DatasetError(f"{labels_csv}: needs columns {sorted(required)}")
         for row in reader:
-            path = images_dir / row["new_names"].strip()
-            if not path.is_file():
-                raise DatasetError(f"{labels_csv}: lists {path.name}, missing in {images_dir}")
+            listed = row["new_names"].strip()
+            path = on_disk.get(Path(listed).stem)
+            if path is None:
+                if not allow_missing:
+                    raise DatasetError(f"{labels_csv}: lists {listed}, missing in {images_dir}")
+                missing += 1
+                continue
             label = int(row["labels"])
             if label not in LABEL_NAMES:
-                raise DatasetError(f"{labels_csv}: label {label} for {path.name} is not 0 or 1")
+                raise DatasetError(f"{labels_csv}: label {label} for {listed} is not 0 or 1")
             subject = _prelim_subject(row["Patient_ID"], label)
-            images.append(CellImage(path=path, subject=subject, label=label, fold="prelim_test"))
+            images.append(CellImage(path=path, subject=subject, label=label, fold=PRELIM_FOLD))
     if not images:
-        raise DatasetError(f"{labels_csv}: no rows")
-    return DatasetIndex(tuple(images))
+        raise DatasetError(f"{labels_csv}: no row has its image in {images_dir}")
+    return DatasetIndex(tuple(images), listed_but_missing=missing)
 
 
 def _prelim_subject(patient_id: str, label: int) -> str:

@@ -41,6 +41,17 @@ class TrainConfig(BaseModel):
     )
     pretrained: bool = False
     init_weights: Path | None = None
+    teacher: Path | None = Field(
+        None,
+        description="Distil from this: a train run, or a cv directory (fold k's model teaches "
+        "fold k; all fold models averaged teach a run without validation). Same recipe.",
+    )
+    distillation_weight: float = Field(
+        0.5, ge=0, le=1, description="Share of the loss that matches the teacher's probability."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when present (bfloat16 autocast), else CPU."
+    )
 
     contrast: ContrastMethod = ContrastMethod.CLAHE
     crop: CropMethod = CropMethod.CELL
@@ -51,6 +62,31 @@ class TrainConfig(BaseModel):
     )
     color_jitter: float = Field(0.1, ge=0)
     affine_degrees: float = Field(15.0, ge=0)
+    scale_jitter: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Rescale each training cell by a factor within 1 ± this; 0.25 makes the "
+        "absolute cell size (a fold-1 cue that fails on new patients) unreliable.",
+    )
+    intensity_jitter: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Per-cell gamma, contrast and brightness drawn within ± this "
+        "(training/cell_appearance_augmentation.py).",
+    )
+    stain_jitter: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Per-cell scale and shift of each haematoxylin/eosin/DAB channel, ± this.",
+    )
+    subject_balanced: bool = Field(
+        False,
+        description="Sample so that each class, and each subject within its class, weighs "
+        "the same per epoch: 3 HEM subjects must not become 3 prototypes of HEM.",
+    )
 
     folds: int = Field(3, ge=2)
     val_fold: int | None = Field(None, ge=0, description="Hold out this subject-grouped fold.")

@@ -14,7 +14,7 @@ import math
 import random
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
+from training.cell_appearance_augmentation import cell_appearance_randomization
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
 from training.explanation_penalty import (
@@ -133,6 +134,17 @@ def describe_subjects(images: Sequence[CellImage]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def subject_balanced_weights(images: Sequence[CellImage]) -> list[float]:
+    """Per-image sampling weights under which every class present, and every subject within
+    its class, is drawn equally often."""
+    per_subject = Counter(image.subject for image in images)
+    subjects_per_label = Counter(label for _, label in {(i.subject, i.label) for i in images})
+    return [
+        1.0 / (len(subjects_per_label) * subjects_per_label[i.label] * per_subject[i.subject])
+        for i in images
+    ]
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -145,12 +157,29 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda, but torch sees no CUDA device")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bfloat16 mixed precision on CUDA (no loss scaling needed); full precision on CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Predictions:
     model.eval()
+    device = next(model.parameters()).device
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    logits = [model(images) for images, _ in loader]
-    stacked = torch.cat(logits).float().numpy() if logits else np.zeros(0, dtype=np.float32)
+    logits = []
+    for images, _ in loader:
+        with autocast(device):
+            logits.append(model(images.to(device)).float().cpu())
+    stacked = torch.cat(logits).numpy() if logits else np.zeros(0, dtype=np.float32)
     return Predictions(
         images=tuple(dataset.images),
         logits=stacked,
@@ -227,8 +256,18 @@ def _train(
     train_images = list(split.train) if split else images
     val_images = list(split.validation) if split else []
 
+    appearance = None
+    if config.intensity_jitter > 0 or config.stain_jitter > 0:
+        appearance = cell_appearance_randomization(
+            intensity=config.intensity_jitter,
+            stain=config.stain_jitter,
+            foreground_threshold=config.foreground_threshold,
+        )
     augmentation = morphology_preserving_augmentation(
-        affine_degrees=config.affine_degrees, color_jitter=config.color_jitter
+        affine_degrees=config.affine_degrees,
+        scale=(1.0 - config.scale_jitter, 1.0 + config.scale_jitter),
+        color_jitter=config.color_jitter,
+        before=appearance,
     )
     cache: bool | PreparedCache = config.cache
     if config.cache:
@@ -252,26 +291,43 @@ def _train(
     save_json(run_dir / CONFIG_FILENAME, resolved)
     log.info("train %d images, validation %d images", len(train_images), len(val_images))
 
+    device = resolve_device(config.device)
     model = create_classifier(
         config.arch,
         config.head,
         pretrained=config.pretrained,
         init_weights=config.init_weights,
         drop_path_rate=config.drop_path,
-    )
+    ).to(device)
+    teachers = [m.to(device) for m in load_teachers(config, recipe)]
     labels = train_set.labels()
     positives = int((labels == LABEL_ALL).sum())
     negatives = len(labels) - positives
-    # Weigh ALL (the majority class in C-NMC) down so both classes count equally.
-    pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
-    criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    generator = torch.Generator().manual_seed(config.seed)
+    sampler = None
+    if config.subject_balanced:
+        # The sampler already draws both classes equally often.
+        pos_weight = torch.tensor(1.0)
+        sampler = WeightedRandomSampler(
+            subject_balanced_weights(train_images),
+            num_samples=len(train_images),
+            replacement=True,
+            generator=generator,
+        )
+    else:
+        # Weigh ALL (the majority class in C-NMC) down so both classes count equally.
+        pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
+    criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
     loader = DataLoader(
         train_set,
         batch_size=config.batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         drop_last=len(train_set) > config.batch_size,
         num_workers=config.workers,
-        generator=torch.Generator().manual_seed(config.seed),
+        persistent_workers=config.workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=generator if sampler is None else None,
     )
 
     metrics_path = run_dir / METRICS_FILENAME
@@ -302,15 +358,23 @@ def _train(
             losses, off_cell_shares = [], []
             progress = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False)
             for batch, targets in progress:
+                batch = batch.to(device, non_blocking=True)
+                targets = targets.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                if config.off_cell_heat_penalty > 0:
-                    logits, off_cell = logits_and_heat_off_cell(model, batch, recipe)
-                    off_cell_share = off_cell.mean()
-                    loss = criterion(logits, targets)
-                    loss = loss + config.off_cell_heat_penalty * off_cell_share
-                    off_cell_shares.append(off_cell_share.item())
-                else:
-                    loss = criterion(model(batch), targets)
+                with autocast(device):
+                    if config.off_cell_heat_penalty > 0:
+                        logits, off_cell = logits_and_heat_off_cell(model, batch, recipe)
+                        off_cell_share = off_cell.mean()
+                        loss = criterion(logits, targets)
+                        loss = loss + config.off_cell_heat_penalty * off_cell_share
+                        off_cell_shares.append(off_cell_share.item())
+                    else:
+                        logits = model(batch)
+                        loss = criterion(logits, targets)
+                    if teachers:
+                        loss = distillation_loss(
+                            logits, loss, teachers, batch, config.distillation_weight
+                        )
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
@@ -365,6 +429,46 @@ def _train(
     if best_predictions is not None:
         best_predictions.write_csv(run_dir / VAL_PREDICTIONS)
     return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
+
+
+def load_teachers(config: TrainConfig, recipe: PreprocessConfig) -> list[CellClassifier]:
+    """The teacher model(s) of a distillation run, frozen; they must read the same recipe."""
+    if config.teacher is None:
+        return []
+    fold_runs = sorted(config.teacher.glob("fold[0-9]*"))
+    if not fold_runs:
+        runs = [config.teacher]
+    elif config.val_fold is not None:
+        runs = [config.teacher / f"fold{config.val_fold}"]
+    else:
+        runs = fold_runs
+    teachers = []
+    for run in runs:
+        _, teacher_recipe, _ = load_run_config(run)
+        ignored = {"mean", "std"}  # measured per split, on the same subjects
+        if teacher_recipe.model_dump(exclude=ignored) != recipe.model_dump(exclude=ignored):
+            raise ValueError(f"teacher {run} was trained with another recipe")
+        teacher = load_trained_model(run)
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
+        teachers.append(teacher)
+    return teachers
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    label_loss: torch.Tensor,
+    teachers: Sequence[CellClassifier],
+    batch: torch.Tensor,
+    weight: float,
+) -> torch.Tensor:
+    """Mix the label loss with the cross-entropy to the teachers' mean probability on the same
+    augmented batch (Hinton et al., 2015, with one logit): the student learns what the teacher
+    learned under the augmentations, not just the 14 subjects' labels."""
+    with torch.no_grad():
+        target = torch.sigmoid(torch.stack([t(batch) for t in teachers]).float().mean(dim=0))
+    soft = nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+    return (1 - weight) * label_loss + weight * soft
 
 
 def load_run_config(run_dir: Path) -> tuple[TrainConfig, PreprocessConfig, dict[str, object]]:
