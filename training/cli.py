@@ -182,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--against", type=Path, help="a second exported model: paired AUC differences"
     )
     external.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None)
+    external.add_argument(
+        "--record-in-card",
+        action="store_true",
+        help="with --model: write the evaluation and a plain limitation into the model's card",
+    )
+    external.add_argument("--selection", help="with --record-in-card: the card's selection note")
     external.add_argument("--resamples", type=int, default=2000)
     external.add_argument("--seed", type=int, default=0)
     external.add_argument(
@@ -328,6 +334,7 @@ def run_external(args: argparse.Namespace) -> None:
         external_report,
         index_external,
         markdown,
+        record_in_card,
         score_cross_validation,
         score_model_dir,
         write_report,
@@ -344,6 +351,10 @@ def run_external(args: argparse.Namespace) -> None:
     )
     out = args.out or args.cv
     print(write_report(report, out) if out is not None else markdown(report))
+    if args.record_in_card:
+        if args.model is None:
+            raise DatasetError("--record-in-card needs --model")
+        print(f"recorded in {record_in_card(args.model, report, selection=args.selection)}")
 
 
 def run_compare(args: argparse.Namespace) -> None:

@@ -17,8 +17,21 @@ import numpy as np
 import onnxruntime as ort
 
 from training.cross_validation import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, fold_dirs
+from training.external_evaluation import (
+    PART_ALL,
+    PART_PRELIM,
+    PART_TRAINING_FOLDS,
+    ExternalReport,
+    Interval,
+    read_report,
+)
 from training.models import CellClassifier, count_parameters
-from training.trainer import METRICS_FILENAME, load_run_config, load_trained_model
+from training.trainer import (
+    BEST_CHECKPOINT,
+    METRICS_FILENAME,
+    load_run_config,
+    load_trained_model,
+)
 
 LATENCY_REPEATS = 30
 
@@ -40,9 +53,13 @@ class CandidateRow:
     heat_in_cell_at_goal: float | None
     train_minutes_per_fold: float
     threads: int | None
-    parameters_millions: float
+    parameters_millions: float | None
     onnx_megabytes: float | None
     latency_ms_batch1: float | None
+    external_roc_auc: dict[str, Interval] | None = None
+    """The fold ensemble on unseen subjects, by part (`python -m training external --cv`)."""
+    external_balanced_accuracy: dict[str, Interval] | None = None
+    external_rule_score: float | None = None
 
 
 def _train_seconds(fold_dir: Path) -> float:
@@ -80,16 +97,40 @@ def _pooled(path: Path) -> dict[str, float] | None:
     return json.loads(path.read_text(encoding="utf-8"))["pooled"] if path.exists() else None
 
 
+def _external_figures(
+    report: ExternalReport | None,
+) -> tuple[dict[str, Interval] | None, dict[str, Interval] | None, float | None]:
+    """The fold ensemble's ROC AUC and balanced accuracy per part, and the selection rule's
+    score: the mean of the training-fold and preliminary-test parts' ROC AUC."""
+    if report is None:
+        return None, None, None
+    ensemble = next(s for s in report.scorers if s.name.endswith("(fold ensemble)"))
+    auc = {part: figures.roc_auc for part, figures in ensemble.parts.items()}
+    balanced = {
+        part: figures.balanced_accuracy
+        for part, figures in ensemble.parts.items()
+        if figures.balanced_accuracy is not None
+    }
+    both = (PART_TRAINING_FOLDS, PART_PRELIM)
+    score = float(np.mean([auc[p].value for p in both])) if all(p in auc for p in both) else None
+    return auc, balanced, score
+
+
 def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow:
+    """One row from a cv directory; the figures that need the fold models (parameters, ONNX
+    size, latency) are left empty when their checkpoints were not kept."""
     summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
     counterfactual = _pooled(cv_dir / CV_COUNTERFACTUAL)
     heat = _pooled(cv_dir / CV_HEAT_IN_CELL)
     folds = fold_dirs(cv_dir)
     config, _, _ = load_run_config(folds[0])
-    model = load_trained_model(folds[0])
+    model = load_trained_model(folds[0]) if (folds[0] / BEST_CHECKPOINT).is_file() else None
     size, latency = (
-        _onnx_size_and_latency(model, config.img_size) if measure_latency else (None, None)
+        _onnx_size_and_latency(model, config.img_size)
+        if measure_latency and model is not None
+        else (None, None)
     )
+    external_auc, external_balanced, rule_score = _external_figures(read_report(cv_dir))
     mean_std = summary["mean_std"]
     command_file = cv_dir / "command.txt"
     return CandidateRow(
@@ -110,9 +151,12 @@ def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow
         heat_in_cell_at_goal=heat["at_goal"] if heat else None,
         train_minutes_per_fold=float(np.mean([_train_seconds(f) for f in folds])) / 60,
         threads=config.threads,
-        parameters_millions=count_parameters(model) / 1e6,
+        parameters_millions=None if model is None else count_parameters(model) / 1e6,
         onnx_megabytes=size,
         latency_ms_batch1=latency,
+        external_roc_auc=external_auc,
+        external_balanced_accuracy=external_balanced,
+        external_rule_score=rule_score,
     )
 
 
@@ -128,9 +172,28 @@ MARKDOWN_HEADER = (
     "| run | ROC AUC mean ± std (per fold) | pooled AUC | balanced acc. mean ± std | "
     "weighted F1 | colour-counterfactual AUC drop | mean abs. change in p | "
     "Grad-CAM heat in the cell, mean | maps with ≥ 90% in the cell | "
-    "train min per fold model (threads) | params (M) | ONNX MB | ms per image |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "train min per fold model (threads) | params (M) | ONNX MB | ms per image | "
+    "unseen subjects, fold ensemble ROC AUC [95%]: all / training-fold part / "
+    "preliminary-test part | unseen: balanced acc., all | selection score |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def _interval(interval: Interval | None) -> str:
+    if interval is None:
+        return "not run"
+    return f"{interval.value:.3f} [{interval.low:.2f}, {interval.high:.2f}]"
+
+
+def _external_cells(row: CandidateRow) -> str:
+    if row.external_roc_auc is None:
+        return "not run | not run | not run"
+    aucs = " / ".join(
+        _interval(row.external_roc_auc.get(part))
+        for part in (PART_ALL, PART_TRAINING_FOLDS, PART_PRELIM)
+    )
+    balanced = _interval((row.external_balanced_accuracy or {}).get(PART_ALL))
+    return f"{aucs} | {balanced} | {_number(row.external_rule_score)}"
 
 
 def markdown_row(row: CandidateRow) -> str:
@@ -143,8 +206,8 @@ def markdown_row(row: CandidateRow) -> str:
         f"| {_number(row.counterfactual_probability_change)} "
         f"| {_number(row.heat_in_cell_mean)} | {_percent(row.heat_in_cell_at_goal)} "
         f"| {row.train_minutes_per_fold:.1f} ({row.threads or 'all'}) "
-        f"| {row.parameters_millions:.2f} | {_number(row.onnx_megabytes, 1)} "
-        f"| {_number(row.latency_ms_batch1, 1)} |"
+        f"| {_number(row.parameters_millions, 2)} | {_number(row.onnx_megabytes, 1)} "
+        f"| {_number(row.latency_ms_batch1, 1)} | {_external_cells(row)} |"
     )
 
 
@@ -153,4 +216,15 @@ def markdown_table(rows: list[CandidateRow]) -> str:
 
 
 def rows_as_json(rows: list[CandidateRow]) -> list[dict[str, object]]:
-    return [asdict(row) for row in rows]
+    return [
+        {
+            **asdict(row),
+            "external_roc_auc": _dump(row.external_roc_auc),
+            "external_balanced_accuracy": _dump(row.external_balanced_accuracy),
+        }
+        for row in rows
+    ]
+
+
+def _dump(figures: dict[str, Interval] | None) -> dict[str, object] | None:
+    return None if figures is None else {k: v.model_dump() for k, v in figures.items()}

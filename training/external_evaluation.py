@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import rankdata
 
+from app.manifest import Evaluation, ModelManifest, load_manifest, write_manifest
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -535,3 +536,75 @@ def read_report(directory: Path) -> ExternalReport | None:
     if not path.is_file():
         return None
     return ExternalReport.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+UNSEEN_PROTOCOL_PREFIX = "unseen subjects"
+
+
+def card_evaluation(report: ExternalReport, scorer: ScorerReport) -> Evaluation:
+    """The report of one served model as a model-card evaluation: every part's figures with
+    their intervals, and each subject's accuracy."""
+    metrics: dict[str, float | int | list[list[int]]] = {}
+    for part, figures in scorer.parts.items():
+        metrics[f"cells_{part}"] = figures.cells
+        metrics[f"subjects_all_{part}"] = figures.subjects_all
+        metrics[f"subjects_hem_{part}"] = figures.subjects_hem
+        for name in ("roc_auc", "balanced_accuracy", "sensitivity", "specificity"):
+            interval: Interval | None = getattr(figures, name)
+            if interval is not None:
+                metrics[f"{name}_{part}"] = interval.value
+                metrics[f"{name}_{part}_low"] = interval.low
+                metrics[f"{name}_{part}_high"] = interval.high
+    return Evaluation(
+        protocol=f"{UNSEEN_PROTOCOL_PREFIX} ({Path(report.root).name}; parts: "
+        f"{', '.join(PART_TITLES[p] for p in scorer.parts)}): {report.protocol}; "
+        f"{report.resamples} resamples",
+        metrics=metrics,
+        per_subject_accuracy={
+            row.subject: row.accuracy for row in scorer.per_subject if row.accuracy is not None
+        },
+    )
+
+
+def unseen_limitation(scorer: ScorerReport) -> str:
+    """Where the model fails on new patients, in plain words, from the figures."""
+    words = []
+    for part in (PART_TRAINING_FOLDS, PART_PRELIM):
+        figures = scorer.parts.get(part)
+        if figures is None:
+            continue
+        auc = figures.roc_auc
+        verdict = "no better than chance" if auc.low <= 0.5 else "better than chance"
+        words.append(
+            f"ROC AUC {auc.value:.2f} (95% {auc.low:.2f} to {auc.high:.2f}, {verdict}) on the "
+            f"{PART_TITLES[part]} ({figures.cells} cells, {figures.subjects_all} ALL and "
+            f"{figures.subjects_hem} HEM subjects)"
+        )
+    return (
+        "On patients it never saw (C-NMC subjects outside its training data): "
+        + "; ".join(words)
+        + ". The preliminary-test patients differ from the training subjects in cell size and "
+        "brightness, and a model that learned those cues fails there: do not rely on it for a "
+        "population it was not checked on."
+    )
+
+
+def record_in_card(model_dir: Path, report: ExternalReport, *, selection: str | None) -> Path:
+    """Write the served model's unseen-subject evaluation (and, given, the selection note)
+    into its card, replacing an earlier one; the graphs are untouched."""
+    manifest = load_manifest(model_dir)
+    scorer = report.scorers[0]
+    evaluations = [
+        e for e in manifest.evaluations if not e.protocol.startswith(UNSEEN_PROTOCOL_PREFIX)
+    ]
+    limitations = [
+        text for text in manifest.limitations if not text.startswith("On patients it never saw")
+    ]
+    updated = manifest.model_copy(
+        update={
+            "evaluations": [*evaluations, card_evaluation(report, scorer)],
+            "limitations": [unseen_limitation(scorer), *limitations],
+            **({"selection": selection} if selection else {}),
+        }
+    )
+    return write_manifest(ModelManifest.model_validate(updated.model_dump()), model_dir)

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,3 +31,40 @@ def brightness_classifier() -> Callable[[float], CellClassifier]:
         return CellClassifier(BrightnessBackbone(), head)
 
     return build
+
+
+@pytest.fixture
+def external_root(tmp_path, cnmc_root):
+    """Laid out like ../shared/data/C-NMC_external: a training-fold part (PNG in fold_0/2) and
+    a preliminary-test part (numbered PNGs; a labels CSV that lists more rows than are present,
+    naming them `.bmp`). Subjects are renamed so that none is a fixture's own; one image sits
+    in both parts, so de-duplication has something to remove."""
+    import shutil
+
+    root = tmp_path / "external"
+    sources = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    renamed = {"16": "60", "23": "61", "30": "62", "H10": "H70", "H14": "H71", "H22": "H72"}
+    rows = ["Patient_ID,new_names,labels"]
+    number = 0
+    for position, source in enumerate(sources):
+        subject = source.stem.split("_")[1]
+        new_subject = renamed[subject]
+        name = source.name.replace(f"UID_{subject}_", f"UID_{new_subject}_")
+        label = 1 if source.stem.endswith("_all") else 0
+        if subject in ("16", "H10"):  # the preliminary-test part
+            number += 1
+            target = root / "C-NMC_test_prelim_phase_data" / f"{number}.png"
+            rows.append(f"{Path(name).with_suffix('.bmp').name},{number}.bmp,{label}")
+        else:
+            fold = "fold_0" if position % 2 else "fold_2"
+            target = root / "training_data" / fold / source.parent.name / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    duplicate = sorted((root / "training_data").rglob("*.png"))[0]
+    number += 1
+    shutil.copy(duplicate, root / "C-NMC_test_prelim_phase_data" / f"{number}.png")
+    label = 1 if duplicate.stem.endswith("_all") else 0
+    rows.append(f"{duplicate.with_suffix('.bmp').name},{number}.bmp,{label}")
+    rows += [f"UID_99_1_{n}_all.bmp,{n}.bmp,1" for n in range(number + 1, number + 4)]
+    (root / "C-NMC_test_prelim_phase_data_labels.csv").write_text("\n".join(rows) + "\n")
+    return root

@@ -10,14 +10,18 @@ from training.cross_validation import (
     CV_HEAT_IN_CELL,
     CV_SUMMARY,
     OOF_PREDICTIONS,
+    heat_on_held_out_folds,
 )
+from training.external_evaluation import read_report
 from training.metrics import choose_threshold
 from training.trainer import Predictions
 
 pytestmark = pytest.mark.slow
 
 
-def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_path, capsys):
+def test_cross_validation_reports_per_fold_pooled_and_mean_std(
+    cnmc_root, external_root, tmp_path, capsys
+):
     out = tmp_path / "cv"
     code = main(
         [
@@ -76,6 +80,19 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert main(["heat-in-cell", "--cv", str(out)]) == 0
     assert json.loads(capsys.readouterr().out) == heat["pooled"]
 
+    # Unseen subjects: every fold model and their ensemble, written beside the CV.
+    assert (
+        main(["external", "--cv", str(out), "--data", str(external_root), "--resamples", "50"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "cv (fold ensemble)" in printed
+    assert "cv/fold2" in printed
+    external = read_report(out)
+    assert external is not None
+    ensemble = external.scorers[0]
+    assert set(ensemble.parts) == {"all", "training_folds", "preliminary_test"}
+    assert ensemble.threshold == pytest.approx(choose_threshold(labels, probabilities))
+
     # The bake-off row is read back from the run, latency measured on the exported graph.
     rows_file = tmp_path / "rows.json"
     assert main(["compare", str(out), "--json", str(rows_file)]) == 0
@@ -90,6 +107,16 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert 3.0 < row["parameters_millions"] < 4.0  # convnext_atto
     assert row["onnx_megabytes"] > 1.0
     assert row["latency_ms_batch1"] > 0
+    assert row["external_roc_auc"]["preliminary_test"] == (
+        ensemble.parts["preliminary_test"].roc_auc.model_dump()
+    )
+    assert row["external_rule_score"] == pytest.approx(
+        (
+            ensemble.parts["training_folds"].roc_auc.value
+            + ensemble.parts["preliminary_test"].roc_auc.value
+        )
+        / 2
+    )
 
     # A final model trained on every subject takes its threshold from the out-of-fold predictions.
     run, model_dir = tmp_path / "final", tmp_path / "model"
@@ -129,6 +156,11 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(cnmc_root, tmp_pa
     assert manifest.evaluations[0].metrics == summary["pooled"]
     by_protocol = {e.protocol.split(",")[0]: e.metrics for e in manifest.evaluations}
     assert by_protocol["colour counterfactual"] == counterfactual["pooled"]
+    # The card's heat figure is what the measure returns when run again on the same folds.
+    remeasured = heat_on_held_out_folds(out)["pooled"]
+    assert by_protocol["Grad-CAM heat on the cell"] == {
+        k: v for k, v in remeasured.items() if v is not None
+    }
     assert by_protocol["the same cross-validation"]["roc_auc_std"] == pytest.approx(
         summary["mean_std"]["roc_auc"]["std"]
     )
