@@ -195,4 +195,3 @@ def test_recording_in_the_card_replaces_the_earlier_evaluation(external_root, tm
     assert manifest.limitations[0].startswith("On patients it never saw")
     assert sum(t.startswith("On patients it never saw") for t in manifest.limitations) == 1
     assert "preliminary-test part" in manifest.limitations[0]
-
