@@ -17,7 +17,7 @@ ARCHITECTURE_NAMES = {
     "efficientnet_lite0": "EfficientNet-Lite0",
     "convnext_atto": "ConvNeXt-Atto",
 }
-_LOCAL_PATH = re.compile(r"(?<![\w.])(?:\.{1,2})?/(?:[\w.+-]+/)*([\w.+-]+)/?")
+_LOCAL_PATH = re.compile(r"(?<![\w.])(?:\.{1,2})?/(?:\w[\w.+-]*/)*(\w[\w.+-]*)/?")
 METRIC_NAMES = {
     "n": "images",
     "threshold": "decision threshold",
@@ -65,6 +65,14 @@ class ReliabilityPoint:
     observed_fraction: float
 
 
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float
+    false_alarm_rate: float
+    sensitivity: float
+    served: bool
+
+
 @dataclass
 class CardView:
     name: str
@@ -81,7 +89,7 @@ class CardView:
     roc_auc_pooled: float | None = None
     roc_auc_fold_mean: float | None = None
     roc_auc_fold_std: float | None = None
-    operating_points: list[tuple[str, float, float]] = field(default_factory=list)
+    operating_points: list[OperatingPoint] = field(default_factory=list)
     worst_subject: SubjectBar | None = None
     subject_bars: list[SubjectBar] = field(default_factory=list)
     reliability: list[ReliabilityPoint] = field(default_factory=list)
@@ -134,11 +142,13 @@ def card_view(manifest: ModelManifest) -> CardView:
             view.roc_auc_fold_mean = float(metrics["roc_auc_mean"])  # type: ignore[arg-type]
             view.roc_auc_fold_std = float(metrics.get("roc_auc_std", 0.0))  # type: ignore[arg-type]
         elif "confusion_matrix" in metrics and "specificity" in metrics:
+            threshold = float(metrics["threshold"])  # type: ignore[arg-type]
             view.operating_points.append(
-                (
-                    f"threshold {float(metrics['threshold']):.2f}",  # type: ignore[arg-type]
-                    1 - float(metrics["specificity"]),  # type: ignore[arg-type]
-                    float(metrics["recall"]),  # type: ignore[arg-type]
+                OperatingPoint(
+                    threshold=threshold,
+                    false_alarm_rate=1 - float(metrics["specificity"]),  # type: ignore[arg-type]
+                    sensitivity=float(metrics["recall"]),  # type: ignore[arg-type]
+                    served=abs(threshold - manifest.threshold.value) < 1e-9,
                 )
             )
     served = _served_evaluation(manifest)

@@ -453,7 +453,6 @@
         button.dataset.filename = row.filename;
         if (row.sha256) button.dataset.sha256 = row.sha256;
         if (row.key === selectedKey) button.setAttribute("aria-current", "true");
-        button.setAttribute("aria-label", thumbLabel(row));
         if (row.thumb) {
           const image = document.createElement("img");
           image.src = row.thumb;
@@ -471,7 +470,10 @@
           ? { ALL: "ALL ✓", HEM: "normal ✓", not_assessable: "n/a ✓" }[row.decision.decision]
           : `#${row.index + 1}`;
         if (row.decision && !row.decision.stored) mark.textContent += " …";
-        button.appendChild(mark);
+        const description = document.createElement("span");
+        description.className = "visually-hidden";
+        description.textContent = ` ${thumbLabel(row)}`;
+        button.append(mark, description);
         button.addEventListener("click", () => select(row.key));
         item.appendChild(button);
         list.appendChild(item);
