@@ -177,7 +177,7 @@ def test_one_real_cell_with_views_and_a_faint_honest_heatmap(page, start_server,
     card.locator(".heat-toggle").check()
     assert heat.is_visible()
     assert "scaled within this image" in card.locator(".heat-legend").inner_text()
-    assert "8 × 8 cells" in card.locator(".heat-grid").inner_text()  # 128 px input, 1/16
+    assert "8 \u00d7 8 cells" in card.locator(".heat-grid").inner_text()  # 128 px input, 1/16
     share = card.locator(".heat-share")
     explanation = answer["explanation"]
     assert f"{explanation['heat_in_cell'] * 100:.1f}% of the heat on the cell" in share.inner_text()
@@ -287,7 +287,7 @@ def test_keyboard_review_of_a_30_cell_sample_is_stored_on_the_server(
     rows = gallery_rows(page)
     keys = ["a", "n", "x"]
     expected = {
-        row["sha256"]: "ALL HEM not_assessable".split()[i % 3] for i, row in enumerate(rows)
+        row["sha256"]: ["ALL", "HEM", "not_assessable"][i % 3] for i, row in enumerate(rows)
     }
     page.locator("#gallery .thumb").first.focus()
     page.locator("#gallery .thumb").first.click()
