@@ -139,7 +139,8 @@ def hold_first(held: list):
 
 def shot(target, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    target.screenshot(path=str(ARTIFACTS / name))
+    whole = {"full_page": True} if hasattr(target, "goto") else {}
+    target.screenshot(path=str(ARTIFACTS / name), **whole)
 
 
 def test_one_real_cell_with_views_and_a_faint_honest_heatmap(page, start_server, cnmc_root):
