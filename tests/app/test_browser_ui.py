@@ -319,7 +319,17 @@ def test_keyboard_review_of_a_30_cell_sample_is_stored_on_the_server(
 def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc_root):
     cells = fixture_cells(cnmc_root)[:4]
     page.goto(review_server)
-    analyse(page, cells, sample_id="LAB-R")
+    page.focus("#choose-button")
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")  # the picker opens from the keyboard
+    chooser.value.set_files([str(p) for p in cells])
+    page.fill("#sample-id", "LAB-R")
+    page.fill("#reviewer", "A. Tech")
+    page.click("#analyse-button")
+    wait_for_run_end(page)
+    # Focus lands on the sample, not the body, and the outcome is announced.
+    assert page.evaluate("document.activeElement.id") == "sample-heading"
+    assert "Done: 4 images analysed" in page.locator("#status[role=status]").inner_text()
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("a")
     page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
