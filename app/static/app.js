@@ -708,7 +708,9 @@
       title.textContent = `LeukoLens review report: sample ${id}`;
       const meta = document.createElement("p");
       const reviewers = [...new Set(rows.filter((r) => r.decision).map((r) => r.decision.reviewer))];
-      const models = [...new Set(rows.filter((r) => r.prediction).map((r) => `${r.prediction.model.id} v${r.prediction.model.version}`))];
+      const models = [...new Set(rows.filter((r) => r.prediction).map((r) =>
+        `${optionFor(r.prediction.model.id)?.dataset.name || r.prediction.model.id} v${r.prediction.model.version}` +
+        `${r.prediction.tta ? " with TTA" : ""}`))];
       meta.textContent = `Printed ${printed.toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
         `reviewer: ${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`;
       const table = document.createElement("table");

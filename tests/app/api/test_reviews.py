@@ -68,3 +68,23 @@ def test_reviews_need_the_api_key_when_one_is_set(settings, real_cell_png):
         response = client.post("/api/v1/reviews", json={})
         assert response.status_code == 401
         assert client.get("/api/v1/samples/S-1").status_code == 401
+
+
+def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    no_audit = settings.model_copy(update={"audit_log": False})
+    with TestClient(create_app(no_audit)) as client:
+        scored = score(client, real_cell_png, sample_id="MEM-1")
+        body = {
+            "request_id": scored["request_id"],
+            "image_sha256": scored["image_sha256"],
+            "sample_id": "MEM-1",
+            "decision": "HEM",
+            "reviewer": "A. Tech",
+        }
+        assert client.post("/api/v1/reviews", json=body).status_code == 201
+        assert client.get("/api/v1/samples/MEM-1").json()["counts"]["decided"] == 1
+    assert not no_audit.audit_log_path.exists()
