@@ -283,7 +283,9 @@
         session.exported = false;
         done += part.length;
         showProgress(done, files.length, 0, 0);
-        if (!selectedKey) selectedKey = made.find((row) => row.status === "ok")?.key || null;
+        if (!sampleRows(sampleId).some((row) => row.key === selectedKey)) {
+          selectedKey = made.find((row) => row.status === "ok")?.key || null;
+        }
         render();
         saveSession();
       }

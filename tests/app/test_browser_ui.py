@@ -377,6 +377,9 @@ def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_s
     page.goto(review_server)
     analyse(page, cells[:3], sample_id="LAB-P1")
     analyse(page, cells[3:8], sample_id="LAB-P2")
+    # The new sample's first cell is shown, not the last sample's.
+    shown = page.locator("#detail .result-file").inner_text()
+    assert shown in {p.name for p in cells[3:8]}
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("x")
     page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
