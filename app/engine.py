@@ -23,6 +23,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from app.answer_states import answer_state, is_assessable
 from app.audit_log import AuditLog, AuditRecord
 from app.explanations import composite, overlay_rgba, upsample_gradcam
 from app.inference import OnnxCellClassifier
@@ -198,13 +199,19 @@ class PredictionEngine:
                 heat_in_cell=heat.heat_in_cell,
                 on_cell=heat.on_cell,
             )
+        label = "ALL" if probability >= threshold else "HEM"
+        warnings = prepared.warnings + uncertainty_warning(
+            probability, threshold, manifest.quality_reference
+        )
         return Prediction(
-            label="ALL" if probability >= threshold else "HEM",
+            label=label,
             probability_all=probability,
             threshold=threshold,
             model=ModelRef(id=manifest.id, version=manifest.version),
-            warnings=prepared.warnings
-            + uncertainty_warning(probability, threshold, manifest.quality_reference),
+            warnings=warnings,
+            assessable=is_assessable(warnings),
+            state=answer_state(label, warnings),
+            image_sha256=prepared.image_sha256,
             tta=tta,
             heatmap=explanation.heatmap if explanation else None,
             explanation=explanation,
@@ -246,8 +253,10 @@ class PredictionEngine:
         request_id: str = "",
         views: bool = False,
         tta: bool | None = None,
+        explain: bool = False,
     ) -> list[Prediction | UploadRejectedError]:
-        """Each upload's prediction, or the reason it was refused; one batched inference."""
+        """Each upload's prediction, or the reason it was refused; one batched inference
+        (with `explain`, the Grad-CAM map of each too, so a viewer needs no second request)."""
         classifier = self.registry.get(model_id)
         use_tta = self.tta_for(classifier, tta)
         prepared: list[PreparedUpload | UploadRejectedError] = []
@@ -260,11 +269,15 @@ class PredictionEngine:
         if not ready:
             return list(prepared)  # type: ignore[arg-type]
         started = time.perf_counter()
-        output = classifier.predict(np.stack([item.tensor for item in ready]), tta=use_tta)
+        explain = explain and classifier.explains
+        output = classifier.predict(
+            np.stack([item.tensor for item in ready]), tta=use_tta, gradcam=explain
+        )
         seconds = time.perf_counter() - started
         if self.observe_inference is not None:
             self.observe_inference(classifier.manifest.id, len(ready), seconds)
         probabilities = iter(output.probabilities.tolist())
+        maps = iter(output.gradcam if output.gradcam is not None else [None] * len(ready))
         results: list[Prediction | UploadRejectedError] = []
         answered: list[tuple[PreparedUpload, Prediction]] = []
         for item in prepared:
@@ -278,6 +291,7 @@ class PredictionEngine:
                 round(seconds * 1000, 3),
                 request_id,
                 tta=use_tta,
+                gradcam=next(maps),
             )
             results.append(prediction)
             answered.append((item, prediction))
@@ -398,10 +412,18 @@ class PredictionEngine:
         model_id: str | None = None,
         request_id: str = "",
         tta: bool | None = None,
+        views: bool = False,
+        explain: bool = False,
     ) -> list[Prediction | UploadRejectedError]:
         async with self.admitted():
             return await self.run(
                 partial(
-                    self.predict_many, uploads, model_id=model_id, request_id=request_id, tta=tta
+                    self.predict_many,
+                    uploads,
+                    model_id=model_id,
+                    request_id=request_id,
+                    tta=tta,
+                    views=views,
+                    explain=explain,
                 )
             )

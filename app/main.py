@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from app import pages
-from app.api import health, models, predictions
+from app.api import health, models, predictions, reviews, samples
 from app.api_docs import add_offline_docs
 from app.api_key import require_api_key
 from app.audit_log import AuditLog
@@ -23,6 +23,7 @@ from app.metrics import RequestMetricsMiddleware, ServerMetrics
 from app.metrics import router as metrics_router
 from app.model_registry import ModelRegistry
 from app.request_id import RequestIdMiddleware
+from app.review_records import ReviewRecords
 from app.security_headers import SecurityHeadersMiddleware
 from app.settings import PACKAGE_DIR, Settings, get_settings
 from app.upload_checks import UploadLimits, UploadRejectedError
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             observe_inference=metrics.observe_inference,
         )
         app.state.engine = engine
+        app.state.review_records = ReviewRecords(
+            settings.audit_log_path if settings.audit_log else ":memory:"
+        )
         metrics.track_queue_depth(lambda: engine.in_flight)
         for model_id, classifier in registry.models.items():
             manifest = classifier.manifest
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await engine.aclose()
+            app.state.review_records.close()
 
     app = FastAPI(
         title="LeukoLens",
@@ -98,12 +103,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     api.include_router(predictions.router)
     api.include_router(models.router)
+    api.include_router(reviews.router)
+    api.include_router(samples.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     add_offline_docs(app)
+    pages.add_html_error_pages(app)
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -21,8 +22,21 @@ SECOND_OBJECT_SHARE = 0.05  # of the largest object's area
 REFERENCE_PERCENTILES = (0.5, 99.5)
 
 
+WarningCode = Literal[
+    "no_cell",
+    "no_background",
+    "multiple_objects",
+    "touches_border",
+    "too_small",
+    "too_large",
+    "blurry",
+    "unusual_stain",
+    "uncertain",
+]
+
+
 class QualityWarning(BaseModel):
-    code: str = Field(description="Stable identifier, e.g. no_background.")
+    code: WarningCode = Field(description="Stable identifier, e.g. no_background.")
     message: str
 
 
@@ -105,7 +119,7 @@ def stain_distance(measured: CellMeasurements, reference: QualityReference) -> f
     return float(np.sqrt(difference @ inverse @ difference))
 
 
-def _warning(code: str, message: str) -> QualityWarning:
+def _warning(code: WarningCode, message: str) -> QualityWarning:
     return QualityWarning(code=code, message=message)
 
 

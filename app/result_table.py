@@ -18,6 +18,11 @@ RESULT_COLUMNS = [
     "model_version",
     "warnings",
     "error",
+    "assessable",
+    "state",
+    "image_sha256",
+    "request_id",
+    "sample_id",
 ]
 _FORMULA_STARTS = {"=", "+", "-", "@", "\t", "\r"}
 
@@ -43,6 +48,11 @@ def result_row(filename: str, outcome: Prediction | UploadRejectedError) -> dict
         "model_id": outcome.model.id,
         "model_version": outcome.model.version,
         "warnings": ";".join(w.code for w in outcome.warnings),
+        "assessable": str(outcome.assessable).lower(),
+        "state": outcome.state,
+        "image_sha256": outcome.image_sha256 or "",
+        "request_id": spreadsheet_safe(outcome.request_id),
+        "sample_id": spreadsheet_safe(outcome.sample_id or ""),
     }
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.answer_states import AnswerState
 from app.manifest import ModelManifest
 from app.quality_checks import QualityWarning
 
@@ -60,6 +61,18 @@ class Prediction(BaseModel):
     views: DisplayImages | None = None
     heatmap: str | None = Field(None, description="With ?explain=true: Grad-CAM over the crop.")
     explanation: Explanation | None = None
+    assessable: bool = Field(
+        True,
+        description="False when the image is not one segmented cell on black (no cell, no "
+        "background, several objects): the probability then describes nothing useful.",
+    )
+    state: AnswerState = Field(
+        "suggests_normal",
+        description="How to read the answer: a suggestion (ALL-like or normal), indeterminate "
+        "(within the uncertainty band of the threshold) or not assessable.",
+    )
+    image_sha256: str | None = Field(None, description="sha256 of the uploaded file's bytes.")
+    sample_id: str | None = Field(None, description="The sample it was scored for, if any.")
 
 
 class BatchError(BaseModel):
@@ -104,3 +117,54 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "starting"]
     models: list[str]
+
+
+SampleIdPattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ReviewDecision = Literal["ALL", "HEM", "not_assessable"]
+
+
+class ReviewRequest(BaseModel):
+    """A reviewer's decision on one scored image; the image itself is never sent."""
+
+    request_id: str = Field(min_length=1, max_length=128)
+    image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sample_id: str = Field(pattern=SampleIdPattern)
+    decision: ReviewDecision
+    reviewer: str = Field(min_length=1, max_length=100)
+    comment: str = Field("", max_length=2000)
+
+
+class ReviewRecord(ReviewRequest):
+    id: int
+    time: float = Field(description="Seconds since the epoch (UTC) when it was recorded.")
+
+
+class SamplePrediction(BaseModel):
+    model_config = {"protected_namespaces": ()}
+
+    time: float
+    request_id: str
+    image_sha256: str
+    model_id: str
+    model_version: str
+    probability_all: float
+    label: Literal["ALL", "HEM"]
+    state: AnswerState
+    assessable: bool
+
+
+class SampleCounts(BaseModel):
+    images: int
+    by_state: dict[AnswerState, int]
+    decided: int
+    by_decision: dict[ReviewDecision, int]
+    all_like_share_of_assessable: float | None = Field(
+        description="Suggested ALL-like among assessable images (indeterminate included)."
+    )
+
+
+class SampleReport(BaseModel):
+    sample_id: str
+    predictions: list[SamplePrediction]
+    decisions: list[ReviewRecord] = Field(description="Every decision, oldest first.")
+    counts: SampleCounts

@@ -6,13 +6,22 @@ import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.api.reviews import ReviewRecordsDep
 from app.dependencies import EngineDep, RequestIdDep, SettingsDep
 from app.engine import Upload
 from app.model_registry import UnknownModelError
 from app.result_table import result_row, results_writer
-from app.schemas import BatchError, BatchItem, BatchResponse, ErrorResponse, Prediction
+from app.schemas import (
+    BatchError,
+    BatchItem,
+    BatchResponse,
+    ErrorResponse,
+    Prediction,
+    SampleIdPattern,
+)
 from app.upload_checks import UploadRejectedError
 
 router = APIRouter(prefix="/predict", tags=["predictions"])
@@ -39,6 +48,24 @@ TtaQuery = Annotated[
     Query(description="Average the 8 flips and quarter turns; default: the model card's choice."),
 ]
 ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the decision.")]
+SampleQuery = Annotated[
+    str | None,
+    Query(
+        pattern=SampleIdPattern,
+        description="Sample the images belong to; recorded beside the audit for review "
+        "(GET /api/v1/samples/{sample_id}). Use a lab number, never a patient's name.",
+    ),
+]
+
+
+async def _record_sample(
+    records: ReviewRecordsDep, sample_id: str | None, predictions: list[Prediction]
+) -> None:
+    if sample_id is None or not predictions:
+        return
+    for prediction in predictions:
+        prediction.sample_id = sample_id
+    await run_in_threadpool(records.add_predictions, sample_id, predictions)
 
 
 async def _read(upload: UploadFile) -> Upload:
@@ -59,21 +86,25 @@ async def predict(
     file: Annotated[UploadFile, File(description="One cell image: BMP, PNG, JPEG or TIFF.")],
     engine: EngineDep,
     request_id: RequestIdDep,
+    records: ReviewRecordsDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
     tta: TtaQuery = None,
     explain: ExplainQuery = False,
+    sample_id: SampleQuery = None,
 ) -> Prediction:
     _check_model(engine, model)
     if explain and not engine.registry.get(model).explains:
         raise HTTPException(422, "this model's export has no Grad-CAM output; explain=false")
     upload = await _read(file)
     try:
-        return await engine.predict(
+        prediction = await engine.predict(
             upload, model_id=model, request_id=request_id, views=views, tta=tta, explain=explain
         )
     except UploadRejectedError as rejection:
         raise HTTPException(rejection.status_code, rejection.detail) from rejection
+    await _record_sample(records, sample_id, [prediction])
+    return prediction
 
 
 @router.post(
@@ -86,9 +117,15 @@ async def predict_batch(
     engine: EngineDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
+    records: ReviewRecordsDep,
     model: ModelQuery = None,
     tta: TtaQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
+    views: ViewsQuery = False,
+    explain: Annotated[
+        bool, Query(description="Add each image's Grad-CAM heatmap, where the model has one.")
+    ] = False,
+    sample_id: SampleQuery = None,
 ) -> BatchResponse | Response:
     if len(files) > settings.max_batch_files:
         raise HTTPException(
@@ -96,7 +133,12 @@ async def predict_batch(
         )
     _check_model(engine, model)
     uploads = [await _read(file) for file in files]
-    outcomes = await engine.predict_batch(uploads, model_id=model, request_id=request_id, tta=tta)
+    outcomes = await engine.predict_batch(
+        uploads, model_id=model, request_id=request_id, tta=tta, views=views, explain=explain
+    )
+    await _record_sample(
+        records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+    )
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)
         if isinstance(outcome, Prediction)

@@ -23,3 +23,25 @@ def test_a_rejection_row_names_status_and_reason():
     row = result_row("=bad.png", UploadRejectedError(415, "unsupported"))
     assert row == {"filename": "'=bad.png", "status": "error", "error": "415: unsupported"}
     assert set(row) <= set(RESULT_COLUMNS)
+
+
+def test_an_answer_row_carries_its_state_and_keys():
+    from app.schemas import ModelRef, Prediction, Timings
+
+    prediction = Prediction(
+        label="ALL",
+        probability_all=0.9,
+        threshold=0.5,
+        model=ModelRef(id="m", version="1"),
+        warnings=[],
+        timings_ms=Timings(decode=0, preprocess=0, inference=0, total=0),
+        request_id="-r",
+        image_sha256="a" * 64,
+        assessable=False,
+        state="not_assessable",
+        sample_id="S-1",
+    )
+    row = result_row("c.png", prediction)
+    assert set(row) == set(RESULT_COLUMNS) - {"error"}
+    assert (row["assessable"], row["state"], row["sample_id"]) == ("false", "not_assessable", "S-1")
+    assert row["request_id"] == "'-r"

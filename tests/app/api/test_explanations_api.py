@@ -91,3 +91,25 @@ def test_served_probabilities_are_calibrated(bundled_client, real_cell_png):
         "/api/v1/predict?tta=false", files={"file": ("c.png", real_cell_png)}
     )
     assert response.json()["probability_all"] == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_the_batch_returns_each_items_views_and_explanation(bundled_client, cnmc_root):
+    """A viewer of a batch needs no second request: the same map as the single endpoint."""
+    cells = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:2]
+    response = bundled_client.post(
+        "/api/v1/predict/batch?views=true&explain=true&tta=false",
+        files=[("files", (p.name, p.read_bytes())) for p in cells],
+    )
+    assert response.status_code == 200
+    results = response.json()["results"]
+    for path, item in zip(cells, results, strict=True):
+        prediction = item["prediction"]
+        assert set(prediction["views"]) == {"original", "enhanced", "cropped"}
+        single = bundled_client.post(
+            "/api/v1/predict?explain=true&tta=false",
+            files={"file": (path.name, path.read_bytes())},
+        ).json()
+        assert prediction["probability_all"] == pytest.approx(single["probability_all"], abs=1e-5)
+        assert prediction["explanation"]["heat_in_cell"] == pytest.approx(
+            single["explanation"]["heat_in_cell"], abs=1e-4
+        )

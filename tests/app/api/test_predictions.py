@@ -132,3 +132,24 @@ def test_batch_over_the_limit_is_refused(client, real_cell_png):
     response = client.post("/api/v1/predict/batch", files=payload)
     assert response.status_code == 413
     assert "at most 4" in response.json()["detail"]
+
+
+def test_every_prediction_says_whether_it_is_assessable(client, real_cell_png, encode_png):
+    white = np.full((64, 64, 3), 200, np.uint8)  # no black surround: an unsegmented image
+    batch = client.post(
+        "/api/v1/predict/batch?format=csv",
+        files=[("files", ("cell.png", real_cell_png)), ("files", ("white.png", encode_png(white)))],
+    )
+    rows = list(csv.DictReader(io.StringIO(batch.text)))
+    assert [row["assessable"] for row in rows] == ["true", "false"]
+    assert rows[1]["state"] == "not_assessable"
+    single = client.post("/api/v1/predict", files={"file": ("w.png", encode_png(white))}).json()
+    assert single["assessable"] is False
+    assert "no_background" in [w["code"] for w in single["warnings"]]
+
+
+def test_warning_codes_are_an_enum_in_the_openapi_schema(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    codes = schema["QualityWarning"]["properties"]["code"]["enum"]
+    assert {"no_cell", "no_background", "multiple_objects", "uncertain"} <= set(codes)
+    assert "assessable" in schema["Prediction"]["properties"]

@@ -1,0 +1,90 @@
+import hashlib
+
+import pytest
+
+
+def score(client, png, sample_id="S-1"):
+    response = client.post(
+        f"/api/v1/predict/batch?sample_id={sample_id}", files=[("files", ("c.png", png))]
+    )
+    assert response.status_code == 200
+    return response.json()["results"][0]["prediction"]
+
+
+def test_a_review_is_stored_and_read_back(client, real_cell_png):
+    scored = score(client, real_cell_png)
+    assert scored["image_sha256"] == hashlib.sha256(real_cell_png).hexdigest()
+    assert scored["sample_id"] == "S-1"
+    body = {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": "S-1",
+        "decision": "not_assessable",
+        "reviewer": "A. Tech",
+        "comment": "smudged",
+    }
+    response = client.post("/api/v1/reviews", json=body)
+    assert response.status_code == 201
+    stored = response.json()
+    assert {k: stored[k] for k in body} == body
+    assert stored["time"] > 0
+    sample = client.get("/api/v1/samples/S-1").json()
+    assert sample["decisions"] == [stored]
+    assert sample["counts"]["by_decision"]["not_assessable"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"decision": "maybe"}, 422),
+        ({"reviewer": ""}, 422),
+        ({"image_sha256": "0" * 64}, 422),  # never scored
+        ({"sample_id": "S-2"}, 422),  # scored, but for another sample
+        ({"sample_id": "../x"}, 422),
+    ],
+)
+def test_bad_reviews_are_refused(client, real_cell_png, change, status):
+    scored = score(client, real_cell_png)
+    body = {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": "S-1",
+        "decision": "ALL",
+        "reviewer": "A. Tech",
+        **change,
+    }
+    response = client.post("/api/v1/reviews", json=body)
+    assert response.status_code == status
+    assert "detail" in response.json()
+
+
+def test_reviews_need_the_api_key_when_one_is_set(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    keyed = settings.model_copy(update={"api_key": "s3cret"})
+    with TestClient(create_app(keyed)) as client:
+        response = client.post("/api/v1/reviews", json={})
+        assert response.status_code == 401
+        assert client.get("/api/v1/samples/S-1").status_code == 401
+
+
+def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    no_audit = settings.model_copy(update={"audit_log": False})
+    with TestClient(create_app(no_audit)) as client:
+        scored = score(client, real_cell_png, sample_id="MEM-1")
+        body = {
+            "request_id": scored["request_id"],
+            "image_sha256": scored["image_sha256"],
+            "sample_id": "MEM-1",
+            "decision": "HEM",
+            "reviewer": "A. Tech",
+        }
+        assert client.post("/api/v1/reviews", json=body).status_code == 201
+        assert client.get("/api/v1/samples/MEM-1").json()["counts"]["decided"] == 1
+    assert not no_audit.audit_log_path.exists()

@@ -1,0 +1,37 @@
+import pytest
+
+from app.model_card_view import card_view, readable_metric, without_local_paths
+from app.model_registry import ModelRegistry
+from app.settings import bundled_model_store
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("predictions of /tmp/bo/effl0-cv, calibrated", "predictions of <effl0-cv>, calibrated"),
+        ("--data ../shared/data/C-NMC_Leukemia --x", "--data <C-NMC_Leukemia> --x"),
+        ("0.928 +/- 0.008, channel mean/std", "0.928 +/- 0.008, channel mean/std"),
+    ],
+)
+def test_local_paths_are_cut_to_their_last_name(text, shown):
+    assert without_local_paths(text) == shown
+
+
+def test_metric_names_are_readable():
+    assert readable_metric("roc_auc_mean") == "ROC AUC (area under the ROC curve), mean of folds"
+    assert readable_metric("specificity").startswith("specificity")
+
+
+def test_the_bundled_default_in_plain_numbers():
+    manifest = ModelRegistry.load(bundled_model_store(), None).get().manifest
+    view = card_view(manifest)
+    (tn, fp), (fn, tp) = view.confusion
+    assert tn + fp + fn + tp == view.images
+    assert view.flagged_of_100_all == round(100 * tp / (tp + fn))
+    assert view.flagged_of_100_hem == round(100 * fp / (tn + fp))
+    assert view.worst_subject.accuracy == min(
+        manifest.evaluations[-1].per_subject_accuracy.values()
+    )
+    assert [p.served for p in view.operating_points].count(True) == 1
+    assert "not a diagnosis" in view.summary
+    assert f"flags about {view.flagged_of_100_all}" in view.summary
