@@ -85,6 +85,11 @@ class TrainingData(StrictModel):
     citation: str = DATA_CITATION
 
 
+UNSEEN_SUBJECTS_PROTOCOL = "unseen subjects"
+"""How an evaluation on subjects outside the training data begins its protocol (written by
+`python -m training external --record-in-card`, read by the model page)."""
+
+
 class Evaluation(StrictModel):
     protocol: str = Field(description="What data, which split, at what threshold.")
     metrics: dict[str, float | int | list[list[int]]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from app.manifest import Evaluation, ModelManifest
+from app.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
 
 ARCHITECTURE_NAMES = {
     "tf_efficientnet_lite0": "EfficientNet-Lite0",
@@ -73,6 +73,25 @@ class OperatingPoint:
     served: bool
 
 
+@dataclass(frozen=True)
+class UnseenPart:
+    """ROC AUC on one part of the patients outside the training data, with its interval."""
+
+    title: str
+    cells: int
+    subjects: int
+    roc_auc: float
+    low: float
+    high: float
+
+
+UNSEEN_PARTS = {
+    "all": "all of them",
+    "training_folds": "patients like the training ones (official training folds)",
+    "preliminary_test": "preliminary-test patients (cells of another size and brightness)",
+}
+
+
 @dataclass
 class CardView:
     name: str
@@ -93,6 +112,9 @@ class CardView:
     worst_subject: SubjectBar | None = None
     subject_bars: list[SubjectBar] = field(default_factory=list)
     reliability: list[ReliabilityPoint] = field(default_factory=list)
+    unseen_parts: list[UnseenPart] = field(default_factory=list)
+    unseen_sensitivity: float | None = None
+    unseen_specificity: float | None = None
 
     @property
     def summary(self) -> str:
@@ -113,6 +135,15 @@ class CardView:
                 f". Worst person: {'a healthy donor' if worst.label == 'HEM' else 'a patient'} "
                 f"({worst.subject}) with {100 * (1 - worst.accuracy):.0f}% of cells misread"
             )
+        unseen = {part.title: part for part in self.unseen_parts}
+        if UNSEEN_PARTS["all"] in unseen:
+            text += (
+                f". On {unseen[UNSEEN_PARTS['all']].subjects} patients outside its training "
+                f"data it reached ROC AUC {unseen[UNSEEN_PARTS['all']].roc_auc:.2f}"
+            )
+            prelim = unseen.get(UNSEEN_PARTS["preliminary_test"])
+            if prelim is not None:
+                text += f", {prelim.roc_auc:.2f} on the preliminary-test patients"
         return text + ". A research and screening aid, not a diagnosis."
 
 
@@ -125,6 +156,31 @@ def _served_evaluation(manifest: ModelManifest) -> Evaluation | None:
         and abs(float(e.metrics.get("threshold", -1)) - manifest.threshold.value) < 1e-9  # type: ignore[arg-type]
     ]
     return served[-1] if served else None
+
+
+def _add_unseen_subjects(view: CardView, manifest: ModelManifest) -> None:
+    """The card's evaluation on patients outside its training data, if it has one."""
+    recorded = [e for e in manifest.evaluations if e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)]
+    if not recorded:
+        return
+    metrics = recorded[-1].metrics
+    for part, title in UNSEEN_PARTS.items():
+        if f"roc_auc_{part}" not in metrics:
+            continue
+        view.unseen_parts.append(
+            UnseenPart(
+                title=title,
+                cells=int(metrics[f"cells_{part}"]),  # type: ignore[arg-type]
+                subjects=int(metrics[f"subjects_all_{part}"])  # type: ignore[arg-type]
+                + int(metrics[f"subjects_hem_{part}"]),  # type: ignore[arg-type]
+                roc_auc=float(metrics[f"roc_auc_{part}"]),  # type: ignore[arg-type]
+                low=float(metrics[f"roc_auc_{part}_low"]),  # type: ignore[arg-type]
+                high=float(metrics[f"roc_auc_{part}_high"]),  # type: ignore[arg-type]
+            )
+        )
+    if "sensitivity_all" in metrics:
+        view.unseen_sensitivity = float(metrics["sensitivity_all"])  # type: ignore[arg-type]
+        view.unseen_specificity = float(metrics["specificity_all"])  # type: ignore[arg-type]
 
 
 def card_view(manifest: ModelManifest) -> CardView:
@@ -174,6 +230,7 @@ def card_view(manifest: ModelManifest) -> CardView:
             )
         ]
         view.worst_subject = view.subject_bars[0] if view.subject_bars else None
+    _add_unseen_subjects(view, manifest)
     if manifest.calibration is not None:
         view.reliability = [
             ReliabilityPoint(b.lower, b.upper, b.count, b.mean_predicted, b.observed_fraction)

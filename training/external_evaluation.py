@@ -23,7 +23,13 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import rankdata
 
-from app.manifest import Evaluation, ModelManifest, load_manifest, write_manifest
+from app.manifest import (
+    UNSEEN_SUBJECTS_PROTOCOL,
+    Evaluation,
+    ModelManifest,
+    load_manifest,
+    write_manifest,
+)
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -538,9 +544,6 @@ def read_report(directory: Path) -> ExternalReport | None:
     return ExternalReport.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-UNSEEN_PROTOCOL_PREFIX = "unseen subjects"
-
-
 def card_evaluation(report: ExternalReport, scorer: ScorerReport) -> Evaluation:
     """The report of one served model as a model-card evaluation: every part's figures with
     their intervals, and each subject's accuracy."""
@@ -556,7 +559,7 @@ def card_evaluation(report: ExternalReport, scorer: ScorerReport) -> Evaluation:
                 metrics[f"{name}_{part}_low"] = interval.low
                 metrics[f"{name}_{part}_high"] = interval.high
     return Evaluation(
-        protocol=f"{UNSEEN_PROTOCOL_PREFIX} ({Path(report.root).name}; parts: "
+        protocol=f"{UNSEEN_SUBJECTS_PROTOCOL} ({Path(report.root).name}; parts: "
         f"{', '.join(PART_TITLES[p] for p in scorer.parts)}): {report.protocol}; "
         f"{report.resamples} resamples",
         metrics=metrics,
@@ -595,7 +598,7 @@ def record_in_card(model_dir: Path, report: ExternalReport, *, selection: str | 
     manifest = load_manifest(model_dir)
     scorer = report.scorers[0]
     evaluations = [
-        e for e in manifest.evaluations if not e.protocol.startswith(UNSEEN_PROTOCOL_PREFIX)
+        e for e in manifest.evaluations if not e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)
     ]
     limitations = [
         text for text in manifest.limitations if not text.startswith("On patients it never saw")

@@ -470,10 +470,11 @@ def test_the_api_docs_render_an_operation(page, review_server):
 def test_the_model_card_for_people(page, start_server):
     base = start_server()
     page.goto(base)
-    page.click("nav >> text=Model: EfficientNet-Lite0")
-    assert page.locator("h1").inner_text().startswith("Model card: EfficientNet-Lite0")
+    page.click("nav >> text=Model: ConvNeXt-Atto")
+    assert page.locator("h1").inner_text().startswith("Model card: ConvNeXt-Atto")
     glance = page.locator("#at-a-glance")
     assert "Of 100 ALL cells" in glance.inner_text()
+    assert "preliminary-test patients" in glance.inner_text()
     for plot in ("#roc-plot", "#subject-chart", "#reliability-plot"):
         assert page.locator(plot).is_visible()
     assert "/tmp/" not in page.content()

@@ -66,12 +66,14 @@ def test_ui_errors_are_pages_and_api_errors_stay_json(client):
 
 def test_model_names_are_human_and_the_card_has_no_local_paths(bundled_client):
     html = bundled_client.get("/").text
-    assert "EfficientNet-Lite0, 128 px (standard)" in html
-    assert "ConvNeXt-Atto, 128 px (alternative)" in html
+    assert "ConvNeXt-Atto, 128 px (standard)" in html
+    assert "EfficientNet-Lite0, 128 px (alternative)" in html
     card = bundled_client.get("/models/efficientnet-lite0-128-cell").text
     assert "At a glance" in card
     assert 'id="roc-plot"' in card
     assert 'id="confusion-matrix"' in card
+    assert 'id="unseen-patients"' in card
+    assert "preliminary-test patients" in card
     assert "/tmp/" not in card
     assert "/work/" not in card
     assert "[[708, 450]" not in card  # the matrix is labelled, not printed raw
