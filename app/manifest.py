@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.preprocessing import PreprocessConfig
@@ -120,6 +121,10 @@ class Calibration(StrictModel):
     reliability_before: list[ReliabilityBin]
     reliability_after: list[ReliabilityBin]
 
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """The calibrated logits: logit / temperature + bias."""
+        return logits / self.temperature + self.bias
+
 
 class TestTimeAugmentationCard(StrictModel):
     """The 8 flips and quarter turns, averaged: measured gain and cost, and the default."""
@@ -139,6 +144,23 @@ class Provenance(StrictModel):
     training_command: str
     run_config: dict[str, object]
     software: dict[str, str]
+
+
+class Adaptation(StrictModel):
+    """How a site model was made from a bundled one with a lab's reviewed cells
+    (`python -m training adapt`), and how both did on the lab's held-out subjects."""
+
+    parent_id: str
+    parent_version: str
+    parent_onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    strength: Literal["recalibration", "head_refit"]
+    reviews_source: str = Field(description="The reviews' file name (never its folder).")
+    reviewed_cells: list[SubjectCounts]
+    minimum_subjects_per_class: int = Field(ge=1)
+    held_out_protocol: str
+    before: Evaluation = Field(description="The parent as served, on the held-out subjects.")
+    after: Evaluation = Field(description="The adaptation fitted without each held-out subject.")
+    better_on_held_out: bool
 
 
 class ModelManifest(StrictModel):
@@ -173,6 +195,9 @@ class ModelManifest(StrictModel):
         None, description="The same network with a Grad-CAM output; None: no explanations."
     )
     explain_onnx_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    adaptation: Adaptation | None = Field(
+        None, description="Set for a site model adapted from a bundled one; None otherwise."
+    )
 
 
 class ManifestError(ValueError):

@@ -98,6 +98,12 @@ class ModelSummary(BaseModel):
     input_size: int
     threshold: float
     default: bool
+    adapted_from: str | None = Field(
+        None, description="'<parent id> v<version>' for a site model made by `training adapt`."
+    )
+    better_on_held_out: bool | None = Field(
+        None, description="Whether the adaptation beat its parent on the site's held-out subjects."
+    )
 
 
 class ModelList(BaseModel):

@@ -90,6 +90,92 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
     return model_dir
 
 
+CHANNEL_MEAN_MODEL_SIZE = 32
+
+
+def write_channel_mean_model(model_dir: Path, weight: tuple[float, float, float]) -> Path:
+    """image -> per-channel means (the features) -> Gemm -> logit: the exported interface with
+    a last linear layer, as `training export` writes it, for the adaptation tests."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from app.manifest import (
+        ModelInput,
+        ModelManifest,
+        ModelOutputs,
+        Provenance,
+        SubjectCounts,
+        ThresholdChoice,
+        TrainingData,
+        file_sha256,
+        write_manifest,
+    )
+    from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+
+    model_dir.mkdir(parents=True)
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes"], ["features"], keepdims=0),
+        helper.make_node("Gemm", ["features", "head.weight", "head.bias"], ["linear"], transB=1),
+        helper.make_node("Squeeze", ["linear", "squeeze_axes"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "channel_means",
+        [
+            helper.make_tensor_value_info(
+                "image",
+                TensorProto.FLOAT,
+                ["batch", 3, CHANNEL_MEAN_MODEL_SIZE, CHANNEL_MEAN_MODEL_SIZE],
+            )
+        ],
+        [
+            helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("probability_all", TensorProto.FLOAT, ["batch"]),
+        ],
+        initializer=[
+            helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3]),
+            helper.make_tensor("head.weight", TensorProto.FLOAT, [1, 3], list(weight)),
+            helper.make_tensor("head.bias", TensorProto.FLOAT, [1], [-2.0]),
+            helper.make_tensor("squeeze_axes", TensorProto.INT64, [1], [1]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(model_dir / "model.onnx"))
+    write_manifest(
+        ModelManifest(
+            id=model_dir.name,
+            version="1",
+            created="2026-01-01T00:00:00Z",
+            architecture="channel-means-test-graph",
+            head="timm",
+            parameters=3,
+            input=ModelInput(size=CHANNEL_MEAN_MODEL_SIZE),
+            outputs=ModelOutputs(gradcam=None),
+            threshold=ThresholdChoice(value=0.5, source="fixed for tests"),
+            preprocessing=PreprocessConfig(
+                contrast=ContrastMethod.NONE,
+                crop=CropMethod.CENTER,
+                crop_size=64,
+                input_size=CHANNEL_MEAN_MODEL_SIZE,
+                mean=(0.0, 0.0, 0.0),
+                std=(1.0, 1.0, 1.0),
+            ),
+            training_data=TrainingData(
+                folds=["none"],
+                subjects=[SubjectCounts(subject="0", label="ALL", images=0)],
+                images_all=0,
+                images_hem=0,
+            ),
+            provenance=Provenance(training_command="(tests)", run_config={}, software={}),
+            onnx_sha256=file_sha256(model_dir / "model.onnx"),
+        ),
+        model_dir,
+    )
+    return model_dir
+
+
 @pytest.fixture
 def brightness_model_dir(tmp_path) -> Path:
     return write_mean_brightness_model(tmp_path / "brightness")

@@ -197,6 +197,30 @@ def build_parser() -> argparse.ArgumentParser:
         "with --model, printed only)",
     )
 
+    adapt = commands.add_parser(
+        "adapt",
+        help="a site model from a lab's reviewed cells (recalibration or head refit), measured "
+        "on the lab's held-out subjects; written as a new model directory",
+    )
+    adapt.add_argument("--model", type=Path, required=True, help="the parent model directory")
+    adapt.add_argument(
+        "--reviews",
+        type=Path,
+        required=True,
+        help="the review records' SQLite file, or a CSV with the columns image,label,subject",
+    )
+    adapt.add_argument(
+        "--images", type=Path, required=True, help="folder the reviewed images are under"
+    )
+    adapt.add_argument("--out", type=Path, required=True, help="new model directory to write")
+    adapt.add_argument(
+        "--strength", choices=["recalibration", "head_refit"], default="recalibration"
+    )
+    adapt.add_argument("--id", dest="model_id", required=True, help="the adapted model's id")
+    adapt.add_argument("--version", default="1")
+    adapt.add_argument("--min-subjects-per-class", type=int, default=3)
+    adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
+
     compare = commands.add_parser(
         "compare", help="the bake-off table: one markdown row per cross-validation directory"
     )
@@ -357,6 +381,39 @@ def run_external(args: argparse.Namespace) -> None:
         print(f"recorded in {record_in_card(args.model, report, selection=args.selection)}")
 
 
+def run_adapt(args: argparse.Namespace) -> None:
+    from training.adaptation import AdaptationError, adapt_model
+
+    try:
+        manifest = adapt_model(
+            args.model,
+            args.reviews,
+            args.images,
+            args.out,
+            strength=args.strength,
+            model_id=args.model_id,
+            version=args.version,
+            minimum_subjects_per_class=args.min_subjects_per_class,
+            head_l2=args.head_l2,
+            command=shlex.join(["python", "-m", "training", *sys.argv[1:]]),
+        )
+    except AdaptationError as error:
+        raise DatasetError(str(error)) from error
+    adaptation = manifest.adaptation
+    assert adaptation is not None
+    before, after = adaptation.before.metrics, adaptation.after.metrics
+    for name in ("roc_auc", "balanced_accuracy", "sensitivity", "specificity"):
+        print(
+            f"{name:<18} parent {before[name]:.3f} [{before[name + '_low']:.2f}, "
+            f"{before[name + '_high']:.2f}]   adapted {after[name]:.3f} "
+            f"[{after[name + '_low']:.2f}, {after[name + '_high']:.2f}]"
+        )
+    print(f"held out: {adaptation.held_out_protocol}")
+    if not adaptation.better_on_held_out:
+        print("NOT better than the parent on held-out subjects: keep using the parent.")
+    print(f"written to {args.out} ({manifest.id} v{manifest.version})")
+
+
 def run_compare(args: argparse.Namespace) -> None:
     from training.comparison import candidate_row, markdown_table, rows_as_json
 
@@ -375,6 +432,7 @@ COMMANDS = {
     "counterfactual": run_counterfactual,
     "heat-in-cell": run_heat_in_cell,
     "external": run_external,
+    "adapt": run_adapt,
     "compare": run_compare,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from app.dependencies import RegistryDep
+from app.manifest import Adaptation
 from app.model_registry import UnknownModelError
 from app.schemas import ErrorResponse, ModelCard, ModelList, ModelSummary
 
@@ -21,8 +22,13 @@ def list_models(registry: RegistryDep) -> ModelList:
             input_size=classifier.manifest.input.size,
             threshold=classifier.manifest.threshold.value,
             default=model_id == registry.default_id,
+            adapted_from=(
+                f"{adaptation.parent_id} v{adaptation.parent_version}" if adaptation else None
+            ),
+            better_on_held_out=adaptation.better_on_held_out if adaptation else None,
         )
         for model_id, classifier in sorted(registry.models.items())
+        for adaptation in [classifier.manifest.adaptation]
     ]
     return ModelList(default=registry.default_id, models=summaries)
 
@@ -34,3 +40,20 @@ def model_card(model_id: str, registry: RegistryDep) -> ModelCard:
     except UnknownModelError as error:
         raise HTTPException(404, str(error)) from error
     return ModelCard(default=model_id == registry.default_id, manifest=classifier.manifest)
+
+
+@router.get(
+    "/{model_id}/adaptation",
+    response_model=Adaptation,
+    responses={404: {"model": ErrorResponse}},
+)
+def model_adaptation(model_id: str, registry: RegistryDep) -> Adaptation:
+    """What a site model was adapted from, and how parent and adaptation did on the site's
+    held-out subjects; 404 for a model that was not adapted."""
+    try:
+        adaptation = registry.get(model_id).manifest.adaptation
+    except UnknownModelError as error:
+        raise HTTPException(404, str(error)) from error
+    if adaptation is None:
+        raise HTTPException(404, f"{model_id} was not adapted from another model")
+    return adaptation

@@ -16,13 +16,13 @@ from training.external_evaluation import (
     PART_PRELIM,
     PART_TRAINING_FOLDS,
     Scores,
-    _roc_auc,
     cell_appearance_baselines,
     evaluate_scores,
     external_report,
     index_external,
     paired_comparison,
     read_report,
+    roc_auc,
     score_model_dir,
     subject_resamples,
 )
@@ -68,8 +68,8 @@ def test_fast_auc_equals_scikit_learn_with_ties():
         labels = rng.integers(0, 2, 40)
         scores = np.round(rng.random(40), 1)  # many ties
         if len(set(labels)) == 2:
-            assert _roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
-    assert np.isnan(_roc_auc(np.ones(5, int), np.arange(5.0)))
+            assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores))
+    assert np.isnan(roc_auc(np.ones(5, int), np.arange(5.0)))
 
 
 def test_resamples_draw_whole_subjects_and_keep_the_class_mix():
