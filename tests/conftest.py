@@ -99,9 +99,17 @@ def brightness_model_dir(tmp_path) -> Path:
 def model_store(tmp_path) -> Path:
     """A store of two torch-free test models; "brightness" is the default."""
     store = tmp_path / "store"
+    return write_store(store)
+
+
+def write_store(store: Path) -> Path:
+    """Two test models, their card checksums in store.json, and "brightness" the default."""
+    from app.model_registry import record_model
+
     write_mean_brightness_model(store / "brightness")
     write_mean_brightness_model(store / "brightness-64", input_size=64)
-    (store / "store.json").write_text('{"default": "brightness"}')
+    record_model(store, store / "brightness", default=True)
+    record_model(store, store / "brightness-64")
     return store
 
 
@@ -199,10 +207,7 @@ def start_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module_model_store(tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("module-store")
-    write_mean_brightness_model(store / "brightness")
-    write_mean_brightness_model(store / "brightness-64", input_size=64)
-    return store
+    return write_store(tmp_path_factory.mktemp("module-store"))
 
 
 @pytest.fixture(scope="module")
