@@ -89,8 +89,13 @@ class ModelRegistry:
         """Refuse to start on a broken store rather than serve a model that cannot be trusted."""
         if not store.is_dir():
             raise ModelStoreError(f"model store {store} is not a directory")
-        index = StoreIndex.read(store)
         index_path = store / STORE_INDEX
+        if not index_path.is_file():
+            raise ModelStoreError(
+                f"{index_path} is missing: it names the default model and records each card's "
+                "sha256 (`python -m training export` writes it)"
+            )
+        index = StoreIndex.read(store)
         models: dict[str, OnnxCellClassifier] = {}
         for manifest_path in sorted(store.glob(f"*/{MANIFEST_FILENAME}")):
             try:

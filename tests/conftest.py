@@ -235,3 +235,56 @@ def bundled_client(tmp_path):
 
     with TestClient(create_app(Settings(audit_log_path=tmp_path / "audit.sqlite3"))) as client:
         yield client
+
+
+def drive_asgi(app, path: str, chunks: list[bytes], headers=(), *, portal=None):
+    """POST `chunks` to the ASGI app directly: how many chunks it pulled before it answered,
+    its status and its JSON. With a TestClient's portal, inside that client's running app."""
+    import asyncio
+    import json
+
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        if pulled < len(chunks):
+            pulled += 1
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": True}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def call():
+        await asyncio.wait_for(app(scope, receive, send), 20)
+
+    if portal is not None:
+        portal.call(call)
+    else:
+        asyncio.run(call())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return pulled, start["status"], json.loads(body)
+
+
+@pytest.fixture
+def asgi_post():
+    return drive_asgi
