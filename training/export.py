@@ -25,9 +25,9 @@ from app.inference import OnnxCellClassifier, sigmoid
 from app.manifest import (
     EXPLAIN_ONNX_FILENAME,
     GRADCAM_OUTPUT,
-    MANIFEST_FILENAME,
     INPUT_NAME,
     LOGIT_OUTPUT,
+    MANIFEST_FILENAME,
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
     Calibration,
