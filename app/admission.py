@@ -11,14 +11,19 @@ from collections.abc import Collection
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.body_size_limit import refusal_headers
+
 RETRY_AFTER_SECONDS = 1
 
 
 class InFlightLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_in_flight: int, paths: Collection[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_in_flight: int, paths: Collection[str], drain_limit: int
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.paths = frozenset(paths)
+        self.drain_limit = drain_limit
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -29,7 +34,10 @@ class InFlightLimitMiddleware:
             response = JSONResponse(
                 {"detail": "the server is busy; retry shortly"},
                 status_code=503,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Connection": "close"},
+                headers={
+                    "Retry-After": str(RETRY_AFTER_SECONDS),
+                    **refusal_headers(scope, self.drain_limit),
+                },
             )
             await response(scope, receive, send)
             return

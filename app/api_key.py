@@ -17,8 +17,13 @@ from pydantic import SecretStr
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.body_size_limit import refusal_headers
+
 API_KEY_HEADER = "X-API-Key"
 UNAUTHORISED_DETAIL = "missing or invalid API key"
+# An unauthenticated body up to this size is discarded unread so that the client sees the 401;
+# a larger one is cut off.
+UNAUTHENTICATED_DRAIN_BYTES = 1024 * 1024
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -65,7 +70,10 @@ class ApiKeyMiddleware:
                 response = JSONResponse(
                     {"detail": UNAUTHORISED_DETAIL},
                     status_code=401,
-                    headers={"WWW-Authenticate": API_KEY_HEADER, "Connection": "close"},
+                    headers={
+                        "WWW-Authenticate": API_KEY_HEADER,
+                        **refusal_headers(scope, UNAUTHENTICATED_DRAIN_BYTES),
+                    },
                 )
                 await response(scope, receive, send)
                 return

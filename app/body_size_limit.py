@@ -17,6 +17,22 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def declared_length(scope: Scope) -> int | None:
+    declared = dict(scope["headers"]).get(b"content-length", b"")
+    return int(declared) if declared.isdigit() else None
+
+
+def refusal_headers(scope: Scope, drain_limit: int) -> dict[str, str]:
+    """Headers for an answer given before the body was read.
+
+    A small declared body is left to the server, which reads and discards it once the answer
+    is sent, so that the client, still sending, can read the answer; closing on unread data
+    would reset the connection and lose it. Anything larger, or of unknown length, is cut off.
+    """
+    length = declared_length(scope)
+    return {} if length is not None and length <= drain_limit else {"Connection": "close"}
+
+
 class BodyRefusedError(HTTPException):
     """Raised from `receive`: FastAPI passes HTTPExceptions raised while it parses a body
     through to its handler (any other error would become a 400)."""
@@ -44,8 +60,8 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
             await _refuse(scope, receive, send, 413, f"request body exceeds {limit} bytes")
             return
         refusal: BodyRefusedError | None = None

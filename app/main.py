@@ -158,6 +158,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
         InFlightLimitMiddleware,
         max_in_flight=settings.max_in_flight,
         paths={PREDICT_PATH, BATCH_PATH},
+        drain_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
     )
     if settings.api_key is not None:
         protected = [f"{API_PREFIX}/"]
