@@ -31,7 +31,7 @@ NEUTRAL_CONTENT_TYPES = {"", "application/octet-stream"}
 
 # C-NMC cells are 450 x 450 and the models crop a fixed 352-pixel window at that scale, so a
 # cell image needs little more: 1024 x 1024 (five times the area) leaves a wide margin. The
-# decode and preprocessing of the worst image within it stays under 1 s and 300 MB
+# decode and preprocessing of the worst image within it stays under 2 s and 300 MB
 # (bench/hostile_uploads.py); at 2048 x 2048 it took 2.8 s and 326 MB. Side: 1 x 4000 strips
 # are legal images, so the side limit is looser than the square root of the pixel limit.
 DEFAULT_MAX_PIXELS = 1024 * 1024
