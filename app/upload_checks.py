@@ -101,6 +101,9 @@ def _sample_layout(image: Image.Image, data: bytes) -> tuple[int, int]:
     Pillow maps 16-bit colour PNGs to 8-bit modes, so PNG's own header (IHDR) is read; TIFF
     keeps the values in its tags; JPEG in its frame header."""
     channels, bits = _mode_depth(image)
+    if image.mode in {"P", "PA", "1"} or image.format == "BMP":
+        # Palette and 1-bit images decode to colour: BGR, or BGRA when alpha is possible.
+        channels = max(channels, 4 if image.mode in {"P", "PA", "RGBA"} else 3)
     if image.format == "PNG" and data.startswith(_PNG_SIGNATURE) and len(data) >= 26:
         bits = max(8, data[24])
         channels = _PNG_CHANNELS.get(data[25], 4)

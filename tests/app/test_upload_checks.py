@@ -144,3 +144,13 @@ def test_a_side_longer_than_the_limit_is_refused(data):
         inspect_upload(data, None, UploadLimits(max_bytes=10**7, max_side=4096))
     assert caught.value.status_code == 413
     assert "per side" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("format_name", "mode", "channels"),
+    [("BMP", "1", 3), ("BMP", "L", 3), ("TIFF", "P", 4), ("PNG", "P", 4)],
+)
+def test_palette_and_one_bit_images_count_the_colour_they_decode_to(format_name, mode, channels):
+    """OpenCV decodes these to BGR (or BGRA): the budget counts that, not the file's bits."""
+    header = inspect_upload(pillow_bytes(format_name, mode=mode), None, LIMITS)
+    assert header.channels == channels
