@@ -7,7 +7,10 @@ import argparse
 import uvicorn
 
 from app.logging_config import logging_config
+from app.server_protocol import header_timeout_protocol
 from app.settings import get_settings
+
+KEEP_ALIVE_SECONDS = 5
 
 
 def main() -> None:
@@ -24,6 +27,11 @@ def main() -> None:
         log_level=args.log_level,
         log_config=logging_config(args.log_level),
         access_log=False,  # our access log carries the request id and the route template
+        # Slow clients: a deadline for each request head (bodies are timed by the app),
+        # idle keep-alive connections closed, and 503 past a number of connections.
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=settings.limit_concurrency,
     )
 
 

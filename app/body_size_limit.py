@@ -1,31 +1,121 @@
-"""413 as JSON for bodies whose declared Content-Length is over the limit.
+"""Each request's own body limit and body time, enforced as the bytes arrive.
 
-FastAPI's `max_body_size` (set on the API router) counts the bytes of every body as they
-arrive and answers 413 in JSON when a streamed body grows too large; a body *declared* too
-large is refused by Starlette before any route runs, in plain text. This middleware answers
-that case first, in the API's JSON error format.
+A body declared too large (Content-Length) is refused before a byte of it is read; a chunked
+or lying body is cut off at the limit of the route it is sent to (one image for
+/predict, a batch for /predict/batch), so no more than that is ever held in memory, and
+never on disk. A body that trickles in slower than the body timeout gets 408.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class DeclaredBodySizeMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, path_prefix: str) -> None:
+def declared_length(scope: Scope) -> int | None:
+    declared = dict(scope["headers"]).get(b"content-length", b"")
+    return int(declared) if declared.isdigit() else None
+
+
+def refusal_headers(scope: Scope, drain_limit: int) -> dict[str, str]:
+    """Headers for an answer given before the body was read.
+
+    A small declared body is left to the server, which reads and discards it once the answer
+    is sent, so that the client, still sending, can read the answer; closing on unread data
+    would reset the connection and lose it. Anything larger, or of unknown length, is cut off.
+    """
+    length = declared_length(scope)
+    return {} if length is not None and length <= drain_limit else {"Connection": "close"}
+
+
+class BodyRefusedError(HTTPException):
+    """Raised from `receive`: FastAPI passes HTTPExceptions raised while it parses a body
+    through to its handler (any other error would become a 400)."""
+
+
+class BodySizeLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limits: Mapping[str, int],
+        default_limit: int,
+        body_timeout_seconds: float,
+    ) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.path_prefix = path_prefix
+        self.limits = dict(limits)
+        self.default_limit = default_limit
+        self.body_timeout_seconds = body_timeout_seconds
+
+    def limit_for(self, path: str) -> int:
+        return self.limits.get(path.rstrip("/") or "/", self.default_limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.path_prefix):
-            declared = dict(scope["headers"]).get(b"content-length", b"")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                response = JSONResponse(
-                    {"detail": f"request body exceeds {self.max_body_bytes} bytes"},
-                    status_code=413,
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            await _refuse(scope, receive, send, 413, f"request body exceeds {limit} bytes")
+            return
+        refusal: BodyRefusedError | None = None
+        received = 0
+        body_done = False
+        deadline = time.monotonic() + self.body_timeout_seconds
+
+        async def limited_receive() -> Message:
+            nonlocal received, body_done, refusal
+            if refusal is not None:
+                raise refusal
+            if body_done:  # after the body only a disconnect can come: wait as long as it takes
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                refusal = BodyRefusedError(
+                    408, f"the body did not arrive within {self.body_timeout_seconds:g} s"
                 )
-                await response(scope, receive, send)
+                raise refusal from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
+                if received > limit:
+                    refusal = BodyRefusedError(413, f"request body exceeds {limit} bytes")
+                    raise refusal
+            else:
+                body_done = True
+            return message
+
+        response_started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal response_started
+            if refusal is not None:
+                # Whatever the application made of the broken body, the client hears why.
+                if not response_started:
+                    response_started = True
+                    await _refuse(scope, receive, send, refusal.status_code, refusal.detail)
                 return
-        await self.app(scope, receive, send)
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyRefusedError as error:
+            if response_started:
+                raise
+            response_started = True
+            await _refuse(scope, receive, send, error.status_code, error.detail)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
+    # Connection: close, so that the server drops the rest of the body instead of reading it.
+    response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
+    await response(scope, receive, send)

@@ -31,6 +31,7 @@ from app.micro_batching import InferenceObserver, MicroBatcher
 from app.model_registry import ModelRegistry
 from app.preprocessing import ImageDecodeError, decode_image, preprocess_with_views
 from app.quality_checks import input_warnings, measure_cell, uncertainty_warning
+from app.request_budget import WAITING, check_budget
 from app.schemas import DisplayImages, Explanation, ModelRef, Prediction, QualityWarning, Timings
 from app.test_time_augmentation import VIEWS
 from app.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
@@ -145,13 +146,16 @@ class PredictionEngine:
     ) -> PreparedUpload:
         started = time.perf_counter()
         inspect_upload(upload.data, upload.content_type, self.limits)
+        check_budget(WAITING)
         try:
             rgb = decode_image(upload.data)
         except ImageDecodeError as error:
             raise UploadRejectedError(400, str(error)) from error
+        check_budget("decoding")
         decode_ms = _milliseconds(started)
         preprocess_started = time.perf_counter()
         processed = preprocess_with_views(rgb, classifier.manifest.preprocessing)
+        check_budget("preprocessing")
         display = (
             DisplayImages(
                 original=png_data_uri(_display_copy(rgb)),

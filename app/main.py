@@ -13,12 +13,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from app import pages
+from app.admission import InFlightLimitMiddleware
 from app.api import health, models, predictions, reviews, samples
-from app.api_docs import add_offline_docs
-from app.api_key import require_api_key
+from app.api_docs import add_offline_docs, openapi_matching_the_server
+from app.api_key import ApiKeyMiddleware, require_api_key
 from app.audit_log import AuditLog
-from app.body_size_limit import DeclaredBodySizeMiddleware
+from app.body_size_limit import BodySizeLimitMiddleware
 from app.engine import BatchingPolicy, PredictionEngine, ServerBusyError
+from app.head_requests import HeadAsGetMiddleware
 from app.metrics import RequestMetricsMiddleware, ServerMetrics
 from app.metrics import router as metrics_router
 from app.model_registry import ModelRegistry
@@ -29,7 +31,12 @@ from app.settings import PACKAGE_DIR, Settings, get_settings
 from app.upload_checks import UploadLimits, UploadRejectedError
 
 API_PREFIX = "/api/v1"
-MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+PREDICT_PATH = f"{API_PREFIX}/predict"
+BATCH_PATH = f"{API_PREFIX}/predict/batch"
+# Multipart framing around the files: boundaries, part headers, the file names.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Every other route reads no upload: a JSON body at most.
+OTHER_BODY_BYTES = 1024 * 1024
 DESCRIPTION = (
     "Estimates, from a microscope image of one segmented white blood cell, the probability "
     "that it is an acute lymphoblastic leukemia blast (ALL) rather than a normal cell (HEM). "
@@ -42,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Malformed uploads are answered with 4xx; OpenCV's own stderr chatter about them is noise.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     # Uploads stay in memory, never in a temporary file on disk: Starlette spools file parts
-    # above this size, so it is raised to the largest upload the server accepts.
+    # above this size, so it is raised to the largest upload the server accepts (the body
+    # limit stops any request before it holds more than that).
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
 
     @asynccontextmanager
@@ -50,18 +58,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry = ModelRegistry.load(
             settings.model_store, settings.default_model, intra_op_threads=settings.intra_op_threads
         )
+        audit_log = (
+            AuditLog(
+                settings.audit_log_path,
+                settings.audit_retention_days,
+                busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+            )
+            if settings.audit_log
+            else None
+        )
         engine = PredictionEngine(
             registry,
-            UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels),
+            UploadLimits(
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_image_pixels,
+                max_side=settings.max_image_side,
+                max_decoded_bytes=settings.max_decoded_bytes,
+            ),
             settings.worker_threads,
             max_in_flight=settings.max_in_flight,
             batching=BatchingPolicy(
                 max_batch=settings.batch_max_size,
                 max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
             ),
-            audit_log=AuditLog(settings.audit_log_path, settings.audit_retention_days)
-            if settings.audit_log
-            else None,
+            audit_log=audit_log,
             observe_inference=metrics.observe_inference,
         )
         app.state.engine = engine
@@ -69,6 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.audit_log_path if settings.audit_log else ":memory:"
         )
         metrics.track_queue_depth(lambda: engine.in_flight)
+        if audit_log is not None:
+            metrics.track_audit_backlog(lambda: audit_log.backlog)
         for model_id, classifier in registry.models.items():
             manifest = classifier.manifest
             default = str(model_id == registry.default_id).lower()
@@ -93,14 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     metrics = ServerMetrics()
     app.state.metrics = metrics
-    # A batch of the largest allowed files plus the multipart framing; per-file limits apply
-    # on top. FastAPI counts the bytes as they arrive and answers 413 past it.
-    max_body_bytes = settings.max_upload_bytes * settings.max_batch_files + MULTIPART_OVERHEAD_BYTES
-    api = APIRouter(
-        prefix=API_PREFIX,
-        dependencies=[Depends(require_api_key)],
-        max_body_size=max_body_bytes,
-    )
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
     api.include_router(predictions.router)
     api.include_router(models.router)
     api.include_router(reviews.router)
@@ -112,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     add_offline_docs(app)
     pages.add_html_error_pages(app)
+    openapi_matching_the_server(app, settings)
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:
@@ -125,6 +141,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def upload_rejected(_: Request, error: UploadRejectedError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
 
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """Each upload route's own limit: one file for /predict, a full batch for /predict/batch."""
+    return {
+        PREDICT_PATH: settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+        BATCH_PATH: settings.max_upload_bytes * settings.max_batch_files + MULTIPART_OVERHEAD_BYTES,
+    }
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) -> None:
+    """From the inside out (the last added runs first). Everything that can refuse a request
+    from its head alone (key, in-flight limit, declared size) runs before its body is read."""
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        limits=body_limits(settings),
+        default_limit=OTHER_BODY_BYTES,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )
+    app.add_middleware(
+        InFlightLimitMiddleware,
+        max_in_flight=settings.max_in_flight,
+        paths={PREDICT_PATH, BATCH_PATH},
+        drain_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
+    )
+    if settings.api_key is not None:
+        protected = [f"{API_PREFIX}/"]
+        if settings.metrics_require_api_key:
+            protected.append("/metrics")
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key, protected=protected)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -133,12 +181,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "X-Request-ID"],
         )
     app.add_middleware(
-        DeclaredBodySizeMiddleware, max_body_bytes=max_body_bytes, path_prefix=API_PREFIX
+        SecurityHeadersMiddleware, hsts_max_age_seconds=settings.hsts_max_age_seconds
     )
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
-    return app
+    app.add_middleware(HeadAsGetMiddleware)
 
 
 app = create_app()

@@ -212,6 +212,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def card_sha256(model_dir: Path) -> str:
+    """The checksum of the card itself (its threshold and recipe decide every answer); the
+    store records it in store.json, so a card edited by hand is refused."""
+    return file_sha256(model_dir / MANIFEST_FILENAME)
+
+
 def write_manifest(manifest: ModelManifest, model_dir: Path) -> Path:
     path = model_dir / MANIFEST_FILENAME
     path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -63,6 +63,11 @@ class ServerMetrics:
             "Prediction requests admitted and not yet answered.",
             registry=self.registry,
         )
+        self.audit_backlog = Gauge(
+            "leukolens_audit_backlog",
+            "Audit rows answered and not yet written (a busy database holds them back).",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "leukolens_model_info",
             "Served models (value 1); default marks the default.",
@@ -76,6 +81,9 @@ class ServerMetrics:
 
     def track_queue_depth(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth)
+
+    def track_audit_backlog(self, backlog: Callable[[], float]) -> None:
+        self.audit_backlog.set_function(backlog)
 
 
 def route_template(scope: Scope) -> str:
@@ -130,6 +138,7 @@ class RequestMetricsMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "request_id": scope.get("state", {}).get("request_id", ""),
+                    "client_request_id": scope.get("state", {}).get("client_request_id", ""),
                 },
             )
 

@@ -27,8 +27,15 @@ COMMON_HEADERS = {
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts_max_age_seconds: int | None = None) -> None:
         self.app = app
+        # HSTS only where the deployment terminates TLS: over plain HTTP it would be ignored,
+        # and a browser that once saw it refuses the site over HTTP for max-age seconds.
+        self.hsts = (
+            None
+            if hsts_max_age_seconds is None
+            else f"max-age={hsts_max_age_seconds}; includeSubDomains"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,6 +49,8 @@ class SecurityHeadersMiddleware:
                 for name, value in COMMON_HEADERS.items():
                     headers.setdefault(name, value)
                 headers.setdefault("content-security-policy", policy)
+                if self.hsts is not None:
+                    headers.setdefault("strict-transport-security", self.hsts)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

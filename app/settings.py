@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.upload_checks import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -23,10 +25,29 @@ class Settings(BaseSettings):
 
     model_store: Path = Field(default_factory=bundled_model_store)
     default_model: str | None = Field(
-        None, description="Model id served when a request names none; else the store's default."
+        None,
+        description="Model id served when a request names none; else store.json's default "
+        "(without either the server refuses to start).",
     )
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Per image file.")
-    max_image_pixels: int = Field(50_000_000, ge=1, description="Width x height, from the header.")
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        description="Width x height, from the header; C-NMC cells are 450 x 450 (0.2 MP).",
+    )
+    max_image_side: int = Field(DEFAULT_MAX_SIDE, ge=1, description="Pixels per side.")
+    max_decoded_bytes: int = Field(
+        DEFAULT_MAX_DECODED_BYTES,
+        ge=1,
+        description="Decoded size from the header (pixels x channels x bytes per sample): "
+        "bounds 16-bit and many-channel images.",
+    )
+    processing_budget_seconds: float = Field(
+        10.0, gt=0, description="Decoding and preprocessing of one request, waiting included."
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, description="The whole request body must arrive within it, else 408."
+    )
     max_batch_files: int = Field(64, ge=1)
     worker_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -47,9 +68,31 @@ class Settings(BaseSettings):
     )
     audit_log: bool = True
     audit_log_path: Path = Path("leukolens-audit.sqlite3")
+    audit_busy_timeout_seconds: float = Field(
+        5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
+    )
     audit_retention_days: float = Field(365.0, gt=0)
     api_key: SecretStr | None = Field(
         None, description="When set, every /api request must send it in the X-API-Key header."
+    )
+    metrics_require_api_key: bool = Field(
+        True,
+        description="With an API key set, /metrics asks for it too (it shows traffic and "
+        "models, never patient data); false leaves it open to a scraper without the key.",
+    )
+    hsts_max_age_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="Send Strict-Transport-Security with this max-age; only behind TLS.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Connections that have not sent a full request head in this time are "
+        "closed (uvicorn's keep-alive timer, started at connect).",
+    )
+    limit_concurrency: int | None = Field(
+        256, ge=1, description="uvicorn: connections beyond it are answered 503 at once."
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; none."

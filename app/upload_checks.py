@@ -1,12 +1,15 @@
-"""Reject bad uploads before decoding them: size in bytes, type, and pixels from the header.
+"""Reject bad uploads before decoding them: size in bytes, type, and cost from the header.
 
 Pillow reads only the header here (it never decodes the pixels), so a small file claiming a
-huge image is refused before OpenCV would allocate memory for it.
+huge image is refused before OpenCV would allocate memory for it. The header gives width,
+height, samples per pixel and bits per sample for every supported format, so the memory the
+decoder will need is known, and bounded, before it runs.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +29,23 @@ SUPPORTED_CONTENT_TYPES = {
 }
 NEUTRAL_CONTENT_TYPES = {"", "application/octet-stream"}
 
+# C-NMC cells are 450 x 450 and the models crop a fixed 352-pixel window at that scale, so a
+# cell image needs little more: 1024 x 1024 (five times the area) leaves a wide margin. The
+# decode and preprocessing of the worst image within it stays under 2 s and 300 MB
+# (bench/hostile_uploads.py); at 2048 x 2048 it took 2.8 s and 326 MB. Side: 1 x 4000 strips
+# are legal images, so the side limit is looser than the square root of the pixel limit.
+DEFAULT_MAX_PIXELS = 1024 * 1024
+DEFAULT_MAX_SIDE = 4096
+# What OpenCV allocates for the decoded array: an 8-bit RGBA image at the pixel limit. 16-bit
+# images need twice as much per pixel and are accepted up to half the pixels.
+DEFAULT_MAX_DECODED_BYTES = DEFAULT_MAX_PIXELS * 4
+
+# PNG colour type -> channels OpenCV returns with IMREAD_UNCHANGED (palette may carry alpha).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_BITS_PER_SAMPLE = 258
+_TIFF_SAMPLES_PER_PIXEL = 277
+
 
 class UploadRejectedError(Exception):
     """A client error with its HTTP status and a reason to show the client."""
@@ -39,7 +59,9 @@ class UploadRejectedError(Exception):
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int
-    max_pixels: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,14 @@ class ImageHeader:
     format: str
     width: int
     height: int
+    channels: int = 3
+    bits_per_sample: int = 8
+
+    @property
+    def decoded_bytes(self) -> int:
+        """The size of the array the decoder returns: samples times bytes per sample."""
+        sample_bytes = max(1, math.ceil(self.bits_per_sample / 8))
+        return self.width * self.height * self.channels * sample_bytes
 
 
 def _declared_unsupported(content_type: str | None) -> bool:
@@ -55,21 +85,55 @@ def _declared_unsupported(content_type: str | None) -> bool:
     return declared not in NEUTRAL_CONTENT_TYPES | SUPPORTED_CONTENT_TYPES
 
 
-def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) -> ImageHeader:
-    if len(data) > limits.max_bytes:
-        raise UploadRejectedError(
-            413, f"file is {len(data)} bytes; the limit is {limits.max_bytes}"
-        )
-    if not data:
-        raise UploadRejectedError(400, "empty file")
+def _mode_depth(image: Image.Image) -> tuple[int, int]:
+    """Channels and bits per sample from Pillow's mode, the fallback for every format."""
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return 1, 16
+    if mode in {"I", "F"}:
+        return 1, 32
+    return len(image.getbands()), 8
+
+
+def _sample_layout(image: Image.Image, data: bytes) -> tuple[int, int]:
+    """Channels and bits per sample the decoder will produce, read from the header only.
+
+    Pillow maps 16-bit colour PNGs to 8-bit modes, so PNG's own header (IHDR) is read; TIFF
+    keeps the values in its tags; JPEG in its frame header."""
+    channels, bits = _mode_depth(image)
+    if image.mode in {"P", "PA", "1"} or image.format == "BMP":
+        # Palette and 1-bit images decode to colour: BGR, or BGRA when alpha is possible.
+        channels = max(channels, 4 if image.mode in {"P", "PA", "RGBA"} else 3)
+    if image.format == "PNG" and data.startswith(_PNG_SIGNATURE) and len(data) >= 26:
+        bits = max(8, data[24])
+        channels = _PNG_CHANNELS.get(data[25], 4)
+    elif image.format == "TIFF":
+        tags = getattr(image, "tag_v2", {})
+        declared_bits = tags.get(_TIFF_BITS_PER_SAMPLE, bits)
+        if isinstance(declared_bits, tuple):
+            declared_bits = max(declared_bits, default=bits)
+        bits = max(8, int(declared_bits))
+        channels = max(channels, int(tags.get(_TIFF_SAMPLES_PER_PIXEL, channels)))
+    elif image.format == "JPEG":
+        bits = max(8, int(getattr(image, "bits", 8)))
+    return channels, bits
+
+
+def read_header(data: bytes, content_type: str | None) -> ImageHeader:
+    """Format, size and sample layout; the pixels are never decoded."""
     try:
         with warnings.catch_warnings():
             # Pillow warns about oddities in headers (bombs, corrupt EXIF); the checks below or
             # the decoder decide, and warnings must not leak into the server's logs per upload.
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
-                header = ImageHeader(
-                    format=image.format or "", width=image.width, height=image.height
+                channels, bits = _sample_layout(image, data)
+                return ImageHeader(
+                    format=image.format or "",
+                    width=image.width,
+                    height=image.height,
+                    channels=channels,
+                    bits_per_sample=bits,
                 )
     except Image.DecompressionBombError as error:
         raise UploadRejectedError(413, f"image has too many pixels: {error}") from error
@@ -79,15 +143,34 @@ def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) 
                 415, f"unsupported type {content_type}; send a BMP, PNG, JPEG or TIFF image"
             ) from error
         raise UploadRejectedError(400, "not a readable BMP, PNG, JPEG or TIFF image") from error
+
+
+def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) -> ImageHeader:
+    if len(data) > limits.max_bytes:
+        raise UploadRejectedError(
+            413, f"file is {len(data)} bytes; the limit is {limits.max_bytes}"
+        )
+    if not data:
+        raise UploadRejectedError(400, "empty file")
+    header = read_header(data, content_type)
     if header.format not in SUPPORTED_FORMATS:
         raise UploadRejectedError(
             415, f"unsupported image type {header.format or 'unknown'}; send BMP, PNG, JPEG or TIFF"
         )
+    size = f"{header.width}x{header.height}"
     pixels = header.width * header.height
     if pixels > limits.max_pixels:
         raise UploadRejectedError(
+            413, f"image is {size} ({pixels} pixels); the limit is {limits.max_pixels} pixels"
+        )
+    if max(header.width, header.height) > limits.max_side:
+        raise UploadRejectedError(
+            413, f"image is {size}; the limit is {limits.max_side} pixels per side"
+        )
+    if header.decoded_bytes > limits.max_decoded_bytes:
+        raise UploadRejectedError(
             413,
-            f"image is {header.width}x{header.height} ({pixels} pixels); "
-            f"the limit is {limits.max_pixels} pixels",
+            f"image is {size} with {header.channels} channels of {header.bits_per_sample} bits: "
+            f"{header.decoded_bytes} bytes decoded; the limit is {limits.max_decoded_bytes}",
         )
     return header

@@ -185,9 +185,17 @@ def brightness_model_dir(tmp_path) -> Path:
 def model_store(tmp_path) -> Path:
     """A store of two torch-free test models; "brightness" is the default."""
     store = tmp_path / "store"
+    return write_store(store)
+
+
+def write_store(store: Path) -> Path:
+    """Two test models, their card checksums in store.json, and "brightness" the default."""
+    from app.model_registry import record_model
+
     write_mean_brightness_model(store / "brightness")
     write_mean_brightness_model(store / "brightness-64", input_size=64)
-    (store / "store.json").write_text('{"default": "brightness"}')
+    record_model(store, store / "brightness", default=True)
+    record_model(store, store / "brightness-64")
     return store
 
 
@@ -285,10 +293,7 @@ def start_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module_model_store(tmp_path_factory) -> Path:
-    store = tmp_path_factory.mktemp("module-store")
-    write_mean_brightness_model(store / "brightness")
-    write_mean_brightness_model(store / "brightness-64", input_size=64)
-    return store
+    return write_store(tmp_path_factory.mktemp("module-store"))
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +321,56 @@ def bundled_client(tmp_path):
 
     with TestClient(create_app(Settings(audit_log_path=tmp_path / "audit.sqlite3"))) as client:
         yield client
+
+
+def drive_asgi(app, path: str, chunks: list[bytes], headers=(), *, portal=None):
+    """POST `chunks` to the ASGI app directly: how many chunks it pulled before it answered,
+    its status and its JSON. With a TestClient's portal, inside that client's running app."""
+    import asyncio
+    import json
+
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        if pulled < len(chunks):
+            pulled += 1
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": True}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def call():
+        await asyncio.wait_for(app(scope, receive, send), 20)
+
+    if portal is not None:
+        portal.call(call)
+    else:
+        asyncio.run(call())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return pulled, start["status"], json.loads(body)
+
+
+@pytest.fixture
+def asgi_post():
+    return drive_asgi

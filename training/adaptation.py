@@ -48,6 +48,7 @@ from app.manifest import (
     load_manifest,
     write_manifest,
 )
+from app.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 from training.evaluate import preprocessed_batches
@@ -487,6 +488,8 @@ def adapt_model(
         write_manifest(adapted, staging)
         load_manifest(staging)  # the graphs are the files the card describes
         staging.rename(out_dir)
+        if (out_dir.parent / STORE_INDEX).is_file():  # served beside the others, not as default
+            record_model(out_dir.parent, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -2,6 +2,9 @@
 
 The ONNX graph is checked with onnx.checker, and onnxruntime must reproduce PyTorch's
 probabilities on real images from the run's data to within 1e-4, or nothing is written.
+The model is written to a temporary folder beside --out and moved into place only once every
+check has passed; then its card's sha256 is recorded in the parent folder's store.json (made
+if missing), which the server requires.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
+import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,6 +27,7 @@ from app.manifest import (
     GRADCAM_OUTPUT,
     INPUT_NAME,
     LOGIT_OUTPUT,
+    MANIFEST_FILENAME,
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
     Calibration,
@@ -36,6 +41,7 @@ from app.manifest import (
     file_sha256,
     write_manifest,
 )
+from app.model_registry import record_model
 from app.preprocessing import PreprocessConfig, preprocess
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
@@ -70,7 +76,7 @@ KNOWN_LIMITATIONS = [
 
 
 class ExportError(RuntimeError):
-    """The export failed a check; no model directory was left behind."""
+    """The export failed a check; --out was left as it was."""
 
 
 def default_model_id(config: TrainConfig) -> str:
@@ -294,13 +300,17 @@ def export_run(
     measure_tta_gain: bool = True,
     selection: str | None = None,
 ) -> ModelManifest:
+    _check_destination(out_dir)
     config, recipe, resolved = load_run_config(run_dir)
     model = load_trained_model(run_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Written to a folder beside the destination and moved into place only when every check
+    # has passed: a failure removes only that folder, never what was at --out before.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        return _export(
+        manifest = _export(
             run_dir,
-            out_dir,
+            staging,
             config,
             recipe,
             resolved,
@@ -313,9 +323,36 @@ def export_run(
             measure_tta_gain=measure_tta_gain,
             selection=selection,
         )
-    except Exception:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    _move_into_place(staging, out_dir)
+    record_model(out_dir.parent, out_dir)
+    return manifest
+
+
+def _check_destination(out_dir: Path) -> None:
+    """--out may be new, empty, or an earlier export of a model; anything else is refused
+    before any work (a mistyped `--out model_store` must not replace the store)."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a directory")
+    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILENAME).is_file():
+        raise ExportError(
+            f"{out_dir} exists and is not a model directory (no {MANIFEST_FILENAME}); "
+            "export to a new folder inside the store instead"
+        )
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    replaced = out_dir.with_name(f".{out_dir.name}.replaced-{staging.name}")
+    out_dir.rename(replaced)
+    staging.rename(out_dir)
+    shutil.rmtree(replaced, ignore_errors=True)
 
 
 def _export(

@@ -30,6 +30,7 @@ from app.manifest import (
     load_manifest,
     write_manifest,
 )
+from app.model_registry import STORE_INDEX, record_model
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -610,4 +611,7 @@ def record_in_card(model_dir: Path, report: ExternalReport, *, selection: str | 
             **({"selection": selection} if selection else {}),
         }
     )
-    return write_manifest(ModelManifest.model_validate(updated.model_dump()), model_dir)
+    written = write_manifest(ModelManifest.model_validate(updated.model_dump()), model_dir)
+    if (model_dir.parent / STORE_INDEX).is_file():  # the store must know the card's new checksum
+        record_model(model_dir.parent, model_dir)
+    return written

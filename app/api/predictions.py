@@ -1,11 +1,15 @@
-"""Predictions for one image or a batch; a bad file in a batch never fails the others."""
+"""Predictions for one image or a batch; a bad file in a batch never fails the others.
+
+Each request's decoding and preprocessing runs under a time budget, and stops when its client
+disconnects (see app.request_budget).
+"""
 
 from __future__ import annotations
 
 import io
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -13,6 +17,7 @@ from app.api.reviews import ReviewRecordsDep
 from app.dependencies import EngineDep, RequestIdDep, SettingsDep
 from app.engine import Upload
 from app.model_registry import UnknownModelError
+from app.request_budget import budgeted, unless_client_gone
 from app.result_table import result_row, results_writer
 from app.schemas import (
     BatchError,
@@ -32,7 +37,7 @@ ERRORS = {
         400: "undecodable image",
         413: "file or image too large, or too many files",
         415: "unsupported file type",
-        422: "missing field or bad parameter (e.g. an unknown model id)",
+        422: "missing or repeated field, or bad parameter (e.g. an unknown model id)",
         503: "too many requests in flight; retry after the Retry-After header's seconds",
     }.items()
 }
@@ -74,6 +79,15 @@ async def _read(upload: UploadFile) -> Upload:
     )
 
 
+async def one_file_field(request: Request) -> None:
+    """A second `file` would otherwise be dropped without a word; say so instead."""
+    form = await request.form()  # parsed once: FastAPI reads the same cached form
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(
+            422, "send one image in the field 'file'; for several, use /api/v1/predict/batch"
+        )
+
+
 def _check_model(engine: EngineDep, model: str | None) -> None:
     try:
         engine.registry.get(model)
@@ -81,10 +95,14 @@ def _check_model(engine: EngineDep, model: str | None) -> None:
         raise HTTPException(422, str(error)) from error
 
 
-@router.post("", response_model=Prediction, responses=ERRORS)
+@router.post(
+    "", response_model=Prediction, responses=ERRORS, dependencies=[Depends(one_file_field)]
+)
 async def predict(
     file: Annotated[UploadFile, File(description="One cell image: BMP, PNG, JPEG or TIFF.")],
+    request: Request,
     engine: EngineDep,
+    settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
     model: ModelQuery = None,
@@ -98,9 +116,19 @@ async def predict(
         raise HTTPException(422, "this model's export has no Grad-CAM output; explain=false")
     upload = await _read(file)
     try:
-        prediction = await engine.predict(
-            upload, model_id=model, request_id=request_id, views=views, tta=tta, explain=explain
-        )
+        async with budgeted(settings.processing_budget_seconds) as budget:
+            prediction = await unless_client_gone(
+                engine.predict(
+                    upload,
+                    model_id=model,
+                    request_id=request_id,
+                    views=views,
+                    tta=tta,
+                    explain=explain,
+                ),
+                request.is_disconnected,
+                budget,
+            )
     except UploadRejectedError as rejection:
         raise HTTPException(rejection.status_code, rejection.detail) from rejection
     await _record_sample(records, sample_id, [prediction])
@@ -114,6 +142,7 @@ async def predict(
 )
 async def predict_batch(
     files: Annotated[list[UploadFile], File(description="Cell images, in order.")],
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
@@ -133,9 +162,23 @@ async def predict_batch(
         )
     _check_model(engine, model)
     uploads = [await _read(file) for file in files]
-    outcomes = await engine.predict_batch(
-        uploads, model_id=model, request_id=request_id, tta=tta, views=views, explain=explain
-    )
+    # The budget covers the whole batch: every file shares one request's time.
+    try:
+        async with budgeted(settings.processing_budget_seconds * len(uploads)) as budget:
+            outcomes = await unless_client_gone(
+                engine.predict_batch(
+                    uploads,
+                    model_id=model,
+                    request_id=request_id,
+                    tta=tta,
+                    views=views,
+                    explain=explain,
+                ),
+                request.is_disconnected,
+                budget,
+            )
+    except UploadRejectedError as rejection:
+        raise HTTPException(rejection.status_code, rejection.detail) from rejection
     await _record_sample(
         records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
     )

@@ -12,3 +12,28 @@ def test_python_m_app_serves_predictions(start_server, model_store, real_cell_pn
         httpx.post(f"{base}/api/v1/predict", files={"file": ("x.png", b"junk")}).status_code == 400
     )
     assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+
+
+def test_an_unopenable_audit_path_stops_start_up_with_a_message_naming_it(tmp_path, model_store):
+    """Issue 16: the server stopped with a raw traceback that did not name the path."""
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    path = blocker / "audit.sqlite3"
+    environment = {
+        **os.environ,
+        "LEUKOLENS_MODEL_STORE": str(model_store),
+        "LEUKOLENS_AUDIT_LOG_PATH": str(path),
+    }
+    finished = subprocess.run(
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", "0"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode != 0
+    assert f"cannot open the audit log at {path}" in finished.stderr

@@ -41,3 +41,43 @@ def test_health_and_ui_stay_open_and_the_ui_asks_for_the_key(locked_client):
 
 def test_the_key_is_not_in_the_openapi_document(locked_client):
     assert "s3cret-key" not in locked_client.get("/openapi.json").text
+
+
+MULTIPART = ("content-type", "multipart/form-data; boundary=b")
+
+
+def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(locked_client, asgi_post):
+    """Issue 16: with the key set, a 1.2 GB upload without it was received (and spooled to
+    disk) before the 401. Now not one chunk of the body is pulled."""
+    chunks = [b"x" * 65536] * 100
+    for headers in ([MULTIPART], [MULTIPART, ("x-api-key", "wrong")]):
+        pulled, status, body = asgi_post(
+            locked_client.app, "/api/v1/predict", chunks, headers, portal=locked_client.portal
+        )
+        assert (pulled, status) == (0, 401)
+        assert body == {"detail": "missing or invalid API key"}
+
+
+def test_metrics_ask_for_the_key_unless_configured_open(locked_client, settings):
+    assert locked_client.get("/metrics").status_code == 401
+    assert locked_client.get("/metrics", headers={"X-API-Key": "s3cret-key"}).status_code == 200
+    scrapable = settings.model_copy(
+        update={"api_key": SecretStr("s3cret-key"), "metrics_require_api_key": False}
+    )
+    with TestClient(create_app(scrapable)) as client:
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/api/v1/models").status_code == 401
+
+
+def test_the_schema_declares_the_key_and_401_only_when_a_key_is_set(client, locked_client):
+    open_schema = client.get("/openapi.json").json()
+    locked_schema = locked_client.get("/openapi.json").json()
+    open_predict = open_schema["paths"]["/api/v1/predict"]["post"]
+    locked_predict = locked_schema["paths"]["/api/v1/predict"]["post"]
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert "security" not in open_predict
+    assert "401" not in open_predict["responses"]
+    assert "APIKeyHeader" in locked_schema["components"]["securitySchemes"]
+    assert locked_predict["security"] == [{"APIKeyHeader": []}]
+    assert "401" in locked_predict["responses"]
+    assert "401" in locked_schema["paths"]["/api/v1/models"]["get"]["responses"]

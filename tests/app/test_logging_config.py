@@ -34,7 +34,8 @@ def test_access_log_lines_carry_the_request_id(client, caplog):
     payload = json.loads(JsonFormatter().format(record))
     assert payload["route"] == "/healthz"
     assert payload["status"] == 200
-    assert payload["request_id"] == "trace-1"
+    assert payload["request_id"] == response.headers["x-request-id"] != "trace-1"
+    assert payload["client_request_id"] == "trace-1"
 
 
 def test_uvicorn_config_replaces_the_access_log():

@@ -33,3 +33,26 @@ def test_uploads_are_kept_in_memory(client, settings):
     from starlette.formparsers import MultiPartParser
 
     assert MultiPartParser.spool_max_size >= settings.max_upload_bytes
+
+
+def test_a_single_image_request_gets_one_files_limit_not_the_batchs(settings):
+    """Issue 16: /predict accepted a body as large as a whole batch (64 x 20 MB)."""
+    from app.main import BATCH_PATH, PREDICT_PATH, body_limits
+
+    roomy = settings.model_copy(update={"max_upload_bytes": 100_000, "max_batch_files": 4})
+    limits = body_limits(roomy)
+    assert limits[PREDICT_PATH] < 2 * roomy.max_upload_bytes < limits[BATCH_PATH]
+    three_files = b"x" * 300_000
+
+    def chunks():
+        for start in range(0, len(three_files), 65536):
+            yield three_files[start : start + 65536]
+
+    with TestClient(create_app(roomy)) as client:
+        multipart = {"Content-Type": "multipart/form-data; boundary=xyz"}
+        declared = client.post("/api/v1/predict", content=three_files, headers=multipart)
+        streamed = client.post("/api/v1/predict", content=chunks(), headers=multipart)
+        batch = client.post("/api/v1/predict/batch", content=three_files, headers=multipart)
+    assert declared.status_code == streamed.status_code == 413
+    assert f"exceeds {limits[PREDICT_PATH]} bytes" in declared.json()["detail"]
+    assert batch.status_code != 413  # within the batch's limit: parsed, then refused as junk

@@ -32,3 +32,11 @@ def test_cors_is_off_unless_configured(client, settings):
     with TestClient(create_app(allowed)) as open_client:
         response = open_client.options("/api/v1/predict", headers=preflight)
     assert response.headers["access-control-allow-origin"] == "https://lab.example"
+
+
+def test_hsts_is_a_setting_off_by_default(client, settings):
+    assert "strict-transport-security" not in client.get("/healthz").headers
+    behind_tls = settings.model_copy(update={"hsts_max_age_seconds": 31_536_000})
+    with TestClient(create_app(behind_tls)) as tls_client:
+        header = tls_client.get("/healthz").headers["strict-transport-security"]
+    assert header == "max-age=31536000; includeSubDomains"

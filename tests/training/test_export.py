@@ -124,6 +124,42 @@ def test_export_failing_parity_leaves_nothing_behind(trained_run, tmp_path, monk
     with pytest.raises(ExportError, match="differs from PyTorch"):
         export_run(trained_run, out)
     assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # nor its temporary folder
+
+
+def test_a_failed_export_over_an_earlier_one_leaves_it_as_it_was(
+    trained_run, exported, tmp_path, monkeypatch
+):
+    """Issue 16: any failure deleted --out, even a folder that existed before."""
+    import shutil
+
+    earlier = tmp_path / "store" / "tiny"
+    shutil.copytree(exported, earlier)
+    before = {path.name: path.read_bytes() for path in earlier.iterdir()}
+    monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_run(trained_run, earlier, model_id="tiny")
+    assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
+    assert [path.name for path in earlier.parent.iterdir()] == ["tiny"]
+
+
+def test_export_refuses_to_replace_a_folder_that_is_not_a_model(trained_run, tmp_path):
+    """A mistyped `--out model_store` would have put a model in place of the whole store."""
+    store = tmp_path / "model_store"
+    (store / "some-model").mkdir(parents=True)
+    (store / "store.json").write_text("{}")
+    with pytest.raises(ExportError, match="not a model directory"):
+        export_run(trained_run, store)
+    assert sorted(path.name for path in store.iterdir()) == ["some-model", "store.json"]
+
+
+def test_the_export_is_recorded_in_the_stores_index(exported):
+    from app.manifest import card_sha256
+    from app.model_registry import ModelRegistry, StoreIndex
+
+    index = StoreIndex.read(exported.parent)
+    assert index.card_checksums == {"tiny": card_sha256(exported)}
+    assert ModelRegistry.load(exported.parent).default_id == "tiny"
 
 
 def test_evaluate_prints_one_json_object(exported, cnmc_root, capsys, tmp_path):

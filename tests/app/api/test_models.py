@@ -39,6 +39,7 @@ def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_fro
     from fastapi.testclient import TestClient
 
     from app.main import create_app
+    from app.model_registry import StoreIndex, record_model
     from app.settings import Settings
     from tests.conftest import write_channel_mean_model
     from tests.training.test_adaptation import write_site
@@ -46,6 +47,7 @@ def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_fro
 
     store = tmp_path / "store"
     parent = write_channel_mean_model(store / "parent", (4.0, 0.0, 0.0))
+    record_model(store, parent, default=True)
     reviews = write_site(tmp_path / "site", 3, cells=3)
     adapt_model(
         parent,
@@ -56,7 +58,9 @@ def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_fro
         model_id="site",
         resamples=50,
     )
-    (store / "store.json").write_text('{"default": "parent"}')
+    index = StoreIndex.read(store)
+    assert index.default == "parent"  # the adapted model is recorded, never made the default
+    assert set(index.card_checksums) == {"parent", "site"}
     settings = Settings(model_store=store, audit_log_path=tmp_path / "audit.sqlite3")
     with TestClient(create_app(settings)) as client:
         listed = {m["id"]: m for m in client.get("/api/v1/models").json()["models"]}

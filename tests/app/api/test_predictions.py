@@ -153,3 +153,116 @@ def test_warning_codes_are_an_enum_in_the_openapi_schema(client):
     codes = schema["QualityWarning"]["properties"]["code"]["enum"]
     assert {"no_cell", "no_background", "multiple_objects", "uncertain"} <= set(codes)
     assert "assessable" in schema["Prediction"]["properties"]
+
+
+def test_a_request_over_its_time_budget_is_stopped_between_steps(
+    settings, real_cell_png, monkeypatch
+):
+    """Issue 16: decoding and preprocessing had no time limit (37 s for one small file)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app import engine as engine_module
+    from app.main import create_app
+
+    real_decode = engine_module.decode_image
+
+    def slow_decode(data):
+        time.sleep(0.5)
+        return real_decode(data)
+
+    monkeypatch.setattr(engine_module, "decode_image", slow_decode)
+    tight = settings.model_copy(update={"processing_budget_seconds": 0.2})
+    with TestClient(create_app(tight)) as client:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    assert response.status_code == 413
+    assert "decoding took longer than the 0.2 s budget" in response.json()["detail"]
+
+
+def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch):
+    """Issue 16: two dropped requests kept the workers busy for the next client. The decode
+    below waits until the server has noticed the disconnect; preprocessing never starts."""
+    import threading
+
+    import anyio
+    import httpx
+
+    from app import engine as engine_module
+    from app.request_budget import ClientGoneError, current_budget
+
+    noticed = threading.Event()
+    preprocessed = []
+    real_decode = engine_module.decode_image
+
+    def decode_until_noticed(data):
+        budget = current_budget.get()
+        for _ in range(200):
+            if budget is not None and budget.is_client_gone:
+                noticed.set()
+                break
+            threading.Event().wait(0.02)
+        return real_decode(data)
+
+    real_check = engine_module.check_budget
+    stopped_at = []
+
+    def recording_check(step):
+        try:
+            real_check(step)
+        except ClientGoneError:
+            stopped_at.append(step)
+            raise
+
+    monkeypatch.setattr(engine_module, "check_budget", recording_check)
+    monkeypatch.setattr(engine_module, "decode_image", decode_until_noticed)
+    monkeypatch.setattr(
+        engine_module,
+        "preprocess_with_views",
+        lambda *args: preprocessed.append(1) or pytest.fail("preprocessed for a gone client"),
+    )
+    upload = httpx.Request(
+        "POST", "http://test/api/v1/predict", files={"file": ("c.png", real_cell_png)}
+    )
+    body = upload.read()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/predict",
+        "raw_path": b"/api/v1/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in upload.headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}  # the client hangs up once its upload is sent
+
+    async def send(message):
+        sent.append(message)
+
+    async def call():
+        with anyio.fail_after(20):
+            await client.app(scope, receive, send)
+
+    client.portal.call(call)
+    assert noticed.wait(5)
+    for _ in range(500):  # the worker finishes its step, then stops at the next check
+        if stopped_at:
+            break
+        threading.Event().wait(0.02)
+    assert stopped_at == ["decoding"]
+    assert preprocessed == []
+    engine = client.app.state.engine
+    engine.audit_log._writer.submit(lambda: None).result(timeout=10)
+    assert engine.audit_log.rows() == []
+    assert sent[0]["status"] == 499
