@@ -8,12 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-COPY pyproject.toml README.md /tmp/build/
+COPY pyproject.toml README.md constraints.txt /tmp/build/
 COPY app /tmp/build/app
 COPY training /tmp/build/training
 COPY model_store /tmp/build/model_store
-# Serving dependencies only: the training extra (torch, timm) is not installed.
-RUN python -m pip install /tmp/build && rm -rf /tmp/build
+# Serving dependencies only: the training extra (torch, timm) is not installed; versions are
+# those the test suite passed with (constraints.txt).
+RUN python -m pip install --constraint /tmp/build/constraints.txt /tmp/build && rm -rf /tmp/build
 
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin leukolens \
     && mkdir -p /srv/data && chown leukolens /srv/data

@@ -97,9 +97,17 @@ def test_the_image_holds_serving_dependencies_only(image):
         capture_output=True,
         text=True,
     ).stdout
-    installed = {package["name"].lower() for package in json.loads(listing)}
+    versions = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listing)}
+    installed = set(versions)
     assert {"onnxruntime", "fastapi", "opencv-python-headless", "leukolens"} <= installed
     assert not {"torch", "torchvision", "timm"} & installed
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.lower().replace("_", "-")] = version.strip()
+    for name in ("onnxruntime", "fastapi", "numpy", "opencv-python-headless"):
+        assert versions[name] == pinned[name]  # the image installs what the suite passed with
 
 
 def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
