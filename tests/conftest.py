@@ -16,9 +16,16 @@ def real_cell_png() -> bytes:
     return (FIXTURE_ROOT / "training_data/fold_1/all/UID_16_11_1_all.png").read_bytes()
 
 
-def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
-    """A real ONNX graph with the exported interface (image -> logit, probability_all) whose
-    logit is 4 x (mean input - 0.1): small, torch-free, and predictable for tests."""
+def _save_test_model(
+    model_dir: Path,
+    nodes: list,
+    initializers: list,
+    *,
+    input_size: int,
+    architecture: str,
+    preprocessing,
+) -> Path:
+    """An ONNX graph with the exported interface (image -> logit, probability_all) and its card."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -33,32 +40,18 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
         file_sha256,
         write_manifest,
     )
-    from app.preprocessing import PreprocessConfig
 
     model_dir.mkdir(parents=True, exist_ok=True)
-    nodes = [
-        helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
-        helper.make_node("Sub", ["mean", "offset"], ["centred"]),
-        helper.make_node("Mul", ["centred", "gain"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
-    ]
+    image_shape = ["batch", 3, input_size, input_size]
     graph = helper.make_graph(
         nodes,
-        "mean_brightness",
-        [
-            helper.make_tensor_value_info(
-                "image", TensorProto.FLOAT, ["batch", 3, input_size, input_size]
-            )
-        ],
+        architecture,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, image_shape)],
         [
             helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"]),
             helper.make_tensor_value_info("probability_all", TensorProto.FLOAT, ["batch"]),
         ],
-        initializer=[
-            helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
-            helper.make_tensor("offset", TensorProto.FLOAT, [], [0.1]),
-            helper.make_tensor("gain", TensorProto.FLOAT, [], [4.0]),
-        ],
+        initializer=initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
@@ -68,15 +61,13 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
         id=model_dir.name,
         version="1",
         created="2026-01-01T00:00:00Z",
-        architecture="mean-brightness-test-graph",
+        architecture=architecture,
         head="timm",
         parameters=0,
         input=ModelInput(size=input_size),
         outputs=ModelOutputs(gradcam=None),
         threshold=ThresholdChoice(value=0.5, source="fixed for tests"),
-        preprocessing=PreprocessConfig(
-            contrast="none", input_size=input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
-        ),
+        preprocessing=preprocessing,
         training_data=TrainingData(
             folds=["none"],
             subjects=[SubjectCounts(subject="0", label="ALL", images=0)],
@@ -90,90 +81,69 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
     return model_dir
 
 
-CHANNEL_MEAN_MODEL_SIZE = 32
+def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
+    """A real ONNX graph whose logit is 4 x (mean input - 0.1): small, torch-free, and
+    predictable for tests."""
+    from onnx import TensorProto, helper
+
+    from app.preprocessing import PreprocessConfig
+
+    return _save_test_model(
+        model_dir,
+        [
+            helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+            helper.make_node("Sub", ["mean", "offset"], ["centred"]),
+            helper.make_node("Mul", ["centred", "gain"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
+        ],
+        [
+            helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+            helper.make_tensor("offset", TensorProto.FLOAT, [], [0.1]),
+            helper.make_tensor("gain", TensorProto.FLOAT, [], [4.0]),
+        ],
+        input_size=input_size,
+        architecture="mean-brightness-test-graph",
+        preprocessing=PreprocessConfig(
+            contrast="none", input_size=input_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+        ),
+    )
 
 
 def write_channel_mean_model(model_dir: Path, weight: tuple[float, float, float]) -> Path:
     """image -> per-channel means (the features) -> Gemm -> logit: the exported interface with
     a last linear layer, as `training export` writes it, for the adaptation tests."""
-    import onnx
     from onnx import TensorProto, helper
 
-    from app.manifest import (
-        ModelInput,
-        ModelManifest,
-        ModelOutputs,
-        Provenance,
-        SubjectCounts,
-        ThresholdChoice,
-        TrainingData,
-        file_sha256,
-        write_manifest,
-    )
     from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
 
-    model_dir.mkdir(parents=True)
-    nodes = [
-        helper.make_node("ReduceMean", ["image", "axes"], ["features"], keepdims=0),
-        helper.make_node("Gemm", ["features", "head.weight", "head.bias"], ["linear"], transB=1),
-        helper.make_node("Squeeze", ["linear", "squeeze_axes"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "channel_means",
+    size = 32
+    return _save_test_model(
+        model_dir,
         [
-            helper.make_tensor_value_info(
-                "image",
-                TensorProto.FLOAT,
-                ["batch", 3, CHANNEL_MEAN_MODEL_SIZE, CHANNEL_MEAN_MODEL_SIZE],
-            )
+            helper.make_node("ReduceMean", ["image", "axes"], ["features"], keepdims=0),
+            helper.make_node(
+                "Gemm", ["features", "head.weight", "head.bias"], ["linear"], transB=1
+            ),
+            helper.make_node("Squeeze", ["linear", "squeeze_axes"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["probability_all"]),
         ],
         [
-            helper.make_tensor_value_info("logit", TensorProto.FLOAT, ["batch"]),
-            helper.make_tensor_value_info("probability_all", TensorProto.FLOAT, ["batch"]),
-        ],
-        initializer=[
             helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3]),
             helper.make_tensor("head.weight", TensorProto.FLOAT, [1, 3], list(weight)),
             helper.make_tensor("head.bias", TensorProto.FLOAT, [1], [-2.0]),
             helper.make_tensor("squeeze_axes", TensorProto.INT64, [1], [1]),
         ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    onnx.save(model, str(model_dir / "model.onnx"))
-    write_manifest(
-        ModelManifest(
-            id=model_dir.name,
-            version="1",
-            created="2026-01-01T00:00:00Z",
-            architecture="channel-means-test-graph",
-            head="timm",
-            parameters=3,
-            input=ModelInput(size=CHANNEL_MEAN_MODEL_SIZE),
-            outputs=ModelOutputs(gradcam=None),
-            threshold=ThresholdChoice(value=0.5, source="fixed for tests"),
-            preprocessing=PreprocessConfig(
-                contrast=ContrastMethod.NONE,
-                crop=CropMethod.CENTER,
-                crop_size=64,
-                input_size=CHANNEL_MEAN_MODEL_SIZE,
-                mean=(0.0, 0.0, 0.0),
-                std=(1.0, 1.0, 1.0),
-            ),
-            training_data=TrainingData(
-                folds=["none"],
-                subjects=[SubjectCounts(subject="0", label="ALL", images=0)],
-                images_all=0,
-                images_hem=0,
-            ),
-            provenance=Provenance(training_command="(tests)", run_config={}, software={}),
-            onnx_sha256=file_sha256(model_dir / "model.onnx"),
+        input_size=size,
+        architecture="channel-means-test-graph",
+        preprocessing=PreprocessConfig(
+            contrast=ContrastMethod.NONE,
+            crop=CropMethod.CENTER,
+            crop_size=64,
+            input_size=size,
+            mean=(0.0, 0.0, 0.0),
+            std=(1.0, 1.0, 1.0),
         ),
-        model_dir,
     )
-    return model_dir
 
 
 @pytest.fixture

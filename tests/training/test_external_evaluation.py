@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from app.model_registry import record_model
 from app.predict import main as predict_main
 from tests.conftest import write_mean_brightness_model
 from training.cli import main
@@ -145,7 +146,7 @@ def test_baselines_are_cell_area_and_mean_grey(external_root):
 
 def test_a_model_is_scored_exactly_as_the_command_line_predictor_serves_it(external_root, tmp_path):
     model_dir = write_mean_brightness_model(tmp_path / "store" / "brightness")
-    (tmp_path / "store" / "store.json").write_text('{"default": "brightness"}')
+    record_model(tmp_path / "store", model_dir, default=True)
     data = index_external(external_root)
     scored = score_model_dir(model_dir, data.images)
     assert scored.threshold == 0.5
