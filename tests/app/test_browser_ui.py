@@ -319,8 +319,8 @@ def test_keyboard_review_of_a_30_cell_sample_is_stored_on_the_server(
 def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc_root):
     cells = fixture_cells(cnmc_root)[:4]
     page.goto(review_server)
-    # app.js has run once it has filled in a new sample id; only then is Enter wired up.
-    page.wait_for_function("document.querySelector('#sample-id').value !== ''")
+    # Restoring an earlier session re-renders the page and can move the focus: wait for it.
+    page.wait_for_function("document.body.dataset.restored === 'true'")
     page.focus("#choose-button")
     with page.expect_file_chooser() as chooser:
         page.keyboard.press("Enter")  # the picker opens from the keyboard
