@@ -97,10 +97,13 @@ def index_external(root: Path) -> ExternalData:
     preliminary test set under `root`, de-duplicated by pixels across both."""
     if not root.is_dir():
         raise DatasetError(f"{root}: no such directory")
-    try:
-        training_folds = list_images(root)
-    except DatasetError:
-        training_folds = []
+    has_training_folds = any(
+        path.is_dir()
+        for pattern in ("training_data", "fold_*", "all", "hem")
+        for path in root.glob(pattern)
+    )
+    # A part that is there is read strictly: a misnamed or mislabelled file is an error.
+    training_folds = list_images(root) if has_training_folds else []
     prelim: list[CellImage] = []
     listed = missing = 0
     files = _prelim_files(root)
