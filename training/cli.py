@@ -197,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
         "with --model, printed only)",
     )
 
+    morphology = commands.add_parser(
+        "morphology",
+        help="the morphology candidate: shape, nucleus and texture features with a linear "
+        "classifier; subject-grouped CV on --data, then measured on --external",
+    )
+    morphology.add_argument("--data", type=Path, required=True, help="training C-NMC root")
+    morphology.add_argument("--external", type=Path, help="unseen-subject root to measure on")
+    morphology.add_argument("--folds", type=int, default=3)
+    morphology.add_argument("--resamples", type=int, default=2000)
+    morphology.add_argument("--out", type=Path, help="write external_evaluation.json/.md here")
+
     adapt = commands.add_parser(
         "adapt",
         help="a site model from a lab's reviewed cells (recalibration or head refit), measured "
@@ -381,6 +392,43 @@ def run_external(args: argparse.Namespace) -> None:
         print(f"recorded in {record_in_card(args.model, report, selection=args.selection)}")
 
 
+def run_morphology(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from training.external_evaluation import (
+        Scores,
+        external_report,
+        index_external,
+        markdown,
+        write_report,
+    )
+    from training.metrics import binary_metrics, choose_threshold
+    from training.morphology import (
+        feature_matrix,
+        morphology_classifier,
+        out_of_fold_probabilities,
+    )
+
+    images = index_dataset(args.data).images
+    labels = np.asarray([image.label for image in images])
+    features = feature_matrix(images)
+    out_of_fold = out_of_fold_probabilities(images, features, args.folds)
+    threshold = choose_threshold(labels.tolist(), out_of_fold.tolist())
+    cv = binary_metrics(labels, out_of_fold, threshold)
+    print(
+        f"fold-1 CV, out of fold: ROC AUC {cv['roc_auc']:.3f}, balanced accuracy "
+        f"{cv['balanced_accuracy']:.3f} at the out-of-fold threshold {threshold:.3f}"
+    )
+    if args.external is None:
+        return
+    model = morphology_classifier().fit(features, labels)
+    data = index_external(args.external)
+    probabilities = model.predict_proba(feature_matrix(data.images))[:, 1]
+    scores = Scores("morphology (logistic regression)", probabilities, threshold)
+    report = external_report(data, [scores], root=args.external, resamples=args.resamples)
+    print(write_report(report, args.out) if args.out else markdown(report))
+
+
 def run_adapt(args: argparse.Namespace) -> None:
     from training.adaptation import AdaptationError, adapt_model
 
@@ -433,6 +481,7 @@ COMMANDS = {
     "heat-in-cell": run_heat_in_cell,
     "external": run_external,
     "adapt": run_adapt,
+    "morphology": run_morphology,
     "compare": run_compare,
 }
 
