@@ -28,8 +28,15 @@ from app.explanations import composite, overlay_rgba, upsample_gradcam
 from app.inference import OnnxCellClassifier
 from app.micro_batching import InferenceObserver, MicroBatcher
 from app.model_registry import ModelRegistry
-from app.preprocessing import ImageDecodeError, decode_image, preprocess_with_views
-from app.quality_checks import input_warnings, measure_cell, uncertainty_warning
+from app.preprocessing import (
+    ImageDecodeError,
+    decode_image,
+    find_foreground,
+    normalize_to_tensor,
+    rescale_for_display,
+    run_recipe,
+)
+from app.quality_checks import input_warnings, measure_foreground, uncertainty_warning
 from app.schemas import DisplayImages, Explanation, ModelRef, Prediction, QualityWarning, Timings
 from app.test_time_augmentation import VIEWS
 from app.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
@@ -150,22 +157,30 @@ class PredictionEngine:
             raise UploadRejectedError(400, str(error)) from error
         decode_ms = _milliseconds(started)
         preprocess_started = time.perf_counter()
-        processed = preprocess_with_views(rgb, classifier.manifest.preprocessing)
+        manifest = classifier.manifest
+        recipe = manifest.preprocessing
+        # One mask for the recipe and the checks; the whole enhanced frame only for display.
+        foreground = find_foreground(rgb, recipe.foreground_threshold)
+        output = run_recipe(rgb, recipe, foreground, whole_frame=views)
+        cropped_view = rescale_for_display(output.prepared)
         display = (
             DisplayImages(
                 original=png_data_uri(_display_copy(rgb)),
-                enhanced=png_data_uri(_display_copy(processed.enhanced_view)),
-                cropped=png_data_uri(processed.cropped_view),
+                enhanced=png_data_uri(
+                    _display_copy(
+                        rescale_for_display(output.enhanced if output.enhanced is not None else rgb)
+                    )
+                ),
+                cropped=png_data_uri(cropped_view),
             )
             if views
             else None
         )
-        manifest = classifier.manifest
-        measured = measure_cell(rgb, manifest.preprocessing.foreground_threshold)
+        measured = measure_foreground(rgb, foreground)
         return PreparedUpload(
-            tensor=processed.tensor,
-            model_input=processed.model_input,
-            cropped_view=processed.cropped_view,
+            tensor=normalize_to_tensor(output.prepared, recipe),
+            model_input=output.prepared,
+            cropped_view=cropped_view,
             image_sha256=hashlib.sha256(upload.data).hexdigest(),
             warnings=input_warnings(measured, manifest.quality_reference),
             views=display,
