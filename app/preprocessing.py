@@ -231,7 +231,7 @@ def _match_in_box(
     level (a 256-entry table per channel) instead of once per pixel."""
     if foreground.area == 0:
         return rgb
-    box = np.ascontiguousarray(foreground.box(rgb))
+    box = foreground.box(rgb).copy()  # written below: never a view of the caller's image
     order = np.flatnonzero(foreground.box_mask)
     levels = np.ascontiguousarray(np.take(box.reshape(-1, RGB_CHANNELS), order, axis=0).T)
     mean, std = _sequential_mean_std(levels)

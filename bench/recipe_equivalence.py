@@ -71,8 +71,8 @@ def fixture_configs() -> dict[str, PreprocessConfig]:
         standardize_cell_colour=True,
         input_size=64,
     )
-    configs["bbox-clahe4-300"] = PreprocessConfig(
-        crop=CropMethod.BBOX, bbox_margin=0.3, clahe_tile_grid=4, input_size=300
+    configs["bbox-clahe4-96"] = PreprocessConfig(
+        crop=CropMethod.BBOX, bbox_margin=0.3, clahe_tile_grid=4, input_size=96
     )
     configs["cell-std-512"] = PreprocessConfig(
         crop=CropMethod.CELL, crop_size=512, standardize_cell_colour=True, input_size=64
@@ -125,10 +125,24 @@ def write_fixture_reference(old_prep: ModuleType, old_checks: ModuleType) -> Pat
             old_config = old_prep.PreprocessConfig.model_validate(config.model_dump())
             arrays[f"prepared/{config_name}/{name}"] = old_prep.prepare_image(image, old_config)
         arrays[f"measured/{name}"] = np.asarray(measurement_row(old_checks.measure_cell(image, 15)))
+        for model_id, reference in quality_references(old_checks).items():
+            codes = warning_codes(old_checks, image, 15, reference)
+            arrays[f"warnings/{model_id}/{name}"] = np.asarray(codes)
     arrays["configs"] = np.asarray([c.model_dump_json() for c in configs.values()])
     arrays["config_names"] = np.asarray(list(configs))
     np.savez_compressed(REFERENCE_FILE, **arrays)
     return REFERENCE_FILE
+
+
+def quality_references(checks: ModuleType) -> dict[str, object]:
+    """Each bundled model's quality reference, as the given module's own class."""
+    store = bundled_model_store()
+    return {
+        model_id: checks.QualityReference.model_validate(
+            load_manifest(store / model_id).quality_reference.model_dump()  # type: ignore[union-attr]
+        )
+        for model_id in ModelRegistry.load(store).models
+    }
 
 
 def warning_codes(checks: ModuleType, image: np.ndarray, threshold: int, reference: object) -> str:
