@@ -264,13 +264,28 @@ class PredictionEngine:
     ) -> list[Prediction | UploadRejectedError]:
         """Each upload's prediction, or the reason it was refused; one batched inference."""
         classifier = self.registry.get(model_id)
+        prepared = [self.prepare_or_refuse(upload, classifier, views) for upload in uploads]
+        return self.answer_prepared(prepared, classifier, request_id=request_id, tta=tta)
+
+    def prepare_or_refuse(
+        self, upload: Upload, classifier: OnnxCellClassifier, views: bool = False
+    ) -> PreparedUpload | UploadRejectedError:
+        """`prepare`, with a refusal returned rather than raised (for batches)."""
+        try:
+            return self.prepare(upload, classifier, views)
+        except UploadRejectedError as rejection:
+            return rejection
+
+    def answer_prepared(
+        self,
+        prepared: Sequence[PreparedUpload | UploadRejectedError],
+        classifier: OnnxCellClassifier,
+        *,
+        request_id: str = "",
+        tta: bool | None = None,
+    ) -> list[Prediction | UploadRejectedError]:
+        """One batched inference over prepared uploads; refusals pass through in place."""
         use_tta = self.tta_for(classifier, tta)
-        prepared: list[PreparedUpload | UploadRejectedError] = []
-        for upload in uploads:
-            try:
-                prepared.append(self.prepare(upload, classifier, views))
-            except UploadRejectedError as rejection:
-                prepared.append(rejection)
         ready = [item for item in prepared if isinstance(item, PreparedUpload)]
         if not ready:
             return list(prepared)  # type: ignore[arg-type]
