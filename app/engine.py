@@ -163,19 +163,14 @@ class PredictionEngine:
         foreground = find_foreground(rgb, recipe.foreground_threshold)
         output = run_recipe(rgb, recipe, foreground, whole_frame=views)
         cropped_view = rescale_for_display(output.prepared)
-        display = (
-            DisplayImages(
+        display = None
+        if views:
+            enhanced = output.enhanced if output.enhanced is not None else rgb
+            display = DisplayImages(
                 original=png_data_uri(_display_copy(rgb)),
-                enhanced=png_data_uri(
-                    _display_copy(
-                        rescale_for_display(output.enhanced if output.enhanced is not None else rgb)
-                    )
-                ),
+                enhanced=png_data_uri(_display_copy(rescale_for_display(enhanced))),
                 cropped=png_data_uri(cropped_view),
             )
-            if views
-            else None
-        )
         measured = measure_foreground(rgb, foreground)
         return PreparedUpload(
             tensor=normalize_to_tensor(output.prepared, recipe),

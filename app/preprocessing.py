@@ -461,6 +461,12 @@ def run_recipe(
     return RecipeOutput(prepared=prepared, enhanced=enhanced if whole_frame else None)
 
 
+def _enhance_and_crop(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The whole enhanced frame and the prepared crop (kept for callers of the old helper)."""
+    output = run_recipe(rgb, config, whole_frame=True)
+    return (output.enhanced if output.enhanced is not None else rgb), output.prepared
+
+
 def prepare_image(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """The uint8 image that augmentation and normalisation see: colour (optionally)
     standardised, contrast enhanced, cropped and resized."""
