@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="threads that read, decode and prepare images (default: one per core)",
     )
     parser.add_argument(
+        "--int8",
+        action="store_true",
+        default=settings.int8,
+        help="use the model's int8 graph where it ships one (see docs/performance.md)",
+    )
+    parser.add_argument(
         "--inference-threads",
         type=int,
         default=1,
@@ -110,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     try:
         images = list(find_images(args.paths))
-        registry = ModelRegistry.load(args.model_store, intra_op_threads=args.inference_threads)
+        registry = ModelRegistry.load(
+            args.model_store, intra_op_threads=args.inference_threads, int8=args.int8
+        )
         classifier = registry.get(args.model)
     except (FileNotFoundError, ModelStoreError, UnknownModelError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -31,7 +31,8 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from sklearn.metrics import roc_auc_score
 
-from app.inference import OnnxCellClassifier
+from app.inference import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
+from app.manifest import file_sha256
 from app.model_registry import ModelRegistry
 from app.preprocessing import preprocess
 from app.settings import bundled_model_store
@@ -96,6 +97,35 @@ def quantize(method: str, source: Path, target: Path, calibration: np.ndarray, n
     )
 
 
+INT8_GRAPH_FILENAME = "model.int8.onnx"
+
+
+def install(model_dir: Path, graph: bytes, results: dict) -> Path:
+    """Put the int8 graph beside the model with the evidence it ships on (`int8.json`)."""
+    if not results["meets_ship_rule"]:
+        raise SystemExit(f"not installed: {results['ship_rule']} is not met")
+    target = model_dir / INT8_GRAPH_FILENAME
+    target.write_bytes(graph)
+    speed = results["speed_p50_ms"]["threads_1_batch_1"]
+    card = Int8Card(
+        onnx_file=target.name,
+        onnx_sha256=file_sha256(target),
+        method="static QDQ (onnxruntime quantize_static): int8 weights per channel, uint8 "
+        "activations, min-max calibration",
+        calibration=f"{results['calibration_images']} fold-1 images (every "
+        f"{results['calibration_every']}th of {results['images']})",
+        speedup_batch1=speed["int8_speedup"],
+        roc_auc_float32=results["roc_auc"]["float32"],
+        roc_auc_int8=results["roc_auc"]["int8"],
+        label_agreement=results["label_agreement"],
+        max_abs_probability_change=results["max_abs_probability_change"],
+        measured_on=f"{results['images']} fold-1 images, in-sample; python -m bench.quantization",
+    )
+    path = model_dir / INT8_CARD_FILENAME
+    path.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path)
@@ -105,6 +135,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4000, help="at most this many images")
     parser.add_argument("--calls", type=int, default=60, help="timed calls per graph and size")
     parser.add_argument("--keep", type=Path, help="also write the int8 graph here")
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="when it meets the ship rule, put the graph and int8.json in the model's folder",
+    )
     args = parser.parse_args()
     model_dir = (
         args.model or bundled_model_store() / ModelRegistry.load(bundled_model_store()).default_id
@@ -122,6 +157,7 @@ def main() -> None:
         quantize(args.method, float_path, int8_path, calibration, manifest.input.name)
         if args.keep:
             args.keep.write_bytes(int8_path.read_bytes())
+        int8_graph = int8_path.read_bytes()
         sizes = {"float32": float_path.stat().st_size, "int8": int8_path.stat().st_size}
         speed: dict[str, object] = {}
         for threads in (1, 2):
@@ -161,6 +197,7 @@ def main() -> None:
         "method": args.method,
         "images": len(images),
         "calibration_images": len(calibration),
+        "calibration_every": args.calibration_every,
         "data": str(args.data),
         "file_bytes": sizes,
         "speed_p50_ms": speed,
@@ -180,6 +217,8 @@ def main() -> None:
     }
     path = write_result(f"quantization-{args.method}-{manifest.id}", results)
     print(path.read_text())
+    if args.install:
+        print(install(model_dir, int8_graph, results))
 
 
 if __name__ == "__main__":
