@@ -21,6 +21,8 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+import numpy as np
+
 from bench.common import write_result
 from bench.same_run import ROOT, checkout, describe, tree_environment
 
@@ -42,7 +44,8 @@ def measure(tree: Path, images: list[Path], rounds: int) -> dict:
         [sys.executable, str(STAGES_SCRIPT), "--rounds", str(rounds), "--images"]
         + [str(p) for p in images],
         cwd=tree,
-        env=tree_environment(tree),
+        # One BLAS thread: the GEMM floor is then per core, as the server's inference runs.
+        env=tree_environment(tree, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
         check=True,
         capture_output=True,
         text=True,
@@ -77,6 +80,49 @@ def ratios(baseline: dict, current: dict) -> dict[str, object]:
         for name, values in current["decode"].items()
     }
     return out
+
+
+def model_gflop(model_dir: Path) -> float:
+    """Multiply-adds x 2 of one image through the graph (Conv, Gemm and MatMul nodes), from
+    onnx shape inference at batch 1: the arithmetic floor of inference."""
+    import onnx
+    from onnx import shape_inference
+
+    from app.manifest import load_manifest
+
+    manifest = load_manifest(model_dir, verify_checksum=False)
+    model = onnx.load(str(model_dir / manifest.onnx_file))
+    for dimension in model.graph.input[0].type.tensor_type.shape.dim:
+        if not dimension.dim_value:
+            dimension.dim_value = 1
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {
+        value.name: [d.dim_value for d in value.type.tensor_type.shape.dim]
+        for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    }
+    shapes |= {init.name: list(init.dims) for init in model.graph.initializer}
+    total = 0
+    for node in inferred.graph.node:
+        if node.op_type == "Conv":
+            out = shapes[node.output[0]]
+            weight = shapes[node.input[1]]
+            total += 2 * int(np.prod(out)) * int(np.prod(weight[1:]))
+        elif node.op_type in {"Gemm", "MatMul"}:
+            left, right = shapes[node.input[0]], shapes[node.input[1]]
+            total += (
+                2
+                * int(np.prod(left))
+                * int(
+                    right[-1]
+                    if node.op_type == "MatMul"
+                    else (
+                        right[0]
+                        if any(a.name == "transB" and a.i for a in node.attribute)
+                        else right[-1]
+                    )
+                )
+            )
+    return total / 1e9
 
 
 def budget(result: dict) -> dict[str, object]:
@@ -131,6 +177,11 @@ def main() -> None:
         }
         merged = {name: merge(values) for name, values in runs.items()}
     results |= {name: merged[name] for name in merged}
+    store = ROOT / "model_store"
+    results["model_gflop_per_image"] = {
+        path.parent.name: round(model_gflop(path.parent), 4)
+        for path in sorted(store.glob("*/manifest.json"))
+    }
     results["budget"] = {name: budget(value) for name, value in merged.items()}
     if "baseline" in merged:
         results["speedup_baseline_over_current"] = ratios(merged["baseline"], merged["current"])

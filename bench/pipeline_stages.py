@@ -135,7 +135,11 @@ def floors(raw: list[bytes], decoded: list[np.ndarray], rounds: int) -> dict[str
     and the whole-frame lightness that CLAHE's tiles need (RGB to LAB, then CLAHE on L)."""
     lightness = [cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[:, :, 0].copy() for image in decoded]
     clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+    side = 1024
+    matrices = [np.random.default_rng(0).random((side, side), dtype=np.float32)] * 2
+    gemm = per_image_ms(lambda pair: pair[0] @ pair[1], [matrices], rounds)
     return {
+        "gemm_gflop_per_s_float32": round(2 * side**3 / (gemm["min_ms"] / 1000) / 1e9, 1),
         "frame_copy": per_image_ms(np.copy, decoded, rounds),
         "png_decode_without_conversion": per_image_ms(
             lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED),
