@@ -138,12 +138,6 @@ class Foreground:
     def box(self, image: np.ndarray) -> np.ndarray:
         return image[self.top : self.bottom, self.left : self.right]
 
-    def full_mask(self) -> np.ndarray:
-        """The whole frame's boolean mask (for callers that want the old shape)."""
-        mask = np.zeros(self.frame_shape, dtype=bool)
-        mask[self.top : self.bottom, self.left : self.right] = self.box_mask > 0
-        return mask
-
     def centroid(self) -> tuple[int, int]:
         """Rounded mean row and column of the cell's pixels; exact integer sums, so it equals
         `round(rows.mean())` of `np.nonzero` to the last bit."""

@@ -347,6 +347,17 @@ def earlier_colour_match(rgb: np.ndarray, mask: np.ndarray, threshold: int) -> n
     return matched
 
 
+def test_a_large_bright_cell_keeps_numpys_float32_statistics():
+    """Above 2**24 the float32 sums round: the sequential order must still be numpy's."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(150, 256, (700, 650, 3), dtype=np.uint8)
+    mask = foreground_mask(image, 15)
+    assert int(image[mask].sum(axis=0, dtype=np.int64).max()) > 2**24
+    assert np.array_equal(
+        standardize_cell_colour(image, mask, 15), earlier_colour_match(image, mask, 15)
+    )
+
+
 def earlier_recipe(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """prepare_image as it was: whole-frame mask, colour match, conversions, then the crop."""
     mask = rgb.max(axis=2) > config.foreground_threshold
