@@ -29,8 +29,15 @@ from app.explanations import composite, overlay_rgba, upsample_gradcam
 from app.inference import OnnxCellClassifier
 from app.micro_batching import InferenceObserver, MicroBatcher
 from app.model_registry import ModelRegistry
-from app.preprocessing import ImageDecodeError, decode_image, preprocess_with_views
-from app.quality_checks import input_warnings, measure_cell, uncertainty_warning
+from app.preprocessing import (
+    ImageDecodeError,
+    decode_image,
+    find_foreground,
+    normalize_to_tensor,
+    rescale_for_display,
+    run_recipe,
+)
+from app.quality_checks import input_warnings, measure_foreground, uncertainty_warning
 from app.request_budget import WAITING, check_budget
 from app.schemas import DisplayImages, Explanation, ModelRef, Prediction, QualityWarning, Timings
 from app.test_time_augmentation import VIEWS
@@ -154,23 +161,26 @@ class PredictionEngine:
         check_budget("decoding")
         decode_ms = _milliseconds(started)
         preprocess_started = time.perf_counter()
-        processed = preprocess_with_views(rgb, classifier.manifest.preprocessing)
-        check_budget("preprocessing")
-        display = (
-            DisplayImages(
-                original=png_data_uri(_display_copy(rgb)),
-                enhanced=png_data_uri(_display_copy(processed.enhanced_view)),
-                cropped=png_data_uri(processed.cropped_view),
-            )
-            if views
-            else None
-        )
         manifest = classifier.manifest
-        measured = measure_cell(rgb, manifest.preprocessing.foreground_threshold)
+        recipe = manifest.preprocessing
+        # One mask for the recipe and the checks; the whole enhanced frame only for display.
+        foreground = find_foreground(rgb, recipe.foreground_threshold)
+        output = run_recipe(rgb, recipe, foreground, whole_frame=views)
+        cropped_view = rescale_for_display(output.prepared)
+        display = None
+        if views:
+            enhanced = output.enhanced if output.enhanced is not None else rgb
+            display = DisplayImages(
+                original=png_data_uri(_display_copy(rgb)),
+                enhanced=png_data_uri(_display_copy(rescale_for_display(enhanced))),
+                cropped=png_data_uri(cropped_view),
+            )
+        measured = measure_foreground(rgb, foreground)
+        check_budget("preprocessing")
         return PreparedUpload(
-            tensor=processed.tensor,
-            model_input=processed.model_input,
-            cropped_view=processed.cropped_view,
+            tensor=normalize_to_tensor(output.prepared, recipe),
+            model_input=output.prepared,
+            cropped_view=cropped_view,
             image_sha256=hashlib.sha256(upload.data).hexdigest(),
             warnings=input_warnings(measured, manifest.quality_reference),
             views=display,
@@ -262,13 +272,32 @@ class PredictionEngine:
         """Each upload's prediction, or the reason it was refused; one batched inference
         (with `explain`, the Grad-CAM map of each too, so a viewer needs no second request)."""
         classifier = self.registry.get(model_id)
+        prepared = [self.prepare_or_refuse(upload, classifier, views) for upload in uploads]
+        return self.answer_prepared(
+            prepared, classifier, request_id=request_id, tta=tta, explain=explain
+        )
+
+    def prepare_or_refuse(
+        self, upload: Upload, classifier: OnnxCellClassifier, views: bool = False
+    ) -> PreparedUpload | UploadRejectedError:
+        """`prepare`, with a refusal returned rather than raised (for batches)."""
+        try:
+            return self.prepare(upload, classifier, views)
+        except UploadRejectedError as rejection:
+            return rejection
+
+    def answer_prepared(
+        self,
+        prepared: Sequence[PreparedUpload | UploadRejectedError],
+        classifier: OnnxCellClassifier,
+        *,
+        request_id: str = "",
+        tta: bool | None = None,
+        explain: bool = False,
+    ) -> list[Prediction | UploadRejectedError]:
+        """One batched inference over prepared uploads; refusals pass through in place (with
+        `explain`, each answer carries its Grad-CAM map)."""
         use_tta = self.tta_for(classifier, tta)
-        prepared: list[PreparedUpload | UploadRejectedError] = []
-        for upload in uploads:
-            try:
-                prepared.append(self.prepare(upload, classifier, views))
-            except UploadRejectedError as rejection:
-                prepared.append(rejection)
         ready = [item for item in prepared if isinstance(item, PreparedUpload)]
         if not ready:
             return list(prepared)  # type: ignore[arg-type]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.manifest import ModelManifest, load_manifest
+from app.manifest import ModelManifest, file_sha256, load_manifest
 from app.preprocessing import preprocess
 from app.test_time_augmentation import average_views, dihedral_views
 
@@ -30,6 +31,39 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
 
+INT8_CARD_FILENAME = "int8.json"
+
+
+class Int8Card(BaseModel):
+    """An int8 twin of a model's graph and the evidence it was shipped on.
+
+    Written by `python -m bench.quantization --install` only when the twin was at least 1.3x
+    faster and moved ROC AUC by at most 0.002; served only when `LEUKOLENS_INT8` asks for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    onnx_file: str
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    method: str = Field(description="e.g. static QDQ, per-channel int8 weights, uint8 activations")
+    calibration: str = Field(description="Which images set the activation ranges.")
+    speedup_batch1: float = Field(description="float32 / int8 p50, batch 1, one thread.")
+    roc_auc_float32: float
+    roc_auc_int8: float
+    label_agreement: float
+    max_abs_probability_change: float
+    measured_on: str
+
+
+def load_int8_card(model_dir: Path) -> Int8Card | None:
+    path = model_dir / INT8_CARD_FILENAME
+    if not path.is_file():
+        return None
+    card = Int8Card.model_validate_json(path.read_text(encoding="utf-8"))
+    if file_sha256(model_dir / card.onnx_file) != card.onnx_sha256:
+        raise ValueError(f"{model_dir / card.onnx_file}: sha256 differs from {path.name}")
+    return card
+
+
 class ExplanationUnavailableError(LookupError):
     """The model was exported without its Grad-CAM graph."""
 
@@ -37,11 +71,16 @@ class ExplanationUnavailableError(LookupError):
 class OnnxCellClassifier:
     """One model directory loaded once; `predict` takes preprocessed NCHW tensors."""
 
-    def __init__(self, model_dir: Path, *, intra_op_threads: int = 0) -> None:
+    def __init__(self, model_dir: Path, *, intra_op_threads: int = 0, int8: bool = False) -> None:
+        """With `int8`, the model's int8 graph where it ships one (see `Int8Card`), else the
+        float32 graph; explanations always use the float32 Grad-CAM graph."""
         self.model_dir = model_dir
         self.manifest: ModelManifest = load_manifest(model_dir)
         self.intra_op_threads = intra_op_threads
-        self.session = self._session(self.manifest.onnx_file)
+        self.int8_card = load_int8_card(model_dir) if int8 else None
+        self.precision = "int8" if self.int8_card is not None else "float32"
+        graph = self.int8_card.onnx_file if self.int8_card else self.manifest.onnx_file
+        self.session = self._session(graph)
         self._explain_session: ort.InferenceSession | None = None
         self._explain_lock = threading.Lock()
         calibration = self.manifest.calibration

@@ -56,7 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry.load(
-            settings.model_store, settings.default_model, intra_op_threads=settings.intra_op_threads
+            settings.model_store,
+            settings.default_model,
+            intra_op_threads=settings.intra_op_threads,
+            int8=settings.int8,
         )
         audit_log = (
             AuditLog(

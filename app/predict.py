@@ -1,20 +1,28 @@
 """`python -m app.predict PATH... --out results.csv`: score files and folders of cell images.
 
 The same engine as the server (checks, recipe, model store), for whole archives at once.
+Reading, decoding, the recipe and the checks run on a pool of threads (OpenCV and numpy
+release the GIL) while the main thread runs onnxruntime on the batches already prepared, so
+the cores are busy with both at once; results are written in the order the files were found.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
-from app.engine import PredictionEngine, Upload
+from app.engine import PredictionEngine, PreparedUpload, Upload
+from app.inference import OnnxCellClassifier
 from app.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
 from app.result_table import result_row, results_writer
+from app.schemas import Prediction
 from app.settings import get_settings
 from app.upload_checks import UploadLimits, UploadRejectedError
 
@@ -34,6 +42,46 @@ def find_images(paths: Sequence[Path]) -> Iterator[Path]:
             raise FileNotFoundError(f"{path}: no such file or folder")
 
 
+Prepared = tuple[Upload, PreparedUpload | UploadRejectedError]
+
+
+def score(
+    engine: PredictionEngine,
+    classifier: OnnxCellClassifier,
+    paths: Iterable[Path],
+    *,
+    batch_size: int,
+    workers: int,
+) -> Iterator[tuple[Upload, Prediction | UploadRejectedError]]:
+    """Each file's outcome, in order; up to `workers` files are being prepared while a batch
+    is in onnxruntime, and at most a few batches are held in memory."""
+
+    def prepare(path: Path) -> Prepared:
+        upload = Upload(filename=str(path), data=path.read_bytes())
+        return upload, engine.prepare_or_refuse(upload, classifier)
+
+    remaining = iter(paths)
+    window: deque[Future[Prepared]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="leukolens-prepare") as pool:
+
+        def top_up() -> None:
+            while len(window) < batch_size * 3:
+                path = next(remaining, None)
+                if path is None:
+                    return
+                window.append(pool.submit(prepare, path))
+
+        top_up()
+        while window:
+            batch = []
+            while window and len(batch) < batch_size:
+                batch.append(window.popleft().result())
+                top_up()
+            uploads = [upload for upload, _ in batch]
+            outcomes = engine.answer_prepared([item for _, item in batch], classifier)
+            yield from zip(uploads, outcomes, strict=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m app.predict", description=__doc__)
@@ -42,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model id (default: the store's default)")
     parser.add_argument("--model-store", type=Path, default=settings.model_store)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="threads that read, decode and prepare images (default: one per core)",
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        default=settings.int8,
+        help="use the model's int8 graph where it ships one (see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--inference-threads",
+        type=int,
+        default=1,
+        help="onnxruntime threads per batch; 1 leaves the other cores to the preparing",
+    )
     return parser
 
 
@@ -50,8 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = get_settings()
     try:
         images = list(find_images(args.paths))
-        registry = ModelRegistry.load(args.model_store, intra_op_threads=0)
-        registry.get(args.model)
+        registry = ModelRegistry.load(
+            args.model_store, intra_op_threads=args.inference_threads, int8=args.int8
+        )
+        classifier = registry.get(args.model)
     except (FileNotFoundError, ModelStoreError, UnknownModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -61,14 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with args.out.open("w", newline="", encoding="utf-8") as stream:
         writer = results_writer(stream)
         with tqdm(total=len(images), unit="image", file=sys.stderr) as progress:
-            for start in range(0, len(images), args.batch_size):
-                chunk = images[start : start + args.batch_size]
-                uploads = [Upload(filename=str(p), data=p.read_bytes()) for p in chunk]
-                outcomes = engine.predict_many(uploads, model_id=args.model)
-                for upload, outcome in zip(uploads, outcomes, strict=True):
-                    failures += isinstance(outcome, UploadRejectedError)
-                    writer.writerow(result_row(upload.filename, outcome))
-                progress.update(len(chunk))
+            for upload, outcome in score(
+                engine,
+                classifier,
+                images,
+                batch_size=max(1, args.batch_size),
+                workers=max(1, args.workers),
+            ):
+                failures += isinstance(outcome, UploadRejectedError)
+                writer.writerow(result_row(upload.filename, outcome))
+                progress.update(1)
     engine.close()
     print(
         f"{len(images) - failures} scored, {failures} failed; results in {args.out}",

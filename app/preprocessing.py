@@ -113,23 +113,139 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     raise ImageDecodeError(f"unsupported number of channels: {channels}")
 
 
-def enhance_contrast(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Equalise lightness only (L of LAB) so that stain hues are left alone."""
-    if config.contrast is ContrastMethod.NONE:
-        return rgb
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-    lightness = lab[:, :, 0]
-    if config.contrast is ContrastMethod.CLAHE:
-        grid = (config.clahe_tile_grid, config.clahe_tile_grid)
-        clahe = cv2.createCLAHE(clipLimit=config.clahe_clip_limit, tileGridSize=grid)
-        lab[:, :, 0] = clahe.apply(lightness)
-    else:
-        lab[:, :, 0] = cv2.equalizeHist(lightness)
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-
-
 CELL_COLOUR_MEAN = 128.0
 CELL_COLOUR_STD = 32.0  # 48 clipped 2-4% of cell pixels at the dark rim; 32 under 1%
+
+
+@dataclass(frozen=True)
+class Foreground:
+    """The cell's pixels, found once per image and shared by the recipe and the quality checks.
+
+    Everything outside the bounding box is background, so every masked statistic is taken over
+    the box only: the same pixels in the same (row-major) order as over the whole frame, hence
+    the same numbers, bit for bit.
+    """
+
+    frame_shape: tuple[int, int]
+    top: int
+    left: int
+    bottom: int
+    right: int
+    box_mask: np.ndarray
+    """uint8, 255 on the cell, over [top:bottom, left:right]."""
+    area: int
+
+    def box(self, image: np.ndarray) -> np.ndarray:
+        return image[self.top : self.bottom, self.left : self.right]
+
+    def centroid(self) -> tuple[int, int]:
+        """Rounded mean row and column of the cell's pixels; exact integer sums, so it equals
+        `round(rows.mean())` of `np.nonzero` to the last bit."""
+        counts = self.box_mask > 0
+        row_counts = np.count_nonzero(counts, axis=1).astype(np.int64)
+        col_counts = np.count_nonzero(counts, axis=0).astype(np.int64)
+        rows = np.arange(self.top, self.bottom, dtype=np.int64)
+        cols = np.arange(self.left, self.right, dtype=np.int64)
+        row_sum = int(rows @ row_counts)
+        col_sum = int(cols @ col_counts)
+        return round(row_sum / self.area), round(col_sum / self.area)
+
+
+def _is_rgb_uint8(image: np.ndarray) -> bool:
+    return image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == RGB_CHANNELS
+
+
+def _cell_pixels_uint8(rgb: np.ndarray, threshold: int) -> np.ndarray:
+    """255 where the largest channel exceeds the threshold: one SIMD pass instead of a
+    strided max over the channel axis."""
+    if _is_rgb_uint8(rgb):
+        background = cv2.inRange(rgb, (0, 0, 0), (threshold, threshold, threshold))
+        return cv2.bitwise_not(background)
+    return (rgb.max(axis=2) > threshold).astype(np.uint8) * np.uint8(255)
+
+
+def find_foreground(rgb: np.ndarray, threshold: int) -> Foreground:
+    """The cell's mask and bounding box in the image as acquired (before any enhancement)."""
+    cell = _cell_pixels_uint8(rgb, threshold)
+    left, top, width, height = cv2.boundingRect(cell)
+    box_mask = cell[top : top + height, left : left + width]
+    area = cv2.countNonZero(box_mask) if box_mask.size else 0
+    if area == 0:
+        top = left = width = height = 0
+        box_mask = np.zeros((0, 0), dtype=np.uint8)
+    return Foreground(
+        frame_shape=(rgb.shape[0], rgb.shape[1]),
+        top=top,
+        left=left,
+        bottom=top + height,
+        right=left + width,
+        box_mask=box_mask,
+        area=area,
+    )
+
+
+FLOAT32_EXACT_INTEGERS = 2**24
+
+
+def _sequential_mean_std(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of (3, N) uint8 cell pixels, bit for bit what numpy's
+    `pixels.mean(axis=0)` and `pixels.std(axis=0)` give for the (N, 3) float32 `pixels`.
+
+    numpy reduces an (N, 3) array down axis 0 one row after another in float32. While the
+    total stays below 2**24 every partial sum is an exact integer, so the exact integer sum is
+    that result; the squared deviations are not integers, and a cumulative sum along each
+    contiguous row adds them in numpy's order, several times faster than the strided
+    reduction. The divisions repeat numpy's own calls (`numpy/_core/_methods.py`)."""
+    count = np.intp(levels.shape[1])
+    columns = levels.astype(np.float32)
+    exact = levels.sum(axis=1, dtype=np.int64)
+    if int(exact.max()) <= FLOAT32_EXACT_INTEGERS:
+        sums = exact.astype(np.float32)
+    else:
+        sums = np.cumsum(columns, axis=1, dtype=np.float32)[:, -1].copy()
+    mean = np.true_divide(sums, count, out=sums, casting="unsafe", subok=False)
+    deviations = np.subtract(columns, mean[:, None], out=columns)
+    np.square(deviations, out=deviations)
+    squares = np.cumsum(deviations, axis=1, dtype=np.float32)[:, -1].copy()
+    variance = np.true_divide(squares, count, out=squares, casting="unsafe", subok=False)
+    return mean, np.sqrt(variance)
+
+
+def _match_in_box(
+    rgb: np.ndarray,
+    foreground: Foreground,
+    threshold: int,
+    target_mean: np.ndarray | None = None,
+    target_std: np.ndarray | None = None,
+) -> np.ndarray:
+    """`match_cell_colour` over the bounding box only, with the same result bit for bit.
+
+    The statistics add the same pixels in the same order in float32 as before; the new value of
+    a pixel depends only on its old value, so the float32 arithmetic is done once per 8-bit
+    level (a 256-entry table per channel) instead of once per pixel."""
+    if foreground.area == 0:
+        return rgb
+    box = foreground.box(rgb).copy()  # written below: never a view of the caller's image
+    order = np.flatnonzero(foreground.box_mask)
+    levels = np.ascontiguousarray(np.take(box.reshape(-1, RGB_CHANNELS), order, axis=0).T)
+    mean, std = _sequential_mean_std(levels)
+    spread = np.maximum(std, np.float32(1.0))
+    values = np.repeat(np.arange(256, dtype=np.float32)[None, :], RGB_CHANNELS, axis=0)
+    z_scores = (values - mean[:, None]) / spread[:, None]
+    if target_mean is None:
+        target_mean = np.full(RGB_CHANNELS, CELL_COLOUR_MEAN)
+    if target_std is None:
+        target_std = np.full(RGB_CHANNELS, CELL_COLOUR_STD)
+    target = (
+        z_scores * np.asarray(target_std, np.float32)[:, None]
+        + np.asarray(target_mean, np.float32)[:, None]
+    )
+    table = np.clip(np.round(target), threshold + 1, 255).astype(np.uint8)
+    recoloured = cv2.LUT(box, np.ascontiguousarray(table.T).reshape(256, 1, RGB_CHANNELS))
+    cv2.copyTo(recoloured, foreground.box_mask, box)
+    matched = rgb.copy()
+    matched[foreground.top : foreground.bottom, foreground.left : foreground.right] = box
+    return matched
 
 
 def match_cell_colour(
@@ -137,6 +253,8 @@ def match_cell_colour(
 ) -> np.ndarray:
     """Give the cell's pixels the target per-channel mean and std; the surround stays black
     and cell pixels stay above the foreground threshold, so the mask and the crop do not move."""
+    if _is_rgb_uint8(rgb) and mask.shape == rgb.shape[:2]:
+        return _match_in_box(rgb, _foreground_of_mask(mask), threshold, mean, std)
     if not mask.any():
         return rgb
     pixels = rgb[mask].astype(np.float32)
@@ -161,21 +279,39 @@ def standardize_cell_colour(rgb: np.ndarray, mask: np.ndarray, threshold: int) -
 
 def foreground_mask(rgb: np.ndarray, threshold: int) -> np.ndarray:
     """Cell pixels; a threshold, not `> 0`, because compression and CLAHE lift the black."""
-    return rgb.max(axis=2) > threshold
+    return _cell_pixels_uint8(rgb, threshold) > 0
+
+
+def _window_origin(center_yx: tuple[int, int], size: int) -> tuple[int, int]:
+    return center_yx[0] - size // 2, center_yx[1] - size // 2
+
+
+def _paste_window(
+    source: np.ndarray, top: int, left: int, size: int, channels: int
+) -> tuple[np.ndarray, tuple[slice, slice], tuple[slice, slice]] | None:
+    """Where a size x size window at (top, left) overlaps the image, as two pairs of slices
+    (into the window, into the image); None when they do not overlap."""
+    height, width = source.shape[:2]
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + size, height), min(left + size, width)
+    window = np.zeros((size, size, channels), dtype=source.dtype)
+    if src_bottom <= src_top or src_right <= src_left:
+        return None
+    return (
+        window,
+        (slice(src_top - top, src_bottom - top), slice(src_left - left, src_right - left)),
+        (slice(src_top, src_bottom), slice(src_left, src_right)),
+    )
 
 
 def crop_square_window(image: np.ndarray, center_yx: tuple[int, int], size: int) -> np.ndarray:
     """A size x size window centred at center_yx; parts outside the image are black."""
-    height, width = image.shape[:2]
-    top = center_yx[0] - size // 2
-    left = center_yx[1] - size // 2
-    window = np.zeros((size, size, image.shape[2]), dtype=image.dtype)
-    src_top, src_left = max(top, 0), max(left, 0)
-    src_bottom, src_right = min(top + size, height), min(left + size, width)
-    if src_bottom > src_top and src_right > src_left:
-        window[src_top - top : src_bottom - top, src_left - left : src_right - left] = image[
-            src_top:src_bottom, src_left:src_right
-        ]
+    top, left = _window_origin(center_yx, size)
+    placed = _paste_window(image, top, left, size, image.shape[2])
+    if placed is None:
+        return np.zeros((size, size, image.shape[2]), dtype=image.dtype)
+    window, inner, outer = placed
+    window[inner] = image[outer]
     return window
 
 
@@ -184,27 +320,46 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return crop_square_window(image, (height // 2, width // 2), size)
 
 
+def _centroid(mask: np.ndarray) -> tuple[int, int] | None:
+    foreground = _foreground_of_mask(mask)
+    return None if foreground.area == 0 else foreground.centroid()
+
+
+def _foreground_of_mask(mask: np.ndarray) -> Foreground:
+    cell = mask.astype(np.uint8, copy=False)
+    left, top, width, height = cv2.boundingRect(cell)
+    box_mask = cell[top : top + height, left : left + width]
+    area = cv2.countNonZero(box_mask) if box_mask.size else 0
+    return Foreground(
+        (mask.shape[0], mask.shape[1]), top, left, top + height, left + width, box_mask, area
+    )
+
+
 def crop_window_at_foreground_centroid(
     image: np.ndarray, mask: np.ndarray, size: int
 ) -> np.ndarray:
     """Centre a fixed window on the cell, so the cell keeps its size in pixels."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
+    centre = _centroid(mask)
+    if centre is None:
         return center_crop(image, size)
-    return crop_square_window(image, (round(rows.mean()), round(cols.mean())), size)
+    return crop_square_window(image, centre, size)
+
+
+def _bbox_window(foreground: Foreground, margin: float) -> tuple[tuple[int, int], int]:
+    box_height = foreground.bottom - foreground.top
+    box_width = foreground.right - foreground.left
+    side = max(1, round(max(box_height, box_width) * (1.0 + 2.0 * margin)))
+    return (foreground.top + box_height // 2, foreground.left + box_width // 2), side
 
 
 def crop_foreground_bbox(image: np.ndarray, mask: np.ndarray, margin: float) -> np.ndarray:
     """Square bounding box of the cell plus a margin; the later resize erases its size."""
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
+    foreground = _foreground_of_mask(mask)
+    if foreground.area == 0:
         side = max(image.shape[:2])
         return center_crop(image, side)
-    box_height = int(rows.max() - rows.min() + 1)
-    box_width = int(cols.max() - cols.min() + 1)
-    side = max(1, round(max(box_height, box_width) * (1.0 + 2.0 * margin)))
-    center = (int(rows.min()) + box_height // 2, int(cols.min()) + box_width // 2)
-    return crop_square_window(image, center, side)
+    centre, side = _bbox_window(foreground, margin)
+    return crop_square_window(image, centre, side)
 
 
 def crop_cell(image: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -215,6 +370,20 @@ def crop_cell(image: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> 
     return crop_foreground_bbox(image, mask, config.bbox_margin)
 
 
+def crop_window(foreground: Foreground, config: PreprocessConfig) -> tuple[tuple[int, int], int]:
+    """Centre and side of the recipe's crop: the same window as `crop_cell`."""
+    height, width = foreground.frame_shape
+    if config.crop is CropMethod.CENTER:
+        return (height // 2, width // 2), config.crop_size
+    if config.crop is CropMethod.CELL:
+        if foreground.area == 0:
+            return (height // 2, width // 2), config.crop_size
+        return foreground.centroid(), config.crop_size
+    if foreground.area == 0:
+        return (height // 2, width // 2), max(height, width)
+    return _bbox_window(foreground, config.bbox_margin)
+
+
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[0] == size and image.shape[1] == size:
         return image
@@ -223,28 +392,104 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def _enhance_and_crop(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    # The mask comes from the image as acquired: enhancement lifts the black background.
-    mask = foreground_mask(rgb, config.foreground_threshold)
+def _equalized_lab(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """LAB with its lightness equalised over the whole frame (the tiles see every pixel)."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lightness = lab[:, :, 0]
+    if config.contrast is ContrastMethod.CLAHE:
+        grid = (config.clahe_tile_grid, config.clahe_tile_grid)
+        clahe = cv2.createCLAHE(clipLimit=config.clahe_clip_limit, tileGridSize=grid)
+        lab[:, :, 0] = clahe.apply(lightness)
+    else:
+        lab[:, :, 0] = cv2.equalizeHist(lightness)
+    return lab
+
+
+def enhance_contrast(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """Equalise lightness only (L of LAB) so that stain hues are left alone."""
+    if config.contrast is ContrastMethod.NONE:
+        return rgb
+    return cv2.cvtColor(_equalized_lab(rgb, config), cv2.COLOR_LAB2RGB)
+
+
+@dataclass(frozen=True)
+class RecipeOutput:
+    prepared: np.ndarray
+    """The uint8 model input before normalisation."""
+    enhanced: np.ndarray | None
+    """The whole enhanced frame, only when asked for (it costs a full-frame conversion)."""
+
+
+def run_recipe(
+    rgb: np.ndarray,
+    config: PreprocessConfig,
+    foreground: Foreground | None = None,
+    *,
+    whole_frame: bool = False,
+) -> RecipeOutput:
+    """The recipe with its mask found once (or handed in) and the colour conversion back to RGB
+    done on the crop only: pixel-wise conversions commute with cropping, so the crop equals
+    the one cut from the fully converted frame."""
+    if foreground is None:
+        foreground = find_foreground(rgb, config.foreground_threshold)
     if config.standardize_cell_colour:
-        rgb = standardize_cell_colour(rgb, mask, config.foreground_threshold)
-    enhanced = enhance_contrast(rgb, config)
-    resized = resize_square(crop_cell(enhanced, mask, config), config.input_size)
-    return enhanced, resized
+        rgb = _match_in_box(rgb, foreground, config.foreground_threshold)
+    centre, side = crop_window(foreground, config)
+    if config.contrast is ContrastMethod.NONE:
+        enhanced = rgb
+        window = crop_square_window(rgb, centre, side)
+    else:
+        lab = _equalized_lab(rgb, config)
+        enhanced = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) if whole_frame else None
+        if enhanced is not None:
+            window = crop_square_window(enhanced, centre, side)
+        else:
+            top, left = _window_origin(centre, side)
+            placed = _paste_window(lab, top, left, side, RGB_CHANNELS)
+            if placed is None:
+                window = np.zeros((side, side, RGB_CHANNELS), dtype=np.uint8)
+            else:
+                window, inner, outer = placed
+                window[inner] = cv2.cvtColor(lab[outer], cv2.COLOR_LAB2RGB)
+    prepared = resize_square(window, config.input_size)
+    return RecipeOutput(prepared=prepared, enhanced=enhanced if whole_frame else None)
+
+
+def _enhance_and_crop(rgb: np.ndarray, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The whole enhanced frame and the prepared crop (kept for callers of the old helper)."""
+    output = run_recipe(rgb, config, whole_frame=True)
+    return (output.enhanced if output.enhanced is not None else rgb), output.prepared
 
 
 def prepare_image(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """The uint8 image that augmentation and normalisation see: colour (optionally)
     standardised, contrast enhanced, cropped and resized."""
-    return _enhance_and_crop(rgb, config)[1]
+    return run_recipe(rgb, config).prepared
+
+
+def _normalization_table(config: PreprocessConfig) -> np.ndarray:
+    """(256, 3) float32: every 8-bit level through the same float32 operations as a pixel."""
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], RGB_CHANNELS, axis=1)
+    return (levels.astype(np.float32) / np.float32(255.0) - mean) / std
 
 
 def normalize_to_tensor(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """Scale to [0, 1], standardise by the training split's statistics, return CHW float32."""
-    mean = np.asarray(config.mean, dtype=np.float32)
-    std = np.asarray(config.std, dtype=np.float32)
-    scaled = image.astype(np.float32) / np.float32(255.0)
-    return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
+    """Scale to [0, 1], standardise by the training split's statistics, return CHW float32.
+
+    A lookup of the 256 levels computed with the very operations applied per pixel before, so
+    the tensor is bitwise the same."""
+    if not _is_rgb_uint8(image):
+        mean = np.asarray(config.mean, dtype=np.float32)
+        std = np.asarray(config.std, dtype=np.float32)
+        scaled = image.astype(np.float32) / np.float32(255.0)
+        return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
+    table = _normalization_table(config)
+    tensor = np.empty((RGB_CHANNELS, *image.shape[:2]), dtype=np.float32)
+    for channel in range(RGB_CHANNELS):
+        np.take(table[:, channel], image[:, :, channel], out=tensor[channel])
+    return tensor
 
 
 def preprocess(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -261,13 +506,16 @@ def rescale_for_display(image: np.ndarray) -> np.ndarray:
     return np.round(stretched).astype(np.uint8)
 
 
-def preprocess_with_views(rgb: np.ndarray, config: PreprocessConfig) -> PreprocessedViews:
-    enhanced, prepared = _enhance_and_crop(rgb, config)
+def preprocess_with_views(
+    rgb: np.ndarray, config: PreprocessConfig, foreground: Foreground | None = None
+) -> PreprocessedViews:
+    output = run_recipe(rgb, config, foreground, whole_frame=True)
+    enhanced = output.enhanced if output.enhanced is not None else rgb
     return PreprocessedViews(
-        tensor=normalize_to_tensor(prepared, config),
-        model_input=prepared,
+        tensor=normalize_to_tensor(output.prepared, config),
+        model_input=output.prepared,
         enhanced_view=rescale_for_display(enhanced),
-        cropped_view=rescale_for_display(prepared),
+        cropped_view=rescale_for_display(output.prepared),
     )
 
 

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.preprocessing import Foreground, find_foreground
+
 MIN_FOREGROUND_FRACTION = 0.002
 MAX_FOREGROUND_FRACTION = 0.9
 SECOND_OBJECT_SHARE = 0.05  # of the largest object's area
@@ -63,29 +65,67 @@ class CellMeasurements:
     stain_rgb: tuple[float, float, float]
 
 
+ERODE_KERNEL = np.ones((5, 5), np.uint8)
+BOX_MARGIN = 2
+"""Pixels kept around the cell's box: the 5 x 5 erosion and the 3 x 3 Laplacian of a cell pixel
+then see the same neighbours as over the whole frame."""
+
+
 def measure_cell(rgb: np.ndarray, threshold: int) -> CellMeasurements:
     """Shape, focus and stain of the cell in a decoded image, as acquired (not enhanced)."""
-    mask = (rgb.max(axis=2) > threshold).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA] if count > 1 else np.zeros(0)
-    largest = float(areas.max()) if areas.size else 0.0
-    objects = int((areas >= SECOND_OBJECT_SHARE * largest).sum()) if areas.size else 0
-    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    inside = mask.astype(bool)
-    if inside.any():
-        eroded = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
-        laplacian = cv2.Laplacian(gray, cv2.CV_64F)
-        region = eroded if eroded.any() else inside
-        sharpness = float(laplacian[region].var())
-        stain = rgb[inside].mean(axis=0)
-    else:
-        sharpness, stain = 0.0, np.zeros(3)
+    return measure_foreground(rgb, find_foreground(rgb, threshold))
+
+
+def measure_foreground(rgb: np.ndarray, foreground: Foreground) -> CellMeasurements:
+    """`measure_cell` with the mask found once and shared with the recipe.
+
+    Every measurement is taken over the cell's bounding box widened by `BOX_MARGIN`, which
+    holds every cell pixel and every neighbour the filters read, so each number equals the
+    one computed over the whole frame."""
+    height, width = foreground.frame_shape
+    if foreground.area == 0:
+        return CellMeasurements(
+            foreground_fraction=0.0,
+            area=0.0,
+            objects=0,
+            touches_border=False,
+            sharpness=0.0,
+            stain_rgb=(0.0, 0.0, 0.0),
+        )
+    top, left = max(foreground.top - BOX_MARGIN, 0), max(foreground.left - BOX_MARGIN, 0)
+    bottom = min(foreground.bottom + BOX_MARGIN, height)
+    right = min(foreground.right + BOX_MARGIN, width)
+    mask = np.zeros((bottom - top, right - left), dtype=np.uint8)
+    inner_top, inner_left = foreground.top - top, foreground.left - left
+    mask[
+        inner_top : inner_top + foreground.box_mask.shape[0],
+        inner_left : inner_left + foreground.box_mask.shape[1],
+    ] = foreground.box_mask
+    _count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = float(areas.max())
+    objects = int((areas >= SECOND_OBJECT_SHARE * largest).sum())
+    touches = (
+        foreground.top == 0
+        or foreground.left == 0
+        or foreground.bottom == height
+        or foreground.right == width
+    )
+    region_rgb = rgb[top:bottom, left:right]
+    inside = mask > 0
+    eroded = cv2.erode(mask, ERODE_KERNEL) > 0
+    gray = cv2.cvtColor(region_rgb, cv2.COLOR_RGB2GRAY)
+    laplacian = cv2.Laplacian(gray, cv2.CV_64F)
+    sharpness = float(laplacian[eroded if eroded.any() else inside].var())
+    # Sums of 8-bit values are exact in float64 in any order, so OpenCV's sums divided by
+    # the count equal numpy's mean of the masked pixels.
+    sums = cv2.sumElems(cv2.bitwise_and(region_rgb, region_rgb, mask=mask))
+    stain = [sums[channel] / foreground.area for channel in range(3)]
     return CellMeasurements(
-        foreground_fraction=float(inside.mean()),
-        area=float(inside.sum()),
+        foreground_fraction=foreground.area / (height * width),
+        area=float(foreground.area),
         objects=objects,
-        touches_border=touches,
+        touches_border=bool(touches),
         sharpness=sharpness,
         stain_rgb=(float(stain[0]), float(stain[1]), float(stain[2])),
     )

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         1, ge=0, description="onnxruntime threads per call; 1 lets the worker pool use the cores."
     )
+    int8: bool = Field(
+        False,
+        description="Serve each model's int8 graph where it ships one (int8.json in its folder: "
+        "measured faster with ROC AUC within 0.002); the float32 graph otherwise.",
+    )
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
     )

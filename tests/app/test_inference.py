@@ -1,8 +1,12 @@
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from app.inference import OnnxCellClassifier
-from app.preprocessing import preprocess
+from app.inference import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
+from app.manifest import file_sha256
+from app.preprocessing import decode_image, preprocess
 
 
 def test_predict_returns_logits_and_probabilities_per_image(brightness_model_dir):
@@ -25,3 +29,63 @@ def test_predict_images_applies_the_manifest_recipe(brightness_model_dir):
     expected_mean = preprocess(bright, recipe).mean()
     assert 0.0 < expected_mean < 1.0
     assert output.logits[1] == pytest.approx(4 * (expected_mean - 0.1), abs=1e-5)
+
+
+BUNDLED_DEFAULT = Path(__file__).parents[2] / "model_store" / "efficientnet-lite0-128-cell"
+
+
+def write_int8_card(model_dir: Path, graph: str, sha256: str) -> None:
+    card = Int8Card(
+        onnx_file=graph,
+        onnx_sha256=sha256,
+        method="test",
+        calibration="test",
+        speedup_batch1=1.0,
+        roc_auc_float32=0.5,
+        roc_auc_int8=0.5,
+        label_agreement=1.0,
+        max_abs_probability_change=0.0,
+        measured_on="test",
+    )
+    (model_dir / INT8_CARD_FILENAME).write_text(card.model_dump_json())
+
+
+def test_the_int8_graph_is_served_only_when_asked_for(brightness_model_dir):
+    twin = brightness_model_dir / "model.int8.onnx"
+    shutil.copy(brightness_model_dir / "model.onnx", twin)
+    write_int8_card(brightness_model_dir, twin.name, file_sha256(twin))
+    assert OnnxCellClassifier(brightness_model_dir).precision == "float32"
+    chosen = OnnxCellClassifier(brightness_model_dir, int8=True)
+    assert chosen.precision == "int8"
+    assert chosen.int8_card is not None
+    assert chosen.int8_card.onnx_file == twin.name
+
+
+def test_a_model_without_an_int8_graph_stays_float32(brightness_model_dir):
+    assert OnnxCellClassifier(brightness_model_dir, int8=True).precision == "float32"
+
+
+def test_an_int8_graph_that_differs_from_its_card_is_refused(brightness_model_dir):
+    twin = brightness_model_dir / "model.int8.onnx"
+    shutil.copy(brightness_model_dir / "model.onnx", twin)
+    write_int8_card(brightness_model_dir, twin.name, "0" * 64)
+    with pytest.raises(ValueError, match="sha256"):
+        OnnxCellClassifier(brightness_model_dir, int8=True)
+
+
+def test_the_bundled_int8_graph_agrees_with_float32_on_the_fixture_cells(cnmc_root):
+    float32 = OnnxCellClassifier(BUNDLED_DEFAULT, intra_op_threads=1)
+    int8 = OnnxCellClassifier(BUNDLED_DEFAULT, intra_op_threads=1, int8=True)
+    assert int8.precision == "int8"
+    card = int8.int8_card
+    assert card is not None
+    assert card.speedup_batch1 >= 1.3
+    assert abs(card.roc_auc_int8 - card.roc_auc_float32) <= 0.002
+    recipe = float32.manifest.preprocessing
+    images = [decode_image(p.read_bytes()) for p in sorted(cnmc_root.rglob("*.png"))]
+    batch = np.stack([preprocess(image, recipe) for image in images])
+    reference = float32.predict(batch).probabilities
+    quantised = int8.predict(batch).probabilities
+    threshold = float32.manifest.threshold.value
+    assert np.abs(reference - quantised).max() <= card.max_abs_probability_change + 0.05
+    assert ((reference >= threshold) == (quantised >= threshold)).mean() >= 0.9

@@ -64,3 +64,16 @@ def test_an_unknown_model_is_an_error(cnmc_root, tmp_path, model_store, capsys):
         == 2
     )
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_the_rows_do_not_depend_on_how_many_threads_prepare(cnmc_root, model_store, tmp_path):
+    """Preparing on a pool while batches are scored must keep the files' order and answers."""
+    tables = []
+    for workers, batch in (("1", "16"), ("3", "1"), ("2", "5")):
+        out = tmp_path / f"results-{workers}-{batch}.csv"
+        argv = [str(cnmc_root), "--out", str(out), "--model-store", str(model_store)]
+        assert main([*argv, "--workers", workers, "--batch-size", batch]) == 0
+        rows = list(csv.DictReader(out.read_text().splitlines()))
+        tables.append([(r["filename"], r["probability_all"], r["warnings"]) for r in rows])
+    assert len(tables[0]) == 18
+    assert tables[0] == tables[1] == tables[2]

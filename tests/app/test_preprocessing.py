@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -256,3 +258,187 @@ def test_any_size_and_layout_gives_a_finite_model_input(
     tensor = preprocess(rgb, config)
     assert tensor.shape == (3, 32, 32)
     assert np.isfinite(tensor).all()
+
+
+# -- the faster recipe gives the model the same input as before ------------------------------
+
+FIXTURE_ROOT = Path(__file__).parents[1] / "fixtures" / "cnmc"
+RECIPE_REFERENCE = Path(__file__).parents[1] / "fixtures" / "recipe_reference.npz"
+"""What the recipe gave before it was made faster (commit 5b557d6), on the 18 fixture cells and
+six synthetic edge cases, for the bundled recipes and four variants; written once by
+`python -m bench.recipe_equivalence --ref 5b557d6 --write-fixture-reference`."""
+
+
+def reference_inputs(reference: np.lib.npyio.NpzFile) -> dict[str, np.ndarray]:
+    images = {
+        path.stem: decode_image(path.read_bytes()) for path in sorted(FIXTURE_ROOT.rglob("*.png"))
+    }
+    for key in reference.files:
+        if key.startswith("input/"):
+            images[key.removeprefix("input/")] = reference[key]
+    return images
+
+
+@pytest.fixture(scope="module")
+def recipe_reference():
+    with np.load(RECIPE_REFERENCE) as reference:
+        configs = {
+            str(name): PreprocessConfig.model_validate_json(str(config))
+            for name, config in zip(reference["config_names"], reference["configs"], strict=True)
+        }
+        yield reference, configs, reference_inputs(reference)
+
+
+def earlier_normalisation(image: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """normalize_to_tensor as it was: per-pixel float32 arithmetic."""
+    mean = np.asarray(config.mean, dtype=np.float32)
+    std = np.asarray(config.std, dtype=np.float32)
+    scaled = image.astype(np.float32) / np.float32(255.0)
+    return np.ascontiguousarray(((scaled - mean) / std).transpose(2, 0, 1))
+
+
+class TestSameModelInputAsBefore:
+    def test_the_reference_covers_every_image_and_recipe(self, recipe_reference):
+        _, configs, images = recipe_reference
+        assert len(images) == 24
+        assert len(configs) == 6
+        assert {c.crop for c in configs.values()} == set(CropMethod)
+        assert {c.contrast for c in configs.values()} == set(ContrastMethod)
+        assert {c.standardize_cell_colour for c in configs.values()} == {True, False}
+
+    def test_prepared_images_are_bitwise_equal(self, recipe_reference):
+        reference, configs, images = recipe_reference
+        for config_name, config in configs.items():
+            for name, image in images.items():
+                expected = reference[f"prepared/{config_name}/{name}"]
+                assert np.array_equal(prepare_image(image, config), expected), (config_name, name)
+
+    def test_tensors_are_bitwise_equal(self, recipe_reference):
+        reference, configs, images = recipe_reference
+        for config_name, config in configs.items():
+            for name, image in images.items():
+                expected = earlier_normalisation(
+                    reference[f"prepared/{config_name}/{name}"], config
+                )
+                tensor = preprocess(image, config)
+                assert tensor.dtype == np.float32
+                assert np.array_equal(tensor, expected), (config_name, name)
+                views = preprocess_with_views(image, config)
+                assert np.array_equal(views.tensor, expected), (config_name, name)
+
+    def test_the_colour_match_on_any_mask_is_unchanged(self, recipe_reference):
+        _, _, images = recipe_reference
+        for image in images.values():
+            mask = foreground_mask(image, 15)
+            assert np.array_equal(
+                standardize_cell_colour(image, mask, 15), earlier_colour_match(image, mask, 15)
+            )
+
+
+def earlier_colour_match(rgb: np.ndarray, mask: np.ndarray, threshold: int) -> np.ndarray:
+    """standardize_cell_colour as it was, over the whole frame."""
+    if not mask.any():
+        return rgb
+    pixels = rgb[mask].astype(np.float32)
+    z_scores = (pixels - pixels.mean(axis=0)) / np.maximum(pixels.std(axis=0), np.float32(1.0))
+    matched = rgb.copy()
+    target = z_scores * np.full(3, np.float32(32.0)) + np.full(3, np.float32(128.0))
+    matched[mask] = np.clip(np.round(target), threshold + 1, 255).astype(np.uint8)
+    return matched
+
+
+def test_a_large_bright_cell_keeps_numpys_float32_statistics():
+    """Above 2**24 the float32 sums round: the sequential order must still be numpy's."""
+    rng = np.random.default_rng(7)
+    image = rng.integers(150, 256, (700, 650, 3), dtype=np.uint8)
+    mask = foreground_mask(image, 15)
+    assert int(image[mask].sum(axis=0, dtype=np.int64).max()) > 2**24
+    assert np.array_equal(
+        standardize_cell_colour(image, mask, 15), earlier_colour_match(image, mask, 15)
+    )
+
+
+def earlier_recipe(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """prepare_image as it was: whole-frame mask, colour match, conversions, then the crop."""
+    mask = rgb.max(axis=2) > config.foreground_threshold
+    if config.standardize_cell_colour:
+        rgb = earlier_colour_match(rgb, mask, config.foreground_threshold)
+    enhanced = rgb
+    if config.contrast is not ContrastMethod.NONE:
+        lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+        if config.contrast is ContrastMethod.CLAHE:
+            grid = (config.clahe_tile_grid, config.clahe_tile_grid)
+            clahe = cv2.createCLAHE(clipLimit=config.clahe_clip_limit, tileGridSize=grid)
+            lab[:, :, 0] = clahe.apply(lab[:, :, 0])
+        else:
+            lab[:, :, 0] = cv2.equalizeHist(lab[:, :, 0])
+        enhanced = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    rows, cols = np.nonzero(mask)
+    height, width = rgb.shape[:2]
+    centre, side = (height // 2, width // 2), config.crop_size
+    if rows.size and config.crop is CropMethod.CELL:
+        centre = (round(rows.mean()), round(cols.mean()))
+    elif config.crop is CropMethod.BBOX and not rows.size:
+        side = max(height, width)
+    elif config.crop is CropMethod.BBOX:
+        box_height = int(rows.max() - rows.min() + 1)
+        box_width = int(cols.max() - cols.min() + 1)
+        side = max(1, round(max(box_height, box_width) * (1.0 + 2.0 * config.bbox_margin)))
+        centre = (int(rows.min()) + box_height // 2, int(cols.min()) + box_width // 2)
+    window = np.zeros((side, side, 3), np.uint8)
+    top, left = centre[0] - side // 2, centre[1] - side // 2
+    src_top, src_left = max(top, 0), max(left, 0)
+    src_bottom, src_right = min(top + side, height), min(left + side, width)
+    if src_bottom > src_top and src_right > src_left:
+        window[src_top - top : src_bottom - top, src_left - left : src_right - left] = enhanced[
+            src_top:src_bottom, src_left:src_right
+        ]
+    if side == config.input_size:
+        return window
+    interpolation = cv2.INTER_AREA if side > config.input_size else cv2.INTER_LINEAR
+    return cv2.resize(window, (config.input_size, config.input_size), interpolation=interpolation)
+
+
+@st.composite
+def cells_on_black(draw) -> np.ndarray:
+    """Blobs of any colour, anywhere (cut off by the border too), on near-black noise."""
+    height = draw(st.integers(4, 90))
+    width = draw(st.integers(4, 90))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, draw(st.integers(1, 40)), (height, width, 3), dtype=np.uint8)
+    for _ in range(draw(st.integers(0, 3))):
+        centre = (int(rng.integers(-10, width + 10)), int(rng.integers(-10, height + 10)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(image, centre, int(rng.integers(1, 40)), colour, -1)
+    noise = rng.integers(0, draw(st.integers(1, 60)), (height, width, 3), dtype=np.uint8)
+    return cv2.add(image, noise)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    image=cells_on_black(),
+    crop=st.sampled_from(list(CropMethod)),
+    contrast=st.sampled_from(list(ContrastMethod)),
+    standardize=st.booleans(),
+    crop_size=st.integers(8, 120),
+    input_size=st.sampled_from([8, 24, 64]),
+    threshold=st.integers(0, 60),
+)
+def test_any_image_gets_the_same_model_input_as_the_earlier_recipe(
+    image, crop, contrast, standardize, crop_size, input_size, threshold
+):
+    config = PreprocessConfig(
+        crop=crop,
+        contrast=contrast,
+        standardize_cell_colour=standardize,
+        crop_size=crop_size,
+        input_size=input_size,
+        foreground_threshold=threshold,
+        clahe_tile_grid=4,
+    )
+    expected = earlier_recipe(image, config)
+    original = image.copy()
+    assert np.array_equal(prepare_image(image, config), expected)
+    assert np.array_equal(preprocess(image, config), earlier_normalisation(expected, config))
+    assert np.array_equal(image, original), "the recipe must not write into its input"

@@ -5,13 +5,17 @@ import cv2
 import matplotlib
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.preprocessing import decode_image
+from app.preprocessing import decode_image, find_foreground
 from app.quality_checks import (
+    CellMeasurements,
     QualityReference,
     build_reference,
     input_warnings,
     measure_cell,
+    measure_foreground,
     uncertainty_warning,
 )
 
@@ -98,3 +102,93 @@ def test_a_real_cell_is_measured(real_cell_png):
 def test_uncertain_near_the_threshold():
     assert [w.code for w in uncertainty_warning(0.55, 0.5, None)] == ["uncertain"]
     assert uncertainty_warning(0.9, 0.5, None) == []
+
+
+# -- the checks measured once per image over the cell's box give the same answers as before ---
+
+RECIPE_REFERENCE = Path(__file__).parents[1] / "fixtures" / "recipe_reference.npz"
+"""The earlier code's measurements and warnings (commit 5b557d6) on the fixture cells and six
+synthetic edge cases; see tests/app/test_preprocessing.py."""
+
+
+def reference_cases(cnmc_root) -> tuple[dict[str, np.ndarray], np.lib.npyio.NpzFile]:
+    reference = np.load(RECIPE_REFERENCE)
+    images = {p.stem: decode_image(p.read_bytes()) for p in sorted(cnmc_root.rglob("*.png"))}
+    for key in reference.files:
+        if key.startswith("input/"):
+            images[key.removeprefix("input/")] = reference[key]
+    return images, reference
+
+
+def as_row(measured: CellMeasurements) -> list[float]:
+    return [
+        measured.foreground_fraction,
+        measured.area,
+        measured.objects,
+        float(measured.touches_border),
+        measured.sharpness,
+        *measured.stain_rgb,
+    ]
+
+
+def test_measurements_and_warnings_equal_the_earlier_code(cnmc_root):
+    images, reference = reference_cases(cnmc_root)
+    models = [json.loads(p.read_text()) for p in sorted(BUNDLED_STORE.glob("*/manifest.json"))]
+    assert len(images) == 24
+    seen_codes: set[str] = set()
+    with reference:
+        for name, image in images.items():
+            expected = reference[f"measured/{name}"].tolist()
+            assert as_row(measure_cell(image, 15)) == expected, name
+            shared = measure_foreground(image, find_foreground(image, 15))
+            assert as_row(shared) == expected, name
+            for card in models:
+                quality = QualityReference.model_validate(card["quality_reference"])
+                earlier = str(reference[f"warnings/{card['id']}/{name}"])
+                codes_now = ",".join(w.code for w in input_warnings(shared, quality))
+                assert codes_now == earlier, (name, card["id"])
+                seen_codes.update(filter(None, earlier.split(",")))
+    assert {"no_cell", "no_background", "multiple_objects", "touches_border"} <= seen_codes
+
+
+def earlier_measure_cell(rgb: np.ndarray, threshold: int) -> list[float]:
+    """measure_cell as it was, over the whole frame."""
+    mask = (rgb.max(axis=2) > threshold).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA] if count > 1 else np.zeros(0)
+    largest = float(areas.max()) if areas.size else 0.0
+    objects = int((areas >= 0.05 * largest).sum()) if areas.size else 0
+    touches = bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    inside = mask.astype(bool)
+    sharpness, stain = 0.0, np.zeros(3)
+    if inside.any():
+        eroded = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
+        laplacian = cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F)
+        sharpness = float(laplacian[eroded if eroded.any() else inside].var())
+        stain = rgb[inside].mean(axis=0)
+    return [
+        float(inside.mean()),
+        float(inside.sum()),
+        objects,
+        float(touches),
+        sharpness,
+        *(float(v) for v in stain),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    height=st.integers(1, 70),
+    width=st.integers(1, 70),
+    seed=st.integers(0, 2**32 - 1),
+    blobs=st.integers(0, 4),
+    threshold=st.integers(0, 80),
+)
+def test_any_image_is_measured_as_by_the_earlier_code(height, width, seed, blobs, threshold):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 30, (height, width, 3), dtype=np.uint8)
+    for _ in range(blobs):
+        centre = (int(rng.integers(-8, width + 8)), int(rng.integers(-8, height + 8)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(image, centre, int(rng.integers(1, 30)), colour, -1)
+    assert as_row(measure_cell(image, threshold)) == earlier_measure_cell(image, threshold)

@@ -218,8 +218,10 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     monkeypatch.setattr(engine_module, "decode_image", decode_until_noticed)
     monkeypatch.setattr(
         engine_module,
-        "preprocess_with_views",
-        lambda *args: preprocessed.append(1) or pytest.fail("preprocessed for a gone client"),
+        "run_recipe",
+        lambda *args, **kwargs: (
+            preprocessed.append(1) or pytest.fail("preprocessed for a gone client")
+        ),
     )
     upload = httpx.Request(
         "POST", "http://test/api/v1/predict", files={"file": ("c.png", real_cell_png)}
