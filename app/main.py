@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         audit_log = (
             AuditLog(
-                settings.audit_log_path,
+                settings.database_url.get_secret_value()
+                if settings.database_url
+                else settings.audit_log_path,
                 settings.audit_retention_days,
                 busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             )

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
     )
     audit_retention_days: float = Field(365.0, gt=0)
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the records database, e.g. "
+        "postgresql+psycopg://user:password@host/leukolens for several replicas; unset, the "
+        "audit log is the SQLite file at audit_log_path.",
+    )
     api_key: SecretStr | None = Field(
         None, description="When set, every /api request must send it in the X-API-Key header."
     )
