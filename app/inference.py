@@ -7,6 +7,7 @@ The Grad-CAM graph is a second file, loaded on the first explanation asked for.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,17 @@ import onnxruntime as ort
 from app.manifest import ModelManifest, load_manifest
 from app.preprocessing import preprocess
 from app.test_time_augmentation import average_views, dihedral_views
+
+log = logging.getLogger("leukolens.inference")
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def providers_for(execution_provider: str) -> list[str]:
+    """CUDA first when asked for and installed (the gpu extra), the CPU always behind it."""
+    if execution_provider == "cuda" and CUDA_PROVIDER in ort.get_available_providers():
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    return [CPU_PROVIDER]
 
 
 @dataclass(frozen=True)
@@ -37,11 +49,22 @@ class ExplanationUnavailableError(LookupError):
 class OnnxCellClassifier:
     """One model directory loaded once; `predict` takes preprocessed NCHW tensors."""
 
-    def __init__(self, model_dir: Path, *, intra_op_threads: int = 0) -> None:
+    def __init__(
+        self, model_dir: Path, *, intra_op_threads: int = 0, execution_provider: str = "cpu"
+    ) -> None:
         self.model_dir = model_dir
         self.manifest: ModelManifest = load_manifest(model_dir)
         self.intra_op_threads = intra_op_threads
+        self.providers = providers_for(execution_provider)
         self.session = self._session(self.manifest.onnx_file)
+        # What onnxruntime actually uses: it drops CUDA when the GPU cannot be initialised.
+        self.provider: str = self.session.get_providers()[0]
+        if execution_provider == "cuda" and self.provider != CUDA_PROVIDER:
+            log.warning(
+                "%s: the CUDA provider is unavailable (available: %s); running on the CPU",
+                self.manifest.id,
+                ", ".join(ort.get_available_providers()),
+            )
         self._explain_session: ort.InferenceSession | None = None
         self._explain_lock = threading.Lock()
         calibration = self.manifest.calibration
@@ -56,7 +79,7 @@ class OnnxCellClassifier:
         # reused; without it peak memory was about 10% lower at the same speed (measured).
         options.enable_mem_pattern = False
         return ort.InferenceSession(
-            str(self.model_dir / filename), sess_options=options, providers=["CPUExecutionProvider"]
+            str(self.model_dir / filename), sess_options=options, providers=self.providers
         )
 
     @property

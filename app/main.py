@@ -55,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ModelRegistry.load(
-            settings.model_store, settings.default_model, intra_op_threads=settings.intra_op_threads
+            settings.model_store,
+            settings.default_model,
+            intra_op_threads=settings.intra_op_threads,
+            execution_provider=settings.execution_provider,
         )
         audit_log = (
             AuditLog(

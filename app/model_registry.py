@@ -84,7 +84,12 @@ class ModelRegistry:
 
     @classmethod
     def load(
-        cls, store: Path, default_model: str | None = None, *, intra_op_threads: int = 1
+        cls,
+        store: Path,
+        default_model: str | None = None,
+        *,
+        intra_op_threads: int = 1,
+        execution_provider: str = "cpu",
     ) -> ModelRegistry:
         """Refuse to start on a broken store rather than serve a model that cannot be trusted."""
         if not store.is_dir():
@@ -100,7 +105,9 @@ class ModelRegistry:
         for manifest_path in sorted(store.glob(f"*/{MANIFEST_FILENAME}")):
             try:
                 classifier = OnnxCellClassifier(
-                    manifest_path.parent, intra_op_threads=intra_op_threads
+                    manifest_path.parent,
+                    intra_op_threads=intra_op_threads,
+                    execution_provider=execution_provider,
                 )
             except Exception as error:
                 raise ModelStoreError(f"cannot load {manifest_path.parent}: {error}") from error

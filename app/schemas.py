@@ -85,6 +85,7 @@ class ModelSummary(BaseModel):
     input_size: int
     threshold: float
     default: bool
+    provider: str = Field(description="onnxruntime execution provider running it.")
 
 
 class ModelList(BaseModel):
@@ -104,3 +105,6 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "starting"]
     models: list[str]
+    providers: dict[str, str] = Field(
+        description="onnxruntime execution provider of each model (CUDA or the CPU fallback)."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,12 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,
         description="Threads that decode, preprocess and run inference off the event loop.",
+    )
+    execution_provider: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="cuda runs the models on onnxruntime's CUDA provider (the gpu extra and an "
+        "NVIDIA GPU); without either it falls back to the CPU. /readyz and the model listing "
+        "name the provider in use.",
     )
     intra_op_threads: int = Field(
         1, ge=0, description="onnxruntime threads per call; 1 lets the worker pool use the cores."

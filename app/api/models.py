@@ -21,6 +21,7 @@ def list_models(registry: RegistryDep) -> ModelList:
             input_size=classifier.manifest.input.size,
             threshold=classifier.manifest.threshold.value,
             default=model_id == registry.default_id,
+            provider=classifier.provider,
         )
         for model_id, classifier in sorted(registry.models.items())
     ]

@@ -25,3 +25,19 @@ def test_predict_images_applies_the_manifest_recipe(brightness_model_dir):
     expected_mean = preprocess(bright, recipe).mean()
     assert 0.0 < expected_mean < 1.0
     assert output.logits[1] == pytest.approx(4 * (expected_mean - 0.1), abs=1e-5)
+
+
+def test_cuda_is_asked_for_first_only_when_onnxruntime_has_it(monkeypatch):
+    import onnxruntime
+
+    from app.inference import providers_for
+
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert providers_for("cuda") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
