@@ -64,3 +64,15 @@ def test_an_unknown_model_is_an_error(cnmc_root, tmp_path, model_store, capsys):
         == 2
     )
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_ray_takes_an_address_or_nothing_before_the_folders(tmp_path):
+    from app.predict import parse_arguments
+
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    local = parse_arguments(["--ray", str(folder), "--out", "r.csv"])
+    assert (local.ray, local.paths) == ("local", [folder])
+    cluster = parse_arguments(["--ray", "ray://head:10001", str(folder), "--out", "r.csv"])
+    assert (cluster.ray, cluster.paths) == ("ray://head:10001", [folder])
+    assert parse_arguments([str(folder), "--out", "r.csv"]).ray is None
