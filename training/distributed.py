@@ -108,6 +108,6 @@ def mean_over_processes(value: float, group: ProcessGroup) -> float:
     """A per-process average (the epoch's loss) averaged over every process."""
     if group.world_size == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = torch.tensor([value], dtype=torch.float64, device=group.device)  # NCCL: on GPU
     dist.all_reduce(tensor)
     return float(tensor.item()) / group.world_size
