@@ -62,13 +62,14 @@ def test_two_gloo_processes_step_like_one_process_on_the_global_batch(cnmc_root,
     largest = max((one[name].double() - two[name].double()).abs().max().item() for name in one)
     print(f"largest parameter difference, 1 vs 2 processes after one step: {largest:.3e}")
     assert largest < 1e-5
-    # The step did something: the weights moved from their seeded start far beyond that.
+    # The step did something, and from the same seeded start: one AdamW step at lr 2e-4 moves
+    # a weight by about the learning rate (measured: 2.1e-4), far beyond the tolerance.
     from training.models import create_classifier
 
     torch.manual_seed(5)
     start = create_classifier("convnext_atto", "timm").state_dict()
     moved = max((one[name].double() - start[name].double()).abs().max().item() for name in one)
-    assert moved > 1e-4
+    assert 1e-4 < moved < 1e-3
     # One step in either layout; the logged loss is the global batch's in both.
     rows = [json.loads((tmp_path / name / "metrics.jsonl").read_text()) for name in ("one", "two")]
     assert rows[0]["train_loss"] == pytest.approx(rows[1]["train_loss"], abs=1e-5)
