@@ -1,47 +1,33 @@
-"""An audit trail of predictions in SQLite: what was answered, when, by which model.
+"""An audit trail of predictions: what was answered, when, by which model.
 
 It stores the image's sha256, never the image or its file name (which may name a patient).
-Writes happen on one background thread and never fail a prediction. A database another
-process holds locked is waited for, with backoff, rather than losing the rows; each row is
-keyed by the server's own request id and its place in the request, so a retried write can
-never double a row. The client's X-Request-ID, when it sent one, is kept beside it.
+The database is a SQLite file by default, or any SQLAlchemy URL (PostgreSQL for several
+replicas); app/records_db.py holds the schema and its migrations. Writes happen on one
+background thread and never fail a prediction. A database that is locked by another
+process, or unreachable while it restarts, is waited for with backoff rather than losing
+the rows; each row is keyed by the server's own request id and its place in the request, so
+a retried write can never double a row. The client's X-Request-ID, when it sent one, is
+kept beside it.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from app import records_db
 from app.request_id import current_client_request_id
 
 log = logging.getLogger("leukolens.audit")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    request_id TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    probability_all REAL NOT NULL,
-    label TEXT NOT NULL,
-    latency_ms REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS predictions_time ON predictions (time);
-"""
-# Added after the first release; older databases get them on open.
-ADDED_COLUMNS = {
-    "client_request_id": "TEXT NOT NULL DEFAULT ''",
-    "item": "INTEGER NOT NULL DEFAULT 0",
-}
-UNIQUE_KEY = "CREATE UNIQUE INDEX IF NOT EXISTS predictions_key ON predictions (request_id, item)"
 SECONDS_PER_DAY = 86_400.0
 PRUNE_EVERY_WRITES = 1_000
 FIRST_BACKOFF_SECONDS = 0.05
@@ -51,7 +37,7 @@ OTHER_ERROR_ATTEMPTS = 3
 
 
 class AuditLogError(RuntimeError):
-    """The audit database cannot be opened; the message names the file."""
+    """The audit database cannot be opened; the message names the file or the server."""
 
 
 @dataclass(frozen=True)
@@ -68,23 +54,34 @@ class AuditRecord:
     item: int = 0
 
 
-COLUMNS = ", ".join(field.name for field in fields(AuditRecord))
-INSERT = (
-    f"INSERT OR IGNORE INTO predictions ({COLUMNS}) "
-    f"VALUES ({', '.join('?' for _ in fields(AuditRecord))})"
-)
+COLUMNS = [records_db.predictions.c[field.name] for field in fields(AuditRecord)]
 
 
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    message = str(error).lower()
+def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
+    """Worth waiting for: a lock held by another writer, or a server that is away."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if not sqlite:
+        return True  # refused, reset, shutting down, starting up: all pass
+    message = str(error.orig).lower()
     return "locked" in message or "busy" in message
 
 
 class AuditLog:
     def __init__(
-        self, path: Path, retention_days: float, *, busy_timeout_seconds: float = 5.0
+        self, database: Path | str, retention_days: float, *, busy_timeout_seconds: float = 5.0
     ) -> None:
-        self.path = path
+        """`database`: a SQLite file, or a SQLAlchemy URL such as postgresql+psycopg://..."""
+        url = records_db.sqlite_url(database) if isinstance(database, Path) else database
+        self.sqlite = records_db.is_sqlite(url)
+        # Named in messages; a URL's password never is.
+        self.where = (
+            str(database.resolve())
+            if isinstance(database, Path)
+            else sa.make_url(url).render_as_string(hide_password=True)
+        )
         self.retention_days = retention_days
         self.failed = 0
         self._backlog = 0
@@ -92,31 +89,26 @@ class AuditLog:
         self._lock = threading.Lock()
         self._writes = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None, timeout=busy_timeout_seconds
+            if isinstance(database, Path):
+                database.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
+            records_db.migrate(self._engine)
+        except (OSError, SQLAlchemyError) as error:
+            setting = (
+                "LEUKOLENS_AUDIT_LOG_PATH to a writable file"
+                if isinstance(database, Path)
+                else "LEUKOLENS_DATABASE_URL to a reachable database"
             )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.executescript(SCHEMA)
-            self._add_columns()
-            self._connection.execute(UNIQUE_KEY)
-        except (OSError, sqlite3.Error) as error:
             raise AuditLogError(
-                f"cannot open the audit log at {path.resolve()}: {error}. Set "
-                "LEUKOLENS_AUDIT_LOG_PATH to a writable file (or LEUKOLENS_AUDIT_LOG=false)."
+                f"cannot open the audit log at {self.where}: {error}. Set {setting} "
+                "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="leukolens-audit")
         self.prune()
 
-    def _add_columns(self) -> None:
-        present = {row[1] for row in self._connection.execute("PRAGMA table_info(predictions)")}
-        for name, declaration in ADDED_COLUMNS.items():
-            if name not in present:
-                self._connection.execute(f"ALTER TABLE predictions ADD COLUMN {name} {declaration}")
-
     @property
     def backlog(self) -> int:
-        """Rows submitted and not yet committed (waiting for a busy database, for instance)."""
+        """Rows submitted and not yet committed (waiting for a busy or absent database)."""
         return self._backlog
 
     def submit(self, records: Sequence[AuditRecord]) -> Future[None]:
@@ -144,16 +136,22 @@ class AuditLog:
             try:
                 self._insert(records)
                 return
-            except sqlite3.OperationalError as error:
-                if not _is_busy(error):
+            except SQLAlchemyError as error:
+                if not _is_transient(error, self.sqlite):
                     other_errors += 1
-                    if other_errors >= OTHER_ERROR_ATTEMPTS:
+                    if other_errors >= OTHER_ERROR_ATTEMPTS or not isinstance(
+                        error, OperationalError
+                    ):
                         self._give_up(records)
                         return
                 elif self._grace_over():
                     self._give_up(records)
                     return
-                log.warning("audit database busy (%s); retrying in %.2f s", error, backoff)
+                log.warning(
+                    "audit database unavailable (%s); retrying in %.2f s",
+                    str(getattr(error, "orig", error)).strip(),
+                    backoff,
+                )
             except Exception:
                 self._give_up(records)
                 return
@@ -161,16 +159,12 @@ class AuditLog:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _insert(self, records: list[AuditRecord]) -> None:
+        # One transaction per request: all its rows are written, or none and retried.
+        with self._engine.begin() as connection:
+            connection.execute(
+                records_db.insert_once(connection), [asdict(record) for record in records]
+            )
         with self._lock:
-            try:
-                # One transaction per request: all its rows are written, or none and retried.
-                self._connection.execute("BEGIN IMMEDIATE")
-                self._connection.executemany(INSERT, [astuple(record) for record in records])
-                self._connection.execute("COMMIT")
-            except BaseException:
-                if self._connection.in_transaction:
-                    self._connection.execute("ROLLBACK")
-                raise
             self._writes += len(records)
             due = self._writes >= PRUNE_EVERY_WRITES
         if due:
@@ -185,7 +179,7 @@ class AuditLog:
         log.exception(
             "audit log write failed; %d prediction(s) were answered but not recorded in %s",
             len(records),
-            self.path,
+            self.where,
         )
 
     def prune(self) -> int:
@@ -193,18 +187,17 @@ class AuditLog:
         cutoff = time.time() - self.retention_days * SECONDS_PER_DAY
         with self._lock:
             self._writes = 0
-            return self._connection.execute(
-                "DELETE FROM predictions WHERE time < ?", (cutoff,)
-            ).rowcount
+        table = records_db.predictions
+        with self._engine.begin() as connection:
+            return connection.execute(table.delete().where(table.c.time < cutoff)).rowcount
 
     def rows(self) -> list[AuditRecord]:
-        with self._lock:
-            cursor = self._connection.execute(f"SELECT {COLUMNS} FROM predictions ORDER BY id")
-            return [AuditRecord(*row) for row in cursor.fetchall()]
+        with self._engine.connect() as connection:
+            result = connection.execute(sa.select(*COLUMNS).order_by(records_db.predictions.c.id))
+            return [AuditRecord(*row) for row in result]
 
     def close(self) -> None:
-        """Write what is queued (waiting up to CLOSE_GRACE_SECONDS for a busy database)."""
+        """Write what is queued (waiting up to CLOSE_GRACE_SECONDS for the database)."""
         self._closing_since = time.monotonic()
         self._writer.shutdown(wait=True)
-        with self._lock:
-            self._connection.close()
+        self._engine.dispose()

@@ -7,6 +7,7 @@ The Grad-CAM graph is a second file, loaded on the first explanation asked for.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.manifest import ModelManifest, file_sha256, load_manifest
 from app.preprocessing import preprocess
 from app.test_time_augmentation import average_views, dihedral_views
+
+log = logging.getLogger("leukolens.inference")
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def providers_for(execution_provider: str) -> list[str]:
+    """CUDA first when asked for and installed (the gpu extra), the CPU always behind it."""
+    if execution_provider == "cuda" and CUDA_PROVIDER in ort.get_available_providers():
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    return [CPU_PROVIDER]
 
 
 @dataclass(frozen=True)
@@ -71,7 +83,14 @@ class ExplanationUnavailableError(LookupError):
 class OnnxCellClassifier:
     """One model directory loaded once; `predict` takes preprocessed NCHW tensors."""
 
-    def __init__(self, model_dir: Path, *, intra_op_threads: int = 0, int8: bool = False) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        intra_op_threads: int = 0,
+        int8: bool = False,
+        execution_provider: str = "cpu",
+    ) -> None:
         """With `int8`, the model's int8 graph where it ships one (see `Int8Card`), else the
         float32 graph; explanations always use the float32 Grad-CAM graph."""
         self.model_dir = model_dir
@@ -79,8 +98,17 @@ class OnnxCellClassifier:
         self.intra_op_threads = intra_op_threads
         self.int8_card = load_int8_card(model_dir) if int8 else None
         self.precision = "int8" if self.int8_card is not None else "float32"
+        self.providers = providers_for(execution_provider)
         graph = self.int8_card.onnx_file if self.int8_card else self.manifest.onnx_file
         self.session = self._session(graph)
+        # What onnxruntime actually uses: it drops CUDA when the GPU cannot be initialised.
+        self.provider: str = self.session.get_providers()[0]
+        if execution_provider == "cuda" and self.provider != CUDA_PROVIDER:
+            log.warning(
+                "%s: the CUDA provider is unavailable (available: %s); running on the CPU",
+                self.manifest.id,
+                ", ".join(ort.get_available_providers()),
+            )
         self._explain_session: ort.InferenceSession | None = None
         self._explain_lock = threading.Lock()
         calibration = self.manifest.calibration
@@ -95,7 +123,7 @@ class OnnxCellClassifier:
         # reused; without it peak memory was about 10% lower at the same speed (measured).
         options.enable_mem_pattern = False
         return ort.InferenceSession(
-            str(self.model_dir / filename), sess_options=options, providers=["CPUExecutionProvider"]
+            str(self.model_dir / filename), sess_options=options, providers=self.providers
         )
 
     @property

@@ -60,10 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.default_model,
             intra_op_threads=settings.intra_op_threads,
             int8=settings.int8,
+            execution_provider=settings.execution_provider,
         )
         audit_log = (
             AuditLog(
-                settings.audit_log_path,
+                settings.database_url.get_secret_value()
+                if settings.database_url
+                else settings.audit_log_path,
                 settings.audit_retention_days,
                 busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             )

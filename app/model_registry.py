@@ -90,6 +90,7 @@ class ModelRegistry:
         *,
         intra_op_threads: int = 1,
         int8: bool = False,
+        execution_provider: str = "cpu",
     ) -> ModelRegistry:
         """Refuse to start on a broken store rather than serve a model that cannot be trusted."""
         if not store.is_dir():
@@ -105,7 +106,10 @@ class ModelRegistry:
         for manifest_path in sorted(store.glob(f"*/{MANIFEST_FILENAME}")):
             try:
                 classifier = OnnxCellClassifier(
-                    manifest_path.parent, intra_op_threads=intra_op_threads, int8=int8
+                    manifest_path.parent,
+                    intra_op_threads=intra_op_threads,
+                    int8=int8,
+                    execution_provider=execution_provider,
                 )
             except Exception as error:
                 raise ModelStoreError(f"cannot load {manifest_path.parent}: {error}") from error

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from app.archive_scoring import LOCAL
 from app.engine import PredictionEngine, PreparedUpload, Upload
 from app.inference import OnnxCellClassifier
 from app.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
@@ -85,7 +86,7 @@ def score(
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
     parser = argparse.ArgumentParser(prog="python -m app.predict", description=__doc__)
-    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("paths", nargs="*", type=Path, help="image files or folders")
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--model", help="model id (default: the store's default)")
     parser.add_argument("--model-store", type=Path, default=settings.model_store)
@@ -108,11 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="onnxruntime threads per batch; 1 leaves the other cores to the preparing",
     )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const=LOCAL,
+        metavar="ADDRESS",
+        help="score on Ray (the cluster extra): a cluster's address (auto, ray://host:10001), "
+        "or none for a local instance",
+    )
+    parser.add_argument(
+        "--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)"
+    )
     return parser
 
 
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """`--ray FOLDER` means a local instance and FOLDER, not a cluster at FOLDER."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.ray not in (None, LOCAL) and Path(args.ray).exists():
+        args.paths.insert(0, Path(args.ray))
+        args.ray = LOCAL
+    if not args.paths:
+        parser.error("give at least one image file or folder")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     settings = get_settings()
     try:
         images = list(find_images(args.paths))
@@ -124,6 +148,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     limits = UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+    if args.ray is not None:
+        from app.archive_scoring import score_on_ray
+
+        scored, failures = score_on_ray(
+            images,
+            args.out,
+            model_store=args.model_store,
+            model_id=args.model,
+            limits=limits,
+            address=args.ray,
+            local_cpus=args.ray_cpus,
+            batch_size=args.batch_size,
+        )
+        print(f"{scored} scored, {failures} failed; results in {args.out}", file=sys.stderr)
+        return 0
     engine = PredictionEngine(registry, limits, worker_threads=1)
     failures = 0
     with args.out.open("w", newline="", encoding="utf-8") as stream:

@@ -98,6 +98,7 @@ class ModelSummary(BaseModel):
     input_size: int
     threshold: float
     default: bool
+    provider: str = Field(description="onnxruntime execution provider running it.")
     adapted_from: str | None = Field(
         None, description="'<parent id> v<version>' for a site model made by `training adapt`."
     )
@@ -123,6 +124,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "starting"]
     models: list[str]
+    providers: dict[str, str] = Field(
+        description="onnxruntime execution provider of each model (CUDA or the CPU fallback)."
+    )
 
 
 SampleIdPattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

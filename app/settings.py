@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads that decode, preprocess and run inference off the event loop.",
     )
+    execution_provider: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="cuda runs the models on onnxruntime's CUDA provider (the gpu extra and an "
+        "NVIDIA GPU); without either it falls back to the CPU. /readyz and the model listing "
+        "name the provider in use.",
+    )
     intra_op_threads: int = Field(
         1, ge=0, description="onnxruntime threads per call; 1 lets the worker pool use the cores."
     )
@@ -77,6 +84,12 @@ class Settings(BaseSettings):
         5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
     )
     audit_retention_days: float = Field(365.0, gt=0)
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the records database, e.g. "
+        "postgresql+psycopg://user:password@host/leukolens for several replicas; unset, the "
+        "audit log is the SQLite file at audit_log_path.",
+    )
     api_key: SecretStr | None = Field(
         None, description="When set, every /api request must send it in the X-API-Key header."
     )

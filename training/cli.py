@@ -281,10 +281,15 @@ def run_index(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from training import distributed
     from training.trainer import train
 
     config = config_from_args(args)
     result = train(config)
+    group = distributed.join_from_environment()
+    distributed.leave(group)
+    if not group.is_main:
+        return
     (config.out / "command.txt").write_text(command_for("train", config) + "\n", encoding="utf-8")
     if result.best_metrics is not None:
         print(json.dumps({"best_validation": result.best_metrics}, indent=2))

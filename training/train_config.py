@@ -60,6 +60,9 @@ class TrainConfig(BaseModel):
     standardize_cell_colour: bool = Field(
         False, description="Fix each cell's channel mean/std before everything else."
     )
+    augment: bool = Field(
+        True, description="Random flips, turns, affine and colour jitter on training images."
+    )
     color_jitter: float = Field(0.1, ge=0)
     affine_degrees: float = Field(15.0, ge=0)
     scale_jitter: float = Field(

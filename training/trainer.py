@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
+from training import distributed
 from training.cell_appearance_augmentation import cell_appearance_randomization
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
@@ -232,10 +233,13 @@ def train(
     """`prepared_cache` lets runs of one recipe (the folds of a cross-validation) prepare
     each image once."""
     run_dir = config.out
+    group = distributed.join_from_environment()
+    if not group.is_main:  # one process writes the run directory
+        return _train(config, run_dir, index, prepared_cache, group)
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(run_dir)
     try:
-        return _train(config, run_dir, index, prepared_cache)
+        return _train(config, run_dir, index, prepared_cache, group)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -246,6 +250,7 @@ def _train(
     run_dir: Path,
     index: DatasetIndex | None,
     prepared_cache: PreparedCache | None,
+    group: distributed.ProcessGroup,
 ) -> TrainResult:
     seed_everything(config.seed)
     if config.threads is not None:
@@ -263,11 +268,15 @@ def _train(
             stain=config.stain_jitter,
             foreground_threshold=config.foreground_threshold,
         )
-    augmentation = morphology_preserving_augmentation(
-        affine_degrees=config.affine_degrees,
-        scale=(1.0 - config.scale_jitter, 1.0 + config.scale_jitter),
-        color_jitter=config.color_jitter,
-        before=appearance,
+    augmentation = (
+        morphology_preserving_augmentation(
+            affine_degrees=config.affine_degrees,
+            scale=(1.0 - config.scale_jitter, 1.0 + config.scale_jitter),
+            color_jitter=config.color_jitter,
+            before=appearance,
+        )
+        if config.augment
+        else None
     )
     cache: bool | PreparedCache = config.cache
     if config.cache:
@@ -288,10 +297,12 @@ def _train(
         "duplicates_removed": index.duplicates_removed,
         "torch": torch.__version__,
     }
-    save_json(run_dir / CONFIG_FILENAME, resolved)
+    if group.is_main:
+        save_json(run_dir / CONFIG_FILENAME, resolved)
     log.info("train %d images, validation %d images", len(train_images), len(val_images))
 
-    device = resolve_device(config.device)
+    # Under torchrun each process takes its own GPU (or the CPU); otherwise --device decides.
+    device = group.device if group.launched else resolve_device(config.device)
     model = create_classifier(
         config.arch,
         config.head,
@@ -304,7 +315,11 @@ def _train(
     positives = int((labels == LABEL_ALL).sum())
     negatives = len(labels) - positives
     generator = torch.Generator().manual_seed(config.seed)
-    sampler = None
+    sampler: torch.utils.data.Sampler[int] | None = distributed.sampler(
+        train_set, group, config.seed
+    )
+    if config.subject_balanced and sampler is not None:
+        raise ValueError("--subject-balanced is not available with torchrun yet")
     if config.subject_balanced:
         # The sampler already draws both classes equally often.
         pos_weight = torch.tensor(1.0)
@@ -318,12 +333,13 @@ def _train(
         # Weigh ALL (the majority class in C-NMC) down so both classes count equally.
         pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
     criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
+    batch_size = distributed.per_process_batch_size(config.batch_size, group)
     loader = DataLoader(
         train_set,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         shuffle=sampler is None,
         sampler=sampler,
-        drop_last=len(train_set) > config.batch_size,
+        drop_last=len(sampler if sampler is not None else train_set) > batch_size,
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
         pin_memory=device.type == "cuda",
@@ -331,7 +347,9 @@ def _train(
     )
 
     metrics_path = run_dir / METRICS_FILENAME
-    metrics_path.write_text("", encoding="utf-8")
+    if group.is_main:
+        metrics_path.write_text("", encoding="utf-8")
+    epochs_run = 0
     best_score = -math.inf
     best_metrics: dict[str, MetricValue] | None = None
     best_predictions: Predictions | None = None
@@ -342,6 +360,7 @@ def _train(
         if epochs == 0:
             continue
         set_backbone_trainable(model, backbone_trainable)
+        trained = distributed.wrap(model, group)  # per phase: DDP tracks the trainable set
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
         optimizer = optimizer_class(parameters, lr=lr, weight_decay=config.weight_decay)
@@ -350,6 +369,9 @@ def _train(
         scheduler = warmup_cosine(optimizer, warmup, epochs * steps_per_epoch)
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
+            epochs_run += 1
+            if isinstance(sampler, torch.utils.data.DistributedSampler):
+                sampler.set_epoch(epochs_run)
             model.train()
             if not backbone_trainable:
                 model.backbone.eval()  # frozen means frozen batch-norm statistics too
@@ -369,13 +391,15 @@ def _train(
                         loss = loss + config.off_cell_heat_penalty * off_cell_share
                         off_cell_shares.append(off_cell_share.item())
                     else:
-                        logits = model(batch)
+                        logits = trained(batch)
                         loss = criterion(logits, targets)
                     if teachers:
                         loss = distillation_loss(
                             logits, loss, teachers, batch, config.distillation_weight
                         )
                 loss.backward()
+                if config.off_cell_heat_penalty > 0:
+                    distributed.average_gradients(model, group)  # not through DDP's forward
                 optimizer.step()
                 scheduler.step()
                 losses.append(loss.item())
@@ -384,7 +408,9 @@ def _train(
             row: dict[str, object] = {
                 "phase": phase,
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                "train_loss": distributed.mean_over_processes(
+                    float(np.mean(losses)) if losses else float("nan"), group
+                ),
                 "lr": optimizer.param_groups[0]["lr"],
                 "seconds": round(seconds, 2),
                 "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
@@ -402,14 +428,15 @@ def _train(
                 keep = improved or config.checkpoint == "last"
                 if keep:
                     best_metrics, best_predictions = metrics, predictions
-            with metrics_path.open("a", encoding="utf-8") as stream:
-                stream.write(json.dumps(row, default=str) + "\n")
-            log.info("%s", json.dumps(row, default=str))
-            tqdm.write(_epoch_summary(row), file=sys.stderr)
-            checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
-            torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
-            if keep:
-                torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
+            if group.is_main:
+                with metrics_path.open("a", encoding="utf-8") as stream:
+                    stream.write(json.dumps(row, default=str) + "\n")
+                log.info("%s", json.dumps(row, default=str))
+                tqdm.write(_epoch_summary(row), file=sys.stderr)
+                checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
+                torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
+                if keep:
+                    torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
             epochs_without_gain = 0 if improved else epochs_without_gain + 1
             if (
                 backbone_trainable
@@ -422,6 +449,8 @@ def _train(
                     epochs_without_gain,
                 )
                 break
+    if not group.is_main:
+        return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
     if not (run_dir / BEST_CHECKPOINT).exists():
         torch.save(
             {"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT

@@ -21,7 +21,12 @@ def healthz() -> Health:
 def readyz(registry: RegistryDep) -> Readiness | JSONResponse:
     """Models are loaded and warmed up."""
     readiness = Readiness(
-        status="ready" if registry.warmed_up else "starting", models=sorted(registry.models)
+        status="ready" if registry.warmed_up else "starting",
+        models=sorted(registry.models),
+        providers={
+            model_id: classifier.provider
+            for model_id, classifier in sorted(registry.models.items())
+        },
     )
     if not registry.warmed_up:
         return JSONResponse(readiness.model_dump(), status_code=503)

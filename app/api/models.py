@@ -22,6 +22,7 @@ def list_models(registry: RegistryDep) -> ModelList:
             input_size=classifier.manifest.input.size,
             threshold=classifier.manifest.threshold.value,
             default=model_id == registry.default_id,
+            provider=classifier.provider,
             adapted_from=(
                 f"{adaptation.parent_id} v{adaptation.parent_version}" if adaptation else None
             ),

@@ -1,6 +1,13 @@
 import time
 
+import pytest
+
 from app.audit_log import AuditLog, AuditRecord
+
+
+def drop_table(log: AuditLog) -> None:
+    with log._engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE predictions")
 
 
 def record(when: float, request_id: str = "r1") -> AuditRecord:
@@ -24,7 +31,7 @@ def test_old_records_are_pruned(tmp_path):
 
 def test_a_failed_write_does_not_raise(tmp_path, caplog):
     log = AuditLog(tmp_path / "a.sqlite3", retention_days=1)
-    log._connection.execute("DROP TABLE predictions")
+    drop_table(log)
     log.submit([record(time.time())]).result(timeout=10)  # no exception escapes
     assert "audit log write failed" in caplog.text
     log.close()
@@ -48,7 +55,7 @@ def test_predictions_are_audited_without_the_image(client, real_cell_png, settin
 
 def test_a_broken_audit_log_never_fails_a_prediction(client, real_cell_png):
     audit = client.app.state.engine.audit_log
-    audit._connection.execute("DROP TABLE predictions")
+    drop_table(audit)
     response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
     assert response.status_code == 200
 
@@ -149,3 +156,122 @@ def test_an_older_database_gains_the_new_columns(tmp_path):
         ("new", "", 0),
     ]
     log.close()
+
+
+# --- PostgreSQL: several replicas, and a database that goes away under load -------------------
+
+
+def audit_backlog(base: str) -> float:
+    import re
+
+    import httpx
+
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    return float(re.search(r"^leukolens_audit_backlog (\S+)$", metrics, re.MULTILINE)[1])
+
+
+def wait_for_empty_backlogs(bases: list[str], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while any(audit_backlog(base) for base in bases):
+        assert time.monotonic() < deadline, "the audit backlog never drained"
+        time.sleep(0.2)
+
+
+def request_ids_in(database_url: str) -> list[str]:
+    import sqlalchemy as sa
+
+    from app.records_db import predictions
+
+    engine = sa.create_engine(database_url)
+    with engine.connect() as connection:
+        ids = list(connection.execute(sa.select(predictions.c.request_id)).scalars())
+    engine.dispose()
+    return ids
+
+
+def load(bases: list[str], payload: bytes, total: int, concurrency: int, answered: list) -> None:
+    """`total` predictions spread over the servers, `concurrency` at a time; every response
+    is appended to `answered` as it arrives (bounded: 300 s at most)."""
+    import asyncio
+    import itertools
+
+    import httpx
+
+    async def run() -> None:
+        numbers = iter(range(total))
+        servers = itertools.cycle(bases)
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def worker() -> None:
+                for number in numbers:
+                    files = {"file": (f"cell-{number}.png", payload, "image/png")}
+                    url = f"{next(servers)}/api/v1/predict"
+                    answered.append(await client.post(url, files=files))
+
+            await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), 300)
+
+    asyncio.run(run())
+
+
+@pytest.mark.load
+def test_two_replicas_on_one_postgresql_write_every_row_once(
+    start_server, model_store, postgres_url, real_cell_png
+):
+    bases = [
+        start_server(LEUKOLENS_MODEL_STORE=str(model_store), LEUKOLENS_DATABASE_URL=postgres_url)
+        for _ in range(2)
+    ]
+    answered: list = []
+    load(bases, real_cell_png, total=400, concurrency=16, answered=answered)
+    assert [response.status_code for response in answered] == [200] * 400
+    wait_for_empty_backlogs(bases)
+    written = request_ids_in(postgres_url)
+    expected = {response.json()["request_id"] for response in answered}
+    print(f"two replicas: {len(answered)} answered, {len(written)} rows written")
+    assert len(expected) == 400
+    assert sorted(written) == sorted(expected)  # every row, none twice, none foreign
+
+
+@pytest.mark.load
+def test_postgresql_restarting_mid_load_loses_and_doubles_no_row(
+    start_server, model_store, postgres, postgres_url, real_cell_png
+):
+    import threading
+
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_DATABASE_URL=postgres_url,
+        LEUKOLENS_AUDIT_BUSY_TIMEOUT_SECONDS="1",
+    )
+    answered: list = []
+    loader = threading.Thread(target=load, args=([base], real_cell_png, 300, 4, answered))
+    loader.start()
+    deadline = time.monotonic() + 120
+    while len(answered) < 60 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    postgres.stop()
+    try:
+        stopped_at = len(answered)
+        highest_backlog = 0.0
+        while (len(answered) < stopped_at + 60 or highest_backlog == 0) and loader.is_alive():
+            highest_backlog = max(highest_backlog, audit_backlog(base))
+            time.sleep(0.1)
+    finally:
+        postgres.start()
+    restarted_at = len(answered)
+    loader.join(timeout=300)
+    assert not loader.is_alive()
+    assert [response.status_code for response in answered] == [200] * 300
+    assert 60 <= stopped_at < restarted_at < 300  # the database was away mid-load
+    assert highest_backlog > 0
+    wait_for_empty_backlogs([base])
+    written = request_ids_in(postgres_url)
+    expected = {response.json()["request_id"] for response in answered}
+    print(
+        f"restart: {len(answered)} answered, {restarted_at - stopped_at} while the database "
+        f"was down, backlog up to {highest_backlog:.0f}, {len(written)} rows written"
+    )
+    assert sorted(written) == sorted(expected)
+    server_log = next(start_server.audit_dir.glob("server-*.log")).read_text()
+    assert "retrying" in server_log
+    assert "audit log write failed" not in server_log

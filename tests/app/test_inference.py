@@ -89,3 +89,19 @@ def test_the_bundled_int8_graph_agrees_with_float32_on_the_fixture_cells(cnmc_ro
     threshold = float32.manifest.threshold.value
     assert np.abs(reference - quantised).max() <= card.max_abs_probability_change + 0.05
     assert ((reference >= threshold) == (quantised >= threshold)).mean() >= 0.9
+
+
+def test_cuda_is_asked_for_first_only_when_onnxruntime_has_it(monkeypatch):
+    import onnxruntime
+
+    from app.inference import providers_for
+
+    assert providers_for("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert providers_for("cuda") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]

@@ -77,3 +77,15 @@ def test_the_rows_do_not_depend_on_how_many_threads_prepare(cnmc_root, model_sto
         tables.append([(r["filename"], r["probability_all"], r["warnings"]) for r in rows])
     assert len(tables[0]) == 18
     assert tables[0] == tables[1] == tables[2]
+
+
+def test_ray_takes_an_address_or_nothing_before_the_folders(tmp_path):
+    from app.predict import parse_arguments
+
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    local = parse_arguments(["--ray", str(folder), "--out", "r.csv"])
+    assert (local.ray, local.paths) == ("local", [folder])
+    cluster = parse_arguments(["--ray", "ray://head:10001", str(folder), "--out", "r.csv"])
+    assert (cluster.ray, cluster.paths) == ("ray://head:10001", [folder])
+    assert parse_arguments([str(folder), "--out", "r.csv"]).ray is None

@@ -1,0 +1,117 @@
+"""deploy/: every Kubernetes manifest is valid against the Kubernetes schemas (offline, the
+ones kubernetes-validate ships) and holds to the deployment's promises; compose.yaml parses
+and runs two replicas on PostgreSQL with Prometheus scraping them."""
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from app.settings import Settings
+
+DEPLOY = Path(__file__).parents[1] / "deploy"
+MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml*"))
+KUBERNETES_VERSION = "1.30.0"
+
+
+def documents(path: Path) -> list[dict]:
+    return [document for document in yaml.safe_load_all(path.read_text()) if document]
+
+
+def manifests() -> dict[str, dict]:
+    return {document["kind"]: document for path in MANIFESTS for document in documents(path)}
+
+
+def test_the_folder_holds_every_kind_the_deployment_needs():
+    assert set(manifests()) == {
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+    }
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
+def test_every_manifest_is_valid_against_the_kubernetes_schemas(path):
+    for document in documents(path):
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_broken_manifest_is_caught():
+    """The validator is not a rubber stamp: a misspelled field fails it."""
+    deployment = manifests()["Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    broken = {**container, "readinesProbe": container["readinessProbe"]}
+    deployment["spec"]["template"]["spec"]["containers"] = [broken]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_pods_run_as_non_root_on_a_read_only_root_with_both_probes():
+    pod = manifests()["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    limits, requests = container["resources"]["limits"], container["resources"]["requests"]
+    assert {"cpu", "memory"} <= set(requests)
+    assert {"cpu", "memory"} <= set(limits)
+
+
+def test_settings_come_from_the_config_map_and_secrets_from_the_secret():
+    found = manifests()
+    (container,) = found["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": found["ConfigMap"]["metadata"]["name"]}}
+    ]
+    from_secret = {
+        variable["name"]: variable["valueFrom"]["secretKeyRef"] for variable in container["env"]
+    }
+    assert set(from_secret) == {"LEUKOLENS_API_KEY", "LEUKOLENS_DATABASE_URL"}
+    secret = found["Secret"]
+    assert {reference["name"] for reference in from_secret.values()} == {secret["metadata"]["name"]}
+    assert {reference["key"] for reference in from_secret.values()} == set(secret["stringData"])
+    # Every ConfigMap key is a real setting, read as the server reads its environment.
+    config = found["ConfigMap"]["data"]
+    known = {f"LEUKOLENS_{name.upper()}" for name in Settings.model_fields}
+    assert set(config) <= known
+    Settings(**{key.removeprefix("LEUKOLENS_").lower(): value for key, value in config.items()})
+
+
+def test_the_service_and_the_autoscaler_point_at_the_deployment():
+    found = manifests()
+    deployment = found["Deployment"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert found["Service"]["spec"]["selector"].items() <= labels.items()
+    target = found["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
+    assert found["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+
+
+def test_compose_runs_two_replicas_on_postgresql_scraped_by_prometheus():
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [
+        name
+        for name, service in services.items()
+        if service.get("image", "").startswith("leukolens")
+    ]
+    assert len(replicas) == 2
+    for name in replicas:
+        service = services[name]
+        assert service["environment"]["LEUKOLENS_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert "@postgres:5432/" in service["environment"]["LEUKOLENS_DATABASE_URL"]
+        assert service["read_only"] is True
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["postgres"]["image"].startswith("postgres:15")
+    prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(
+        f"{name}:8000" for name in replicas
+    )
