@@ -6,7 +6,8 @@ corrected with the Rogan-Gladen estimator, (observed + specificity - 1) / (sensi
 specificity - 1), clipped to [0, 1]. Sensitivity and specificity are those of the model card's
 out-of-fold evaluation (held-out subjects of its cross-validation, calibrated, at the served
 threshold), with the counts they came from; the 95% interval is a seeded Monte Carlo posterior
-over the binomial uncertainty of the sample's cells and the Beta posteriors of those counts.
+over the binomial uncertainty of the sample's cells, the Beta posteriors of those counts and
+the spread of sensitivity and specificity between the card's held-out subjects.
 
 Cells a reviewer decided count as the reviewer said and are not corrected: the model's errors
 do not apply to them. A share of blast-like cells is a research aid, never a diagnosis.
@@ -42,6 +43,10 @@ class HeldOutCounts:
     true_negatives: int
     false_positives: int
     source: str
+    # Each held-out ALL subject's sensitivity and each HEM subject's specificity: a patient's
+    # own rates differ from the pooled ones, and the interval must carry that spread.
+    subject_sensitivities: tuple[float, ...] = ()
+    subject_specificities: tuple[float, ...] = ()
 
     @property
     def sensitivity(self) -> float:
@@ -66,12 +71,16 @@ def held_out_counts(manifest: ModelManifest) -> HeldOutCounts | None:
         (tn, fp), (fn, tp) = matrix
         if tp + fn == 0 or tn + fp == 0:
             continue
+        labels = {s.subject: s.label for s in manifest.training_data.subjects}
+        accuracy = evaluation.per_subject_accuracy
         return HeldOutCounts(
             true_positives=tp,
             false_negatives=fn,
             true_negatives=tn,
             false_positives=fp,
             source=f"model card {manifest.id} v{manifest.version}: {evaluation.protocol}",
+            subject_sensitivities=tuple(v for k, v in accuracy.items() if labels.get(k) == "ALL"),
+            subject_specificities=tuple(v for k, v in accuracy.items() if labels.get(k) == "HEM"),
         )
     return None
 
@@ -169,6 +178,7 @@ def _posterior_interval(
     """Shortest interval holding 95% of Monte Carlo draws of the sample's true share.
 
     Each draw takes sensitivity and specificity from the Beta posteriors of the card's counts,
+    spread by how much they varied between its held-out subjects (a patient is not the pool),
     then the share of the model-called cells from its posterior on a grid (uniform prior; the
     chance of an ALL-like call is (1 - specificity) + share * (sensitivity + specificity - 1)),
     and the share of the reviewed cells from a Jeffreys Beta. The posterior respects [0, 1], so
@@ -179,8 +189,12 @@ def _posterior_interval(
     n = calls.assessable
     total = np.zeros(draws)
     if calls.model_called and counts is not None:
-        sensitivity = rng.beta(counts.true_positives + 1, counts.false_negatives + 1, draws)
-        specificity = rng.beta(counts.true_negatives + 1, counts.false_positives + 1, draws)
+        sensitivity = patient_rates(
+            rng, counts.true_positives, counts.false_negatives, counts.subject_sensitivities, draws
+        )
+        specificity = patient_rates(
+            rng, counts.true_negatives, counts.false_positives, counts.subject_specificities, draws
+        )
         youden = np.maximum(sensitivity + specificity - 1.0, 1e-6)
         called_all = calls.model_called_all
         called_other = calls.model_called - called_all
@@ -197,6 +211,25 @@ def _posterior_interval(
         )
         total += calls.reviewed * reviewed_share
     return shortest_interval(total / n, LEVEL)
+
+
+def between_subject_variance(rates: tuple[float, ...]) -> float:
+    """Spread of the per-subject rates (unbiased); 0 with fewer than two subjects."""
+    return float(np.var(rates, ddof=1)) if len(rates) >= 2 else 0.0
+
+
+def patient_rates(
+    rng: np.random.Generator, hits: int, misses: int, subject_rates: tuple[float, ...], draws: int
+) -> np.ndarray:
+    """A new patient's rate: the pooled rate from the Beta posterior of its counts, then the
+    patient's own around it, Beta with the spread measured between held-out subjects."""
+    pooled = rng.beta(hits + 1, misses + 1, draws)
+    spread = between_subject_variance(subject_rates)
+    mean = hits / (hits + misses)
+    if spread <= 1e-9:
+        return pooled
+    concentration = max(mean * (1 - mean) / spread - 1.0, 1.0)
+    return rng.beta(pooled * concentration + 1e-9, (1 - pooled) * concentration + 1e-9)
 
 
 def shortest_interval(samples: np.ndarray, level: float) -> tuple[float, float]:
@@ -220,8 +253,14 @@ def cells_to_narrow(calls: CellCalls, counts: HeldOutCounts) -> int | None:
     share = rogan_gladen(apparent, sensitivity, specificity)
     z = 1.959963984540054
     budget = (READABLE_WIDTH / (2 * z)) ** 2 * youden**2
-    budget -= share**2 * _beta_variance(counts.true_positives, counts.false_negatives)
-    budget -= (1 - share) ** 2 * _beta_variance(counts.true_negatives, counts.false_positives)
+    budget -= share**2 * (
+        _beta_variance(counts.true_positives, counts.false_negatives)
+        + between_subject_variance(counts.subject_sensitivities)
+    )
+    budget -= (1 - share) ** 2 * (
+        _beta_variance(counts.true_negatives, counts.false_positives)
+        + between_subject_variance(counts.subject_specificities)
+    )
     if budget <= 0:
         return None
     needed = math.ceil(apparent * (1 - apparent) / budget)

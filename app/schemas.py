@@ -184,7 +184,8 @@ class BlastShare(BaseModel):
     more_cells_needed: int | None = Field(
         None,
         description="Roughly how many more assessable cells would narrow the interval to the "
-        "readable width; null when it is readable or more cells cannot narrow it enough.",
+        "readable width; null when it is readable or more cells cannot narrow it enough (the "
+        "card's rates are too uncertain or vary too much between its held-out subjects).",
     )
     n_cells: int = Field(description="Images scored for the sample.")
     n_assessable: int = Field(description="Cells counted: assessable or decided by a reviewer.")

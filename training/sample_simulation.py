@@ -73,14 +73,23 @@ def counts_without(cells: HeldOutCells, left_out: Sequence[str]) -> tuple[float,
     """Threshold (best balanced accuracy) and confusion counts on the other subjects only."""
     keep = ~np.isin(cells.subjects, list(left_out))
     labels, probabilities = cells.labels[keep], cells.probabilities[keep]
+    subjects = cells.subjects[keep]
     threshold = choose_threshold(labels.tolist(), probabilities.tolist())
     called = probabilities >= threshold
+    rates = {
+        (subject, int(labels[subjects == subject][0])): float(
+            np.mean(called[subjects == subject] == labels[subjects == subject])
+        )
+        for subject in sorted(set(subjects.tolist()))
+    }
     return threshold, HeldOutCounts(
         true_positives=int(np.sum(called & (labels == 1))),
         false_negatives=int(np.sum(~called & (labels == 1))),
         true_negatives=int(np.sum(~called & (labels == 0))),
         false_positives=int(np.sum(called & (labels == 0))),
         source=f"out-of-fold predictions without subjects {', '.join(left_out)}",
+        subject_sensitivities=tuple(rate for (_, label), rate in rates.items() if label == 1),
+        subject_specificities=tuple(rate for (_, label), rate in rates.items() if label == 0),
     )
 
 
@@ -174,21 +183,28 @@ def simulate_card(
     repeats: int = 100,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Synthetic calls with the card's own sensitivity and specificity: the estimator alone."""
+    """Synthetic calls at the card's rates: each sample a patient with the sensitivity of one of
+    the card's held-out ALL subjects and the specificity of one of its HEM subjects (the pooled
+    rates where the card lists no subject)."""
     rng = np.random.default_rng(seed)
+    sensitivities = counts.subject_sensitivities or (counts.sensitivity,)
+    specificities = counts.subject_specificities or (counts.specificity,)
     rows = []
     for size in sizes:
         for share in shares:
             tally = _Tally()
             for repeat in range(repeats):
                 blasts = int(rng.binomial(size, share))
-                called_all = int(rng.binomial(blasts, counts.sensitivity))
-                called_all += int(rng.binomial(size - blasts, 1.0 - counts.specificity))
+                sensitivity = sensitivities[rng.integers(len(sensitivities))]
+                specificity = specificities[rng.integers(len(specificities))]
+                called_all = int(rng.binomial(blasts, sensitivity))
+                called_all += int(rng.binomial(size - blasts, 1.0 - specificity))
                 tally.add(share, CellCalls(size, size, called_all, 0, 0), counts, repeat)
             rows.append(tally.row(size, share))
     return {
         "protocol": (
-            "SYNTHETIC calls drawn with the card's own sensitivity and specificity (its "
+            "SYNTHETIC calls drawn with the sensitivity of one of the card's held-out ALL "
+            "subjects and the specificity of one of its HEM subjects per sample (its "
             f"{counts.source}); a check of the estimator where its assumptions hold, not a "
             f"measurement of the model; {repeats} samples per cell of the table"
         ),

@@ -424,7 +424,7 @@
       "not a diagnosis and not a blast count.";
     if (share.corrected === null) return `${share.note}. ${aid}`;
     const errors = share.n_model_called === 0 ? "Every counted cell was reviewed, so no model correction applies."
-      : `Corrected for the model's errors measured on held-out subjects: sensitivity ` +
+      : `Corrected for the model's errors measured on held-out people: sensitivity ` +
         `${percent(share.sensitivity)} (${share.sensitivity_counts[0]} of ` +
         `${share.sensitivity_counts[0] + share.sensitivity_counts[1]} ALL cells), specificity ` +
         `${percent(share.specificity)} (${share.specificity_counts[0]} of ` +
@@ -433,7 +433,8 @@
     if (share.too_wide) {
       reading = `The interval is too wide to read (${points(share.interval_width)}, more than ` +
         `${points(share.readable_width)}): ` + (share.more_cells_needed === null
-        ? "more cells alone would not narrow it; the model's measured error rates are too uncertain."
+        ? "more cells alone would not narrow it: the model's error rates are too uncertain, " +
+          "or differ too much from one held-out person to the next."
         : `roughly ${share.more_cells_needed} more assessable cells would narrow it.`);
     }
     return `${reading} ${errors} ${aid}`;

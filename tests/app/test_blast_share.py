@@ -237,3 +237,34 @@ def test_the_shortest_interval_holds_the_level():
     samples = np.linspace(0, 1, 1001)
     low, high = shortest_interval(samples, 0.95)
     assert high - low == pytest.approx(0.95, abs=0.002)
+
+
+def test_the_card_gives_each_held_out_subjects_rate_by_class():
+    manifest = card("convnext-atto-128-cell")
+    counts = held_out_counts(manifest)
+    evaluation = next(
+        e for e in manifest.evaluations if e.protocol.startswith("out-of-fold predictions")
+    )
+    hem = [s.subject for s in manifest.training_data.subjects if s.label == "HEM"]
+    assert sorted(counts.subject_specificities) == sorted(
+        evaluation.per_subject_accuracy[s] for s in hem
+    )
+    assert len(counts.subject_sensitivities) + len(hem) == len(evaluation.per_subject_accuracy)
+
+
+def test_patients_differing_from_the_pool_widen_the_interval_beyond_what_cells_can_narrow():
+    spread = HeldOutCounts(
+        true_positives=800,
+        false_negatives=200,
+        true_negatives=750,
+        false_positives=250,
+        source="t",
+        subject_sensitivities=(0.95, 0.6, 0.85),
+        subject_specificities=(0.55, 0.9, 0.8),
+    )
+    pooled = estimate_blast_share(model_calls(200, 100), COUNTS)
+    patient = estimate_blast_share(model_calls(200, 100), spread)
+    assert patient.corrected == pytest.approx(pooled.corrected)
+    assert patient.interval_width > pooled.interval_width + 0.2
+    assert patient.too_wide
+    assert patient.more_cells_needed is None  # the subjects' spread, not the cells, limits it
