@@ -385,6 +385,8 @@
   // The server holds the sample's calls and decisions and the model card's held-out error
   // counts, so it computes the corrected share and its interval; the page only shows them.
   async function refreshShare(sampleId) {
+    // Nothing scored for it yet (a cancelled first run, say): the server has no such sample.
+    if (!sampleRows(sampleId).some((row) => row.status === "ok")) return;
     try {
       const response = await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}`, {
         headers: apiHeaders(),
