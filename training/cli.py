@@ -221,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an exported model directory: SYNTHETIC calls at its card's sensitivity and "
         "specificity (checks the estimator, not the model)",
     )
+    simulation.add_argument(
+        "--unseen-data",
+        type=Path,
+        help="with --card: score this C-NMC root's unseen subjects as served, each one sample, "
+        "instead of simulating",
+    )
     simulation.add_argument("--repeats", type=int, default=100, help="samples per table cell")
     simulation.add_argument("--seed", type=int, default=0)
     simulation.add_argument("--out", type=Path, help="write the report as JSON here")
@@ -390,7 +396,12 @@ def run_sample_simulation(args: argparse.Namespace) -> None:
 
     try:
         report = run(
-            cv_dir=args.cv, card_dir=args.card, out=args.out, repeats=args.repeats, seed=args.seed
+            cv_dir=args.cv,
+            card_dir=args.card,
+            out=args.out,
+            repeats=args.repeats,
+            seed=args.seed,
+            unseen_data=args.unseen_data,
         )
     except (OSError, ValueError) as error:
         raise DatasetError(str(error)) from error

@@ -212,11 +212,73 @@ def simulate_card(
     }
 
 
+def unseen_subjects(model_dir: Path, data_root: Path) -> dict[str, object]:
+    """Each unseen subject as a sample, scored as served: its true share is 1 (ALL) or 0 (HEM).
+
+    The subject-level ROC AUC of the sample score, and per subject the corrected share with its
+    interval against that truth. Every cell counts as assessable (the cells are segmented)."""
+    from training.external_evaluation import index_external, score_model_dir
+
+    manifest = load_manifest(model_dir, verify_checksum=False)
+    counts = held_out_counts(manifest)
+    if counts is None:
+        raise ValueError(f"{model_dir}: the card has no out-of-fold confusion matrix")
+    data = index_external(data_root)
+    scores = score_model_dir(model_dir, data.images)
+    by_subject: dict[str, list[int]] = defaultdict(list)
+    for position, image in enumerate(data.images):
+        by_subject[image.subject].append(position)
+    rows = []
+    for subject, positions in sorted(by_subject.items()):
+        probabilities = scores.values[positions]
+        truth = float(data.images[positions[0]].label)
+        called_all = int(np.sum(probabilities >= manifest.threshold.value))
+        cells = len(positions)
+        share = estimate_blast_share(CellCalls(cells, cells, called_all, 0, 0), counts)
+        low, high = share.ci_low or 0.0, share.ci_high or 0.0
+        rows.append(
+            {
+                "subject": subject,
+                "true_share": truth,
+                "cells": cells,
+                "sample_score": float(probabilities.mean()),
+                "observed": share.observed,
+                "corrected": share.corrected,
+                "ci_low": low,
+                "ci_high": high,
+                "covered": low <= truth <= high,
+            }
+        )
+    labels = [row["true_share"] for row in rows]
+    errors = np.asarray([float(row["corrected"] or 0.0) - row["true_share"] for row in rows])
+    return {
+        "protocol": (
+            f"unseen subjects under {data_root}, each one sample (true share 1 for ALL "
+            f"subjects, 0 for HEM), scored as served by {manifest.id} v{manifest.version}; "
+            "corrected with the card's out-of-fold counts and between-subject spread"
+        ),
+        "subjects_all": int(sum(labels)),
+        "subjects_hem": len(labels) - int(sum(labels)),
+        "subject_level_roc_auc": float(
+            skm.roc_auc_score(labels, [row["sample_score"] for row in rows])
+        ),
+        "cell_level_roc_auc": float(
+            skm.roc_auc_score([image.label for image in data.images], scores.values)
+        ),
+        "median_cells": float(np.median([row["cells"] for row in rows])),
+        "mean_abs_error_corrected": float(np.mean(np.abs(errors))),
+        "mean_error_corrected": float(np.mean(errors)),
+        "coverage": float(np.mean([row["covered"] for row in rows])),
+        "subjects": rows,
+    }
+
+
 def run(
     *,
     cv_dir: Path | None,
     card_dir: Path | None,
     out: Path | None,
+    unseen_data: Path | None = None,
     repeats: int,
     seed: int,
     sizes: Sequence[int] = SIZES,
@@ -226,6 +288,8 @@ def run(
         cells = read_out_of_fold(cv_dir)
         report = simulate_held_out(cells, sizes=sizes, repeats=repeats, seed=seed)
         report |= {"cv": str(cv_dir), **subject_level_roc_auc(cells)}
+    elif card_dir is not None and unseen_data is not None:
+        report = unseen_subjects(card_dir, unseen_data)
     elif card_dir is not None:
         manifest = load_manifest(card_dir, verify_checksum=False)
         counts = held_out_counts(manifest)
@@ -241,6 +305,15 @@ def run(
 
 
 def markdown(report: dict[str, object]) -> str:
+    if "rows" not in report:
+        return (
+            f"{report['protocol']}\n\nsubject-level ROC AUC {report['subject_level_roc_auc']:.3f} "
+            f"(cell level {report['cell_level_roc_auc']:.3f}) over {report['subjects_all']} ALL "
+            f"and {report['subjects_hem']} HEM subjects, median {report['median_cells']:.0f} "
+            f"cells each; corrected share: mean error {report['mean_error_corrected']:+.3f}, "
+            f"mean abs error {report['mean_abs_error_corrected']:.3f}, interval coverage "
+            f"{report['coverage']:.2f}"
+        )
     lines = [
         str(report["protocol"]),
         "",

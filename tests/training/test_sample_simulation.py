@@ -86,3 +86,19 @@ def test_the_card_mode_is_labelled_synthetic(tmp_path, capsys, model_id):
 def test_a_cv_without_predictions_is_an_error(tmp_path, capsys):
     assert main(["sample-simulation", "--cv", str(tmp_path)]) == 2
     assert "oof_predictions.csv" in capsys.readouterr().err
+
+
+def test_unseen_subjects_are_each_one_sample_scored_as_served(cnmc_root, tmp_path, capsys):
+    out = tmp_path / "unseen.json"
+    model_dir = STORE / "convnext-atto-128-cell"
+    arguments = ["--card", str(model_dir), "--unseen-data", str(cnmc_root), "--out", str(out)]
+    assert main(["sample-simulation", *arguments]) == 0
+    report = json.loads(out.read_text())
+    assert (report["subjects_all"], report["subjects_hem"]) == (3, 3)
+    assert sum(row["cells"] for row in report["subjects"]) == 18
+    for row in report["subjects"]:
+        assert row["true_share"] == (0.0 if row["subject"].startswith("H") else 1.0)
+        assert 0.0 <= row["ci_low"] <= row["corrected"] <= row["ci_high"] <= 1.0
+        assert row["covered"] == (row["ci_low"] <= row["true_share"] <= row["ci_high"])
+    assert 0.0 <= report["subject_level_roc_auc"] <= 1.0
+    assert "subject-level ROC AUC" in capsys.readouterr().out
