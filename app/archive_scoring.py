@@ -20,6 +20,7 @@ import numpy as np
 from app.engine import PredictionEngine, Upload
 from app.model_registry import ModelRegistry
 from app.result_table import RESULT_COLUMNS, result_row, results_writer
+from app.schemas import Prediction
 from app.upload_checks import UploadLimits
 
 LOCAL = "local"
@@ -42,6 +43,9 @@ class ArchiveScorer:
             for name, path in zip(batch["filename"], batch["path"], strict=True)
         ]
         outcomes = self.engine.predict_many(uploads, model_id=self.model_id)
+        for outcome, sample in zip(outcomes, batch["sample_id"], strict=True):
+            if isinstance(outcome, Prediction) and sample:
+                outcome.sample_id = str(sample)
         rows = [
             result_row(upload.filename, outcome)
             for upload, outcome in zip(uploads, outcomes, strict=True)
@@ -53,7 +57,7 @@ class ArchiveScorer:
 
 
 def score_on_ray(
-    images: Sequence[Path],
+    images: Sequence[tuple[Path, str | None]],
     out: Path,
     *,
     model_store: Path,
@@ -63,7 +67,8 @@ def score_on_ray(
     local_cpus: int | None = None,
     batch_size: int = 16,
 ) -> tuple[int, int]:
-    """Score `images` on Ray and write the CSV; returns (scored, failed)."""
+    """Score `images` (each with its sample, or None) on Ray and write the CSV; returns
+    (scored, failed)."""
     import ray
     import ray.data
 
@@ -79,7 +84,10 @@ def score_on_ray(
         context.enable_progress_bars = False
         actors = max(1, int(ray.available_resources().get("CPU", 1)))
         dataset = ray.data.from_items(
-            [{"path": str(path.resolve()), "filename": str(path)} for path in images]
+            [
+                {"path": str(path.resolve()), "filename": str(path), "sample_id": sample or ""}
+                for path, sample in images
+            ]
         ).map_batches(
             ArchiveScorer,
             fn_constructor_kwargs={

@@ -173,8 +173,54 @@ class SampleCounts(BaseModel):
     )
 
 
+class BlastShare(BaseModel):
+    """A sample's share of blast-like cells: a research aid, never a diagnosis."""
+
+    observed: float | None = Field(
+        None, description="Share of assessable cells called ALL-like (reviewers' calls first)."
+    )
+    corrected: float | None = Field(
+        None,
+        description="Estimated true share of blast-like cells given the model's held-out "
+        "sensitivity and specificity (Rogan-Gladen, clipped to [0, 1]); reviewed cells count "
+        "as decided.",
+    )
+    ci_low: float | None = None
+    ci_high: float | None = None
+    level: float = Field(0.95, description="Coverage aimed at by [ci_low, ci_high].")
+    interval_width: float | None = None
+    readable_width: float = Field(description="Wider intervals than this are too wide to read.")
+    too_wide: bool = False
+    more_cells_needed: int | None = Field(
+        None,
+        description="Roughly how many more assessable cells would narrow the interval to the "
+        "readable width; null when it is readable or more cells cannot narrow it enough (the "
+        "card's rates are too uncertain or vary too much between its held-out subjects).",
+    )
+    n_cells: int = Field(description="Images scored for the sample.")
+    n_assessable: int = Field(description="Cells counted: assessable or decided by a reviewer.")
+    n_reviewed: int = Field(description="Counted cells whose call is a reviewer's decision.")
+    n_reviewed_all: int = 0
+    n_model_called: int = Field(description="Counted cells whose call is the model's.")
+    sensitivity: float | None = None
+    specificity: float | None = None
+    sensitivity_counts: list[int] | None = Field(
+        None, description="[true positives, false negatives] the sensitivity came from."
+    )
+    specificity_counts: list[int] | None = Field(
+        None, description="[true negatives, false positives] the specificity came from."
+    )
+    source: str | None = Field(None, description="The evaluation the counts come from.")
+    note: str = ""
+
+
 class SampleReport(BaseModel):
     sample_id: str
     predictions: list[SamplePrediction]
     decisions: list[ReviewRecord] = Field(description="Every decision, oldest first.")
     counts: SampleCounts
+    blast_share: BlastShare | None = None
+    sample_score: float | None = Field(
+        None,
+        description="Mean calibrated probability of the assessable cells, for ranking samples.",
+    )

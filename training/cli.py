@@ -1,5 +1,5 @@
 """`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare.
+counterfactual, heat-in-cell, external, compare, sample-simulation.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it.
@@ -240,6 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-latency", action="store_true", help="skip exporting fold 0 to time onnxruntime"
     )
     compare.add_argument("--json", type=Path, help="also write the rows here")
+
+    simulation = commands.add_parser(
+        "sample-simulation",
+        help="samples of 10-200 cells at known blast shares: error and interval coverage of "
+        "the corrected share of blast-like cells",
+    )
+    simulated = simulation.add_mutually_exclusive_group(required=True)
+    simulated.add_argument(
+        "--cv", type=Path, help="a cv directory: samples from its held-out subjects' cells"
+    )
+    simulated.add_argument(
+        "--card",
+        type=Path,
+        help="an exported model directory: SYNTHETIC calls at its card's sensitivity and "
+        "specificity (checks the estimator, not the model)",
+    )
+    simulation.add_argument(
+        "--unseen-data",
+        type=Path,
+        help="with --card: score this C-NMC root's unseen subjects as served, each one sample, "
+        "instead of simulating",
+    )
+    simulation.add_argument("--repeats", type=int, default=100, help="samples per table cell")
+    simulation.add_argument("--seed", type=int, default=0)
+    simulation.add_argument("--out", type=Path, help="write the report as JSON here")
     return parser
 
 
@@ -476,6 +501,23 @@ def run_compare(args: argparse.Namespace) -> None:
     print(markdown_table(rows))
 
 
+def run_sample_simulation(args: argparse.Namespace) -> None:
+    from training.sample_simulation import markdown, run
+
+    try:
+        report = run(
+            cv_dir=args.cv,
+            card_dir=args.card,
+            out=args.out,
+            repeats=args.repeats,
+            seed=args.seed,
+            unseen_data=args.unseen_data,
+        )
+    except (OSError, ValueError) as error:
+        raise DatasetError(str(error)) from error
+    print(markdown(report))
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
@@ -488,6 +530,7 @@ COMMANDS = {
     "adapt": run_adapt,
     "morphology": run_morphology,
     "compare": run_compare,
+    "sample-simulation": run_sample_simulation,
 }
 
 

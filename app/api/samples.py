@@ -1,4 +1,4 @@
-"""A sample as a lab sees it: its scored images, the reviewers' decisions, the counts."""
+"""A sample as a lab sees it: its scored images, the reviewers' decisions, the counts, the share."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path
 
 from app.api.reviews import ReviewRecordsDep
+from app.blast_share import sample_blast_share, sample_score
+from app.dependencies import RegistryDep
+from app.manifest import ModelManifest
 from app.schemas import ErrorResponse, SampleIdPattern, SampleReport
 
 router = APIRouter(prefix="/samples", tags=["review"])
@@ -18,9 +21,20 @@ router = APIRouter(prefix="/samples", tags=["review"])
     responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
 )
 def get_sample(
-    sample_id: Annotated[str, Path(pattern=SampleIdPattern)], records: ReviewRecordsDep
+    sample_id: Annotated[str, Path(pattern=SampleIdPattern)],
+    records: ReviewRecordsDep,
+    registry: RegistryDep,
 ) -> SampleReport:
+    """The sample's images and decisions, with its share of blast-like cells (corrected for the
+    model's held-out errors, with a 95% interval) and its score: a research aid, not a diagnosis."""
     report = records.sample(sample_id)
     if report is None:
         raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
+
+    def card_for(model_id: str) -> ModelManifest | None:
+        model = registry.models.get(model_id)
+        return model.manifest if model is not None else None
+
+    report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
+    report.sample_score = sample_score(report.predictions)
     return report

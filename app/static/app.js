@@ -24,6 +24,7 @@
   const sampleSelect = $("sample-select");
   const sampleTitle = $("sample-title");
   const counts = $("sample-counts");
+  const shareReading = $("share-reading");
   const gallery = $("gallery");
   const detail = $("detail");
   const template = $("detail-template");
@@ -48,7 +49,7 @@
   const DECISION_WORDS = { ALL: "ALL confirmed", HEM: "normal confirmed", not_assessable: "not assessable" };
 
   // The session: every row owns its file's result, keyed by request id and image sha256.
-  let session = { rows: [], currentSample: "", exported: true, savedAt: null };
+  let session = { rows: [], currentSample: "", exported: true, savedAt: null, shares: {} };
   const liveFiles = new Map(); // row key -> File, for the native-resolution view (not persisted)
   const liveViews = new Map(); // row key -> full prediction with views (not persisted)
   let selectedKey = null;
@@ -306,6 +307,7 @@
       saveSession();
       $("sample-heading").focus();
     }
+    await refreshShare(sampleId);
   }
 
   // -- review --------------------------------------------------------------------------------
@@ -375,6 +377,75 @@
     }
     render();
     saveSession();
+    if (record.stored) await refreshShare(row.sampleId);
+  }
+
+  // -- the sample's share of blast-like cells, from the server -------------------------------
+
+  // The server holds the sample's calls and decisions and the model card's held-out error
+  // counts, so it computes the corrected share and its interval; the page only shows them.
+  async function refreshShare(sampleId) {
+    // Nothing scored for it yet (a cancelled first run, say): the server has no such sample.
+    if (!sampleRows(sampleId).some((row) => row.status === "ok")) return;
+    try {
+      const response = await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}`, {
+        headers: apiHeaders(),
+      });
+      if (!response.ok) return;
+      const body = await response.json();
+      session.shares[sampleId] = { ...body.blast_share, sample_score: body.sample_score };
+      render();
+      saveSession();
+    } catch {
+      // The counts stay as they are; the share is fetched again after the next answer.
+    }
+  }
+
+  const points = (value) => `${Math.round(value * 100)} percentage points`;
+
+  function shareEntries(sampleId) {
+    const share = session.shares[sampleId];
+    if (!share || share.observed === null) {
+      return [["Blast-like share, corrected (95% interval)", "–"]];
+    }
+    const corrected = share.corrected === null ? "not corrected"
+      : `${percent(share.corrected)} (${percent(share.ci_low)}–${percent(share.ci_high)})`;
+    return [
+      ["Blast-like share, corrected (95% interval)", corrected],
+      ["Blast-like share, as called", `${percent(share.observed)} of ${plural(share.n_assessable, "cell")}` +
+        ` (${share.n_reviewed} reviewed)`],
+      ["Sample score (mean P(ALL))", share.sample_score === null ? "–" : percent(share.sample_score)],
+    ];
+  }
+
+  function shareSentences(sampleId) {
+    const share = session.shares[sampleId];
+    if (!share) return "The share of blast-like cells appears once the server has answered for this sample.";
+    if (share.observed === null) return "No assessable cell: no share of blast-like cells can be given.";
+    const aid = "A share of blast-like cells among the cells analysed, for research and screening: " +
+      "not a diagnosis and not a blast count.";
+    if (share.corrected === null) return `${share.note}. ${aid}`;
+    const errors = share.n_model_called === 0 ? "Every counted cell was reviewed, so no model correction applies."
+      : `Corrected for the model's errors measured on held-out people: sensitivity ` +
+        `${percent(share.sensitivity)} (${share.sensitivity_counts[0]} of ` +
+        `${share.sensitivity_counts[0] + share.sensitivity_counts[1]} ALL cells), specificity ` +
+        `${percent(share.specificity)} (${share.specificity_counts[0]} of ` +
+        `${share.specificity_counts[0] + share.specificity_counts[1]} normal cells).`;
+    let reading = `The interval is narrow enough to read (at most ${points(share.readable_width)}).`;
+    if (share.too_wide) {
+      reading = `The interval is too wide to read (${points(share.interval_width)}, more than ` +
+        `${points(share.readable_width)}): ` + (share.more_cells_needed === null
+        ? "more cells alone would not narrow it: the model's error rates are too uncertain, " +
+          "or differ too much from one held-out person to the next."
+        : `roughly ${share.more_cells_needed} more assessable cells would narrow it.`);
+    }
+    return `${reading} ${errors} ${aid}`;
+  }
+
+  function renderShare() {
+    const share = session.shares[session.currentSample];
+    shareReading.textContent = shareSentences(session.currentSample);
+    shareReading.dataset.tooWide = share && share.too_wide ? "true" : "false";
   }
 
   // -- rendering -----------------------------------------------------------------------------
@@ -418,7 +489,8 @@
 
   function renderCounts() {
     counts.replaceChildren();
-    for (const [term, value] of countEntries(sampleRows())) {
+    const entries = [...countEntries(sampleRows()), ...shareEntries(session.currentSample)];
+    for (const [term, value] of entries) {
       const wrapper = document.createElement("div");
       const dt = document.createElement("dt");
       const dd = document.createElement("dd");
@@ -717,7 +789,7 @@
         `reviewer: ${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`;
       const table = document.createElement("table");
       table.className = "report-counts";
-      for (const [term, value] of countEntries(rows)) {
+      for (const [term, value] of [...countEntries(rows), ...shareEntries(id)]) {
         const tr = document.createElement("tr");
         const th = document.createElement("th");
         th.scope = "row";
@@ -743,6 +815,9 @@
         figure.appendChild(caption);
         cells.appendChild(figure);
       }
+      const reading = document.createElement("p");
+      reading.className = "report-share";
+      reading.textContent = shareSentences(id);
       const performance = document.createElement("p");
       const modelIds = [...new Set(rows.filter((r) => r.prediction).map((r) => r.prediction.model.id))];
       performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.summary || m).join(" ");
@@ -751,7 +826,7 @@
       notice.textContent = "Research and screening aid, not a diagnosis. Every result must be " +
         "reviewed by a qualified person; the counts above are the reviewer's and the model's, " +
         "not a clinical differential.";
-      page.append(title, meta, table, cells, performance, notice);
+      page.append(title, meta, table, reading, cells, performance, notice);
       report.appendChild(page);
     }
   }
@@ -769,6 +844,7 @@
     sampleTitle.textContent = session.currentSample;
     renderSampleSelect();
     renderCounts();
+    renderShare();
     renderGallery();
     renderDetail();
     renderTable();
@@ -862,7 +938,8 @@
     try {
       const saved = await storeOp("readonly", (store) => store.get("current"));
       if (saved && saved.rows && saved.rows.length) {
-        session = { rows: saved.rows, currentSample: saved.currentSample, exported: saved.exported, savedAt: saved.savedAt };
+        session = { rows: saved.rows, currentSample: saved.currentSample, exported: saved.exported,
+          savedAt: saved.savedAt, shares: saved.shares || {} };
         if (saved.reviewer && !reviewerInput.value) reviewerInput.value = saved.reviewer;
         sampleInput.value = session.currentSample;
         selectedKey = galleryOrder().find((row) => row.status === "ok")?.key || null;
@@ -879,7 +956,7 @@
   async function clearSession() {
     if (run) return;
     if (!session.exported && !window.confirm("Clear this session? Results not yet exported are lost (decisions already stored on the server stay there).")) return;
-    session = { rows: [], currentSample: "", exported: true, savedAt: null };
+    session = { rows: [], currentSample: "", exported: true, savedAt: null, shares: {} };
     liveFiles.clear();
     liveViews.clear();
     selectedKey = null;

@@ -71,6 +71,25 @@ def page(context):
 
 
 @pytest.fixture(scope="module")
+def module_model_store(tmp_path_factory) -> Path:
+    """The two test models; the default's card holds an out-of-fold evaluation, so samples
+    scored with it get a corrected share of blast-like cells."""
+    from app.manifest import Evaluation, load_manifest, write_manifest
+    from tests.conftest import write_mean_brightness_model
+
+    store = tmp_path_factory.mktemp("module-store")
+    model_dir = write_mean_brightness_model(store / "brightness")
+    write_mean_brightness_model(store / "brightness-64", input_size=64)
+    evaluation = Evaluation(
+        protocol="out-of-fold predictions of a test cross-validation, at the served threshold",
+        metrics={"threshold": 0.5, "confusion_matrix": [[750, 250], [200, 800]]},
+    )
+    card = load_manifest(model_dir)
+    write_manifest(card.model_copy(update={"evaluations": [evaluation]}), model_dir)
+    return store
+
+
+@pytest.fixture(scope="module")
 def review_server(module_server_launcher, module_model_store) -> str:
     """Torch-free test models; up to 64 files at once, as the default settings."""
     return module_server_launcher(
@@ -385,6 +404,18 @@ def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_s
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("x")
     page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+    # The share is the server's, fetched again after the decision: 4 cells counted, 1 dropped.
+    page.locator("#sample-counts").filter(has_text="of 4 cells (0 reviewed)").wait_for()
+    reading = page.locator("#share-reading")
+    assert reading.get_attribute("data-too-wide") == "true"
+    text = reading.inner_text()
+    assert "too wide to read" in text
+    assert "more assessable cells would narrow it" in text
+    assert "sensitivity 80.0% (800 of 1000 ALL cells)" in text
+    assert "not a diagnosis" in text
+    share = httpx.get(f"{review_server}/api/v1/samples/LAB-P2").json()["blast_share"]
+    corrected = f"{share['corrected'] * 100:.1f}% ({share['ci_low'] * 100:.1f}%"
+    assert corrected in page.locator("#sample-counts").inner_text()
     page.evaluate("() => { window.print = () => { document.body.dataset.printed = 'yes'; }; }")
     page.click("#print-button")
     assert page.locator("body").get_attribute("data-printed") == "yes"
@@ -402,6 +433,8 @@ def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_s
     assert "Images 5" in second
     assert "Confirmed ALL / normal / not assessable 0 / 0 / 1" in second.replace("ﬁ", "fi")
     assert "not a diagnosis" in second
+    assert "Blast-like share, corrected (95% interval)" in second
+    assert "too wide to read" in second
 
 
 PAGES = ["/", "/models/brightness", "/docs", "/no-such-page"]

@@ -45,3 +45,24 @@ def test_an_answer_row_carries_its_state_and_keys():
     assert set(row) == set(RESULT_COLUMNS) - {"error"}
     assert (row["assessable"], row["state"], row["sample_id"]) == ("false", "not_assessable", "S-1")
     assert row["request_id"] == "'-r"
+
+
+def test_a_sample_row_carries_the_share_its_interval_and_its_readability():
+    from app.blast_share import CellCalls, HeldOutCounts, estimate_blast_share
+    from app.result_table import SAMPLE_COLUMNS, sample_row
+
+    counts = HeldOutCounts(
+        true_positives=800, false_negatives=200, true_negatives=750, false_positives=250, source=""
+    )
+    share = estimate_blast_share(CellCalls(12, 12, 6, 0, 0), counts)
+    row = sample_row("=LAB-1", share, 0.61)
+    assert list(row) == SAMPLE_COLUMNS
+    assert row["sample_id"] == "'=LAB-1"
+    assert row["blast_like_share_observed"] == "0.5000"
+    assert float(row["ci95_low"]) <= float(row["blast_like_share_corrected"])
+    assert row["interval_readable"] == "false"
+    assert int(row["more_cells_needed"]) > 0
+    assert row["sample_score"] == "0.6100"
+    empty = sample_row("S", estimate_blast_share(CellCalls(2, 0, 0, 0, 0), counts), None)
+    assert empty["blast_like_share_corrected"] == empty["interval_readable"] == ""
+    assert "no assessable cell" in empty["note"]

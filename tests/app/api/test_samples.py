@@ -1,6 +1,29 @@
 import hashlib
 
 import numpy as np
+import pytest
+
+from app.manifest import Evaluation, load_manifest, write_manifest
+from app.model_registry import record_model
+from tests.conftest import write_mean_brightness_model
+
+# Sensitivity 0.80 (800 of 1000), specificity 0.75 (750 of 1000), at the served threshold 0.5.
+OUT_OF_FOLD = Evaluation(
+    protocol="out-of-fold predictions of a test cross-validation, calibrated, at the served "
+    "threshold",
+    metrics={"n": 2000, "threshold": 0.5, "confusion_matrix": [[750, 250], [200, 800]]},
+)
+
+
+@pytest.fixture
+def model_store(tmp_path):
+    """The test store, its default model's card holding an out-of-fold evaluation."""
+    store = tmp_path / "store"
+    model_dir = write_mean_brightness_model(store / "brightness")
+    manifest = load_manifest(model_dir)
+    write_manifest(manifest.model_copy(update={"evaluations": [OUT_OF_FOLD]}), model_dir)
+    record_model(store, model_dir, default=True)
+    return store
 
 
 def test_a_sample_lists_its_images_and_counts(client, real_cell_png, encode_png):
@@ -45,3 +68,52 @@ def test_a_bad_sample_id_is_422(client, real_cell_png):
         "/api/v1/predict?sample_id=%20x", files={"file": ("c.png", real_cell_png)}
     )
     assert response.status_code == 422
+
+
+def test_a_sample_carries_its_blast_share_and_score(client, real_cell_png, encode_png):
+    blank = encode_png(np.zeros((64, 64, 3), np.uint8))  # no cell: not assessable
+    predictions = [
+        item["prediction"]
+        for item in client.post(
+            "/api/v1/predict/batch?sample_id=LAB-7",
+            files=[("files", ("a.png", real_cell_png)), ("files", ("b.png", blank))],
+        ).json()["results"]
+    ]
+    sample = client.get("/api/v1/samples/LAB-7").json()
+    share = sample["blast_share"]
+    assert share["n_cells"] == 2
+    assert share["n_assessable"] == 1
+    assert share["n_reviewed"] == 0
+    assert share["observed"] == (1.0 if predictions[0]["label"] == "ALL" else 0.0)
+    assert 0.0 <= share["ci_low"] <= share["corrected"] <= share["ci_high"] <= 1.0
+    assert share["too_wide"] is True  # one cell says little
+    assert share["more_cells_needed"] > 10
+    assert share["sensitivity"] == 0.8
+    assert share["specificity"] == 0.75
+    assert share["sensitivity_counts"] == [800, 200]
+    assert share["specificity_counts"] == [750, 250]
+    assert share["source"].startswith("model card brightness v1")
+    assert "out-of-fold predictions" in share["source"]
+    assert sample["sample_score"] == predictions[0]["probability_all"]
+
+
+def test_a_reviewed_cell_replaces_the_models_call_in_the_share(client, real_cell_png):
+    prediction = client.post(
+        "/api/v1/predict?sample_id=LAB-8", files={"file": ("a.png", real_cell_png)}
+    ).json()
+    opposite = "HEM" if prediction["label"] == "ALL" else "ALL"
+    response = client.post(
+        "/api/v1/reviews",
+        json={
+            "request_id": prediction["request_id"],
+            "image_sha256": prediction["image_sha256"],
+            "sample_id": "LAB-8",
+            "decision": opposite,
+            "reviewer": "Dr A",
+        },
+    )
+    assert response.status_code == 201
+    share = client.get("/api/v1/samples/LAB-8").json()["blast_share"]
+    assert share["n_reviewed"] == 1
+    assert share["n_model_called"] == 0
+    assert share["observed"] == share["corrected"] == (1.0 if opposite == "ALL" else 0.0)
