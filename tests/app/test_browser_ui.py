@@ -75,6 +75,7 @@ def module_model_store(tmp_path_factory) -> Path:
     """The two test models; the default's card holds an out-of-fold evaluation, so samples
     scored with it get a corrected share of blast-like cells."""
     from app.manifest import Evaluation, load_manifest, write_manifest
+    from app.model_registry import record_model
     from tests.conftest import write_mean_brightness_model
 
     store = tmp_path_factory.mktemp("module-store")
@@ -86,6 +87,8 @@ def module_model_store(tmp_path_factory) -> Path:
     )
     card = load_manifest(model_dir)
     write_manifest(card.model_copy(update={"evaluations": [evaluation]}), model_dir)
+    record_model(store, store / "brightness-64")
+    record_model(store, model_dir, default=True)
     return store
 
 
@@ -340,9 +343,8 @@ def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc
     page.goto(review_server)
     # Restoring an earlier session re-renders the page and can move the focus: wait for it.
     page.wait_for_function("document.body.dataset.restored === 'true'")
-    page.focus("#choose-button")
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")  # the picker opens from the keyboard
+        page.press("#choose-button", "Enter")  # the picker opens from the keyboard
     chooser.value.set_files([str(p) for p in cells])
     page.fill("#sample-id", "LAB-R")
     page.fill("#reviewer", "A. Tech")
