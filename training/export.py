@@ -148,7 +148,7 @@ def _decision_rule(
     held_out = Predictions.read_csv(source)
     labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
     calibration = calibrate(logits, labels, fitted_on=where)
-    calibrated = sigmoid(logits / calibration.temperature + calibration.bias)
+    calibrated = sigmoid(calibration.apply(logits))
     threshold = ThresholdChoice(
         value=choose_threshold(labels, calibrated),
         source=f"best balanced accuracy (Youden's J) on {where}, calibrated probabilities",
@@ -168,7 +168,7 @@ def _decision_rule(
     if validation_csv.is_file():
         held_out = Predictions.read_csv(validation_csv)
         labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
-        probabilities = sigmoid(logits / calibration.temperature + calibration.bias)
+        probabilities = sigmoid(calibration.apply(logits))
         evaluations.append(
             Evaluation(
                 protocol=(
