@@ -12,6 +12,8 @@ COPY pyproject.toml README.md constraints.txt /tmp/build/
 COPY app /tmp/build/app
 COPY training /tmp/build/training
 COPY model_store /tmp/build/model_store
+COPY static /tmp/build/static
+COPY templates /tmp/build/templates
 # Serving dependencies only: the training extra (torch, timm) is not installed; versions are
 # those the test suite passed with (constraints.txt).
 RUN python -m pip install --constraint /tmp/build/constraints.txt /tmp/build && rm -rf /tmp/build

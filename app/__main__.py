@@ -7,8 +7,8 @@ import argparse
 import uvicorn
 
 from app.logging_config import logging_config
-from app.server_protocol import header_timeout_protocol
 from app.settings import get_settings
+from app.web.server_protocol import header_timeout_protocol
 
 KEEP_ALIVE_SECONDS = 5
 

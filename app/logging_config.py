@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 current_request_id: ContextVar[str] = ContextVar("current_request_id", default="")
+# The client's own X-Request-ID when it is sane: kept beside the server's id, never instead of it.
+current_client_request_id: ContextVar[str] = ContextVar("current_client_request_id", default="")
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

@@ -12,23 +12,24 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
-from app import pages
-from app.admission import InFlightLimitMiddleware
-from app.api import health, models, predictions, reviews, samples
-from app.api_docs import add_offline_docs, openapi_matching_the_server
-from app.api_key import ApiKeyMiddleware, require_api_key
-from app.audit_log import AuditLog
-from app.body_size_limit import BodySizeLimitMiddleware
-from app.engine import BatchingPolicy, PredictionEngine, ServerBusyError
-from app.head_requests import HeadAsGetMiddleware
-from app.metrics import RequestMetricsMiddleware, ServerMetrics
-from app.metrics import router as metrics_router
-from app.model_registry import ModelRegistry
-from app.request_id import RequestIdMiddleware
-from app.review_records import ReviewRecords
-from app.security_headers import SecurityHeadersMiddleware
-from app.settings import PACKAGE_DIR, Settings, get_settings
-from app.upload_checks import UploadLimits, UploadRejectedError
+from app.core.classifier import ExplanationUnavailableError
+from app.service.audit_log import AuditLog
+from app.service.model_registry import ModelRegistry, UnknownModelError
+from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
+from app.service.review_records import ReviewRecords
+from app.service.upload_checks import UploadLimits, UploadRejectedError
+from app.settings import STATIC_DIR, Settings, get_settings
+from app.web import pages
+from app.web.api.routes import health, models, predictions, reviews, samples
+from app.web.api_docs import add_offline_docs, openapi_matching_the_server
+from app.web.middleware.api_key import ApiKeyMiddleware, require_api_key
+from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
+from app.web.middleware.head_as_get import HeadAsGetMiddleware
+from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
+from app.web.middleware.request_id import RequestIdMiddleware
+from app.web.middleware.security_headers import SecurityHeadersMiddleware
+from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
+from app.web.prometheus_metrics import router as metrics_router
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = f"{API_PREFIX}/predict"
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.audit_log
             else None
         )
-        engine = PredictionEngine(
+        service = PredictionService(
             registry,
             UploadLimits(
                 max_bytes=settings.max_upload_bytes,
@@ -90,11 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             audit_log=audit_log,
             observe_inference=metrics.observe_inference,
         )
-        app.state.engine = engine
+        app.state.service = service
         app.state.review_records = ReviewRecords(
             settings.audit_log_path if settings.audit_log else ":memory:"
         )
-        metrics.track_queue_depth(lambda: engine.in_flight)
+        metrics.track_queue_depth(lambda: service.in_flight)
         if audit_log is not None:
             metrics.track_audit_backlog(lambda: audit_log.backlog)
         for model_id, classifier in registry.models.items():
@@ -103,11 +104,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.model_info.labels(
                 model_id, manifest.version, manifest.architecture, default
             ).set(1)
-        await engine.run(registry.warm_up)
+        await service.run(registry.warm_up)
         try:
             yield
         finally:
-            await engine.aclose()
+            await service.aclose()
             app.state.review_records.close()
 
     app = FastAPI(
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_offline_docs(app)
     pages.add_html_error_pages(app)
     openapi_matching_the_server(app, settings)
@@ -146,6 +147,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(UploadRejectedError)
     async def upload_rejected(_: Request, error: UploadRejectedError) -> JSONResponse:
         return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    # A model id is a parameter of the request: one the store lacks is a 422 like any other
+    # bad parameter (routes whose path names the model answer 404 themselves).
+    @app.exception_handler(UnknownModelError)
+    @app.exception_handler(ExplanationUnavailableError)
+    async def bad_model_parameter(_: Request, error: LookupError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=422)
 
     _add_middleware(app, settings, metrics)
     return app

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.answer_states import AnswerState
-from app.manifest import ModelManifest
-from app.quality_checks import QualityWarning
+from app.core.answer_states import AnswerState
+from app.core.manifest import ModelManifest
+from app.core.quality_checks import QualityWarning
 
 
 class ErrorResponse(BaseModel):

@@ -10,15 +10,28 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.upload_checks import DEFAULT_MAX_DECODED_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+from app.service.upload_checks import (
+    DEFAULT_MAX_DECODED_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIDE,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def beside_app(name: str) -> Path:
+    """model_store/, static/ and templates/ sit beside app/ in a checkout; a wheel carries them
+    inside the package (app/<name>), where an installed server finds them."""
+    packaged = PACKAGE_DIR / name
+    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / name
+
+
 def bundled_model_store() -> Path:
-    """model_store/ ships inside the wheel as app/model_store; in a checkout it sits beside app/."""
-    packaged = PACKAGE_DIR / "model_store"
-    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "model_store"
+    return beside_app("model_store")
+
+
+STATIC_DIR = beside_app("static")
+TEMPLATES_DIR = beside_app("templates")
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,7 @@ one run.
 
     python -m bench.batch_cli --data ../shared/data/C-NMC_Leukemia --baseline 5b557d6
 
-Each configuration runs `python -m app.predict FOLDER --out CSV` as a user would, in its own
+Each configuration runs `python -m app.predict_cli FOLDER --out CSV` as a user would, in its own
 process (the earlier commit from a temporary git worktree); the runs alternate `--repeats`
 times, and each rate is images scored over the command's wall-clock time, start-up included.
 """
@@ -31,7 +31,7 @@ def run_cli(tree: Path, data: Path, extra: list[str]) -> tuple[float, list[dict[
         out = Path(folder) / "results.csv"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "app.predict", str(data), "--out", str(out), *extra],
+            [sys.executable, "-m", "app.predict_cli", str(data), "--out", str(out), *extra],
             cwd=tree,
             env=tree_environment(tree),
             check=True,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import httpx
 
-from app.engine import PredictionEngine, Upload
-from app.model_registry import ModelRegistry
+from app.service.model_registry import ModelRegistry
+from app.service.prediction_pipeline import PredictionPipeline, Upload
+from app.service.upload_checks import UploadLimits
 from app.settings import Settings
-from app.upload_checks import UploadLimits
 from bench.common import summary_ms, time_calls, write_result
 
 DEFAULT_IMAGE = (
@@ -107,18 +107,17 @@ def main() -> None:
     )
     registry.warm_up()
     limits = UploadLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    engine = PredictionEngine(registry, limits, settings.worker_threads)
+    pipeline = PredictionPipeline(registry, limits)
     upload = Upload("cell.png", payload, "image/png")
     results["model"] = registry.default_id
     results["engine_single_image"] = summary_ms(
-        time_calls(lambda: engine.predict_one(upload), args.requests)
+        time_calls(lambda: pipeline.predict_one(upload), args.requests)
     )
     batch = [upload] * 16
-    batch_seconds = time_calls(lambda: engine.predict_many(batch), max(5, args.requests // 16))
+    batch_seconds = time_calls(lambda: pipeline.predict_many(batch), max(5, args.requests // 16))
     results["engine_batch16_images_per_second"] = round(
         16 / summary_ms(batch_seconds)["p50_ms"] * 1000, 2
     )
-    engine.close()
 
     with tempfile.TemporaryDirectory() as folder:
         audit = {"LEUKOLENS_AUDIT_LOG_PATH": str(Path(folder) / "audit.sqlite3")}

@@ -88,7 +88,7 @@ def model_gflop(model_dir: Path) -> float:
     import onnx
     from onnx import shape_inference
 
-    from app.manifest import load_manifest
+    from app.core.manifest import load_manifest
 
     manifest = load_manifest(model_dir, verify_checksum=False)
     model = onnx.load(str(model_dir / manifest.onnx_file))

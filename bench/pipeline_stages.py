@@ -8,6 +8,7 @@ that a tree lacks are skipped), and prints one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import statistics
 import sys
@@ -20,6 +21,22 @@ import cv2
 import numpy as np
 
 FORMATS = {"bmp": ".bmp", "png": ".png", "jpeg": ".jpg"}
+# Where each module lived before the issue-15 layout: earlier trees are measured too.
+EARLIER_PATHS = {
+    "app.core.preprocessing": "app.preprocessing",
+    "app.core.quality_checks": "app.quality_checks",
+    "app.service.prediction_pipeline": "app.engine",
+    "app.service.model_registry": "app.model_registry",
+    "app.service.upload_checks": "app.upload_checks",
+}
+
+
+def module(name: str) -> Any:
+    """Today's module, or the same module at its earlier path in a tree from before the move."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        return importlib.import_module(EARLIER_PATHS[name])
 
 
 def per_image_ms(
@@ -47,9 +64,9 @@ def measure_model(
     explain_images: int,
 ) -> dict[str, object]:
     """Every stage of one model's path, per image."""
-    from app import preprocessing as recipe_module
-    from app import quality_checks
-    from app.engine import Upload
+    recipe_module = module("app.core.preprocessing")
+    quality_checks = module("app.core.quality_checks")
+    Upload = module("app.service.prediction_pipeline").Upload  # noqa: N806
 
     config = classifier.manifest.preprocessing
     threshold = config.foreground_threshold
@@ -160,18 +177,22 @@ def main() -> None:
     parser.add_argument("--explain-images", type=int, default=3)
     args = parser.parse_args()
 
-    from app import preprocessing as recipe_module
-    from app.engine import PredictionEngine
-    from app.model_registry import ModelRegistry
     from app.settings import Settings
-    from app.upload_checks import UploadLimits
+
+    recipe_module = module("app.core.preprocessing")
+    ModelRegistry = module("app.service.model_registry").ModelRegistry  # noqa: N806
+    UploadLimits = module("app.service.upload_checks").UploadLimits  # noqa: N806
 
     settings = Settings()
     raw = [path.read_bytes() for path in args.images]
     decoded = [recipe_module.decode_image(data) for data in raw]
     registry = ModelRegistry.load(settings.model_store, intra_op_threads=1)
     limits = UploadLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    engine = PredictionEngine(registry, limits, worker_threads=1)
+    pipeline_module = module("app.service.prediction_pipeline")
+    if hasattr(pipeline_module, "PredictionPipeline"):
+        engine = pipeline_module.PredictionPipeline(registry, limits)
+    else:  # a tree from before the pipeline and the service were split
+        engine = pipeline_module.PredictionEngine(registry, limits, worker_threads=1)
     rounds = args.rounds
     out: dict[str, object] = {"images": len(raw), "default_model": registry.default_id}
 
@@ -194,7 +215,6 @@ def main() -> None:
         for model_id, classifier in registry.models.items()
     }
     out["models"] = models
-    engine.close()
     json.dump(out, sys.stdout)
 
 

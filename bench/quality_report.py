@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.engine import PredictionEngine, Upload
-from app.model_registry import ModelRegistry
+from app.service.model_registry import ModelRegistry
+from app.service.prediction_pipeline import PredictionPipeline, Upload
+from app.service.upload_checks import UploadLimits
 from app.settings import bundled_model_store
-from app.upload_checks import UploadLimits
 from bench.common import write_result
 from training.calibration import reliability
 from training.dataset_index import list_images
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--explain-every", type=int, default=1, metavar="N")
     args = parser.parse_args()
     registry = ModelRegistry.load(bundled_model_store(), args.model)
-    engine = PredictionEngine(registry, UploadLimits(10**8, 10**8), 1)
+    pipeline = PredictionPipeline(registry, UploadLimits(10**8, 10**8))
     classifier = registry.get()
     images = list_images(args.data)
     codes: Counter[str] = Counter()
@@ -39,9 +39,9 @@ def main() -> None:
     for position, image in enumerate(images):
         upload = Upload(image.path.name, image.path.read_bytes())
         if position % args.explain_every == 0:
-            prediction = engine.predict_explained(upload, tta=False)
+            prediction = pipeline.predict_explained(upload, tta=False)
         else:
-            prediction = engine.predict_one(upload, tta=False)
+            prediction = pipeline.predict_one(upload, tta=False)
         probability = prediction.probability_all
         found = {w.code for w in prediction.warnings}
         codes.update(found)
@@ -69,7 +69,6 @@ def main() -> None:
         ),
         "note": "the model's own training images: calibration and metrics here are in-sample",
     }
-    engine.close()
     # The default's report is quality_report.json; another model's carries its id.
     name = "quality_report" if args.model is None else f"quality_report-{args.model}"
     print(write_result(name, results).read_text())

@@ -31,10 +31,10 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from sklearn.metrics import roc_auc_score
 
-from app.inference import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
-from app.manifest import file_sha256
-from app.model_registry import ModelRegistry
-from app.preprocessing import preprocess
+from app.core.classifier import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
+from app.core.manifest import file_sha256
+from app.core.preprocessing import preprocess
+from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import write_result
 from training.dataset_index import list_images, read_image

@@ -3,8 +3,9 @@
     python -m bench.recipe_equivalence --ref 5b557d6 --data ../shared/data/C-NMC_Leukemia
     python -m bench.recipe_equivalence --ref 5b557d6 --write-fixture-reference
 
-The earlier `app/preprocessing.py` and `app/quality_checks.py` are read from git (`git show`)
-and loaded beside today's in one process, so both see the same decoded pixels. The first form
+The earlier `app/core/preprocessing.py` and `app/core/quality_checks.py` (`app/preprocessing.py`
+and `app/quality_checks.py` before issue 15 moved them) are read from git (`git show`) and
+loaded beside today's in one process, so both see the same decoded pixels. The first form
 reports, for every bundled model's recipe, the largest difference between the two tensors and
 whether the warnings are identical; the second writes the earlier code's answers on the test
 fixtures (and a few synthetic edge cases) to `tests/fixtures/recipe_reference.npz`, which CI
@@ -25,10 +26,10 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from app import preprocessing, quality_checks
-from app.manifest import load_manifest
-from app.model_registry import ModelRegistry
-from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig, decode_image
+from app.core import preprocessing, quality_checks
+from app.core.manifest import load_manifest
+from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig, decode_image
+from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import write_result
 
@@ -38,12 +39,21 @@ REFERENCE_FILE = ROOT / "tests/fixtures/recipe_reference.npz"
 MEASUREMENT_FIELDS = ("foreground_fraction", "area", "objects", "touches_border", "sharpness")
 
 
+def source_at(ref: str, relative: str) -> str:
+    """The file at `ref`, at today's path or, for a commit from before the move, at app/<name>."""
+    for candidate in (relative, f"app/{Path(relative).name}"):
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:{candidate}"], cwd=ROOT, capture_output=True, text=True
+        )
+        if shown.returncode == 0:
+            return shown.stdout
+    raise FileNotFoundError(f"{relative} at {ref}")
+
+
 def load_module_at(ref: str, relative: str, name: str, folder: Path) -> ModuleType:
     """`relative` as it was at `ref`, imported under `name` (its own imports are third-party
     only, so it loads beside today's package)."""
-    source = subprocess.run(
-        ["git", "show", f"{ref}:{relative}"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout
+    source = source_at(ref, relative)
     path = folder / f"{name}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -212,10 +222,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         old_prep = load_module_at(
-            args.ref, "app/preprocessing.py", "old_preprocessing", Path(folder)
+            args.ref, "app/core/preprocessing.py", "old_preprocessing", Path(folder)
         )
         old_checks = load_module_at(
-            args.ref, "app/quality_checks.py", "old_quality_checks", Path(folder)
+            args.ref, "app/core/quality_checks.py", "old_quality_checks", Path(folder)
         )
         if args.write_fixture_reference:
             print(write_fixture_reference(old_prep, old_checks))

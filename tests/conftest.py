@@ -29,7 +29,7 @@ def _save_test_model(
     import onnx
     from onnx import TensorProto, helper
 
-    from app.manifest import (
+    from app.core.manifest import (
         ModelInput,
         ModelManifest,
         ModelOutputs,
@@ -86,7 +86,7 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
     predictable for tests."""
     from onnx import TensorProto, helper
 
-    from app.preprocessing import PreprocessConfig
+    from app.core.preprocessing import PreprocessConfig
 
     return _save_test_model(
         model_dir,
@@ -114,7 +114,7 @@ def write_channel_mean_model(model_dir: Path, weight: tuple[float, float, float]
     a last linear layer, as `training export` writes it, for the adaptation tests."""
     from onnx import TensorProto, helper
 
-    from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+    from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
 
     size = 32
     return _save_test_model(
@@ -160,7 +160,7 @@ def model_store(tmp_path) -> Path:
 
 def write_store(store: Path) -> Path:
     """Two test models, their card checksums in store.json, and "brightness" the default."""
-    from app.model_registry import record_model
+    from app.service.model_registry import record_model
 
     write_mean_brightness_model(store / "brightness")
     write_mean_brightness_model(store / "brightness-64", input_size=64)

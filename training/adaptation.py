@@ -36,8 +36,8 @@ from onnx import numpy_helper
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
 
-from app.inference import OnnxCellClassifier, sigmoid
-from app.manifest import (
+from app.core.classifier import OnnxCellClassifier, sigmoid
+from app.core.manifest import (
     Adaptation,
     Calibration,
     Evaluation,
@@ -48,7 +48,7 @@ from app.manifest import (
     load_manifest,
     write_manifest,
 )
-from app.model_registry import STORE_INDEX, record_model
+from app.service.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 from training.evaluate import preprocessed_batches

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from app.inference import sigmoid
-from app.manifest import Calibration, ReliabilityBin
+from app.core.classifier import sigmoid
+from app.core.manifest import Calibration, ReliabilityBin
 
 BINS = 10
 

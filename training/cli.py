@@ -361,7 +361,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_counterfactual(args: argparse.Namespace) -> None:
-    from app.inference import OnnxCellClassifier
+    from app.core.classifier import OnnxCellClassifier
     from training.colour_counterfactual import colour_counterfactual
 
     if args.cv is not None:

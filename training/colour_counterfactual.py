@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from app.inference import OnnxCellClassifier
-from app.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour, preprocess
+from app.core.classifier import OnnxCellClassifier
+from app.core.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour, preprocess
 from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
 
 BATCH = 32

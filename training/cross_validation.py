@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.explanations import HEAT_ON_CELL_GOAL
-from app.preprocessing import PreprocessConfig
+from app.core.gradcam import HEAT_ON_CELL_GOAL
+from app.core.preprocessing import PreprocessConfig
 from training.cell_dataset import PreparedCache
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.preprocessing import ImageDecodeError, to_rgb_uint8
+from app.core.preprocessing import ImageDecodeError, to_rgb_uint8
 
 LABEL_ALL = 1
 LABEL_HEM = 0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.inference import OnnxCellClassifier
-from app.preprocessing import PreprocessConfig, preprocess
+from app.core.classifier import OnnxCellClassifier
+from app.core.preprocessing import PreprocessConfig, preprocess
 from training.dataset_index import DatasetIndex, read_image
 from training.metrics import MetricValue, binary_metrics, per_subject_accuracy
 

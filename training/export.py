@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 import torch
 
-from app.inference import OnnxCellClassifier, sigmoid
-from app.manifest import (
+from app.core.classifier import OnnxCellClassifier, sigmoid
+from app.core.manifest import (
     EXPLAIN_ONNX_FILENAME,
     GRADCAM_OUTPUT,
     INPUT_NAME,
@@ -41,9 +41,9 @@ from app.manifest import (
     file_sha256,
     write_manifest,
 )
-from app.model_registry import record_model
-from app.preprocessing import PreprocessConfig, preprocess
-from app.quality_checks import QualityReference, build_reference, measure_cell
+from app.core.preprocessing import PreprocessConfig, preprocess
+from app.core.quality_checks import QualityReference, build_reference, measure_cell
+from app.service.model_registry import record_model
 from training.calibration import calibrate
 from training.cross_validation import (
     CV_COUNTERFACTUAL,

@@ -23,14 +23,14 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.stats import rankdata
 
-from app.manifest import (
+from app.core.manifest import (
     UNSEEN_SUBJECTS_PROTOCOL,
     Evaluation,
     ModelManifest,
     load_manifest,
     write_manifest,
 )
-from app.model_registry import STORE_INDEX, record_model
+from app.service.model_registry import STORE_INDEX, record_model
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -361,7 +361,7 @@ def score_model_dir(
 ) -> Scores:
     """An exported model exactly as the server runs it: its recipe, onnxruntime, its
     calibration, its threshold, and test-time augmentation when its card turns it on."""
-    from app.inference import OnnxCellClassifier
+    from app.core.classifier import OnnxCellClassifier
     from training.evaluate import preprocessed_batches
 
     classifier = OnnxCellClassifier(model_dir)
@@ -382,7 +382,7 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
     import torch
 
-    from app.inference import sigmoid
+    from app.core.classifier import sigmoid
     from training.cross_validation import OOF_PREDICTIONS, fold_dirs
     from training.evaluate import preprocessed_batches
     from training.metrics import choose_threshold

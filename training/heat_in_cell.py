@@ -1,6 +1,6 @@
 """Does the Grad-CAM map lie on the cell? Measured out of sample, for choosing models.
 
-The server reports each map's share of heat inside the cell (`app.explanations`); this scores
+The server reports each map's share of heat inside the cell (`app.core.gradcam`); this scores
 a cross-validation's fold models on their held-out subjects the same way, so that the bake-off
 can weigh where a candidate's evidence lies next to its accuracy. The map is the textbook
 autograd Grad-CAM on the same feature map the exported explain graph reads (the two agree to
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from app.explanations import HEAT_ON_CELL_GOAL, upsample_gradcam
-from app.preprocessing import (
+from app.core.gradcam import HEAT_ON_CELL_GOAL, upsample_gradcam
+from app.core.preprocessing import (
     PreprocessConfig,
     foreground_mask,
     normalize_to_tensor,

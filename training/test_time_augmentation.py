@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.inference import OnnxCellClassifier
-from app.manifest import TestTimeAugmentationCard
-from app.preprocessing import PreprocessConfig
-from app.test_time_augmentation import average_views, dihedral_views
+from app.core.classifier import OnnxCellClassifier
+from app.core.manifest import TestTimeAugmentationCard
+from app.core.preprocessing import PreprocessConfig
+from app.core.tta_transforms import average_over_transforms, dihedral_transforms
 from training.evaluate import preprocessed_batches
 from training.metrics import binary_metrics
 from training.trainer import VAL_PREDICTIONS, Predictions, load_trained_model
@@ -27,8 +27,8 @@ def _probabilities(
     plain, averaged = [], []
     for tensors in preprocessed_batches(paths, recipe, BATCH):
         plain.append(torch.sigmoid(model(torch.from_numpy(tensors))).numpy())
-        views = torch.from_numpy(np.concatenate([dihedral_views(t) for t in tensors]))
-        averaged.append(average_views(torch.sigmoid(model(views)).numpy()))
+        views = torch.from_numpy(np.concatenate([dihedral_transforms(t) for t in tensors]))
+        averaged.append(average_over_transforms(torch.sigmoid(model(views)).numpy()))
     return np.concatenate(plain), np.concatenate(averaged)
 
 

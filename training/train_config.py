@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
 from training.models import HeadKind
 
 CONFIG_FILENAME = "config.json"

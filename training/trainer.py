@@ -25,8 +25,8 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
-from app.inference import sigmoid
-from app.preprocessing import PreprocessConfig, channel_statistics
+from app.core.classifier import sigmoid
+from app.core.preprocessing import PreprocessConfig, channel_statistics
 from training import distributed
 from training.cell_appearance_augmentation import cell_appearance_randomization
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation

@@ -7,8 +7,8 @@ import numpy as np
 import onnx
 import pytest
 
-from app.inference import OnnxCellClassifier
-from app.manifest import load_manifest
+from app.core.classifier import OnnxCellClassifier
+from app.core.manifest import load_manifest
 from tests.conftest import write_channel_mean_model
 from training.adaptation import (
     AdaptationError,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from app.inference import sigmoid
+from app.core.classifier import sigmoid
 from training.calibration import calibrate, fit_temperature, fit_temperature_and_bias, reliability
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.preprocessing import PreprocessConfig, decode_image, foreground_mask, prepare_image
+from app.core.preprocessing import PreprocessConfig, decode_image, foreground_mask, prepare_image
 from training.cell_appearance_augmentation import cell_appearance_randomization
 
 THRESHOLD = 15

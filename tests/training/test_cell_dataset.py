@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from app.preprocessing import ContrastMethod, CropMethod, PreprocessConfig, decode_image, preprocess
+from app.core.preprocessing import (
+    ContrastMethod,
+    CropMethod,
+    PreprocessConfig,
+    decode_image,
+    preprocess,
+)
 from training.cell_dataset import CellDataset, morphology_preserving_augmentation
 from training.dataset_index import index_dataset
 

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from app.preprocessing import foreground_mask
+from app.core.preprocessing import foreground_mask
 from training.cli import main
 from training.colour_counterfactual import ColourStatistics, cell_statistics, recolour
 from training.dataset_index import read_image
@@ -40,7 +40,7 @@ def test_a_model_of_brightness_is_caught(brightness_model_dir, cnmc_root, capsys
 def test_cell_colour_standardisation_hides_colour_even_from_a_brightness_model(
     brightness_model_dir, cnmc_root, capsys
 ):
-    from app.manifest import load_manifest, write_manifest
+    from app.core.manifest import load_manifest, write_manifest
 
     manifest = load_manifest(brightness_model_dir)
     recipe = manifest.preprocessing.model_copy(update={"standardize_cell_colour": True})

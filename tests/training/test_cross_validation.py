@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from app.manifest import load_manifest
+from app.core.manifest import load_manifest
 from training.cli import main
 from training.cross_validation import (
     CV_COUNTERFACTUAL,

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.preprocessing import decode_image
+from app.core.preprocessing import decode_image
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
+from app.core.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.dataset_index import index_dataset, read_image
 from training.explanation_penalty import cell_share_per_position, logits_and_heat_off_cell
 from training.heat_in_cell import heat_in_cell_fractions

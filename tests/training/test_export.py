@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.inference import OnnxCellClassifier
-from app.manifest import ManifestError, ModelManifest, load_manifest
-from app.preprocessing import decode_image, preprocess
+from app.core.classifier import OnnxCellClassifier
+from app.core.manifest import ManifestError, ModelManifest, load_manifest
+from app.core.preprocessing import decode_image, preprocess
 from training import export as export_module
 from training.cli import main
 from training.export import ExportError, export_run
@@ -154,8 +154,8 @@ def test_export_refuses_to_replace_a_folder_that_is_not_a_model(trained_run, tmp
 
 
 def test_the_export_is_recorded_in_the_stores_index(exported):
-    from app.manifest import card_sha256
-    from app.model_registry import ModelRegistry, StoreIndex
+    from app.core.manifest import card_sha256
+    from app.service.model_registry import ModelRegistry, StoreIndex
 
     index = StoreIndex.read(exported.parent)
     assert index.card_checksums == {"tiny": card_sha256(exported)}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from app.model_registry import record_model
-from app.predict import main as predict_main
+from app.predict_cli import main as predict_main
+from app.service.model_registry import record_model
 from tests.conftest import write_mean_brightness_model
 from training.cli import main
 from training.dataset_index import LABEL_ALL, DatasetError, read_image
@@ -177,7 +177,7 @@ def test_the_command_writes_json_and_markdown(external_root, tmp_path, capsys):
 
 
 def test_recording_in_the_card_replaces_the_earlier_evaluation(external_root, tmp_path, capsys):
-    from app.manifest import load_manifest
+    from app.core.manifest import load_manifest
 
     model_dir = write_mean_brightness_model(tmp_path / "brightness")
     args = ["external", "--model", str(model_dir), "--data", str(external_root)]

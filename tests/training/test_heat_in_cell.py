@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from app.explanations import HEAT_ON_CELL_GOAL
-from app.preprocessing import PreprocessConfig
+from app.core.gradcam import HEAT_ON_CELL_GOAL
+from app.core.preprocessing import PreprocessConfig
 from training.dataset_index import index_dataset
 from training.heat_in_cell import (
     heat_in_cell_fractions,

@@ -1,1 +1,0 @@
-"""The versioned JSON API, one router per area."""

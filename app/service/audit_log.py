@@ -1,0 +1,203 @@
+"""An audit trail of predictions: what was answered, when, by which model.
+
+It stores the image's sha256, never the image or its file name (which may name a patient).
+The database is a SQLite file by default, or any SQLAlchemy URL (PostgreSQL for several
+replicas); app/service/records_db.py holds the schema and its migrations. Writes happen on one
+background thread and never fail a prediction. A database that is locked by another
+process, or unreachable while it restarts, is waited for with backoff rather than losing
+the rows; each row is keyed by the server's own request id and its place in the request, so
+a retried write can never double a row. The client's X-Request-ID, when it sent one, is
+kept beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from app.logging_config import current_client_request_id
+from app.service import records_db
+
+log = logging.getLogger("leukolens.audit")
+
+SECONDS_PER_DAY = 86_400.0
+PRUNE_EVERY_WRITES = 1_000
+FIRST_BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 2.0
+CLOSE_GRACE_SECONDS = 30.0
+OTHER_ERROR_ATTEMPTS = 3
+
+
+class AuditLogError(RuntimeError):
+    """The audit database cannot be opened; the message names the file or the server."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    time: float
+    request_id: str
+    image_sha256: str
+    model_id: str
+    model_version: str
+    probability_all: float
+    label: str
+    latency_ms: float
+    client_request_id: str = ""
+    item: int = 0
+
+
+COLUMNS = [records_db.predictions.c[field.name] for field in fields(AuditRecord)]
+
+
+def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
+    """Worth waiting for: a lock held by another writer, or a server that is away."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if not sqlite:
+        return True  # refused, reset, shutting down, starting up: all pass
+    message = str(error.orig).lower()
+    return "locked" in message or "busy" in message
+
+
+class AuditLog:
+    def __init__(
+        self, database: Path | str, retention_days: float, *, busy_timeout_seconds: float = 5.0
+    ) -> None:
+        """`database`: a SQLite file, or a SQLAlchemy URL such as postgresql+psycopg://..."""
+        url = records_db.sqlite_url(database) if isinstance(database, Path) else database
+        self.sqlite = records_db.is_sqlite(url)
+        # Named in messages; a URL's password never is.
+        self.where = (
+            str(database.resolve())
+            if isinstance(database, Path)
+            else sa.make_url(url).render_as_string(hide_password=True)
+        )
+        self.retention_days = retention_days
+        self.failed = 0
+        self._backlog = 0
+        self._closing_since: float | None = None
+        self._lock = threading.Lock()
+        self._writes = 0
+        try:
+            if isinstance(database, Path):
+                database.parent.mkdir(parents=True, exist_ok=True)
+            self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
+            records_db.migrate(self._engine)
+        except (OSError, SQLAlchemyError) as error:
+            setting = (
+                "LEUKOLENS_AUDIT_LOG_PATH to a writable file"
+                if isinstance(database, Path)
+                else "LEUKOLENS_DATABASE_URL to a reachable database"
+            )
+            raise AuditLogError(
+                f"cannot open the audit log at {self.where}: {error}. Set {setting} "
+                "(or LEUKOLENS_AUDIT_LOG=false)."
+            ) from error
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="leukolens-audit")
+        self.prune()
+
+    @property
+    def backlog(self) -> int:
+        """Rows submitted and not yet committed (waiting for a busy or absent database)."""
+        return self._backlog
+
+    def submit(self, records: Sequence[AuditRecord]) -> Future[None]:
+        """Queue one request's records for writing; returns at once."""
+        client_id = current_client_request_id.get()
+        keyed = [
+            replace(record, item=index, client_request_id=record.client_request_id or client_id)
+            for index, record in enumerate(records)
+        ]
+        with self._lock:
+            self._backlog += len(keyed)
+        return self._writer.submit(self._write, keyed)
+
+    def _write(self, records: list[AuditRecord]) -> None:
+        try:
+            self._write_with_retries(records)
+        finally:
+            with self._lock:
+                self._backlog -= len(records)
+
+    def _write_with_retries(self, records: list[AuditRecord]) -> None:
+        backoff = FIRST_BACKOFF_SECONDS
+        other_errors = 0
+        while True:
+            try:
+                self._insert(records)
+                return
+            except SQLAlchemyError as error:
+                if not _is_transient(error, self.sqlite):
+                    other_errors += 1
+                    if other_errors >= OTHER_ERROR_ATTEMPTS or not isinstance(
+                        error, OperationalError
+                    ):
+                        self._give_up(records)
+                        return
+                elif self._grace_over():
+                    self._give_up(records)
+                    return
+                log.warning(
+                    "audit database unavailable (%s); retrying in %.2f s",
+                    str(getattr(error, "orig", error)).strip(),
+                    backoff,
+                )
+            except Exception:
+                self._give_up(records)
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def _insert(self, records: list[AuditRecord]) -> None:
+        # One transaction per request: all its rows are written, or none and retried.
+        with self._engine.begin() as connection:
+            connection.execute(
+                records_db.insert_once(connection), [asdict(record) for record in records]
+            )
+        with self._lock:
+            self._writes += len(records)
+            due = self._writes >= PRUNE_EVERY_WRITES
+        if due:
+            self.prune()
+
+    def _grace_over(self) -> bool:
+        closing = self._closing_since
+        return closing is not None and time.monotonic() - closing > CLOSE_GRACE_SECONDS
+
+    def _give_up(self, records: list[AuditRecord]) -> None:
+        self.failed += len(records)
+        log.exception(
+            "audit log write failed; %d prediction(s) were answered but not recorded in %s",
+            len(records),
+            self.where,
+        )
+
+    def prune(self) -> int:
+        """Delete records older than the retention period."""
+        cutoff = time.time() - self.retention_days * SECONDS_PER_DAY
+        with self._lock:
+            self._writes = 0
+        table = records_db.predictions
+        with self._engine.begin() as connection:
+            return connection.execute(table.delete().where(table.c.time < cutoff)).rowcount
+
+    def rows(self) -> list[AuditRecord]:
+        with self._engine.connect() as connection:
+            result = connection.execute(sa.select(*COLUMNS).order_by(records_db.predictions.c.id))
+            return [AuditRecord(*row) for row in result]
+
+    def close(self) -> None:
+        """Write what is queued (waiting up to CLOSE_GRACE_SECONDS for the database)."""
+        self._closing_since = time.monotonic()
+        self._writer.shutdown(wait=True)
+        self._engine.dispose()

@@ -1,0 +1,189 @@
+"""The server's asynchronous side of prediction: admission, the worker pool, micro-batching and
+the audit log, around the synchronous pipeline.
+
+Blocking work runs on a thread pool (OpenCV and onnxruntime release the GIL); concurrent
+single-image requests share batched inferences; beyond a configured number of requests in
+flight new work is refused at once (503) rather than queued without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from app.core.classifier import ExplanationUnavailableError
+from app.schemas import Prediction
+from app.service.audit_log import AuditLog, AuditRecord
+from app.service.micro_batching import InferenceObserver, MicroBatcher
+from app.service.model_registry import ModelRegistry
+from app.service.prediction_pipeline import InferenceResult, PredictionPipeline, Upload
+from app.service.upload_checks import UploadLimits, UploadRejectedError
+
+T = TypeVar("T")
+NO_GRADCAM_GRAPH = "this model's export has no Grad-CAM output; explain=false"
+
+
+class ServerBusyError(Exception):
+    """More requests in flight than the configured queue depth; the client should retry."""
+
+    retry_after_seconds = 1
+
+
+@dataclass(frozen=True)
+class BatchingPolicy:
+    max_batch: int = 8
+    max_wait_seconds: float = 0.005
+
+
+class PredictionService:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        limits: UploadLimits,
+        worker_threads: int,
+        *,
+        max_in_flight: int | None = None,
+        batching: BatchingPolicy | None = None,
+        audit_log: AuditLog | None = None,
+        observe_inference: InferenceObserver | None = None,
+    ) -> None:
+        self.pipeline = PredictionPipeline(registry, limits, observe_inference=observe_inference)
+        self.registry = registry
+        self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
+        self.max_in_flight = max_in_flight
+        self.audit_log = audit_log
+        self.in_flight = 0
+        self.preparing = 0
+        policy = batching or BatchingPolicy()
+        self.batchers = {
+            model_id: MicroBatcher(
+                classifier,
+                self.executor,
+                max_batch=policy.max_batch,
+                max_wait_seconds=policy.max_wait_seconds,
+                incoming=lambda: self.preparing,
+                observe=observe_inference,
+            )
+            for model_id, classifier in registry.models.items()
+        }
+
+    def close(self) -> None:
+        """Stop the worker threads and flush the audit log."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.audit_log is not None:
+            self.audit_log.close()
+
+    async def aclose(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()
+        self.close()
+
+    async def run(self, function: Callable[[], T]) -> T:
+        """Run blocking work on the service's pool, off the event loop, in this context."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, partial(context.run, function)
+        )
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """Hold a place in the queue, or refuse at once when it is full."""
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            raise ServerBusyError
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def audit(self, outcomes: Sequence[Prediction | UploadRejectedError]) -> None:
+        """One audit row per answered image (hashes and results, never the image)."""
+        answered = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+        if self.audit_log is None or not answered:
+            return
+        now = time.time()
+        self.audit_log.submit(
+            [
+                AuditRecord(
+                    time=now,
+                    request_id=prediction.request_id,
+                    image_sha256=prediction.image_sha256,
+                    model_id=prediction.model.id,
+                    model_version=prediction.model.version,
+                    probability_all=prediction.probability_all,
+                    label=prediction.label,
+                    latency_ms=prediction.timings_ms.total,
+                )
+                for prediction in answered
+            ]
+        )
+
+    async def predict(
+        self,
+        upload: Upload,
+        *,
+        model_id: str | None = None,
+        request_id: str = "",
+        views: bool = False,
+        tta: bool | None = None,
+        explain: bool = False,
+    ) -> Prediction:
+        """One image; an unknown model or a map the model cannot draw is refused before any
+        work, and before admission (the answer would not change by waiting)."""
+        classifier = self.registry.get(model_id)
+        if explain and not classifier.explains:
+            raise ExplanationUnavailableError(NO_GRADCAM_GRAPH)
+        async with self.admitted():
+            use_tta = self.pipeline.tta_for(classifier, tta)
+            self.preparing += 1
+            try:
+                prepared = await self.run(partial(self.pipeline.prepare, upload, classifier, views))
+            finally:
+                self.preparing -= 1
+            if use_tta or explain or self.in_flight == 1:
+                # Already a batch of its own (8 transforms), needing the map, or with no
+                # request to share a batch with: run it directly, without the batcher's hop.
+                inference = await self.run(
+                    partial(self.pipeline.infer_one, classifier, prepared.tensor, use_tta, explain)
+                )
+            else:
+                batched = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
+                inference = InferenceResult(batched.probability, None, batched.inference_ms)
+            prediction = self.pipeline.answer(
+                prepared, classifier, inference, request_id, tta=use_tta
+            )
+            self.audit([prediction])
+            return prediction
+
+    async def predict_batch(
+        self,
+        uploads: Sequence[Upload],
+        *,
+        model_id: str | None = None,
+        request_id: str = "",
+        tta: bool | None = None,
+        views: bool = False,
+        explain: bool = False,
+    ) -> list[Prediction | UploadRejectedError]:
+        self.registry.get(model_id)
+        async with self.admitted():
+            outcomes = await self.run(
+                partial(
+                    self.pipeline.predict_many,
+                    uploads,
+                    model_id=model_id,
+                    request_id=request_id,
+                    tta=tta,
+                    views=views,
+                    explain=explain,
+                )
+            )
+        self.audit(outcomes)
+        return outcomes

@@ -1,0 +1,96 @@
+"""The records' one schema and its database: SQLite by default, PostgreSQL by URL.
+
+Every process that opens the database migrates it to the newest schema first (Alembic, in
+app/service/migrations); on PostgreSQL an advisory lock makes replicas starting together take turns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Insert
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# pg_advisory_xact_lock key: any constant shared by every replica ("LEUKOLEN" in ASCII).
+MIGRATION_LOCK_KEY = 0x4C45554B4F4C454E
+
+metadata = sa.MetaData()
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("image_sha256", sa.Text, nullable=False),
+    sa.Column("model_id", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("probability_all", sa.Float, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("item", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("predictions_time", "time"),
+    # The server's request id and the image's place in the request: a retried write of the
+    # same rows is ignored instead of doubling them.
+    sa.Index("predictions_key", "request_id", "item", unique=True),
+    sqlite_autoincrement=True,
+)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def is_sqlite(url: str) -> bool:
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, busy_timeout_seconds: float = 5.0) -> Engine:
+    """An engine that survives a database restart (stale pooled connections are replaced)."""
+    if is_sqlite(url):
+        engine = sa.create_engine(
+            url, connect_args={"timeout": busy_timeout_seconds, "check_same_thread": False}
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def use_write_ahead_log(dbapi_connection: object, _record: object) -> None:
+            # Readers never wait for the writer, and other processes may share the file.
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        connect_args={"connect_timeout": max(1, round(busy_timeout_seconds))},
+    )
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (creates it when empty)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def insert_once(connection: Connection) -> Insert:
+    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])

@@ -1,0 +1,1 @@
+"""The HTTP layer: API routes, browser pages, API docs, Prometheus metrics and middleware."""

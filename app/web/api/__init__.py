@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: routes per area and their typed dependencies."""

@@ -1,0 +1,33 @@
+"""Typed dependencies: what a route needs, taken from the running application's state."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.service.model_registry import ModelRegistry
+from app.service.prediction_service import PredictionService
+from app.settings import Settings
+
+
+def get_service(request: Request) -> PredictionService:
+    return request.app.state.service
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.service.registry
+
+
+def get_settings_from_app(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_request_id(request: Request) -> str:
+    return request.state.request_id
+
+
+ServiceDep = Annotated[PredictionService, Depends(get_service)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
+RequestIdDep = Annotated[str, Depends(get_request_id)]

@@ -1,0 +1,192 @@
+"""Predictions for one image or a batch; a bad file in a batch never fails the others.
+
+Each request's decoding and preprocessing runs under a time budget, and stops when its client
+disconnects (see app.service.request_budget). Routes pass the model id through: the service
+refuses an unknown one and the application's handlers turn domain errors into HTTP answers.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from app.schemas import (
+    BatchError,
+    BatchItem,
+    BatchResponse,
+    ErrorResponse,
+    Prediction,
+    SampleIdPattern,
+)
+from app.service.prediction_pipeline import Upload
+from app.service.request_budget import budgeted, unless_client_gone
+from app.service.result_table import result_row, results_writer
+from app.service.upload_checks import UploadRejectedError
+from app.web.api.deps import RequestIdDep, ServiceDep, SettingsDep
+from app.web.api.routes.reviews import ReviewRecordsDep
+
+router = APIRouter(prefix="/predict", tags=["predictions"])
+
+ERRORS = {
+    code: {"model": ErrorResponse, "description": description}
+    for code, description in {
+        400: "undecodable image",
+        413: "file or image too large, or too many files",
+        415: "unsupported file type",
+        422: "missing or repeated field, or bad parameter (e.g. an unknown model id)",
+        503: "too many requests in flight; retry after the Retry-After header's seconds",
+    }.items()
+}
+
+ModelQuery = Annotated[
+    str | None, Query(description="Model id from /api/v1/models; default: the store's default.")
+]
+ViewsQuery = Annotated[
+    bool, Query(description="Add PNG data URIs of the original, enhanced and cropped images.")
+]
+TtaQuery = Annotated[
+    bool | None,
+    Query(description="Average the 8 flips and quarter turns; default: the model card's choice."),
+]
+ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the decision.")]
+SampleQuery = Annotated[
+    str | None,
+    Query(
+        pattern=SampleIdPattern,
+        description="Sample the images belong to; recorded beside the audit for review "
+        "(GET /api/v1/samples/{sample_id}). Use a lab number, never a patient's name.",
+    ),
+]
+
+
+async def _record_sample(
+    records: ReviewRecordsDep, sample_id: str | None, predictions: list[Prediction]
+) -> None:
+    if sample_id is None or not predictions:
+        return
+    for prediction in predictions:
+        prediction.sample_id = sample_id
+    await run_in_threadpool(records.add_predictions, sample_id, predictions)
+
+
+async def _read(upload: UploadFile) -> Upload:
+    return Upload(
+        filename=upload.filename or "", data=await upload.read(), content_type=upload.content_type
+    )
+
+
+async def one_file_field(request: Request) -> None:
+    """A second `file` would otherwise be dropped without a word; say so instead."""
+    form = await request.form()  # parsed once: FastAPI reads the same cached form
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(
+            422, "send one image in the field 'file'; for several, use /api/v1/predict/batch"
+        )
+
+
+@router.post(
+    "", response_model=Prediction, responses=ERRORS, dependencies=[Depends(one_file_field)]
+)
+async def predict(
+    file: Annotated[UploadFile, File(description="One cell image: BMP, PNG, JPEG or TIFF.")],
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    records: ReviewRecordsDep,
+    model: ModelQuery = None,
+    views: ViewsQuery = False,
+    tta: TtaQuery = None,
+    explain: ExplainQuery = False,
+    sample_id: SampleQuery = None,
+) -> Prediction:
+    upload = await _read(file)
+    async with budgeted(settings.processing_budget_seconds) as budget:
+        prediction = await unless_client_gone(
+            service.predict(
+                upload,
+                model_id=model,
+                request_id=request_id,
+                views=views,
+                tta=tta,
+                explain=explain,
+            ),
+            request.is_disconnected,
+            budget,
+        )
+    await _record_sample(records, sample_id, [prediction])
+    return prediction
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses={**ERRORS, 200: {"content": {"text/csv": {}}, "description": "JSON, or CSV"}},
+)
+async def predict_batch(
+    files: Annotated[list[UploadFile], File(description="Cell images, in order.")],
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
+    records: ReviewRecordsDep,
+    model: ModelQuery = None,
+    tta: TtaQuery = None,
+    format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
+    views: ViewsQuery = False,
+    explain: Annotated[
+        bool, Query(description="Add each image's Grad-CAM heatmap, where the model has one.")
+    ] = False,
+    sample_id: SampleQuery = None,
+) -> BatchResponse | Response:
+    if len(files) > settings.max_batch_files:
+        raise HTTPException(
+            413, f"{len(files)} files; at most {settings.max_batch_files} per batch"
+        )
+    uploads = [await _read(file) for file in files]
+    # The budget covers the whole batch: every file shares one request's time.
+    async with budgeted(settings.processing_budget_seconds * len(uploads)) as budget:
+        outcomes = await unless_client_gone(
+            service.predict_batch(
+                uploads,
+                model_id=model,
+                request_id=request_id,
+                tta=tta,
+                views=views,
+                explain=explain,
+            ),
+            request.is_disconnected,
+            budget,
+        )
+    await _record_sample(
+        records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+    )
+    results = [
+        BatchItem(filename=upload.filename, status="ok", prediction=outcome)
+        if isinstance(outcome, Prediction)
+        else BatchItem(
+            filename=upload.filename,
+            status="error",
+            error=BatchError(status_code=outcome.status_code, detail=outcome.detail),
+        )
+        for upload, outcome in zip(uploads, outcomes, strict=True)
+    ]
+    if format == "csv":
+        return Response(
+            _as_csv([upload.filename for upload in uploads], outcomes),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="leukolens-results.csv"'},
+        )
+    return BatchResponse(results=results)
+
+
+def _as_csv(names: list[str], outcomes: list[Prediction | UploadRejectedError]) -> str:
+    buffer = io.StringIO()
+    writer = results_writer(buffer)
+    for name, outcome in zip(names, outcomes, strict=True):
+        writer.writerow(result_row(name, outcome))
+    return buffer.getvalue()

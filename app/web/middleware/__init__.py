@@ -1,0 +1,1 @@
+"""ASGI middleware: each refuses or annotates a request before any route sees it."""

@@ -1,0 +1,80 @@
+"""Optional API-key authentication for /api (and /metrics): off unless LEUKOLENS_API_KEY is set.
+
+`ApiKeyMiddleware` answers 401 from the request's headers alone, before a byte of its body is
+read, so an unauthenticated client cannot make the server receive an upload. The route
+dependency `require_api_key` checks again and puts the scheme into the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.web.middleware.body_size_limit import refusal_headers
+
+API_KEY_HEADER = "X-API-Key"
+UNAUTHORISED_DETAIL = "missing or invalid API key"
+# An unauthenticated body up to this size is discarded unread so that the client sees the 401;
+# a larger one is cut off.
+UNAUTHENTICATED_DRAIN_BYTES = 1024 * 1024
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="Required only when the server sets LEUKOLENS_API_KEY.",
+)
+
+
+def key_matches(offered: str | bytes | None, expected: SecretStr) -> bool:
+    """Constant-time comparison: the time taken must not reveal how much of a guess was right."""
+    if offered is None:
+        return False
+    if isinstance(offered, str):
+        offered = offered.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(offered, expected.get_secret_value().encode("utf-8"))
+
+
+def require_api_key(
+    request: Request, offered: Annotated[str | None, Security(api_key_header)]
+) -> None:
+    expected = request.app.state.settings.api_key
+    if expected is None:
+        return
+    if not key_matches(offered, expected):
+        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": API_KEY_HEADER})
+
+
+class ApiKeyMiddleware:
+    """401 on protected paths from the headers alone; CORS preflights pass (they carry none)."""
+
+    def __init__(self, app: ASGIApp, *, api_key: SecretStr, protected: Sequence[str]) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.protected = tuple(protected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] != "OPTIONS"
+            and scope["path"].startswith(self.protected)
+        ):
+            offered = dict(scope["headers"]).get(API_KEY_HEADER.lower().encode("latin-1"))
+            if not key_matches(offered, self.api_key):
+                response = JSONResponse(
+                    {"detail": UNAUTHORISED_DETAIL},
+                    status_code=401,
+                    headers={
+                        "WWW-Authenticate": API_KEY_HEADER,
+                        **refusal_headers(scope, UNAUTHENTICATED_DRAIN_BYTES),
+                    },
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

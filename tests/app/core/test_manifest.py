@@ -1,0 +1,45 @@
+import json
+
+import pytest
+
+from app.core.manifest import ManifestError, ModelManifest, load_manifest
+
+
+def test_a_valid_model_directory_loads(brightness_model_dir):
+    manifest = load_manifest(brightness_model_dir)
+    assert manifest.id == "brightness"
+    assert manifest.labels.positive == "ALL"
+    assert ModelManifest.model_validate_json(manifest.model_dump_json()) == manifest
+
+
+def test_missing_manifest_is_reported(tmp_path):
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
+        load_manifest(tmp_path)
+
+
+def test_missing_onnx_is_reported(brightness_model_dir):
+    (brightness_model_dir / "model.onnx").unlink()
+    with pytest.raises(ManifestError, match="missing"):
+        load_manifest(brightness_model_dir)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("id", "Bad Id!"), ("onnx_sha256", "abc"), ("surprise", 1), ("schema_version", 2)],
+)
+def test_an_incomplete_or_unknown_card_is_refused(brightness_model_dir, field, value):
+    path = brightness_model_dir / "manifest.json"
+    card = json.loads(path.read_text())
+    card[field] = value
+    path.write_text(json.dumps(card))
+    with pytest.raises(ManifestError, match="invalid manifest"):
+        load_manifest(brightness_model_dir)
+
+
+def test_the_recipe_is_part_of_the_card(brightness_model_dir):
+    path = brightness_model_dir / "manifest.json"
+    card = json.loads(path.read_text())
+    del card["preprocessing"]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ManifestError, match="preprocessing"):
+        load_manifest(brightness_model_dir)

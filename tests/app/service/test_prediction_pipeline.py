@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.schemas import Prediction
+from app.service.model_registry import ModelRegistry
+from app.service.prediction_pipeline import PredictionPipeline, Upload
+from app.service.upload_checks import UploadLimits, UploadRejectedError
+
+
+@pytest.fixture
+def pipeline(model_store):
+    return PredictionPipeline(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7, max_pixels=10**7)
+    )
+
+
+def test_batch_inference_equals_one_by_one(pipeline, cnmc_root):
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:5]
+    uploads = [Upload(f.name, f.read_bytes(), "image/png") for f in files]
+    together = pipeline.predict_many(uploads)
+    alone = [pipeline.predict_one(upload) for upload in uploads]
+    assert all(isinstance(p, Prediction) for p in together)
+    for a, b in zip(together, alone, strict=True):
+        assert a.probability_all == pytest.approx(b.probability_all, abs=1e-6)
+
+
+def test_rejections_keep_their_place(pipeline, real_cell_png):
+    outcomes = pipeline.predict_many(
+        [Upload("bad", b"nope"), Upload("good", real_cell_png), Upload("empty", b"")]
+    )
+    assert isinstance(outcomes[0], UploadRejectedError)
+    assert isinstance(outcomes[1], Prediction)
+    assert [o.status_code for o in (outcomes[0], outcomes[2])] == [400, 400]
+
+
+def test_all_rejected_needs_no_inference(pipeline):
+    outcomes = pipeline.predict_many([Upload("a", b"x"), Upload("b", b"y")])
+    assert all(isinstance(o, UploadRejectedError) for o in outcomes)
+
+
+def test_predict_one_raises_the_rejection(pipeline):
+    with pytest.raises(UploadRejectedError):
+        pipeline.predict_one(Upload("a", b""))
+
+
+def test_label_follows_the_threshold(pipeline, encode_png):
+    dark = np.zeros((100, 100, 3), np.uint8)
+    dark[40:60, 40:60] = 30
+    bright = np.zeros((400, 400, 3), np.uint8)
+    bright[20:380, 20:380] = 250
+    low = pipeline.predict_one(Upload("dark", encode_png(dark)))
+    high = pipeline.predict_one(Upload("bright", encode_png(bright)))
+    assert low.probability_all < 0.5 <= high.probability_all
+    assert (low.label, high.label) == ("HEM", "ALL")
+
+
+def _seed_images() -> list[bytes]:
+    import cv2
+
+    image = np.zeros((96, 96, 3), np.uint8)
+    cv2.circle(image, (48, 48), 30, (170, 80, 150), -1)
+    return [cv2.imencode(ext, image)[1].tobytes() for ext in (".png", ".jpg", ".bmp", ".tiff")]
+
+
+SEEDS = _seed_images()
+
+
+@pytest.fixture(scope="module")
+def fuzz_pipeline(module_model_store):
+    return PredictionPipeline(ModelRegistry.load(module_model_store), UploadLimits(10**7, 10**7))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(SEEDS),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, 10**6)),
+)
+def test_mutated_images_are_answered_or_rejected_never_crash(fuzz_pipeline, seed, edits, cut):
+    """Fuzzing the whole guarded path: header checks, decoding, preprocessing."""
+    pipeline = fuzz_pipeline
+    data = bytearray(seed)
+    for position, value in edits:
+        data[position % len(data)] = value
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    classifier = pipeline.registry.get()
+    try:
+        prepared = pipeline.prepare(Upload("fuzz", bytes(data)), classifier, views=True)
+    except UploadRejectedError as rejection:
+        status = rejection.status_code
+    else:
+        status = 200
+        assert prepared.tensor.shape == (3, 32, 32)
+        assert np.isfinite(prepared.tensor).all()
+    assert status == 200 or 400 <= status < 500
+
+
+@given(
+    data=st.binary(max_size=2048), content_type=st.sampled_from([None, "image/png", "text/plain"])
+)
+@settings(max_examples=150, deadline=None)
+def test_random_bytes_are_rejected_cleanly(fuzz_pipeline, data, content_type):
+    pipeline = fuzz_pipeline
+    with pytest.raises(UploadRejectedError):
+        pipeline.prepare(Upload("fuzz", data, content_type), pipeline.registry.get(), views=False)

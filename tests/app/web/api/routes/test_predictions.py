@@ -1,0 +1,270 @@
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+
+def test_predict_a_real_cell(client, real_cell_png):
+    response = client.post(
+        "/api/v1/predict", files={"file": ("cell.png", real_cell_png, "image/png")}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] in {"ALL", "HEM"}
+    assert 0.0 <= body["probability_all"] <= 1.0
+    assert body["label"] == ("ALL" if body["probability_all"] >= body["threshold"] else "HEM")
+    assert body["model"] == {"id": "brightness", "version": "1"}
+    near_threshold = abs(body["probability_all"] - body["threshold"]) < 0.1
+    assert [w["code"] for w in body["warnings"]] == (["uncertain"] if near_threshold else [])
+    assert set(body["timings_ms"]) == {"decode", "preprocess", "inference", "total"}
+    assert body["timings_ms"]["total"] >= body["timings_ms"]["decode"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    assert body["views"] is None
+
+
+def test_the_probability_is_the_models_output(client, encode_png):
+    """The brightness test model's logit is 4 x (mean input - 0.1): check the served number."""
+    from app.core.classifier import OnnxCellClassifier
+
+    rgb = np.zeros((120, 120, 3), np.uint8)
+    rgb[30:90, 30:90] = 180
+    response = client.post("/api/v1/predict", files={"file": ("x.png", encode_png(rgb))})
+    classifier = OnnxCellClassifier(client.app.state.settings.model_store / "brightness")
+    expected = float(classifier.predict_images([rgb]).probabilities[0])
+    assert response.json()["probability_all"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_model_is_chosen_by_id(client, real_cell_png):
+    response = client.post(
+        "/api/v1/predict?model=brightness-64", files={"file": ("c.png", real_cell_png)}
+    )
+    assert response.status_code == 200
+    assert response.json()["model"]["id"] == "brightness-64"
+
+
+def test_views_are_png_data_uris(client, real_cell_png):
+    response = client.post("/api/v1/predict?views=true", files={"file": ("c.png", real_cell_png)})
+    views = response.json()["views"]
+    assert set(views) == {"original", "enhanced", "cropped"}
+    assert all(uri.startswith("data:image/png;base64,") for uri in views.values())
+
+
+@pytest.mark.parametrize(
+    ("files", "query", "status", "fragment"),
+    [
+        ({"file": ("a.png", b"", "image/png")}, "", 400, "empty"),
+        ({"file": ("a.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}, "", 400, "not a readable"),
+        ({"file": ("a.txt", b"hello there", "text/plain")}, "", 415, "unsupported type"),
+        ({"file": ("a.gif", b"GIF89a-not-really", "image/gif")}, "", 415, "image/gif"),
+        ({"image": ("a.png", b"x", "image/png")}, "", 422, "file"),
+        ({"file": ("a.png", b"x", "image/png")}, "?model=nope", 422, "unknown model"),
+        ({"file": ("a.png", b"x", "image/png")}, "?views=maybe", 422, "bool"),
+    ],
+)
+def test_bad_input_gets_a_json_4xx(client, files, query, status, fragment):
+    response = client.post(f"/api/v1/predict{query}", files=files)
+    assert response.status_code == status
+    assert fragment.lower() in json.dumps(response.json()["detail"]).lower()
+    assert client.get("/healthz").status_code == 200
+
+
+def test_too_many_pixels_is_refused_from_the_header(client, encode_png):
+    import cv2
+
+    # 8000 x 7000 black PNG compresses to a small file that claims 56 megapixels.
+    big = np.zeros((7000, 8000), np.uint8)
+    ok, data = cv2.imencode(".png", big, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert ok
+    assert len(data) < 1_000_000
+    response = client.post("/api/v1/predict", files={"file": ("big.png", data.tobytes())})
+    assert response.status_code == 413
+    assert "pixels" in response.json()["detail"]
+
+
+def test_too_many_bytes_is_refused(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    small = settings.model_copy(update={"max_upload_bytes": 10_000})
+    with TestClient(create_app(small)) as client:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_batch_keeps_order_and_isolates_bad_files(client, cnmc_root):
+    files = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))[:2]
+    payload = [
+        ("files", (files[0].name, files[0].read_bytes(), "image/png")),
+        ("files", ("broken.png", b"garbage", "image/png")),
+        ("files", (files[1].name, files[1].read_bytes(), "image/png")),
+    ]
+    response = client.post("/api/v1/predict/batch", files=payload)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["filename"] for r in results] == [files[0].name, "broken.png", files[1].name]
+    assert [r["status"] for r in results] == ["ok", "error", "ok"]
+    assert results[1]["error"]["status_code"] == 400
+    assert results[1]["prediction"] is None
+    assert 0 <= results[2]["prediction"]["probability_all"] <= 1
+
+
+def test_batch_as_csv(client, real_cell_png):
+    payload = [
+        ("files", ("=cmd|x.png", real_cell_png, "image/png")),
+        ("files", ("b.png", b"", "image/png")),
+    ]
+    response = client.post("/api/v1/predict/batch?format=csv", files=payload)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [row["status"] for row in rows] == ["ok", "error"]
+    assert rows[0]["filename"] == "'=cmd|x.png"  # a spreadsheet must not run it as a formula
+    assert float(rows[0]["probability_all"]) >= 0
+    assert rows[1]["error"].startswith("400")
+
+
+def test_batch_over_the_limit_is_refused(client, real_cell_png):
+    payload = [("files", (f"{i}.png", real_cell_png, "image/png")) for i in range(5)]
+    response = client.post("/api/v1/predict/batch", files=payload)
+    assert response.status_code == 413
+    assert "at most 4" in response.json()["detail"]
+
+
+def test_every_prediction_says_whether_it_is_assessable(client, real_cell_png, encode_png):
+    white = np.full((64, 64, 3), 200, np.uint8)  # no black surround: an unsegmented image
+    batch = client.post(
+        "/api/v1/predict/batch?format=csv",
+        files=[("files", ("cell.png", real_cell_png)), ("files", ("white.png", encode_png(white)))],
+    )
+    rows = list(csv.DictReader(io.StringIO(batch.text)))
+    assert [row["assessable"] for row in rows] == ["true", "false"]
+    assert rows[1]["state"] == "not_assessable"
+    single = client.post("/api/v1/predict", files={"file": ("w.png", encode_png(white))}).json()
+    assert single["assessable"] is False
+    assert "no_background" in [w["code"] for w in single["warnings"]]
+
+
+def test_warning_codes_are_an_enum_in_the_openapi_schema(client):
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    codes = schema["QualityWarning"]["properties"]["code"]["enum"]
+    assert {"no_cell", "no_background", "multiple_objects", "uncertain"} <= set(codes)
+    assert "assessable" in schema["Prediction"]["properties"]
+
+
+def test_a_request_over_its_time_budget_is_stopped_between_steps(
+    settings, real_cell_png, monkeypatch
+):
+    """Issue 16: decoding and preprocessing had no time limit (37 s for one small file)."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.service import prediction_pipeline
+
+    real_decode = prediction_pipeline.decode_image
+
+    def slow_decode(data):
+        time.sleep(0.5)
+        return real_decode(data)
+
+    monkeypatch.setattr(prediction_pipeline, "decode_image", slow_decode)
+    tight = settings.model_copy(update={"processing_budget_seconds": 0.2})
+    with TestClient(create_app(tight)) as client:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    assert response.status_code == 413
+    assert "decoding took longer than the 0.2 s budget" in response.json()["detail"]
+
+
+def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch):
+    """Issue 16: two dropped requests kept the workers busy for the next client. The decode
+    below waits until the server has noticed the disconnect; preprocessing never starts."""
+    import threading
+
+    import anyio
+    import httpx
+
+    from app.service import prediction_pipeline
+    from app.service.request_budget import ClientGoneError, current_budget
+
+    noticed = threading.Event()
+    preprocessed = []
+    real_decode = prediction_pipeline.decode_image
+
+    def decode_until_noticed(data):
+        budget = current_budget.get()
+        for _ in range(200):
+            if budget is not None and budget.is_client_gone:
+                noticed.set()
+                break
+            threading.Event().wait(0.02)
+        return real_decode(data)
+
+    real_check = prediction_pipeline.check_budget
+    stopped_at = []
+
+    def recording_check(step):
+        try:
+            real_check(step)
+        except ClientGoneError:
+            stopped_at.append(step)
+            raise
+
+    monkeypatch.setattr(prediction_pipeline, "check_budget", recording_check)
+    monkeypatch.setattr(prediction_pipeline, "decode_image", decode_until_noticed)
+    monkeypatch.setattr(
+        prediction_pipeline,
+        "run_recipe",
+        lambda *args, **kwargs: (
+            preprocessed.append(1) or pytest.fail("preprocessed for a gone client")
+        ),
+    )
+    upload = httpx.Request(
+        "POST", "http://test/api/v1/predict", files={"file": ("c.png", real_cell_png)}
+    )
+    body = upload.read()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/predict",
+        "raw_path": b"/api/v1/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode(), v.encode()) for k, v in upload.headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}  # the client hangs up once its upload is sent
+
+    async def send(message):
+        sent.append(message)
+
+    async def call():
+        with anyio.fail_after(20):
+            await client.app(scope, receive, send)
+
+    client.portal.call(call)
+    assert noticed.wait(5)
+    for _ in range(500):  # the worker finishes its step, then stops at the next check
+        if stopped_at:
+            break
+        threading.Event().wait(0.02)
+    assert stopped_at == ["decoding"]
+    assert preprocessed == []
+    service = client.app.state.service
+    service.audit_log._writer.submit(lambda: None).result(timeout=10)
+    assert service.audit_log.rows() == []
+    assert sent[0]["status"] == 499

@@ -1,0 +1,119 @@
+import hashlib
+
+import numpy as np
+import pytest
+
+from app.core.manifest import Evaluation, load_manifest, write_manifest
+from app.service.model_registry import record_model
+from tests.conftest import write_mean_brightness_model
+
+# Sensitivity 0.80 (800 of 1000), specificity 0.75 (750 of 1000), at the served threshold 0.5.
+OUT_OF_FOLD = Evaluation(
+    protocol="out-of-fold predictions of a test cross-validation, calibrated, at the served "
+    "threshold",
+    metrics={"n": 2000, "threshold": 0.5, "confusion_matrix": [[750, 250], [200, 800]]},
+)
+
+
+@pytest.fixture
+def model_store(tmp_path):
+    """The test store, its default model's card holding an out-of-fold evaluation."""
+    store = tmp_path / "store"
+    model_dir = write_mean_brightness_model(store / "brightness")
+    manifest = load_manifest(model_dir)
+    write_manifest(manifest.model_copy(update={"evaluations": [OUT_OF_FOLD]}), model_dir)
+    record_model(store, model_dir, default=True)
+    return store
+
+
+def test_a_sample_lists_its_images_and_counts(client, real_cell_png, encode_png):
+    blank = encode_png(np.zeros((64, 64, 3), np.uint8))  # no cell: not assessable
+    response = client.post(
+        "/api/v1/predict/batch?sample_id=LAB-42",
+        files=[("files", ("a.png", real_cell_png)), ("files", ("b.png", blank))],
+    )
+    results = response.json()["results"]
+    assert results[1]["prediction"]["assessable"] is False
+    assert results[1]["prediction"]["state"] == "not_assessable"
+    single = client.post(
+        "/api/v1/predict?sample_id=LAB-42", files={"file": ("c.png", real_cell_png)}
+    ).json()
+    client.post("/api/v1/predict/batch", files=[("files", ("d.png", real_cell_png))])  # no sample
+    sample = client.get("/api/v1/samples/LAB-42").json()
+    assert sample["sample_id"] == "LAB-42"
+    assert [p["image_sha256"] for p in sample["predictions"]] == [
+        hashlib.sha256(real_cell_png).hexdigest(),
+        hashlib.sha256(blank).hexdigest(),
+        hashlib.sha256(real_cell_png).hexdigest(),
+    ]
+    assert sample["predictions"][2]["request_id"] == single["request_id"]
+    counts = sample["counts"]
+    assert counts["images"] == 3
+    assert counts["by_state"]["not_assessable"] == 1
+    assert sum(counts["by_state"].values()) == 3
+    assert counts["decided"] == 0
+    assessable_all = sum(1 for p in sample["predictions"] if p["state"] == "suggests_all")
+    assert counts["all_like_share_of_assessable"] == assessable_all / 2
+    assert "filename" not in str(sample)
+
+
+def test_an_unknown_sample_is_404(client):
+    response = client.get("/api/v1/samples/never-seen")
+    assert response.status_code == 404
+    assert "never-seen" in response.json()["detail"]
+
+
+def test_a_bad_sample_id_is_422(client, real_cell_png):
+    response = client.post(
+        "/api/v1/predict?sample_id=%20x", files={"file": ("c.png", real_cell_png)}
+    )
+    assert response.status_code == 422
+
+
+def test_a_sample_carries_its_blast_share_and_score(client, real_cell_png, encode_png):
+    blank = encode_png(np.zeros((64, 64, 3), np.uint8))  # no cell: not assessable
+    predictions = [
+        item["prediction"]
+        for item in client.post(
+            "/api/v1/predict/batch?sample_id=LAB-7",
+            files=[("files", ("a.png", real_cell_png)), ("files", ("b.png", blank))],
+        ).json()["results"]
+    ]
+    sample = client.get("/api/v1/samples/LAB-7").json()
+    share = sample["blast_share"]
+    assert share["n_cells"] == 2
+    assert share["n_assessable"] == 1
+    assert share["n_reviewed"] == 0
+    assert share["observed"] == (1.0 if predictions[0]["label"] == "ALL" else 0.0)
+    assert 0.0 <= share["ci_low"] <= share["corrected"] <= share["ci_high"] <= 1.0
+    assert share["too_wide"] is True  # one cell says little
+    assert share["more_cells_needed"] > 10
+    assert share["sensitivity"] == 0.8
+    assert share["specificity"] == 0.75
+    assert share["sensitivity_counts"] == [800, 200]
+    assert share["specificity_counts"] == [750, 250]
+    assert share["source"].startswith("model card brightness v1")
+    assert "out-of-fold predictions" in share["source"]
+    assert sample["sample_score"] == predictions[0]["probability_all"]
+
+
+def test_a_reviewed_cell_replaces_the_models_call_in_the_share(client, real_cell_png):
+    prediction = client.post(
+        "/api/v1/predict?sample_id=LAB-8", files={"file": ("a.png", real_cell_png)}
+    ).json()
+    opposite = "HEM" if prediction["label"] == "ALL" else "ALL"
+    response = client.post(
+        "/api/v1/reviews",
+        json={
+            "request_id": prediction["request_id"],
+            "image_sha256": prediction["image_sha256"],
+            "sample_id": "LAB-8",
+            "decision": opposite,
+            "reviewer": "Dr A",
+        },
+    )
+    assert response.status_code == 201
+    share = client.get("/api/v1/samples/LAB-8").json()["blast_share"]
+    assert share["n_reviewed"] == 1
+    assert share["n_model_called"] == 0
+    assert share["observed"] == share["corrected"] == (1.0 if opposite == "ALL" else 0.0)

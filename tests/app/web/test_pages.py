@@ -1,0 +1,80 @@
+import re
+
+NOTICE = "Research and screening aid, not a diagnosis."
+
+
+def test_upload_page(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.text
+    assert NOTICE in html
+    assert 'id="file-input"' in html
+    assert re.search(r'<input id="file-input"[^>]*type="file"[^>]*multiple', html)
+    assert '<option value="brightness"' in html
+    # No inline script and no external asset: it must work offline in a hospital network.
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert not re.search(r"(src|href)=\"https?://", html)
+
+
+def test_model_page_shows_the_card(client):
+    response = client.get("/models/brightness-64")
+    assert response.status_code == 200
+    html = response.text
+    for text in (
+        NOTICE,
+        "Model card: mean-brightness-test-graph, 64 px",
+        "(brightness-64, v1)",
+        "At a glance",
+        "No held-out evaluation is recorded",
+        "Known limitations",
+        "Preprocessing",
+        "Evaluation tables",
+        "Training data",
+        "mean-brightness-test-graph",
+    ):
+        assert text in html, text
+
+
+def test_unknown_model_page_is_404(client):
+    assert client.get("/models/nope").status_code == 404
+
+
+def test_static_assets_are_served(client):
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/style.css").status_code == 200
+
+
+def test_head_is_answered(client):
+    response = client.head("/")
+    assert response.status_code == 200
+    assert response.text == ""
+
+
+def test_ui_errors_are_pages_and_api_errors_stay_json(client):
+    page = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "This page does not exist." in page.text
+    assert NOTICE in page.text
+    assert 'href="/models/brightness"' in page.text  # the menu still leads to every model
+    card = client.get("/models/nope", headers={"Accept": "text/html"})
+    assert card.status_code == 404
+    assert "no model called" in card.text
+    api = client.get("/api/v1/models/nope", headers={"Accept": "text/html"})
+    assert api.headers["content-type"].startswith("application/json")
+    assert client.get("/no-such-page").json() == {"detail": "Not Found"}
+
+
+def test_model_names_are_human_and_the_card_has_no_local_paths(bundled_client):
+    html = bundled_client.get("/").text
+    assert "ConvNeXt-Atto, 128 px (standard)" in html
+    assert "EfficientNet-Lite0, 128 px (alternative)" in html
+    card = bundled_client.get("/models/efficientnet-lite0-128-cell").text
+    assert "At a glance" in card
+    assert 'id="roc-plot"' in card
+    assert 'id="confusion-matrix"' in card
+    assert 'id="unseen-patients"' in card
+    assert "preliminary-test patients" in card
+    assert "/tmp/" not in card
+    assert "/work/" not in card
+    assert "[[708, 450]" not in card  # the matrix is labelled, not printed raw
