@@ -86,10 +86,12 @@ def measure_model(
     stages["enhance_contrast"] = per_image_ms(
         lambda image: recipe_module.enhance_contrast(image, config), decoded, rounds
     )
+    # Named crop_cell before issue 15 gave the crops MONAI-style names.
+    recipe_crop = getattr(recipe_module, "recipe_crop", None) or recipe_module.crop_cell
     stages["crop_cell"] = per_image_ms(
-        lambda pair: recipe_module.crop_cell(pair[0], pair[1], config), pairs, rounds
+        lambda pair: recipe_crop(pair[0], pair[1], config), pairs, rounds
     )
-    crops = [recipe_module.crop_cell(image, mask, config) for image, mask in pairs]
+    crops = [recipe_crop(image, mask, config) for image, mask in pairs]
     stages["resize_square"] = per_image_ms(
         lambda crop: recipe_module.resize_square(crop, config.input_size), crops, rounds
     )

@@ -16,9 +16,9 @@ AnswerState = Literal["suggests_all", "suggests_normal", "indeterminate", "not_a
 # Warnings that mean the image is not what the model answers for: no cell at all, an
 # unsegmented field, or several objects. The probability then describes nothing useful.
 NOT_ASSESSABLE_CODES: frozenset[WarningCode] = frozenset(
-    {"no_cell", "no_background", "multiple_objects"}
+    {WarningCode.NO_CELL, WarningCode.NO_BACKGROUND, WarningCode.MULTIPLE_OBJECTS}
 )
-INDETERMINATE_CODE: WarningCode = "uncertain"
+INDETERMINATE_CODE = WarningCode.UNCERTAIN
 
 
 def is_assessable(warnings: Iterable[QualityWarning]) -> bool:

@@ -111,9 +111,6 @@ class OnnxCellClassifier:
             )
         self._explain_session: ort.InferenceSession | None = None
         self._explain_lock = threading.Lock()
-        calibration = self.manifest.calibration
-        self.temperature = calibration.temperature if calibration else 1.0
-        self.bias = calibration.bias if calibration else 0.0
 
     def _session(self, filename: str) -> ort.InferenceSession:
         options = ort.SessionOptions()
@@ -148,7 +145,8 @@ class OnnxCellClassifier:
             return self._explain_session
 
     def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
-        return logits / self.temperature + self.bias
+        calibration = self.manifest.calibration
+        return calibration.apply(logits) if calibration is not None else logits
 
     def _run(self, batch: np.ndarray, gradcam: bool) -> BatchOutput:
         outputs = self.manifest.outputs
@@ -175,7 +173,8 @@ class OnnxCellClassifier:
         probabilities = average_over_transforms(self._run(views, gradcam=False).probabilities)
         maps = self._run(batch, gradcam=True).gradcam if gradcam else None
         calibrated = np.log(probabilities) - np.log1p(-probabilities)
-        raw = (calibrated - self.bias) * self.temperature  # back to the graph's logit scale
+        calibration = self.manifest.calibration
+        raw = calibration.unapply(calibrated) if calibration is not None else calibrated
         return BatchOutput(logits=raw, probabilities=probabilities, gradcam=maps)
 
     def predict_images(self, rgb_images: list[np.ndarray], *, tta: bool = False) -> BatchOutput:

@@ -7,7 +7,7 @@ schemas so a manifest that does not describe its model fully is refused on load.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -125,6 +125,10 @@ class Calibration(StrictModel):
         """The calibrated logits: logit / temperature + bias."""
         return logits / self.temperature + self.bias
 
+    def unapply(self, calibrated: np.ndarray) -> np.ndarray:
+        """Back to the graph's logit scale (for probabilities averaged after calibration)."""
+        return (calibrated - self.bias) * self.temperature
+
 
 class TestTimeAugmentationCard(StrictModel):
     """The 8 flips and quarter turns, averaged: measured gain and cost, and the default."""
@@ -163,6 +167,18 @@ class Adaptation(StrictModel):
     better_on_held_out: bool
 
 
+class ChangelogEntry(StrictModel):
+    """One change to a model, newest last (MONAI bundles keep one): what a user of an earlier
+    version needs to know before trusting this one."""
+
+    version: str = Field(description="The model version the change produced or applies to.")
+    date: date
+    changes: str
+    card_only: bool = Field(
+        False, description="Only the card changed (an evaluation, a limitation); same weights."
+    )
+
+
 class ModelManifest(StrictModel):
     schema_version: Literal[1] = 1
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -188,6 +204,7 @@ class ModelManifest(StrictModel):
         "e.g. why the default is not the paper's architecture.",
     )
     limitations: list[str] = Field(default_factory=list)
+    changelog: list[ChangelogEntry] = Field(default_factory=list)
     provenance: Provenance
     onnx_file: str = ONNX_FILENAME
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -304,7 +304,7 @@ def _paste_window(
     )
 
 
-def crop_square_window(image: np.ndarray, center_yx: tuple[int, int], size: int) -> np.ndarray:
+def square_window_crop(image: np.ndarray, center_yx: tuple[int, int], size: int) -> np.ndarray:
     """A size x size window centred at center_yx; parts outside the image are black."""
     top, left = _window_origin(center_yx, size)
     placed = _paste_window(image, top, left, size, image.shape[2])
@@ -317,7 +317,7 @@ def crop_square_window(image: np.ndarray, center_yx: tuple[int, int], size: int)
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     height, width = image.shape[:2]
-    return crop_square_window(image, (height // 2, width // 2), size)
+    return square_window_crop(image, (height // 2, width // 2), size)
 
 
 def _centroid(mask: np.ndarray) -> tuple[int, int] | None:
@@ -335,14 +335,12 @@ def _foreground_of_mask(mask: np.ndarray) -> Foreground:
     )
 
 
-def crop_window_at_foreground_centroid(
-    image: np.ndarray, mask: np.ndarray, size: int
-) -> np.ndarray:
+def centroid_window_crop(image: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
     """Centre a fixed window on the cell, so the cell keeps its size in pixels."""
     centre = _centroid(mask)
     if centre is None:
         return center_crop(image, size)
-    return crop_square_window(image, centre, size)
+    return square_window_crop(image, centre, size)
 
 
 def _bbox_window(foreground: Foreground, margin: float) -> tuple[tuple[int, int], int]:
@@ -352,26 +350,29 @@ def _bbox_window(foreground: Foreground, margin: float) -> tuple[tuple[int, int]
     return (foreground.top + box_height // 2, foreground.left + box_width // 2), side
 
 
-def crop_foreground_bbox(image: np.ndarray, mask: np.ndarray, margin: float) -> np.ndarray:
+def foreground_bbox_crop(image: np.ndarray, mask: np.ndarray, margin: float) -> np.ndarray:
     """Square bounding box of the cell plus a margin; the later resize erases its size."""
     foreground = _foreground_of_mask(mask)
     if foreground.area == 0:
         side = max(image.shape[:2])
         return center_crop(image, side)
     centre, side = _bbox_window(foreground, margin)
-    return crop_square_window(image, centre, side)
+    return square_window_crop(image, centre, side)
 
 
-def crop_cell(image: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+def recipe_crop(image: np.ndarray, mask: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The crop the recipe's CropMethod names (one of the three crops above)."""
     if config.crop is CropMethod.CENTER:
         return center_crop(image, config.crop_size)
     if config.crop is CropMethod.CELL:
-        return crop_window_at_foreground_centroid(image, mask, config.crop_size)
-    return crop_foreground_bbox(image, mask, config.bbox_margin)
+        return centroid_window_crop(image, mask, config.crop_size)
+    return foreground_bbox_crop(image, mask, config.bbox_margin)
 
 
-def crop_window(foreground: Foreground, config: PreprocessConfig) -> tuple[tuple[int, int], int]:
-    """Centre and side of the recipe's crop: the same window as `crop_cell`."""
+def recipe_crop_window(
+    foreground: Foreground, config: PreprocessConfig
+) -> tuple[tuple[int, int], int]:
+    """Centre and side of the recipe's crop: the same window as `recipe_crop`."""
     height, width = foreground.frame_shape
     if config.crop is CropMethod.CENTER:
         return (height // 2, width // 2), config.crop_size
@@ -434,15 +435,15 @@ def run_recipe(
         foreground = find_foreground(rgb, config.foreground_threshold)
     if config.standardize_cell_colour:
         rgb = _match_in_box(rgb, foreground, config.foreground_threshold)
-    centre, side = crop_window(foreground, config)
+    centre, side = recipe_crop_window(foreground, config)
     if config.contrast is ContrastMethod.NONE:
         enhanced = rgb
-        window = crop_square_window(rgb, centre, side)
+        window = square_window_crop(rgb, centre, side)
     else:
         lab = _equalized_lab(rgb, config)
         enhanced = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) if whole_frame else None
         if enhanced is not None:
-            window = crop_square_window(enhanced, centre, side)
+            window = square_window_crop(enhanced, centre, side)
         else:
             top, left = _window_origin(centre, side)
             placed = _paste_window(lab, top, left, side, RGB_CHANNELS)

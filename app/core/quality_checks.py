@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 import cv2
 import numpy as np
@@ -24,17 +24,22 @@ SECOND_OBJECT_SHARE = 0.05  # of the largest object's area
 REFERENCE_PERCENTILES = (0.5, 99.5)
 
 
-WarningCode = Literal[
-    "no_cell",
-    "no_background",
-    "multiple_objects",
-    "touches_border",
-    "too_small",
-    "too_large",
-    "blurry",
-    "unusual_stain",
-    "uncertain",
-]
+class WarningCode(StrEnum):
+    """Stable identifiers a client can act on; named in the OpenAPI schema as an enum."""
+
+    NO_CELL = "no_cell"
+    NO_BACKGROUND = "no_background"
+    MULTIPLE_OBJECTS = "multiple_objects"
+    TOUCHES_BORDER = "touches_border"
+    TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"
+    BLURRY = "blurry"
+    UNUSUAL_STAIN = "unusual_stain"
+    UNCERTAIN = "uncertain"
+
+
+DEFAULT_UNCERTAINTY_BAND = 0.1
+"""|probability - threshold| below which an answer is indeterminate, unless the card sets one."""
 
 
 class QualityWarning(BaseModel):
@@ -52,7 +57,9 @@ class QualityReference(BaseModel):
     stain_mean: tuple[float, float, float] = Field(description="Mean RGB inside training cells.")
     stain_inverse_covariance: list[list[float]]
     max_stain_distance: float = Field(description="99.5th percentile Mahalanobis distance.")
-    uncertainty_band: float = Field(0.1, ge=0.0, le=0.5, description="|p - threshold| below it.")
+    uncertainty_band: float = Field(
+        DEFAULT_UNCERTAINTY_BAND, ge=0.0, le=0.5, description="|p - threshold| below it."
+    )
 
 
 @dataclass(frozen=True)
@@ -168,43 +175,58 @@ def input_warnings(
 ) -> list[QualityWarning]:
     """What about this image makes the answer less trustworthy; empty for a typical cell."""
     if measured.foreground_fraction < MIN_FOREGROUND_FRACTION:
-        return [_warning("no_cell", "Almost no pixel is brighter than the background: no cell.")]
+        return [
+            _warning(
+                WarningCode.NO_CELL, "Almost no pixel is brighter than the background: no cell."
+            )
+        ]
     warnings: list[QualityWarning] = []
     if measured.foreground_fraction > MAX_FOREGROUND_FRACTION:
         warnings.append(
             _warning(
-                "no_background",
+                WarningCode.NO_BACKGROUND,
                 "No black surround: the model expects one segmented cell on black, as in "
                 "C-NMC; this looks like an unsegmented image.",
             )
         )
     if measured.objects > 1:
         warnings.append(
-            _warning("multiple_objects", f"{measured.objects} separate objects; expected one cell.")
+            _warning(
+                WarningCode.MULTIPLE_OBJECTS,
+                f"{measured.objects} separate objects; expected one cell.",
+            )
         )
     if measured.touches_border:
         warnings.append(
-            _warning("touches_border", "The cell touches the image border and may be cut off.")
+            _warning(
+                WarningCode.TOUCHES_BORDER, "The cell touches the image border and may be cut off."
+            )
         )
     if reference is None:
         return warnings
     low, high = reference.area_range
     if measured.area < low:
         warnings.append(
-            _warning("too_small", f"Cell area {measured.area:.0f} px is below the training range.")
+            _warning(
+                WarningCode.TOO_SMALL,
+                f"Cell area {measured.area:.0f} px is below the training range.",
+            )
         )
     elif measured.area > high:
         warnings.append(
-            _warning("too_large", f"Cell area {measured.area:.0f} px is above the training range.")
+            _warning(
+                WarningCode.TOO_LARGE,
+                f"Cell area {measured.area:.0f} px is above the training range.",
+            )
         )
     if measured.sharpness < reference.min_sharpness:
         warnings.append(
-            _warning("blurry", "The cell is less sharp than almost all training cells.")
+            _warning(WarningCode.BLURRY, "The cell is less sharp than almost all training cells.")
         )
     if stain_distance(measured, reference) > reference.max_stain_distance:
         warnings.append(
             _warning(
-                "unusual_stain",
+                WarningCode.UNUSUAL_STAIN,
                 "The cell's colour is far from the training cells' stain: another stain, "
                 "scanner or white balance can mislead the model.",
             )
@@ -215,11 +237,11 @@ def input_warnings(
 def uncertainty_warning(
     probability: float, threshold: float, reference: QualityReference | None
 ) -> list[QualityWarning]:
-    band = reference.uncertainty_band if reference is not None else 0.1
+    band = reference.uncertainty_band if reference is not None else DEFAULT_UNCERTAINTY_BAND
     if abs(probability - threshold) < band:
         return [
             _warning(
-                "uncertain",
+                WarningCode.UNCERTAIN,
                 f"The probability is within {band:.2f} of the decision threshold: "
                 "the model cannot tell with confidence.",
             )

@@ -84,7 +84,7 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     assert np.abs(graph_probabilities - 1 / (1 + np.exp(-torch_logits))).max() <= 1e-4
     # What is served is the calibrated probability of the same logit.
     onnx_probabilities = classifier.predict(batch).probabilities
-    served = 1 / (1 + np.exp(-(torch_logits / classifier.temperature + classifier.bias)))
+    served = 1 / (1 + np.exp(-classifier.manifest.calibration.apply(torch_logits)))
     assert np.abs(onnx_probabilities - served).max() <= 1e-4
     # A dynamic batch axis: one image alone gives the same answer as inside the batch.
     single = classifier.predict(batch[:1]).probabilities

@@ -1,7 +1,8 @@
 """The in-flight limit, applied when a prediction request arrives rather than after its body.
 
-The prediction service counts requests once their uploads are in memory; counting here, before the body is
-read, keeps a crowd of uploads from being received at all when the server is already full.
+The prediction service counts requests once their uploads are in memory; counting here, before
+the body is read, keeps a crowd of uploads from being received at all when the server is
+already full.
 """
 
 from __future__ import annotations

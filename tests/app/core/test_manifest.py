@@ -43,3 +43,26 @@ def test_the_recipe_is_part_of_the_card(brightness_model_dir):
     path.write_text(json.dumps(card))
     with pytest.raises(ManifestError, match="preprocessing"):
         load_manifest(brightness_model_dir)
+
+
+def test_bundled_cards_keep_a_changelog_that_ends_at_their_version():
+    """Issue 15: what changed in each version, oldest first, up to the version served."""
+    from app.settings import bundled_model_store
+
+    store = bundled_model_store()
+    for card_path in sorted(store.glob("*/manifest.json")):
+        card = load_manifest(card_path.parent)
+        assert card.changelog, card.id
+        assert card.changelog[-1].version == card.version
+        dates = [entry.date for entry in card.changelog]
+        assert dates == sorted(dates)
+        assert not card.changelog[0].card_only  # a model's history starts with its weights
+
+
+def test_a_changelog_entry_needs_a_version_date_and_text(brightness_model_dir):
+    path = brightness_model_dir / "manifest.json"
+    card = json.loads(path.read_text())
+    card["changelog"] = [{"version": "1", "changes": "first"}]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ManifestError, match="date"):
+        load_manifest(brightness_model_dir)

@@ -14,8 +14,6 @@ from app.core.preprocessing import (
     PreprocessConfig,
     center_crop,
     channel_statistics,
-    crop_cell,
-    crop_square_window,
     decode_image,
     enhance_contrast,
     foreground_mask,
@@ -23,7 +21,9 @@ from app.core.preprocessing import (
     prepare_image,
     preprocess,
     preprocess_with_views,
+    recipe_crop,
     rescale_for_display,
+    square_window_crop,
     standardize_cell_colour,
 )
 
@@ -140,7 +140,7 @@ class TestCellColourStandardisation:
 class TestCrops:
     def test_window_outside_the_image_is_black(self):
         image = np.full((10, 10, 3), 7, dtype=np.uint8)
-        window = crop_square_window(image, (0, 0), 6)
+        window = square_window_crop(image, (0, 0), 6)
         assert window.shape == (6, 6, 3)
         assert (window[:3, :] == 0).all()
         assert (window[:, :3] == 0).all()
@@ -156,7 +156,7 @@ class TestCrops:
         image = disc_image(450, 40, (150, 300))
         config = PreprocessConfig(crop=CropMethod.CELL, crop_size=200)
         mask = foreground_mask(image, config.foreground_threshold)
-        cropped = crop_cell(image, mask, config)
+        cropped = recipe_crop(image, mask, config)
         cropped_mask = foreground_mask(cropped, config.foreground_threshold)
         assert cropped.shape == (200, 200, 3)
         assert cropped_mask.sum() == mask.sum()

@@ -78,3 +78,12 @@ def test_model_names_are_human_and_the_card_has_no_local_paths(bundled_client):
     assert "/tmp/" not in card
     assert "/work/" not in card
     assert "[[708, 450]" not in card  # the matrix is labelled, not printed raw
+
+
+def test_the_model_page_shows_what_changed_newest_first(bundled_client):
+    html = bundled_client.get("/models/efficientnet-lite0-128-cell").text
+    section = html[html.index('id="changelog"') :]
+    assert "What changed" in section
+    newest = section.index("card only, same weights")
+    first = section.index("Version 1")
+    assert newest < first
