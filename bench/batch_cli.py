@@ -26,12 +26,17 @@ from bench.same_run import ROOT, checkout, describe, tree_environment
 FIXTURES = ROOT / "tests/fixtures/cnmc"
 
 
+def cli_module(tree: Path) -> str:
+    """The batch command line of `tree`: app/predict.py before issue 15 renamed it."""
+    return "app.predict_cli" if (tree / "app/predict_cli.py").is_file() else "app.predict"
+
+
 def run_cli(tree: Path, data: Path, extra: list[str]) -> tuple[float, list[dict[str, str]]]:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "results.csv"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "app.predict_cli", str(data), "--out", str(out), *extra],
+            [sys.executable, "-m", cli_module(tree), str(data), "--out", str(out), *extra],
             cwd=tree,
             env=tree_environment(tree),
             check=True,
