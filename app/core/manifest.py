@@ -96,6 +96,23 @@ class Evaluation(StrictModel):
     metrics: dict[str, float | int | list[list[int]]]
     per_subject_accuracy: dict[str, float] = Field(default_factory=dict)
 
+    def number(self, key: str, default: float | None = None) -> float:
+        """A scalar metric; KeyError without a default, TypeError for the confusion matrix."""
+        value = self.metrics.get(key, default)
+        if value is None:
+            raise KeyError(key)
+        if isinstance(value, list):
+            raise TypeError(f"metric {key!r} is a matrix, not a number")
+        return float(value)
+
+    def confusion_matrix(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """[[tn, fp], [fn, tp]] at the evaluation's threshold."""
+        value = self.metrics["confusion_matrix"]
+        if not isinstance(value, list):
+            raise TypeError("confusion_matrix is not a matrix")
+        (tn, fp), (fn, tp) = value
+        return (tn, fp), (fn, tp)
+
 
 class ReliabilityBin(StrictModel):
     lower: float

@@ -153,7 +153,7 @@ def _served_evaluation(manifest: ModelManifest) -> Evaluation | None:
         e
         for e in manifest.evaluations
         if "confusion_matrix" in e.metrics
-        and abs(float(e.metrics.get("threshold", -1)) - manifest.threshold.value) < 1e-9  # type: ignore[arg-type]
+        and abs(e.number("threshold", -1) - manifest.threshold.value) < 1e-9
     ]
     return served[-1] if served else None
 
@@ -163,24 +163,25 @@ def _add_unseen_subjects(view: CardView, manifest: ModelManifest) -> None:
     recorded = [e for e in manifest.evaluations if e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)]
     if not recorded:
         return
-    metrics = recorded[-1].metrics
+    evaluation = recorded[-1]
+    metrics = evaluation.metrics
     for part, title in UNSEEN_PARTS.items():
         if f"roc_auc_{part}" not in metrics:
             continue
         view.unseen_parts.append(
             UnseenPart(
                 title=title,
-                cells=int(metrics[f"cells_{part}"]),  # type: ignore[arg-type]
-                subjects=int(metrics[f"subjects_all_{part}"])  # type: ignore[arg-type]
-                + int(metrics[f"subjects_hem_{part}"]),  # type: ignore[arg-type]
-                roc_auc=float(metrics[f"roc_auc_{part}"]),  # type: ignore[arg-type]
-                low=float(metrics[f"roc_auc_{part}_low"]),  # type: ignore[arg-type]
-                high=float(metrics[f"roc_auc_{part}_high"]),  # type: ignore[arg-type]
+                cells=int(evaluation.number(f"cells_{part}")),
+                subjects=int(evaluation.number(f"subjects_all_{part}"))
+                + int(evaluation.number(f"subjects_hem_{part}")),
+                roc_auc=evaluation.number(f"roc_auc_{part}"),
+                low=evaluation.number(f"roc_auc_{part}_low"),
+                high=evaluation.number(f"roc_auc_{part}_high"),
             )
         )
     if "sensitivity_all" in metrics:
-        view.unseen_sensitivity = float(metrics["sensitivity_all"])  # type: ignore[arg-type]
-        view.unseen_specificity = float(metrics["specificity_all"])  # type: ignore[arg-type]
+        view.unseen_sensitivity = evaluation.number("sensitivity_all")
+        view.unseen_specificity = evaluation.number("specificity_all")
 
 
 def card_view(manifest: ModelManifest) -> CardView:
@@ -195,29 +196,28 @@ def card_view(manifest: ModelManifest) -> CardView:
     for evaluation in manifest.evaluations:
         metrics = evaluation.metrics
         if "roc_auc_mean" in metrics:
-            view.roc_auc_fold_mean = float(metrics["roc_auc_mean"])  # type: ignore[arg-type]
-            view.roc_auc_fold_std = float(metrics.get("roc_auc_std", 0.0))  # type: ignore[arg-type]
+            view.roc_auc_fold_mean = evaluation.number("roc_auc_mean")
+            view.roc_auc_fold_std = evaluation.number("roc_auc_std", 0.0)
         elif "confusion_matrix" in metrics and "specificity" in metrics:
-            threshold = float(metrics["threshold"])  # type: ignore[arg-type]
+            threshold = evaluation.number("threshold")
             view.operating_points.append(
                 OperatingPoint(
                     threshold=threshold,
-                    false_alarm_rate=1 - float(metrics["specificity"]),  # type: ignore[arg-type]
-                    sensitivity=float(metrics["recall"]),  # type: ignore[arg-type]
+                    false_alarm_rate=1 - evaluation.number("specificity"),
+                    sensitivity=evaluation.number("recall"),
                     served=abs(threshold - manifest.threshold.value) < 1e-9,
                 )
             )
     served = _served_evaluation(manifest)
     if served is not None:
-        matrix = served.metrics["confusion_matrix"]
-        (tn, fp), (fn, tp) = matrix  # type: ignore[misc]
+        (tn, fp), (fn, tp) = served.confusion_matrix()
         view.confusion = ((int(tn), int(fp)), (int(fn), int(tp)))
         view.images = int(tn + fp + fn + tp)
         view.sensitivity = tp / (tp + fn) if tp + fn else None
         view.specificity = tn / (tn + fp) if tn + fp else None
         view.flagged_of_100_all = round(100 * view.sensitivity) if view.sensitivity else 0
         view.flagged_of_100_hem = round(100 * (1 - (view.specificity or 0.0)))
-        view.roc_auc_pooled = float(served.metrics.get("roc_auc", 0.0)) or None  # type: ignore[arg-type]
+        view.roc_auc_pooled = served.number("roc_auc", 0.0) or None
         view.subject_bars = [
             SubjectBar(
                 subject=subject,
