@@ -53,58 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # above this size, so it is raised to the largest upload the server accepts (the body
     # limit stops any request before it holds more than that).
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
+    metrics = ServerMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = ModelRegistry.load(
-            settings.model_store,
-            settings.default_model,
-            intra_op_threads=settings.intra_op_threads,
-            int8=settings.int8,
-            execution_provider=settings.execution_provider,
-        )
-        audit_log = (
-            AuditLog(
-                settings.database_url.get_secret_value()
-                if settings.database_url
-                else settings.audit_log_path,
-                settings.audit_retention_days,
-                busy_timeout_seconds=settings.audit_busy_timeout_seconds,
-            )
-            if settings.audit_log
-            else None
-        )
-        service = PredictionService(
-            registry,
-            UploadLimits(
-                max_bytes=settings.max_upload_bytes,
-                max_pixels=settings.max_image_pixels,
-                max_side=settings.max_image_side,
-                max_decoded_bytes=settings.max_decoded_bytes,
-            ),
-            settings.worker_threads,
-            max_in_flight=settings.max_in_flight,
-            batching=BatchingPolicy(
-                max_batch=settings.batch_max_size,
-                max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
-            ),
-            audit_log=audit_log,
-            observe_inference=metrics.observe_inference,
-        )
+        service = build_prediction_service(settings, metrics)
         app.state.service = service
         app.state.review_records = ReviewRecords(
             settings.audit_log_path if settings.audit_log else ":memory:"
         )
-        metrics.track_queue_depth(lambda: service.in_flight)
-        if audit_log is not None:
-            metrics.track_audit_backlog(lambda: audit_log.backlog)
-        for model_id, classifier in registry.models.items():
-            manifest = classifier.manifest
-            default = str(model_id == registry.default_id).lower()
-            metrics.model_info.labels(
-                model_id, manifest.version, manifest.architecture, default
-            ).set(1)
-        await service.run(registry.warm_up)
+        await service.run(service.registry.warm_up)
         try:
             yield
         finally:
@@ -120,8 +78,65 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    metrics = ServerMetrics()
     app.state.metrics = metrics
+    _include_routes(app)
+    add_offline_docs(app)
+    pages.add_html_error_pages(app)
+    openapi_matching_the_server(app, settings)
+    _add_error_handlers(app)
+    _add_middleware(app, settings, metrics)
+    return app
+
+
+def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:
+    """The models, the audit log and the worker pool as the settings say, watched by metrics."""
+    registry = ModelRegistry.load(
+        settings.model_store,
+        settings.default_model,
+        intra_op_threads=settings.intra_op_threads,
+        int8=settings.int8,
+        execution_provider=settings.execution_provider,
+    )
+    audit_log = (
+        AuditLog(
+            settings.database_url.get_secret_value()
+            if settings.database_url
+            else settings.audit_log_path,
+            settings.audit_retention_days,
+            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+        )
+        if settings.audit_log
+        else None
+    )
+    service = PredictionService(
+        registry,
+        UploadLimits(
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_side=settings.max_image_side,
+            max_decoded_bytes=settings.max_decoded_bytes,
+        ),
+        settings.worker_threads,
+        max_in_flight=settings.max_in_flight,
+        batching=BatchingPolicy(
+            max_batch=settings.batch_max_size,
+            max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
+        ),
+        audit_log=audit_log,
+        observe_inference=metrics.observe_inference,
+    )
+    metrics.track_queue_depth(lambda: service.in_flight)
+    if audit_log is not None:
+        metrics.track_audit_backlog(lambda: audit_log.backlog)
+    for model_id, classifier in registry.models.items():
+        manifest = classifier.manifest
+        default = str(model_id == registry.default_id).lower()
+        metrics.model_info.labels(model_id, manifest.version, manifest.architecture, default).set(1)
+    return service
+
+
+def _include_routes(app: FastAPI) -> None:
+    """The API under /api/v1 behind the key (when one is set); health, metrics, pages, assets."""
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
     api.include_router(predictions.router)
     api.include_router(models.router)
@@ -132,9 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    add_offline_docs(app)
-    pages.add_html_error_pages(app)
-    openapi_matching_the_server(app, settings)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Domain errors become HTTP answers here, once, whichever route raised them."""
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:
@@ -154,9 +170,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ExplanationUnavailableError)
     async def bad_model_parameter(_: Request, error: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=422)
-
-    _add_middleware(app, settings, metrics)
-    return app
 
 
 def body_limits(settings: Settings) -> dict[str, int]:

@@ -149,8 +149,13 @@ def test_every_prediction_says_whether_it_is_assessable(client, real_cell_png, e
 
 
 def test_warning_codes_are_an_enum_in_the_openapi_schema(client):
+    from app.core.quality_checks import WarningCode
+
     schema = client.get("/openapi.json").json()["components"]["schemas"]
-    codes = schema["QualityWarning"]["properties"]["code"]["enum"]
+    code = schema["QualityWarning"]["properties"]["code"]
+    assert code["$ref"] == "#/components/schemas/WarningCode"  # named, so clients can generate it
+    codes = schema["WarningCode"]["enum"]
+    assert codes == [c.value for c in WarningCode]
     assert {"no_cell", "no_background", "multiple_objects", "uncertain"} <= set(codes)
     assert "assessable" in schema["Prediction"]["properties"]
 
