@@ -36,4 +36,3 @@ def test_the_schema_refuses_what_the_server_refuses(client, settings):
     for operation in (single, batch):
         model = next(p for p in operation["parameters"] if p["name"] == "model")
         assert model["schema"]["anyOf"][0]["enum"] == ["brightness", "brightness-64"]
-
