@@ -19,8 +19,8 @@ from app.settings import bundled_model_store
 from app.upload_checks import UploadLimits
 from bench.common import write_result
 from training.calibration import reliability
+from training.classification_metrics import binary_metrics
 from training.dataset_index import list_images
-from training.metrics import binary_metrics
 
 
 def main() -> None:

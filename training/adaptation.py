@@ -50,6 +50,7 @@ from app.manifest import (
 )
 from app.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
+from training.classification_metrics import choose_threshold
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 from training.evaluate import preprocessed_batches
 from training.external_evaluation import (
@@ -58,7 +59,6 @@ from training.external_evaluation import (
     subject_resamples,
     threshold_metrics,
 )
-from training.metrics import choose_threshold
 
 Strength = Literal["recalibration", "head_refit"]
 MINIMUM_SUBJECTS_PER_CLASS = 3

@@ -425,6 +425,7 @@ def run_external(args: argparse.Namespace) -> None:
 def run_morphology(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from training.classification_metrics import binary_metrics, choose_threshold
     from training.external_evaluation import (
         Scores,
         external_report,
@@ -432,7 +433,6 @@ def run_morphology(args: argparse.Namespace) -> None:
         markdown,
         write_report,
     )
-    from training.metrics import binary_metrics, choose_threshold
     from training.morphology import (
         feature_matrix,
         morphology_classifier,

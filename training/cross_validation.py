@@ -18,10 +18,10 @@ import torch
 from app.explanations import HEAT_ON_CELL_GOAL
 from app.preprocessing import PreprocessConfig
 from training.cell_dataset import PreparedCache
+from training.classification_metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
-from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.splits import Split
 from training.train_config import TrainConfig, save_json
 from training.trainer import (

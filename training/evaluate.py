@@ -10,8 +10,8 @@ import numpy as np
 
 from app.inference import OnnxCellClassifier
 from app.preprocessing import PreprocessConfig, preprocess
+from training.classification_metrics import MetricValue, binary_metrics, per_subject_accuracy
 from training.dataset_index import DatasetIndex, read_image
-from training.metrics import MetricValue, binary_metrics, per_subject_accuracy
 
 
 @dataclass(frozen=True)

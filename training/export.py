@@ -45,6 +45,7 @@ from app.model_registry import record_model
 from app.preprocessing import PreprocessConfig, preprocess
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
+from training.classification_metrics import binary_metrics, choose_threshold, per_subject_accuracy
 from training.cross_validation import (
     CV_COUNTERFACTUAL,
     CV_HEAT_IN_CELL,
@@ -53,16 +54,15 @@ from training.cross_validation import (
     fold_dirs,
 )
 from training.dataset_index import list_images, read_image
-from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
 from training.models import (
     CellClassifier,
     ExplainedProbabilityExport,
     ProbabilityExport,
     count_parameters,
 )
-from training.test_time_augmentation import measure_tta
 from training.train_config import TrainConfig
 from training.trainer import VAL_PREDICTIONS, Predictions, load_run_config, load_trained_model
+from training.tta_evaluation import measure_tta
 
 PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 18

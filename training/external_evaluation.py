@@ -383,9 +383,9 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     import torch
 
     from app.inference import sigmoid
+    from training.classification_metrics import choose_threshold
     from training.cross_validation import OOF_PREDICTIONS, fold_dirs
     from training.evaluate import preprocessed_batches
-    from training.metrics import choose_threshold
     from training.trainer import Predictions, load_run_config, load_trained_model
 
     out_of_fold = Predictions.read_csv(cv_dir / OOF_PREDICTIONS)

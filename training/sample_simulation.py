@@ -31,7 +31,7 @@ from sklearn import metrics as skm
 
 from app.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from app.manifest import load_manifest
-from training.metrics import choose_threshold
+from training.classification_metrics import choose_threshold
 
 SIZES = (10, 20, 50, 100, 200)
 SHARES = (0.0, 0.05, 0.2, 0.5, 1.0)

@@ -30,12 +30,12 @@ from app.preprocessing import PreprocessConfig, channel_statistics
 from training import distributed
 from training.cell_appearance_augmentation import cell_appearance_randomization
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
+from training.classification_metrics import MetricValue, binary_metrics
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
 from training.explanation_penalty import (
     logits_and_heat_off_cell,
     use_running_batch_norm_statistics,
 )
-from training.metrics import MetricValue, binary_metrics
 from training.models import CellClassifier, create_classifier, set_backbone_trainable
 from training.splits import (
     Split,

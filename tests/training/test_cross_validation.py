@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from app.manifest import load_manifest
+from training.classification_metrics import choose_threshold
 from training.cli import main
 from training.cross_validation import (
     CV_COUNTERFACTUAL,
@@ -13,7 +14,6 @@ from training.cross_validation import (
     heat_on_held_out_folds,
 )
 from training.external_evaluation import read_report
-from training.metrics import choose_threshold
 from training.trainer import Predictions
 
 pytestmark = pytest.mark.slow

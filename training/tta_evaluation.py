@@ -1,4 +1,5 @@
-"""Measure what the 8-view test-time augmentation buys on held-out subjects, and costs."""
+"""What the server's 8-view test-time augmentation (app/test_time_augmentation.py) buys on
+held-out subjects, and costs: the figures of the model card's test_time_augmentation."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from app.inference import OnnxCellClassifier
 from app.manifest import TestTimeAugmentationCard
 from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
+from training.classification_metrics import binary_metrics
 from training.evaluate import preprocessed_batches
-from training.metrics import binary_metrics
 from training.trainer import VAL_PREDICTIONS, Predictions, load_trained_model
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005

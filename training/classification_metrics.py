@@ -1,4 +1,5 @@
-"""Classification metrics from scikit-learn, in the form every report in the project uses."""
+"""Classification metrics from scikit-learn (ROC AUC, balanced accuracy, ...), in the form every
+report in the project uses; not the server's Prometheus metrics (app/metrics.py)."""
 
 from __future__ import annotations
 

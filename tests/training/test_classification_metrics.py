@@ -1,7 +1,12 @@
 import numpy as np
 import pytest
 
-from training.metrics import binary_metrics, choose_threshold, mean_and_std, per_subject_accuracy
+from training.classification_metrics import (
+    binary_metrics,
+    choose_threshold,
+    mean_and_std,
+    per_subject_accuracy,
+)
 
 
 def test_binary_metrics_on_a_known_confusion_matrix():
