@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from app.explanations import HEAT_ON_CELL_GOAL
@@ -22,10 +21,10 @@ from training.classification_metrics import binary_metrics, mean_and_std, per_su
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
+from training.predictions import Predictions
 from training.splits import Split
 from training.train_config import TrainConfig, save_json
 from training.trainer import (
-    Predictions,
     load_run_config,
     load_trained_model,
     make_split,
@@ -66,11 +65,7 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
                 "metrics": metrics,
             }
         )
-    pooled = Predictions(
-        images=tuple(i for p in out_of_fold for i in p.images),
-        logits=np.concatenate([p.logits for p in out_of_fold]),
-        probabilities=np.concatenate([p.probabilities for p in out_of_fold]),
-    )
+    pooled = Predictions.concatenate(out_of_fold)
     pooled.write_csv(config.out / OOF_PREDICTIONS)
     summary: dict[str, object] = {
         "protocol": (

@@ -60,8 +60,9 @@ from training.models import (
     ProbabilityExport,
     count_parameters,
 )
+from training.predictions import Predictions
 from training.train_config import TrainConfig
-from training.trainer import VAL_PREDICTIONS, Predictions, load_run_config, load_trained_model
+from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
 from training.tta_evaluation import measure_tta
 
 PARITY_TOLERANCE = 1e-4

@@ -386,7 +386,8 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     from training.classification_metrics import choose_threshold
     from training.cross_validation import OOF_PREDICTIONS, fold_dirs
     from training.evaluate import preprocessed_batches
-    from training.trainer import Predictions, load_run_config, load_trained_model
+    from training.predictions import Predictions
+    from training.trainer import load_run_config, load_trained_model
 
     out_of_fold = Predictions.read_csv(cv_dir / OOF_PREDICTIONS)
     threshold = choose_threshold(out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist())

@@ -7,7 +7,6 @@ configuration, the recipe with the measured mean/std, the split's subjects), met
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ from training.explanation_penalty import (
     use_running_batch_norm_statistics,
 )
 from training.models import CellClassifier, create_classifier, set_backbone_trainable
+from training.predictions import Predictions
 from training.splits import (
     Split,
     held_out_subjects_split,
@@ -51,46 +51,6 @@ METRICS_FILENAME = "metrics.jsonl"
 VAL_PREDICTIONS = "val_predictions.csv"
 
 log = logging.getLogger("training")
-
-
-@dataclass(frozen=True)
-class Predictions:
-    images: tuple[CellImage, ...]
-    logits: np.ndarray
-    probabilities: np.ndarray
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.asarray([image.label for image in self.images])
-
-    @property
-    def subjects(self) -> list[str]:
-        return [image.subject for image in self.images]
-
-    def write_csv(self, path: Path) -> None:
-        with path.open("w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["path", "subject", "label", "logit", "probability_all"])
-            for image, logit, probability in zip(
-                self.images, self.logits, self.probabilities, strict=True
-            ):
-                writer.writerow(
-                    [image.path, image.subject, image.label, f"{logit:.6f}", f"{probability:.6f}"]
-                )
-
-    @classmethod
-    def read_csv(cls, path: Path) -> Predictions:
-        """Back from a val_predictions.csv or oof_predictions.csv written by `write_csv`."""
-        with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
-        return cls(
-            images=tuple(
-                CellImage(path=Path(row["path"]), subject=row["subject"], label=int(row["label"]))
-                for row in rows
-            ),
-            logits=np.asarray([float(row["logit"]) for row in rows]),
-            probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
-        )
 
 
 @dataclass(frozen=True)

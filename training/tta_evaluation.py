@@ -15,7 +15,8 @@ from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
 from training.classification_metrics import binary_metrics
 from training.evaluate import preprocessed_batches
-from training.trainer import VAL_PREDICTIONS, Predictions, load_trained_model
+from training.predictions import Predictions
+from training.trainer import VAL_PREDICTIONS, load_trained_model
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16

@@ -14,7 +14,7 @@ from training.cross_validation import (
     heat_on_held_out_folds,
 )
 from training.external_evaluation import read_report
-from training.trainer import Predictions
+from training.predictions import Predictions
 
 pytestmark = pytest.mark.slow
 
