@@ -470,7 +470,7 @@ def adapt_model(
                     strength=strength,
                     reviews_source=reviews.name,
                     reviewed_cells=[
-                        SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)  # type: ignore[arg-type]
+                        SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)
                         for (s, y), n in sorted(counts.items())
                     ],
                     minimum_subjects_per_class=minimum_subjects_per_class,

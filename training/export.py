@@ -53,7 +53,7 @@ from training.cross_validation import (
     OOF_PREDICTIONS,
     fold_dirs,
 )
-from training.dataset_index import list_images, read_image
+from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
 from training.models import (
     CellClassifier,
     ExplainedProbabilityExport,
@@ -266,7 +266,7 @@ def quality_reference_for(config: TrainConfig, resolved: dict[str, object]) -> Q
 def _training_data(resolved: dict[str, object], config: TrainConfig) -> TrainingData:
     subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
     rows = [
-        SubjectCounts(subject=s, label="HEM" if s.startswith("H") else "ALL", images=n)
+        SubjectCounts(subject=s, label=LABEL_NAMES[subject_label(s)], images=n)
         for s, n in subjects.items()
     ]
     folds = sorted({p.name for p in config.data.glob("**/fold_*") if p.is_dir()}) or ["unknown"]

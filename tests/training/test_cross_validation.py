@@ -13,6 +13,7 @@ from training.cross_validation import (
     OOF_PREDICTIONS,
     heat_on_held_out_folds,
 )
+from training.dataset_index import LABEL_HEM, subject_label
 from training.external_evaluation import read_report
 from training.predictions import Predictions
 
@@ -48,7 +49,8 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     held_out = [set(fold["validation_subjects"]) for fold in summary["per_fold"]]
     assert set.union(*held_out) == {"16", "23", "30", "H10", "H14", "H22"}
     assert all(
-        len(subjects) == 2 and any(s.startswith("H") for s in subjects) for subjects in held_out
+        len(subjects) == 2 and any(subject_label(s) == LABEL_HEM for s in subjects)
+        for subjects in held_out
     )
     assert summary["pooled"]["n"] == 18
     assert set(summary["mean_std"]["roc_auc"]) == {"mean", "std"}

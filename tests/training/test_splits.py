@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError
+from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError, subject_label
 from training.splits import (
     Split,
     held_out_subjects_split,
@@ -16,7 +16,7 @@ def cohort(sizes: dict[str, int], fold_of: dict[str, str] | None = None) -> list
         CellImage(
             path=Path(f"UID_{subject}_{n}_1.png"),
             subject=subject,
-            label=LABEL_HEM if subject.startswith("H") else LABEL_ALL,
+            label=subject_label(subject),
             fold=(fold_of or {}).get(subject),
         )
         for subject, count in sizes.items()
