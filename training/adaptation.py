@@ -52,13 +52,13 @@ from app.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
 from training.classification_metrics import choose_threshold
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
-from training.evaluate import preprocessed_batches
 from training.external_evaluation import (
     metric_interval,
     roc_auc,
     subject_resamples,
     threshold_metrics,
 )
+from training.image_batches import preprocessed_batches
 
 Strength = Literal["recalibration", "head_refit"]
 MINIMUM_SUBJECTS_PER_CLASS = 3

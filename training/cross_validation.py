@@ -21,6 +21,7 @@ from training.classification_metrics import binary_metrics, mean_and_std, per_su
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
+from training.models import probability_scorer
 from training.predictions import Predictions
 from training.splits import Split
 from training.train_config import TrainConfig, save_json
@@ -28,7 +29,6 @@ from training.trainer import (
     load_run_config,
     load_trained_model,
     make_split,
-    probability_scorer,
     subsample_per_subject,
     train,
 )

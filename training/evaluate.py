@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.inference import OnnxCellClassifier
-from app.preprocessing import PreprocessConfig, preprocess
 from training.classification_metrics import MetricValue, binary_metrics, per_subject_accuracy
-from training.dataset_index import DatasetIndex, read_image
+from training.dataset_index import DatasetIndex
+from training.image_batches import preprocessed_batches
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,6 @@ class EvaluationResult:
             **self.metrics,
             "per_subject_accuracy": self.per_subject_accuracy,
         }
-
-
-def preprocessed_batches(
-    paths: Sequence[Path], recipe: PreprocessConfig, batch_size: int
-) -> Iterator[np.ndarray]:
-    """Model inputs for the files, `batch_size` at a time, exactly as the server makes them."""
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        yield np.stack([preprocess(read_image(path), recipe) for path in chunk])
 
 
 def evaluate_model(

@@ -42,7 +42,7 @@ from app.manifest import (
     write_manifest,
 )
 from app.model_registry import record_model
-from app.preprocessing import PreprocessConfig, preprocess
+from app.preprocessing import PreprocessConfig
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.calibration import calibrate
 from training.classification_metrics import binary_metrics, choose_threshold, per_subject_accuracy
@@ -54,11 +54,13 @@ from training.cross_validation import (
     fold_dirs,
 )
 from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
+from training.image_batches import preprocess_batch
 from training.models import (
     CellClassifier,
     ExplainedProbabilityExport,
     ProbabilityExport,
     count_parameters,
+    predict_probabilities,
 )
 from training.predictions import Predictions
 from training.train_config import TrainConfig
@@ -95,8 +97,7 @@ def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) 
 
 def check_parity(model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray) -> float:
     """Both graphs' own probability output against PyTorch, before any calibration."""
-    with torch.no_grad():
-        expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
+    expected = predict_probabilities(model, batch)
     classifier = OnnxCellClassifier(onnx_dir)
     differences = []
     for session in (classifier.session, classifier.explain_session()):
@@ -404,9 +405,7 @@ def _export(
         explain_onnx_sha256=file_sha256(explain_path),
     )
     write_manifest(manifest, out_dir)
-    batch = np.stack(
-        [preprocess(rgb, recipe) for rgb in parity_images(config, resolved, parity_count)]
-    )
+    batch = preprocess_batch(parity_images(config, resolved, parity_count), recipe)
     difference = check_parity(model, out_dir, batch)
     if not difference <= PARITY_TOLERANCE:
         raise ExportError(

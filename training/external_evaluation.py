@@ -362,7 +362,7 @@ def score_model_dir(
     """An exported model exactly as the server runs it: its recipe, onnxruntime, its
     calibration, its threshold, and test-time augmentation when its card turns it on."""
     from app.inference import OnnxCellClassifier
-    from training.evaluate import preprocessed_batches
+    from training.image_batches import preprocessed_batches
 
     classifier = OnnxCellClassifier(model_dir)
     use_tta = classifier.tta_by_default if tta is None else tta
@@ -380,12 +380,11 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     """Every fold model of a cross-validation, and the fold models as one ensemble (mean
     logit). Their threshold is the one export would serve: the best balanced accuracy on the
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
-    import torch
-
     from app.inference import sigmoid
     from training.classification_metrics import choose_threshold
     from training.cross_validation import OOF_PREDICTIONS, fold_dirs
-    from training.evaluate import preprocessed_batches
+    from training.image_batches import preprocessed_batches
+    from training.models import predict_logits
     from training.predictions import Predictions
     from training.trainer import load_run_config, load_trained_model
 
@@ -397,13 +396,8 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     for run_dir in fold_dirs(cv_dir):
         _, recipe, _ = load_run_config(run_dir)
         model = load_trained_model(run_dir)
-        with torch.no_grad():
-            logits = np.concatenate(
-                [
-                    model(torch.from_numpy(batch)).float().numpy()
-                    for batch in preprocessed_batches(paths, recipe, 32)
-                ]
-            ).astype(np.float64)
+        batches = preprocessed_batches(paths, recipe, 32)
+        logits = np.concatenate([predict_logits(model, b) for b in batches]).astype(np.float64)
         fold_logits.append(logits)
         scores.append(Scores(f"{cv_dir.name}/{run_dir.name}", sigmoid(logits), threshold))
     ensemble = sigmoid(np.mean(fold_logits, axis=0))

@@ -14,7 +14,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,21 +146,6 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
         logits=stacked,
         probabilities=sigmoid(stacked),
     )
-
-
-def probability_scorer(
-    model: CellClassifier, threads: int | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The PyTorch model as a function of a preprocessed batch, like the ONNX classifier."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    model.eval()
-
-    @torch.no_grad()
-    def score(batch: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(model(torch.from_numpy(batch))).float().numpy()
-
-    return score
 
 
 def _epoch_summary(row: dict[str, object]) -> str:

@@ -14,7 +14,8 @@ from app.manifest import TestTimeAugmentationCard
 from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
 from training.classification_metrics import binary_metrics
-from training.evaluate import preprocessed_batches
+from training.image_batches import preprocessed_batches
+from training.models import predict_probabilities
 from training.predictions import Predictions
 from training.trainer import VAL_PREDICTIONS, load_trained_model
 
@@ -22,15 +23,14 @@ MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16
 
 
-@torch.no_grad()
 def _probabilities(
     model: torch.nn.Module, paths: list[Path], recipe: PreprocessConfig
 ) -> tuple[np.ndarray, np.ndarray]:
     plain, averaged = [], []
     for tensors in preprocessed_batches(paths, recipe, BATCH):
-        plain.append(torch.sigmoid(model(torch.from_numpy(tensors))).numpy())
-        views = torch.from_numpy(np.concatenate([dihedral_views(t) for t in tensors]))
-        averaged.append(average_views(torch.sigmoid(model(views)).numpy()))
+        plain.append(predict_probabilities(model, tensors))
+        views = np.concatenate([dihedral_views(t) for t in tensors])
+        averaged.append(average_views(predict_probabilities(model, views)))
     return np.concatenate(plain), np.concatenate(averaged)
 
 
