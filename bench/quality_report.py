@@ -66,7 +66,7 @@ def main() -> None:
         "served_ece": round(ece, 4),
         "metrics_at_served_threshold": binary_metrics(
             labels, served, classifier.manifest.threshold.value
-        ),
+        ).as_dict(),
         "note": "the model's own training images: calibration and metrics here are in-sample",
     }
     engine.close()

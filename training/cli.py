@@ -317,7 +317,7 @@ def run_train(args: argparse.Namespace) -> None:
         return
     (config.out / "command.txt").write_text(command_for("train", config) + "\n", encoding="utf-8")
     if result.best_metrics is not None:
-        print(json.dumps({"best_validation": result.best_metrics}, indent=2))
+        print(json.dumps({"best_validation": result.best_metrics.as_dict()}, indent=2))
     print(f"run written to {result.run_dir}")
 
 
@@ -327,14 +327,15 @@ def run_cv(args: argparse.Namespace) -> None:
     config = config_from_args(args)
     summary = run_cross_validation(config)
     (config.out / "command.txt").write_text(command_for("cv", config) + "\n", encoding="utf-8")
-    print(json.dumps({k: summary[k] for k in ("mean_std", "pooled")}, indent=2))
+    figures = summary.model_dump(mode="json", include={"mean_std", "pooled"})
+    print(json.dumps({k: figures[k] for k in ("mean_std", "pooled")}, indent=2))
 
 
 def run_export(args: argparse.Namespace) -> None:
+    from training.artifacts import RunDir
     from training.export import export_run
-    from training.trainer import load_run_config
 
-    config, _, _ = load_run_config(args.run)
+    config = RunDir(args.run).read_config().train
     manifest = export_run(
         args.run,
         args.out,
@@ -370,7 +371,8 @@ def run_counterfactual(args: argparse.Namespace) -> None:
         cv_report = counterfactual_on_held_out_folds(args.cv)
         print(
             json.dumps(
-                cv_report if args.json else cv_report["pooled"], indent=None if args.json else 2
+                cv_report.model_dump(mode="json") if args.json else cv_report.pooled,
+                indent=None if args.json else 2,
             )
         )
         return
@@ -391,7 +393,8 @@ def run_heat_in_cell(args: argparse.Namespace) -> None:
     from training.cross_validation import heat_on_held_out_folds
 
     report = heat_on_held_out_folds(args.cv)
-    print(json.dumps(report if args.json else report["pooled"], indent=None if args.json else 2))
+    figures = report.model_dump(mode="json") if args.json else report.pooled
+    print(json.dumps(figures, indent=None if args.json else 2))
 
 
 def run_external(args: argparse.Namespace) -> None:
@@ -446,8 +449,8 @@ def run_morphology(args: argparse.Namespace) -> None:
     threshold = choose_threshold(labels.tolist(), out_of_fold.tolist())
     cv = binary_metrics(labels, out_of_fold, threshold)
     print(
-        f"fold-1 CV, out of fold: ROC AUC {cv['roc_auc']:.3f}, balanced accuracy "
-        f"{cv['balanced_accuracy']:.3f} at the out-of-fold threshold {threshold:.3f}"
+        f"fold-1 CV, out of fold: ROC AUC {cv.roc_auc:.3f}, balanced accuracy "
+        f"{cv.balanced_accuracy:.3f} at the out-of-fold threshold {threshold:.3f}"
     )
     if args.external is None:
         return

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from app.inference import OnnxCellClassifier
-from training.classification_metrics import MetricValue, binary_metrics, per_subject_accuracy
+from training.classification_metrics import BinaryMetrics, binary_metrics, per_subject_accuracy
 from training.dataset_index import DatasetIndex
 from training.image_batches import preprocessed_batches
 
@@ -17,7 +17,7 @@ from training.image_batches import preprocessed_batches
 class EvaluationResult:
     model_id: str
     threshold: float
-    metrics: dict[str, MetricValue]
+    metrics: BinaryMetrics
     per_subject_accuracy: dict[str, float]
     labels: np.ndarray
     probabilities: np.ndarray
@@ -25,7 +25,7 @@ class EvaluationResult:
     def as_json(self) -> dict[str, object]:
         return {
             "model": self.model_id,
-            **self.metrics,
+            **self.metrics.as_dict(),
             "per_subject_accuracy": self.per_subject_accuracy,
         }
 
@@ -54,9 +54,9 @@ def evaluate_model(
 
 def format_table(result: EvaluationResult) -> str:
     lines = [f"model {result.model_id}  threshold {result.threshold:.4f}", ""]
-    for key, value in result.metrics.items():
+    for key, value in result.metrics.as_dict().items():
         if key == "confusion_matrix":
-            (tn, fp), (fn, tp) = value  # type: ignore[misc]
+            (tn, fp), (fn, tp) = result.metrics.confusion_matrix
             lines.append(
                 f"{'confusion':<18} HEM->HEM {tn}  HEM->ALL {fp}  ALL->HEM {fn}  ALL->ALL {tp}"
             )

@@ -9,7 +9,6 @@ if missing), which the server requires.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import tempfile
@@ -44,15 +43,9 @@ from app.manifest import (
 from app.model_registry import record_model
 from app.preprocessing import PreprocessConfig
 from app.quality_checks import QualityReference, build_reference, measure_cell
+from training.artifacts import CvDir, CvSummary, RunConfig, RunDir
 from training.calibration import calibrate
 from training.classification_metrics import binary_metrics, choose_threshold, per_subject_accuracy
-from training.cross_validation import (
-    CV_COUNTERFACTUAL,
-    CV_HEAT_IN_CELL,
-    CV_SUMMARY,
-    OOF_PREDICTIONS,
-    fold_dirs,
-)
 from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
 from training.image_batches import preprocess_batch
 from training.models import (
@@ -64,7 +57,7 @@ from training.models import (
 )
 from training.predictions import Predictions
 from training.train_config import TrainConfig
-from training.trainer import VAL_PREDICTIONS, load_run_config, load_trained_model
+from training.trainer import load_trained_model
 from training.tta_evaluation import measure_tta
 
 PARITY_TOLERANCE = 1e-4
@@ -86,10 +79,10 @@ def default_model_id(config: TrainConfig) -> str:
     return f"{config.arch}-{config.img_size}-{config.crop.value}".lower().replace("_", "-")
 
 
-def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) -> list[np.ndarray]:
+def parity_images(config: TrainConfig, resolved: RunConfig, count: int) -> list[np.ndarray]:
     """Real cells from the run's data, validation subjects first."""
     images = list_images(config.data)
-    held_out = set(resolved.get("validation_subjects") or {})  # type: ignore[arg-type]
+    held_out = set(resolved.validation_subjects)
     images.sort(key=lambda image: image.subject not in held_out)
     step = max(1, len(images) // max(count, 1)) if not held_out else 1
     return [read_image(image.path) for image in images[::step][:count]]
@@ -134,14 +127,15 @@ def _decision_rule(
     """Calibration and threshold from held-out predictions only: the CV's out-of-fold ones
     when given, else the run's own validation subjects, else none (threshold 0.5)."""
     evaluations: list[Evaluation] = []
-    validation_csv = run_dir / VAL_PREDICTIONS
+    validation_csv = RunDir(run_dir).val_predictions
     if cv_dir is not None:
-        source, where = cv_dir / OOF_PREDICTIONS, f"out-of-fold predictions of {cv_dir}"
-        summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
+        cv = CvDir(cv_dir)
+        source, where = cv.oof_predictions, f"out-of-fold predictions of {cv_dir}"
+        summary = cv.read_summary()
         evaluations.append(
-            Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
+            Evaluation(protocol=summary.protocol + " (pooled)", metrics=summary.pooled.as_dict())
         )
-        evaluations.extend(_held_out_evaluations(cv_dir, summary))
+        evaluations.extend(_held_out_evaluations(cv, summary))
     elif validation_csv.is_file():
         source, where = validation_csv, "the run's held-out subjects"
     else:
@@ -161,7 +155,7 @@ def _decision_rule(
                 protocol=f"{where}, calibrated, at the served threshold; threshold and "
                 "calibration were fitted on these same predictions, so threshold-dependent "
                 "metrics are optimistic",
-                metrics=binary_metrics(labels, calibrated, threshold.value),
+                metrics=binary_metrics(labels, calibrated, threshold.value).as_dict(),
                 per_subject_accuracy=per_subject_accuracy(
                     subjects, labels.tolist(), calibrated.tolist(), threshold.value
                 ),
@@ -182,7 +176,7 @@ def _decision_rule(
                         else "threshold from the cross-validation"
                     )
                 ),
-                metrics=binary_metrics(labels, probabilities, threshold.value),
+                metrics=binary_metrics(labels, probabilities, threshold.value).as_dict(),
                 per_subject_accuracy=per_subject_accuracy(
                     subjects, labels.tolist(), probabilities.tolist(), threshold.value
                 ),
@@ -191,38 +185,35 @@ def _decision_rule(
     return threshold, calibration, evaluations
 
 
-def _held_out_evaluations(cv_dir: Path, summary: dict[str, object]) -> list[Evaluation]:
+def _held_out_evaluations(cv: CvDir, summary: CvSummary) -> list[Evaluation]:
     """Per-fold mean ± std (a single subject can swing a fold), the colour counterfactual and
     where the Grad-CAM heat lies, each as the cross-validation measured it."""
-    mean_std: dict[str, dict[str, float]] = summary["mean_std"]  # type: ignore[assignment]
     spread: dict[str, float | int | list[list[int]]] = {}
-    for metric, values in mean_std.items():
-        spread[f"{metric}_mean"] = values["mean"]
-        spread[f"{metric}_std"] = values["std"]
-    per_fold: list[dict[str, object]] = summary["per_fold"]  # type: ignore[assignment]
+    for metric, values in summary.mean_std.items():
+        spread[f"{metric}_mean"] = values.mean
+        spread[f"{metric}_std"] = values.std
+    folds = len(summary.per_fold)
     evaluations = [
         Evaluation(
-            protocol=f"the same cross-validation, mean and std over its {len(per_fold)} folds",
+            protocol=f"the same cross-validation, mean and std over its {folds} folds",
             metrics=spread,
         )
     ]
-    counterfactual_path = cv_dir / CV_COUNTERFACTUAL
-    if counterfactual_path.is_file():
-        report = json.loads(counterfactual_path.read_text(encoding="utf-8"))
+    counterfactual = cv.read_counterfactual()
+    if counterfactual is not None:
         evaluations.append(
             Evaluation(
-                protocol=f"colour counterfactual, pooled: {report['protocol']}; a model that "
-                "answers colour rather than the cell loses ROC AUC here",
-                metrics=report["pooled"],
+                protocol=f"colour counterfactual, pooled: {counterfactual.protocol}; a model "
+                "that answers colour rather than the cell loses ROC AUC here",
+                metrics={k: v for k, v in counterfactual.pooled.items() if v is not None},
             )
         )
-    heat_path = cv_dir / CV_HEAT_IN_CELL
-    if heat_path.is_file():
-        report = json.loads(heat_path.read_text(encoding="utf-8"))
+    heat = cv.read_heat()
+    if heat is not None:
         evaluations.append(
             Evaluation(
-                protocol=f"Grad-CAM heat on the cell, pooled: {report['protocol']}",
-                metrics={k: v for k, v in report["pooled"].items() if v is not None},
+                protocol=f"Grad-CAM heat on the cell, pooled: {heat.protocol}",
+                metrics={k: v for k, v in heat.pooled.items() if v is not None},
             )
         )
     return evaluations
@@ -255,20 +246,19 @@ def known_limitations(
     return limitations
 
 
-def quality_reference_for(config: TrainConfig, resolved: dict[str, object]) -> QualityReference:
+def quality_reference_for(config: TrainConfig, resolved: RunConfig) -> QualityReference:
     """The spread of the training subjects' cells, for the server's input warnings."""
-    subjects = set(resolved["train_subjects"])  # type: ignore[arg-type]
+    subjects = set(resolved.train_subjects)
     images = [i for i in list_images(config.data) if i.subject in subjects]
     return build_reference(
         measure_cell(read_image(image.path), config.foreground_threshold) for image in images
     )
 
 
-def _training_data(resolved: dict[str, object], config: TrainConfig) -> TrainingData:
-    subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
+def _training_data(resolved: RunConfig, config: TrainConfig) -> TrainingData:
     rows = [
         SubjectCounts(subject=s, label=LABEL_NAMES[subject_label(s)], images=n)
-        for s, n in subjects.items()
+        for s, n in resolved.train_subjects.items()
     ]
     folds = sorted({p.name for p in config.data.glob("**/fold_*") if p.is_dir()}) or ["unknown"]
     return TrainingData(
@@ -276,7 +266,7 @@ def _training_data(resolved: dict[str, object], config: TrainConfig) -> Training
         subjects=rows,
         images_all=sum(r.images for r in rows if r.label == "ALL"),
         images_hem=sum(r.images for r in rows if r.label == "HEM"),
-        duplicates_removed=int(resolved.get("duplicates_removed", 0)),  # type: ignore[arg-type]
+        duplicates_removed=resolved.duplicates_removed,
     )
 
 
@@ -303,7 +293,8 @@ def export_run(
     selection: str | None = None,
 ) -> ModelManifest:
     _check_destination(out_dir)
-    config, recipe, resolved = load_run_config(run_dir)
+    resolved = RunDir(run_dir).read_config()
+    config, recipe = resolved.train, resolved.preprocessing
     model = load_trained_model(run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Written to a folder beside the destination and moved into place only when every check
@@ -362,7 +353,7 @@ def _export(
     out_dir: Path,
     config: TrainConfig,
     recipe: PreprocessConfig,
-    resolved: dict[str, object],
+    resolved: RunConfig,
     model: torch.nn.Module,
     *,
     model_id: str | None,
@@ -397,7 +388,7 @@ def _export(
         limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
         provenance=Provenance(
             training_command=training_command,
-            run_config=resolved,
+            run_config=resolved.as_card_json(),
             software=_software(),
         ),
         onnx_sha256=file_sha256(onnx_path),
@@ -422,8 +413,8 @@ def _export(
 
 def _held_out_runs(run_dir: Path, cv_dir: Path | None) -> tuple[list[Path], str]:
     if cv_dir is not None:
-        folds = [fold for fold in fold_dirs(cv_dir) if (fold / VAL_PREDICTIONS).is_file()]
+        folds = [fold.path for fold in CvDir(cv_dir).folds() if fold.has_validation_predictions()]
         return folds, f"the {len(folds)} cross-validation models, each on its held-out subjects"
-    if (run_dir / VAL_PREDICTIONS).is_file():
+    if RunDir(run_dir).has_validation_predictions():
         return [run_dir], "the run's held-out subjects"
     return [], ""

@@ -31,6 +31,7 @@ from app.manifest import (
     write_manifest,
 )
 from app.model_registry import STORE_INDEX, record_model
+from training.artifacts import EXTERNAL_REPORT, CvDir
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -57,7 +58,6 @@ PART_TITLES = {
     PART_PRELIM: "preliminary-test part",
 }
 DEFAULT_RESAMPLES = 2000
-EXTERNAL_REPORT = "external_evaluation.json"
 BASELINE_FOREGROUND_THRESHOLD = 15
 
 
@@ -382,24 +382,23 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
     from app.inference import sigmoid
     from training.classification_metrics import choose_threshold
-    from training.cross_validation import OOF_PREDICTIONS, fold_dirs
     from training.image_batches import preprocessed_batches
     from training.models import predict_logits
-    from training.predictions import Predictions
-    from training.trainer import load_run_config, load_trained_model
+    from training.trainer import load_trained_model
 
-    out_of_fold = Predictions.read_csv(cv_dir / OOF_PREDICTIONS)
+    cv = CvDir(cv_dir)
+    out_of_fold = cv.read_out_of_fold()
     threshold = choose_threshold(out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist())
     paths = [image.path for image in images]
     fold_logits = []
     scores = []
-    for run_dir in fold_dirs(cv_dir):
-        _, recipe, _ = load_run_config(run_dir)
-        model = load_trained_model(run_dir)
+    for run in cv.folds():
+        recipe = run.read_config().preprocessing
+        model = load_trained_model(run.path)
         batches = preprocessed_batches(paths, recipe, 32)
         logits = np.concatenate([predict_logits(model, b) for b in batches]).astype(np.float64)
         fold_logits.append(logits)
-        scores.append(Scores(f"{cv_dir.name}/{run_dir.name}", sigmoid(logits), threshold))
+        scores.append(Scores(f"{cv_dir.name}/{run.path.name}", sigmoid(logits), threshold))
     ensemble = sigmoid(np.mean(fold_logits, axis=0))
     scores.insert(0, Scores(f"{cv_dir.name} (fold ensemble)", ensemble, threshold))
     return scores

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import timm
 import torch
 from torch import nn
 
-HeadKind = Literal["timm", "paper"]
+from training.train_config import HeadKind
+
 PAPER_HIDDEN_UNITS = 256
 
 

@@ -19,7 +19,6 @@ coverage and width of the 95% interval, and how often it was too wide to read.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,11 +30,11 @@ from sklearn import metrics as skm
 
 from app.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from app.manifest import load_manifest
+from training.artifacts import CvDir
 from training.classification_metrics import choose_threshold
 
 SIZES = (10, 20, 50, 100, 200)
 SHARES = (0.0, 0.05, 0.2, 0.5, 1.0)
-OOF_PREDICTIONS = "oof_predictions.csv"
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,12 @@ class HeldOutCells:
 
 
 def read_out_of_fold(cv_dir: Path) -> HeldOutCells:
-    """The cross-validation's oof_predictions.csv (no torch needed to read it)."""
-    with (cv_dir / OOF_PREDICTIONS).open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
+    """The cross-validation's out-of-fold predictions (no torch needed to read them)."""
+    predictions = CvDir(cv_dir).read_out_of_fold()
     return HeldOutCells(
-        subjects=np.asarray([row["subject"] for row in rows]),
-        labels=np.asarray([int(row["label"]) for row in rows]),
-        probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
+        subjects=np.asarray(predictions.subjects),
+        labels=predictions.labels,
+        probabilities=predictions.probabilities,
     )
 
 

@@ -1,13 +1,10 @@
 """Train one classifier: phase 1 on a frozen backbone (head only), phase 2 end to end.
 
-A run directory holds everything needed to export or audit it: config.json (the resolved
-configuration, the recipe with the measured mean/std, the split's subjects), metrics.jsonl
-(one line per epoch), train.log, last.pt, best.pt and val_predictions.csv.
+A run directory holds everything needed to export or audit it (training/artifacts.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -27,9 +24,10 @@ from tqdm import tqdm
 from app.inference import sigmoid
 from app.preprocessing import PreprocessConfig, channel_statistics
 from training import distributed
+from training.artifacts import BEST_CHECKPOINT, EpochRow, RunConfig, RunDir
 from training.cell_appearance_augmentation import cell_appearance_randomization
 from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
-from training.classification_metrics import MetricValue, binary_metrics
+from training.classification_metrics import BinaryMetrics, binary_metrics
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
 from training.explanation_penalty import (
     logits_and_heat_off_cell,
@@ -43,12 +41,7 @@ from training.splits import (
     official_fold_split,
     subject_grouped_folds,
 )
-from training.train_config import CONFIG_FILENAME, TrainConfig, save_json
-
-BEST_CHECKPOINT = "best.pt"
-LAST_CHECKPOINT = "last.pt"
-METRICS_FILENAME = "metrics.jsonl"
-VAL_PREDICTIONS = "val_predictions.csv"
+from training.train_config import TrainConfig
 
 log = logging.getLogger("training")
 
@@ -57,7 +50,7 @@ log = logging.getLogger("training")
 class TrainResult:
     run_dir: Path
     validation: Predictions | None
-    best_metrics: dict[str, MetricValue] | None
+    best_metrics: BinaryMetrics | None
 
 
 def seed_everything(seed: int) -> None:
@@ -148,22 +141,21 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
     )
 
 
-def _epoch_summary(row: dict[str, object]) -> str:
+def _epoch_summary(row: EpochRow) -> str:
     text = (
-        f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
-        f"{row['seconds']:.0f} s, {row['images_per_second']:.1f} images/s"
+        f"{row.phase} epoch {row.epoch}: loss {row.train_loss:.4f}, "
+        f"{row.seconds:.0f} s, {row.images_per_second:.1f} images/s"
     )
-    validation = row.get("validation")
-    if isinstance(validation, dict):
+    if row.validation is not None:
         text += (
-            f" | validation AUC {validation['roc_auc']:.4f}, "
-            f"balanced accuracy {validation['balanced_accuracy']:.4f}"
+            f" | validation AUC {row.validation.roc_auc:.4f}, "
+            f"balanced accuracy {row.validation.balanced_accuracy:.4f}"
         )
     return text
 
 
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+def _setup_logging(run: RunDir) -> logging.Handler:
+    handler = logging.FileHandler(run.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -177,14 +169,14 @@ def train(
 ) -> TrainResult:
     """`prepared_cache` lets runs of one recipe (the folds of a cross-validation) prepare
     each image once."""
-    run_dir = config.out
+    run = RunDir(config.out)
     group = distributed.join_from_environment()
     if not group.is_main:  # one process writes the run directory
-        return _train(config, run_dir, index, prepared_cache, group)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _setup_logging(run_dir)
+        return _train(config, run, index, prepared_cache, group)
+    run.path.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(run)
     try:
-        return _train(config, run_dir, index, prepared_cache, group)
+        return _train(config, run, index, prepared_cache, group)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -192,7 +184,7 @@ def train(
 
 def _train(
     config: TrainConfig,
-    run_dir: Path,
+    run: RunDir,
     index: DatasetIndex | None,
     prepared_cache: PreparedCache | None,
     group: distributed.ProcessGroup,
@@ -233,17 +225,17 @@ def _train(
     train_set.config = recipe
     val_set = CellDataset(val_images, recipe, cache=cache) if val_images else None
 
-    resolved = {
-        "train": json.loads(config.model_dump_json()),
-        "preprocessing": json.loads(recipe.model_dump_json()),
-        "split": split.name if split else None,
-        "train_subjects": describe_subjects(train_images),
-        "validation_subjects": describe_subjects(val_images),
-        "duplicates_removed": index.duplicates_removed,
-        "torch": torch.__version__,
-    }
+    resolved = RunConfig(
+        train=config,
+        preprocessing=recipe,
+        split=split.name if split else None,
+        train_subjects=describe_subjects(train_images),
+        validation_subjects=describe_subjects(val_images),
+        duplicates_removed=index.duplicates_removed,
+        torch=torch.__version__,
+    )
     if group.is_main:
-        save_json(run_dir / CONFIG_FILENAME, resolved)
+        run.write_config(resolved)
     log.info("train %d images, validation %d images", len(train_images), len(val_images))
 
     # Under torchrun each process takes its own GPU (or the CPU); otherwise --device decides.
@@ -291,12 +283,11 @@ def _train(
         generator=generator if sampler is None else None,
     )
 
-    metrics_path = run_dir / METRICS_FILENAME
     if group.is_main:
-        metrics_path.write_text("", encoding="utf-8")
+        run.start_metrics()
     epochs_run = 0
     best_score = -math.inf
-    best_metrics: dict[str, MetricValue] | None = None
+    best_metrics: BinaryMetrics | None = None
     best_predictions: Predictions | None = None
     epochs_without_gain = 0
     phases = [("head", config.resolved_head_epochs, config.head_lr, False)]
@@ -350,38 +341,37 @@ def _train(
                 losses.append(loss.item())
                 progress.set_postfix(loss=f"{np.mean(losses):.4f}")
             seconds = time.perf_counter() - started
-            row: dict[str, object] = {
-                "phase": phase,
-                "epoch": epoch,
-                "train_loss": distributed.mean_over_processes(
+            row = EpochRow(
+                phase=phase,
+                epoch=epoch,
+                train_loss=distributed.mean_over_processes(
                     float(np.mean(losses)) if losses else float("nan"), group
                 ),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(seconds, 2),
-                "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
-            }
+                lr=optimizer.param_groups[0]["lr"],
+                seconds=round(seconds, 2),
+                images_per_second=round(len(losses) * config.batch_size / seconds, 2),
+            )
             if off_cell_shares:
-                row["train_heat_off_cell"] = round(float(np.mean(off_cell_shares)), 4)
+                row.train_heat_off_cell = round(float(np.mean(off_cell_shares)), 4)
             improved = keep = True
             if val_set is not None:
                 predictions = predict(model, val_set, config.batch_size)
                 metrics = binary_metrics(predictions.labels, predictions.probabilities, 0.5)
-                row["validation"] = metrics
-                score = float(metrics[config.monitor])  # type: ignore[arg-type]
+                row.validation = metrics
+                score = metrics.monitored(config.monitor)
                 improved = not math.isnan(score) and score > best_score
                 best_score = max(best_score, score) if improved else best_score
                 keep = improved or config.checkpoint == "last"
                 if keep:
                     best_metrics, best_predictions = metrics, predictions
             if group.is_main:
-                with metrics_path.open("a", encoding="utf-8") as stream:
-                    stream.write(json.dumps(row, default=str) + "\n")
-                log.info("%s", json.dumps(row, default=str))
+                run.append_metrics(row)
+                log.info("%s", row.to_line())
                 tqdm.write(_epoch_summary(row), file=sys.stderr)
                 checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
-                torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
+                torch.save(checkpoint, run.last_checkpoint)
                 if keep:
-                    torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
+                    torch.save(checkpoint, run.best_checkpoint)
             epochs_without_gain = 0 if improved else epochs_without_gain + 1
             if (
                 backbone_trainable
@@ -395,14 +385,12 @@ def _train(
                 )
                 break
     if not group.is_main:
-        return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
-    if not (run_dir / BEST_CHECKPOINT).exists():
-        torch.save(
-            {"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT
-        )
+        return TrainResult(run_dir=run.path, validation=best_predictions, best_metrics=best_metrics)
+    if not run.best_checkpoint.exists():
+        torch.save({"model": model.state_dict(), "phase": "none", "epoch": 0}, run.best_checkpoint)
     if best_predictions is not None:
-        best_predictions.write_csv(run_dir / VAL_PREDICTIONS)
-    return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
+        run.write_validation_predictions(best_predictions)
+    return TrainResult(run_dir=run.path, validation=best_predictions, best_metrics=best_metrics)
 
 
 def load_teachers(config: TrainConfig, recipe: PreprocessConfig) -> list[CellClassifier]:
@@ -418,7 +406,7 @@ def load_teachers(config: TrainConfig, recipe: PreprocessConfig) -> list[CellCla
         runs = fold_runs
     teachers = []
     for run in runs:
-        _, teacher_recipe, _ = load_run_config(run)
+        teacher_recipe = RunDir(run).read_config().preprocessing
         ignored = {"mean", "std"}  # measured per split, on the same subjects
         if teacher_recipe.model_dump(exclude=ignored) != recipe.model_dump(exclude=ignored):
             raise ValueError(f"teacher {run} was trained with another recipe")
@@ -445,17 +433,8 @@ def distillation_loss(
     return (1 - weight) * label_loss + weight * soft
 
 
-def load_run_config(run_dir: Path) -> tuple[TrainConfig, PreprocessConfig, dict[str, object]]:
-    resolved = json.loads((run_dir / CONFIG_FILENAME).read_text(encoding="utf-8"))
-    return (
-        TrainConfig.model_validate(resolved["train"]),
-        PreprocessConfig.model_validate(resolved["preprocessing"]),
-        resolved,
-    )
-
-
 def load_trained_model(run_dir: Path, checkpoint: str = BEST_CHECKPOINT) -> CellClassifier:
-    config, _, _ = load_run_config(run_dir)
+    config = RunDir(run_dir).read_config().train
     model = create_classifier(config.arch, config.head, drop_path_rate=config.drop_path)
     state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])

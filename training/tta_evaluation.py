@@ -13,11 +13,11 @@ from app.inference import OnnxCellClassifier
 from app.manifest import TestTimeAugmentationCard
 from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
+from training.artifacts import RunDir
 from training.classification_metrics import binary_metrics
 from training.image_batches import preprocessed_batches
 from training.models import predict_probabilities
-from training.predictions import Predictions
-from training.trainer import VAL_PREDICTIONS, load_trained_model
+from training.trainer import load_trained_model
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16
@@ -40,7 +40,7 @@ def measure_tta(
     """Each run's model on its own held-out subjects, pooled; latency on the exported graph."""
     labels, without, with_tta = [], [], []
     for run_dir in run_dirs:
-        held_out = Predictions.read_csv(run_dir / VAL_PREDICTIONS)
+        held_out = RunDir(run_dir).read_validation_predictions()
         paths, run_labels = [image.path for image in held_out.images], held_out.labels
         plain, averaged = _probabilities(load_trained_model(run_dir), paths, recipe)
         labels.append(run_labels)
@@ -50,15 +50,15 @@ def measure_tta(
     before = binary_metrics(y, np.concatenate(without), 0.5)
     after = binary_metrics(y, np.concatenate(with_tta), 0.5)
     latency = _latency_ms(model_dir, recipe.input_size)
-    gain = float(after["roc_auc"]) - float(before["roc_auc"])  # type: ignore[arg-type]
+    gain = after.roc_auc - before.roc_auc
     return TestTimeAugmentationCard(
         default=gain >= MIN_AUC_GAIN_FOR_DEFAULT,
         measured_on=f"{description}; {len(y)} images; balanced accuracy at 0.5; on when the "
         f"ROC AUC gains at least {MIN_AUC_GAIN_FOR_DEFAULT}",
-        roc_auc_without=float(before["roc_auc"]),  # type: ignore[arg-type]
-        roc_auc_with=float(after["roc_auc"]),  # type: ignore[arg-type]
-        balanced_accuracy_without=float(before["balanced_accuracy"]),  # type: ignore[arg-type]
-        balanced_accuracy_with=float(after["balanced_accuracy"]),  # type: ignore[arg-type]
+        roc_auc_without=before.roc_auc,
+        roc_auc_with=after.roc_auc,
+        balanced_accuracy_without=before.balanced_accuracy,
+        balanced_accuracy_with=after.balanced_accuracy,
         latency_ms_without=latency[0],
         latency_ms_with=latency[1],
     )

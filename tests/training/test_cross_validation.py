@@ -4,15 +4,10 @@ import numpy as np
 import pytest
 
 from app.manifest import load_manifest
+from training.artifacts import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, OOF_PREDICTIONS
 from training.classification_metrics import choose_threshold
 from training.cli import main
-from training.cross_validation import (
-    CV_COUNTERFACTUAL,
-    CV_HEAT_IN_CELL,
-    CV_SUMMARY,
-    OOF_PREDICTIONS,
-    heat_on_held_out_folds,
-)
+from training.cross_validation import heat_on_held_out_folds
 from training.dataset_index import LABEL_HEM, subject_label
 from training.external_evaluation import read_report
 from training.predictions import Predictions
@@ -159,7 +154,7 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     by_protocol = {e.protocol.split(",")[0]: e.metrics for e in manifest.evaluations}
     assert by_protocol["colour counterfactual"] == counterfactual["pooled"]
     # The card's heat figure is what the measure returns when run again on the same folds.
-    remeasured = heat_on_held_out_folds(out)["pooled"]
+    remeasured = heat_on_held_out_folds(out).pooled
     assert by_protocol["Grad-CAM heat on the cell"] == {
         k: v for k, v in remeasured.items() if v is not None
     }

@@ -26,7 +26,8 @@ def test_last_checkpoint_selection_keeps_the_final_epoch(cnmc_root, tmp_path):
     assert best["epoch"] == 2
     rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert result.best_metrics == rows[-1]["validation"]
+    assert result.best_metrics is not None
+    assert result.best_metrics.as_dict() == rows[-1]["validation"]
 
 
 def test_training_is_reproducible_from_the_seed(cnmc_root, tmp_path):
