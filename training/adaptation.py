@@ -50,8 +50,8 @@ from app.manifest import (
 )
 from app.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
-from training.classification_metrics import choose_threshold
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
+from training.decision_rule import best_balanced_accuracy_threshold
 from training.external_evaluation import (
     metric_interval,
     roc_auc,
@@ -232,7 +232,7 @@ def fit_recalibration(parent: ParentOutputs, rows: np.ndarray, labels: np.ndarra
     def probability(positions: np.ndarray) -> np.ndarray:
         return sigmoid(calibration.apply(parent.logits[positions]))
 
-    threshold = choose_threshold(labels.tolist(), probability(rows).tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probability(rows).tolist())
     return FittedRule(probability, threshold, calibration=calibration)
 
 
@@ -260,7 +260,7 @@ def fit_head(
     def probability(positions: np.ndarray) -> np.ndarray:
         return sigmoid(parent.features[positions] @ head_weight + head_bias)
 
-    threshold = choose_threshold(labels.tolist(), probability(rows).tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probability(rows).tolist())
     return FittedRule(probability, threshold, head_weight=head_weight, head_bias=head_bias)
 
 

@@ -69,17 +69,6 @@ def binary_metrics(
     )
 
 
-def choose_threshold(labels: Sequence[int], probabilities: Sequence[float]) -> float:
-    """The threshold with the best balanced accuracy (Youden's J) on validation data."""
-    y_true = np.asarray(labels, dtype=int)
-    if len(np.unique(y_true)) < 2:
-        return 0.5
-    fpr, tpr, thresholds = skm.roc_curve(y_true, np.asarray(probabilities, dtype=float))
-    finite = np.isfinite(thresholds)
-    best = int(np.argmax((tpr - fpr)[finite]))
-    return float(np.clip(thresholds[finite][best], 0.0, 1.0))
-
-
 def per_subject_accuracy(
     subjects: Sequence[str], labels: Sequence[int], probabilities: Sequence[float], threshold: float
 ) -> dict[str, float]:

@@ -428,7 +428,8 @@ def run_external(args: argparse.Namespace) -> None:
 def run_morphology(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from training.classification_metrics import binary_metrics, choose_threshold
+    from training.classification_metrics import binary_metrics
+    from training.decision_rule import best_balanced_accuracy_threshold
     from training.external_evaluation import (
         Scores,
         external_report,
@@ -446,7 +447,7 @@ def run_morphology(args: argparse.Namespace) -> None:
     labels = np.asarray([image.label for image in images])
     features = feature_matrix(images)
     out_of_fold = out_of_fold_probabilities(images, features, args.folds)
-    threshold = choose_threshold(labels.tolist(), out_of_fold.tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), out_of_fold.tolist())
     cv = binary_metrics(labels, out_of_fold, threshold)
     print(
         f"fold-1 CV, out of fold: ROC AUC {cv.roc_auc:.3f}, balanced accuracy "

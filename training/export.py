@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import torch
 
-from app.inference import OnnxCellClassifier, sigmoid
+from app.inference import OnnxCellClassifier
 from app.manifest import (
     EXPLAIN_ONNX_FILENAME,
     GRADCAM_OUTPUT,
@@ -29,13 +29,11 @@ from app.manifest import (
     MANIFEST_FILENAME,
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
-    Calibration,
     Evaluation,
     ModelInput,
     ModelManifest,
     Provenance,
     SubjectCounts,
-    ThresholdChoice,
     TrainingData,
     file_sha256,
     write_manifest,
@@ -44,9 +42,9 @@ from app.model_registry import record_model
 from app.preprocessing import PreprocessConfig
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.artifacts import CvDir, CvSummary, RunConfig, RunDir
-from training.calibration import calibrate
-from training.classification_metrics import binary_metrics, choose_threshold, per_subject_accuracy
+from training.classification_metrics import binary_metrics, per_subject_accuracy
 from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
+from training.decision_rule import DecisionRule, HeldOut, choose_decision_rule, held_out_predictions
 from training.image_batches import preprocess_batch
 from training.models import (
     CellClassifier,
@@ -121,68 +119,62 @@ def export_onnx(
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def _decision_rule(
-    run_dir: Path, cv_dir: Path | None, epoch_choice: str
-) -> tuple[ThresholdChoice, Calibration | None, list[Evaluation]]:
-    """Calibration and threshold from held-out predictions only: the CV's out-of-fold ones
-    when given, else the run's own validation subjects, else none (threshold 0.5)."""
+def card_evaluations(
+    run: RunDir,
+    cv: CvDir | None,
+    held_out: HeldOut | None,
+    rule: DecisionRule,
+    epoch_choice: str,
+) -> list[Evaluation]:
+    """The card's held-out figures: the cross-validation's own, and the served rule on the
+    predictions it was chosen on (when those are out of fold) and on the run's validation
+    subjects."""
     evaluations: list[Evaluation] = []
-    validation_csv = RunDir(run_dir).val_predictions
-    if cv_dir is not None:
-        cv = CvDir(cv_dir)
-        source, where = cv.oof_predictions, f"out-of-fold predictions of {cv_dir}"
+    if cv is not None:
         summary = cv.read_summary()
         evaluations.append(
             Evaluation(protocol=summary.protocol + " (pooled)", metrics=summary.pooled.as_dict())
         )
         evaluations.extend(_held_out_evaluations(cv, summary))
-    elif validation_csv.is_file():
-        source, where = validation_csv, "the run's held-out subjects"
-    else:
-        default = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
-        return default, None, evaluations
-    held_out = Predictions.read_csv(source)
-    labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
-    calibration = calibrate(logits, labels, fitted_on=where)
-    calibrated = sigmoid(calibration.apply(logits))
-    threshold = ThresholdChoice(
-        value=choose_threshold(labels, calibrated),
-        source=f"best balanced accuracy (Youden's J) on {where}, calibrated probabilities",
-    )
-    if cv_dir is not None:
+    if held_out is None:
+        return evaluations
+    if cv is not None:
         evaluations.append(
-            Evaluation(
-                protocol=f"{where}, calibrated, at the served threshold; threshold and "
+            _served_rule_on(
+                f"{held_out.description}, calibrated, at the served threshold; threshold and "
                 "calibration were fitted on these same predictions, so threshold-dependent "
                 "metrics are optimistic",
-                metrics=binary_metrics(labels, calibrated, threshold.value).as_dict(),
-                per_subject_accuracy=per_subject_accuracy(
-                    subjects, labels.tolist(), calibrated.tolist(), threshold.value
-                ),
+                held_out.predictions,
+                rule,
             )
         )
-    if validation_csv.is_file():
-        held_out = Predictions.read_csv(validation_csv)
-        labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
-        probabilities = sigmoid(calibration.apply(logits))
+    if run.has_validation_predictions():
         evaluations.append(
-            Evaluation(
-                protocol=(
-                    f"held-out subjects of the training run, {epoch_choice}, calibrated; "
-                    + (
-                        "the threshold was chosen on these predictions, so threshold-dependent "
-                        "metrics are optimistic"
-                        if cv_dir is None
-                        else "threshold from the cross-validation"
-                    )
+            _served_rule_on(
+                f"held-out subjects of the training run, {epoch_choice}, calibrated; "
+                + (
+                    "the threshold was chosen on these predictions, so threshold-dependent "
+                    "metrics are optimistic"
+                    if cv is None
+                    else "threshold from the cross-validation"
                 ),
-                metrics=binary_metrics(labels, probabilities, threshold.value).as_dict(),
-                per_subject_accuracy=per_subject_accuracy(
-                    subjects, labels.tolist(), probabilities.tolist(), threshold.value
-                ),
+                run.read_validation_predictions(),
+                rule,
             )
         )
-    return threshold, calibration, evaluations
+    return evaluations
+
+
+def _served_rule_on(protocol: str, predictions: Predictions, rule: DecisionRule) -> Evaluation:
+    probabilities = rule.probabilities(predictions.logits)
+    labels = predictions.labels
+    return Evaluation(
+        protocol=protocol,
+        metrics=binary_metrics(labels, probabilities, rule.threshold).as_dict(),
+        per_subject_accuracy=per_subject_accuracy(
+            predictions.subjects, labels.tolist(), probabilities.tolist(), rule.threshold
+        ),
+    )
 
 
 def _held_out_evaluations(cv: CvDir, summary: CvSummary) -> list[Evaluation]:
@@ -368,7 +360,10 @@ def _export(
     explain_path = out_dir / EXPLAIN_ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
     export_onnx(model, explain_path, recipe.input_size, explain=True)
-    threshold, calibration, evaluations = _decision_rule(run_dir, cv_dir, config.epoch_choice)
+    run, cv = RunDir(run_dir), (CvDir(cv_dir) if cv_dir is not None else None)
+    held_out = held_out_predictions(run, cv)
+    rule = choose_decision_rule(held_out)
+    evaluations = card_evaluations(run, cv, held_out, rule, config.epoch_choice)
     training_data = _training_data(resolved, config)
     manifest = ModelManifest(
         id=model_id or default_model_id(config),
@@ -378,11 +373,11 @@ def _export(
         head=config.head,
         parameters=count_parameters(model),
         input=ModelInput(size=recipe.input_size),
-        threshold=threshold,
+        threshold=rule.threshold_choice(),
         preprocessing=recipe,
         training_data=training_data,
         evaluations=evaluations,
-        calibration=calibration,
+        calibration=rule.calibration,
         quality_reference=quality_reference_for(config, resolved),
         selection=selection,
         limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),

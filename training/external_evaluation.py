@@ -381,14 +381,15 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     logit). Their threshold is the one export would serve: the best balanced accuracy on the
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
     from app.inference import sigmoid
-    from training.classification_metrics import choose_threshold
+    from training.decision_rule import best_balanced_accuracy_threshold
     from training.image_batches import preprocessed_batches
     from training.models import predict_logits
     from training.trainer import load_trained_model
 
     cv = CvDir(cv_dir)
     out_of_fold = cv.read_out_of_fold()
-    threshold = choose_threshold(out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist())
+    labels, probabilities = out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist()
+    threshold = best_balanced_accuracy_threshold(labels, probabilities)
     paths = [image.path for image in images]
     fold_logits = []
     scores = []

@@ -31,7 +31,7 @@ from sklearn import metrics as skm
 from app.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from app.manifest import load_manifest
 from training.artifacts import CvDir
-from training.classification_metrics import choose_threshold
+from training.decision_rule import best_balanced_accuracy_threshold
 
 SIZES = (10, 20, 50, 100, 200)
 SHARES = (0.0, 0.05, 0.2, 0.5, 1.0)
@@ -72,7 +72,7 @@ def counts_without(cells: HeldOutCells, left_out: Sequence[str]) -> tuple[float,
     keep = ~np.isin(cells.subjects, list(left_out))
     labels, probabilities = cells.labels[keep], cells.probabilities[keep]
     subjects = cells.subjects[keep]
-    threshold = choose_threshold(labels.tolist(), probabilities.tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probabilities.tolist())
     called = probabilities >= threshold
     rates = {
         (subject, int(labels[subjects == subject][0])): float(

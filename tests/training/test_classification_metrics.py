@@ -3,7 +3,6 @@ import pytest
 
 from training.classification_metrics import (
     binary_metrics,
-    choose_threshold,
     mean_and_std,
     per_subject_accuracy,
 )
@@ -29,14 +28,6 @@ def test_single_class_data_reports_nan_rather_than_failing():
     metrics = binary_metrics([1, 1], [0.2, 0.9], 0.5)
     assert np.isnan(metrics.roc_auc)
     assert metrics.accuracy == 0.5
-
-
-def test_threshold_maximises_balanced_accuracy():
-    labels = [0, 0, 0, 1, 1, 1]
-    probabilities = [0.60, 0.65, 0.70, 0.80, 0.85, 0.90]
-    threshold = choose_threshold(labels, probabilities)
-    assert 0.70 < threshold <= 0.80
-    assert binary_metrics(labels, probabilities, threshold).balanced_accuracy == 1.0
 
 
 def test_per_subject_accuracy_and_fold_summary():

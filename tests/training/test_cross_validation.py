@@ -3,12 +3,13 @@ import json
 import numpy as np
 import pytest
 
+from app.inference import sigmoid
 from app.manifest import load_manifest
 from training.artifacts import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, OOF_PREDICTIONS
-from training.classification_metrics import choose_threshold
 from training.cli import main
 from training.cross_validation import heat_on_held_out_folds
 from training.dataset_index import LABEL_HEM, subject_label
+from training.decision_rule import best_balanced_accuracy_threshold
 from training.external_evaluation import read_report
 from training.predictions import Predictions
 
@@ -88,7 +89,9 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     assert external is not None
     ensemble = external.scorers[0]
     assert set(ensemble.parts) == {"all", "training_folds", "preliminary_test"}
-    assert ensemble.threshold == pytest.approx(choose_threshold(labels, probabilities))
+    assert ensemble.threshold == pytest.approx(
+        best_balanced_accuracy_threshold(labels, probabilities)
+    )
 
     # The bake-off row is read back from the run, latency measured on the exported graph.
     rows_file = tmp_path / "rows.json"
@@ -142,8 +145,10 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     assert calibration is not None
     assert "out-of-fold" in calibration.fitted_on
     logits = np.log(probabilities) - np.log1p(-probabilities)
-    calibrated = 1 / (1 + np.exp(-(logits / calibration.temperature + calibration.bias)))
-    assert manifest.threshold.value == pytest.approx(choose_threshold(labels, calibrated), abs=1e-5)
+    calibrated = sigmoid(calibration.apply(logits))
+    assert manifest.threshold.value == pytest.approx(
+        best_balanced_accuracy_threshold(labels, calibrated), abs=1e-5
+    )
     assert sum(b.count for b in calibration.reliability_after) == 18
     tta = manifest.test_time_augmentation
     assert tta is not None

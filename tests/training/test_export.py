@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.inference import OnnxCellClassifier
+from app.inference import OnnxCellClassifier, sigmoid
 from app.manifest import ManifestError, ModelManifest, load_manifest
 from app.preprocessing import decode_image, preprocess
 from training import export as export_module
@@ -84,7 +84,9 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     assert np.abs(graph_probabilities - 1 / (1 + np.exp(-torch_logits))).max() <= 1e-4
     # What is served is the calibrated probability of the same logit.
     onnx_probabilities = classifier.predict(batch).probabilities
-    served = 1 / (1 + np.exp(-(torch_logits / classifier.temperature + classifier.bias)))
+    calibration = classifier.manifest.calibration
+    assert calibration is not None
+    served = sigmoid(calibration.apply(torch_logits))
     assert np.abs(onnx_probabilities - served).max() <= 1e-4
     # A dynamic batch axis: one image alone gives the same answer as inside the batch.
     single = classifier.predict(batch[:1]).probabilities
