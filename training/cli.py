@@ -333,19 +333,18 @@ def run_cv(args: argparse.Namespace) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     from training.artifacts import RunDir
-    from training.export import export_run
+    from training.export import ExportOptions, export_run
 
     config = RunDir(args.run).read_config().train
-    manifest = export_run(
-        args.run,
-        args.out,
+    options = ExportOptions(
         model_id=args.model_id,
         version=args.version,
         cv_dir=args.cv,
         training_command=command_for("train", config),
-        measure_tta_gain=not args.no_tta_measurement,
         selection=args.selection,
+        measure_tta_gain=not args.no_tta_measurement,
     )
+    manifest = export_run(args.run, args.out, options)
     print(
         f"exported {manifest.id} v{manifest.version} to {args.out} "
         f"(threshold {manifest.threshold.value:.4f}, sha256 {manifest.onnx_sha256[:12]})"

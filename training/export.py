@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -272,42 +273,60 @@ def _software() -> dict[str, str]:
     return versions
 
 
-def export_run(
-    run_dir: Path,
-    out_dir: Path,
-    *,
-    model_id: str | None = None,
-    version: str = "1",
-    cv_dir: Path | None = None,
-    training_command: str = "",
-    parity_count: int = 16,
-    measure_tta_gain: bool = True,
-    selection: str | None = None,
-) -> ModelManifest:
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `export_run` writes besides the run's model: the card's names, where the decision
+    rule and its figures come from, and which checks it measures."""
+
+    model_id: str | None = None
+    """Default: arch-size-crop (`default_model_id`)."""
+    version: str = "1"
+    cv_dir: Path | None = None
+    """A cross-validation of the same recipe: its out-of-fold predictions choose the
+    calibration and threshold, and its figures go into the card."""
+    training_command: str = ""
+    selection: str | None = None
+    """How this model was chosen against the others, in words for the card."""
+    parity_count: int = 16
+    """Real cells on which onnxruntime must match PyTorch."""
+    measure_tta_gain: bool = True
+
+    @property
+    def cv(self) -> CvDir | None:
+        return None if self.cv_dir is None else CvDir(self.cv_dir)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run directory with its configuration and its kept checkpoint, read once."""
+
+    run: RunDir
+    resolved: RunConfig
+    model: CellClassifier
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainedRun:
+        return cls(RunDir(run_dir), RunDir(run_dir).read_config(), load_trained_model(run_dir))
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.resolved.train
+
+    @property
+    def recipe(self) -> PreprocessConfig:
+        return self.resolved.preprocessing
+
+
+def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ModelManifest:
+    options = options or ExportOptions()
     _check_destination(out_dir)
-    resolved = RunDir(run_dir).read_config()
-    config, recipe = resolved.train, resolved.preprocessing
-    model = load_trained_model(run_dir)
+    trained = TrainedRun.load(run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Written to a folder beside the destination and moved into place only when every check
     # has passed: a failure removes only that folder, never what was at --out before.
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        manifest = _export(
-            run_dir,
-            staging,
-            config,
-            recipe,
-            resolved,
-            model,
-            model_id=model_id,
-            version=version,
-            cv_dir=cv_dir,
-            training_command=training_command,
-            parity_count=parity_count,
-            measure_tta_gain=measure_tta_gain,
-            selection=selection,
-        )
+        manifest = _export(trained, staging, options)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -340,76 +359,71 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-def _export(
-    run_dir: Path,
-    out_dir: Path,
-    config: TrainConfig,
-    recipe: PreprocessConfig,
-    resolved: RunConfig,
-    model: torch.nn.Module,
-    *,
-    model_id: str | None,
-    version: str,
-    cv_dir: Path | None,
-    training_command: str,
-    parity_count: int,
-    measure_tta_gain: bool,
-    selection: str | None,
-) -> ModelManifest:
+def _export(trained: TrainedRun, out_dir: Path, options: ExportOptions) -> ModelManifest:
+    """The graphs and the card into `out_dir`, then the checks on them."""
+    model, recipe = trained.model, trained.recipe
     onnx_path = out_dir / ONNX_FILENAME
     explain_path = out_dir / EXPLAIN_ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
     export_onnx(model, explain_path, recipe.input_size, explain=True)
-    run, cv = RunDir(run_dir), (CvDir(cv_dir) if cv_dir is not None else None)
-    held_out = held_out_predictions(run, cv)
-    rule = choose_decision_rule(held_out)
-    evaluations = card_evaluations(run, cv, held_out, rule, config.epoch_choice)
-    training_data = _training_data(resolved, config)
-    manifest = ModelManifest(
-        id=model_id or default_model_id(config),
-        version=version,
-        created=datetime.now(UTC),
-        architecture=config.arch,
-        head=config.head,
-        parameters=count_parameters(model),
-        input=ModelInput(size=recipe.input_size),
-        threshold=rule.threshold_choice(),
-        preprocessing=recipe,
-        training_data=training_data,
-        evaluations=evaluations,
-        calibration=rule.calibration,
-        quality_reference=quality_reference_for(config, resolved),
-        selection=selection,
-        limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
-        provenance=Provenance(
-            training_command=training_command,
-            run_config=resolved.as_card_json(),
-            software=_software(),
-        ),
-        onnx_sha256=file_sha256(onnx_path),
-        explain_onnx_file=EXPLAIN_ONNX_FILENAME,
-        explain_onnx_sha256=file_sha256(explain_path),
-    )
+    manifest = _model_card(trained, options, file_sha256(onnx_path), file_sha256(explain_path))
     write_manifest(manifest, out_dir)
-    batch = preprocess_batch(parity_images(config, resolved, parity_count), recipe)
+    batch = preprocess_batch(
+        parity_images(trained.config, trained.resolved, options.parity_count), recipe
+    )
     difference = check_parity(model, out_dir, batch)
     if not difference <= PARITY_TOLERANCE:
         raise ExportError(
             f"onnxruntime differs from PyTorch by {difference:.2e} in probability "
             f"(tolerance {PARITY_TOLERANCE:.0e}) on {len(batch)} real images"
         )
-    tta_runs, tta_where = _held_out_runs(run_dir, cv_dir)
-    if measure_tta_gain and tta_runs:
+    tta_runs, tta_where = _held_out_runs(trained.run, options.cv)
+    if options.measure_tta_gain and tta_runs:
         card = measure_tta(tta_runs, recipe, out_dir, tta_where)
         manifest = manifest.model_copy(update={"test_time_augmentation": card})
         write_manifest(manifest, out_dir)
     return manifest
 
 
-def _held_out_runs(run_dir: Path, cv_dir: Path | None) -> tuple[list[Path], str]:
-    if cv_dir is not None:
-        folds = [fold.path for fold in CvDir(cv_dir).folds() if fold.has_validation_predictions()]
+def _model_card(
+    trained: TrainedRun, options: ExportOptions, onnx_sha256: str, explain_onnx_sha256: str
+) -> ModelManifest:
+    config, recipe, cv = trained.config, trained.recipe, options.cv
+    held_out = held_out_predictions(trained.run, cv)
+    rule = choose_decision_rule(held_out)
+    evaluations = card_evaluations(trained.run, cv, held_out, rule, config.epoch_choice)
+    training_data = _training_data(trained.resolved, config)
+    return ModelManifest(
+        id=options.model_id or default_model_id(config),
+        version=options.version,
+        created=datetime.now(UTC),
+        architecture=config.arch,
+        head=config.head,
+        parameters=count_parameters(trained.model),
+        input=ModelInput(size=recipe.input_size),
+        threshold=rule.threshold_choice(),
+        preprocessing=recipe,
+        training_data=training_data,
+        evaluations=evaluations,
+        calibration=rule.calibration,
+        quality_reference=quality_reference_for(config, trained.resolved),
+        selection=options.selection,
+        limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
+        provenance=Provenance(
+            training_command=options.training_command,
+            run_config=trained.resolved.as_card_json(),
+            software=_software(),
+        ),
+        onnx_sha256=onnx_sha256,
+        explain_onnx_file=EXPLAIN_ONNX_FILENAME,
+        explain_onnx_sha256=explain_onnx_sha256,
+    )
+
+
+def _held_out_runs(run: RunDir, cv: CvDir | None) -> tuple[list[Path], str]:
+    if cv is not None:
+        folds = [fold.path for fold in cv.folds() if fold.has_validation_predictions()]
         return folds, f"the {len(folds)} cross-validation models, each on its held-out subjects"
-    if RunDir(run_dir).has_validation_predictions():
-        return [run_dir], "the run's held-out subjects"
+    if run.has_validation_predictions():
+        return [run.path], "the run's held-out subjects"
     return [], ""

@@ -12,7 +12,7 @@ from app.manifest import ManifestError, ModelManifest, load_manifest
 from app.preprocessing import decode_image, preprocess
 from training import export as export_module
 from training.cli import main
-from training.export import ExportError, export_run
+from training.export import ExportError, ExportOptions, export_run
 from training.trainer import load_trained_model
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,7 @@ def test_a_failed_export_over_an_earlier_one_leaves_it_as_it_was(
     before = {path.name: path.read_bytes() for path in earlier.iterdir()}
     monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)
     with pytest.raises(ExportError, match="differs from PyTorch"):
-        export_run(trained_run, earlier, model_id="tiny")
+        export_run(trained_run, earlier, ExportOptions(model_id="tiny"))
     assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
     assert [path.name for path in earlier.parent.iterdir()] == ["tiny"]
 
