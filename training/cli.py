@@ -2,7 +2,8 @@
 counterfactual, heat-in-cell, external, compare, sample-simulation.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
-every saved config can be turned back into the command that reproduces it.
+every saved config can be turned back into the command that reproduces it; `--config FILE`
+reruns a saved config (its values are the defaults, flags given beside it override them).
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import shlex
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
+from training.artifacts import read_train_config
 from training.dataset_index import DatasetError, DatasetIndex, index_dataset, index_prelim_test
 from training.train_config import TrainConfig
 
 REQUIRED_TRAIN_FLAGS = ("data", "out")
+CONFIG_COMMANDS = ("train", "cv")
+VALUE_TYPES: dict[object, Callable[[str], object]] = {int: int, float: float, str: str, Path: Path}
 
 
 def _flag(name: str) -> str:
@@ -37,35 +41,56 @@ def _unwrap_optional(annotation: object) -> object:
     return annotation
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    for name, field in TrainConfig.model_fields.items():
-        _add_field_argument(parser, name, field)
-
-
-def _add_field_argument(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
-    annotation = _unwrap_optional(field.annotation)
-    default = None if name in REQUIRED_TRAIN_FLAGS else field.default
-    help_text = (field.description or "") + (
-        f" (default: {default})" if default is not None else ""
+def _add_config_arguments(parser: argparse.ArgumentParser, saved: TrainConfig | None) -> None:
+    """A flag per config field; with a `saved` config (--config), its values are the defaults."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help="rerun a saved configuration (a run's config.json or a cv's cv_config.json): its "
+        "values are the defaults, flags given here override them",
     )
-    kwargs: dict[str, object] = {"dest": name, "help": help_text or None}
+    for name, field in TrainConfig.model_fields.items():
+        if saved is not None:
+            default = getattr(saved, name)
+        else:
+            default = None if name in REQUIRED_TRAIN_FLAGS else field.default
+        required = saved is None and name in REQUIRED_TRAIN_FLAGS
+        _add_field_argument(parser, name, field, default, required=required)
+
+
+def _add_field_argument(
+    parser: argparse.ArgumentParser,
+    name: str,
+    field: FieldInfo,
+    default: object,
+    *,
+    required: bool,
+) -> None:
+    annotation = _unwrap_optional(field.annotation)
+    shown = None if name in REQUIRED_TRAIN_FLAGS else field.default
+    help_text = (field.description or "") + (f" (default: {shown})" if shown is not None else "")
+    flag, text = _flag(name), help_text or None
+    if isinstance(default, Enum):
+        default = default.value
     if annotation is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction
-        kwargs["default"] = field.default
+        action = argparse.BooleanOptionalAction
+        parser.add_argument(flag, dest=name, help=text, action=action, default=default)
     elif typing.get_origin(annotation) is list:
-        kwargs["nargs"] = "+"
-        kwargs["default"] = None
+        parser.add_argument(flag, dest=name, help=text, nargs="+", default=default)
     elif typing.get_origin(annotation) is typing.Literal:
-        kwargs["choices"] = list(typing.get_args(annotation))
-        kwargs["default"] = field.default
+        choices = list(typing.get_args(annotation))
+        parser.add_argument(flag, dest=name, help=text, choices=choices, default=default)
     elif isinstance(annotation, type) and issubclass(annotation, Enum):
-        kwargs["choices"] = [member.value for member in annotation]
-        kwargs["default"] = field.default.value if field.default is not None else None
+        choices = [member.value for member in annotation]
+        parser.add_argument(flag, dest=name, help=text, choices=choices, default=default)
     else:
-        kwargs["type"] = annotation if annotation in (int, float, str, Path) else str
-        kwargs["default"] = None if name in REQUIRED_TRAIN_FLAGS else field.default
-        kwargs["required"] = name in REQUIRED_TRAIN_FLAGS
-    parser.add_argument(_flag(name), **kwargs)  # type: ignore[arg-type]
+        value_type = VALUE_TYPES.get(annotation, str)
+        parser.add_argument(
+            flag, dest=name, help=text, type=value_type, default=default, required=required
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -90,7 +115,8 @@ def command_for(job: str, config: TrainConfig) -> str:
     return shlex.join(words)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `saved` gives the train and cv flags their defaults."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -105,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("train", "train one model (validation split optional)"),
         ("cv", "subject-grouped cross-validation"),
     ):
-        _add_config_arguments(commands.add_parser(name, help=help_text))
+        _add_config_arguments(commands.add_parser(name, help=help_text), saved)
 
     export = commands.add_parser("export", help="export a run to ONNX with its model card")
     export.add_argument("--run", type=Path, required=True, help="a train run directory")
@@ -268,6 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """As timm's -c/--config: read the saved config first, then parse every flag with its
+    values as the defaults, so that the flags given override them one by one."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    saved = None
+    if words and words[0] in CONFIG_COMMANDS:
+        config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        config_parser.add_argument("-c", "--config", type=Path)
+        known, _ = config_parser.parse_known_args(words[1:])
+        if known.config is not None:
+            try:
+                saved = read_train_config(known.config)
+            except (OSError, ValueError) as error:
+                build_parser().error(f"--config {known.config}: {error}")
+    return build_parser(saved).parse_args(words)
+
+
 def _load_index(args: argparse.Namespace) -> DatasetIndex:
     if args.test_csv is not None or args.test_images is not None:
         if args.test_csv is None or args.test_images is None:
@@ -310,12 +353,11 @@ def run_train(args: argparse.Namespace) -> None:
     from training.trainer import train
 
     config = config_from_args(args)
-    result = train(config)
+    result = train(config, command=command_for("train", config))
     group = distributed.join_from_environment()
     distributed.leave(group)
     if not group.is_main:
         return
-    (config.out / "command.txt").write_text(command_for("train", config) + "\n", encoding="utf-8")
     if result.best_metrics is not None:
         print(json.dumps({"best_validation": result.best_metrics.as_dict()}, indent=2))
     print(f"run written to {result.run_dir}")
@@ -325,8 +367,7 @@ def run_cv(args: argparse.Namespace) -> None:
     from training.cross_validation import run_cross_validation
 
     config = config_from_args(args)
-    summary = run_cross_validation(config)
-    (config.out / "command.txt").write_text(command_for("cv", config) + "\n", encoding="utf-8")
+    summary = run_cross_validation(config, command=command_for("cv", config))
     figures = summary.model_dump(mode="json", include={"mean_std", "pooled"})
     print(json.dumps({k: figures[k] for k in ("mean_std", "pooled")}, indent=2))
 
@@ -538,7 +579,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except DatasetError as error:

@@ -35,10 +35,14 @@ from training.trainer import (
 FIXED_THRESHOLD = 0.5
 
 
-def run_cross_validation(config: TrainConfig) -> CvSummary:
-    """Train one model per fold into out/fold<k>; write oof_predictions.csv and cv_summary.json."""
+def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> CvSummary:
+    """Train one model per fold into out/fold<k>; write oof_predictions.csv and cv_summary.json.
+    The config (and `command`, the command line) are saved when it starts."""
     cv = CvDir(config.out)
     cv.path.mkdir(parents=True, exist_ok=True)
+    cv.write_config(config)
+    if command is not None:
+        cv.write_command(command)
     index = index_dataset(config.data)
     per_fold: list[FoldSummary] = []
     out_of_fold: list[Predictions] = []

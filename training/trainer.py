@@ -166,14 +166,18 @@ def train(
     config: TrainConfig,
     index: DatasetIndex | None = None,
     prepared_cache: PreparedCache | None = None,
+    *,
+    command: str | None = None,
 ) -> TrainResult:
     """`prepared_cache` lets runs of one recipe (the folds of a cross-validation) prepare
-    each image once."""
+    each image once; `command`, the command line, is saved in the run when it starts."""
     run = RunDir(config.out)
     group = distributed.join_from_environment()
     if not group.is_main:  # one process writes the run directory
         return _train(config, run, index, prepared_cache, group)
     run.path.mkdir(parents=True, exist_ok=True)
+    if command is not None:
+        run.write_command(command)
     handler = _setup_logging(run)
     try:
         return _train(config, run, index, prepared_cache, group)
