@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from training.artifacts import CvDir, HeldOutReport, RunDir
+from training.checkpoints import load_trained_model
 from training.external_evaluation import (
     PART_ALL,
     PART_PRELIM,
@@ -25,7 +26,6 @@ from training.external_evaluation import (
     read_report,
 )
 from training.models import CellClassifier, count_parameters
-from training.trainer import load_trained_model
 
 LATENCY_REPEATS = 30
 

@@ -17,20 +17,16 @@ from app.explanations import HEAT_ON_CELL_GOAL
 from app.preprocessing import PreprocessConfig
 from training.artifacts import CvDir, CvSummary, FoldSummary, HeldOutReport, MeanStd, RunDir
 from training.cell_dataset import PreparedCache
+from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
 from training.models import probability_scorer
 from training.predictions import Predictions
-from training.splits import Split
+from training.splits import Split, make_split, subsample_per_subject
 from training.train_config import TrainConfig
-from training.trainer import (
-    load_trained_model,
-    make_split,
-    subsample_per_subject,
-    train,
-)
+from training.trainer import train
 
 FIXED_THRESHOLD = 0.5
 

@@ -43,6 +43,7 @@ from app.model_registry import record_model
 from app.preprocessing import PreprocessConfig
 from app.quality_checks import QualityReference, build_reference, measure_cell
 from training.artifacts import CvDir, CvSummary, RunConfig, RunDir
+from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics, per_subject_accuracy
 from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
 from training.decision_rule import DecisionRule, HeldOut, choose_decision_rule, held_out_predictions
@@ -56,7 +57,6 @@ from training.models import (
 )
 from training.predictions import Predictions
 from training.train_config import TrainConfig
-from training.trainer import load_trained_model
 from training.tta_evaluation import measure_tta
 
 PARITY_TOLERANCE = 1e-4

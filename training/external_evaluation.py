@@ -381,10 +381,10 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     logit). Their threshold is the one export would serve: the best balanced accuracy on the
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
     from app.inference import sigmoid
+    from training.checkpoints import load_trained_model
     from training.decision_rule import best_balanced_accuracy_threshold
     from training.image_batches import preprocessed_batches
     from training.models import predict_logits
-    from training.trainer import load_trained_model
 
     cv = CvDir(cv_dir)
     out_of_fold = cv.read_out_of_fold()

@@ -14,10 +14,10 @@ from app.manifest import TestTimeAugmentationCard
 from app.preprocessing import PreprocessConfig
 from app.test_time_augmentation import average_views, dihedral_views
 from training.artifacts import RunDir
+from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics
 from training.image_batches import preprocessed_batches
 from training.models import predict_probabilities
-from training.trainer import load_trained_model
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16

@@ -11,9 +11,9 @@ from app.inference import OnnxCellClassifier, sigmoid
 from app.manifest import ManifestError, ModelManifest, load_manifest
 from app.preprocessing import decode_image, preprocess
 from training import export as export_module
+from training.checkpoints import load_trained_model
 from training.cli import main
 from training.export import ExportError, ExportOptions, export_run
-from training.trainer import load_trained_model
 
 pytestmark = pytest.mark.slow
 

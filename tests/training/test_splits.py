@@ -2,12 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError, subject_label
+from training.dataset_index import (
+    LABEL_ALL,
+    LABEL_HEM,
+    CellImage,
+    DatasetError,
+    index_dataset,
+    subject_label,
+)
 from training.splits import (
     Split,
     held_out_subjects_split,
     official_fold_split,
     subject_grouped_folds,
+    subsample_per_subject,
 )
 
 
@@ -92,3 +100,8 @@ def test_held_out_subjects_split_accepts_lower_case():
     assert {i.subject for i in split.train} == {"H2"}
     with pytest.raises(DatasetError, match="H9"):
         held_out_subjects_split(cohort({"1": 1}), ["H9"])
+
+
+def test_subsample_per_subject(cnmc_root):
+    images = subsample_per_subject(index_dataset(cnmc_root).images, 2)
+    assert len(images) == 12
