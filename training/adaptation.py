@@ -53,6 +53,7 @@ from training.calibration import calibrate
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 from training.decision_rule import best_balanced_accuracy_threshold
 from training.external_evaluation import (
+    Interval,
     metric_interval,
     roc_auc,
     subject_resamples,
@@ -296,7 +297,8 @@ def _figures(
     calls: np.ndarray,
     draws: list[np.ndarray],
     subjects: Sequence[str],
-) -> dict[str, float | int | list[list[int]]]:
+) -> tuple[dict[str, Interval], dict[str, float | int | list[list[int]]]]:
+    """The figures with their intervals, and as a card's evaluation holds them."""
     figures = {"roc_auc": metric_interval(roc_auc, labels, probabilities, draws)}
     for name, metric in threshold_metrics(0.5).items():  # calls are 0 or 1
         figures[name] = metric_interval(metric, labels, calls.astype(float), draws)
@@ -309,7 +311,7 @@ def _figures(
         metrics[name] = interval.value
         metrics[f"{name}_low"] = interval.low
         metrics[f"{name}_high"] = interval.high
-    return metrics
+    return figures, metrics
 
 
 def evaluate_held_out(
@@ -337,11 +339,11 @@ def evaluate_held_out(
     served = sigmoid(classifier.calibrated_logits(parent.logits))
     served_calls = served >= classifier.manifest.threshold.value
     draws = subject_resamples(subjects, labels, resamples, seed=0)
-    before = _figures(labels, served, served_calls, draws, subjects)
+    before_figures, before = _figures(labels, served, served_calls, draws, subjects)
     # A recalibration keeps the parent's ranking: its ROC AUC is the parent's by construction,
     # while pooling fits with different thresholds would only measure their spread.
     ranking = parent.logits if strength == "recalibration" else margins
-    after = _figures(labels, ranking, calls, draws, subjects)
+    after_figures, after = _figures(labels, ranking, calls, draws, subjects)
     protocol = (
         f"{len(splits)} subject-grouped folds of the reviewed cells, each holding out subjects "
         "of both classes, scored by the adaptation fitted on the other folds (its threshold "
@@ -354,9 +356,9 @@ def evaluate_held_out(
         + "; "
         f"95% intervals from {resamples} resamples of whole subjects"
     )
-    better = bool(after["balanced_accuracy"] > before["balanced_accuracy"])  # type: ignore[operator]
+    better = after_figures["balanced_accuracy"].value > before_figures["balanced_accuracy"].value
     if strength == "head_refit":
-        better = better and bool(after["roc_auc"] >= before["roc_auc"])  # type: ignore[operator]
+        better = better and after_figures["roc_auc"].value >= before_figures["roc_auc"].value
     return HeldOutResult(
         protocol=protocol,
         before=Evaluation(

@@ -315,17 +315,19 @@ def evaluate_scores(
             continue
         part_labels, part_scores = labels[members], scores.values[members]
         subjects = {(data.images[i].subject, data.images[i].label) for i in members}
-        figures: dict[str, Interval | None] = {
-            "roc_auc": metric_interval(roc_auc, part_labels, part_scores, part_draws)
-        }
+        auc = metric_interval(roc_auc, part_labels, part_scores, part_draws)
+        at_threshold: dict[str, Interval] = {}
         if scores.threshold is not None:
             for name, metric in threshold_metrics(scores.threshold).items():
-                figures[name] = metric_interval(metric, part_labels, part_scores, part_draws)
+                at_threshold[name] = metric_interval(metric, part_labels, part_scores, part_draws)
         parts[part] = PartFigures(
             cells=len(members),
             subjects_all=sum(label == LABEL_ALL for _, label in subjects),
             subjects_hem=sum(label == LABEL_HEM for _, label in subjects),
-            **figures,  # type: ignore[arg-type]
+            roc_auc=auc,
+            balanced_accuracy=at_threshold.get("balanced_accuracy"),
+            sensitivity=at_threshold.get("sensitivity"),
+            specificity=at_threshold.get("specificity"),
         )
     return ScorerReport(
         name=scores.name,

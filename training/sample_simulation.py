@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from sklearn import metrics as skm
@@ -320,7 +321,7 @@ def markdown(report: dict[str, object]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     by_size: dict[int, list[dict[str, float]]] = defaultdict(list)
-    for row in report["rows"]:  # type: ignore[attr-defined]
+    for row in cast(list[dict[str, float]], report["rows"]):
         by_size[int(row["cells"])].append(row)
     for size, rows in by_size.items():
         for row in rows:
