@@ -119,7 +119,21 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     """The whole command line; `saved` gives the train and cv flags their defaults."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_index_command(commands)
+    _add_training_commands(commands, saved)
+    _add_export_command(commands)
+    _add_evaluate_command(commands)
+    _add_counterfactual_command(commands)
+    _add_heat_in_cell_command(commands)
+    _add_external_command(commands)
+    _add_morphology_command(commands)
+    _add_adapt_command(commands)
+    _add_compare_command(commands)
+    _add_sample_simulation_command(commands)
+    return parser
 
+
+def _add_index_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = commands.add_parser("index", help="count images per fold, class and subject")
     index.add_argument("--data", type=Path, required=True, help="C-NMC root")
     index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
@@ -127,12 +141,19 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")
     index.add_argument("--json", action="store_true")
 
+
+def _add_training_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], saved: TrainConfig | None
+) -> None:
+    """train and cv: a flag per TrainConfig field."""
     for name, help_text in (
         ("train", "train one model (validation split optional)"),
         ("cv", "subject-grouped cross-validation"),
     ):
         _add_config_arguments(commands.add_parser(name, help=help_text), saved)
 
+
+def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser("export", help="export a run to ONNX with its model card")
     export.add_argument("--run", type=Path, required=True, help="a train run directory")
     export.add_argument("--out", type=Path, required=True, help="model directory to write")
@@ -154,6 +175,8 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
         help="skip measuring test-time augmentation on held-out subjects",
     )
 
+
+def _add_evaluate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate.add_argument("--data", type=Path, help="C-NMC-layout root")
@@ -163,6 +186,11 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     evaluate.add_argument("--no-dedupe", action="store_true")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, help="write roc.png and confusion_matrix.png here")
+
+
+def _add_counterfactual_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     counterfactual = commands.add_parser(
         "counterfactual",
         help="colour-counterfactual test: re-colour each cell to the other class and re-score",
@@ -180,6 +208,10 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     )
     counterfactual.add_argument("--json", action="store_true")
 
+
+def _add_heat_in_cell_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     heat = commands.add_parser(
         "heat-in-cell",
         help="share of each fold's Grad-CAM heat inside the cell, on its held-out subjects",
@@ -187,6 +219,8 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     heat.add_argument("--cv", type=Path, required=True, help="a cv directory")
     heat.add_argument("--json", action="store_true", help="print the whole report")
 
+
+def _add_external_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     external = commands.add_parser(
         "external",
         help="measure on patients outside the training data (per part, per subject, intervals "
@@ -223,6 +257,8 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
         "with --model, printed only)",
     )
 
+
+def _add_morphology_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     morphology = commands.add_parser(
         "morphology",
         help="the morphology candidate: shape, nucleus and texture features with a linear "
@@ -234,6 +270,8 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     morphology.add_argument("--resamples", type=int, default=2000)
     morphology.add_argument("--out", type=Path, help="write external_evaluation.json/.md here")
 
+
+def _add_adapt_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     adapt = commands.add_parser(
         "adapt",
         help="a site model from a lab's reviewed cells (recalibration or head refit), measured "
@@ -258,6 +296,8 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     adapt.add_argument("--min-subjects-per-class", type=int, default=3)
     adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
 
+
+def _add_compare_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = commands.add_parser(
         "compare", help="the bake-off table: one markdown row per cross-validation directory"
     )
@@ -267,6 +307,10 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     )
     compare.add_argument("--json", type=Path, help="also write the rows here")
 
+
+def _add_sample_simulation_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     simulation = commands.add_parser(
         "sample-simulation",
         help="samples of 10-200 cells at known blast shares: error and interval coverage of "
@@ -291,7 +335,6 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     simulation.add_argument("--repeats", type=int, default=100, help="samples per table cell")
     simulation.add_argument("--seed", type=int, default=0)
     simulation.add_argument("--out", type=Path, help="write the report as JSON here")
-    return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
