@@ -23,9 +23,10 @@ MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16
 
 
-def _probabilities(
+def plain_and_tta_probabilities(
     model: torch.nn.Module, paths: list[Path], recipe: PreprocessConfig
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each file's probability as it is, and averaged over the server's 8 views."""
     plain, averaged = [], []
     for tensors in preprocessed_batches(paths, recipe, BATCH):
         plain.append(predict_probabilities(model, tensors))
@@ -42,7 +43,7 @@ def measure_tta(
     for run_dir in run_dirs:
         held_out = RunDir(run_dir).read_validation_predictions()
         paths, run_labels = [image.path for image in held_out.images], held_out.labels
-        plain, averaged = _probabilities(load_trained_model(run_dir), paths, recipe)
+        plain, averaged = plain_and_tta_probabilities(load_trained_model(run_dir), paths, recipe)
         labels.append(run_labels)
         without.append(plain)
         with_tta.append(averaged)
