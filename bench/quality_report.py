@@ -19,8 +19,8 @@ from app.service.upload_checks import UploadLimits
 from app.settings import bundled_model_store
 from bench.common import write_result
 from training.calibration import reliability
+from training.classification_metrics import binary_metrics
 from training.dataset_index import list_images
-from training.metrics import binary_metrics
 
 
 def main() -> None:
@@ -66,7 +66,7 @@ def main() -> None:
         "served_ece": round(ece, 4),
         "metrics_at_served_threshold": binary_metrics(
             labels, served, classifier.manifest.threshold.value
-        ),
+        ).as_dict(),
         "note": "the model's own training images: calibration and metrics here are in-sample",
     }
     # The default's report is quality_report.json; another model's carries its id.

@@ -51,14 +51,15 @@ from app.core.manifest import (
 from app.service.model_registry import STORE_INDEX, record_model
 from training.calibration import calibrate
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
-from training.evaluate import preprocessed_batches
+from training.decision_rule import best_balanced_accuracy_threshold
 from training.external_evaluation import (
+    Interval,
     metric_interval,
     roc_auc,
     subject_resamples,
     threshold_metrics,
 )
-from training.metrics import choose_threshold
+from training.image_batches import preprocessed_batches
 
 Strength = Literal["recalibration", "head_refit"]
 MINIMUM_SUBJECTS_PER_CLASS = 3
@@ -232,7 +233,7 @@ def fit_recalibration(parent: ParentOutputs, rows: np.ndarray, labels: np.ndarra
     def probability(positions: np.ndarray) -> np.ndarray:
         return sigmoid(calibration.apply(parent.logits[positions]))
 
-    threshold = choose_threshold(labels.tolist(), probability(rows).tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probability(rows).tolist())
     return FittedRule(probability, threshold, calibration=calibration)
 
 
@@ -260,7 +261,7 @@ def fit_head(
     def probability(positions: np.ndarray) -> np.ndarray:
         return sigmoid(parent.features[positions] @ head_weight + head_bias)
 
-    threshold = choose_threshold(labels.tolist(), probability(rows).tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probability(rows).tolist())
     return FittedRule(probability, threshold, head_weight=head_weight, head_bias=head_bias)
 
 
@@ -296,7 +297,8 @@ def _figures(
     calls: np.ndarray,
     draws: list[np.ndarray],
     subjects: Sequence[str],
-) -> dict[str, float | int | list[list[int]]]:
+) -> tuple[dict[str, Interval], dict[str, float | int | list[list[int]]]]:
+    """The figures with their intervals, and as a card's evaluation holds them."""
     figures = {"roc_auc": metric_interval(roc_auc, labels, probabilities, draws)}
     for name, metric in threshold_metrics(0.5).items():  # calls are 0 or 1
         figures[name] = metric_interval(metric, labels, calls.astype(float), draws)
@@ -309,7 +311,7 @@ def _figures(
         metrics[name] = interval.value
         metrics[f"{name}_low"] = interval.low
         metrics[f"{name}_high"] = interval.high
-    return metrics
+    return figures, metrics
 
 
 def evaluate_held_out(
@@ -337,11 +339,11 @@ def evaluate_held_out(
     served = sigmoid(classifier.calibrated_logits(parent.logits))
     served_calls = served >= classifier.manifest.threshold.value
     draws = subject_resamples(subjects, labels, resamples, seed=0)
-    before = _figures(labels, served, served_calls, draws, subjects)
+    before_figures, before = _figures(labels, served, served_calls, draws, subjects)
     # A recalibration keeps the parent's ranking: its ROC AUC is the parent's by construction,
     # while pooling fits with different thresholds would only measure their spread.
     ranking = parent.logits if strength == "recalibration" else margins
-    after = _figures(labels, ranking, calls, draws, subjects)
+    after_figures, after = _figures(labels, ranking, calls, draws, subjects)
     protocol = (
         f"{len(splits)} subject-grouped folds of the reviewed cells, each holding out subjects "
         "of both classes, scored by the adaptation fitted on the other folds (its threshold "
@@ -354,9 +356,9 @@ def evaluate_held_out(
         + "; "
         f"95% intervals from {resamples} resamples of whole subjects"
     )
-    better = bool(after["balanced_accuracy"] > before["balanced_accuracy"])  # type: ignore[operator]
+    better = after_figures["balanced_accuracy"].value > before_figures["balanced_accuracy"].value
     if strength == "head_refit":
-        better = better and bool(after["roc_auc"] >= before["roc_auc"])  # type: ignore[operator]
+        better = better and after_figures["roc_auc"].value >= before_figures["roc_auc"].value
     return HeldOutResult(
         protocol=protocol,
         before=Evaluation(
@@ -470,7 +472,7 @@ def adapt_model(
                     strength=strength,
                     reviews_source=reviews.name,
                     reviewed_cells=[
-                        SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)  # type: ignore[arg-type]
+                        SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)
                         for (s, y), n in sorted(counts.items())
                     ],
                     minimum_subjects_per_class=minimum_subjects_per_class,

@@ -56,10 +56,11 @@ def reliability(
     for b in range(BINS):
         members = index == b
         count = int(members.sum())
-        mean_p = float(p[members].mean()) if count else None
-        observed = float(y[members].mean()) if count else None
+        mean_p: float | None = None
+        observed: float | None = None
         if count:
-            error += count / len(p) * abs(mean_p - observed)  # type: ignore[operator]
+            mean_p, observed = float(p[members].mean()), float(y[members].mean())
+            error += count / len(p) * abs(mean_p - observed)
         bins.append(
             ReliabilityBin(
                 lower=float(edges[b]),
@@ -72,12 +73,18 @@ def reliability(
     return float(error), bins
 
 
+def _scaling(temperature: float, bias: float = 0.0) -> Calibration:
+    """Just the served formula (`Calibration.apply`), before the card's other fields exist."""
+    return Calibration.model_construct(temperature=temperature, bias=bias)
+
+
 def calibrate(logits: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibration:
     z = np.asarray(logits, dtype=float)
     temperature, bias = fit_temperature_and_bias(z, labels)
     ece_before, bins_before = reliability(sigmoid(z), labels)
-    ece_after, bins_after = reliability(sigmoid(z / temperature + bias), labels)
-    ece_temperature_only, _ = reliability(sigmoid(z / fit_temperature(z, labels)), labels)
+    ece_after, bins_after = reliability(sigmoid(_scaling(temperature, bias).apply(z)), labels)
+    temperature_only = _scaling(fit_temperature(z, labels))
+    ece_temperature_only, _ = reliability(sigmoid(temperature_only.apply(z)), labels)
     return Calibration(
         temperature=temperature,
         bias=bias,

@@ -2,7 +2,8 @@
 counterfactual, heat-in-cell, external, compare, sample-simulation.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
-every saved config can be turned back into the command that reproduces it.
+every saved config can be turned back into the command that reproduces it; `--config FILE`
+reruns a saved config (its values are the defaults, flags given beside it override them).
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import shlex
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
+from training.artifacts import read_train_config
 from training.dataset_index import DatasetError, DatasetIndex, index_dataset, index_prelim_test
 from training.train_config import TrainConfig
 
 REQUIRED_TRAIN_FLAGS = ("data", "out")
+CONFIG_COMMANDS = ("train", "cv")
+VALUE_TYPES: dict[object, Callable[[str], object]] = {int: int, float: float, str: str, Path: Path}
 
 
 def _flag(name: str) -> str:
@@ -37,35 +41,56 @@ def _unwrap_optional(annotation: object) -> object:
     return annotation
 
 
-def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    for name, field in TrainConfig.model_fields.items():
-        _add_field_argument(parser, name, field)
-
-
-def _add_field_argument(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
-    annotation = _unwrap_optional(field.annotation)
-    default = None if name in REQUIRED_TRAIN_FLAGS else field.default
-    help_text = (field.description or "") + (
-        f" (default: {default})" if default is not None else ""
+def _add_config_arguments(parser: argparse.ArgumentParser, saved: TrainConfig | None) -> None:
+    """A flag per config field; with a `saved` config (--config), its values are the defaults."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        dest="config_file",
+        type=Path,
+        metavar="FILE",
+        help="rerun a saved configuration (a run's config.json or a cv's cv_config.json): its "
+        "values are the defaults, flags given here override them",
     )
-    kwargs: dict[str, object] = {"dest": name, "help": help_text or None}
+    for name, field in TrainConfig.model_fields.items():
+        if saved is not None:
+            default = getattr(saved, name)
+        else:
+            default = None if name in REQUIRED_TRAIN_FLAGS else field.default
+        required = saved is None and name in REQUIRED_TRAIN_FLAGS
+        _add_field_argument(parser, name, field, default, required=required)
+
+
+def _add_field_argument(
+    parser: argparse.ArgumentParser,
+    name: str,
+    field: FieldInfo,
+    default: object,
+    *,
+    required: bool,
+) -> None:
+    annotation = _unwrap_optional(field.annotation)
+    shown = None if name in REQUIRED_TRAIN_FLAGS else field.default
+    help_text = (field.description or "") + (f" (default: {shown})" if shown is not None else "")
+    flag, text = _flag(name), help_text or None
+    if isinstance(default, Enum):
+        default = default.value
     if annotation is bool:
-        kwargs["action"] = argparse.BooleanOptionalAction
-        kwargs["default"] = field.default
+        action = argparse.BooleanOptionalAction
+        parser.add_argument(flag, dest=name, help=text, action=action, default=default)
     elif typing.get_origin(annotation) is list:
-        kwargs["nargs"] = "+"
-        kwargs["default"] = None
+        parser.add_argument(flag, dest=name, help=text, nargs="+", default=default)
     elif typing.get_origin(annotation) is typing.Literal:
-        kwargs["choices"] = list(typing.get_args(annotation))
-        kwargs["default"] = field.default
+        choices = list(typing.get_args(annotation))
+        parser.add_argument(flag, dest=name, help=text, choices=choices, default=default)
     elif isinstance(annotation, type) and issubclass(annotation, Enum):
-        kwargs["choices"] = [member.value for member in annotation]
-        kwargs["default"] = field.default.value if field.default is not None else None
+        choices = [member.value for member in annotation]
+        parser.add_argument(flag, dest=name, help=text, choices=choices, default=default)
     else:
-        kwargs["type"] = annotation if annotation in (int, float, str, Path) else str
-        kwargs["default"] = None if name in REQUIRED_TRAIN_FLAGS else field.default
-        kwargs["required"] = name in REQUIRED_TRAIN_FLAGS
-    parser.add_argument(_flag(name), **kwargs)  # type: ignore[arg-type]
+        value_type = VALUE_TYPES.get(annotation, str)
+        parser.add_argument(
+            flag, dest=name, help=text, type=value_type, default=default, required=required
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -90,10 +115,25 @@ def command_for(job: str, config: TrainConfig) -> str:
     return shlex.join(words)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
+    """The whole command line; `saved` gives the train and cv flags their defaults."""
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_index_command(commands)
+    _add_training_commands(commands, saved)
+    _add_export_command(commands)
+    _add_evaluate_command(commands)
+    _add_counterfactual_command(commands)
+    _add_heat_in_cell_command(commands)
+    _add_external_command(commands)
+    _add_morphology_command(commands)
+    _add_adapt_command(commands)
+    _add_compare_command(commands)
+    _add_sample_simulation_command(commands)
+    return parser
 
+
+def _add_index_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = commands.add_parser("index", help="count images per fold, class and subject")
     index.add_argument("--data", type=Path, required=True, help="C-NMC root")
     index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
@@ -101,12 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")
     index.add_argument("--json", action="store_true")
 
+
+def _add_training_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], saved: TrainConfig | None
+) -> None:
+    """train and cv: a flag per TrainConfig field."""
     for name, help_text in (
         ("train", "train one model (validation split optional)"),
         ("cv", "subject-grouped cross-validation"),
     ):
-        _add_config_arguments(commands.add_parser(name, help=help_text))
+        _add_config_arguments(commands.add_parser(name, help=help_text), saved)
 
+
+def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export = commands.add_parser("export", help="export a run to ONNX with its model card")
     export.add_argument("--run", type=Path, required=True, help="a train run directory")
     export.add_argument("--out", type=Path, required=True, help="model directory to write")
@@ -128,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip measuring test-time augmentation on held-out subjects",
     )
 
+
+def _add_evaluate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate.add_argument("--data", type=Path, help="C-NMC-layout root")
@@ -137,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-dedupe", action="store_true")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, help="write roc.png and confusion_matrix.png here")
+
+
+def _add_counterfactual_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     counterfactual = commands.add_parser(
         "counterfactual",
         help="colour-counterfactual test: re-colour each cell to the other class and re-score",
@@ -154,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     counterfactual.add_argument("--json", action="store_true")
 
+
+def _add_heat_in_cell_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     heat = commands.add_parser(
         "heat-in-cell",
         help="share of each fold's Grad-CAM heat inside the cell, on its held-out subjects",
@@ -161,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     heat.add_argument("--cv", type=Path, required=True, help="a cv directory")
     heat.add_argument("--json", action="store_true", help="print the whole report")
 
+
+def _add_external_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     external = commands.add_parser(
         "external",
         help="measure on patients outside the training data (per part, per subject, intervals "
@@ -197,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
         "with --model, printed only)",
     )
 
+
+def _add_morphology_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     morphology = commands.add_parser(
         "morphology",
         help="the morphology candidate: shape, nucleus and texture features with a linear "
@@ -208,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     morphology.add_argument("--resamples", type=int, default=2000)
     morphology.add_argument("--out", type=Path, help="write external_evaluation.json/.md here")
 
+
+def _add_adapt_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     adapt = commands.add_parser(
         "adapt",
         help="a site model from a lab's reviewed cells (recalibration or head refit), measured "
@@ -232,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--min-subjects-per-class", type=int, default=3)
     adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
 
+
+def _add_compare_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = commands.add_parser(
         "compare", help="the bake-off table: one markdown row per cross-validation directory"
     )
@@ -241,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--json", type=Path, help="also write the rows here")
 
+
+def _add_sample_simulation_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     simulation = commands.add_parser(
         "sample-simulation",
         help="samples of 10-200 cells at known blast shares: error and interval coverage of "
@@ -265,7 +335,23 @@ def build_parser() -> argparse.ArgumentParser:
     simulation.add_argument("--repeats", type=int, default=100, help="samples per table cell")
     simulation.add_argument("--seed", type=int, default=0)
     simulation.add_argument("--out", type=Path, help="write the report as JSON here")
-    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """As timm's -c/--config: read the saved config first, then parse every flag with its
+    values as the defaults, so that the flags given override them one by one."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    saved = None
+    if words and words[0] in CONFIG_COMMANDS:
+        config_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+        config_parser.add_argument("-c", "--config", type=Path)
+        known, _ = config_parser.parse_known_args(words[1:])
+        if known.config is not None:
+            try:
+                saved = read_train_config(known.config)
+            except (OSError, ValueError) as error:
+                build_parser().error(f"--config {known.config}: {error}")
+    return build_parser(saved).parse_args(words)
 
 
 def _load_index(args: argparse.Namespace) -> DatasetIndex:
@@ -310,14 +396,13 @@ def run_train(args: argparse.Namespace) -> None:
     from training.trainer import train
 
     config = config_from_args(args)
-    result = train(config)
+    result = train(config, command=command_for("train", config))
     group = distributed.join_from_environment()
     distributed.leave(group)
     if not group.is_main:
         return
-    (config.out / "command.txt").write_text(command_for("train", config) + "\n", encoding="utf-8")
     if result.best_metrics is not None:
-        print(json.dumps({"best_validation": result.best_metrics}, indent=2))
+        print(json.dumps({"best_validation": result.best_metrics.as_dict()}, indent=2))
     print(f"run written to {result.run_dir}")
 
 
@@ -325,26 +410,25 @@ def run_cv(args: argparse.Namespace) -> None:
     from training.cross_validation import run_cross_validation
 
     config = config_from_args(args)
-    summary = run_cross_validation(config)
-    (config.out / "command.txt").write_text(command_for("cv", config) + "\n", encoding="utf-8")
-    print(json.dumps({k: summary[k] for k in ("mean_std", "pooled")}, indent=2))
+    summary = run_cross_validation(config, command=command_for("cv", config))
+    figures = summary.model_dump(mode="json", include={"mean_std", "pooled"})
+    print(json.dumps({k: figures[k] for k in ("mean_std", "pooled")}, indent=2))
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from training.export import export_run
-    from training.trainer import load_run_config
+    from training.artifacts import RunDir
+    from training.export import ExportOptions, export_run
 
-    config, _, _ = load_run_config(args.run)
-    manifest = export_run(
-        args.run,
-        args.out,
+    config = RunDir(args.run).read_config().train
+    options = ExportOptions(
         model_id=args.model_id,
         version=args.version,
         cv_dir=args.cv,
         training_command=command_for("train", config),
-        measure_tta_gain=not args.no_tta_measurement,
         selection=args.selection,
+        measure_tta_gain=not args.no_tta_measurement,
     )
+    manifest = export_run(args.run, args.out, options)
     print(
         f"exported {manifest.id} v{manifest.version} to {args.out} "
         f"(threshold {manifest.threshold.value:.4f}, sha256 {manifest.onnx_sha256[:12]})"
@@ -370,7 +454,8 @@ def run_counterfactual(args: argparse.Namespace) -> None:
         cv_report = counterfactual_on_held_out_folds(args.cv)
         print(
             json.dumps(
-                cv_report if args.json else cv_report["pooled"], indent=None if args.json else 2
+                cv_report.model_dump(mode="json") if args.json else cv_report.pooled,
+                indent=None if args.json else 2,
             )
         )
         return
@@ -391,7 +476,8 @@ def run_heat_in_cell(args: argparse.Namespace) -> None:
     from training.cross_validation import heat_on_held_out_folds
 
     report = heat_on_held_out_folds(args.cv)
-    print(json.dumps(report if args.json else report["pooled"], indent=None if args.json else 2))
+    figures = report.model_dump(mode="json") if args.json else report.pooled
+    print(json.dumps(figures, indent=None if args.json else 2))
 
 
 def run_external(args: argparse.Namespace) -> None:
@@ -425,6 +511,8 @@ def run_external(args: argparse.Namespace) -> None:
 def run_morphology(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from training.classification_metrics import binary_metrics
+    from training.decision_rule import best_balanced_accuracy_threshold
     from training.external_evaluation import (
         Scores,
         external_report,
@@ -432,7 +520,6 @@ def run_morphology(args: argparse.Namespace) -> None:
         markdown,
         write_report,
     )
-    from training.metrics import binary_metrics, choose_threshold
     from training.morphology import (
         feature_matrix,
         morphology_classifier,
@@ -443,11 +530,11 @@ def run_morphology(args: argparse.Namespace) -> None:
     labels = np.asarray([image.label for image in images])
     features = feature_matrix(images)
     out_of_fold = out_of_fold_probabilities(images, features, args.folds)
-    threshold = choose_threshold(labels.tolist(), out_of_fold.tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), out_of_fold.tolist())
     cv = binary_metrics(labels, out_of_fold, threshold)
     print(
-        f"fold-1 CV, out of fold: ROC AUC {cv['roc_auc']:.3f}, balanced accuracy "
-        f"{cv['balanced_accuracy']:.3f} at the out-of-fold threshold {threshold:.3f}"
+        f"fold-1 CV, out of fold: ROC AUC {cv.roc_auc:.3f}, balanced accuracy "
+        f"{cv.balanced_accuracy:.3f} at the out-of-fold threshold {threshold:.3f}"
     )
     if args.external is None:
         return
@@ -535,7 +622,7 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except DatasetError as error:

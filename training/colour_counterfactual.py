@@ -15,8 +15,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from app.core.classifier import OnnxCellClassifier
-from app.core.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour, preprocess
+from app.core.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour
 from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
+from training.image_batches import batched, preprocess_batch, read_batches
 
 BATCH = 32
 
@@ -116,17 +117,16 @@ def score_counterfactual(
     threshold = recipe.foreground_threshold
     statistics = class_statistics(reference, threshold)
     original, recoloured = [], []
-    for start in range(0, len(images), BATCH):
-        chunk = images[start : start + BATCH]
-        rgbs = [read_image(image.path) for image in chunk]
+    batches = read_batches([image.path for image in images], BATCH)
+    for chunk, rgbs in zip(batched(images, BATCH), batches, strict=True):
         swapped = [
             recolour(
                 rgb, statistics[LABEL_HEM if image.label == LABEL_ALL else LABEL_ALL], threshold
             )
             for rgb, image in zip(rgbs, chunk, strict=True)
         ]
-        original.append(score(np.stack([preprocess(r, recipe) for r in rgbs])))
-        recoloured.append(score(np.stack([preprocess(r, recipe) for r in swapped])))
+        original.append(score(preprocess_batch(rgbs, recipe)))
+        recoloured.append(score(preprocess_batch(swapped, recipe)))
     return CounterfactualScores(
         labels=np.asarray([image.label for image in images]),
         original=np.concatenate(original),

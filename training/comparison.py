@@ -7,7 +7,6 @@ can be rebuilt from the runs at any time and never typed by hand.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from training.cross_validation import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, fold_dirs
+from training.artifacts import CvDir, HeldOutReport, RunDir
+from training.checkpoints import load_trained_model
 from training.external_evaluation import (
     PART_ALL,
     PART_PRELIM,
@@ -26,12 +26,6 @@ from training.external_evaluation import (
     read_report,
 )
 from training.models import CellClassifier, count_parameters
-from training.trainer import (
-    BEST_CHECKPOINT,
-    METRICS_FILENAME,
-    load_run_config,
-    load_trained_model,
-)
 
 LATENCY_REPEATS = 30
 
@@ -62,14 +56,12 @@ class CandidateRow:
     external_rule_score: float | None = None
 
 
-def _train_seconds(fold_dir: Path) -> float:
+def _train_seconds(fold: RunDir) -> float:
     """Median epoch time x epochs, per phase: robust to an epoch slowed by other work on a
     shared machine (the bake-off runs shared two cores)."""
-    lines = (fold_dir / METRICS_FILENAME).read_text(encoding="utf-8").splitlines()
     by_phase: dict[str, list[float]] = {}
-    for line in filter(str.strip, lines):
-        row = json.loads(line)
-        by_phase.setdefault(row["phase"], []).append(float(row["seconds"]))
+    for row in fold.read_metrics():
+        by_phase.setdefault(row.phase, []).append(row.seconds)
     return sum(float(np.median(seconds)) * len(seconds) for seconds in by_phase.values())
 
 
@@ -92,9 +84,9 @@ def _onnx_size_and_latency(model: CellClassifier, size: int) -> tuple[float, flo
         return path.stat().st_size / 1e6, float(np.median(durations))
 
 
-def _pooled(path: Path) -> dict[str, float] | None:
-    """The pooled figures of an optional per-CV report (older runs lack some)."""
-    return json.loads(path.read_text(encoding="utf-8"))["pooled"] if path.exists() else None
+def _pooled(report: HeldOutReport | None, name: str) -> float | None:
+    """A pooled figure of an optional per-CV report (older runs lack some)."""
+    return None if report is None else report.pooled[name]
 
 
 def _external_figures(
@@ -119,36 +111,35 @@ def _external_figures(
 def candidate_row(cv_dir: Path, *, measure_latency: bool = True) -> CandidateRow:
     """One row from a cv directory; the figures that need the fold models (parameters, ONNX
     size, latency) are left empty when their checkpoints were not kept."""
-    summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
-    counterfactual = _pooled(cv_dir / CV_COUNTERFACTUAL)
-    heat = _pooled(cv_dir / CV_HEAT_IN_CELL)
-    folds = fold_dirs(cv_dir)
-    config, _, _ = load_run_config(folds[0])
-    model = load_trained_model(folds[0]) if (folds[0] / BEST_CHECKPOINT).is_file() else None
+    cv = CvDir(cv_dir)
+    summary = cv.read_summary()
+    counterfactual, heat = cv.read_counterfactual(), cv.read_heat()
+    folds = cv.folds()
+    config = folds[0].read_config().train
+    model = load_trained_model(folds[0].path) if folds[0].best_checkpoint.is_file() else None
     size, latency = (
         _onnx_size_and_latency(model, config.img_size)
         if measure_latency and model is not None
         else (None, None)
     )
     external_auc, external_balanced, rule_score = _external_figures(read_report(cv_dir))
-    mean_std = summary["mean_std"]
-    command_file = cv_dir / "command.txt"
+    mean_std = summary.mean_std
     return CandidateRow(
         name=cv_dir.name,
-        command=command_file.read_text(encoding="utf-8").strip() if command_file.exists() else "",
-        roc_auc_per_fold=[fold["metrics"]["roc_auc"] for fold in summary["per_fold"]],
-        roc_auc_mean=mean_std["roc_auc"]["mean"],
-        roc_auc_std=mean_std["roc_auc"]["std"],
-        roc_auc_pooled=summary["pooled"]["roc_auc"],
-        balanced_accuracy_mean=mean_std["balanced_accuracy"]["mean"],
-        balanced_accuracy_std=mean_std["balanced_accuracy"]["std"],
-        weighted_f1_mean=mean_std["weighted_f1"]["mean"],
-        counterfactual_auc_drop=counterfactual["auc_drop"] if counterfactual else None,
-        counterfactual_probability_change=(
-            counterfactual["mean_absolute_probability_change"] if counterfactual else None
+        command=cv.read_command(),
+        roc_auc_per_fold=[fold.metrics.roc_auc for fold in summary.per_fold],
+        roc_auc_mean=mean_std["roc_auc"].mean,
+        roc_auc_std=mean_std["roc_auc"].std,
+        roc_auc_pooled=summary.pooled.roc_auc,
+        balanced_accuracy_mean=mean_std["balanced_accuracy"].mean,
+        balanced_accuracy_std=mean_std["balanced_accuracy"].std,
+        weighted_f1_mean=mean_std["weighted_f1"].mean,
+        counterfactual_auc_drop=_pooled(counterfactual, "auc_drop"),
+        counterfactual_probability_change=_pooled(
+            counterfactual, "mean_absolute_probability_change"
         ),
-        heat_in_cell_mean=heat["mean"] if heat else None,
-        heat_in_cell_at_goal=heat["at_goal"] if heat else None,
+        heat_in_cell_mean=_pooled(heat, "mean"),
+        heat_in_cell_at_goal=_pooled(heat, "at_goal"),
         train_minutes_per_fold=float(np.mean([_train_seconds(f) for f in folds])) / 60,
         threads=config.threads,
         parameters_millions=None if model is None else count_parameters(model) / 1e6,

@@ -7,51 +7,44 @@ a fold by a lot.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from app.core.gradcam import HEAT_ON_CELL_GOAL
 from app.core.preprocessing import PreprocessConfig
+from training.artifacts import CvDir, CvSummary, FoldSummary, HeldOutReport, MeanStd, RunDir
 from training.cell_dataset import PreparedCache
+from training.checkpoints import load_trained_model
+from training.classification_metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
 from training.dataset_index import DatasetIndex, index_dataset
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
-from training.metrics import binary_metrics, mean_and_std, per_subject_accuracy
-from training.splits import Split
-from training.train_config import TrainConfig, save_json
-from training.trainer import (
-    Predictions,
-    load_run_config,
-    load_trained_model,
-    make_split,
-    probability_scorer,
-    subsample_per_subject,
-    train,
-)
+from training.models import probability_scorer
+from training.predictions import Predictions
+from training.splits import Split, make_split, subsample_per_subject
+from training.train_config import TrainConfig
+from training.trainer import train
 
-OOF_PREDICTIONS = "oof_predictions.csv"
-CV_SUMMARY = "cv_summary.json"
-CV_COUNTERFACTUAL = "colour_counterfactual.json"
-CV_HEAT_IN_CELL = "heat_in_cell.json"
 FIXED_THRESHOLD = 0.5
 
 
-def run_cross_validation(config: TrainConfig) -> dict[str, object]:
-    """Train one model per fold into out/fold<k>; write oof_predictions.csv and cv_summary.json."""
-    config.out.mkdir(parents=True, exist_ok=True)
+def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> CvSummary:
+    """Train one model per fold into out/fold<k>; write oof_predictions.csv and cv_summary.json.
+    The config (and `command`, the command line) are saved when it starts."""
+    cv = CvDir(config.out)
+    cv.path.mkdir(parents=True, exist_ok=True)
+    cv.write_config(config)
+    if command is not None:
+        cv.write_command(command)
     index = index_dataset(config.data)
-    per_fold: list[dict[str, object]] = []
+    per_fold: list[FoldSummary] = []
     out_of_fold: list[Predictions] = []
     prepared_cache: PreparedCache = {}
     for fold in range(config.folds):
-        fold_config = config.model_copy(
-            update={"val_fold": fold, "out": config.out / f"fold{fold}"}
-        )
+        fold_config = config.model_copy(update={"val_fold": fold, "out": cv.fold(fold).path})
         fold_config = TrainConfig.model_validate(fold_config.model_dump())
         result = train(fold_config, index, prepared_cache)
         if result.validation is None:
@@ -60,50 +53,43 @@ def run_cross_validation(config: TrainConfig) -> dict[str, object]:
         out_of_fold.append(predictions)
         metrics = binary_metrics(predictions.labels, predictions.probabilities, FIXED_THRESHOLD)
         per_fold.append(
-            {
-                "fold": fold,
-                "validation_subjects": sorted(set(predictions.subjects)),
-                "metrics": metrics,
-            }
+            FoldSummary(
+                fold=fold, validation_subjects=sorted(set(predictions.subjects)), metrics=metrics
+            )
         )
-    pooled = Predictions(
-        images=tuple(i for p in out_of_fold for i in p.images),
-        logits=np.concatenate([p.logits for p in out_of_fold]),
-        probabilities=np.concatenate([p.probabilities for p in out_of_fold]),
-    )
-    pooled.write_csv(config.out / OOF_PREDICTIONS)
-    summary: dict[str, object] = {
-        "protocol": (
+    pooled = Predictions.concatenate(out_of_fold)
+    cv.write_out_of_fold(pooled)
+    summary = CvSummary(
+        protocol=(
             f"{config.folds}-fold subject-grouped cross-validation on "
             f"{len(pooled.images)} images (de-duplicated, "
             f"max {config.max_images_per_subject or 'all'} per subject); "
             f"metrics at the fixed threshold {FIXED_THRESHOLD}, {config.epoch_choice}"
         ),
-        "config": json.loads(config.model_dump_json()),
-        "images_indexed": len(subsample_per_subject(index.images, config.max_images_per_subject)),
-        "per_fold": per_fold,
-        "mean_std": mean_and_std([fold["metrics"] for fold in per_fold]),  # type: ignore[misc]
-        "pooled": binary_metrics(pooled.labels, pooled.probabilities, FIXED_THRESHOLD),
-        "per_subject_accuracy": per_subject_accuracy(
+        config=config,
+        images_indexed=len(subsample_per_subject(index.images, config.max_images_per_subject)),
+        per_fold=per_fold,
+        mean_std=_mean_std([fold.metrics.as_dict() for fold in per_fold]),
+        pooled=binary_metrics(pooled.labels, pooled.probabilities, FIXED_THRESHOLD),
+        per_subject_accuracy=per_subject_accuracy(
             pooled.subjects, pooled.labels.tolist(), pooled.probabilities.tolist(), FIXED_THRESHOLD
         ),
-    }
-    summary["colour_counterfactual"] = counterfactual_on_held_out_folds(config.out, index)
-    summary["heat_in_cell"] = heat_on_held_out_folds(config.out, index)
-    save_json(config.out / CV_SUMMARY, summary)
+    )
+    summary.colour_counterfactual = counterfactual_on_held_out_folds(cv.path, index)
+    summary.heat_in_cell = heat_on_held_out_folds(cv.path, index)
+    cv.write_summary(summary)
     return summary
 
 
-def fold_dirs(cv_dir: Path) -> list[Path]:
-    """The run directories of a cross-validation's folds (fold0, fold1, ...)."""
-    return sorted(cv_dir.glob("fold[0-9]*"))
+def _mean_std(per_fold: list[dict[str, object]]) -> dict[str, MeanStd]:
+    return {name: MeanStd(**spread) for name, spread in mean_and_std(per_fold).items()}
 
 
 @dataclass(frozen=True)
 class HeldOutFold:
     """One fold of a finished cross-validation: its run, how it was trained, its split."""
 
-    run_dir: Path
+    run: RunDir
     config: TrainConfig
     recipe: PreprocessConfig
     split: Split
@@ -111,45 +97,46 @@ class HeldOutFold:
 
 def held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> Iterator[HeldOutFold]:
     """Each fold of `cv_dir` with the subjects it held out, rebuilt from its saved config."""
-    runs = fold_dirs(cv_dir)
+    runs = CvDir(cv_dir).folds()
     if not runs:
         raise ValueError(f"no fold directories in {cv_dir}")
-    for run_dir in runs:
-        config, recipe, _ = load_run_config(run_dir)
+    for run in runs:
+        run_config = run.read_config()
+        config, recipe = run_config.train, run_config.preprocessing
         index = index or index_dataset(config.data)
         split = make_split(
             config, subsample_per_subject(index.images, config.max_images_per_subject)
         )
         if split is None:
-            raise ValueError(f"{run_dir} was trained without held-out subjects")
-        yield HeldOutFold(run_dir, config, recipe, split)
+            raise ValueError(f"{run.path} was trained without held-out subjects")
+        yield HeldOutFold(run, config, recipe, split)
 
 
-def _held_out_report(
-    protocol: str, per_fold: list[dict[str, object]], pooled: dict[str, object]
-) -> dict[str, object]:
+Figures = dict[str, float | int | None]
+
+
+def _held_out_report(protocol: str, per_fold: list[Figures], pooled: Figures) -> HeldOutReport:
     """Per-fold figures, their mean ± std (counts left out) and the pooled figures."""
-    return {
-        "protocol": protocol,
-        "per_fold": per_fold,
-        "mean_std": mean_and_std(
-            [{k: v for k, v in f.items() if k not in ("fold", "images")} for f in per_fold]  # type: ignore[misc]
-        ),
-        "pooled": pooled,
-    }
+    counts = ("fold", "images")
+    return HeldOutReport(
+        protocol=protocol,
+        per_fold=per_fold,
+        mean_std=_mean_std([{k: v for k, v in f.items() if k not in counts} for f in per_fold]),
+        pooled=pooled,
+    )
 
 
 def counterfactual_on_held_out_folds(
     cv_dir: Path, index: DatasetIndex | None = None
-) -> dict[str, object]:
+) -> HeldOutReport:
     """The colour-counterfactual test out of sample: each fold's model on its held-out
     subjects, re-coloured to the statistics of the other class among its training subjects.
     Written to colour_counterfactual.json in `cv_dir`."""
-    per_fold: list[dict[str, object]] = []
+    per_fold: list[Figures] = []
     parts: list[CounterfactualScores] = []
     for fold in held_out_folds(cv_dir, index):
         scores = score_counterfactual(
-            probability_scorer(load_trained_model(fold.run_dir), fold.config.threads),
+            probability_scorer(load_trained_model(fold.run.path), fold.config.threads),
             fold.recipe,
             fold.split.validation,
             fold.split.train,
@@ -162,19 +149,19 @@ def counterfactual_on_held_out_folds(
         per_fold,
         CounterfactualScores.combine(parts).result().as_json(),
     )
-    save_json(cv_dir / CV_COUNTERFACTUAL, report)
+    CvDir(cv_dir).write_counterfactual(report)
     return report
 
 
-def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> dict[str, object]:
+def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> HeldOutReport:
     """Where each fold's model puts its Grad-CAM heat on its held-out subjects: the share
     inside the cell. Written to heat_in_cell.json in `cv_dir`."""
-    per_fold: list[dict[str, object]] = []
+    per_fold: list[Figures] = []
     parts: list[HeatScores] = []
     for fold in held_out_folds(cv_dir, index):
         if fold.config.threads is not None:
             torch.set_num_threads(fold.config.threads)
-        scores = score_heat(load_trained_model(fold.run_dir), fold.recipe, fold.split.validation)
+        scores = score_heat(load_trained_model(fold.run.path), fold.recipe, fold.split.validation)
         parts.append(scores)
         per_fold.append({"fold": fold.config.val_fold, **summarize_scores(scores)})
     report = _held_out_report(
@@ -186,5 +173,5 @@ def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> d
         per_fold,
         summarize_scores(HeatScores.combine(parts)),
     )
-    save_json(cv_dir / CV_HEAT_IN_CELL, report)
+    CvDir(cv_dir).write_heat(report)
     return report

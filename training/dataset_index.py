@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -23,7 +24,8 @@ from app.core.preprocessing import ImageDecodeError, to_rgb_uint8
 
 LABEL_ALL = 1
 LABEL_HEM = 0
-LABEL_NAMES = {LABEL_ALL: "ALL", LABEL_HEM: "HEM"}
+LabelName = Literal["ALL", "HEM"]
+LABEL_NAMES: dict[int, LabelName] = {LABEL_ALL: "ALL", LABEL_HEM: "HEM"}
 CLASS_DIRECTORIES = {"all": LABEL_ALL, "hem": LABEL_HEM}
 IMAGE_SUFFIXES = {".bmp", ".png"}
 PRELIM_LABELS_CSV = "C-NMC_test_prelim_phase_data_labels.csv"
@@ -46,7 +48,7 @@ class CellImage:
     pixel_sha256: str = ""
 
     @property
-    def label_name(self) -> str:
+    def label_name(self) -> LabelName:
         return LABEL_NAMES[self.label]
 
 
@@ -71,9 +73,14 @@ class DatasetIndex:
         )
 
 
+def subject_label(subject: str) -> int:
+    """C-NMC names its HEM (normal) subjects H<n> and its ALL subjects <n>: every cell of a
+    subject carries the subject's label."""
+    return LABEL_HEM if subject.startswith("H") else LABEL_ALL
+
+
 def subject_sort_key(subject: str) -> tuple[int, int]:
-    is_hem = subject.startswith("H")
-    return (int(is_hem), int(subject.lstrip("H")))
+    return (int(subject_label(subject) == LABEL_HEM), int(subject.lstrip("H")))
 
 
 def parse_filename(path: Path) -> tuple[str, int]:
@@ -85,7 +92,7 @@ def parse_filename(path: Path) -> tuple[str, int]:
         )
     subject = match["subject"].upper()
     label = CLASS_DIRECTORIES[match["label"].lower()]
-    if subject.startswith("H") != (label == LABEL_HEM):
+    if subject_label(subject) != label:
         raise DatasetError(f"{path}: subject {subject} and label {match['label']} disagree")
     return subject, label
 

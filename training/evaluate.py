@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.core.classifier import OnnxCellClassifier
-from app.core.preprocessing import PreprocessConfig, preprocess
-from training.dataset_index import DatasetIndex, read_image
-from training.metrics import MetricValue, binary_metrics, per_subject_accuracy
+from training.classification_metrics import BinaryMetrics, binary_metrics, per_subject_accuracy
+from training.dataset_index import DatasetIndex
+from training.image_batches import preprocessed_batches
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
     model_id: str
     threshold: float
-    metrics: dict[str, MetricValue]
+    metrics: BinaryMetrics
     per_subject_accuracy: dict[str, float]
     labels: np.ndarray
     probabilities: np.ndarray
@@ -26,18 +25,9 @@ class EvaluationResult:
     def as_json(self) -> dict[str, object]:
         return {
             "model": self.model_id,
-            **self.metrics,
+            **self.metrics.as_dict(),
             "per_subject_accuracy": self.per_subject_accuracy,
         }
-
-
-def preprocessed_batches(
-    paths: Sequence[Path], recipe: PreprocessConfig, batch_size: int
-) -> Iterator[np.ndarray]:
-    """Model inputs for the files, `batch_size` at a time, exactly as the server makes them."""
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        yield np.stack([preprocess(read_image(path), recipe) for path in chunk])
 
 
 def evaluate_model(
@@ -64,9 +54,9 @@ def evaluate_model(
 
 def format_table(result: EvaluationResult) -> str:
     lines = [f"model {result.model_id}  threshold {result.threshold:.4f}", ""]
-    for key, value in result.metrics.items():
+    for key, value in result.metrics.as_dict().items():
         if key == "confusion_matrix":
-            (tn, fp), (fn, tp) = value  # type: ignore[misc]
+            (tn, fp), (fn, tp) = result.metrics.confusion_matrix
             lines.append(
                 f"{'confusion':<18} HEM->HEM {tn}  HEM->ALL {fp}  ALL->HEM {fn}  ALL->ALL {tp}"
             )

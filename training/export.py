@@ -9,10 +9,10 @@ if missing), which the server requires.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import torch
 
-from app.core.classifier import OnnxCellClassifier, sigmoid
+from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import (
     EXPLAIN_ONNX_FILENAME,
     GRADCAM_OUTPUT,
@@ -30,39 +30,34 @@ from app.core.manifest import (
     MANIFEST_FILENAME,
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
-    Calibration,
     Evaluation,
     ModelInput,
     ModelManifest,
     Provenance,
     SubjectCounts,
-    ThresholdChoice,
     TrainingData,
     file_sha256,
     write_manifest,
 )
-from app.core.preprocessing import PreprocessConfig, preprocess
+from app.core.preprocessing import PreprocessConfig
 from app.core.quality_checks import QualityReference, build_reference, measure_cell
 from app.service.model_registry import record_model
-from training.calibration import calibrate
-from training.cross_validation import (
-    CV_COUNTERFACTUAL,
-    CV_HEAT_IN_CELL,
-    CV_SUMMARY,
-    OOF_PREDICTIONS,
-    fold_dirs,
-)
-from training.dataset_index import list_images, read_image
-from training.metrics import binary_metrics, choose_threshold, per_subject_accuracy
+from training.artifacts import CvDir, CvSummary, RunConfig, RunDir
+from training.checkpoints import load_trained_model
+from training.classification_metrics import binary_metrics, per_subject_accuracy
+from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
+from training.decision_rule import DecisionRule, HeldOut, choose_decision_rule, held_out_predictions
+from training.image_batches import preprocess_batch
 from training.models import (
     CellClassifier,
     ExplainedProbabilityExport,
     ProbabilityExport,
     count_parameters,
+    predict_probabilities,
 )
-from training.test_time_augmentation import measure_tta
+from training.predictions import Predictions
 from training.train_config import TrainConfig
-from training.trainer import VAL_PREDICTIONS, Predictions, load_run_config, load_trained_model
+from training.tta_evaluation import measure_tta
 
 PARITY_TOLERANCE = 1e-4
 ONNX_OPSET = 18
@@ -83,10 +78,10 @@ def default_model_id(config: TrainConfig) -> str:
     return f"{config.arch}-{config.img_size}-{config.crop.value}".lower().replace("_", "-")
 
 
-def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) -> list[np.ndarray]:
+def parity_images(config: TrainConfig, resolved: RunConfig, count: int) -> list[np.ndarray]:
     """Real cells from the run's data, validation subjects first."""
     images = list_images(config.data)
-    held_out = set(resolved.get("validation_subjects") or {})  # type: ignore[arg-type]
+    held_out = set(resolved.validation_subjects)
     images.sort(key=lambda image: image.subject not in held_out)
     step = max(1, len(images) // max(count, 1)) if not held_out else 1
     return [read_image(image.path) for image in images[::step][:count]]
@@ -94,8 +89,7 @@ def parity_images(config: TrainConfig, resolved: dict[str, object], count: int) 
 
 def check_parity(model: torch.nn.Module, onnx_dir: Path, batch: np.ndarray) -> float:
     """Both graphs' own probability output against PyTorch, before any calibration."""
-    with torch.no_grad():
-        expected = torch.sigmoid(model(torch.from_numpy(batch))).numpy()
+    expected = predict_probabilities(model, batch)
     classifier = OnnxCellClassifier(onnx_dir)
     differences = []
     for session in (classifier.session, classifier.explain_session()):
@@ -126,101 +120,93 @@ def export_onnx(
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
-def _decision_rule(
-    run_dir: Path, cv_dir: Path | None, epoch_choice: str
-) -> tuple[ThresholdChoice, Calibration | None, list[Evaluation]]:
-    """Calibration and threshold from held-out predictions only: the CV's out-of-fold ones
-    when given, else the run's own validation subjects, else none (threshold 0.5)."""
+def card_evaluations(
+    run: RunDir,
+    cv: CvDir | None,
+    held_out: HeldOut | None,
+    rule: DecisionRule,
+    epoch_choice: str,
+) -> list[Evaluation]:
+    """The card's held-out figures: the cross-validation's own, and the served rule on the
+    predictions it was chosen on (when those are out of fold) and on the run's validation
+    subjects."""
     evaluations: list[Evaluation] = []
-    validation_csv = run_dir / VAL_PREDICTIONS
-    if cv_dir is not None:
-        source, where = cv_dir / OOF_PREDICTIONS, f"out-of-fold predictions of {cv_dir}"
-        summary = json.loads((cv_dir / CV_SUMMARY).read_text(encoding="utf-8"))
+    if cv is not None:
+        summary = cv.read_summary()
         evaluations.append(
-            Evaluation(protocol=str(summary["protocol"]) + " (pooled)", metrics=summary["pooled"])
+            Evaluation(protocol=summary.protocol + " (pooled)", metrics=summary.pooled.as_dict())
         )
-        evaluations.extend(_held_out_evaluations(cv_dir, summary))
-    elif validation_csv.is_file():
-        source, where = validation_csv, "the run's held-out subjects"
-    else:
-        default = ThresholdChoice(value=0.5, source="default 0.5: no validation data was given")
-        return default, None, evaluations
-    held_out = Predictions.read_csv(source)
-    labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
-    calibration = calibrate(logits, labels, fitted_on=where)
-    calibrated = sigmoid(calibration.apply(logits))
-    threshold = ThresholdChoice(
-        value=choose_threshold(labels, calibrated),
-        source=f"best balanced accuracy (Youden's J) on {where}, calibrated probabilities",
-    )
-    if cv_dir is not None:
+        evaluations.extend(_held_out_evaluations(cv, summary))
+    if held_out is None:
+        return evaluations
+    if cv is not None:
         evaluations.append(
-            Evaluation(
-                protocol=f"{where}, calibrated, at the served threshold; threshold and "
+            _served_rule_on(
+                f"{held_out.description}, calibrated, at the served threshold; threshold and "
                 "calibration were fitted on these same predictions, so threshold-dependent "
                 "metrics are optimistic",
-                metrics=binary_metrics(labels, calibrated, threshold.value),
-                per_subject_accuracy=per_subject_accuracy(
-                    subjects, labels.tolist(), calibrated.tolist(), threshold.value
-                ),
+                held_out.predictions,
+                rule,
             )
         )
-    if validation_csv.is_file():
-        held_out = Predictions.read_csv(validation_csv)
-        labels, logits, subjects = held_out.labels, held_out.logits, held_out.subjects
-        probabilities = sigmoid(calibration.apply(logits))
+    if run.has_validation_predictions():
         evaluations.append(
-            Evaluation(
-                protocol=(
-                    f"held-out subjects of the training run, {epoch_choice}, calibrated; "
-                    + (
-                        "the threshold was chosen on these predictions, so threshold-dependent "
-                        "metrics are optimistic"
-                        if cv_dir is None
-                        else "threshold from the cross-validation"
-                    )
+            _served_rule_on(
+                f"held-out subjects of the training run, {epoch_choice}, calibrated; "
+                + (
+                    "the threshold was chosen on these predictions, so threshold-dependent "
+                    "metrics are optimistic"
+                    if cv is None
+                    else "threshold from the cross-validation"
                 ),
-                metrics=binary_metrics(labels, probabilities, threshold.value),
-                per_subject_accuracy=per_subject_accuracy(
-                    subjects, labels.tolist(), probabilities.tolist(), threshold.value
-                ),
+                run.read_validation_predictions(),
+                rule,
             )
         )
-    return threshold, calibration, evaluations
+    return evaluations
 
 
-def _held_out_evaluations(cv_dir: Path, summary: dict[str, object]) -> list[Evaluation]:
+def _served_rule_on(protocol: str, predictions: Predictions, rule: DecisionRule) -> Evaluation:
+    probabilities = rule.probabilities(predictions.logits)
+    labels = predictions.labels
+    return Evaluation(
+        protocol=protocol,
+        metrics=binary_metrics(labels, probabilities, rule.threshold).as_dict(),
+        per_subject_accuracy=per_subject_accuracy(
+            predictions.subjects, labels.tolist(), probabilities.tolist(), rule.threshold
+        ),
+    )
+
+
+def _held_out_evaluations(cv: CvDir, summary: CvSummary) -> list[Evaluation]:
     """Per-fold mean ± std (a single subject can swing a fold), the colour counterfactual and
     where the Grad-CAM heat lies, each as the cross-validation measured it."""
-    mean_std: dict[str, dict[str, float]] = summary["mean_std"]  # type: ignore[assignment]
     spread: dict[str, float | int | list[list[int]]] = {}
-    for metric, values in mean_std.items():
-        spread[f"{metric}_mean"] = values["mean"]
-        spread[f"{metric}_std"] = values["std"]
-    per_fold: list[dict[str, object]] = summary["per_fold"]  # type: ignore[assignment]
+    for metric, values in summary.mean_std.items():
+        spread[f"{metric}_mean"] = values.mean
+        spread[f"{metric}_std"] = values.std
+    folds = len(summary.per_fold)
     evaluations = [
         Evaluation(
-            protocol=f"the same cross-validation, mean and std over its {len(per_fold)} folds",
+            protocol=f"the same cross-validation, mean and std over its {folds} folds",
             metrics=spread,
         )
     ]
-    counterfactual_path = cv_dir / CV_COUNTERFACTUAL
-    if counterfactual_path.is_file():
-        report = json.loads(counterfactual_path.read_text(encoding="utf-8"))
+    counterfactual = cv.read_counterfactual()
+    if counterfactual is not None:
         evaluations.append(
             Evaluation(
-                protocol=f"colour counterfactual, pooled: {report['protocol']}; a model that "
-                "answers colour rather than the cell loses ROC AUC here",
-                metrics=report["pooled"],
+                protocol=f"colour counterfactual, pooled: {counterfactual.protocol}; a model "
+                "that answers colour rather than the cell loses ROC AUC here",
+                metrics={k: v for k, v in counterfactual.pooled.items() if v is not None},
             )
         )
-    heat_path = cv_dir / CV_HEAT_IN_CELL
-    if heat_path.is_file():
-        report = json.loads(heat_path.read_text(encoding="utf-8"))
+    heat = cv.read_heat()
+    if heat is not None:
         evaluations.append(
             Evaluation(
-                protocol=f"Grad-CAM heat on the cell, pooled: {report['protocol']}",
-                metrics={k: v for k, v in report["pooled"].items() if v is not None},
+                protocol=f"Grad-CAM heat on the cell, pooled: {heat.protocol}",
+                metrics={k: v for k, v in heat.pooled.items() if v is not None},
             )
         )
     return evaluations
@@ -253,20 +239,19 @@ def known_limitations(
     return limitations
 
 
-def quality_reference_for(config: TrainConfig, resolved: dict[str, object]) -> QualityReference:
+def quality_reference_for(config: TrainConfig, resolved: RunConfig) -> QualityReference:
     """The spread of the training subjects' cells, for the server's input warnings."""
-    subjects = set(resolved["train_subjects"])  # type: ignore[arg-type]
+    subjects = set(resolved.train_subjects)
     images = [i for i in list_images(config.data) if i.subject in subjects]
     return build_reference(
         measure_cell(read_image(image.path), config.foreground_threshold) for image in images
     )
 
 
-def _training_data(resolved: dict[str, object], config: TrainConfig) -> TrainingData:
-    subjects: dict[str, int] = resolved["train_subjects"]  # type: ignore[assignment]
+def _training_data(resolved: RunConfig, config: TrainConfig) -> TrainingData:
     rows = [
-        SubjectCounts(subject=s, label="HEM" if s.startswith("H") else "ALL", images=n)
-        for s, n in subjects.items()
+        SubjectCounts(subject=s, label=LABEL_NAMES[subject_label(s)], images=n)
+        for s, n in resolved.train_subjects.items()
     ]
     folds = sorted({p.name for p in config.data.glob("**/fold_*") if p.is_dir()}) or ["unknown"]
     return TrainingData(
@@ -274,7 +259,7 @@ def _training_data(resolved: dict[str, object], config: TrainConfig) -> Training
         subjects=rows,
         images_all=sum(r.images for r in rows if r.label == "ALL"),
         images_hem=sum(r.images for r in rows if r.label == "HEM"),
-        duplicates_removed=int(resolved.get("duplicates_removed", 0)),  # type: ignore[arg-type]
+        duplicates_removed=resolved.duplicates_removed,
     )
 
 
@@ -288,41 +273,60 @@ def _software() -> dict[str, str]:
     return versions
 
 
-def export_run(
-    run_dir: Path,
-    out_dir: Path,
-    *,
-    model_id: str | None = None,
-    version: str = "1",
-    cv_dir: Path | None = None,
-    training_command: str = "",
-    parity_count: int = 16,
-    measure_tta_gain: bool = True,
-    selection: str | None = None,
-) -> ModelManifest:
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `export_run` writes besides the run's model: the card's names, where the decision
+    rule and its figures come from, and which checks it measures."""
+
+    model_id: str | None = None
+    """Default: arch-size-crop (`default_model_id`)."""
+    version: str = "1"
+    cv_dir: Path | None = None
+    """A cross-validation of the same recipe: its out-of-fold predictions choose the
+    calibration and threshold, and its figures go into the card."""
+    training_command: str = ""
+    selection: str | None = None
+    """How this model was chosen against the others, in words for the card."""
+    parity_count: int = 16
+    """Real cells on which onnxruntime must match PyTorch."""
+    measure_tta_gain: bool = True
+
+    @property
+    def cv(self) -> CvDir | None:
+        return None if self.cv_dir is None else CvDir(self.cv_dir)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run directory with its configuration and its kept checkpoint, read once."""
+
+    run: RunDir
+    resolved: RunConfig
+    model: CellClassifier
+
+    @classmethod
+    def load(cls, run_dir: Path) -> TrainedRun:
+        return cls(RunDir(run_dir), RunDir(run_dir).read_config(), load_trained_model(run_dir))
+
+    @property
+    def config(self) -> TrainConfig:
+        return self.resolved.train
+
+    @property
+    def recipe(self) -> PreprocessConfig:
+        return self.resolved.preprocessing
+
+
+def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ModelManifest:
+    options = options or ExportOptions()
     _check_destination(out_dir)
-    config, recipe, resolved = load_run_config(run_dir)
-    model = load_trained_model(run_dir)
+    trained = TrainedRun.load(run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Written to a folder beside the destination and moved into place only when every check
     # has passed: a failure removes only that folder, never what was at --out before.
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        manifest = _export(
-            run_dir,
-            staging,
-            config,
-            recipe,
-            resolved,
-            model,
-            model_id=model_id,
-            version=version,
-            cv_dir=cv_dir,
-            training_command=training_command,
-            parity_count=parity_count,
-            measure_tta_gain=measure_tta_gain,
-            selection=selection,
-        )
+        manifest = _export(trained, staging, options)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -355,56 +359,17 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-def _export(
-    run_dir: Path,
-    out_dir: Path,
-    config: TrainConfig,
-    recipe: PreprocessConfig,
-    resolved: dict[str, object],
-    model: torch.nn.Module,
-    *,
-    model_id: str | None,
-    version: str,
-    cv_dir: Path | None,
-    training_command: str,
-    parity_count: int,
-    measure_tta_gain: bool,
-    selection: str | None,
-) -> ModelManifest:
+def _export(trained: TrainedRun, out_dir: Path, options: ExportOptions) -> ModelManifest:
+    """The graphs and the card into `out_dir`, then the checks on them."""
+    model, recipe = trained.model, trained.recipe
     onnx_path = out_dir / ONNX_FILENAME
     explain_path = out_dir / EXPLAIN_ONNX_FILENAME
     export_onnx(model, onnx_path, recipe.input_size)
     export_onnx(model, explain_path, recipe.input_size, explain=True)
-    threshold, calibration, evaluations = _decision_rule(run_dir, cv_dir, config.epoch_choice)
-    training_data = _training_data(resolved, config)
-    manifest = ModelManifest(
-        id=model_id or default_model_id(config),
-        version=version,
-        created=datetime.now(UTC),
-        architecture=config.arch,
-        head=config.head,
-        parameters=count_parameters(model),
-        input=ModelInput(size=recipe.input_size),
-        threshold=threshold,
-        preprocessing=recipe,
-        training_data=training_data,
-        evaluations=evaluations,
-        calibration=calibration,
-        quality_reference=quality_reference_for(config, resolved),
-        selection=selection,
-        limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
-        provenance=Provenance(
-            training_command=training_command,
-            run_config=resolved,
-            software=_software(),
-        ),
-        onnx_sha256=file_sha256(onnx_path),
-        explain_onnx_file=EXPLAIN_ONNX_FILENAME,
-        explain_onnx_sha256=file_sha256(explain_path),
-    )
+    manifest = _model_card(trained, options, file_sha256(onnx_path), file_sha256(explain_path))
     write_manifest(manifest, out_dir)
-    batch = np.stack(
-        [preprocess(rgb, recipe) for rgb in parity_images(config, resolved, parity_count)]
+    batch = preprocess_batch(
+        parity_images(trained.config, trained.resolved, options.parity_count), recipe
     )
     difference = check_parity(model, out_dir, batch)
     if not difference <= PARITY_TOLERANCE:
@@ -412,18 +377,53 @@ def _export(
             f"onnxruntime differs from PyTorch by {difference:.2e} in probability "
             f"(tolerance {PARITY_TOLERANCE:.0e}) on {len(batch)} real images"
         )
-    tta_runs, tta_where = _held_out_runs(run_dir, cv_dir)
-    if measure_tta_gain and tta_runs:
+    tta_runs, tta_where = _held_out_runs(trained.run, options.cv)
+    if options.measure_tta_gain and tta_runs:
         card = measure_tta(tta_runs, recipe, out_dir, tta_where)
         manifest = manifest.model_copy(update={"test_time_augmentation": card})
         write_manifest(manifest, out_dir)
     return manifest
 
 
-def _held_out_runs(run_dir: Path, cv_dir: Path | None) -> tuple[list[Path], str]:
-    if cv_dir is not None:
-        folds = [fold for fold in fold_dirs(cv_dir) if (fold / VAL_PREDICTIONS).is_file()]
+def _model_card(
+    trained: TrainedRun, options: ExportOptions, onnx_sha256: str, explain_onnx_sha256: str
+) -> ModelManifest:
+    config, recipe, cv = trained.config, trained.recipe, options.cv
+    held_out = held_out_predictions(trained.run, cv)
+    rule = choose_decision_rule(held_out)
+    evaluations = card_evaluations(trained.run, cv, held_out, rule, config.epoch_choice)
+    training_data = _training_data(trained.resolved, config)
+    return ModelManifest(
+        id=options.model_id or default_model_id(config),
+        version=options.version,
+        created=datetime.now(UTC),
+        architecture=config.arch,
+        head=config.head,
+        parameters=count_parameters(trained.model),
+        input=ModelInput(size=recipe.input_size),
+        threshold=rule.threshold_choice(),
+        preprocessing=recipe,
+        training_data=training_data,
+        evaluations=evaluations,
+        calibration=rule.calibration,
+        quality_reference=quality_reference_for(config, trained.resolved),
+        selection=options.selection,
+        limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
+        provenance=Provenance(
+            training_command=options.training_command,
+            run_config=trained.resolved.as_card_json(),
+            software=_software(),
+        ),
+        onnx_sha256=onnx_sha256,
+        explain_onnx_file=EXPLAIN_ONNX_FILENAME,
+        explain_onnx_sha256=explain_onnx_sha256,
+    )
+
+
+def _held_out_runs(run: RunDir, cv: CvDir | None) -> tuple[list[Path], str]:
+    if cv is not None:
+        folds = [fold.path for fold in cv.folds() if fold.has_validation_predictions()]
         return folds, f"the {len(folds)} cross-validation models, each on its held-out subjects"
-    if (run_dir / VAL_PREDICTIONS).is_file():
-        return [run_dir], "the run's held-out subjects"
+    if run.has_validation_predictions():
+        return [run.path], "the run's held-out subjects"
     return [], ""

@@ -31,6 +31,7 @@ from app.core.manifest import (
     write_manifest,
 )
 from app.service.model_registry import STORE_INDEX, record_model
+from training.artifacts import EXTERNAL_REPORT, CvDir
 from training.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,
@@ -57,7 +58,6 @@ PART_TITLES = {
     PART_PRELIM: "preliminary-test part",
 }
 DEFAULT_RESAMPLES = 2000
-EXTERNAL_REPORT = "external_evaluation.json"
 BASELINE_FOREGROUND_THRESHOLD = 15
 
 
@@ -315,17 +315,19 @@ def evaluate_scores(
             continue
         part_labels, part_scores = labels[members], scores.values[members]
         subjects = {(data.images[i].subject, data.images[i].label) for i in members}
-        figures: dict[str, Interval | None] = {
-            "roc_auc": metric_interval(roc_auc, part_labels, part_scores, part_draws)
-        }
+        auc = metric_interval(roc_auc, part_labels, part_scores, part_draws)
+        at_threshold: dict[str, Interval] = {}
         if scores.threshold is not None:
             for name, metric in threshold_metrics(scores.threshold).items():
-                figures[name] = metric_interval(metric, part_labels, part_scores, part_draws)
+                at_threshold[name] = metric_interval(metric, part_labels, part_scores, part_draws)
         parts[part] = PartFigures(
             cells=len(members),
             subjects_all=sum(label == LABEL_ALL for _, label in subjects),
             subjects_hem=sum(label == LABEL_HEM for _, label in subjects),
-            **figures,  # type: ignore[arg-type]
+            roc_auc=auc,
+            balanced_accuracy=at_threshold.get("balanced_accuracy"),
+            sensitivity=at_threshold.get("sensitivity"),
+            specificity=at_threshold.get("specificity"),
         )
     return ScorerReport(
         name=scores.name,
@@ -362,7 +364,7 @@ def score_model_dir(
     """An exported model exactly as the server runs it: its recipe, onnxruntime, its
     calibration, its threshold, and test-time augmentation when its card turns it on."""
     from app.core.classifier import OnnxCellClassifier
-    from training.evaluate import preprocessed_batches
+    from training.image_batches import preprocessed_batches
 
     classifier = OnnxCellClassifier(model_dir)
     use_tta = classifier.tta_by_default if tta is None else tta
@@ -380,31 +382,26 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     """Every fold model of a cross-validation, and the fold models as one ensemble (mean
     logit). Their threshold is the one export would serve: the best balanced accuracy on the
     cross-validation's own out-of-fold predictions (fold 1), never on these images."""
-    import torch
-
     from app.core.classifier import sigmoid
-    from training.cross_validation import OOF_PREDICTIONS, fold_dirs
-    from training.evaluate import preprocessed_batches
-    from training.metrics import choose_threshold
-    from training.trainer import Predictions, load_run_config, load_trained_model
+    from training.checkpoints import load_trained_model
+    from training.decision_rule import best_balanced_accuracy_threshold
+    from training.image_batches import preprocessed_batches
+    from training.models import predict_logits
 
-    out_of_fold = Predictions.read_csv(cv_dir / OOF_PREDICTIONS)
-    threshold = choose_threshold(out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist())
+    cv = CvDir(cv_dir)
+    out_of_fold = cv.read_out_of_fold()
+    labels, probabilities = out_of_fold.labels.tolist(), out_of_fold.probabilities.tolist()
+    threshold = best_balanced_accuracy_threshold(labels, probabilities)
     paths = [image.path for image in images]
     fold_logits = []
     scores = []
-    for run_dir in fold_dirs(cv_dir):
-        _, recipe, _ = load_run_config(run_dir)
-        model = load_trained_model(run_dir)
-        with torch.no_grad():
-            logits = np.concatenate(
-                [
-                    model(torch.from_numpy(batch)).float().numpy()
-                    for batch in preprocessed_batches(paths, recipe, 32)
-                ]
-            ).astype(np.float64)
+    for run in cv.folds():
+        recipe = run.read_config().preprocessing
+        model = load_trained_model(run.path)
+        batches = preprocessed_batches(paths, recipe, 32)
+        logits = np.concatenate([predict_logits(model, b) for b in batches]).astype(np.float64)
         fold_logits.append(logits)
-        scores.append(Scores(f"{cv_dir.name}/{run_dir.name}", sigmoid(logits), threshold))
+        scores.append(Scores(f"{cv_dir.name}/{run.path.name}", sigmoid(logits), threshold))
     ensemble = sigmoid(np.mean(fold_logits, axis=0))
     scores.insert(0, Scores(f"{cv_dir.name} (fold ensemble)", ensemble, threshold))
     return scores

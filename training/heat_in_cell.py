@@ -22,7 +22,8 @@ from app.core.preprocessing import (
     normalize_to_tensor,
     prepare_image,
 )
-from training.dataset_index import CellImage, read_image
+from training.dataset_index import CellImage
+from training.image_batches import read_batches
 from training.models import CellClassifier, autograd_gradcam
 
 BATCH = 16
@@ -60,8 +61,8 @@ def score_heat(
     fractions: list[float] = []
     hottest: list[np.ndarray] = []
     random: list[np.ndarray] = []
-    for start in range(0, len(images), BATCH):
-        crops = [prepare_image(read_image(i.path), recipe) for i in images[start : start + BATCH]]
+    for rgbs in read_batches([image.path for image in images], BATCH):
+        crops = [prepare_image(rgb, recipe) for rgb in rgbs]
         batch = _tensor(crops, recipe)
         flattened_hot, flattened_random = [], []
         for crop, gradcam in zip(crops, autograd_gradcam(model, batch).numpy(), strict=True):

@@ -7,14 +7,16 @@ backbone and train the head alone, as the paper's transfer-learning recipe does.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
+import numpy as np
 import timm
 import torch
 from torch import nn
 
-HeadKind = Literal["timm", "paper"]
+from training.train_config import HeadKind
+
 PAPER_HIDDEN_UNITS = 256
 
 
@@ -218,3 +220,25 @@ def set_backbone_trainable(model: CellClassifier, trainable: bool) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, batch: np.ndarray) -> np.ndarray:
+    """The model's logits for a batch of preprocessed images (N, 3, size, size)."""
+    return model(torch.from_numpy(batch)).float().numpy()
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, batch: np.ndarray) -> np.ndarray:
+    """The probability of ALL as the exported graph computes it: torch's sigmoid of the logit."""
+    return torch.sigmoid(model(torch.from_numpy(batch))).float().numpy()
+
+
+def probability_scorer(
+    model: nn.Module, threads: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The PyTorch model as a function of a preprocessed batch, like the ONNX classifier."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    model.eval()
+    return lambda batch: predict_probabilities(model, batch)

@@ -19,23 +19,23 @@ coverage and width of the 95% interval, and how often it was too wide to read.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from sklearn import metrics as skm
 
 from app.core.manifest import load_manifest
 from app.service.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
-from training.metrics import choose_threshold
+from training.artifacts import CvDir
+from training.decision_rule import best_balanced_accuracy_threshold
 
 SIZES = (10, 20, 50, 100, 200)
 SHARES = (0.0, 0.05, 0.2, 0.5, 1.0)
-OOF_PREDICTIONS = "oof_predictions.csv"
 
 
 @dataclass(frozen=True)
@@ -46,13 +46,12 @@ class HeldOutCells:
 
 
 def read_out_of_fold(cv_dir: Path) -> HeldOutCells:
-    """The cross-validation's oof_predictions.csv (no torch needed to read it)."""
-    with (cv_dir / OOF_PREDICTIONS).open(newline="", encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
+    """The cross-validation's out-of-fold predictions (no torch needed to read them)."""
+    predictions = CvDir(cv_dir).read_out_of_fold()
     return HeldOutCells(
-        subjects=np.asarray([row["subject"] for row in rows]),
-        labels=np.asarray([int(row["label"]) for row in rows]),
-        probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
+        subjects=np.asarray(predictions.subjects),
+        labels=predictions.labels,
+        probabilities=predictions.probabilities,
     )
 
 
@@ -74,7 +73,7 @@ def counts_without(cells: HeldOutCells, left_out: Sequence[str]) -> tuple[float,
     keep = ~np.isin(cells.subjects, list(left_out))
     labels, probabilities = cells.labels[keep], cells.probabilities[keep]
     subjects = cells.subjects[keep]
-    threshold = choose_threshold(labels.tolist(), probabilities.tolist())
+    threshold = best_balanced_accuracy_threshold(labels.tolist(), probabilities.tolist())
     called = probabilities >= threshold
     rates = {
         (subject, int(labels[subjects == subject][0])): float(
@@ -322,7 +321,7 @@ def markdown(report: dict[str, object]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     by_size: dict[int, list[dict[str, float]]] = defaultdict(list)
-    for row in report["rows"]:  # type: ignore[attr-defined]
+    for row in cast(list[dict[str, float]], report["rows"]):
         by_size[int(row["cells"])].append(row)
     for size, rows in by_size.items():
         for row in rows:

@@ -7,11 +7,12 @@ image-level split leaks that likeness into validation and inflates every metric.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError
+from training.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,27 @@ def held_out_subjects_split(images: Sequence[CellImage], subjects: Sequence[str]
         train=tuple(i for i in images if i.subject not in wanted),
         validation=tuple(i for i in images if i.subject in wanted),
     )
+
+
+def subsample_per_subject(images: Sequence[CellImage], limit: int | None) -> list[CellImage]:
+    """The first `limit` images of each subject (all with None), for smoke runs."""
+    if limit is None:
+        return list(images)
+    taken: dict[str, int] = defaultdict(int)
+    kept = []
+    for image in images:
+        if taken[image.subject] < limit:
+            kept.append(image)
+            taken[image.subject] += 1
+    return kept
+
+
+def make_split(config: TrainConfig, images: Sequence[CellImage]) -> Split | None:
+    """The split a training configuration asks for; None without validation."""
+    if config.val_fold is not None:
+        return subject_grouped_folds(images, config.folds, config.seed)[config.val_fold]
+    if config.val_subjects is not None:
+        return held_out_subjects_split(images, config.val_subjects)
+    if config.val_official_fold is not None:
+        return official_fold_split(images, config.val_official_fold)
+    return None

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
-from training.models import HeadKind
 
-CONFIG_FILENAME = "config.json"
+HeadKind = Literal["timm", "paper"]
+"""The classifier head (training/models.py): timm's linear layer, or the paper's dense 256."""
 
 
 class TrainConfig(BaseModel):
@@ -146,7 +145,3 @@ class TrainConfig(BaseModel):
             standardize_cell_colour=self.standardize_cell_colour,
             input_size=self.img_size,
         )
-
-
-def save_json(path: Path, payload: object) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")

@@ -1,131 +1,65 @@
 """Train one classifier: phase 1 on a frozen backbone (head only), phase 2 end to end.
 
-A run directory holds everything needed to export or audit it: config.json (the resolved
-configuration, the recipe with the measured mean/std, the split's subjects), metrics.jsonl
-(one line per epoch), train.log, last.pt, best.pt and val_predictions.csv.
+A run directory holds everything needed to export or audit it (training/artifacts.py); which
+epoch it keeps is training/checkpoints.py's business.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler, WeightedRandomSampler
 from tqdm import tqdm
 
 from app.core.classifier import sigmoid
 from app.core.preprocessing import PreprocessConfig, channel_statistics
 from training import distributed
+from training.artifacts import EpochRow, RunConfig, RunDir
 from training.cell_appearance_augmentation import cell_appearance_randomization
-from training.cell_dataset import CellDataset, PreparedCache, morphology_preserving_augmentation
+from training.cell_dataset import (
+    Augmentation,
+    CellDataset,
+    PreparedCache,
+    morphology_preserving_augmentation,
+)
+from training.checkpoints import CheckpointKeeper, Validation
+from training.classification_metrics import BinaryMetrics, binary_metrics
 from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
+from training.distillation import distillation_loss, load_teachers
 from training.explanation_penalty import (
     logits_and_heat_off_cell,
     use_running_batch_norm_statistics,
 )
-from training.metrics import MetricValue, binary_metrics
 from training.models import CellClassifier, create_classifier, set_backbone_trainable
-from training.splits import (
-    Split,
-    held_out_subjects_split,
-    official_fold_split,
-    subject_grouped_folds,
-)
-from training.train_config import CONFIG_FILENAME, TrainConfig, save_json
-
-BEST_CHECKPOINT = "best.pt"
-LAST_CHECKPOINT = "last.pt"
-METRICS_FILENAME = "metrics.jsonl"
-VAL_PREDICTIONS = "val_predictions.csv"
+from training.predictions import Predictions
+from training.splits import Split, make_split, subsample_per_subject
+from training.train_config import TrainConfig
 
 log = logging.getLogger("training")
-
-
-@dataclass(frozen=True)
-class Predictions:
-    images: tuple[CellImage, ...]
-    logits: np.ndarray
-    probabilities: np.ndarray
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.asarray([image.label for image in self.images])
-
-    @property
-    def subjects(self) -> list[str]:
-        return [image.subject for image in self.images]
-
-    def write_csv(self, path: Path) -> None:
-        with path.open("w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["path", "subject", "label", "logit", "probability_all"])
-            for image, logit, probability in zip(
-                self.images, self.logits, self.probabilities, strict=True
-            ):
-                writer.writerow(
-                    [image.path, image.subject, image.label, f"{logit:.6f}", f"{probability:.6f}"]
-                )
-
-    @classmethod
-    def read_csv(cls, path: Path) -> Predictions:
-        """Back from a val_predictions.csv or oof_predictions.csv written by `write_csv`."""
-        with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
-        return cls(
-            images=tuple(
-                CellImage(path=Path(row["path"]), subject=row["subject"], label=int(row["label"]))
-                for row in rows
-            ),
-            logits=np.asarray([float(row["logit"]) for row in rows]),
-            probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
-        )
 
 
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     validation: Predictions | None
-    best_metrics: dict[str, MetricValue] | None
+    best_metrics: BinaryMetrics | None
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def subsample_per_subject(images: Sequence[CellImage], limit: int | None) -> list[CellImage]:
-    if limit is None:
-        return list(images)
-    taken: dict[str, int] = defaultdict(int)
-    kept = []
-    for image in images:
-        if taken[image.subject] < limit:
-            kept.append(image)
-            taken[image.subject] += 1
-    return kept
-
-
-def make_split(config: TrainConfig, images: Sequence[CellImage]) -> Split | None:
-    if config.val_fold is not None:
-        return subject_grouped_folds(images, config.folds, config.seed)[config.val_fold]
-    if config.val_subjects is not None:
-        return held_out_subjects_split(images, config.val_subjects)
-    if config.val_official_fold is not None:
-        return official_fold_split(images, config.val_official_fold)
-    return None
 
 
 def describe_subjects(images: Sequence[CellImage]) -> dict[str, int]:
@@ -188,37 +122,327 @@ def predict(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Pre
     )
 
 
-def probability_scorer(
-    model: CellClassifier, threads: int | None = None
-) -> Callable[[np.ndarray], np.ndarray]:
-    """The PyTorch model as a function of a preprocessed batch, like the ONNX classifier."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    model.eval()
+@dataclass(frozen=True)
+class TrainingData:
+    """The split's datasets, both built with the recipe measured on the training images."""
 
-    @torch.no_grad()
-    def score(batch: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(model(torch.from_numpy(batch))).float().numpy()
+    train_images: list[CellImage]
+    val_images: list[CellImage]
+    train_set: CellDataset
+    val_set: CellDataset | None
+    recipe: PreprocessConfig
+    split: Split | None
 
-    return score
+    def run_config(self, config: TrainConfig, index: DatasetIndex) -> RunConfig:
+        return RunConfig(
+            train=config,
+            preprocessing=self.recipe,
+            split=self.split.name if self.split else None,
+            train_subjects=describe_subjects(self.train_images),
+            validation_subjects=describe_subjects(self.val_images),
+            duplicates_removed=index.duplicates_removed,
+            torch=torch.__version__,
+        )
 
 
-def _epoch_summary(row: dict[str, object]) -> str:
-    text = (
-        f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']:.4f}, "
-        f"{row['seconds']:.0f} s, {row['images_per_second']:.1f} images/s"
+def augmentation_for(config: TrainConfig) -> Augmentation | None:
+    """The training images' random changes; None with --no-augment."""
+    appearance = None
+    if config.intensity_jitter > 0 or config.stain_jitter > 0:
+        appearance = cell_appearance_randomization(
+            intensity=config.intensity_jitter,
+            stain=config.stain_jitter,
+            foreground_threshold=config.foreground_threshold,
+        )
+    if not config.augment:
+        return None
+    return morphology_preserving_augmentation(
+        affine_degrees=config.affine_degrees,
+        scale=(1.0 - config.scale_jitter, 1.0 + config.scale_jitter),
+        color_jitter=config.color_jitter,
+        before=appearance,
     )
-    validation = row.get("validation")
-    if isinstance(validation, dict):
+
+
+def measured_recipe(
+    config: TrainConfig, images: Sequence[CellImage], cache: bool | PreparedCache
+) -> PreprocessConfig:
+    """The recipe with the channel mean/std of the prepared training images. Preparing does
+    not depend on them, so the images prepared here stay in a shared `cache` for training."""
+    unmeasured = config.preprocess_config()
+    prepared = CellDataset(images, unmeasured, cache=cache).iter_prepared()
+    mean, std = channel_statistics(prepared)
+    recipe = unmeasured.model_copy(update={"mean": mean, "std": std})
+    return PreprocessConfig.model_validate(recipe.model_dump())
+
+
+def build_data(
+    config: TrainConfig, index: DatasetIndex, prepared_cache: PreparedCache | None
+) -> TrainingData:
+    images = subsample_per_subject(index.images, config.max_images_per_subject)
+    split = make_split(config, images)
+    train_images = list(split.train) if split else images
+    val_images = list(split.validation) if split else []
+    augmentation = augmentation_for(config)
+    cache: bool | PreparedCache = config.cache
+    if config.cache:
+        cache = prepared_cache if prepared_cache is not None else {}
+    recipe = measured_recipe(config, train_images, cache)
+    return TrainingData(
+        train_images=train_images,
+        val_images=val_images,
+        train_set=CellDataset(train_images, recipe, augmentation, cache=cache),
+        val_set=CellDataset(val_images, recipe, cache=cache) if val_images else None,
+        recipe=recipe,
+        split=split,
+    )
+
+
+def build_model(config: TrainConfig, device: torch.device) -> CellClassifier:
+    model = create_classifier(
+        config.arch,
+        config.head,
+        pretrained=config.pretrained,
+        init_weights=config.init_weights,
+        drop_path_rate=config.drop_path,
+    )
+    return model.to(device)
+
+
+def sampler_and_criterion(
+    config: TrainConfig,
+    data: TrainingData,
+    group: distributed.ProcessGroup,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[Sampler[int] | None, nn.Module]:
+    """Both classes count equally: by drawing them equally often (--subject-balanced), or by
+    weighing ALL (the majority class in C-NMC) down in the loss."""
+    labels = data.train_set.labels()
+    positives = int((labels == LABEL_ALL).sum())
+    negatives = len(labels) - positives
+    sampler: Sampler[int] | None = distributed.sampler(data.train_set, group, config.seed)
+    if config.subject_balanced and sampler is not None:
+        raise ValueError("--subject-balanced is not available with torchrun yet")
+    if config.subject_balanced:
+        pos_weight = torch.tensor(1.0)
+        sampler = WeightedRandomSampler(
+            subject_balanced_weights(data.train_images),
+            num_samples=len(data.train_images),
+            replacement=True,
+            generator=generator,
+        )
+    else:
+        pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
+    return sampler, nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
+
+
+def train_loader(
+    config: TrainConfig,
+    dataset: CellDataset,
+    sampler: Sampler[int] | None,
+    generator: torch.Generator,
+    group: distributed.ProcessGroup,
+    device: torch.device,
+) -> DataLoader:
+    batch_size = distributed.per_process_batch_size(config.batch_size, group)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(sampler if sampler is not None else dataset) > batch_size,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=generator if sampler is None else None,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingLoss:
+    """A batch's loss: the class-weighted cross-entropy, plus the share of Grad-CAM heat off
+    the cell and the teachers' probabilities when the config asks for them."""
+
+    criterion: nn.Module
+    recipe: PreprocessConfig
+    off_cell_heat_penalty: float = 0.0
+    teachers: Sequence[CellClassifier] = ()
+    distillation_weight: float = 0.0
+
+    @property
+    def penalises_heat_off_cell(self) -> bool:
+        return self.off_cell_heat_penalty > 0
+
+    def __call__(
+        self,
+        model: CellClassifier,
+        trained: nn.Module,
+        batch: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(loss, share of heat off the cell); `trained` is the module the forward goes
+        through (DDP's wrapper), bypassed by the penalty, which needs the bare model."""
+        off_cell_share = None
+        if self.penalises_heat_off_cell:
+            logits, off_cell = logits_and_heat_off_cell(model, batch, self.recipe)
+            off_cell_share = off_cell.mean()
+            loss = self.criterion(logits, targets)
+            loss = loss + self.off_cell_heat_penalty * off_cell_share
+        else:
+            logits = trained(batch)
+            loss = self.criterion(logits, targets)
+        if self.teachers:
+            loss = distillation_loss(logits, loss, self.teachers, batch, self.distillation_weight)
+        return loss, off_cell_share
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    epochs: int
+    lr: float
+    backbone_trainable: bool
+
+
+def phases(config: TrainConfig) -> list[Phase]:
+    return [
+        Phase("head", config.resolved_head_epochs, config.head_lr, backbone_trainable=False),
+        Phase("full", config.epochs, config.lr, backbone_trainable=True),
+    ]
+
+
+@dataclass(frozen=True)
+class Stepper:
+    """What a phase steps: the model, the module its forward goes through (DDP's wrapper
+    under torchrun), the optimiser and its schedule."""
+
+    model: CellClassifier
+    trained: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
+    @classmethod
+    def for_phase(
+        cls,
+        model: CellClassifier,
+        phase: Phase,
+        config: TrainConfig,
+        group: distributed.ProcessGroup,
+        steps_per_epoch: int,
+    ) -> Stepper:
+        set_backbone_trainable(model, phase.backbone_trainable)
+        trained = distributed.wrap(model, group)  # per phase: DDP tracks the trainable set
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(parameters, lr=phase.lr, weight_decay=config.weight_decay)
+        warmup = round(config.warmup_epochs * steps_per_epoch) if phase.backbone_trainable else 0
+        scheduler = warmup_cosine(optimizer, warmup, phase.epochs * steps_per_epoch)
+        return cls(model, trained, optimizer, scheduler)
+
+
+@dataclass(frozen=True)
+class EpochLosses:
+    losses: list[float]
+    off_cell_shares: list[float]
+
+
+def train_one_epoch(
+    stepper: Stepper,
+    loader: DataLoader,
+    loss_of: TrainingLoss,
+    phase: Phase,
+    group: distributed.ProcessGroup,
+    description: str,
+) -> EpochLosses:
+    model, device = stepper.model, next(stepper.model.parameters()).device
+    model.train()
+    if not phase.backbone_trainable:
+        model.backbone.eval()  # frozen means frozen batch-norm statistics too
+    elif loss_of.penalises_heat_off_cell:
+        use_running_batch_norm_statistics(model)
+    losses: list[float] = []
+    off_cell_shares: list[float] = []
+    progress = tqdm(loader, desc=description, leave=False)
+    for batch, targets in progress:
+        batch = batch.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        stepper.optimizer.zero_grad(set_to_none=True)
+        with autocast(device):
+            loss, off_cell_share = loss_of(model, stepper.trained, batch, targets)
+        loss.backward()
+        if loss_of.penalises_heat_off_cell:
+            distributed.average_gradients(model, group)  # not through DDP's forward
+        stepper.optimizer.step()
+        stepper.scheduler.step()
+        losses.append(loss.item())
+        if off_cell_share is not None:
+            off_cell_shares.append(off_cell_share.item())
+        progress.set_postfix(loss=f"{np.mean(losses):.4f}")
+    return EpochLosses(losses, off_cell_shares)
+
+
+def evaluate_epoch(model: CellClassifier, dataset: CellDataset, batch_size: int) -> Validation:
+    predictions = predict(model, dataset, batch_size)
+    return Validation(
+        predictions, binary_metrics(predictions.labels, predictions.probabilities, 0.5)
+    )
+
+
+@dataclass
+class EarlyStopping:
+    """Stops the end-to-end phase after `patience` epochs without a gain in the monitored
+    figure; the count runs on from the head phase."""
+
+    patience: int | None
+    epochs_without_gain: int = 0
+
+    def update(self, improved: bool) -> None:
+        self.epochs_without_gain = 0 if improved else self.epochs_without_gain + 1
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.epochs_without_gain >= self.patience
+
+
+def epoch_row(
+    phase: Phase,
+    epoch: int,
+    trained: EpochLosses,
+    stepper: Stepper,
+    seconds: float,
+    batch_size: int,
+    group: distributed.ProcessGroup,
+) -> EpochRow:
+    losses, shares = trained.losses, trained.off_cell_shares
+    return EpochRow(
+        phase=phase.name,
+        epoch=epoch,
+        train_loss=distributed.mean_over_processes(
+            float(np.mean(losses)) if losses else float("nan"), group
+        ),
+        lr=stepper.optimizer.param_groups[0]["lr"],
+        seconds=round(seconds, 2),
+        images_per_second=round(len(losses) * batch_size / seconds, 2),
+        train_heat_off_cell=round(float(np.mean(shares)), 4) if shares else None,
+    )
+
+
+def _epoch_summary(row: EpochRow) -> str:
+    text = (
+        f"{row.phase} epoch {row.epoch}: loss {row.train_loss:.4f}, "
+        f"{row.seconds:.0f} s, {row.images_per_second:.1f} images/s"
+    )
+    if row.validation is not None:
         text += (
-            f" | validation AUC {validation['roc_auc']:.4f}, "
-            f"balanced accuracy {validation['balanced_accuracy']:.4f}"
+            f" | validation AUC {row.validation.roc_auc:.4f}, "
+            f"balanced accuracy {row.validation.balanced_accuracy:.4f}"
         )
     return text
 
 
-def _setup_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+def _setup_logging(run: RunDir) -> logging.Handler:
+    handler = logging.FileHandler(run.log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -229,25 +453,42 @@ def train(
     config: TrainConfig,
     index: DatasetIndex | None = None,
     prepared_cache: PreparedCache | None = None,
+    *,
+    command: str | None = None,
 ) -> TrainResult:
     """`prepared_cache` lets runs of one recipe (the folds of a cross-validation) prepare
-    each image once."""
-    run_dir = config.out
+    each image once; `command`, the command line, is saved in the run when it starts."""
+    run = RunDir(config.out)
     group = distributed.join_from_environment()
     if not group.is_main:  # one process writes the run directory
-        return _train(config, run_dir, index, prepared_cache, group)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _setup_logging(run_dir)
+        return _train(config, run, index, prepared_cache, group)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if command is not None:
+        run.write_command(command)
+    handler = _setup_logging(run)
     try:
-        return _train(config, run_dir, index, prepared_cache, group)
+        return _train(config, run, index, prepared_cache, group)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
+@dataclass(frozen=True)
+class TrainingSetup:
+    """Everything the epochs need, built once per run."""
+
+    config: TrainConfig
+    group: distributed.ProcessGroup
+    data: TrainingData
+    model: CellClassifier
+    loader: DataLoader
+    sampler: Sampler[int] | None
+    loss: TrainingLoss
+
+
 def _train(
     config: TrainConfig,
-    run_dir: Path,
+    run: RunDir,
     index: DatasetIndex | None,
     prepared_cache: PreparedCache | None,
     group: distributed.ProcessGroup,
@@ -256,262 +497,66 @@ def _train(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     index = index or index_dataset(config.data)
-    images = subsample_per_subject(index.images, config.max_images_per_subject)
-    split = make_split(config, images)
-    train_images = list(split.train) if split else images
-    val_images = list(split.validation) if split else []
-
-    appearance = None
-    if config.intensity_jitter > 0 or config.stain_jitter > 0:
-        appearance = cell_appearance_randomization(
-            intensity=config.intensity_jitter,
-            stain=config.stain_jitter,
-            foreground_threshold=config.foreground_threshold,
-        )
-    augmentation = (
-        morphology_preserving_augmentation(
-            affine_degrees=config.affine_degrees,
-            scale=(1.0 - config.scale_jitter, 1.0 + config.scale_jitter),
-            color_jitter=config.color_jitter,
-            before=appearance,
-        )
-        if config.augment
-        else None
-    )
-    cache: bool | PreparedCache = config.cache
-    if config.cache:
-        cache = prepared_cache if prepared_cache is not None else {}
-    train_set = CellDataset(train_images, config.preprocess_config(), augmentation, cache=cache)
-    mean, std = channel_statistics(train_set.iter_prepared())
-    recipe = config.preprocess_config().model_copy(update={"mean": mean, "std": std})
-    recipe = PreprocessConfig.model_validate(recipe.model_dump())
-    train_set.config = recipe
-    val_set = CellDataset(val_images, recipe, cache=cache) if val_images else None
-
-    resolved = {
-        "train": json.loads(config.model_dump_json()),
-        "preprocessing": json.loads(recipe.model_dump_json()),
-        "split": split.name if split else None,
-        "train_subjects": describe_subjects(train_images),
-        "validation_subjects": describe_subjects(val_images),
-        "duplicates_removed": index.duplicates_removed,
-        "torch": torch.__version__,
-    }
+    data = build_data(config, index, prepared_cache)
     if group.is_main:
-        save_json(run_dir / CONFIG_FILENAME, resolved)
-    log.info("train %d images, validation %d images", len(train_images), len(val_images))
+        run.write_config(data.run_config(config, index))
+    log.info("train %d images, validation %d images", len(data.train_images), len(data.val_images))
 
     # Under torchrun each process takes its own GPU (or the CPU); otherwise --device decides.
     device = group.device if group.launched else resolve_device(config.device)
-    model = create_classifier(
-        config.arch,
-        config.head,
-        pretrained=config.pretrained,
-        init_weights=config.init_weights,
-        drop_path_rate=config.drop_path,
-    ).to(device)
-    teachers = [m.to(device) for m in load_teachers(config, recipe)]
-    labels = train_set.labels()
-    positives = int((labels == LABEL_ALL).sum())
-    negatives = len(labels) - positives
+    model = build_model(config, device)
+    teachers = [teacher.to(device) for teacher in load_teachers(config, data.recipe)]
     generator = torch.Generator().manual_seed(config.seed)
-    sampler: torch.utils.data.Sampler[int] | None = distributed.sampler(
-        train_set, group, config.seed
+    sampler, criterion = sampler_and_criterion(config, data, group, generator, device)
+    loss = TrainingLoss(
+        criterion, data.recipe, config.off_cell_heat_penalty, teachers, config.distillation_weight
     )
-    if config.subject_balanced and sampler is not None:
-        raise ValueError("--subject-balanced is not available with torchrun yet")
-    if config.subject_balanced:
-        # The sampler already draws both classes equally often.
-        pos_weight = torch.tensor(1.0)
-        sampler = WeightedRandomSampler(
-            subject_balanced_weights(train_images),
-            num_samples=len(train_images),
-            replacement=True,
-            generator=generator,
-        )
-    else:
-        # Weigh ALL (the majority class in C-NMC) down so both classes count equally.
-        pos_weight = torch.tensor(negatives / positives if positives and negatives else 1.0)
-    criterion = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
-    batch_size = distributed.per_process_batch_size(config.batch_size, group)
-    loader = DataLoader(
-        train_set,
-        batch_size=batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=len(sampler if sampler is not None else train_set) > batch_size,
-        num_workers=config.workers,
-        persistent_workers=config.workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=generator if sampler is None else None,
+    loader = train_loader(config, data.train_set, sampler, generator, group, device)
+    setup = TrainingSetup(config, group, data, model, loader, sampler, loss)
+    keeper = CheckpointKeeper(run, config.monitor, config.checkpoint, write=group.is_main)
+    if group.is_main:
+        run.start_metrics()
+    _fit(setup, run, keeper)
+    keeper.finish(model)
+    kept = keeper.kept
+    return TrainResult(
+        run_dir=run.path,
+        validation=kept.predictions if kept else None,
+        best_metrics=kept.metrics if kept else None,
     )
 
-    metrics_path = run_dir / METRICS_FILENAME
-    if group.is_main:
-        metrics_path.write_text("", encoding="utf-8")
+
+def _fit(setup: TrainingSetup, run: RunDir, keeper: CheckpointKeeper) -> None:
+    """The phases' epochs: train, validate, log, keep, and stop early when told to."""
+    config, group, model = setup.config, setup.group, setup.model
+    stopping = EarlyStopping(config.patience)
     epochs_run = 0
-    best_score = -math.inf
-    best_metrics: dict[str, MetricValue] | None = None
-    best_predictions: Predictions | None = None
-    epochs_without_gain = 0
-    phases = [("head", config.resolved_head_epochs, config.head_lr, False)]
-    phases.append(("full", config.epochs, config.lr, True))
-    for phase, epochs, lr, backbone_trainable in phases:
-        if epochs == 0:
+    for phase in phases(config):
+        if phase.epochs == 0:
             continue
-        set_backbone_trainable(model, backbone_trainable)
-        trained = distributed.wrap(model, group)  # per phase: DDP tracks the trainable set
-        parameters = [p for p in model.parameters() if p.requires_grad]
-        optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(parameters, lr=lr, weight_decay=config.weight_decay)
-        steps_per_epoch = max(1, len(loader))
-        warmup = round(config.warmup_epochs * steps_per_epoch) if backbone_trainable else 0
-        scheduler = warmup_cosine(optimizer, warmup, epochs * steps_per_epoch)
-        for epoch in range(1, epochs + 1):
+        stepper = Stepper.for_phase(model, phase, config, group, max(1, len(setup.loader)))
+        for epoch in range(1, phase.epochs + 1):
             started = time.perf_counter()
             epochs_run += 1
-            if isinstance(sampler, torch.utils.data.DistributedSampler):
-                sampler.set_epoch(epochs_run)
-            model.train()
-            if not backbone_trainable:
-                model.backbone.eval()  # frozen means frozen batch-norm statistics too
-            elif config.off_cell_heat_penalty > 0:
-                use_running_batch_norm_statistics(model)
-            losses, off_cell_shares = [], []
-            progress = tqdm(loader, desc=f"{phase} {epoch}/{epochs}", leave=False)
-            for batch, targets in progress:
-                batch = batch.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(device):
-                    if config.off_cell_heat_penalty > 0:
-                        logits, off_cell = logits_and_heat_off_cell(model, batch, recipe)
-                        off_cell_share = off_cell.mean()
-                        loss = criterion(logits, targets)
-                        loss = loss + config.off_cell_heat_penalty * off_cell_share
-                        off_cell_shares.append(off_cell_share.item())
-                    else:
-                        logits = trained(batch)
-                        loss = criterion(logits, targets)
-                    if teachers:
-                        loss = distillation_loss(
-                            logits, loss, teachers, batch, config.distillation_weight
-                        )
-                loss.backward()
-                if config.off_cell_heat_penalty > 0:
-                    distributed.average_gradients(model, group)  # not through DDP's forward
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
-                progress.set_postfix(loss=f"{np.mean(losses):.4f}")
+            if isinstance(setup.sampler, DistributedSampler):
+                setup.sampler.set_epoch(epochs_run)
+            description = f"{phase.name} {epoch}/{phase.epochs}"
+            losses = train_one_epoch(stepper, setup.loader, setup.loss, phase, group, description)
             seconds = time.perf_counter() - started
-            row: dict[str, object] = {
-                "phase": phase,
-                "epoch": epoch,
-                "train_loss": distributed.mean_over_processes(
-                    float(np.mean(losses)) if losses else float("nan"), group
-                ),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(seconds, 2),
-                "images_per_second": round(len(losses) * config.batch_size / seconds, 2),
-            }
-            if off_cell_shares:
-                row["train_heat_off_cell"] = round(float(np.mean(off_cell_shares)), 4)
-            improved = keep = True
-            if val_set is not None:
-                predictions = predict(model, val_set, config.batch_size)
-                metrics = binary_metrics(predictions.labels, predictions.probabilities, 0.5)
-                row["validation"] = metrics
-                score = float(metrics[config.monitor])  # type: ignore[arg-type]
-                improved = not math.isnan(score) and score > best_score
-                best_score = max(best_score, score) if improved else best_score
-                keep = improved or config.checkpoint == "last"
-                if keep:
-                    best_metrics, best_predictions = metrics, predictions
+            row = epoch_row(phase, epoch, losses, stepper, seconds, config.batch_size, group)
+            validation = None
+            if setup.data.val_set is not None:
+                validation = evaluate_epoch(model, setup.data.val_set, config.batch_size)
+                row.validation = validation.metrics
             if group.is_main:
-                with metrics_path.open("a", encoding="utf-8") as stream:
-                    stream.write(json.dumps(row, default=str) + "\n")
-                log.info("%s", json.dumps(row, default=str))
+                run.append_metrics(row)
+                log.info("%s", row.to_line())
                 tqdm.write(_epoch_summary(row), file=sys.stderr)
-                checkpoint = {"model": model.state_dict(), "phase": phase, "epoch": epoch}
-                torch.save(checkpoint, run_dir / LAST_CHECKPOINT)
-                if keep:
-                    torch.save(checkpoint, run_dir / BEST_CHECKPOINT)
-            epochs_without_gain = 0 if improved else epochs_without_gain + 1
-            if (
-                backbone_trainable
-                and config.patience is not None
-                and epochs_without_gain >= config.patience
-            ):
+            stopping.update(keeper.update(model, phase.name, epoch, validation))
+            if phase.backbone_trainable and stopping.should_stop:
                 log.info(
                     "early stop: %s did not improve for %d epochs",
                     config.monitor,
-                    epochs_without_gain,
+                    stopping.epochs_without_gain,
                 )
                 break
-    if not group.is_main:
-        return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
-    if not (run_dir / BEST_CHECKPOINT).exists():
-        torch.save(
-            {"model": model.state_dict(), "phase": "none", "epoch": 0}, run_dir / BEST_CHECKPOINT
-        )
-    if best_predictions is not None:
-        best_predictions.write_csv(run_dir / VAL_PREDICTIONS)
-    return TrainResult(run_dir=run_dir, validation=best_predictions, best_metrics=best_metrics)
-
-
-def load_teachers(config: TrainConfig, recipe: PreprocessConfig) -> list[CellClassifier]:
-    """The teacher model(s) of a distillation run, frozen; they must read the same recipe."""
-    if config.teacher is None:
-        return []
-    fold_runs = sorted(config.teacher.glob("fold[0-9]*"))
-    if not fold_runs:
-        runs = [config.teacher]
-    elif config.val_fold is not None:
-        runs = [config.teacher / f"fold{config.val_fold}"]
-    else:
-        runs = fold_runs
-    teachers = []
-    for run in runs:
-        _, teacher_recipe, _ = load_run_config(run)
-        ignored = {"mean", "std"}  # measured per split, on the same subjects
-        if teacher_recipe.model_dump(exclude=ignored) != recipe.model_dump(exclude=ignored):
-            raise ValueError(f"teacher {run} was trained with another recipe")
-        teacher = load_trained_model(run)
-        for parameter in teacher.parameters():
-            parameter.requires_grad_(False)
-        teachers.append(teacher)
-    return teachers
-
-
-def distillation_loss(
-    logits: torch.Tensor,
-    label_loss: torch.Tensor,
-    teachers: Sequence[CellClassifier],
-    batch: torch.Tensor,
-    weight: float,
-) -> torch.Tensor:
-    """Mix the label loss with the cross-entropy to the teachers' mean probability on the same
-    augmented batch (Hinton et al., 2015, with one logit): the student learns what the teacher
-    learned under the augmentations, not just the 14 subjects' labels."""
-    with torch.no_grad():
-        target = torch.sigmoid(torch.stack([t(batch) for t in teachers]).float().mean(dim=0))
-    soft = nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
-    return (1 - weight) * label_loss + weight * soft
-
-
-def load_run_config(run_dir: Path) -> tuple[TrainConfig, PreprocessConfig, dict[str, object]]:
-    resolved = json.loads((run_dir / CONFIG_FILENAME).read_text(encoding="utf-8"))
-    return (
-        TrainConfig.model_validate(resolved["train"]),
-        PreprocessConfig.model_validate(resolved["preprocessing"]),
-        resolved,
-    )
-
-
-def load_trained_model(run_dir: Path, checkpoint: str = BEST_CHECKPOINT) -> CellClassifier:
-    config, _, _ = load_run_config(run_dir)
-    model = create_classifier(config.arch, config.head, drop_path_rate=config.drop_path)
-    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
-    return model.eval()

@@ -25,6 +25,7 @@ def test_calibration_lowers_the_error_and_keeps_the_bins():
     card = calibrate(logits, labels, fitted_on="simulation")
     assert card.ece_after < 0.03 < card.ece_before
     assert card.ece_after <= card.ece_temperature_only
+    assert card.ece_after == reliability(sigmoid(card.apply(logits)), labels)[0]
     assert sum(b.count for b in card.reliability_after) == len(labels)
 
 

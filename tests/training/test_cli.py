@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import build_parser, command_for, config_from_args, main
+from training.artifacts import CvDir, RunConfig, RunDir
+from training.cli import build_parser, command_for, config_from_args, main, parse_args
 from training.train_config import TrainConfig
 
 
@@ -87,3 +88,65 @@ def test_bad_root_exits_2_with_the_reason(tmp_path, capsys):
 def test_evaluate_needs_data(tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path)]) == 2
     assert "give --data" in capsys.readouterr().err
+
+
+def saved_run(tmp_path: Path, config: TrainConfig) -> Path:
+    run = RunDir(tmp_path / "saved")
+    run.path.mkdir()
+    run.write_config(
+        RunConfig(
+            train=config,
+            preprocessing=config.preprocess_config(),
+            split=None,
+            train_subjects={"16": 3},
+            validation_subjects={},
+        )
+    )
+    return run.config_file
+
+
+def test_config_file_reruns_the_saved_config(tmp_path):
+    config = TrainConfig(
+        data=Path("/data/C-NMC"),
+        out=tmp_path / "run",
+        arch="convnext_pico",
+        crop="bbox",
+        val_subjects=["H10", "16"],
+        augment=False,
+        lr=3e-4,
+    )
+    saved = saved_run(tmp_path, config)
+    assert config_from_args(parse_args(["train", "--config", str(saved)])) == config
+    # timm's rule: the file gives the defaults, flags given beside it override them.
+    args = parse_args(["train", "-c", str(saved), "--epochs", "3", "--out", str(tmp_path / "b")])
+    assert config_from_args(args) == config.model_copy(update={"epochs": 3, "out": tmp_path / "b"})
+    cv = CvDir(tmp_path / "cv")
+    cv.path.mkdir()
+    cv.write_config(config.model_copy(update={"val_subjects": None, "folds": 4}))
+    rerun = config_from_args(parse_args(["cv", "--config", str(cv.config_file)]))
+    assert rerun.folds == 4
+    assert rerun.val_subjects is None
+
+
+def test_an_unreadable_config_file_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["train", "--config", str(tmp_path / "missing.json")])
+    assert exit_info.value.code == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_command_and_config_are_written_when_a_run_starts(cnmc_root, tmp_path, monkeypatch):
+    """A run that fails (or is stopped) still says how it was started."""
+    from training import cross_validation
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(cross_validation, "train", fail)
+    out = tmp_path / "cv"
+    with pytest.raises(RuntimeError, match="stopped"):
+        main(["cv", "--data", str(cnmc_root), "--out", str(out), "--epochs", "2"])
+    assert (out / "command.txt").read_text().startswith("python -m training cv --data")
+    assert "--epochs 2" in (out / "command.txt").read_text()
+    saved = config_from_args(parse_args(["cv", "--config", str(out / "cv_config.json")]))
+    assert saved == TrainConfig(data=cnmc_root, out=out, epochs=2)

@@ -3,18 +3,15 @@ import json
 import numpy as np
 import pytest
 
+from app.core.classifier import sigmoid
 from app.core.manifest import load_manifest
+from training.artifacts import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, OOF_PREDICTIONS
 from training.cli import main
-from training.cross_validation import (
-    CV_COUNTERFACTUAL,
-    CV_HEAT_IN_CELL,
-    CV_SUMMARY,
-    OOF_PREDICTIONS,
-    heat_on_held_out_folds,
-)
+from training.cross_validation import heat_on_held_out_folds
+from training.dataset_index import LABEL_HEM, subject_label
+from training.decision_rule import best_balanced_accuracy_threshold
 from training.external_evaluation import read_report
-from training.metrics import choose_threshold
-from training.trainer import Predictions
+from training.predictions import Predictions
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +45,8 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     held_out = [set(fold["validation_subjects"]) for fold in summary["per_fold"]]
     assert set.union(*held_out) == {"16", "23", "30", "H10", "H14", "H22"}
     assert all(
-        len(subjects) == 2 and any(s.startswith("H") for s in subjects) for subjects in held_out
+        len(subjects) == 2 and any(subject_label(s) == LABEL_HEM for s in subjects)
+        for subjects in held_out
     )
     assert summary["pooled"]["n"] == 18
     assert set(summary["mean_std"]["roc_auc"]) == {"mean", "std"}
@@ -91,7 +89,9 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     assert external is not None
     ensemble = external.scorers[0]
     assert set(ensemble.parts) == {"all", "training_folds", "preliminary_test"}
-    assert ensemble.threshold == pytest.approx(choose_threshold(labels, probabilities))
+    assert ensemble.threshold == pytest.approx(
+        best_balanced_accuracy_threshold(labels, probabilities)
+    )
 
     # The bake-off row is read back from the run, latency measured on the exported graph.
     rows_file = tmp_path / "rows.json"
@@ -145,8 +145,10 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     assert calibration is not None
     assert "out-of-fold" in calibration.fitted_on
     logits = np.log(probabilities) - np.log1p(-probabilities)
-    calibrated = 1 / (1 + np.exp(-(logits / calibration.temperature + calibration.bias)))
-    assert manifest.threshold.value == pytest.approx(choose_threshold(labels, calibrated), abs=1e-5)
+    calibrated = sigmoid(calibration.apply(logits))
+    assert manifest.threshold.value == pytest.approx(
+        best_balanced_accuracy_threshold(labels, calibrated), abs=1e-5
+    )
     assert sum(b.count for b in calibration.reliability_after) == 18
     tta = manifest.test_time_augmentation
     assert tta is not None
@@ -157,7 +159,7 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     by_protocol = {e.protocol.split(",")[0]: e.metrics for e in manifest.evaluations}
     assert by_protocol["colour counterfactual"] == counterfactual["pooled"]
     # The card's heat figure is what the measure returns when run again on the same folds.
-    remeasured = heat_on_held_out_folds(out)["pooled"]
+    remeasured = heat_on_held_out_folds(out).pooled
     assert by_protocol["Grad-CAM heat on the cell"] == {
         k: v for k, v in remeasured.items() if v is not None
     }

@@ -15,6 +15,8 @@ from training.dataset_index import (
     parse_filename,
     pixel_sha256,
     read_image,
+    subject_label,
+    subject_sort_key,
 )
 
 
@@ -158,3 +160,10 @@ def test_preliminary_csv_naming_a_missing_image_fails(tmp_path):
     csv_path.write_text("Patient_ID,new_names,labels\nUID_1_1_1_all.bmp,1.bmp,1\n")
     with pytest.raises(DatasetError, match=r"1\.bmp"):
         index_prelim_test(tmp_path / "imgs", csv_path)
+
+
+def test_subject_label_and_order_follow_the_h_prefix():
+    assert subject_label("H10") == LABEL_HEM
+    assert subject_label("16") == LABEL_ALL
+    subjects = ["H22", "30", "H3", "16"]
+    assert sorted(subjects, key=subject_sort_key) == ["16", "30", "H3", "H22"]

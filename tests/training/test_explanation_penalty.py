@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from app.core.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
+from training.checkpoints import load_trained_model
 from training.dataset_index import index_dataset, read_image
 from training.explanation_penalty import cell_share_per_position, logits_and_heat_off_cell
 from training.heat_in_cell import heat_in_cell_fractions
 from training.models import create_classifier
 from training.train_config import TrainConfig
-from training.trainer import load_trained_model, train
+from training.trainer import train
 
 RECIPE = PreprocessConfig(input_size=64, mean=(0.1, 0.1, 0.1), std=(0.2, 0.2, 0.2))
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from app.core.classifier import OnnxCellClassifier
+from app.core.classifier import OnnxCellClassifier, sigmoid
 from app.core.manifest import ManifestError, ModelManifest, load_manifest
 from app.core.preprocessing import decode_image, preprocess
 from training import export as export_module
+from training.checkpoints import load_trained_model
 from training.cli import main
-from training.export import ExportError, export_run
-from training.trainer import load_trained_model
+from training.export import ExportError, ExportOptions, export_run
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,9 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     assert np.abs(graph_probabilities - 1 / (1 + np.exp(-torch_logits))).max() <= 1e-4
     # What is served is the calibrated probability of the same logit.
     onnx_probabilities = classifier.predict(batch).probabilities
-    served = 1 / (1 + np.exp(-classifier.manifest.calibration.apply(torch_logits)))
+    calibration = classifier.manifest.calibration
+    assert calibration is not None
+    served = sigmoid(calibration.apply(torch_logits))
     assert np.abs(onnx_probabilities - served).max() <= 1e-4
     # A dynamic batch axis: one image alone gives the same answer as inside the batch.
     single = classifier.predict(batch[:1]).probabilities
@@ -138,7 +140,7 @@ def test_a_failed_export_over_an_earlier_one_leaves_it_as_it_was(
     before = {path.name: path.read_bytes() for path in earlier.iterdir()}
     monkeypatch.setattr(export_module, "PARITY_TOLERANCE", -1.0)
     with pytest.raises(ExportError, match="differs from PyTorch"):
-        export_run(trained_run, earlier, model_id="tiny")
+        export_run(trained_run, earlier, ExportOptions(model_id="tiny"))
     assert {path.name: path.read_bytes() for path in earlier.iterdir()} == before
     assert [path.name for path in earlier.parent.iterdir()] == ["tiny"]
 

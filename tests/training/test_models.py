@@ -1,5 +1,6 @@
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -10,6 +11,9 @@ from training.models import (
     WeightsMismatchError,
     create_classifier,
     load_backbone_weights,
+    predict_logits,
+    predict_probabilities,
+    probability_scorer,
     set_backbone_trainable,
 )
 
@@ -99,3 +103,14 @@ def test_other_families_explain_their_last_map():
     assert model.split is None
     with torch.no_grad():
         assert model.feature_map(torch.zeros(1, 3, 64, 64)).shape == (1, 512, 2, 2)
+
+
+def test_numpy_scorers_are_the_models_logit_and_its_sigmoid():
+    torch.manual_seed(0)
+    model = create_classifier("convnext_atto").eval()
+    batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(batch))
+    assert np.array_equal(predict_logits(model, batch), logits.numpy())
+    assert np.array_equal(predict_probabilities(model, batch), torch.sigmoid(logits).numpy())
+    assert np.array_equal(probability_scorer(model)(batch), predict_probabilities(model, batch))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from training.cli import main
+from training.dataset_index import subject_label
 from training.sample_simulation import (
     counts_without,
     read_out_of_fold,
@@ -97,7 +98,7 @@ def test_unseen_subjects_are_each_one_sample_scored_as_served(cnmc_root, tmp_pat
     assert (report["subjects_all"], report["subjects_hem"]) == (3, 3)
     assert sum(row["cells"] for row in report["subjects"]) == 18
     for row in report["subjects"]:
-        assert row["true_share"] == (0.0 if row["subject"].startswith("H") else 1.0)
+        assert row["true_share"] == float(subject_label(row["subject"]))
         assert 0.0 <= row["ci_low"] <= row["corrected"] <= row["ci_high"] <= 1.0
         assert row["covered"] == (row["ci_low"] <= row["true_share"] <= row["ci_high"])
     assert 0.0 <= report["subject_level_roc_auc"] <= 1.0

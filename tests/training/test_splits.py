@@ -2,12 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from training.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError
+from training.dataset_index import (
+    LABEL_ALL,
+    LABEL_HEM,
+    CellImage,
+    DatasetError,
+    index_dataset,
+    subject_label,
+)
 from training.splits import (
     Split,
     held_out_subjects_split,
     official_fold_split,
     subject_grouped_folds,
+    subsample_per_subject,
 )
 
 
@@ -16,7 +24,7 @@ def cohort(sizes: dict[str, int], fold_of: dict[str, str] | None = None) -> list
         CellImage(
             path=Path(f"UID_{subject}_{n}_1.png"),
             subject=subject,
-            label=LABEL_HEM if subject.startswith("H") else LABEL_ALL,
+            label=subject_label(subject),
             fold=(fold_of or {}).get(subject),
         )
         for subject, count in sizes.items()
@@ -92,3 +100,8 @@ def test_held_out_subjects_split_accepts_lower_case():
     assert {i.subject for i in split.train} == {"H2"}
     with pytest.raises(DatasetError, match="H9"):
         held_out_subjects_split(cohort({"1": 1}), ["H9"])
+
+
+def test_subsample_per_subject(cnmc_root):
+    images = subsample_per_subject(index_dataset(cnmc_root).images, 2)
+    assert len(images) == 12

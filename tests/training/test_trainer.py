@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from training.train_config import TrainConfig
-from training.trainer import subsample_per_subject, train, warmup_cosine
+from training.trainer import train, warmup_cosine
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,8 @@ def test_last_checkpoint_selection_keeps_the_final_epoch(cnmc_root, tmp_path):
     assert best["epoch"] == 2
     rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
-    assert result.best_metrics == rows[-1]["validation"]
+    assert result.best_metrics is not None
+    assert result.best_metrics.as_dict() == rows[-1]["validation"]
 
 
 def test_training_is_reproducible_from_the_seed(cnmc_root, tmp_path):
@@ -46,13 +47,6 @@ def test_training_is_reproducible_from_the_seed(cnmc_root, tmp_path):
     assert final_loss("a") == final_loss("b")
 
 
-def test_subsample_per_subject(cnmc_root):
-    from training.dataset_index import index_dataset
-
-    images = subsample_per_subject(index_dataset(cnmc_root).images, 2)
-    assert len(images) == 12
-
-
 def test_warmup_then_cosine_schedule():
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=1.0)
@@ -69,7 +63,7 @@ def test_warmup_then_cosine_schedule():
 
 
 def test_subject_balanced_weights_give_each_class_and_subject_an_equal_share(cnmc_root):
-    from training.dataset_index import index_dataset
+    from training.dataset_index import LABEL_HEM, index_dataset, subject_label
     from training.trainer import subject_balanced_weights
 
     images = index_dataset(cnmc_root).images[:-2]  # uneven subjects: H22 keeps one cell
@@ -78,7 +72,9 @@ def test_subject_balanced_weights_give_each_class_and_subject_an_equal_share(cnm
     for image, weight in zip(images, weights, strict=True):
         by_subject[image.subject] = by_subject.get(image.subject, 0.0) + weight
     assert weights.sum() == pytest.approx(1.0)
-    assert sum(w for s, w in by_subject.items() if s.startswith("H")) == pytest.approx(0.5)
+    assert sum(w for s, w in by_subject.items() if subject_label(s) == LABEL_HEM) == pytest.approx(
+        0.5
+    )
     assert set(np.round(list(by_subject.values()), 12)) == {round(0.5 / 3, 12)}
 
 
@@ -92,44 +88,57 @@ def test_device_choice():
             resolve_device("cuda")
 
 
-def test_distillation_pulls_towards_the_teacher_and_needs_its_recipe(cnmc_root, tmp_path):
-    from training.trainer import distillation_loss
+def test_early_stopping_counts_epochs_without_gain():
+    from training.trainer import EarlyStopping
 
-    logits = torch.tensor([0.0, 2.0])
-    teacher = torch.nn.Module()
-    teacher.forward = lambda batch: torch.tensor([3.0, -3.0])  # type: ignore[method-assign]
-    label_loss = torch.tensor(0.25)
-    only_labels = distillation_loss(logits, label_loss, [teacher], torch.zeros(2), 0.0)
-    assert only_labels.item() == pytest.approx(0.25)
-    only_teacher = distillation_loss(logits, label_loss, [teacher], torch.zeros(2), 1.0)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, torch.sigmoid(torch.tensor([3.0, -3.0]))
-    )
-    assert only_teacher.item() == pytest.approx(expected.item())
+    stopping = EarlyStopping(patience=2)
+    for improved in (True, False):
+        stopping.update(improved)
+    assert not stopping.should_stop
+    stopping.update(False)
+    assert stopping.should_stop
+    stopping.update(True)
+    assert not stopping.should_stop
+    never = EarlyStopping(patience=None, epochs_without_gain=99)
+    assert not never.should_stop
 
-    base = {"data": cnmc_root, "arch": "convnext_atto", "img_size": 32, "epochs": 1}
-    train(TrainConfig(out=tmp_path / "teacher", batch_size=6, **base))
-    student = train(
-        TrainConfig(
-            out=tmp_path / "student",
-            batch_size=6,
-            teacher=tmp_path / "teacher",
-            distillation_weight=0.7,
-            scale_jitter=0.25,
-            intensity_jitter=0.3,
-            stain_jitter=0.05,
-            subject_balanced=True,
-            **base,
-        )
-    )
-    assert (student.run_dir / "last.pt").is_file()
-    with pytest.raises(ValueError, match="another recipe"):
-        train(
-            TrainConfig(
-                out=tmp_path / "mismatch",
-                batch_size=6,
-                teacher=tmp_path / "teacher",
-                crop="bbox",
-                **base,
-            )
-        )
+
+def test_datasets_are_built_with_the_measured_recipe(cnmc_root):
+    from app.core.preprocessing import channel_statistics, prepare_image
+    from training.dataset_index import index_dataset, read_image
+    from training.trainer import build_data
+
+    config = TrainConfig(data=cnmc_root, out=cnmc_root, img_size=32, val_fold=1)
+    cache: dict = {}
+    data = build_data(config, index_dataset(cnmc_root), cache)
+    unmeasured = config.preprocess_config()
+    prepared = [prepare_image(read_image(i.path), unmeasured) for i in data.train_images]
+    mean, std = channel_statistics(iter(prepared))
+    assert data.recipe.mean == pytest.approx(mean)
+    assert data.recipe.std == pytest.approx(std)
+    assert data.train_set.config == data.recipe
+    assert data.val_set is not None
+    assert data.val_set.config == data.recipe
+    # Measuring prepared each training image once, into the cache the folds share.
+    assert set(cache) == {image.path for image in data.train_images}
+    assert data.train_set.augmentation is not None
+    assert data.run_config(config, index_dataset(cnmc_root)).preprocessing == data.recipe
+
+
+def test_config_and_command_are_written_before_the_first_epoch(cnmc_root, tmp_path, monkeypatch):
+    from training import trainer
+    from training.artifacts import RunDir
+    from training.cli import main
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(trainer, "train_one_epoch", stop)
+    out = tmp_path / "run"
+    arguments = ["train", "--data", str(cnmc_root), "--out", str(out), "--img-size", "32"]
+    with pytest.raises(RuntimeError, match="stopped"):
+        main(arguments)
+    run = RunDir(out)
+    assert run.read_command().startswith("python -m training train --data")
+    assert run.read_config().train == TrainConfig(data=cnmc_root, out=out, img_size=32)
+    assert run.metrics_file.read_text() == ""

@@ -1,4 +1,5 @@
-"""Measure what the 8-view test-time augmentation buys on held-out subjects, and costs."""
+"""What the server's 8-view test-time augmentation (app/core/tta_transforms.py) buys on
+held-out subjects, and costs: the figures of the model card's test_time_augmentation."""
 
 from __future__ import annotations
 
@@ -12,23 +13,25 @@ from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import TestTimeAugmentationCard
 from app.core.preprocessing import PreprocessConfig
 from app.core.tta_transforms import average_over_transforms, dihedral_transforms
-from training.evaluate import preprocessed_batches
-from training.metrics import binary_metrics
-from training.trainer import VAL_PREDICTIONS, Predictions, load_trained_model
+from training.artifacts import RunDir
+from training.checkpoints import load_trained_model
+from training.classification_metrics import binary_metrics
+from training.image_batches import preprocessed_batches
+from training.models import predict_probabilities
 
 MIN_AUC_GAIN_FOR_DEFAULT = 0.005
 BATCH = 16
 
 
-@torch.no_grad()
-def _probabilities(
+def plain_and_tta_probabilities(
     model: torch.nn.Module, paths: list[Path], recipe: PreprocessConfig
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Each file's probability as it is, and averaged over the server's 8 views."""
     plain, averaged = [], []
     for tensors in preprocessed_batches(paths, recipe, BATCH):
-        plain.append(torch.sigmoid(model(torch.from_numpy(tensors))).numpy())
-        views = torch.from_numpy(np.concatenate([dihedral_transforms(t) for t in tensors]))
-        averaged.append(average_over_transforms(torch.sigmoid(model(views)).numpy()))
+        plain.append(predict_probabilities(model, tensors))
+        views = np.concatenate([dihedral_transforms(t) for t in tensors])
+        averaged.append(average_over_transforms(predict_probabilities(model, views)))
     return np.concatenate(plain), np.concatenate(averaged)
 
 
@@ -38,9 +41,9 @@ def measure_tta(
     """Each run's model on its own held-out subjects, pooled; latency on the exported graph."""
     labels, without, with_tta = [], [], []
     for run_dir in run_dirs:
-        held_out = Predictions.read_csv(run_dir / VAL_PREDICTIONS)
+        held_out = RunDir(run_dir).read_validation_predictions()
         paths, run_labels = [image.path for image in held_out.images], held_out.labels
-        plain, averaged = _probabilities(load_trained_model(run_dir), paths, recipe)
+        plain, averaged = plain_and_tta_probabilities(load_trained_model(run_dir), paths, recipe)
         labels.append(run_labels)
         without.append(plain)
         with_tta.append(averaged)
@@ -48,15 +51,15 @@ def measure_tta(
     before = binary_metrics(y, np.concatenate(without), 0.5)
     after = binary_metrics(y, np.concatenate(with_tta), 0.5)
     latency = _latency_ms(model_dir, recipe.input_size)
-    gain = float(after["roc_auc"]) - float(before["roc_auc"])  # type: ignore[arg-type]
+    gain = after.roc_auc - before.roc_auc
     return TestTimeAugmentationCard(
         default=gain >= MIN_AUC_GAIN_FOR_DEFAULT,
         measured_on=f"{description}; {len(y)} images; balanced accuracy at 0.5; on when the "
         f"ROC AUC gains at least {MIN_AUC_GAIN_FOR_DEFAULT}",
-        roc_auc_without=float(before["roc_auc"]),  # type: ignore[arg-type]
-        roc_auc_with=float(after["roc_auc"]),  # type: ignore[arg-type]
-        balanced_accuracy_without=float(before["balanced_accuracy"]),  # type: ignore[arg-type]
-        balanced_accuracy_with=float(after["balanced_accuracy"]),  # type: ignore[arg-type]
+        roc_auc_without=before.roc_auc,
+        roc_auc_with=after.roc_auc,
+        balanced_accuracy_without=before.balanced_accuracy,
+        balanced_accuracy_with=after.balanced_accuracy,
         latency_ms_without=latency[0],
         latency_ms_with=latency[1],
     )
