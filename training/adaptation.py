@@ -44,6 +44,7 @@ from app.core.manifest import (
     ModelManifest,
     SubjectCounts,
     ThresholdChoice,
+    changelog_entry,
     file_sha256,
     load_manifest,
     write_manifest,
@@ -423,70 +424,24 @@ def adapt_model(
     )
     final = fit(strength, parent, np.arange(len(cells)), labels, head_l2)
     manifest = classifier.manifest
-    counts = Counter((c.subject, c.label) for c in cells)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        graphs = [manifest.onnx_file]
-        graphs += [manifest.explain_onnx_file] if manifest.explain_onnx_file else []
-        for name in graphs:
-            if strength == "head_refit":
-                _replace_head(parent_dir / name, staging / name, final)
-            else:
-                shutil.copy2(parent_dir / name, staging / name)
-        adapted = manifest.model_copy(
-            update={
-                "id": model_id,
-                "version": version,
-                "created": datetime.now(UTC),
-                "threshold": ThresholdChoice(
-                    value=final.threshold,
-                    source="best balanced accuracy (Youden's J) on the lab's reviewed cells; "
-                    "its held-out figures are in the card's adaptation",
-                ),
-                "calibration": final.calibration,
-                "test_time_augmentation": None,
-                "selection": f"adapted from {manifest.id} v{manifest.version} ({strength})",
-                "limitations": [
-                    *(
-                        []
-                        if held_out.better
-                        else [
-                            "On the lab's held-out subjects this adapted model was NOT better "
-                            f"than its parent {manifest.id}: use the parent."
-                        ]
-                    ),
-                    f"Adapted on {len(cells)} reviewed cells of {len({c.subject for c in cells})} "
-                    "subjects of one lab: it is meant for that lab's population only.",
-                    *manifest.limitations,
-                ],
-                "onnx_sha256": file_sha256(staging / manifest.onnx_file),
-                "explain_onnx_sha256": (
-                    file_sha256(staging / manifest.explain_onnx_file)
-                    if manifest.explain_onnx_file
-                    else None
-                ),
-                "adaptation": Adaptation(
-                    parent_id=manifest.id,
-                    parent_version=manifest.version,
-                    parent_onnx_sha256=manifest.onnx_sha256,
-                    strength=strength,
-                    reviews_source=reviews.name,
-                    reviewed_cells=[
-                        SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)
-                        for (s, y), n in sorted(counts.items())
-                    ],
-                    minimum_subjects_per_class=minimum_subjects_per_class,
-                    held_out_protocol=held_out.protocol,
-                    before=held_out.before,
-                    after=held_out.after,
-                    better_on_held_out=held_out.better,
-                ),
-                "provenance": manifest.provenance.model_copy(
-                    update={"training_command": command or "python -m training adapt"}
-                ),
-            }
+        _write_graphs(parent_dir, staging, manifest, strength, final)
+        adapted = _adapted_card(
+            manifest,
+            staging,
+            AdaptedFrom(
+                cells=cells,
+                reviews=reviews,
+                strength=strength,
+                final=final,
+                held_out=held_out,
+                minimum_subjects_per_class=minimum_subjects_per_class,
+            ),
+            model_id=model_id,
+            version=version,
+            command=command,
         )
-        adapted = ModelManifest.model_validate(adapted.model_dump())
         write_manifest(adapted, staging)
         load_manifest(staging)  # the graphs are the files the card describes
         staging.rename(out_dir)
@@ -496,3 +451,106 @@ def adapt_model(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return adapted
+
+
+def _write_graphs(
+    parent_dir: Path, staging: Path, manifest: ModelManifest, strength: Strength, final: FittedRule
+) -> None:
+    """The parent's graphs, with the refitted head where the head was refitted."""
+    graphs = [manifest.onnx_file]
+    graphs += [manifest.explain_onnx_file] if manifest.explain_onnx_file else []
+    for name in graphs:
+        if strength == "head_refit":
+            _replace_head(parent_dir / name, staging / name, final)
+        else:
+            shutil.copy2(parent_dir / name, staging / name)
+
+
+@dataclass(frozen=True)
+class AdaptedFrom:
+    """What an adaptation was made from and how it did: everything its card records."""
+
+    cells: list[ReviewedCell]
+    reviews: Path
+    strength: Strength
+    final: FittedRule
+    held_out: HeldOutResult
+    minimum_subjects_per_class: int
+
+
+def _adapted_card(
+    manifest: ModelManifest,
+    staging: Path,
+    made: AdaptedFrom,
+    *,
+    model_id: str,
+    version: str,
+    command: str,
+) -> ModelManifest:
+    """The parent's card with the new decision rule, the adaptation and its own history."""
+    cells, held_out = made.cells, made.held_out
+    subjects = len({c.subject for c in cells})
+    counts = Counter((c.subject, c.label) for c in cells)
+    verdict = "better" if held_out.better else "NOT better"
+    adapted = manifest.model_copy(
+        update={
+            "id": model_id,
+            "version": version,
+            "created": datetime.now(UTC),
+            "threshold": ThresholdChoice(
+                value=made.final.threshold,
+                source="best balanced accuracy (Youden's J) on the lab's reviewed cells; "
+                "its held-out figures are in the card's adaptation",
+            ),
+            "calibration": made.final.calibration,
+            "test_time_augmentation": None,
+            "selection": f"adapted from {manifest.id} v{manifest.version} ({made.strength})",
+            "limitations": [
+                *(
+                    []
+                    if held_out.better
+                    else [
+                        "On the lab's held-out subjects this adapted model was NOT better "
+                        f"than its parent {manifest.id}: use the parent."
+                    ]
+                ),
+                f"Adapted on {len(cells)} reviewed cells of {subjects} "
+                "subjects of one lab: it is meant for that lab's population only.",
+                *manifest.limitations,
+            ],
+            "changelog": [
+                changelog_entry(
+                    version,
+                    f"Adapted from {manifest.id} v{manifest.version} ({made.strength}) on "
+                    f"{len(cells)} reviewed cells of {subjects} subjects; {verdict} than the "
+                    "parent on the lab's held-out subjects.",
+                )
+            ],
+            "onnx_sha256": file_sha256(staging / manifest.onnx_file),
+            "explain_onnx_sha256": (
+                file_sha256(staging / manifest.explain_onnx_file)
+                if manifest.explain_onnx_file
+                else None
+            ),
+            "adaptation": Adaptation(
+                parent_id=manifest.id,
+                parent_version=manifest.version,
+                parent_onnx_sha256=manifest.onnx_sha256,
+                strength=made.strength,
+                reviews_source=made.reviews.name,
+                reviewed_cells=[
+                    SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)
+                    for (s, y), n in sorted(counts.items())
+                ],
+                minimum_subjects_per_class=made.minimum_subjects_per_class,
+                held_out_protocol=held_out.protocol,
+                before=held_out.before,
+                after=held_out.after,
+                better_on_held_out=held_out.better,
+            ),
+            "provenance": manifest.provenance.model_copy(
+                update={"training_command": command or "python -m training adapt"}
+            ),
+        }
+    )
+    return ModelManifest.model_validate(adapted.model_dump())

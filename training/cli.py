@@ -170,6 +170,11 @@ def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="for the card: how this model was chosen against the others (e.g. the bake-off)",
     )
     export.add_argument(
+        "--changes",
+        default="",
+        help="for the card's changelog: what is new in this version (default: names the run)",
+    )
+    export.add_argument(
         "--no-tta-measurement",
         action="store_true",
         help="skip measuring test-time augmentation on held-out subjects",
@@ -427,6 +432,7 @@ def run_export(args: argparse.Namespace) -> None:
         training_command=command_for("train", config),
         selection=args.selection,
         measure_tta_gain=not args.no_tta_measurement,
+        changes=args.changes,
     )
     manifest = export_run(args.run, args.out, options)
     print(

@@ -36,7 +36,9 @@ from app.core.manifest import (
     Provenance,
     SubjectCounts,
     TrainingData,
+    changelog_entry,
     file_sha256,
+    load_manifest,
     write_manifest,
 )
 from app.core.preprocessing import PreprocessConfig
@@ -290,6 +292,8 @@ class ExportOptions:
     parity_count: int = 16
     """Real cells on which onnxruntime must match PyTorch."""
     measure_tta_gain: bool = True
+    changes: str = ""
+    """What is new in this version, for the card's changelog (a default names the run)."""
 
     @property
     def cv(self) -> CvDir | None:
@@ -320,13 +324,14 @@ class TrainedRun:
 def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ModelManifest:
     options = options or ExportOptions()
     _check_destination(out_dir)
+    earlier = _earlier_card(out_dir)
     trained = TrainedRun.load(run_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Written to a folder beside the destination and moved into place only when every check
     # has passed: a failure removes only that folder, never what was at --out before.
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        manifest = _export(trained, staging, options)
+        manifest = _export(trained, staging, options, earlier)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -359,7 +364,16 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-def _export(trained: TrainedRun, out_dir: Path, options: ExportOptions) -> ModelManifest:
+def _earlier_card(out_dir: Path) -> ModelManifest | None:
+    """The card of the model being replaced at `out_dir`: its history carries on."""
+    if not (out_dir / MANIFEST_FILENAME).is_file():
+        return None
+    return load_manifest(out_dir, verify_checksum=False)
+
+
+def _export(
+    trained: TrainedRun, out_dir: Path, options: ExportOptions, earlier: ModelManifest | None
+) -> ModelManifest:
     """The graphs and the card into `out_dir`, then the checks on them."""
     model, recipe = trained.model, trained.recipe
     onnx_path = out_dir / ONNX_FILENAME
@@ -367,6 +381,14 @@ def _export(trained: TrainedRun, out_dir: Path, options: ExportOptions) -> Model
     export_onnx(model, onnx_path, recipe.input_size)
     export_onnx(model, explain_path, recipe.input_size, explain=True)
     manifest = _model_card(trained, options, file_sha256(onnx_path), file_sha256(explain_path))
+    changes = options.changes or (
+        f"Trained ({trained.config.arch}, {trained.recipe.input_size} px; the command is in the "
+        f"provenance) and exported from the run {trained.run.path.name}."
+    )
+    history = earlier.changelog if earlier is not None and earlier.id == manifest.id else []
+    manifest = manifest.model_copy(
+        update={"changelog": [*history, changelog_entry(manifest.version, changes)]}
+    )
     write_manifest(manifest, out_dir)
     batch = preprocess_batch(
         parity_images(trained.config, trained.resolved, options.parity_count), recipe

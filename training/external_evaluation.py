@@ -27,6 +27,7 @@ from app.core.manifest import (
     UNSEEN_SUBJECTS_PROTOCOL,
     Evaluation,
     ModelManifest,
+    changelog_entry,
     load_manifest,
     write_manifest,
 )
@@ -604,10 +605,19 @@ def record_in_card(model_dir: Path, report: ExternalReport, *, selection: str | 
     limitations = [
         text for text in manifest.limitations if not text.startswith("On patients it never saw")
     ]
+    overall = scorer.parts[PART_ALL].roc_auc
+    entry = changelog_entry(
+        manifest.version,
+        f"Measured on {report.cells[PART_ALL]} cells of {report.subjects[PART_ALL]} subjects "
+        f"outside its training data: ROC AUC {overall.value:.3f} (95% {overall.low:.2f} to "
+        f"{overall.high:.2f}); recorded with a limitation saying where it fails.",
+        card_only=True,
+    )
     updated = manifest.model_copy(
         update={
             "evaluations": [*evaluations, card_evaluation(report, scorer)],
             "limitations": [unseen_limitation(scorer), *limitations],
+            "changelog": [*manifest.changelog, entry],
             **({"selection": selection} if selection else {}),
         }
     )

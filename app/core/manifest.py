@@ -7,7 +7,7 @@ schemas so a manifest that does not describe its model fully is refused on load.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -193,6 +193,13 @@ class ChangelogEntry(StrictModel):
     changes: str
     card_only: bool = Field(
         False, description="Only the card changed (an evaluation, a limitation); same weights."
+    )
+
+
+def changelog_entry(version: str, changes: str, *, card_only: bool = False) -> ChangelogEntry:
+    """Today's entry (UTC): what the writer of a card changed in it."""
+    return ChangelogEntry(
+        version=version, date=datetime.now(UTC).date(), changes=changes, card_only=card_only
     )
 
 

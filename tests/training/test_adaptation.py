@@ -79,6 +79,9 @@ def test_a_head_refit_learns_what_the_parent_ignores_and_a_recalibration_cannot(
         )
         results[strength] = manifest.adaptation
         assert load_manifest(out) == manifest  # the card round-trips and matches its graph
+        (entry,) = manifest.changelog  # a new model: its history starts here
+        parent_version = manifest.adaptation.parent_version
+        assert entry.changes.startswith(f"Adapted from parent v{parent_version} ({strength})")
     recalibrated, refit = results["recalibration"], results["head_refit"]
     assert recalibrated.after.metrics["roc_auc"] == recalibrated.before.metrics["roc_auc"]
     assert recalibrated.before.metrics["roc_auc"] < 0.75  # red carries no class

@@ -107,6 +107,23 @@ def test_manifest_describes_the_model_and_round_trips(exported):
     assert "--epochs 1" in manifest.provenance.training_command
     assert manifest.intended_use.lower().count("not a diagnosis") == 1
     assert manifest.selection == "the only candidate"
+    (entry,) = manifest.changelog
+    assert (entry.version, entry.card_only) == ("1", False)
+    assert entry.changes.startswith("Trained (convnext_atto, 64 px")
+
+
+def test_a_new_version_carries_the_models_history(trained_run, tmp_path):
+    """Issue 15: the card keeps what changed in each version (MONAI bundles keep one)."""
+    out = tmp_path / "tiny"
+    export_run(trained_run, out, ExportOptions(model_id="tiny", measure_tta_gain=False))
+    options = ExportOptions(
+        model_id="tiny", version="2", changes="retrained longer", measure_tta_gain=False
+    )
+    manifest = export_run(trained_run, out, options)
+    assert [(e.version, e.changes) for e in manifest.changelog][1:] == [("2", "retrained longer")]
+    assert manifest.changelog[0].version == "1"
+    other = export_run(trained_run, out, ExportOptions(model_id="other", measure_tta_gain=False))
+    assert len(other.changelog) == 1  # another model's history is not inherited
 
 
 @pytest.mark.parametrize("tampered", ["model.onnx", "explain.onnx"])

@@ -196,3 +196,6 @@ def test_recording_in_the_card_replaces_the_earlier_evaluation(external_root, tm
     assert manifest.limitations[0].startswith("On patients it never saw")
     assert sum(t.startswith("On patients it never saw") for t in manifest.limitations) == 1
     assert "preliminary-test part" in manifest.limitations[0]
+    recorded = manifest.changelog[-2:]  # one card-only entry per recording, same weights
+    assert all(e.card_only and e.version == manifest.version for e in recorded)
+    assert "ROC AUC" in recorded[-1].changes
