@@ -1,10 +1,9 @@
 """`python -m app.predict_cli PATH... --out results.csv`: score files and folders of cell images.
 
 The same pipeline as the server (checks, recipe, model store), for whole archives at once.
-Reading, decoding, the recipe and the checks run in a pool of worker processes (or threads,
---preparation threads) while the main process runs onnxruntime on the batches already
-prepared, so the cores are busy with both at once; results are written in the order the files
-were found.
+Reading, decoding, the recipe and the checks run on a pool of threads (OpenCV and numpy
+release the GIL) while the main thread runs onnxruntime on the batches already prepared, so
+the cores are busy with both at once; results are written in the order the files were found.
 Each folder is a sample named after it (or all of them one sample, with --sample-id);
 --samples-out writes each sample's share of blast-like cells, corrected for the model's
 held-out errors.
@@ -17,9 +16,8 @@ import os
 import re
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from functools import partial
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -31,13 +29,11 @@ from app.service.archive_scoring import LOCAL
 from app.service.blast_share import sample_blast_share, sample_score
 from app.service.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
 from app.service.prediction_pipeline import PredictionPipeline, PreparedUpload, Upload
-from app.service.preparation_processes import preparation_pool, prepare_file
 from app.service.result_table import result_row, results_writer, sample_row, samples_writer
 from app.service.upload_checks import UploadLimits, UploadRejectedError
 from app.settings import get_settings
 
 IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
-PROCESSES_FROM_IMAGES = 200
 
 
 def find_images(paths: Sequence[Path]) -> Iterator[Path]:
@@ -75,14 +71,7 @@ def sample_id_argument(text: str) -> str:
     return text
 
 
-Prepared = PreparedUpload | UploadRejectedError
-
-
-def prepare_here(
-    pipeline: PredictionPipeline, classifier: OnnxCellClassifier, path: Path
-) -> Prepared:
-    upload = Upload(filename=str(path), data=path.read_bytes())
-    return pipeline.prepare_or_refuse(upload, classifier)
+Prepared = tuple[Upload, PreparedUpload | UploadRejectedError]
 
 
 def score(
@@ -91,43 +80,35 @@ def score(
     paths: Iterable[Path],
     *,
     batch_size: int,
-    pool: Executor,
-    prepare: Callable[[Path], Prepared],
-) -> Iterator[tuple[Path, Prediction | UploadRejectedError]]:
-    """Each file's outcome, in order; the pool prepares files while a batch is in
-    onnxruntime, and at most a few batches are held in memory."""
+    workers: int,
+) -> Iterator[tuple[Upload, Prediction | UploadRejectedError]]:
+    """Each file's outcome, in order; up to `workers` files are being prepared while a batch
+    is in onnxruntime, and at most a few batches are held in memory."""
+
+    def prepare(path: Path) -> Prepared:
+        upload = Upload(filename=str(path), data=path.read_bytes())
+        return upload, pipeline.prepare_or_refuse(upload, classifier)
+
     remaining = iter(paths)
-    window: deque[tuple[Path, Future[Prepared]]] = deque()
+    window: deque[Future[Prepared]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="leukolens-prepare") as pool:
 
-    def top_up() -> None:
-        while len(window) < batch_size * 3:
-            path = next(remaining, None)
-            if path is None:
-                return
-            window.append((path, pool.submit(prepare, path)))
+        def top_up() -> None:
+            while len(window) < batch_size * 3:
+                path = next(remaining, None)
+                if path is None:
+                    return
+                window.append(pool.submit(prepare, path))
 
-    top_up()
-    while window:
-        batch: list[tuple[Path, Prepared]] = []
-        while window and len(batch) < batch_size:
-            path, future = window.popleft()
-            batch.append((path, future.result()))
-            top_up()
-        outcomes = pipeline.answer_prepared([item for _, item in batch], classifier)
-        yield from zip([path for path, _ in batch], outcomes, strict=True)
-
-
-def preparing_pool(
-    args: argparse.Namespace, pipeline: PredictionPipeline, classifier: OnnxCellClassifier
-) -> tuple[Executor, Callable[[Path], Prepared]]:
-    """Worker processes for archives; threads for a handful of files, where starting the
-    processes would cost more than it saves."""
-    workers = max(1, args.workers)
-    if args.preparation == "processes":
-        pool = preparation_pool(workers, args.model_store, classifier.manifest.id, pipeline.limits)
-        return pool, prepare_file
-    threads = ThreadPoolExecutor(workers, thread_name_prefix="leukolens-prepare")
-    return threads, partial(prepare_here, pipeline, classifier)
+        top_up()
+        while window:
+            batch = []
+            while window and len(batch) < batch_size:
+                batch.append(window.popleft().result())
+                top_up()
+            uploads = [upload for upload, _ in batch]
+            outcomes = pipeline.answer_prepared([item for _, item in batch], classifier)
+            yield from zip(uploads, outcomes, strict=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,14 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="processes (or threads) that read, decode and prepare images (default: one per core)",
-    )
-    parser.add_argument(
-        "--preparation",
-        choices=("processes", "threads"),
-        default=None,
-        help="where files are prepared: worker processes (default from "
-        f"{PROCESSES_FROM_IMAGES} images) or threads of this process",
+        help="threads that read, decode and prepare images (default: one per core)",
     )
     parser.add_argument(
         "--int8",
@@ -199,12 +173,6 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def choose_preparation(args: argparse.Namespace, images: int) -> str:
-    if args.preparation is not None:
-        return args.preparation
-    return "processes" if images >= PROCESSES_FROM_IMAGES and args.workers > 1 else "threads"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     settings = get_settings()
@@ -234,11 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{scored} scored, {failures} failed; results in {args.out}", file=sys.stderr)
         return 0
     pipeline = PredictionPipeline(registry, limits)
-    args.preparation = choose_preparation(args, len(images))
     failures = 0
     samples: dict[str, list[Prediction]] = {}
-    pool, prepare = preparing_pool(args, pipeline, classifier)
-    with pool, args.out.open("w", newline="", encoding="utf-8") as stream:
+    with args.out.open("w", newline="", encoding="utf-8") as stream:
         writer = results_writer(stream)
         with tqdm(total=len(images), unit="image", file=sys.stderr) as progress:
             scored = score(
@@ -246,15 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 classifier,
                 [path for path, _ in images],
                 batch_size=max(1, args.batch_size),
-                pool=pool,
-                prepare=prepare,
+                workers=max(1, args.workers),
             )
-            for (path, outcome), (_, sample) in zip(scored, images, strict=True):
+            for (upload, outcome), (_, sample) in zip(scored, images, strict=True):
                 failures += isinstance(outcome, UploadRejectedError)
                 if isinstance(outcome, Prediction) and sample is not None:
                     outcome.sample_id = sample
                     samples.setdefault(sample, []).append(outcome)
-                writer.writerow(result_row(str(path), outcome))
+                writer.writerow(result_row(upload.filename, outcome))
                 progress.update(1)
     if args.samples_out is not None:
         write_samples(args.samples_out, samples, registry)

@@ -28,9 +28,6 @@ class ClientGoneError(UploadRejectedError):
     def __init__(self) -> None:
         super().__init__(CLIENT_CLOSED_REQUEST, "the client closed the request")
 
-    def __reduce__(self) -> tuple[type[ClientGoneError], tuple[()]]:
-        return type(self), ()
-
 
 class WorkBudget:
     def __init__(self, seconds: float) -> None:

@@ -55,10 +55,6 @@ class UploadRejectedError(Exception):
         self.status_code = status_code
         self.detail = detail
 
-    def __reduce__(self) -> tuple[type[UploadRejectedError], tuple[int, str]]:
-        # Refusals cross process boundaries (worker processes, Ray actors) intact.
-        return type(self), (self.status_code, self.detail)
-
 
 @dataclass(frozen=True)
 class UploadLimits:

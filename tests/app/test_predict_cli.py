@@ -142,33 +142,3 @@ def test_a_folder_name_becomes_a_valid_sample_id(tmp_path):
     folder = tmp_path / "patient 12 (bone marrow)"
     folder.mkdir()
     assert folder_sample_id(folder) == "patient-12--bone-marrow-"
-
-
-def test_worker_processes_write_the_same_csv_as_threads(cnmc_root, model_store, tmp_path):
-    """Archives are prepared in worker processes; a refusal crosses back intact."""
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"not an image")
-    outputs = {}
-    for preparation in ("processes", "threads"):
-        out = tmp_path / f"{preparation}.csv"
-        arguments = [str(cnmc_root / "training_data"), str(broken), "--out", str(out)]
-        arguments += ["--model-store", str(model_store), "--batch-size", "4"]
-        arguments += ["--workers", "2", "--preparation", preparation]
-        assert main(arguments) == 0
-        outputs[preparation] = out.read_text()
-    assert outputs["processes"] == outputs["threads"]
-    rows = list(csv.DictReader(outputs["processes"].splitlines()))
-    assert len(rows) == 19
-    assert rows[-1]["error"].startswith("400")
-
-
-def test_archives_go_to_processes_and_a_few_files_stay_in_threads():
-    from app.predict_cli import PROCESSES_FROM_IMAGES, choose_preparation, parse_arguments
-
-    args = parse_arguments(["some-folder", "--out", "r.csv", "--workers", "2"])
-    assert choose_preparation(args, PROCESSES_FROM_IMAGES) == "processes"
-    assert choose_preparation(args, PROCESSES_FROM_IMAGES - 1) == "threads"
-    one_worker = parse_arguments(["some-folder", "--out", "r.csv", "--workers", "1"])
-    assert choose_preparation(one_worker, 10_000) == "threads"
-    chosen = parse_arguments(["some-folder", "--out", "r.csv", "--preparation", "threads"])
-    assert choose_preparation(chosen, 10_000) == "threads"
