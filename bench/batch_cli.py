@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--baseline", help="an earlier commit to measure in the same run")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument(
+        "--model", help="score with this model in every tree (trees may differ in their default)"
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -72,7 +75,8 @@ def main() -> None:
             for name in names if repeat % 2 == 0 else reversed(names):
                 tree, extra = configurations[name]
                 print(f"repeat {repeat + 1}: {name}", file=sys.stderr)
-                took, rows = run_cli(tree, args.data, extra)
+                model = ["--model", args.model] if args.model else []
+                took, rows = run_cli(tree, args.data, [*model, *extra])
                 seconds[name].append(took)
                 answers[name] = rows
         trees = {name: describe(tree) for name, (tree, _) in configurations.items()}
@@ -80,6 +84,7 @@ def main() -> None:
     rates = {name: round(images / statistics.median(values), 1) for name, values in seconds.items()}
     result: dict[str, object] = {
         "data": str(args.data),
+        "model": args.model or "each tree's default",
         "images": images,
         "trees": trees,
         "seconds": seconds,

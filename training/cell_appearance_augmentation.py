@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from skimage.color import hed2rgb, rgb2hed
 
+from app.core.preprocessing import foreground_mask
+
 Augmentation = Callable[[np.ndarray], np.ndarray]
 
 
@@ -58,7 +60,7 @@ def cell_appearance_randomization(
     floor = (foreground_threshold + 1) / 255.0
 
     def augment(image: np.ndarray) -> np.ndarray:
-        mask = image.max(axis=2) > foreground_threshold
+        mask = foreground_mask(image, foreground_threshold)
         if not mask.any() or (intensity == 0 and stain == 0):
             return image
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))

@@ -31,6 +31,7 @@ from app.core.manifest import (
     load_manifest,
     write_manifest,
 )
+from app.core.preprocessing import foreground_mask
 from app.service.model_registry import STORE_INDEX, record_model
 from training.artifacts import EXTERNAL_REPORT, CvDir
 from training.dataset_index import (
@@ -142,7 +143,7 @@ def cell_appearance_baselines(images: Sequence[CellImage]) -> list[Scores]:
     areas, greys = [], []
     for image in images:
         rgb = read_image(image.path)
-        mask = rgb.max(axis=2) > BASELINE_FOREGROUND_THRESHOLD
+        mask = foreground_mask(rgb, BASELINE_FOREGROUND_THRESHOLD)
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         areas.append(float(mask.sum()))
         greys.append(float(grey[mask].mean()) if mask.any() else 0.0)
