@@ -150,12 +150,17 @@ def main() -> None:
     parser.add_argument(
         "--variant", action="append", default=[], help="'NAME=VALUE ...' settings for today's"
     )
+    parser.add_argument(
+        "--every", default="", help="'NAME=VALUE ...' settings for every tree, the baseline too"
+    )
     parser.add_argument("--name", default="server_compare")
     args = parser.parse_args()
     payload = args.image.read_bytes()
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         audit = {"LEUKOLENS_AUDIT_LOG_PATH": str(folder / "audit.sqlite3")}
+        # e.g. LEUKOLENS_DEFAULT_MODEL: trees may differ in their store's default.
+        audit |= dict(item.split("=", 1) for item in args.every.split())
         configurations: dict[str, tuple[Path, dict[str, str]]] = {"current": (ROOT, audit)}
         for variant in args.variant:
             settings = dict(item.split("=", 1) for item in variant.split())
@@ -170,7 +175,7 @@ def main() -> None:
                 tree, environment = configurations[name]
                 runs[name].append(measure(tree, environment, payload, args))
         trees = {name: describe(tree) for name, (tree, _) in configurations.items()}
-    results: dict[str, object] = {"image": args.image.name, "trees": trees}
+    results: dict[str, object] = {"image": args.image.name, "every": args.every, "trees": trees}
     summaries = {name: summarise(values) for name, values in runs.items()}
     results["configurations"] = summaries
     if "baseline" in summaries:
