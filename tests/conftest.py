@@ -293,9 +293,13 @@ def bundled_client(tmp_path):
         yield client
 
 
-def drive_asgi(app, path: str, chunks: list[bytes], headers=(), *, portal=None):
+def drive_asgi(
+    app, path: str, chunks: list[bytes], headers=(), *, portal=None, complete=False, delay=0.0
+):
     """POST `chunks` to the ASGI app directly: how many chunks it pulled before it answered,
-    its status and its JSON. With a TestClient's portal, inside that client's running app."""
+    its status and its JSON. With a TestClient's portal, inside that client's running app;
+    `complete`: the last chunk ends the body (else the client keeps it open); `delay`: seconds
+    before each chunk arrives."""
     import asyncio
     import json
 
@@ -305,8 +309,11 @@ def drive_asgi(app, path: str, chunks: list[bytes], headers=(), *, portal=None):
         nonlocal pulled
         if pulled < len(chunks):
             pulled += 1
-            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": True}
-        await asyncio.sleep(3600)
+            if delay:
+                await asyncio.sleep(delay)
+            more = not complete or pulled < len(chunks)
+            return {"type": "http.request", "body": chunks[pulled - 1], "more_body": more}
+        await asyncio.sleep(3600)  # the client waits for the answer
         return {"type": "http.disconnect"}
 
     sent = []

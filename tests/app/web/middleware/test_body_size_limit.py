@@ -1,6 +1,6 @@
-import asyncio
-import json
+from functools import partial
 
+import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
@@ -28,57 +28,20 @@ def make_app(limit: int = 100, *, body_timeout: float = 5.0) -> FastAPI:
     return app
 
 
-def call(app, path: str, chunks, headers=(), *, delay: float = 0.0):
-    """Drive the ASGI app directly: how many chunks it pulled, and what it answered."""
-    pulled = 0
-
-    async def receive():
-        nonlocal pulled
-        if pulled < len(chunks):
-            pulled += 1
-            if delay:
-                await asyncio.sleep(delay)
-            return {
-                "type": "http.request",
-                "body": chunks[pulled - 1],
-                "more_body": pulled < len(chunks),
-            }
-        await asyncio.sleep(3600)  # the client waits for the answer
-        return {"type": "http.disconnect"}
-
-    sent = []
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), 20))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return pulled, start["status"], json.loads(body)
+@pytest.fixture
+def call(asgi_post):
+    """Drive the ASGI app directly, with bodies that end: chunks pulled, status, JSON."""
+    return partial(asgi_post, complete=True)
 
 
-def test_declared_large_bodies_get_json_413_before_a_byte_is_read():
+def test_declared_large_bodies_get_json_413_before_a_byte_is_read(call):
     chunks = [b"x" * 1000] * 1000  # a megabyte announced
     pulled, status, body = call(make_app(), "/api/echo", chunks, [("content-length", "1000000")])
     assert (pulled, status) == (0, 413)
     assert body == {"detail": "request body exceeds 100 bytes"}
 
 
-def test_a_chunked_body_is_cut_off_at_the_limit_of_its_own_route():
+def test_a_chunked_body_is_cut_off_at_the_limit_of_its_own_route(call):
     chunks = [b"x" * 60] * 10_000  # 600 kB, no Content-Length
     pulled, status, body = call(make_app(), "/api/echo", chunks)
     assert status == 413
@@ -86,7 +49,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit_of_its_own_route():
     assert body == {"detail": "request body exceeds 100 bytes"}
 
 
-def test_a_multipart_body_past_the_limit_is_413_not_a_parse_error():
+def test_a_multipart_body_past_the_limit_is_413_not_a_parse_error(call):
     chunks = [b'--b\r\nContent-Disposition: form-data; name="f"\r\n\r\n'] + [b"x" * 60] * 100
     headers = [("content-type", "multipart/form-data; boundary=b")]
     pulled, status, _ = call(make_app(), "/api/form", chunks, headers)
@@ -94,14 +57,14 @@ def test_a_multipart_body_past_the_limit_is_413_not_a_parse_error():
     assert pulled <= 3
 
 
-def test_other_paths_get_the_default_limit():
+def test_other_paths_get_the_default_limit(call):
     _, status, body = call(make_app(), "/other", [b"x" * 400])
     assert (status, body) == (200, {"received": 400})
     _, status, _ = call(make_app(), "/other", [b"x" * 400] * 2)
     assert status == 413
 
 
-def test_a_body_that_trickles_past_the_timeout_is_408():
+def test_a_body_that_trickles_past_the_timeout_is_408(call):
     chunks = [b"x"] * 50
     pulled, status, body = call(make_app(body_timeout=0.3), "/api/echo", chunks, delay=0.05)
     assert status == 408
