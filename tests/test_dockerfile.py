@@ -140,6 +140,11 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
             response.json()["model"]["id"] == httpx.get(f"{base}/api/v1/models").json()["default"]
         )
         assert Path(env["LEUKOLENS_AUDIT_LOG_PATH"]).is_file()
+        # The browser UI too: templates and static files travel in the image's package.
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200
+        assert "/static/app.js" in page.text
+        assert httpx.get(f"{base}/static/app.js").status_code == 200
         probe = [
             str(python) if w == "python" else w.replace(":8000", f":{port}") for w in healthcheck
         ]

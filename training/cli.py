@@ -42,7 +42,8 @@ def _unwrap_optional(annotation: object) -> object:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser, saved: TrainConfig | None) -> None:
-    """A flag per config field; with a `saved` config (--config), its values are the defaults."""
+    """A flag per config field; with a `saved` config (--config), its values are the defaults,
+    except --out: a rerun writes where it is told, never over the run it came from."""
     parser.add_argument(
         "-c",
         "--config",
@@ -53,11 +54,11 @@ def _add_config_arguments(parser: argparse.ArgumentParser, saved: TrainConfig | 
         "values are the defaults, flags given here override them",
     )
     for name, field in TrainConfig.model_fields.items():
-        if saved is not None:
+        if saved is not None and name != "out":
             default = getattr(saved, name)
         else:
             default = None if name in REQUIRED_TRAIN_FLAGS else field.default
-        required = saved is None and name in REQUIRED_TRAIN_FLAGS
+        required = name in REQUIRED_TRAIN_FLAGS and (saved is None or name == "out")
         _add_field_argument(parser, name, field, default, required=required)
 
 
@@ -150,7 +151,9 @@ def _add_training_commands(
         ("train", "train one model (validation split optional)"),
         ("cv", "subject-grouped cross-validation"),
     ):
-        _add_config_arguments(commands.add_parser(name, help=help_text), saved)
+        # No abbreviations: `--conf` must not pass silently for a flag the pre-parser never saw.
+        parser = commands.add_parser(name, help=help_text, allow_abbrev=False)
+        _add_config_arguments(parser, saved)
 
 
 def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

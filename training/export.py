@@ -31,6 +31,7 @@ from app.core.manifest import (
     ONNX_FILENAME,
     PROBABILITY_OUTPUT,
     Evaluation,
+    ManifestError,
     ModelInput,
     ModelManifest,
     Provenance,
@@ -365,10 +366,14 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def _earlier_card(out_dir: Path) -> ModelManifest | None:
-    """The card of the model being replaced at `out_dir`: its history carries on."""
+    """The card of the model being replaced at `out_dir`: its history carries on. A card that
+    no longer reads (another schema, a graph gone) has no history to give, and is replaced."""
     if not (out_dir / MANIFEST_FILENAME).is_file():
         return None
-    return load_manifest(out_dir, verify_checksum=False)
+    try:
+        return load_manifest(out_dir, verify_checksum=False)
+    except ManifestError:
+        return None
 
 
 def _export(

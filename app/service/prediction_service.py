@@ -173,17 +173,20 @@ class PredictionService:
         explain: bool = False,
     ) -> list[Prediction | UploadRejectedError]:
         self.registry.get(model_id)
-        async with self.admitted():
-            outcomes = await self.run(
-                partial(
-                    self.pipeline.predict_many,
-                    uploads,
-                    model_id=model_id,
-                    request_id=request_id,
-                    tta=tta,
-                    views=views,
-                    explain=explain,
-                )
+
+        def predict_and_audit() -> list[Prediction | UploadRejectedError]:
+            # Audited on the worker: rows are written for work done even if the client has
+            # gone by the time it ends.
+            outcomes = self.pipeline.predict_many(
+                uploads,
+                model_id=model_id,
+                request_id=request_id,
+                tta=tta,
+                views=views,
+                explain=explain,
             )
-        self.audit(outcomes)
-        return outcomes
+            self.audit(outcomes)
+            return outcomes
+
+        async with self.admitted():
+            return await self.run(predict_and_audit)

@@ -142,3 +142,19 @@ def test_a_folder_name_becomes_a_valid_sample_id(tmp_path):
     folder = tmp_path / "patient 12 (bone marrow)"
     folder.mkdir()
     assert folder_sample_id(folder) == "patient-12--bone-marrow-"
+
+
+def test_the_earlier_command_name_still_scores(cnmc_root, model_store, tmp_path):
+    """Scripts written for `python -m app.predict` (before the rename) keep working."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.csv"
+    folder = cnmc_root / "training_data/fold_1/hem"
+    command = [sys.executable, "-m", "app.predict", str(folder), "--out", str(out)]
+    done = subprocess.run(
+        [*command, "--model-store", str(model_store)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "now `python -m app.predict_cli`" in done.stderr
+    assert len(out.read_text().splitlines()) == 1 + 9  # a header and the folder's 9 cells

@@ -116,16 +116,30 @@ def test_config_file_reruns_the_saved_config(tmp_path):
         lr=3e-4,
     )
     saved = saved_run(tmp_path, config)
-    assert config_from_args(parse_args(["train", "--config", str(saved)])) == config
+    again = ["train", "--config", str(saved), "--out", str(tmp_path / "run")]
+    assert config_from_args(parse_args(again)) == config
     # timm's rule: the file gives the defaults, flags given beside it override them.
     args = parse_args(["train", "-c", str(saved), "--epochs", "3", "--out", str(tmp_path / "b")])
     assert config_from_args(args) == config.model_copy(update={"epochs": 3, "out": tmp_path / "b"})
     cv = CvDir(tmp_path / "cv")
     cv.path.mkdir()
     cv.write_config(config.model_copy(update={"val_subjects": None, "folds": 4}))
-    rerun = config_from_args(parse_args(["cv", "--config", str(cv.config_file)]))
+    rerun = config_from_args(
+        parse_args(["cv", "--config", str(cv.config_file), "--out", str(tmp_path / "cv2")])
+    )
     assert rerun.folds == 4
     assert rerun.val_subjects is None
+
+
+def test_a_rerun_needs_its_own_out_and_no_flag_is_abbreviated(tmp_path, capsys):
+    """Review of issue 15: `--config` alone rewrote the saved run in place, and `--conf` was
+    taken for `--config` by the subcommand while the file was never read."""
+    saved = saved_run(tmp_path, TrainConfig(data=Path("/d"), out=tmp_path / "run", epochs=7))
+    for words in (["train", "--config", str(saved)], ["train", "--conf", str(saved)]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args([*words, "--data", "/d"] if "--conf" in words else words)
+        assert exit_info.value.code == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_an_unreadable_config_file_is_a_usage_error(tmp_path, capsys):
@@ -148,5 +162,6 @@ def test_command_and_config_are_written_when_a_run_starts(cnmc_root, tmp_path, m
         main(["cv", "--data", str(cnmc_root), "--out", str(out), "--epochs", "2"])
     assert (out / "command.txt").read_text().startswith("python -m training cv --data")
     assert "--epochs 2" in (out / "command.txt").read_text()
-    saved = config_from_args(parse_args(["cv", "--config", str(out / "cv_config.json")]))
+    rerun = ["cv", "--config", str(out / "cv_config.json"), "--out", str(out)]
+    saved = config_from_args(parse_args(rerun))
     assert saved == TrainConfig(data=cnmc_root, out=out, epochs=2)

@@ -251,3 +251,12 @@ def test_the_explain_graph_of_an_efficientnet_matches_autograd(tmp_path):
     assert maps.shape == reference.shape == (3, 4, 4)
     assert reference.std() > 0
     assert np.corrcoef(maps.ravel(), reference.ravel())[0, 1] >= 0.99
+
+
+def test_a_card_that_no_longer_reads_is_replaced_without_history(trained_run, tmp_path):
+    out = tmp_path / "tiny"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"schema_version": 0}')
+    manifest = export_run(trained_run, out, ExportOptions(model_id="tiny", measure_tta_gain=False))
+    assert len(manifest.changelog) == 1
+    assert load_manifest(out) == manifest

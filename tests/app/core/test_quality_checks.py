@@ -108,7 +108,7 @@ def test_uncertain_near_the_threshold():
 
 RECIPE_REFERENCE = Path(__file__).parents[2] / "fixtures" / "recipe_reference.npz"
 """The earlier code's measurements and warnings (commit 5b557d6) on the fixture cells and six
-synthetic edge cases; see tests/app/test_preprocessing.py."""
+synthetic edge cases; see tests/app/core/test_preprocessing.py."""
 
 
 def reference_cases(cnmc_root) -> tuple[dict[str, np.ndarray], np.lib.npyio.NpzFile]:

@@ -70,6 +70,24 @@ def test_bad_input_gets_a_json_4xx(client, files, query, status, fragment):
     assert client.get("/healthz").status_code == 200
 
 
+def test_a_bad_model_parameter_is_422_before_the_queue_is_asked(client, real_cell_png):
+    """The service looks the model up before admission: a full server still says 422 to a
+    request it could never answer, on both routes; a good request gets the 503."""
+    service = client.app.state.service
+    service.in_flight = service.max_in_flight
+    try:
+        single = client.post("/api/v1/predict?model=nope", files={"file": ("c.png", real_cell_png)})
+        batch = client.post(
+            "/api/v1/predict/batch?model=nope", files=[("files", ("c.png", real_cell_png))]
+        )
+        busy = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    finally:
+        service.in_flight = 0
+    assert (single.status_code, batch.status_code, busy.status_code) == (422, 422, 503)
+    assert "unknown model 'nope'" in single.json()["detail"]
+    assert batch.json() == single.json()
+
+
 def test_too_many_pixels_is_refused_from_the_header(client, encode_png):
     import cv2
 
