@@ -50,10 +50,19 @@ def source_at(ref: str, relative: str) -> str:
     raise FileNotFoundError(f"{relative} at {ref}")
 
 
-def load_module_at(ref: str, relative: str, name: str, folder: Path) -> ModuleType:
-    """`relative` as it was at `ref`, imported under `name` (its own imports are third-party
-    only, so it loads beside today's package)."""
+EARLIER_RECIPE_MODULES = ("app.core.preprocessing", "app.preprocessing")
+
+
+def load_module_at(
+    ref: str, relative: str, name: str, folder: Path, *, recipe_module: str | None = None
+) -> ModuleType:
+    """`relative` as it was at `ref`, imported under `name` beside today's package. Its own
+    imports are third-party, except (since issue 13) the quality checks' import of the recipe:
+    with `recipe_module`, that import is of the earlier recipe loaded under that name."""
     source = source_at(ref, relative)
+    if recipe_module is not None:
+        for earlier in EARLIER_RECIPE_MODULES:
+            source = source.replace(f"from {earlier} import", f"from {recipe_module} import")
     path = folder / f"{name}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -225,7 +234,11 @@ def main() -> None:
             args.ref, "app/core/preprocessing.py", "old_preprocessing", Path(folder)
         )
         old_checks = load_module_at(
-            args.ref, "app/core/quality_checks.py", "old_quality_checks", Path(folder)
+            args.ref,
+            "app/core/quality_checks.py",
+            "old_quality_checks",
+            Path(folder),
+            recipe_module=old_prep.__name__,
         )
         if args.write_fixture_reference:
             print(write_fixture_reference(old_prep, old_checks))
