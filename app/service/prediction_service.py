@@ -55,7 +55,6 @@ class PredictionService:
         observe_inference: InferenceObserver | None = None,
     ) -> None:
         self.pipeline = PredictionPipeline(registry, limits, observe_inference=observe_inference)
-        self.registry = registry
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
         self.max_in_flight = max_in_flight
         self.audit_log = audit_log
@@ -73,6 +72,11 @@ class PredictionService:
             )
             for model_id, classifier in registry.models.items()
         }
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The pipeline's models: one registry, held in one place."""
+        return self.pipeline.registry
 
     def close(self) -> None:
         """Stop the worker threads and flush the audit log."""
