@@ -2,6 +2,7 @@
 
     python -m bench.recipe_equivalence --ref 5b557d6 --data ../shared/data/C-NMC_Leukemia
     python -m bench.recipe_equivalence --ref 5b557d6 --write-fixture-reference
+    python -m bench.recipe_equivalence --ref 08426de --data DIR --name recipe_equivalence-vs-08426de
 
 The earlier `app/core/preprocessing.py` and `app/core/quality_checks.py` (`app/preprocessing.py`
 and `app/quality_checks.py` before issue 15 moved them) are read from git (`git show`) and
@@ -228,6 +229,9 @@ def main() -> None:
     parser.add_argument("--ref", required=True, help="the earlier commit, e.g. 5b557d6")
     parser.add_argument("--data", type=Path, default=FIXTURES)
     parser.add_argument("--write-fixture-reference", action="store_true")
+    parser.add_argument(
+        "--name", default="recipe_equivalence", help="bench/results/NAME.json (keeps earlier runs)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         old_prep = load_module_at(
@@ -244,7 +248,7 @@ def main() -> None:
             print(write_fixture_reference(old_prep, old_checks))
             return
         result = compare_fold(args.ref, old_prep, old_checks, args.data)
-    print(write_result("recipe_equivalence", result).read_text())
+    print(write_result(args.name, result).read_text())
 
 
 if __name__ == "__main__":

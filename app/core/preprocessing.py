@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 import cv2
@@ -393,9 +394,44 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
+BLACK_LAB = cv2.cvtColor(np.zeros((1, 1, RGB_CHANNELS), dtype=np.uint8), cv2.COLOR_RGB2LAB)[0, 0]
+"""What OpenCV makes of a black pixel, asked rather than assumed."""
+
+
+@lru_cache(maxsize=8)
+def _black_lab_frame(height: int, width: int) -> np.ndarray:
+    frame = np.empty((height, width, RGB_CHANNELS), dtype=np.uint8)
+    frame[:] = BLACK_LAB
+    frame.flags.writeable = False
+    return frame
+
+
+def _non_black_box(image: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of the pixels with any channel above 0: one SIMD pass of
+    `cv2.boundingRect` over the bytes, columns of bytes turned back into columns of pixels."""
+    height, width, channels = image.shape
+    left, top, byte_width, box_height = cv2.boundingRect(image.reshape(height, width * channels))
+    return top, left // channels, top + box_height, -(-(left + byte_width) // channels)
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """`cv2.cvtColor(rgb, COLOR_RGB2LAB)`, converted over the box of non-black pixels only.
+
+    A cell frame is about 80% black background; the conversion is pixel-wise, so every black
+    pixel takes OpenCV's own value for black and the array equals the full conversion bit for
+    bit (a third of the time on fold-1 frames)."""
+    if not _is_rgb_uint8(rgb):
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    top, left, bottom, right = _non_black_box(rgb)
+    lab = _black_lab_frame(rgb.shape[0], rgb.shape[1]).copy()
+    if bottom > top and right > left:
+        lab[top:bottom, left:right] = cv2.cvtColor(rgb[top:bottom, left:right], cv2.COLOR_RGB2LAB)
+    return lab
+
+
 def _equalized_lab(rgb: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """LAB with its lightness equalised over the whole frame (the tiles see every pixel)."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lab = rgb_to_lab(rgb)
     lightness = lab[:, :, 0]
     if config.contrast is ContrastMethod.CLAHE:
         grid = (config.clahe_tile_grid, config.clahe_tile_grid)

@@ -23,6 +23,7 @@ from app.core.preprocessing import (
     preprocess_with_views,
     recipe_crop,
     rescale_for_display,
+    rgb_to_lab,
     square_window_crop,
     standardize_cell_colour,
 )
@@ -100,6 +101,39 @@ class TestContrast:
         enhanced = enhance_contrast(rgb, PreprocessConfig())
         background = ~foreground_mask(rgb, 15)
         assert enhanced[background].max() <= 15
+
+
+@st.composite
+def blobs_on_exact_black(draw) -> np.ndarray:
+    """Exact black (the C-NMC background) with blobs and stray pixels anywhere, edges too."""
+    height = draw(st.integers(1, 80))
+    width = draw(st.integers(1, 80))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    for _ in range(draw(st.integers(0, 3))):
+        centre = (int(rng.integers(-10, width + 10)), int(rng.integers(-10, height + 10)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(image, centre, int(rng.integers(1, 30)), colour, -1)
+    for _ in range(draw(st.integers(0, 3))):
+        row, col, channel = (int(rng.integers(0, n)) for n in (height, width, 3))
+        image[row, col, channel] = int(rng.integers(1, 256))
+    return image
+
+
+@settings(max_examples=200, deadline=None)
+@given(image=blobs_on_exact_black())
+def test_lab_over_the_non_black_box_equals_the_whole_frame_conversion(image):
+    assert np.array_equal(rgb_to_lab(image), cv2.cvtColor(image, cv2.COLOR_RGB2LAB))
+
+
+def test_lab_of_a_real_frame_equals_the_whole_frame_conversion(real_cell_png):
+    rgb = decode_image(real_cell_png)
+    lab = rgb_to_lab(rgb)
+    assert np.array_equal(lab, cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB))
+    lab[0, 0] = 1  # a copy: the shared black frame is never handed out
+    assert np.array_equal(
+        rgb_to_lab(np.zeros_like(rgb)), cv2.cvtColor(np.zeros_like(rgb), cv2.COLOR_RGB2LAB)
+    )
 
 
 class TestCellColourStandardisation:
