@@ -277,6 +277,12 @@ def _add_morphology_command(commands: argparse._SubParsersAction[argparse.Argume
     morphology.add_argument("--folds", type=int, default=3)
     morphology.add_argument("--resamples", type=int, default=2000)
     morphology.add_argument("--out", type=Path, help="write external_evaluation.json/.md here")
+    morphology.add_argument(
+        "--blend-with",
+        type=Path,
+        help="an exported model: also report it, and its equal-weight blend with the "
+        "morphology model (threshold-centred logits; nothing fitted on the unseen cells)",
+    )
 
 
 def _add_adapt_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -527,6 +533,7 @@ def run_morphology(args: argparse.Namespace) -> None:
         external_report,
         index_external,
         markdown,
+        score_model_dir,
         write_report,
     )
     from training.morphology import (
@@ -534,7 +541,10 @@ def run_morphology(args: argparse.Namespace) -> None:
         morphology_classifier,
         out_of_fold_probabilities,
     )
+    from training.score_blending import threshold_centred_blend
 
+    if args.blend_with is not None and args.external is None:
+        raise DatasetError("--blend-with needs --external")
     images = index_dataset(args.data).images
     labels = np.asarray([image.label for image in images])
     features = feature_matrix(images)
@@ -550,8 +560,16 @@ def run_morphology(args: argparse.Namespace) -> None:
     model = morphology_classifier().fit(features, labels)
     data = index_external(args.external)
     probabilities = model.predict_proba(feature_matrix(data.images))[:, 1]
-    scores = Scores("morphology (logistic regression)", probabilities, threshold)
-    report = external_report(data, [scores], root=args.external, resamples=args.resamples)
+    scorers = [Scores("morphology (logistic regression)", probabilities, threshold)]
+    against = None
+    if args.blend_with is not None:
+        against = score_model_dir(args.blend_with, data.images)
+        scorers.append(
+            threshold_centred_blend(f"morphology + {against.name} (blend)", [scorers[0], against])
+        )
+    report = external_report(
+        data, scorers, root=args.external, against=against, resamples=args.resamples
+    )
     print(write_report(report, args.out) if args.out else markdown(report))
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from app.core.preprocessing import decode_image
 from training.cli import main
+from training.external_evaluation import ExternalReport
 from training.morphology import FEATURE_NAMES, cell_features
 
 
@@ -36,3 +37,24 @@ def test_the_command_cross_validates_and_measures_unseen_subjects(
     assert printed.startswith("fold-1 CV, out of fold: ROC AUC")
     assert "morphology (logistic regression)" in printed
     assert (out / "external_evaluation.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_command_blends_with_a_served_model(
+    cnmc_root, external_root, brightness_model_dir, tmp_path, capsys
+):
+    out = tmp_path / "report"
+    args = ["morphology", "--data", str(cnmc_root), "--external", str(external_root)]
+    args += ["--blend-with", str(brightness_model_dir), "--resamples", "30", "--out", str(out)]
+    assert main(args) == 0
+    report = ExternalReport.model_validate_json((out / "external_evaluation.json").read_text())
+    names = [scorer.name for scorer in report.scorers]
+    served = next(name for name in names if name.startswith("brightness"))
+    assert f"morphology + {served} (blend)" in names
+    assert [pair.against for pair in report.paired] == [served, served]
+
+
+def test_blending_needs_the_unseen_subjects(cnmc_root, brightness_model_dir, capsys):
+    args = ["morphology", "--data", str(cnmc_root), "--blend-with", str(brightness_model_dir)]
+    assert main(args) == 2
+    assert "--blend-with needs --external" in capsys.readouterr().err

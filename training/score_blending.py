@@ -1,0 +1,34 @@
+"""Blending scorers without fitting anything: each scorer's logit measured from its own
+threshold, averaged with equal weights, so the blend says ALL where the scorers' margins
+together lean that way. No weight or threshold is chosen on the cells it is measured on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from training.external_evaluation import Scores
+
+EPSILON = 1e-6
+BLEND_THRESHOLD = 0.5
+"""The mean of threshold-centred logits is 0 where the scorers, on average, sit on their own
+thresholds: a probability of 0.5."""
+
+
+def _logit(probabilities: np.ndarray | float) -> np.ndarray:
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
+    return np.log(clipped / (1 - clipped))
+
+
+def threshold_centred_blend(name: str, scorers: Sequence[Scores]) -> Scores:
+    """Equal-weight mean of `logit(p) - logit(threshold)` over probability scorers."""
+    if len(scorers) < 2:
+        raise ValueError("a blend needs at least two scorers")
+    margins = []
+    for scores in scorers:
+        if scores.kind != "model" or scores.threshold is None:
+            raise ValueError(f"{scores.name} is not a thresholded probability")
+        margins.append(_logit(scores.values) - _logit(scores.threshold))
+    blended = 1 / (1 + np.exp(-np.mean(margins, axis=0)))
+    return Scores(name, blended, BLEND_THRESHOLD)
