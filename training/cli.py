@@ -526,6 +526,7 @@ def run_external(args: argparse.Namespace) -> None:
 def run_morphology(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from app.core.manifest import ManifestError, load_manifest
     from training.classification_metrics import binary_metrics
     from training.decision_rule import best_balanced_accuracy_threshold
     from training.external_evaluation import (
@@ -543,8 +544,13 @@ def run_morphology(args: argparse.Namespace) -> None:
     )
     from training.score_blending import threshold_centred_blend
 
-    if args.blend_with is not None and args.external is None:
-        raise DatasetError("--blend-with needs --external")
+    if args.blend_with is not None:
+        if args.external is None:
+            raise DatasetError("--blend-with needs --external")
+        try:  # before minutes of feature extraction, not after
+            load_manifest(args.blend_with)
+        except (OSError, ManifestError) as error:
+            raise DatasetError(f"--blend-with {args.blend_with}: {error}") from error
     images = index_dataset(args.data).images
     labels = np.asarray([image.label for image in images])
     features = feature_matrix(images)

@@ -29,6 +29,8 @@ def threshold_centred_blend(name: str, scorers: Sequence[Scores]) -> Scores:
     for scores in scorers:
         if scores.kind != "model" or scores.threshold is None:
             raise ValueError(f"{scores.name} is not a thresholded probability")
+        if not 0 < scores.threshold < 1:
+            raise ValueError(f"{scores.name}: a threshold of {scores.threshold} has no logit")
         margins.append(_logit(scores.values) - _logit(scores.threshold))
     blended = 1 / (1 + np.exp(-np.mean(margins, axis=0)))
     return Scores(name, blended, BLEND_THRESHOLD)

@@ -394,7 +394,10 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-BLACK_LAB = cv2.cvtColor(np.zeros((1, 1, RGB_CHANNELS), dtype=np.uint8), cv2.COLOR_RGB2LAB)[0, 0]
+BLACK_LAB: tuple[int, ...] = tuple(
+    int(value)
+    for value in cv2.cvtColor(np.zeros((1, 1, RGB_CHANNELS), np.uint8), cv2.COLOR_RGB2LAB)[0, 0]
+)
 """What OpenCV makes of a black pixel, asked rather than assumed."""
 
 
@@ -419,8 +422,9 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
     A cell frame is about 80% black background; the conversion is pixel-wise, so every black
     pixel takes OpenCV's own value for black and the array equals the full conversion bit for
-    bit (a third of the time on fold-1 frames)."""
-    if not _is_rgb_uint8(rgb):
+    bit, for about 40% of the CPU time on fold-1 frames (`bench/lab_conversion.py`). Empty and
+    other than RGB uint8 arrays go to OpenCV as they are, so they fail as it fails."""
+    if rgb.size == 0 or not _is_rgb_uint8(rgb):
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
     top, left, bottom, right = _non_black_box(rgb)
     lab = _black_lab_frame(rgb.shape[0], rgb.shape[1]).copy()

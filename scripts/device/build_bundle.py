@@ -63,9 +63,11 @@ def main() -> None:
     parser.add_argument("--external", type=Path, required=True)
     parser.add_argument("--cells-per-subject", type=int, default=80)
     args = parser.parse_args()
-    shutil.rmtree(BUNDLE, ignore_errors=True)
+    if BUNDLE.exists():
+        shutil.rmtree(BUNDLE)
     cells = write_cells(args.data, args.cells_per_subject)
-    shutil.copytree(args.external, BUNDLE / "external")
+    # Plain copies: the shared data's read-only modes would make the next rebuild fail.
+    shutil.copytree(args.external, BUNDLE / "external", copy_function=shutil.copyfile)
     write_weights()
     size = sum(f.stat().st_size for f in BUNDLE.rglob("*") if f.is_file())
     print(f"{BUNDLE}: {cells} cells, {size / 2**20:.1f} MiB")

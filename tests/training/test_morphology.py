@@ -54,6 +54,12 @@ def test_the_command_blends_with_a_served_model(
     assert [pair.against for pair in report.paired] == [served, served]
 
 
+def test_a_missing_model_to_blend_with_is_refused_before_any_work(cnmc_root, tmp_path, capsys):
+    args = ["morphology", "--data", str(cnmc_root), "--external", str(tmp_path)]
+    assert main([*args, "--blend-with", str(tmp_path / "absent")]) == 2
+    assert "--blend-with" in capsys.readouterr().err
+
+
 def test_blending_needs_the_unseen_subjects(cnmc_root, brightness_model_dir, capsys):
     args = ["morphology", "--data", str(cnmc_root), "--blend-with", str(brightness_model_dir)]
     assert main(args) == 2

@@ -39,3 +39,19 @@ def test_baselines_and_single_scorers_are_refused():
         threshold_centred_blend("x", [model])
     with pytest.raises(ValueError, match="not a thresholded probability"):
         threshold_centred_blend("x", [model, Scores("area", np.array([3.0]), None, "baseline")])
+
+
+def test_certain_probabilities_stay_finite_and_keep_their_side():
+    first = Scores("a", np.array([0.0, 1.0, 1.0], dtype=np.float32), 0.4)
+    second = Scores("b", np.array([0.0, 1.0, 0.5]), 0.6)
+    blended = threshold_centred_blend("x", [first, second]).values
+    assert np.isfinite(blended).all()
+    assert blended[0] < 0.5 < blended[1]
+    assert blended[2] > 0.5  # a certain ALL outweighs a hesitant HEM
+
+
+@pytest.mark.parametrize("threshold", [0.0, 1.0])
+def test_a_threshold_without_a_logit_is_refused(threshold):
+    model = Scores("a", np.array([0.5]), 0.5)
+    with pytest.raises(ValueError, match="has no logit"):
+        threshold_centred_blend("x", [model, Scores("b", np.array([0.5]), threshold)])

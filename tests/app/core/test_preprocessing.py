@@ -126,6 +126,22 @@ def test_lab_over_the_non_black_box_equals_the_whole_frame_conversion(image):
     assert np.array_equal(rgb_to_lab(image), cv2.cvtColor(image, cv2.COLOR_RGB2LAB))
 
 
+@pytest.mark.parametrize("shape", [(0, 5, 3), (5, 0, 3)])
+def test_lab_of_an_empty_frame_fails_as_opencv_does(shape):
+    with pytest.raises(cv2.error):
+        rgb_to_lab(np.zeros(shape, np.uint8))
+
+
+def test_lab_of_views_and_other_depths_equals_opencv():
+    rng = np.random.default_rng(3)
+    frame = np.zeros((40, 50, 3), np.uint8)
+    frame[10:20, 30:45] = rng.integers(0, 256, (10, 15, 3), dtype=np.uint8)
+    for view in (frame[::2, ::3], frame[:, ::-1], frame[..., ::-1], np.asfortranarray(frame)):
+        assert np.array_equal(rgb_to_lab(view), cv2.cvtColor(view, cv2.COLOR_RGB2LAB))
+    scaled = frame.astype(np.float32) / 255
+    assert np.array_equal(rgb_to_lab(scaled), cv2.cvtColor(scaled, cv2.COLOR_RGB2LAB))
+
+
 def test_lab_of_a_real_frame_equals_the_whole_frame_conversion(real_cell_png):
     rgb = decode_image(real_cell_png)
     lab = rgb_to_lab(rgb)
