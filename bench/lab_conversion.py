@@ -20,14 +20,13 @@ import numpy as np
 
 from app.core.preprocessing import decode_image, rgb_to_lab
 from bench.common import write_result
+from bench.pipeline import sample_images
 
 DEFAULT_DATA = Path(__file__).parents[1] / "tests" / "fixtures" / "cnmc"
 
 
 def spread_frames(data: Path, count: int) -> list[np.ndarray]:
-    paths = sorted(data.rglob("*.png")) + sorted(data.rglob("*.bmp"))
-    step = max(1, len(paths) // count)
-    return [decode_image(path.read_bytes()) for path in paths[::step][:count]]
+    return [decode_image(path.read_bytes()) for path in sample_images(data, count)]
 
 
 def ms_per_frame(convert: Callable[[np.ndarray], np.ndarray], frames: list[np.ndarray]) -> float:

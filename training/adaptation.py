@@ -36,7 +36,7 @@ from onnx import numpy_helper
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
 
-from app.core.classifier import OnnxCellClassifier, sigmoid
+from app.core.classifier import OnnxCellClassifier, logit, sigmoid
 from app.core.manifest import (
     Adaptation,
     Calibration,
@@ -206,8 +206,8 @@ def parent_outputs(classifier: OnnxCellClassifier, paths: Sequence[Path]) -> Par
     recipe = classifier.manifest.preprocessing
     logits, features = [], []
     for batch in preprocessed_batches(list(paths), recipe, 32):
-        logit, feature = session.run(["logit", layer.features], {"image": batch})
-        logits.append(np.asarray(logit, np.float64))
+        batch_logits, feature = session.run(["logit", layer.features], {"image": batch})
+        logits.append(np.asarray(batch_logits, np.float64))
         features.append(np.asarray(feature, np.float64).reshape(len(batch), -1))
     return ParentOutputs(
         logits=np.concatenate(logits),
@@ -287,11 +287,6 @@ class HeldOutResult:
     better: bool
 
 
-def _logit(probability: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
-    return np.log(clipped) - np.log1p(-clipped)
-
-
 def _figures(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -335,7 +330,7 @@ def evaluate_held_out(
         rule = fit(strength, parent, fit_rows, labels[fit_rows], head_l2)
         # Each fit's held-out scores relative to its own threshold, so that the fits' scores
         # can be ranked together.
-        margins[held] = _logit(rule.probability(held)) - _logit(np.asarray(rule.threshold))
+        margins[held] = logit(rule.probability(held)) - logit(np.asarray(rule.threshold))
     calls = margins >= 0
     served = sigmoid(classifier.calibrated_logits(parent.logits))
     served_calls = served >= classifier.manifest.threshold.value

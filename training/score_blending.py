@@ -8,17 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from app.core.classifier import logit
 from training.external_evaluation import Scores
 
 EPSILON = 1e-6
 BLEND_THRESHOLD = 0.5
 """The mean of threshold-centred logits is 0 where the scorers, on average, sit on their own
 thresholds: a probability of 0.5."""
-
-
-def _logit(probabilities: np.ndarray | float) -> np.ndarray:
-    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
-    return np.log(clipped / (1 - clipped))
 
 
 def threshold_centred_blend(name: str, scorers: Sequence[Scores]) -> Scores:
@@ -31,6 +27,6 @@ def threshold_centred_blend(name: str, scorers: Sequence[Scores]) -> Scores:
             raise ValueError(f"{scores.name} is not a thresholded probability")
         if not 0 < scores.threshold < 1:
             raise ValueError(f"{scores.name}: a threshold of {scores.threshold} has no logit")
-        margins.append(_logit(scores.values) - _logit(scores.threshold))
+        margins.append(logit(scores.values, EPSILON) - logit(scores.threshold, EPSILON))
     blended = 1 / (1 + np.exp(-np.mean(margins, axis=0)))
     return Scores(name, blended, BLEND_THRESHOLD)

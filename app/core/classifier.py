@@ -43,6 +43,13 @@ def sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
 
+def logit(probabilities: np.ndarray | float, epsilon: float = 1e-12) -> np.ndarray:
+    """The inverse of `sigmoid`, with probabilities clipped `epsilon` away from 0 and 1 so that
+    a certain answer stays finite."""
+    clipped = np.clip(np.asarray(probabilities, dtype=np.float64), epsilon, 1 - epsilon)
+    return np.log(clipped) - np.log1p(-clipped)
+
+
 INT8_CARD_FILENAME = "int8.json"
 
 
