@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
+
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -62,3 +65,27 @@ def write_result(name: str, payload: dict[str, object]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
+
+
+def ort_session(path: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session as the server makes one (all graph optimisations), on `threads`."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def interleaved_p50_ms(
+    runners: dict[str, ort.InferenceSession], feed: dict[str, np.ndarray], calls: int
+) -> dict[str, float]:
+    """p50 per call of each graph, the graphs taking turns call by call."""
+    durations: dict[str, list[float]] = {name: [] for name in runners}
+    for runner in runners.values():
+        for _ in range(3):
+            runner.run(None, feed)
+    for _ in range(calls):
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner.run(None, feed)
+            durations[name].append((time.perf_counter() - started) * 1000)
+    return {name: round(statistics.median(values), 3) for name, values in durations.items()}

@@ -13,13 +13,10 @@ change in ROC AUC or in labels is the quantisation's. Timings interleave the two
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -36,7 +33,7 @@ from app.core.manifest import file_sha256
 from app.core.preprocessing import preprocess
 from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
-from bench.common import write_result
+from bench.common import interleaved_p50_ms, ort_session, write_result
 from training.dataset_index import list_images, read_image
 
 FIXTURES = Path(__file__).parents[1] / "tests/fixtures/cnmc"
@@ -54,29 +51,6 @@ class FoldImages(CalibrationDataReader):
     def get_next(self) -> dict[str, np.ndarray] | None:
         tensor = next(self.items, None)
         return None if tensor is None else {self.input_name: tensor[None]}
-
-
-def session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def interleaved_p50_ms(
-    runners: dict[str, ort.InferenceSession], feed: dict[str, np.ndarray], calls: int
-) -> dict[str, float]:
-    """p50 per call of each graph, the graphs taking turns call by call."""
-    durations: dict[str, list[float]] = {name: [] for name in runners}
-    for runner in runners.values():
-        for _ in range(3):
-            runner.run(None, feed)
-    for _ in range(calls):
-        for name, runner in runners.items():
-            started = time.perf_counter()
-            runner.run(None, feed)
-            durations[name].append((time.perf_counter() - started) * 1000)
-    return {name: round(statistics.median(values), 3) for name, values in durations.items()}
 
 
 def quantize(method: str, source: Path, target: Path, calibration: np.ndarray, name: str) -> None:
@@ -162,8 +136,8 @@ def main() -> None:
         speed: dict[str, object] = {}
         for threads in (1, 2):
             runners = {
-                "float32": session(float_path, threads),
-                "int8": session(int8_path, threads),
+                "float32": ort_session(float_path, threads),
+                "int8": ort_session(int8_path, threads),
             }
             for batch in (1, 16):
                 feed = {manifest.input.name: tensors[:batch]}
@@ -173,7 +147,7 @@ def main() -> None:
                 }
         probabilities = {}
         for name, path in (("float32", float_path), ("int8", int8_path)):
-            classifier.session = session(path, 2)
+            classifier.session = ort_session(path, 2)
             probabilities[name] = np.concatenate(
                 [
                     classifier.predict(tensors[start : start + 64]).probabilities

@@ -50,6 +50,7 @@ from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics, per_subject_accuracy
 from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
 from training.decision_rule import DecisionRule, HeldOut, choose_decision_rule, held_out_predictions
+from training.gelu_fusion import reorder_gelu_for_fusion
 from training.image_batches import preprocess_batch
 from training.models import (
     CellClassifier,
@@ -120,7 +121,10 @@ def export_onnx(
         external_data=False,
         verbose=False,
     )
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    graph = onnx.load(str(path))
+    if reorder_gelu_for_fusion(graph):
+        onnx.save(graph, str(path))
+    onnx.checker.check_model(graph, full_check=True)
 
 
 def card_evaluations(

@@ -68,3 +68,21 @@ def external_root(tmp_path, cnmc_root):
     rows += [f"UID_99_1_{n}_all.bmp,{n}.bmp,1" for n in range(number + 1, number + 4)]
     (root / "C-NMC_test_prelim_phase_data_labels.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+@pytest.fixture
+def op_types_after_fusion(tmp_path) -> Callable[[Path], list[str]]:
+    """The node types of a graph as onnxruntime runs it on the CPU after its fusions (the
+    layout-independent level, so the result does not depend on this machine's vector units)."""
+    import onnx
+    import onnxruntime as ort
+
+    def op_types(graph: Path) -> list[str]:
+        optimised = tmp_path / f"optimised-{graph.name}"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(optimised)
+        ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        return [node.op_type for node in onnx.load(str(optimised)).graph.node]
+
+    return op_types

@@ -93,6 +93,15 @@ def test_onnxruntime_matches_pytorch_on_real_cells(trained_run, exported, cnmc_r
     assert single[0] == pytest.approx(float(onnx_probabilities[0]), abs=1e-5)
 
 
+def test_onnxruntime_fuses_every_gelu_of_the_exported_graphs(exported, op_types_after_fusion):
+    manifest = load_manifest(exported)
+    for name in (manifest.onnx_file, manifest.explain_onnx_file):
+        assert name is not None
+        fused = op_types_after_fusion(exported / name)
+        assert "Erf" not in fused
+        assert fused.count("Gelu") >= 12  # ConvNeXt-atto has 12 blocks, one GELU each
+
+
 def test_manifest_describes_the_model_and_round_trips(exported):
     manifest = load_manifest(exported)
     assert ModelManifest.model_validate_json(manifest.model_dump_json()) == manifest
