@@ -24,6 +24,7 @@ from bench.common import write_result
 from bench.same_run import ROOT, checkout, describe, tree_environment
 
 FIXTURES = ROOT / "tests/fixtures/cnmc"
+ANSWER_COLUMNS = ("label", "state", "warnings")
 
 
 def cli_module(tree: Path) -> str:
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=FIXTURES)
     parser.add_argument("--baseline", help="an earlier commit to measure in the same run")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--name", default="batch_cli", help="the result file's name")
     parser.add_argument(
         "--model", help="score with this model in every tree (trees may differ in their default)"
     )
@@ -98,8 +100,18 @@ def main() -> None:
             for row in answers["current"]
         )
         result["rows_identical_to_baseline"] = same
+        # Where rows differ: by how much (probabilities are written to 6 decimals) and whether
+        # any answer a reader acts on (label, answer state, warnings) changed.
+        result["max_abs_probability_difference"] = max(
+            abs(float(row["probability_all"]) - float(old[row["filename"]]["probability_all"]))
+            for row in answers["current"]
+        )
+        result["rows_with_another_label_state_or_warnings"] = sum(
+            any(row.get(c) != old[row["filename"]].get(c) for c in ANSWER_COLUMNS)
+            for row in answers["current"]
+        )
         result["speedup_over_baseline"] = round(rates["current"] / rates["baseline"], 2)
-    print(write_result("batch_cli", result).read_text())
+    print(write_result(args.name, result).read_text())
 
 
 if __name__ == "__main__":
