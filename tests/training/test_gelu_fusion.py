@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from app.core.manifest import load_manifest
+from app.service.model_registry import StoreIndex
 from app.settings import bundled_model_store
 from training.gelu_fusion import reorder_gelu_for_fusion
 
@@ -123,7 +124,7 @@ def test_a_chain_with_other_constants_is_not_a_gelu():
     assert reorder_gelu_for_fusion(hand_written_gelu()) == 1
 
 
-@pytest.mark.parametrize("model_id", ["convnext-atto-128-cell", "efficientnet-lite0-128-cell"])
+@pytest.mark.parametrize("model_id", sorted(StoreIndex.read(bundled_model_store()).card_checksums))
 def test_bundled_graphs_leave_no_gelu_unfused(model_id, op_types_after_fusion):
     model_dir = bundled_model_store() / model_id
     manifest = load_manifest(model_dir)
