@@ -29,8 +29,10 @@ def _scalar_constants(graph: onnx.GraphProto) -> dict[str, float]:
             tensors[node.output[0]] = node.attribute[0].t
     scalars = {}
     for name, tensor in tensors.items():
+        if math.prod(tensor.dims) != 1:
+            continue
         array = numpy_helper.to_array(tensor)
-        if array.size == 1 and np.issubdtype(array.dtype, np.floating):
+        if np.issubdtype(array.dtype, np.floating):
             scalars[name] = float(array.reshape(()))
     return scalars
 
