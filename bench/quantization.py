@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=4000, help="at most this many images")
     parser.add_argument("--calls", type=int, default=60, help="timed calls per graph and size")
     parser.add_argument("--keep", type=Path, help="also write the int8 graph here")
+    parser.add_argument("--name", help="the result file's name (default: by method and model)")
     parser.add_argument(
         "--install",
         action="store_true",
@@ -189,7 +190,7 @@ def main() -> None:
             and auc_change <= SHIP_AUC_CHANGE
         ),
     }
-    path = write_result(f"quantization-{args.method}-{manifest.id}", results)
+    path = write_result(args.name or f"quantization-{args.method}-{manifest.id}", results)
     print(path.read_text())
     if args.install:
         print(install(model_dir, int8_graph, results))
