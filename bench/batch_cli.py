@@ -24,7 +24,7 @@ from bench.common import write_result
 from bench.same_run import ROOT, checkout, describe, tree_environment
 
 FIXTURES = ROOT / "tests/fixtures/cnmc"
-ANSWER_COLUMNS = ("label", "state", "warnings")
+ANSWER_COLUMNS = ("status", "label", "state", "warnings")
 
 
 def cli_module(tree: Path) -> str:
@@ -101,12 +101,20 @@ def main() -> None:
         )
         result["rows_identical_to_baseline"] = same
         # Where rows differ: by how much (probabilities are written to 6 decimals) and whether
-        # any answer a reader acts on (label, answer state, warnings) changed.
-        result["max_abs_probability_difference"] = max(
-            abs(float(row["probability_all"]) - float(old[row["filename"]]["probability_all"]))
+        # any answer a reader acts on (scored or refused, label, answer state, warnings) changed.
+        scored_in_both = [
+            (row, old[row["filename"]])
             for row in answers["current"]
+            if row.get("status", "ok") == old[row["filename"]].get("status", "ok") == "ok"
+        ]
+        result["max_abs_probability_difference"] = max(
+            (
+                abs(float(new["probability_all"]) - float(was["probability_all"]))
+                for new, was in scored_in_both
+            ),
+            default=0.0,
         )
-        result["rows_with_another_label_state_or_warnings"] = sum(
+        result["rows_with_another_status_label_state_or_warnings"] = sum(
             any(row.get(c) != old[row["filename"]].get(c) for c in ANSWER_COLUMNS)
             for row in answers["current"]
         )

@@ -122,9 +122,10 @@ def export_onnx(
         verbose=False,
     )
     graph = onnx.load(str(path))
-    if reorder_gelu_for_fusion(graph):
-        onnx.save(graph, str(path))
+    rewritten = reorder_gelu_for_fusion(graph)
     onnx.checker.check_model(graph, full_check=True)
+    if rewritten:
+        onnx.save(graph, str(path))
 
 
 def card_evaluations(

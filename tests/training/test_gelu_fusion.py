@@ -53,11 +53,14 @@ def inputs() -> np.ndarray:
     return x
 
 
-def hand_written_gelu(*, divisor: float = math.sqrt(2), leak_sum: bool = False) -> onnx.ModelProto:
-    """x * (0.5 * (1 + erf(x / divisor))); with `leak_sum`, 1 + erf(...) is also an output."""
+def hand_written_gelu(
+    *, divisor: float = math.sqrt(2), half: float = 0.5, leak: str | None = None
+) -> onnx.ModelProto:
+    """x * (half * (1 + erf(x / divisor))) as torch writes it; `leak` also makes one of the
+    intermediate values a graph output ("...:output") or feeds it to a second node ("...:node")."""
     constants = [
         numpy_helper.from_array(np.array(value, np.float32), name)
-        for name, value in (("divisor", divisor), ("one", 1.0), ("half", 0.5))
+        for name, value in (("divisor", divisor), ("one", 1.0), ("half", half))
     ]
     nodes = [
         helper.make_node("Div", ["x", "divisor"], ["scaled"]),
@@ -67,14 +70,28 @@ def hand_written_gelu(*, divisor: float = math.sqrt(2), leak_sum: bool = False) 
         helper.make_node("Mul", ["x", "halved"], ["y"]),
     ]
     value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", 8])  # noqa: E731
-    graph = helper.make_graph(
-        nodes,
-        "gelu",
-        [value("x")],
-        [value("y")] + ([value("sum")] if leak_sum else []),
-        constants,
-    )
+    outputs = [value("y")]
+    if leak is not None:
+        leaked, how = leak.split(":")
+        if how == "output":
+            outputs.append(value(leaked))
+        else:
+            nodes.append(helper.make_node("Neg", [leaked], ["also"]))
+            outputs.append(value("also"))
+    graph = helper.make_graph(nodes, "gelu", [value("x")], outputs, constants)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def edge_values() -> np.ndarray:
+    """Zeros, subnormals, the smallest normals, where erf saturates, infinities and NaN."""
+    tiny = np.finfo(np.float32).tiny
+    special = [0.0, -0.0, 1e-45, -1e-45, tiny, -tiny, 2 * tiny, 3e-38, 1e-30, -1e-30]
+    special += [5.0, -5.0, 6.0, -6.0, 12.0, -12.0, 1e30, -1e30, np.inf, -np.inf, np.nan]
+    rng = np.random.default_rng(1)
+    values = np.concatenate(
+        [np.array(special, np.float32), rng.standard_normal(6 * 8 * 8 - len(special)) * 4]
+    )
+    return values.astype(np.float32).reshape(-1, 8)
 
 
 def test_every_gelu_torch_exports_is_rewritten_once(torch_gelu_graph):
@@ -112,16 +129,46 @@ def test_onnxruntime_fuses_the_rewrite_and_not_the_export(
     np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6)
 
 
-def test_a_gelu_whose_parts_feed_anything_else_is_left_alone():
-    graph = hand_written_gelu(leak_sum=True)
+def test_op_by_op_the_same_bits_on_edge_values():
+    graph = hand_written_gelu()
+    rewritten = hand_written_gelu()
+    assert reorder_gelu_for_fusion(rewritten) == 1
+    unoptimised = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    (before,) = outputs(graph, edge_values(), unoptimised)
+    (after,) = outputs(rewritten, edge_values(), unoptimised)
+    assert before.tobytes() == after.tobytes()  # NaN and -0 included
+
+
+@pytest.mark.parametrize(
+    "leak", ["erf:node", "sum:output", "sum:node", "halved:output", "halved:node"]
+)
+def test_a_gelu_whose_parts_feed_anything_else_is_left_alone(leak):
+    graph = hand_written_gelu(leak=leak)
     original = graph.SerializeToString()
     assert reorder_gelu_for_fusion(graph) == 0
     assert graph.SerializeToString() == original
 
 
-def test_a_chain_with_other_constants_is_not_a_gelu():
+def test_a_chain_with_other_constants_is_not_rewritten():
     assert reorder_gelu_for_fusion(hand_written_gelu(divisor=2.0)) == 0
+    assert reorder_gelu_for_fusion(hand_written_gelu(half=float(np.float32(0.5) + 2**-24))) == 0
     assert reorder_gelu_for_fusion(hand_written_gelu()) == 1
+
+
+def test_a_graph_with_subgraphs_is_left_whole():
+    graph = hand_written_gelu()
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["halved"], ["from_branch"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("from_branch", TensorProto.FLOAT, ["n", 8])],
+    )
+    graph.graph.initializer.append(numpy_helper.from_array(np.array(True), "condition"))
+    graph.graph.node.append(
+        helper.make_node("If", ["condition"], ["chosen"], then_branch=branch, else_branch=branch)
+    )
+    graph.graph.output.append(helper.make_tensor_value_info("chosen", TensorProto.FLOAT, ["n", 8]))
+    assert reorder_gelu_for_fusion(graph) == 0
 
 
 @pytest.mark.parametrize("model_id", sorted(StoreIndex.read(bundled_model_store()).card_checksums))
