@@ -67,11 +67,17 @@ def write_result(name: str, payload: dict[str, object]) -> Path:
     return path
 
 
-def ort_session(path: Path, threads: int) -> ort.InferenceSession:
-    """A CPU session as the server makes one (all graph optimisations), on `threads`."""
+def ort_session(
+    path: Path,
+    threads: int,
+    *,
+    level: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+) -> ort.InferenceSession:
+    """A CPU session as the server makes one (all graph optimisations unless `level` says
+    otherwise), on `threads` (0: onnxruntime's default)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = level
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

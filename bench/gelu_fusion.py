@@ -29,13 +29,11 @@ import onnxruntime as ort
 from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import (
     GRADCAM_OUTPUT,
-    LOGIT_OUTPUT,
     changelog_entry,
     file_sha256,
     load_manifest,
     write_manifest,
 )
-from app.core.preprocessing import preprocess
 from app.service.model_registry import ModelRegistry, record_model
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
@@ -43,6 +41,7 @@ from bench.same_run import ROOT, git
 from training.dataset_index import list_images, read_image
 from training.external_evaluation import index_external
 from training.gelu_fusion import reorder_gelu_for_fusion
+from training.image_batches import batched, preprocess_batch
 
 EXPLAINED_IMAGES = 32
 
@@ -71,10 +70,8 @@ def rewritten(graph: bytes) -> tuple[bytes, int]:
 
 
 def unoptimised_outputs(path: Path, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feed)
+    unoptimised = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort_session(path, 0, level=unoptimised).run(None, feed)
 
 
 def kernels(graph: Path, folder: Path, feed: dict[str, np.ndarray]) -> dict[str, object]:
@@ -105,8 +102,7 @@ def kernels(graph: Path, folder: Path, feed: dict[str, np.ndarray]) -> dict[str,
 
 
 def tensors_of(paths: list[Path], classifier: OnnxCellClassifier) -> np.ndarray:
-    recipe = classifier.manifest.preprocessing
-    return np.stack([preprocess(read_image(path), recipe) for path in paths])
+    return preprocess_batch([read_image(path) for path in paths], classifier.manifest.preprocessing)
 
 
 def served(
@@ -114,13 +110,11 @@ def served(
 ) -> dict[str, np.ndarray]:
     """Logits and served (calibrated) probabilities of one graph, batches of 64."""
     classifier.session = ort_session(graph, 2)
-    logits, probabilities = [], []
-    for start in range(0, len(tensors), 64):
-        batch = tensors[start : start + 64]
-        (logit,) = classifier.session.run([LOGIT_OUTPUT], {classifier.manifest.input.name: batch})
-        logits.append(logit)
-        probabilities.append(classifier.predict(batch).probabilities)
-    return {"logit": np.concatenate(logits), "probability": np.concatenate(probabilities)}
+    outputs = [classifier.predict(batch) for batch in batched(tensors, 64)]
+    return {
+        "logit": np.concatenate([output.logits for output in outputs]),
+        "probability": np.concatenate([output.probabilities for output in outputs]),
+    }
 
 
 def answer_changes(
@@ -207,7 +201,7 @@ def main() -> None:
                 paths[tree, name] = Path(folder) / f"{tree}-{name}"
                 paths[tree, name].write_bytes(graph)
         feed = {input_name: fold_tensors[:64]}
-        results["op_by_op_identical"] = {
+        identical = {
             name: all(
                 np.array_equal(old, new)
                 for old, new in zip(
@@ -218,6 +212,7 @@ def main() -> None:
             )
             for name in files
         }
+        results["op_by_op_identical"] = identical
         speed: dict[str, object] = {}
         for threads in (1, 2):
             runners = {
@@ -272,7 +267,7 @@ def main() -> None:
     if args.install:
         if not sum(rewrites.values()):
             raise SystemExit("nothing to install: the graphs are already in the fused order")
-        if not all(results["op_by_op_identical"].values()):  # type: ignore[union-attr]
+        if not all(identical.values()):
             raise SystemExit("not installed: op by op the rewrite changed an output")
         install(model_dir, after, fold_1)
         print(f"installed in {model_dir}")

@@ -179,7 +179,7 @@ class OnnxCellClassifier:
         views = np.concatenate([dihedral_transforms(image) for image in batch])
         probabilities = average_over_transforms(self._run(views, gradcam=False).probabilities)
         maps = self._run(batch, gradcam=True).gradcam if gradcam else None
-        calibrated = np.log(probabilities) - np.log1p(-probabilities)
+        calibrated = logit(probabilities, epsilon=0.0)
         calibration = self.manifest.calibration
         raw = calibration.unapply(calibrated) if calibration is not None else calibrated
         return BatchOutput(logits=raw, probabilities=probabilities, gradcam=maps)
