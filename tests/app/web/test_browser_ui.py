@@ -342,7 +342,9 @@ def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc
     cells = fixture_cells(cnmc_root)[:4]
     page.goto(review_server)
     # Restoring an earlier session re-renders the page and can move the focus: wait for it.
-    page.wait_for_function("document.body.dataset.restored === 'true'")
+    # A selector, not a JavaScript expression: the page's CSP forbids eval, which Playwright
+    # needs to poll an expression that is not yet true on its first check.
+    page.wait_for_selector("body[data-restored='true']", state="attached")
     with page.expect_file_chooser() as chooser:
         page.press("#choose-button", "Enter")  # the picker opens from the keyboard
     chooser.value.set_files([str(p) for p in cells])
