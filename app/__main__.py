@@ -29,7 +29,8 @@ def main() -> None:
         access_log=False,  # our access log carries the request id and the route template
         # Slow clients: a deadline for each request head (bodies are timed by the app),
         # idle keep-alive connections closed, and 503 past a number of connections.
-        http=header_timeout_protocol(settings.header_timeout_seconds),
+        http=header_timeout_protocol(settings.header_timeout_seconds, settings.http_implementation),
+        loop=settings.event_loop,  # uvicorn's auto: uvloop where installed
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         limit_concurrency=settings.limit_concurrency,
     )

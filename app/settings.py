@@ -16,6 +16,9 @@ from app.service.upload_checks import (
     DEFAULT_MAX_SIDE,
 )
 
+HttpImplementation = Literal["auto", "httptools", "h11"]
+EventLoop = Literal["auto", "uvloop", "asyncio"]
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -121,6 +124,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Connections that have not sent a full request head in this time are "
         "closed (uvicorn's keep-alive timer, started at connect).",
+    )
+    http_implementation: HttpImplementation = Field(
+        "auto",
+        description="uvicorn's HTTP parser: httptools (C) where installed, else h11 (Python).",
+    )
+    event_loop: EventLoop = Field(
+        "auto", description="uvloop where installed, else asyncio's own loop."
     )
     limit_concurrency: int | None = Field(
         256, ge=1, description="uvicorn: connections beyond it are answered 503 at once."

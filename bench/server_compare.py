@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -82,6 +83,18 @@ async def load(base: str, payload: bytes, total: int, clients: int) -> dict[str,
         "statuses": dict(statuses),
         "timings": timings,
     }
+
+
+def hide_modules(folder: Path, modules: list[str], tree: Path) -> dict[str, str]:
+    """The path on which `import MODULE` fails for the tree's server, as if it were not
+    installed: a package of that name whose import raises, put before site-packages."""
+    if not modules:
+        return {}
+    for module in modules:
+        package = folder / module
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(f"raise ImportError('{module} hidden by the bench')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tree), str(folder)])}
 
 
 def measure(
@@ -153,6 +166,14 @@ def main() -> None:
     parser.add_argument(
         "--every", default="", help="'NAME=VALUE ...' settings for every tree, the baseline too"
     )
+    parser.add_argument(
+        "--baseline-without",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module the baseline runs without (hidden from its imports), e.g. one this "
+        "venv has but the baseline's own install did not: uvloop, httptools",
+    )
     parser.add_argument("--name", default="server_compare")
     args = parser.parse_args()
     payload = args.image.read_bytes()
@@ -166,7 +187,9 @@ def main() -> None:
             settings = dict(item.split("=", 1) for item in variant.split())
             configurations[f"current {variant}"] = (ROOT, audit | settings)
         if args.baseline:
-            configurations["baseline"] = (stack.enter_context(checkout(args.baseline)), audit)
+            baseline = stack.enter_context(checkout(args.baseline))
+            hidden = hide_modules(folder / "hidden", args.baseline_without, baseline)
+            configurations["baseline"] = (baseline, audit | hidden)
         runs: dict[str, list[dict]] = {name: [] for name in configurations}
         for repeat in range(args.repeats):
             names = list(configurations)
@@ -175,7 +198,12 @@ def main() -> None:
                 tree, environment = configurations[name]
                 runs[name].append(measure(tree, environment, payload, args))
         trees = {name: describe(tree) for name, (tree, _) in configurations.items()}
-    results: dict[str, object] = {"image": args.image.name, "every": args.every, "trees": trees}
+    results: dict[str, object] = {
+        "image": args.image.name,
+        "every": args.every,
+        "baseline_without": args.baseline_without,
+        "trees": trees,
+    }
     summaries = {name: summarise(values) for name, values in runs.items()}
     results["configurations"] = summaries
     if "baseline" in summaries:

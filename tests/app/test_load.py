@@ -14,7 +14,11 @@ async def hammer(base: str, payload: bytes, total: int, concurrency: int) -> lis
     for number in range(total):
         queue.put_nowait(number)
     responses: list[httpx.Response] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # Connections idle for 2 s are dropped by the client before the server's 5 s keep-alive
+    # can close one under a request just sent on it.
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
 
         async def worker() -> None:

@@ -4,6 +4,14 @@ import socket
 import time
 
 import httpx
+import pytest
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.web import server_protocol
+from app.web.server_protocol import header_timeout_protocol, resolve_http
+
+IMPLEMENTATIONS = pytest.mark.parametrize("implementation", ["httptools", "h11"])
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -16,10 +24,13 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
-def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store):
+@IMPLEMENTATIONS
+def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store, implementation):
     """Issue 16: connections sending headers for 60 s were never closed (slowloris)."""
     base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store), LEUKOLENS_HEADER_TIMEOUT_SECONDS="1"
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
+        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
     )
     port = int(base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as silent:
@@ -39,8 +50,13 @@ def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store):
     assert httpx.get(f"{base}/healthz").status_code == 200  # normal requests unaffected
 
 
-def test_a_body_that_trickles_is_answered_408(start_server, model_store):
-    base = start_server(LEUKOLENS_MODEL_STORE=str(model_store), LEUKOLENS_BODY_TIMEOUT_SECONDS="1")
+@IMPLEMENTATIONS
+def test_a_body_that_trickles_is_answered_408(start_server, model_store, implementation):
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_BODY_TIMEOUT_SECONDS="1",
+        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
+    )
     port = int(base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(
@@ -50,3 +66,77 @@ def test_a_body_that_trickles_is_answered_408(start_server, model_store):
         sock.settimeout(10)
         answer = sock.recv(1024)
     assert answer.startswith(b"HTTP/1.1 408")
+
+
+def _read_until(sock: socket.socket, ending: bytes, count: int, seconds: float) -> bytes:
+    """What arrives until `ending` has arrived `count` times (a head and its body may come
+    in separate reads)."""
+    sock.settimeout(seconds)
+    received = b""
+    while received.count(ending) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+@IMPLEMENTATIONS
+def test_a_kept_alive_connection_lives_while_it_sends_whole_heads(
+    start_server, model_store, implementation
+):
+    """The deadline is per head: pipelined requests and a connection that comes back within
+    the deadline, again and again for longer than it, are all answered."""
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
+        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
+    )
+    port = int(base.rsplit(":", 1)[1])
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b'{"status":"ok"}'
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request * 3)
+        assert _read_until(sock, body, 3, 10).count(b"HTTP/1.1 200 OK") == 3
+        for _ in range(4):  # 2.4 s in all, past the 1 s deadline
+            time.sleep(0.6)
+            sock.sendall(request)
+            assert _read_until(sock, body, 1, 10).startswith(b"HTTP/1.1 200 OK")
+        assert _closed_within(sock, 10)  # idle after its last answer: closed
+
+
+def test_the_default_parser_is_httptools_where_installed_else_h11(monkeypatch):
+    assert resolve_http("auto") == "httptools"
+    assert issubclass(header_timeout_protocol(3.0), HttpToolsProtocol)
+    assert header_timeout_protocol(3.0).header_timeout_seconds == 3.0
+    assert issubclass(header_timeout_protocol(3.0, "h11"), H11Protocol)
+    monkeypatch.setattr(server_protocol, "installed", lambda module: module != "httptools")
+    assert resolve_http("auto") == "h11"
+    assert issubclass(header_timeout_protocol(3.0), H11Protocol)
+
+
+@IMPLEMENTATIONS
+def test_the_head_deadline_does_not_cut_a_body_that_takes_longer(
+    start_server, model_store, real_cell_png, implementation
+):
+    """Once the head is complete, its body is the body timeout's business (default 30 s)."""
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
+        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
+    )
+    port = int(base.rsplit(":", 1)[1])
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="cell.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + real_cell_png + b"\r\n--b--\r\n"
+    )
+    head = (
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + body[:100])
+        time.sleep(1.8)
+        sock.sendall(body[100:])
+        assert _read_until(sock, b"HTTP/1.1", 1, 20).startswith(b"HTTP/1.1 200")
