@@ -3,20 +3,22 @@
 It stores the image's sha256, never the image or its file name (which may name a patient).
 The database is a SQLite file by default, or any SQLAlchemy URL (PostgreSQL for several
 replicas); app/service/records_db.py holds the schema and its migrations. Writes happen on one
-background thread and never fail a prediction. A database that is locked by another
-process, or unreachable while it restarts, is waited for with backoff rather than losing
-the rows; each row is keyed by the server's own request id and its place in the request, so
-a retried write can never double a row. The client's X-Request-ID, when it sent one, is
-kept beside it.
+background thread and never fail a prediction; what queued up while it wrote is written in one
+transaction (group commit: under load one commit per batch of requests, not per request). A
+database that is locked by another process, or unreachable while it restarts, is waited for
+with backoff rather than losing the rows; each row is keyed by the server's own request id
+and its place in the request, so a retried write can never double a row. The client's
+X-Request-ID, when it sent one, is kept beside it.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -34,6 +36,7 @@ FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 2.0
 CLOSE_GRACE_SECONDS = 30.0
 OTHER_ERROR_ATTEMPTS = 3
+MAX_REQUESTS_PER_TRANSACTION = 256
 
 
 class AuditLogError(RuntimeError):
@@ -55,6 +58,14 @@ class AuditRecord:
 
 
 COLUMNS = [records_db.predictions.c[field.name] for field in fields(AuditRecord)]
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """One request's rows and the future its submitter may wait on."""
+
+    records: list[AuditRecord]
+    written: Future[None]
 
 
 def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
@@ -103,7 +114,13 @@ class AuditLog:
                 f"cannot open the audit log at {self.where}: {error}. Set {setting} "
                 "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="leukolens-audit")
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        # A daemon, so that a log never closed cannot hold the interpreter open; `close` (at
+        # shutdown) writes what is queued.
+        self._writer = threading.Thread(
+            target=self._write_queued, name="leukolens-audit", daemon=True
+        )
+        self._writer.start()
         self.prune()
 
     @property
@@ -112,7 +129,8 @@ class AuditLog:
         return self._backlog
 
     def submit(self, records: Sequence[AuditRecord]) -> Future[None]:
-        """Queue one request's records for writing; returns at once."""
+        """Queue one request's records for writing; returns at once, with a future that is
+        done once they are committed (or given up on)."""
         client_id = current_client_request_id.get()
         keyed = [
             replace(record, item=index, client_request_id=record.client_request_id or client_id)
@@ -120,46 +138,73 @@ class AuditLog:
         ]
         with self._lock:
             self._backlog += len(keyed)
-        return self._writer.submit(self._write, keyed)
+        written: Future[None] = Future()
+        self._queue.put(_Queued(keyed, written))
+        return written
 
-    def _write(self, records: list[AuditRecord]) -> None:
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything submitted so far is written (or given up on)."""
+        self.submit([]).result(timeout)
+
+    def _write_queued(self) -> None:
+        """The writer thread: each turn takes what has queued up, until `close`."""
+        while True:
+            group = [self._queue.get()]
+            while group[-1] is not None and len(group) < MAX_REQUESTS_PER_TRANSACTION:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            requests = [queued for queued in group if queued is not None]
+            if requests:
+                self._write_group(requests)
+            if group[-1] is None:
+                return
+
+    def _write_group(self, requests: list[_Queued]) -> None:
+        """All the requests' rows in one transaction; should that fail for a reason other than
+        a busy or absent database, each request on its own, so that one bad request costs only
+        its own rows."""
+        records = [record for queued in requests for record in queued.records]
         try:
-            self._write_with_retries(records)
+            if records and not self._write_with_retries(records, alone=len(requests) == 1):
+                for queued in requests:
+                    self._write_with_retries(queued.records, alone=True)
         finally:
             with self._lock:
                 self._backlog -= len(records)
+            for queued in requests:
+                queued.written.set_result(None)
 
-    def _write_with_retries(self, records: list[AuditRecord]) -> None:
+    def _write_with_retries(self, records: list[AuditRecord], *, alone: bool) -> bool:
+        """False when the rows were not written and, not `alone`, should be tried apart."""
         backoff = FIRST_BACKOFF_SECONDS
         other_errors = 0
         while True:
             try:
                 self._insert(records)
-                return
+                return True
             except SQLAlchemyError as error:
                 if not _is_transient(error, self.sqlite):
                     other_errors += 1
                     if other_errors >= OTHER_ERROR_ATTEMPTS or not isinstance(
                         error, OperationalError
                     ):
-                        self._give_up(records)
-                        return
+                        return self._give_up(records) if alone else False
                 elif self._grace_over():
-                    self._give_up(records)
-                    return
+                    return self._give_up(records)
                 log.warning(
                     "audit database unavailable (%s); retrying in %.2f s",
                     str(getattr(error, "orig", error)).strip(),
                     backoff,
                 )
             except Exception:
-                self._give_up(records)
-                return
+                return self._give_up(records) if alone else False
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _insert(self, records: list[AuditRecord]) -> None:
-        # One transaction per request: all its rows are written, or none and retried.
+        # One transaction per group: all its rows are written, or none and retried.
         with self._engine.begin() as connection:
             connection.execute(
                 records_db.insert_once(connection), [asdict(record) for record in records]
@@ -174,13 +219,14 @@ class AuditLog:
         closing = self._closing_since
         return closing is not None and time.monotonic() - closing > CLOSE_GRACE_SECONDS
 
-    def _give_up(self, records: list[AuditRecord]) -> None:
+    def _give_up(self, records: list[AuditRecord]) -> bool:
         self.failed += len(records)
         log.exception(
             "audit log write failed; %d prediction(s) were answered but not recorded in %s",
             len(records),
             self.where,
         )
+        return True
 
     def prune(self) -> int:
         """Delete records older than the retention period."""
@@ -199,5 +245,7 @@ class AuditLog:
     def close(self) -> None:
         """Write what is queued (waiting up to CLOSE_GRACE_SECONDS for the database)."""
         self._closing_since = time.monotonic()
-        self._writer.shutdown(wait=True)
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
         self._engine.dispose()

@@ -1,3 +1,4 @@
+import threading
 import time
 
 import pytest
@@ -37,13 +38,76 @@ def test_a_failed_write_does_not_raise(tmp_path, caplog):
     log.close()
 
 
+def _hold_the_writer(log: AuditLog, monkeypatch) -> tuple[threading.Event, list[list[str]]]:
+    """Make the writer wait in its first write until released; record every transaction."""
+    release = threading.Event()
+    transactions: list[list[str]] = []
+    insert = log._insert
+
+    def held_insert(records):
+        release.wait(10)
+        transactions.append([r.request_id for r in records])
+        insert(records)
+
+    monkeypatch.setattr(log, "_insert", held_insert)
+    return release, transactions
+
+
+def test_requests_queued_while_the_writer_is_busy_share_one_transaction(tmp_path, monkeypatch):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    release, transactions = _hold_the_writer(log, monkeypatch)
+    written = [log.submit([record(time.time(), f"r{n}")]) for n in range(40)]
+    release.set()
+    for future in written:
+        future.result(timeout=10)
+    assert [r.request_id for r in log.rows()] == [f"r{n}" for n in range(40)]
+    assert len(transactions) <= 3  # the first alone (already taken), the rest together
+    assert sum(map(len, transactions)) == 40
+    log.close()
+
+
+def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monkeypatch, caplog):
+    import sqlalchemy as sa
+
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    release, _ = _hold_the_writer(log, monkeypatch)
+    insert = log._insert
+
+    def failing_for_bad(records):
+        if any(r.request_id == "bad" for r in records):
+            raise sa.exc.StatementError("cannot bind", "INSERT", {}, ValueError("bad value"))
+        insert(records)
+
+    monkeypatch.setattr(log, "_insert", failing_for_bad)
+    release.set()
+    ids = ["a", "b", "bad", "c", "d"]
+    written = [log.submit([record(time.time(), i), record(time.time(), i)]) for i in ids]
+    for future in written:
+        future.result(timeout=10)
+    assert [r.request_id for r in log.rows()] == ["a", "a", "b", "b", "c", "c", "d", "d"]
+    assert log.failed == 2
+    assert log.backlog == 0
+    assert "2 prediction(s) were answered but not recorded" in caplog.text
+    log.close()
+
+
+def test_close_writes_what_is_queued(tmp_path):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    for n in range(100):
+        log.submit([record(time.time(), f"r{n}")])
+    log.close()
+    reopened = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    assert len(reopened.rows()) == 100
+    reopened.close()
+
+
 def test_predictions_are_audited_without_the_image(client, real_cell_png, settings):
     import hashlib
     import sqlite3
 
     response = client.post("/api/v1/predict", files={"file": ("patient-name.png", real_cell_png)})
     body = response.json()
-    client.app.state.service.audit_log._writer.submit(lambda: None).result(timeout=10)
+    client.app.state.service.audit_log.flush(timeout=10)
     rows = client.app.state.service.audit_log.rows()
     assert len(rows) == 1
     assert rows[0].request_id == body["request_id"]
@@ -129,7 +193,7 @@ def test_a_retried_write_never_doubles_a_row(tmp_path):
     batch = [record(time.time(), "req"), record(time.time(), "req")]
     log.submit(batch).result(timeout=10)
     written = log.rows()
-    log._write(written)  # the same rows again, as a retry after a lost COMMIT answer would
+    log.submit(written).result(10)  # the same rows again, as a retry after a lost COMMIT would
     assert [(r.request_id, r.item) for r in log.rows()] == [("req", 0), ("req", 1)]
     log.close()
 

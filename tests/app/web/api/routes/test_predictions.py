@@ -288,6 +288,6 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     assert stopped_at == ["decoding"]
     assert preprocessed == []
     service = client.app.state.service
-    service.audit_log._writer.submit(lambda: None).result(timeout=10)
+    service.audit_log.flush(timeout=10)
     assert service.audit_log.rows() == []
     assert sent[0]["status"] == 499
