@@ -5,9 +5,11 @@
 
 For each configuration, alternating `--repeats` times: a server (`python -m app`, the earlier
 commit from a temporary git worktree) on a free loopback port; one client's requests, with the
-server's own `timings_ms` (preprocess against inference); throughput at 16 concurrent clients;
-then the 2,000-request load at 32 clients and the peak resident memory after it. Every answer's
-status is counted. Each number is the median over the repeats; ratios are to the baseline.
+server's own `timings_ms` (preprocess against inference); throughput at 16 concurrent clients,
+with the CPU spent per request by the server's event loop, its other threads and the load client
+(all on the same cores); then the 2,000-request load at 32 clients and the peak resident
+memory after it. Every answer's status is counted. Each number is the median over the repeats;
+ratios are to the baseline.
 """
 
 from __future__ import annotations
@@ -97,6 +99,35 @@ def hide_modules(folder: Path, modules: list[str], tree: Path) -> dict[str, str]
     return {"PYTHONPATH": os.pathsep.join([str(tree), str(folder)])}
 
 
+def cpu_seconds_by_thread(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each of the server's threads (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a thread that ended between listing and reading
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
+def cpu_ms_per_request(
+    before: dict[int, float], after: dict[int, float], client: float, requests: int, pid: int
+) -> dict[str, float]:
+    """Where the CPU went per request: the event loop (the server's main thread: HTTP,
+    middleware, multipart, JSON), its other threads (decoding, the recipe, the checks,
+    onnxruntime, the audit writer) and this load-generating client on the same cores."""
+    spent = {thread: after[thread] - before.get(thread, 0.0) for thread in after}
+    loop = spent.get(pid, 0.0)
+    others = sum(spent.values()) - loop
+    return {
+        "server_event_loop": round(loop / requests * 1e3, 2),
+        "server_other_threads": round(others / requests * 1e3, 2),
+        "load_client": round(client / requests * 1e3, 2),
+    }
+
+
 def measure(
     tree: Path, environment: dict[str, str], payload: bytes, args: argparse.Namespace
 ) -> dict[str, object]:
@@ -109,7 +140,16 @@ def measure(
             key: round(statistics.median(t[key] for t in timings), 3)  # type: ignore[union-attr]
             for key in ("decode", "preprocess", "inference", "total")
         }
+        before = cpu_seconds_by_thread(process.pid)
+        client_started = time.process_time()
         at16 = asyncio.run(load(base, payload, args.requests16, 16))
+        at16["cpu_ms_per_request"] = cpu_ms_per_request(
+            before,
+            cpu_seconds_by_thread(process.pid),
+            time.process_time() - client_started,
+            args.requests16,
+            process.pid,
+        )
         at16.pop("timings")
         heavy = asyncio.run(load(base, payload, 2000, 32))
         heavy.pop("timings")
@@ -136,6 +176,10 @@ def summarise(runs: list[dict]) -> dict[str, object]:
             statuses.update({str(k): v for k, v in run[part]["statuses"].items()})
     return {
         "one_client_requests_per_second": median(("one_client", "requests_per_second")),
+        "clients_16_cpu_ms_per_request": {
+            key: median(("clients_16", "cpu_ms_per_request", key))
+            for key in ("server_event_loop", "server_other_threads", "load_client")
+        },
         "one_client_timings_ms": {
             key: median(("one_client", "timings_ms_median", key))
             for key in ("decode", "preprocess", "inference", "total")
