@@ -1,4 +1,7 @@
-"""Typed dependencies: what a route needs, taken from the running application's state."""
+"""Typed dependencies: what a route needs, taken from the running application's state.
+
+They are `async def` although they never await: FastAPI runs a plain `def` dependency on a
+worker thread, a thread hop per dependency per request for an attribute lookup."""
 
 from __future__ import annotations
 
@@ -11,19 +14,19 @@ from app.service.prediction_service import PredictionService
 from app.settings import Settings
 
 
-def get_service(request: Request) -> PredictionService:
+async def get_service(request: Request) -> PredictionService:
     return request.app.state.service
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.service.registry
 
 
-def get_settings_from_app(request: Request) -> Settings:
+async def get_settings_from_app(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
