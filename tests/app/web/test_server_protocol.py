@@ -24,15 +24,20 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
+def _serve(start_server, model_store, implementation: str, **settings: str) -> int:
+    """A real server on this HTTP parser, on loopback; its port."""
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
+        **settings,
+    )
+    return int(base.rsplit(":", 1)[1])
+
+
 @IMPLEMENTATIONS
 def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store, implementation):
     """Issue 16: connections sending headers for 60 s were never closed (slowloris)."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
-        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
-    )
-    port = int(base.rsplit(":", 1)[1])
+    port = _serve(start_server, model_store, implementation, LEUKOLENS_HEADER_TIMEOUT_SECONDS="1")
     with socket.create_connection(("127.0.0.1", port)) as silent:
         assert _closed_within(silent, 10)
     with socket.create_connection(("127.0.0.1", port)) as trickling:
@@ -47,17 +52,13 @@ def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store, im
                 break
             closed = _closed_within(trickling, 0.3)
         assert closed
-    assert httpx.get(f"{base}/healthz").status_code == 200  # normal requests unaffected
+    # Normal requests unaffected.
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
 
 @IMPLEMENTATIONS
 def test_a_body_that_trickles_is_answered_408(start_server, model_store, implementation):
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_BODY_TIMEOUT_SECONDS="1",
-        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
-    )
-    port = int(base.rsplit(":", 1)[1])
+    port = _serve(start_server, model_store, implementation, LEUKOLENS_BODY_TIMEOUT_SECONDS="1")
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(
             b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
@@ -87,12 +88,7 @@ def test_a_kept_alive_connection_lives_while_it_sends_whole_heads(
 ):
     """The deadline is per head: pipelined requests and a connection that comes back within
     the deadline, again and again for longer than it, are all answered."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
-        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
-    )
-    port = int(base.rsplit(":", 1)[1])
+    port = _serve(start_server, model_store, implementation, LEUKOLENS_HEADER_TIMEOUT_SECONDS="1")
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     body = b'{"status":"ok"}'
     with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -120,12 +116,7 @@ def test_the_head_deadline_does_not_cut_a_body_that_takes_longer(
     start_server, model_store, real_cell_png, implementation
 ):
     """Once the head is complete, its body is the body timeout's business (default 30 s)."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_HEADER_TIMEOUT_SECONDS="1",
-        LEUKOLENS_HTTP_IMPLEMENTATION=implementation,
-    )
-    port = int(base.rsplit(":", 1)[1])
+    port = _serve(start_server, model_store, implementation, LEUKOLENS_HEADER_TIMEOUT_SECONDS="1")
     body = (
         b'--b\r\nContent-Disposition: form-data; name="file"; filename="cell.png"\r\n'
         b"Content-Type: image/png\r\n\r\n" + real_cell_png + b"\r\n--b--\r\n"
