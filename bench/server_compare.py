@@ -92,35 +92,36 @@ def hide_modules(folder: Path, modules: list[str], tree: Path) -> dict[str, str]
     installed: a package of that name whose import raises, put before site-packages."""
     if not modules:
         return {}
-    for module in modules:
+    for module in dict.fromkeys(modules):
         package = folder / module
         package.mkdir(parents=True)
         (package / "__init__.py").write_text(f"raise ImportError('{module} hidden by the bench')\n")
     return {"PYTHONPATH": os.pathsep.join([str(tree), str(folder)])}
 
 
-def cpu_seconds_by_thread(pid: int) -> dict[int, float]:
-    """User + system CPU seconds of each of the server's threads (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a thread that ended between listing and reading
-        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    return seconds
+def _cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file (Linux)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds_by_thread(pid: int) -> dict[str, float]:
+    """The server process's CPU seconds in all (threads that ended included) and its main
+    thread's (the event loop)."""
+    return {
+        "process": _cpu_seconds(Path(f"/proc/{pid}/stat")),
+        "main_thread": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
+    }
 
 
 def cpu_ms_per_request(
-    before: dict[int, float], after: dict[int, float], client: float, requests: int, pid: int
+    before: dict[str, float], after: dict[str, float], client: float, requests: int
 ) -> dict[str, float]:
     """Where the CPU went per request: the event loop (the server's main thread: HTTP,
     middleware, multipart, JSON), its other threads (decoding, the recipe, the checks,
     onnxruntime, the audit writer) and this load-generating client on the same cores."""
-    spent = {thread: after[thread] - before.get(thread, 0.0) for thread in after}
-    loop = spent.get(pid, 0.0)
-    others = sum(spent.values()) - loop
+    loop = after["main_thread"] - before["main_thread"]
+    others = after["process"] - before["process"] - loop
     return {
         "server_event_loop": round(loop / requests * 1e3, 2),
         "server_other_threads": round(others / requests * 1e3, 2),
@@ -148,7 +149,6 @@ def measure(
             cpu_seconds_by_thread(process.pid),
             time.process_time() - client_started,
             args.requests16,
-            process.pid,
         )
         at16.pop("timings")
         heavy = asyncio.run(load(base, payload, 2000, 32))

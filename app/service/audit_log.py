@@ -13,12 +13,13 @@ X-Request-ID, when it sent one, is kept beside it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -117,11 +118,12 @@ class AuditLog:
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         # A daemon, so that a log never closed cannot hold the interpreter open; `close` (at
         # shutdown) writes what is queued.
+        self.prune()
+        self._closed = False
         self._writer = threading.Thread(
             target=self._write_queued, name="leukolens-audit", daemon=True
         )
         self._writer.start()
-        self.prune()
 
     @property
     def backlog(self) -> int:
@@ -136,10 +138,20 @@ class AuditLog:
             replace(record, item=index, client_request_id=record.client_request_id or client_id)
             for index, record in enumerate(records)
         ]
-        with self._lock:
-            self._backlog += len(keyed)
         written: Future[None] = Future()
-        self._queue.put(_Queued(keyed, written))
+        with self._lock:  # so that nothing is queued behind close's end marker
+            if not self._closed:
+                self._backlog += len(keyed)
+                self._queue.put(_Queued(keyed, written))
+                return written
+        if keyed:
+            self.failed += len(keyed)
+            log.error(
+                "audit log closed; %d prediction(s) were answered but not recorded in %s",
+                len(keyed),
+                self.where,
+            )
+        written.set_result(None)
         return written
 
     def flush(self, timeout: float | None = None) -> None:
@@ -157,7 +169,10 @@ class AuditLog:
                     break
             requests = [queued for queued in group if queued is not None]
             if requests:
-                self._write_group(requests)
+                try:
+                    self._write_group(requests)
+                except Exception:  # the thread must outlive any one group
+                    log.exception("audit writer: unexpected error")
             if group[-1] is None:
                 return
 
@@ -169,12 +184,14 @@ class AuditLog:
         try:
             if records and not self._write_with_retries(records, alone=len(requests) == 1):
                 for queued in requests:
-                    self._write_with_retries(queued.records, alone=True)
+                    if queued.records:
+                        self._write_with_retries(queued.records, alone=True)
         finally:
             with self._lock:
                 self._backlog -= len(records)
             for queued in requests:
-                queued.written.set_result(None)
+                with contextlib.suppress(InvalidStateError):  # its submitter cancelled it
+                    queued.written.set_result(None)
 
     def _write_with_retries(self, records: list[AuditRecord], *, alone: bool) -> bool:
         """False when the rows were not written and, not `alone`, should be tried apart."""
@@ -245,7 +262,9 @@ class AuditLog:
     def close(self) -> None:
         """Write what is queued (waiting up to CLOSE_GRACE_SECONDS for the database)."""
         self._closing_since = time.monotonic()
-        if self._writer.is_alive():
-            self._queue.put(None)
-            self._writer.join()
+        with self._lock:
+            already_closed, self._closed = self._closed, True
+            if not already_closed:
+                self._queue.put(None)
+        self._writer.join()
         self._engine.dispose()

@@ -13,7 +13,7 @@ uvicorn's own production setup) and h11 (pure Python, always there;
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import importlib
 from typing import Literal
 
 import h11
@@ -41,8 +41,12 @@ class _HeadDeadline:
 
     def _head_timeout(self) -> None:
         self._head_timer = None
-        if self._awaiting_head() and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if self._awaiting_head():
             self.transport.close()
+        else:  # a request still arriving: look again later rather than forget the connection
+            self._arm_head_timer()
 
     def _awaiting_head(self) -> bool:
         return True
@@ -103,7 +107,12 @@ def _httptools_protocol() -> type[asyncio.Protocol]:
 
 
 def installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+    """Importable, as uvicorn's own `auto` asks (a module found but failing to import is not)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def resolve_http(implementation: HttpImplementation) -> Literal["httptools", "h11"]:

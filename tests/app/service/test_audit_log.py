@@ -79,16 +79,42 @@ def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monk
         insert(records)
 
     monkeypatch.setattr(log, "_insert", failing_for_bad)
-    release.set()
+    held = log.submit([record(time.time(), "first")])  # the writer takes it and waits
     ids = ["a", "b", "bad", "c", "d"]
     written = [log.submit([record(time.time(), i), record(time.time(), i)]) for i in ids]
-    for future in written:
+    marker = log.submit([])  # as `flush` queues one: no rows, never an error of its own
+    release.set()
+    for future in [held, *written, marker]:
         future.result(timeout=10)
-    assert [r.request_id for r in log.rows()] == ["a", "a", "b", "b", "c", "c", "d", "d"]
+    assert [r.request_id for r in log.rows()] == ["first", "a", "a", "b", "b", "c", "c", "d", "d"]
     assert log.failed == 2
     assert log.backlog == 0
     assert "2 prediction(s) were answered but not recorded" in caplog.text
+    assert "0 prediction(s)" not in caplog.text
     log.close()
+
+
+def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path, monkeypatch):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    release, _ = _hold_the_writer(log, monkeypatch)
+    log.submit([record(time.time(), "first")])
+    abandoned = log.submit([record(time.time(), "abandoned")])
+    assert abandoned.cancel()  # as a caller's timeout around it would
+    release.set()
+    log.submit([record(time.time(), "later")]).result(timeout=10)
+    assert [r.request_id for r in log.rows()] == ["first", "abandoned", "later"]
+    log.close()
+
+
+def test_after_close_rows_are_counted_as_lost_and_nothing_waits(tmp_path, caplog):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log.close()
+    log.submit([record(time.time(), "late")]).result(timeout=1)
+    log.flush(timeout=1)
+    log.close()  # twice is harmless
+    assert log.failed == 1
+    assert log.backlog == 0
+    assert "audit log closed; 1 prediction(s) were answered but not recorded" in caplog.text
 
 
 def test_close_writes_what_is_queued(tmp_path):

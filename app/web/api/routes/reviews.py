@@ -12,7 +12,7 @@ from app.service.review_records import ReviewRecords, UnknownPredictionError
 router = APIRouter(tags=["review"])
 
 
-def get_review_records(request: Request) -> ReviewRecords:
+async def get_review_records(request: Request) -> ReviewRecords:
     return request.app.state.review_records
 
 
