@@ -24,6 +24,20 @@ def _closed_within(sock: socket.socket, seconds: float) -> bool:
         return True
 
 
+def _trickled_head_closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Send a request head one header line at a time until the server closes the connection."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            sock.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            return True
+        if _closed_within(sock, 0.3):
+            return True
+    return False
+
+
 def _serve(start_server, model_store, implementation: str, **settings: str) -> int:
     """A real server on this HTTP parser, on loopback; its port."""
     base = start_server(
@@ -41,17 +55,7 @@ def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store, im
     with socket.create_connection(("127.0.0.1", port)) as silent:
         assert _closed_within(silent, 10)
     with socket.create_connection(("127.0.0.1", port)) as trickling:
-        trickling.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        started = time.monotonic()
-        closed = False
-        while time.monotonic() - started < 10 and not closed:
-            try:
-                trickling.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                closed = True
-                break
-            closed = _closed_within(trickling, 0.3)
-        assert closed
+        assert _trickled_head_closed_within(trickling, 10)
     # Normal requests unaffected.
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
 
@@ -123,16 +127,7 @@ def test_a_head_trickled_after_an_answer_is_cut_off_too(start_server, model_stor
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _read_until(sock, b'{"status":"ok"}', 1, 10).startswith(b"HTTP/1.1 200 OK")
-        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-        started = time.monotonic()
-        closed = False
-        while time.monotonic() - started < 4 and not closed:
-            try:
-                sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break
-            closed = _closed_within(sock, 0.3)
-        assert time.monotonic() - started < 4
+        assert _trickled_head_closed_within(sock, 4)
 
 
 @IMPLEMENTATIONS
