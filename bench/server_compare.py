@@ -105,7 +105,7 @@ def _cpu_seconds(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds_by_thread(pid: int) -> dict[str, float]:
+def server_cpu_seconds(pid: int) -> dict[str, float]:
     """The server process's CPU seconds in all (threads that ended included) and its main
     thread's (the event loop)."""
     return {
@@ -141,12 +141,12 @@ def measure(
             key: round(statistics.median(t[key] for t in timings), 3)  # type: ignore[union-attr]
             for key in ("decode", "preprocess", "inference", "total")
         }
-        before = cpu_seconds_by_thread(process.pid)
+        before = server_cpu_seconds(process.pid)
         client_started = time.process_time()
         at16 = asyncio.run(load(base, payload, args.requests16, 16))
         at16["cpu_ms_per_request"] = cpu_ms_per_request(
             before,
-            cpu_seconds_by_thread(process.pid),
+            server_cpu_seconds(process.pid),
             time.process_time() - client_started,
             args.requests16,
         )

@@ -116,10 +116,10 @@ class AuditLog:
                 "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        # A daemon, so that a log never closed cannot hold the interpreter open; `close` (at
-        # shutdown) writes what is queued.
         self.prune()
         self._closed = False
+        # A daemon, so that a log never closed cannot hold the interpreter open; `close` (at
+        # shutdown) writes what is queued.
         self._writer = threading.Thread(
             target=self._write_queued, name="leukolens-audit", daemon=True
         )
@@ -145,7 +145,7 @@ class AuditLog:
                 self._queue.put(_Queued(keyed, written))
                 return written
         if keyed:
-            self.failed += len(keyed)
+            self._count_failed(keyed)
             log.error(
                 "audit log closed; %d prediction(s) were answered but not recorded in %s",
                 len(keyed),
@@ -236,8 +236,13 @@ class AuditLog:
         closing = self._closing_since
         return closing is not None and time.monotonic() - closing > CLOSE_GRACE_SECONDS
 
+    def _count_failed(self, records: list[AuditRecord]) -> None:
+        # Under the lock: a request thread (after close) and the writer thread both count.
+        with self._lock:
+            self.failed += len(records)
+
     def _give_up(self, records: list[AuditRecord]) -> bool:
-        self.failed += len(records)
+        self._count_failed(records)
         log.exception(
             "audit log write failed; %d prediction(s) were answered but not recorded in %s",
             len(records),
