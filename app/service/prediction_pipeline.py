@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -47,13 +48,18 @@ class PreparedUpload:
 
     tensor: np.ndarray
     model_input: np.ndarray
-    cropped_view: np.ndarray
     image_sha256: str
     warnings: list[QualityWarning]
     views: DisplayImages | None
     decode_ms: float
     preprocess_ms: float
     started: float = field(default_factory=time.perf_counter)
+
+    @cached_property
+    def cropped_view(self) -> np.ndarray:
+        """The model input stretched for people; made only when an answer shows it (views or
+        an explanation), so that scoring alone does not pay for it."""
+        return rescale_for_display(self.model_input)
 
 
 @dataclass(frozen=True)
@@ -99,17 +105,17 @@ class PredictionPipeline:
         # One mask for the recipe and the checks; the whole enhanced frame only for display.
         foreground = find_foreground(rgb, recipe.foreground_threshold)
         output = run_recipe(rgb, recipe, foreground, whole_frame=views)
-        cropped_view = rescale_for_display(output.prepared)
         display = None
         if views:
             enhanced = output.enhanced if output.enhanced is not None else rgb
-            display = display_images(rgb, rescale_for_display(enhanced), cropped_view)
+            display = display_images(
+                rgb, rescale_for_display(enhanced), rescale_for_display(output.prepared)
+            )
         measured = measure_foreground(rgb, foreground)
         check_budget("preprocessing")
         return PreparedUpload(
             tensor=normalize_to_tensor(output.prepared, recipe),
             model_input=output.prepared,
-            cropped_view=cropped_view,
             image_sha256=hashlib.sha256(upload.data).hexdigest(),
             warnings=input_warnings(measured, manifest.quality_reference),
             views=display,
