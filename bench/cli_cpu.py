@@ -1,0 +1,119 @@
+"""Where the batch command line's CPU goes: each thread's CPU time over one whole run.
+
+    python -m bench.cli_cpu --data ../shared/data/C-NMC_Leukemia [--model ID] [--int8]
+
+Runs `app.predict_cli.main` in this process, as `python -m app.predict_cli` would, while a
+sampler reads every thread's CPU time from /proc every 0.2 s (a thread's last reading stands
+when it ends). Threads are grouped by role: the main thread (start-up, onnxruntime, the answers
+and the CSV), the preparing pool (reading, decoding, the recipe and the checks) and threads
+that Python did not start (OpenCV's and onnxruntime's own pools). The sum against twice the
+wall-clock time says how busy the two cores were, so a reader can tell a slow stage from an
+idle core. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from app.predict_cli import find_images
+from app.predict_cli import main as predict_cli
+from bench.common import write_result
+
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+SAMPLE_SECONDS = 0.2
+
+
+def thread_cpu_seconds() -> dict[int, float]:
+    """User plus system CPU time of each of this process's threads, by native thread id."""
+    seconds = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended while being read
+            continue
+        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+    return seconds
+
+
+def role(native_id: int, python_threads: dict[int, str]) -> str:
+    name = python_threads.get(native_id)
+    if native_id == threading.main_thread().native_id:
+        return "main: start-up, onnxruntime, answers, CSV"
+    if name is not None and name.startswith("leukolens-prepare"):
+        return "preparing pool: read, decode, recipe, checks"
+    if name is not None:
+        return f"other Python thread ({name.split('_')[0]})"
+    return "not started by Python (OpenCV and onnxruntime pools)"
+
+
+def measure(arguments: list[str]) -> tuple[float, dict[str, float]]:
+    """Wall-clock seconds of one run and the CPU seconds of each thread role."""
+    latest: dict[int, float] = {}
+    python_threads: dict[int, str] = {}
+    sampler_id: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        sampler_id.append(threading.get_native_id())
+        while not done.is_set():
+            python_threads.update({t.native_id: t.name for t in threading.enumerate()})
+            latest.update(thread_cpu_seconds())
+            done.wait(SAMPLE_SECONDS)
+
+    sampler = threading.Thread(target=sample, name="cpu-sampler", daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    predict_cli(arguments)
+    seconds = time.perf_counter() - started
+    latest.update(thread_cpu_seconds())
+    done.set()
+    sampler.join()
+    by_role: dict[str, float] = defaultdict(float)
+    for native_id, cpu in latest.items():
+        if native_id not in sampler_id:
+            by_role[role(native_id, python_threads)] += cpu
+    return seconds, dict(sorted(by_role.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", help="model id (default: the store's default)")
+    parser.add_argument("--int8", action="store_true", help="the model's int8 graph")
+    parser.add_argument("--name", default="cli_cpu")
+    args = parser.parse_args()
+    images = sum(1 for _ in find_images([args.data]))
+    with tempfile.TemporaryDirectory() as folder:
+        arguments = [str(args.data), "--out", str(Path(folder) / "results.csv")]
+        arguments += ["--model", args.model] if args.model else []
+        arguments += ["--int8"] if args.int8 else []
+        seconds, by_role = measure(arguments)
+    total = sum(by_role.values())
+    print(
+        write_result(
+            args.name,
+            {
+                "data": str(args.data),
+                "images": images,
+                "model": args.model or "default",
+                "int8": args.int8,
+                "wall_seconds": round(seconds, 2),
+                "images_per_second": round(images / seconds, 1),
+                "cores_busy": round(total / seconds, 2),
+                "cpu_ms_per_image": round(1000 * total / images, 2),
+                "cpu_ms_per_image_by_role": {
+                    name: round(1000 * cpu / images, 2) for name, cpu in by_role.items()
+                },
+            },
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
