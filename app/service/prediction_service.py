@@ -153,16 +153,24 @@ class PredictionService:
                 self.preparing -= 1
             if use_tta or explain or self.in_flight == 1:
                 # Already a batch of its own (8 transforms), needing the map, or with no
-                # request to share a batch with: run it directly, without the batcher's hop.
-                inference = await self.run(
-                    partial(self.pipeline.infer_one, classifier, prepared.tensor, use_tta, explain)
-                )
+                # request to share a batch with: run it directly, without the batcher's hop,
+                # and answer on the worker too: drawing an explanation takes milliseconds
+                # that the event loop owes every other client.
+                def infer_and_answer() -> Prediction:
+                    inference = self.pipeline.infer_one(
+                        classifier, prepared.tensor, use_tta, explain
+                    )
+                    return self.pipeline.answer(
+                        prepared, classifier, inference, request_id, tta=use_tta
+                    )
+
+                prediction = await self.run(infer_and_answer)
             else:
                 batched = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
                 inference = InferenceResult(batched.probability, None, batched.inference_ms)
-            prediction = self.pipeline.answer(
-                prepared, classifier, inference, request_id, tta=use_tta
-            )
+                prediction = self.pipeline.answer(
+                    prepared, classifier, inference, request_id, tta=use_tta
+                )
             self.audit([prediction])
             return prediction
 
