@@ -2,13 +2,15 @@
 
     python -m bench.cli_cpu --data ../shared/data/C-NMC_Leukemia [--model ID] [--int8]
 
-Runs `app.predict_cli.main` in this process, as `python -m app.predict_cli` would, while a
-sampler reads every thread's CPU time from /proc every 0.2 s (a thread's last reading stands
-when it ends). Threads are grouped by role: the main thread (start-up, onnxruntime, the answers
-and the CSV), the preparing pool (reading, decoding, the recipe and the checks) and threads
-that Python did not start (OpenCV's and onnxruntime's own pools). The sum against twice the
-wall-clock time says how busy the two cores were, so a reader can tell a slow stage from an
-idle core. Linux only (/proc).
+Runs `app.predict_cli.main` inside this process, as `python -m app.predict_cli` would, while a
+sampler reads every thread's CPU time from /proc every 0.2 s; what each thread had spent before
+the run (imports, pools started at import) is subtracted. Threads are grouped by role: the main
+thread (onnxruntime, the answers and the CSV), the preparing pool (reading, decoding, the
+recipe and the checks) and threads that Python did not start (OpenCV's and onnxruntime's own
+pools). A thread's CPU after its last sample is not seen by /proc once it has ended; the
+process's own total (which keeps it) minus the roles is reported as `unattributed`. The total
+against the wall-clock time says how busy the two cores were, so a reader can tell a slow stage
+from an idle core. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def role(native_id: int, python_threads: dict[int, str]) -> str:
 
 
 def measure(arguments: list[str]) -> tuple[float, dict[str, float]]:
-    """Wall-clock seconds of one run and the CPU seconds of each thread role."""
+    """Wall-clock seconds of one run and the CPU seconds of each thread role in it."""
     latest: dict[int, float] = {}
     python_threads: dict[int, str] = {}
     sampler_id: list[int] = []
@@ -66,18 +68,27 @@ def measure(arguments: list[str]) -> tuple[float, dict[str, float]]:
             latest.update(thread_cpu_seconds())
             done.wait(SAMPLE_SECONDS)
 
+    before = thread_cpu_seconds()
+    process_before = time.process_time()
     sampler = threading.Thread(target=sample, name="cpu-sampler", daemon=True)
     sampler.start()
     started = time.perf_counter()
-    predict_cli(arguments)
+    status = predict_cli(arguments)
     seconds = time.perf_counter() - started
     latest.update(thread_cpu_seconds())
     done.set()
     sampler.join()
+    process_total = time.process_time() - process_before
+    if status != 0:
+        raise SystemExit(f"app.predict_cli exited with {status}")
     by_role: dict[str, float] = defaultdict(float)
     for native_id, cpu in latest.items():
         if native_id not in sampler_id:
-            by_role[role(native_id, python_threads)] += cpu
+            by_role[role(native_id, python_threads)] += cpu - before.get(native_id, 0.0)
+    sampler_cpu = sum(latest.get(native_id, 0.0) for native_id in sampler_id)
+    by_role["unattributed (threads after their last sample)"] = max(
+        0.0, process_total - sampler_cpu - sum(by_role.values())
+    )
     return seconds, dict(sorted(by_role.items()))
 
 

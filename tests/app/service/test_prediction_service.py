@@ -7,7 +7,7 @@ from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import Upload
 from app.service.prediction_service import PredictionService, ServerBusyError
 from app.service.upload_checks import UploadLimits
-from app.settings import Settings
+from app.settings import bundled_model_store
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def test_an_explanation_is_drawn_off_the_event_loop(real_cell_png, monkeypatch):
     """Drawing the map takes milliseconds (3.4 on a fold-1 cell): on the event loop they would
     stall every other client's requests."""
     service = PredictionService(
-        ModelRegistry.load(Settings().model_store), UploadLimits(10**7, 10**7), 2
+        ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7), 2
     )
     answered_on: list[str] = []
     answer = service.pipeline.answer
