@@ -16,7 +16,6 @@ from an idle core. Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import threading
 import time
@@ -25,9 +24,8 @@ from pathlib import Path
 
 from app.predict_cli import find_images
 from app.predict_cli import main as predict_cli
-from bench.common import write_result
+from bench.common import proc_cpu_seconds, write_result
 
-TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 0.2
 
 
@@ -36,10 +34,9 @@ def thread_cpu_seconds() -> dict[int, float]:
     seconds = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds[int(task.name)] = proc_cpu_seconds(task / "stat")
         except OSError:  # the thread ended while being read
             continue
-        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
     return seconds
 
 

@@ -60,6 +60,12 @@ def machine() -> dict[str, object]:
     }
 
 
+def proc_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file of a process or a thread (Linux)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def write_result(name: str, payload: dict[str, object]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import write_result
+from bench.common import proc_cpu_seconds, write_result
 from bench.http_server import DEFAULT_IMAGE, free_port, resident_memory_mb
 from bench.same_run import checkout, describe, tree_environment
 
@@ -99,18 +99,12 @@ def hide_modules(folder: Path, modules: list[str], tree: Path) -> dict[str, str]
     return {"PYTHONPATH": os.pathsep.join([str(tree), str(folder)])}
 
 
-def _cpu_seconds(stat: Path) -> float:
-    """User + system CPU seconds from a /proc stat file (Linux)."""
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu_seconds(pid: int) -> dict[str, float]:
     """The server process's CPU seconds in all (threads that ended included) and its main
     thread's (the event loop)."""
     return {
-        "process": _cpu_seconds(Path(f"/proc/{pid}/stat")),
-        "main_thread": _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
+        "process": proc_cpu_seconds(Path(f"/proc/{pid}/stat")),
+        "main_thread": proc_cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat")),
     }
 
 
