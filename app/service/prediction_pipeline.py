@@ -105,15 +105,14 @@ class PredictionPipeline:
         # One mask for the recipe and the checks; the whole enhanced frame only for display.
         foreground = find_foreground(rgb, recipe.foreground_threshold)
         output = run_recipe(rgb, recipe, foreground, whole_frame=views)
-        display = None
+        display = cropped_view = None
         if views:
             enhanced = output.enhanced if output.enhanced is not None else rgb
-            display = display_images(
-                rgb, rescale_for_display(enhanced), rescale_for_display(output.prepared)
-            )
+            cropped_view = rescale_for_display(output.prepared)
+            display = display_images(rgb, rescale_for_display(enhanced), cropped_view)
         measured = measure_foreground(rgb, foreground)
         check_budget("preprocessing")
-        return PreparedUpload(
+        prepared = PreparedUpload(
             tensor=normalize_to_tensor(output.prepared, recipe),
             model_input=output.prepared,
             image_sha256=hashlib.sha256(upload.data).hexdigest(),
@@ -123,6 +122,9 @@ class PredictionPipeline:
             preprocess_ms=milliseconds_since(preprocess_started),
             started=started,
         )
+        if cropped_view is not None:  # made for the views: an explanation reuses it
+            prepared.cropped_view = cropped_view
+        return prepared
 
     def prepare_or_refuse(
         self, upload: Upload, classifier: OnnxCellClassifier, views: bool = False
