@@ -165,6 +165,11 @@ def floors(raw: list[bytes], decoded: list[np.ndarray], rounds: int) -> dict[str
             raw,
             rounds,
         ),
+        "png_decode_straight_to_rgb": per_image_ms(
+            lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB),
+            raw,
+            rounds,
+        ),
         "rgb_to_lab_whole_frame": per_image_ms(
             lambda image: cv2.cvtColor(image, cv2.COLOR_RGB2LAB), decoded, rounds
         ),

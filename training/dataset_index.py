@@ -17,10 +17,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 
-from app.core.preprocessing import ImageDecodeError, to_rgb_uint8
+from app.core.preprocessing import ImageDecodeError, decode_image
 
 LABEL_ALL = 1
 LABEL_HEM = 0
@@ -98,11 +97,11 @@ def parse_filename(path: Path) -> tuple[str, int]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Decode a file to RGB uint8 exactly as `decode_image` would decode its bytes."""
-    decoded = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.size == 0:
-        raise ImageDecodeError(f"{path}: not a readable image")
-    return to_rgb_uint8(decoded)
+    """A file through `decode_image` itself, so training reads pixels exactly as served."""
+    try:
+        return decode_image(path.read_bytes())
+    except ImageDecodeError as error:
+        raise ImageDecodeError(f"{path}: {error}") from error
 
 
 def pixel_sha256(path: Path) -> str:

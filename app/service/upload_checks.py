@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from app.core.preprocessing import PNG_SIGNATURE
+
 SUPPORTED_FORMATS = {"BMP", "PNG", "JPEG", "TIFF"}
 SUPPORTED_CONTENT_TYPES = {
     "image/bmp",
@@ -42,7 +44,6 @@ DEFAULT_MAX_DECODED_BYTES = DEFAULT_MAX_PIXELS * 4
 
 # PNG colour type -> channels OpenCV returns with IMREAD_UNCHANGED (palette may carry alpha).
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_BITS_PER_SAMPLE = 258
 _TIFF_SAMPLES_PER_PIXEL = 277
 
@@ -104,7 +105,7 @@ def _sample_layout(image: Image.Image, data: bytes) -> tuple[int, int]:
     if image.mode in {"P", "PA", "1"} or image.format == "BMP":
         # Palette and 1-bit images decode to colour: BGR, or BGRA when alpha is possible.
         channels = max(channels, 4 if image.mode in {"P", "PA", "RGBA"} else 3)
-    if image.format == "PNG" and data.startswith(_PNG_SIGNATURE) and len(data) >= 26:
+    if image.format == "PNG" and data.startswith(PNG_SIGNATURE) and len(data) >= 26:
         bits = max(8, data[24])
         channels = _PNG_CHANNELS.get(data[25], 4)
     elif image.format == "TIFF":

@@ -1,3 +1,5 @@
+import io
+import zlib
 from pathlib import Path
 
 import cv2
@@ -5,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from pydantic import ValidationError
 
 from app.core.preprocessing import (
@@ -26,6 +29,8 @@ from app.core.preprocessing import (
     rgb_to_lab,
     square_window_crop,
     standardize_cell_colour,
+    stored_as_8_bit_rgb,
+    to_rgb_uint8,
 )
 
 
@@ -77,6 +82,80 @@ class TestDecodeImage:
     def test_undecodable_data_raises_a_clear_error(self, data):
         with pytest.raises(ImageDecodeError):
             decode_image(data)
+
+
+def as_stored(data: bytes) -> np.ndarray:
+    """The general path: decoded as stored, then brought to RGB."""
+    return to_rgb_uint8(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+
+
+def pillow_encoded(rgb: np.ndarray, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def png_with_chunk(png: bytes, chunk_type: bytes, payload: bytes) -> bytes:
+    """A chunk inserted right after IHDR (8-byte signature + 25-byte IHDR chunk)."""
+    crc = zlib.crc32(chunk_type + payload).to_bytes(4, "big")
+    chunk = len(payload).to_bytes(4, "big") + chunk_type + payload + crc
+    return png[:33] + chunk + png[33:]
+
+
+def rgb_layouts() -> dict[str, bytes]:
+    rgb = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    plain = pillow_encoded(rgb, "PNG")
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # "rotate 90 degrees": the decoder must not apply it
+    return {
+        "png": plain,
+        "png with tRNS": pillow_encoded(rgb, "PNG", transparency=(0, 0, 0)),
+        "png with gAMA": png_with_chunk(plain, b"gAMA", (100_000).to_bytes(4, "big")),
+        "png with EXIF orientation": pillow_encoded(rgb, "PNG", exif=rotated.tobytes()),
+        "24-bit bmp": pillow_encoded(rgb, "BMP"),
+        "24-bit bmp from OpenCV": encode(rgb, ".bmp"),
+    }
+
+
+@pytest.mark.parametrize("name", list(rgb_layouts()))
+def test_rgb_layouts_decode_straight_to_the_same_pixels(name):
+    data = rgb_layouts()[name]
+    assert stored_as_8_bit_rgb(data)
+    assert np.array_equal(decode_image(data), as_stored(data))
+
+
+def test_a_real_cell_decodes_straight_to_the_same_pixels(real_cell_png):
+    assert stored_as_8_bit_rgb(real_cell_png)
+    assert np.array_equal(decode_image(real_cell_png), as_stored(real_cell_png))
+
+
+def other_layouts() -> dict[str, bytes]:
+    rgb = np.random.default_rng(8).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    rgba = np.dstack([rgb, np.full((12, 10), 128, np.uint8)])
+    return {
+        "grey png": encode(rgb[:, :, 0], ".png"),
+        "rgba png": encode(rgba, ".png"),
+        "16-bit png": encode(rgb.astype(np.uint16) * 257, ".png"),
+        "palette png": palette_png(rgb),
+        "32-bit bmp": encode(rgba, ".bmp"),
+        "jpeg": encode(rgb, ".jpg"),
+        "tiff": encode(rgb, ".tiff"),
+        "truncated png header": b"\x89PNG\r\n\x1a\n" + b"\0" * 20,
+    }
+
+
+def palette_png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert("P").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", list(other_layouts()))
+def test_other_layouts_take_the_general_path(name):
+    data = other_layouts()[name]
+    assert not stored_as_8_bit_rgb(data)
+    if name != "truncated png header":
+        assert np.array_equal(decode_image(data), as_stored(data))
 
 
 class TestContrast:
