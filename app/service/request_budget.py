@@ -68,6 +68,14 @@ def check_budget(step: str) -> None:
         budget.check(step)
 
 
+def stop_if_client_gone() -> None:
+    """Stop only if the client has gone: past the deadline, work already paid for (an
+    inference) is still answered, but a gone client has nobody left to draw it for."""
+    budget = current_budget.get()
+    if budget is not None and budget.is_client_gone:
+        raise ClientGoneError
+
+
 @asynccontextmanager
 async def budgeted(seconds: float) -> AsyncIterator[WorkBudget]:
     budget = WorkBudget(seconds)

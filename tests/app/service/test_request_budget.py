@@ -10,6 +10,7 @@ from app.service.request_budget import (
     WorkBudget,
     budgeted,
     check_budget,
+    stop_if_client_gone,
     unless_client_gone,
 )
 from app.service.upload_checks import UploadRejectedError
@@ -40,6 +41,20 @@ def test_a_gone_client_stops_the_next_step_at_once():
     with pytest.raises(ClientGoneError) as caught:
         budget.check("decoding")
     assert caught.value.status_code == CLIENT_CLOSED_REQUEST
+
+
+def test_finished_work_is_stopped_for_a_gone_client_only():
+    stop_if_client_gone()  # outside a request: nothing to stop
+
+    async def main() -> None:
+        async with budgeted(60.0) as budget:
+            budget.deadline = 0.0
+            stop_if_client_gone()  # late, but somebody is waiting for the answer
+            budget.client_gone()
+            with pytest.raises(ClientGoneError):
+                stop_if_client_gone()
+
+    asyncio.run(main())
 
 
 def test_a_client_that_leaves_stops_the_work_in_the_thread():
