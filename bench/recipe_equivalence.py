@@ -6,11 +6,11 @@
 
 The earlier `app/core/preprocessing.py` and `app/core/quality_checks.py` (`app/preprocessing.py`
 and `app/quality_checks.py` before issue 15 moved them) are read from git (`git show`) and
-loaded beside today's in one process, so both see the same decoded pixels. The first form
-reports, for every bundled model's recipe, the largest difference between the two tensors and
-whether the warnings are identical; the second writes the earlier code's answers on the test
-fixtures (and a few synthetic edge cases) to `tests/fixtures/recipe_reference.npz`, which CI
-compares today's code against.
+loaded beside today's in one process. The first form compares the two trees' decoding of every
+file, then gives both recipes the same decoded pixels and reports, for every bundled model's
+recipe, the largest difference between the two tensors and whether the warnings are identical;
+the second writes the earlier code's answers on the test fixtures (and a few synthetic edge
+cases) to `tests/fixtures/recipe_reference.npz`, which CI compares today's code against.
 """
 
 from __future__ import annotations
@@ -170,12 +170,27 @@ def warning_codes(checks: ModuleType, image: np.ndarray, threshold: int, referen
     return ",".join(w.code for w in checks.input_warnings(measured, reference))
 
 
+def compare_decoding(old_prep: ModuleType, paths: list[Path]) -> dict[str, object]:
+    """Each file's bytes decoded by both trees' `decode_image` (the recipe below is then given
+    today's pixels, so a decoding change is caught here, not there)."""
+    equal = 0
+    differing: list[str] = []
+    for path in paths:
+        data = path.read_bytes()
+        if np.array_equal(decode_image(data), old_prep.decode_image(data)):
+            equal += 1
+        elif len(differing) < 20:
+            differing.append(path.name)
+    return {"images": len(paths), "bitwise_equal": equal, "images_decoded_otherwise": differing}
+
+
 def compare_fold(ref: str, old_prep: ModuleType, old_checks: ModuleType, data: Path) -> dict:
     store = bundled_model_store()
     manifests = [load_manifest(store / m) for m in ModelRegistry.load(store).models]
     paths = sorted(data.rglob("*.bmp")) + sorted(data.rglob("*.png"))
     per_model: dict[str, dict[str, object]] = {}
     started = time.perf_counter()
+    decoding = compare_decoding(old_prep, paths)
     for manifest in manifests:
         recipe = manifest.preprocessing
         old_recipe = old_prep.PreprocessConfig.model_validate(recipe.model_dump())
@@ -220,6 +235,7 @@ def compare_fold(ref: str, old_prep: ModuleType, old_checks: ModuleType, data: P
         "reference_commit": ref,
         "data": str(data),
         "seconds": round(time.perf_counter() - started, 1),
+        "decoding": decoding,
         "models": per_model,
     }
 

@@ -122,9 +122,13 @@ def test_rgb_pngs_decode_straight_to_the_same_pixels(name):
     assert np.array_equal(decode_image(data), as_stored(data))
 
 
-def test_a_real_cell_decodes_straight_to_the_same_pixels(real_cell_png):
-    assert is_8_bit_rgb_png(real_cell_png)
-    assert np.array_equal(decode_image(real_cell_png), as_stored(real_cell_png))
+def test_the_real_cells_decode_straight_to_the_same_pixels(cnmc_root):
+    paths = sorted(cnmc_root.rglob("*.png"))
+    assert len(paths) == 18
+    for path in paths:
+        data = path.read_bytes()
+        assert is_8_bit_rgb_png(data), path.name
+        assert np.array_equal(decode_image(data), as_stored(data)), path.name
 
 
 def other_layouts() -> dict[str, bytes]:
