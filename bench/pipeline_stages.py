@@ -166,7 +166,10 @@ def floors(raw: list[bytes], decoded: list[np.ndarray], rounds: int) -> dict[str
             rounds,
         ),
         "png_decode_straight_to_rgb": per_image_ms(
-            lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB),
+            lambda data: cv2.imdecode(
+                np.frombuffer(data, np.uint8),
+                cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION,
+            ),
             raw,
             rounds,
         ),

@@ -8,7 +8,7 @@ Pure numpy and OpenCV: the server must not depend on torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -83,24 +83,41 @@ class PreprocessedViews:
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_8_BIT_RGB = bytes([8, 2])
-"""IHDR's bit depth and colour type of a plain RGB PNG (no palette, alpha or 16 bits)."""
+"""IHDR's bit depth and colour type of an 8-bit RGB PNG (not grey, palette, alpha or 16 bits)."""
+PNG_CHUNKS_TO_READ = 64
+"""Chunk headers read before giving up on the fast path: a file of many tiny chunks must not
+cost more to inspect than to decode, and the general path is right for any file."""
 DECODE_AS_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
 """Straight to RGB, with the stored orientation (as IMREAD_UNCHANGED keeps it)."""
 
 
+def png_chunk_types(data: bytes) -> Iterator[bytes]:
+    """The type of each chunk of a PNG, in file order, from the chunk headers alone."""
+    position = len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        yield data[position + 4 : position + 8]
+        position += 12 + length
+
+
 def is_8_bit_rgb_png(data: bytes) -> bool:
-    """From the header bytes: an 8-bit RGB PNG, the format of the C-NMC cells here.
+    """An 8-bit RGB PNG without a transparent colour, the format of the C-NMC cells here.
 
     libpng writes these in RGB order itself: the same pixels as decoding in OpenCV's BGR order
-    and swapping the channels, without the swap (`bench/pipeline.py`, PNG decode 1.06x). Not
-    BMP: OpenCV's own RGB output there is slower than BGR plus the swap (0.9 against 0.2 ms on
-    a fold-1 frame), so every other layout takes the general path."""
-    return (
-        data.startswith(PNG_SIGNATURE)
-        and len(data) > 25
-        and data[12:16] == b"IHDR"
-        and data[24:26] == PNG_8_BIT_RGB
-    )
+    and swapping the channels, without the swap (docs/performance.md). A tRNS chunk (before the
+    image data) makes OpenCV add an alpha channel, which the general path composites over
+    black, so such a file takes that path, as does every other layout. So does BMP: OpenCV's
+    own RGB output there is slower than BGR plus the swap."""
+    if not (
+        data.startswith(PNG_SIGNATURE) and data[12:16] == b"IHDR" and data[24:26] == PNG_8_BIT_RGB
+    ):
+        return False
+    for read, chunk_type in enumerate(png_chunk_types(data)):
+        if chunk_type == b"IDAT":
+            return True
+        if chunk_type == b"tRNS" or read == PNG_CHUNKS_TO_READ:
+            return False
+    return False
 
 
 def decode_image(data: bytes) -> np.ndarray:

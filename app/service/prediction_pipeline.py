@@ -31,7 +31,7 @@ from app.schemas import DisplayImages, ModelRef, Prediction, QualityWarning, Tim
 from app.service.explanations import display_images, render_explanation
 from app.service.micro_batching import InferenceObserver
 from app.service.model_registry import ModelRegistry
-from app.service.request_budget import WAITING, check_budget
+from app.service.request_budget import WAITING, check_budget, client_has_gone
 from app.service.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
 
 
@@ -148,7 +148,9 @@ class PredictionPipeline:
         manifest = classifier.manifest
         threshold = manifest.threshold.value
         explanation = None
-        if inference.gradcam is not None:
+        # Drawing takes milliseconds; nobody is left to see it for a client that has gone (the
+        # answer itself is still made: a batch's rows are audited for the work done).
+        if inference.gradcam is not None and not client_has_gone():
             heat = upsample_gradcam(
                 inference.gradcam,
                 prepared.model_input,

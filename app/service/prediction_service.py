@@ -24,7 +24,6 @@ from app.service.audit_log import AuditLog, AuditRecord
 from app.service.micro_batching import InferenceObserver, MicroBatcher
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import InferenceResult, PredictionPipeline, Upload
-from app.service.request_budget import stop_if_client_gone
 from app.service.upload_checks import UploadLimits, UploadRejectedError
 
 T = TypeVar("T")
@@ -161,8 +160,6 @@ class PredictionService:
                     inference = self.pipeline.infer_one(
                         classifier, prepared.tensor, use_tta, explain
                     )
-                    if explain:
-                        stop_if_client_gone()
                     return self.pipeline.answer(
                         prepared, classifier, inference, request_id, tta=use_tta
                     )

@@ -68,12 +68,11 @@ def check_budget(step: str) -> None:
         budget.check(step)
 
 
-def stop_if_client_gone() -> None:
-    """Stop only if the client has gone: past the deadline, work already paid for (an
-    inference) is still answered, but a gone client has nobody left to draw it for."""
+def client_has_gone() -> bool:
+    """Whether this request's client has left (never outside a request). Unlike
+    `check_budget`, the clock does not count: work already paid for is still answered late."""
     budget = current_budget.get()
-    if budget is not None and budget.is_client_gone:
-        raise ClientGoneError
+    return budget is not None and budget.is_client_gone
 
 
 @asynccontextmanager

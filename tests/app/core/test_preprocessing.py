@@ -11,6 +11,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from app.core.preprocessing import (
+    PNG_CHUNKS_TO_READ,
     ContrastMethod,
     CropMethod,
     ImageDecodeError,
@@ -109,7 +110,6 @@ def rgb_pngs() -> dict[str, bytes]:
     rotated[0x0112] = 6  # "rotate 90 degrees": the decoder must not apply it
     return {
         "png": plain,
-        "png with tRNS": pillow_encoded(rgb, "PNG", transparency=(0, 0, 0)),
         "png with gAMA": png_with_chunk(plain, b"gAMA", (100_000).to_bytes(4, "big")),
         "png with EXIF orientation": pillow_encoded(rgb, "PNG", exif=rotated.tobytes()),
     }
@@ -143,8 +143,40 @@ def other_layouts() -> dict[str, bytes]:
         "32-bit bmp": encode(rgba, ".bmp"),
         "jpeg": encode(rgb, ".jpg"),
         "tiff": encode(rgb, ".tiff"),
-        "truncated png header": b"\x89PNG\r\n\x1a\n" + b"\0" * 20,
+        "rgb png with a transparent colour": transparent_white_png(rgb),
+        "signature without IHDR": b"\x89PNG\r\n\x1a\n" + b"\0" * 20,
     }
+
+
+def transparent_white_png(rgb: np.ndarray) -> bytes:
+    """An RGB PNG whose tRNS chunk makes white transparent, with a white pixel at (0, 0)."""
+    keyed = rgb.copy()
+    keyed[0, 0] = 255
+    return pillow_encoded(keyed, "PNG", transparency=(255, 255, 255))
+
+
+def test_a_png_of_many_chunks_is_not_searched_to_its_end(real_cell_png):
+    """Past the chunks worth reading the general path takes over, with the same pixels."""
+    padded = real_cell_png
+    for _ in range(PNG_CHUNKS_TO_READ):
+        padded = png_with_chunk(padded, b"tEXt", b"k\0v")
+    assert not is_8_bit_rgb_png(padded)
+    assert np.array_equal(decode_image(padded), decode_image(real_cell_png))
+
+
+def test_a_transparent_colour_is_composited_over_black():
+    rgb = np.full((6, 5, 3), 100, np.uint8)
+    decoded = decode_image(transparent_white_png(rgb))
+    assert decoded[0, 0].tolist() == [0, 0, 0]
+    assert (decoded.reshape(-1, 3)[1:] == 100).all()
+
+
+@pytest.mark.parametrize("keep", [25, 33, 0.5, -13])
+def test_a_cut_rgb_png_is_refused_on_either_path(real_cell_png, keep):
+    """Cut inside IHDR, right after it, halfway through the image data, before IEND."""
+    end = int(len(real_cell_png) * keep) if isinstance(keep, float) else keep
+    with pytest.raises(ImageDecodeError):
+        decode_image(real_cell_png[:end])
 
 
 def palette_png(rgb: np.ndarray) -> bytes:
@@ -157,8 +189,6 @@ def palette_png(rgb: np.ndarray) -> bytes:
 def test_other_layouts_take_the_general_path(name):
     data = other_layouts()[name]
     assert not is_8_bit_rgb_png(data)
-    if name != "truncated png header":
-        assert np.array_equal(decode_image(data), as_stored(data))
 
 
 class TestContrast:

@@ -1,3 +1,6 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -6,7 +9,9 @@ from hypothesis import strategies as st
 from app.schemas import Prediction
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import PredictionPipeline, Upload
+from app.service.request_budget import WorkBudget, current_budget
 from app.service.upload_checks import UploadLimits, UploadRejectedError
+from app.settings import bundled_model_store
 
 
 @pytest.fixture
@@ -43,6 +48,36 @@ def test_all_rejected_needs_no_inference(pipeline):
 def test_predict_one_raises_the_rejection(pipeline):
     with pytest.raises(UploadRejectedError):
         pipeline.predict_one(Upload("a", b""))
+
+
+@contextmanager
+def within_request(*, client_gone: bool, late: bool = False) -> Iterator[None]:
+    budget = WorkBudget(60.0)
+    if late:
+        budget.deadline = 0.0
+    if client_gone:
+        budget.client_gone()
+    token = current_budget.set(budget)
+    try:
+        yield
+    finally:
+        current_budget.reset(token)
+
+
+@pytest.mark.parametrize(("client_gone", "late"), [(True, False), (False, True)])
+def test_explanations_are_drawn_only_while_the_client_is_there(real_cell_png, client_gone, late):
+    """A batch is answered either way (its rows are audited for the work done); the maps, which
+    take milliseconds each to draw, only for a client still waiting, however late."""
+    pipeline = PredictionPipeline(
+        ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7)
+    )
+    classifier = pipeline.registry.get(None)
+    prepared = pipeline.prepare(Upload("cell.png", real_cell_png), classifier, views=False)
+    with within_request(client_gone=client_gone, late=late):
+        answers = pipeline.answer_prepared([prepared, prepared], classifier, explain=True)
+    assert all(isinstance(answer, Prediction) for answer in answers)
+    drawn = [answer.explanation is not None for answer in answers]  # type: ignore[union-attr]
+    assert drawn == [not client_gone] * 2
 
 
 def test_label_follows_the_threshold(pipeline, encode_png):

@@ -6,7 +6,6 @@ import pytest
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import Upload
 from app.service.prediction_service import PredictionService, ServerBusyError
-from app.service.request_budget import ClientGoneError, budgeted
 from app.service.upload_checks import UploadLimits
 from app.settings import bundled_model_store
 
@@ -52,59 +51,6 @@ def test_an_explanation_is_drawn_off_the_event_loop(real_cell_png, monkeypatch):
     assert prediction.explanation is not None
     assert len(answered_on) == 1
     assert answered_on[0].startswith("leukolens")
-
-
-def test_an_explanation_is_not_drawn_for_a_client_that_has_gone(real_cell_png, monkeypatch):
-    """The Grad-CAM inference cannot be interrupted; the drawing after it can be skipped."""
-    service = PredictionService(
-        ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7), 2
-    )
-    drawn: list[object] = []
-    infer_one = service.pipeline.infer_one
-    monkeypatch.setattr(service.pipeline, "answer", lambda *args, **kwargs: drawn.append(args))
-
-    async def main() -> None:
-        async with budgeted(60.0) as budget:
-
-            def infer_then_client_leaves(*args, **kwargs):
-                result = infer_one(*args, **kwargs)
-                budget.client_gone()
-                return result
-
-            monkeypatch.setattr(service.pipeline, "infer_one", infer_then_client_leaves)
-            await service.predict(Upload("cell.png", real_cell_png), explain=True)
-
-    try:
-        with pytest.raises(ClientGoneError):
-            asyncio.run(main())
-    finally:
-        service.close()
-    assert drawn == []
-
-
-def test_a_late_explanation_is_still_drawn_when_its_client_waits(real_cell_png, monkeypatch):
-    """Past the deadline but with the client there, the work already done is answered."""
-    service = PredictionService(
-        ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7), 2
-    )
-    infer_one = service.pipeline.infer_one
-
-    async def main():
-        async with budgeted(60.0) as budget:
-
-            def infer_past_the_deadline(*args, **kwargs):
-                result = infer_one(*args, **kwargs)
-                budget.deadline = 0.0
-                return result
-
-            monkeypatch.setattr(service.pipeline, "infer_one", infer_past_the_deadline)
-            return await service.predict(Upload("cell.png", real_cell_png), explain=True)
-
-    try:
-        prediction = asyncio.run(main())
-    finally:
-        service.close()
-    assert prediction.explanation is not None
 
 
 def test_admission_refuses_beyond_the_queue_depth(model_store):
