@@ -90,9 +90,9 @@ def as_stored(data: bytes) -> np.ndarray:
     return to_rgb_uint8(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
 
 
-def pillow_encoded(rgb: np.ndarray, image_format: str, **options) -> bytes:
+def pillow_encoded(rgb: np.ndarray, image_format: str, mode: str = "RGB", **options) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format=image_format, **options)
+    Image.fromarray(rgb).convert(mode).save(buffer, format=image_format, **options)
     return buffer.getvalue()
 
 
@@ -138,7 +138,7 @@ def other_layouts() -> dict[str, bytes]:
         "grey png": encode(rgb[:, :, 0], ".png"),
         "rgba png": encode(rgba, ".png"),
         "16-bit png": encode(rgb.astype(np.uint16) * 257, ".png"),
-        "palette png": palette_png(rgb),
+        "palette png": pillow_encoded(rgb, "PNG", mode="P"),
         "24-bit bmp": encode(rgb, ".bmp"),
         "32-bit bmp": encode(rgba, ".bmp"),
         "jpeg": encode(rgb, ".jpg"),
@@ -177,12 +177,6 @@ def test_a_cut_rgb_png_is_refused_on_either_path(real_cell_png, keep):
     end = int(len(real_cell_png) * keep) if isinstance(keep, float) else keep
     with pytest.raises(ImageDecodeError):
         decode_image(real_cell_png[:end])
-
-
-def palette_png(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).convert("P").save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("name", list(other_layouts()))
