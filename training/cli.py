@@ -81,6 +81,10 @@ def _add_field_argument(
         parser.add_argument(flag, dest=name, help=text, action=action, default=default)
     elif typing.get_origin(annotation) is list:
         parser.add_argument(flag, dest=name, help=text, nargs="+", default=default)
+    elif typing.get_origin(annotation) is dict:
+        parser.add_argument(
+            flag, dest=name, help=text, nargs="+", type=_key_value, default=default, metavar="K=V"
+        )
     elif typing.get_origin(annotation) is typing.Literal:
         choices = list(typing.get_args(annotation))
         parser.add_argument(flag, dest=name, help=text, choices=choices, default=default)
@@ -94,8 +98,18 @@ def _add_field_argument(
         )
 
 
+def _key_value(word: str) -> tuple[str, str]:
+    key, equals, value = word.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {word!r}")
+    return key, value
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     values = {name: getattr(args, name) for name in TrainConfig.model_fields}
+    for name, value in values.items():
+        if isinstance(value, list) and value and isinstance(value[0], tuple):
+            values[name] = dict(value)
     return TrainConfig.model_validate(values)
 
 
@@ -111,6 +125,8 @@ def command_for(job: str, config: TrainConfig) -> str:
             words.append(_flag(name) if value else "--no-" + name.replace("_", "-"))
         elif isinstance(value, list):
             words += [_flag(name), *map(str, value)]
+        elif isinstance(value, dict):
+            words += [_flag(name), *(f"{key}={item}" for key, item in value.items())]
         else:
             words += [_flag(name), str(value.value if isinstance(value, Enum) else value)]
     return shlex.join(words)

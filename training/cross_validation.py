@@ -20,7 +20,7 @@ from training.cell_dataset import PreparedCache
 from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics, mean_and_std, per_subject_accuracy
 from training.colour_counterfactual import CounterfactualScores, score_counterfactual
-from training.dataset_index import DatasetIndex, index_dataset
+from training.dataset_index import DatasetIndex, index_training_data
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
 from training.models import probability_scorer
 from training.predictions import Predictions
@@ -39,7 +39,7 @@ def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> 
     cv.write_config(config)
     if command is not None:
         cv.write_command(command)
-    index = index_dataset(config.data)
+    index = index_training_data(config.data, config.extra_data)
     per_fold: list[FoldSummary] = []
     out_of_fold: list[Predictions] = []
     prepared_cache: PreparedCache = {}
@@ -103,7 +103,7 @@ def held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> Iterator[
     for run in runs:
         run_config = run.read_config()
         config, recipe = run_config.train, run_config.preprocessing
-        index = index or index_dataset(config.data)
+        index = index or index_training_data(config.data, config.extra_data)
         split = make_split(
             config, subsample_per_subject(index.images, config.max_images_per_subject)
         )

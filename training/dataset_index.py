@@ -3,6 +3,11 @@
 Subjects matter more than images here: cells of one patient share stain, scanner and
 morphology, so every split downstream is made by subject. The official release also
 holds pixel-identical images under different subjects, which are removed before any split.
+
+Several roots can be indexed as one (`index_training_data`): the main training root and extra
+roots of other people (e.g. `C-NMC_external`). Each image keeps its *population* (`fold1`,
+`external-folds`, `external-prelim`), because those groups differ in acquisition and every
+figure is reported for each of them on its own.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ IMAGE_SUFFIXES = {".bmp", ".png"}
 PRELIM_LABELS_CSV = "C-NMC_test_prelim_phase_data_labels.csv"
 PRELIM_IMAGES_DIR = "C-NMC_test_prelim_phase_data"
 PRELIM_FOLD = "prelim_test"
+EXTERNAL_FOLDS = "external-folds"
+EXTERNAL_PRELIM = "external-prelim"
 
 _FILENAME = re.compile(r"^UID_(?P<subject>[Hh]?\d+)_(?P<rest>.+)_(?P<label>all|hem)$", re.I)
 
@@ -45,6 +52,9 @@ class CellImage:
     label: int
     fold: str | None = None
     pixel_sha256: str = ""
+    population: str = ""
+    """Where the person comes from (`fold1`, `external-folds`, `external-prelim`); empty
+    for an image indexed on its own."""
 
     @property
     def label_name(self) -> LabelName:
@@ -187,6 +197,89 @@ def index_dataset(root: Path, *, deduplicate: bool = True) -> DatasetIndex:
     if not deduplicate:
         return DatasetIndex(tuple(images))
     return remove_duplicates(hash_images(images))
+
+
+def main_population(fold: str | None) -> str:
+    """`fold_1` -> `fold1`: the main root's images are known by their official fold."""
+    return (fold or "training").replace("_", "")
+
+
+def prelim_files(root: Path) -> tuple[Path, Path] | None:
+    """(images folder, labels CSV) of the preliminary test set in the official layout
+    (`C-NMC_test_prelim_phase_data/C-NMC_test_prelim_phase_data/*.bmp`, the CSV beside the
+    inner folder) or flattened (`C-NMC_test_prelim_phase_data/*.png`, the CSV at the root)."""
+    csvs = [root / PRELIM_LABELS_CSV, root / PRELIM_IMAGES_DIR / PRELIM_LABELS_CSV]
+    folders = [root / PRELIM_IMAGES_DIR / PRELIM_IMAGES_DIR, root / PRELIM_IMAGES_DIR]
+    labels_csv = next((path for path in csvs if path.is_file()), None)
+    if labels_csv is None:
+        return None
+    for folder in folders:
+        if folder.is_dir() and any(p.is_file() and p.suffix != ".csv" for p in folder.iterdir()):
+            return folder, labels_csv
+    return None
+
+
+@dataclass(frozen=True)
+class ExtraRoot:
+    """The images of an extra root, each part tagged with its population."""
+
+    images: tuple[CellImage, ...]
+    prelim_listed: int
+    prelim_missing: int
+
+
+def list_extra_root(root: Path) -> ExtraRoot:
+    """Cells of the official training folds (`training_data/fold_*/{all,hem}`) and of the
+    preliminary test set (numbered files with the labels CSV) under `root`. A part that is
+    there is read strictly: a misnamed or mislabelled file is an error."""
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such directory")
+    has_training_folds = any(
+        path.is_dir()
+        for pattern in ("training_data", "fold_*", "all", "hem")
+        for path in root.glob(pattern)
+    )
+    training_folds = [
+        replace(image, population=EXTERNAL_FOLDS)
+        for image in (list_images(root) if has_training_folds else [])
+    ]
+    prelim: list[CellImage] = []
+    listed = missing = 0
+    files = prelim_files(root)
+    if files is not None:
+        prelim_index = index_prelim_test(*files, allow_missing=True)
+        prelim = [replace(image, population=EXTERNAL_PRELIM) for image in prelim_index.images]
+        missing = prelim_index.listed_but_missing
+        listed = len(prelim) + missing
+    if not training_folds and not prelim:
+        raise DatasetError(
+            f"{root}: found neither training_data/fold_*/{{all,hem}} images nor "
+            f"{PRELIM_IMAGES_DIR}/ with {PRELIM_LABELS_CSV}"
+        )
+    return ExtraRoot((*training_folds, *prelim), listed, missing)
+
+
+def index_training_data(root: Path, extra: Sequence[Path] = ()) -> DatasetIndex:
+    """The main root and every extra root as one index, de-duplicated by pixels across all
+    of them (the release holds a few cells under two subjects), each image with its
+    population. With no extra root this is `index_dataset` with populations filled in."""
+    main = [replace(image, population=main_population(image.fold)) for image in list_images(root)]
+    others = [image for path in extra for image in list_extra_root(path).images]
+    index = remove_duplicates(hash_images([*main, *others]))
+    subjects: dict[str, str] = {}
+    for image in index.images:
+        if subjects.setdefault(image.subject, image.population) != image.population:
+            raise DatasetError(
+                f"subject {image.subject} appears in two populations "
+                f"({subjects[image.subject]}, {image.population}): a person is one group"
+            )
+    return index
+
+
+def populations_of(images: Iterable[CellImage]) -> list[str]:
+    """The populations present, in a stable order (the main root's first)."""
+    order = {EXTERNAL_FOLDS: 1, EXTERNAL_PRELIM: 2}
+    return sorted({image.population for image in images}, key=lambda p: (order.get(p, 0), p))
 
 
 def index_prelim_test(

@@ -39,13 +39,9 @@ from training.dataset_index import (
     LABEL_HEM,
     LABEL_NAMES,
     PRELIM_FOLD,
-    PRELIM_IMAGES_DIR,
-    PRELIM_LABELS_CSV,
     CellImage,
-    DatasetError,
     hash_images,
-    index_prelim_test,
-    list_images,
+    list_extra_root,
     read_image,
     remove_duplicates,
 )
@@ -79,51 +75,15 @@ class ExternalData:
         return [i for i, image in enumerate(self.images) if name in (PART_ALL, part_of(image))]
 
 
-def _prelim_files(root: Path) -> tuple[Path, Path] | None:
-    """(images folder, labels CSV) of the preliminary test set in the official layout
-    (`C-NMC_test_prelim_phase_data/C-NMC_test_prelim_phase_data/*.bmp`, the CSV beside the
-    inner folder) or flattened (`C-NMC_test_prelim_phase_data/*.png`, the CSV at the root)."""
-    csvs = [root / PRELIM_LABELS_CSV, root / PRELIM_IMAGES_DIR / PRELIM_LABELS_CSV]
-    folders = [root / PRELIM_IMAGES_DIR / PRELIM_IMAGES_DIR, root / PRELIM_IMAGES_DIR]
-    labels_csv = next((path for path in csvs if path.is_file()), None)
-    if labels_csv is None:
-        return None
-    for folder in folders:
-        if folder.is_dir() and any(p.is_file() and p.suffix != ".csv" for p in folder.iterdir()):
-            return folder, labels_csv
-    return None
-
-
 def index_external(root: Path) -> ExternalData:
     """Cells of the official training folds (`training_data/fold_*/{all,hem}`) and of the
     preliminary test set under `root`, de-duplicated by pixels across both."""
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such directory")
-    has_training_folds = any(
-        path.is_dir()
-        for pattern in ("training_data", "fold_*", "all", "hem")
-        for path in root.glob(pattern)
-    )
-    # A part that is there is read strictly: a misnamed or mislabelled file is an error.
-    training_folds = list_images(root) if has_training_folds else []
-    prelim: list[CellImage] = []
-    listed = missing = 0
-    files = _prelim_files(root)
-    if files is not None:
-        prelim_index = index_prelim_test(*files, allow_missing=True)
-        prelim = list(prelim_index.images)
-        missing = prelim_index.listed_but_missing
-        listed = len(prelim) + missing
-    if not training_folds and not prelim:
-        raise DatasetError(
-            f"{root}: found neither training_data/fold_*/{{all,hem}} images nor "
-            f"{PRELIM_IMAGES_DIR}/ with {PRELIM_LABELS_CSV}"
-        )
-    deduplicated = remove_duplicates(hash_images([*training_folds, *prelim]))
+    extra = list_extra_root(root)
+    deduplicated = remove_duplicates(hash_images(extra.images))
     return ExternalData(
         images=deduplicated.images,
-        prelim_listed=listed,
-        prelim_missing=missing,
+        prelim_listed=extra.prelim_listed,
+        prelim_missing=extra.prelim_missing,
         duplicates_removed=deduplicated.duplicates_removed,
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from training.dataset_index import CellImage
 
-COLUMNS = ("path", "subject", "label", "logit", "probability_all")
+COLUMNS = ("path", "subject", "label", "population", "logit", "probability_all")
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,30 @@ class Predictions:
                 self.images, self.logits, self.probabilities, strict=True
             ):
                 writer.writerow(
-                    [image.path, image.subject, image.label, f"{logit:.6f}", f"{probability:.6f}"]
+                    [
+                        image.path,
+                        image.subject,
+                        image.label,
+                        image.population,
+                        f"{logit:.6f}",
+                        f"{probability:.6f}",
+                    ]
                 )
 
     @classmethod
     def read_csv(cls, path: Path) -> Predictions:
-        """Back from a file written by `write_csv` (six decimals)."""
+        """Back from a file written by `write_csv` (six decimals); files written before the
+        population column read with an empty population."""
         with path.open(newline="", encoding="utf-8") as stream:
             rows = list(csv.DictReader(stream))
         return cls(
             images=tuple(
-                CellImage(path=Path(row["path"]), subject=row["subject"], label=int(row["label"]))
+                CellImage(
+                    path=Path(row["path"]),
+                    subject=row["subject"],
+                    label=int(row["label"]),
+                    population=row.get("population", ""),
+                )
                 for row in rows
             ),
             logits=np.asarray([float(row["logit"]) for row in rows]),

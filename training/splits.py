@@ -30,29 +30,50 @@ class Split:
 def subject_grouped_folds(images: Sequence[CellImage], folds: int, seed: int = 0) -> list[Split]:
     """k folds of whole subjects, each validation fold with at least one HEM and one ALL subject.
 
-    Subjects are dealt largest first to the fold with the fewest images of that class, so
-    folds stay close in size; the seed breaks ties between subjects of equal size.
+    Subjects are dealt per stratum (class, and population when there are several), largest
+    first, to the fold with the fewest images of that stratum, so folds stay close in size and
+    every stratum with at least k people reaches every fold; the seed breaks ties between
+    subjects of equal size. With one population this is the plain per-class deal, so folds of
+    earlier runs are rebuilt unchanged.
     """
     if folds < 2:
         raise DatasetError("cross-validation needs at least 2 folds")
     per_subject = Counter(image.subject for image in images)
     label_of = {image.subject: image.label for image in images}
-    assignment: dict[str, int] = {}
-    rng = random.Random(seed)
+    population_of = {image.subject: image.population for image in images}
+    several_populations = len(set(population_of.values())) > 1
     for label in (LABEL_HEM, LABEL_ALL):
-        subjects = [s for s in per_subject if label_of[s] == label]
-        if len(subjects) < folds:
+        found = sum(1 for s in per_subject if label_of[s] == label)
+        if found < folds:
             kind = "HEM" if label == LABEL_HEM else "ALL"
             raise DatasetError(
-                f"{folds} folds need at least {folds} {kind} subjects; found {len(subjects)}"
+                f"{folds} folds need at least {folds} {kind} subjects; found {found}"
             )
+    strata = sorted({(label_of[s], population_of[s]) for s in per_subject}, key=_stratum_order)
+    assignment: dict[str, int] = {}
+    class_subjects = {label: [0] * folds for label in (LABEL_HEM, LABEL_ALL)}
+    rng = random.Random(seed)
+    for label, population in strata:
+        subjects = [
+            s for s in per_subject if (label_of[s], population_of[s]) == (label, population)
+        ]
         rng.shuffle(subjects)
         subjects.sort(key=lambda s: per_subject[s], reverse=True)
         load = [0] * folds
+        spread = class_subjects[label]
         for subject in subjects:
-            target = min(range(folds), key=lambda k: (load[k], k))
+            # With several populations, ties in load go to the fold with fewest people of this
+            # class, so a small stratum fills the folds the others left without that class.
+            target = min(
+                range(folds), key=lambda k: (load[k], spread[k] if several_populations else 0, k)
+            )
             assignment[subject] = target
             load[target] += per_subject[subject]
+            spread[target] += 1
+    for label, per_fold in class_subjects.items():
+        if 0 in per_fold:
+            kind = "HEM" if label == LABEL_HEM else "ALL"
+            raise DatasetError(f"a fold has no {kind} subject; use fewer folds")
     return [
         Split(
             name=f"fold{k}",
@@ -61,6 +82,12 @@ def subject_grouped_folds(images: Sequence[CellImage], folds: int, seed: int = 0
         )
         for k in range(folds)
     ]
+
+
+def _stratum_order(stratum: tuple[int, str]) -> tuple[int, str]:
+    """HEM before ALL (as the plain deal did), then by population."""
+    label, population = stratum
+    return (0 if label == LABEL_HEM else 1, population)
 
 
 def official_fold_split(images: Sequence[CellImage], validation_fold: str) -> Split:

@@ -18,6 +18,12 @@ class TrainConfig(BaseModel):
 
     data: Path
     out: Path
+    extra_data: list[Path] = Field(
+        default_factory=list,
+        description="More roots of other people that join training (official training folds "
+        "and/or the preliminary test set with its labels CSV, e.g. C-NMC_external); each "
+        "image keeps its population for the reports.",
+    )
     arch: str = "convnext_atto"
     head: HeadKind = "timm"
     img_size: int = Field(224, ge=16)
@@ -88,6 +94,12 @@ class TrainConfig(BaseModel):
         False,
         description="Sample so that each class, and each subject within its class, weighs "
         "the same per epoch: 3 HEM subjects must not become 3 prototypes of HEM.",
+    )
+
+    population_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="With --subject-balanced: scale a population's people within their class "
+        "(e.g. external-prelim=2); each class still weighs the same.",
     )
 
     folds: int = Field(3, ge=2)

@@ -12,7 +12,7 @@ import random
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from training.cell_dataset import (
 )
 from training.checkpoints import CheckpointKeeper, Validation
 from training.classification_metrics import BinaryMetrics, binary_metrics
-from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_dataset
+from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_training_data
 from training.distillation import distillation_loss, load_teachers
 from training.explanation_penalty import (
     logits_and_heat_off_cell,
@@ -69,13 +69,22 @@ def describe_subjects(images: Sequence[CellImage]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def subject_balanced_weights(images: Sequence[CellImage]) -> list[float]:
+def subject_balanced_weights(
+    images: Sequence[CellImage], population_weights: Mapping[str, float] | None = None
+) -> list[float]:
     """Per-image sampling weights under which every class present, and every subject within
-    its class, is drawn equally often."""
+    its class, is drawn equally often: 30 people with 81 cells weigh as much as 30 people with
+    3,000. `population_weights` scales a population's people up or down within their class
+    (missing populations count 1); each class still weighs the same."""
+    factors = population_weights or {}
     per_subject = Counter(image.subject for image in images)
-    subjects_per_label = Counter(label for _, label in {(i.subject, i.label) for i in images})
+    people = {(i.subject, i.label, i.population) for i in images}
+    class_mass: Counter[int] = Counter()
+    for _, label, population in people:
+        class_mass[label] += factors.get(population, 1.0)
     return [
-        1.0 / (len(subjects_per_label) * subjects_per_label[i.label] * per_subject[i.subject])
+        factors.get(i.population, 1.0)
+        / (len(class_mass) * class_mass[i.label] * per_subject[i.subject])
         for i in images
     ]
 
@@ -227,7 +236,7 @@ def sampler_and_criterion(
     if config.subject_balanced:
         pos_weight = torch.tensor(1.0)
         sampler = WeightedRandomSampler(
-            subject_balanced_weights(data.train_images),
+            subject_balanced_weights(data.train_images, config.population_weights),
             num_samples=len(data.train_images),
             replacement=True,
             generator=generator,
@@ -496,7 +505,7 @@ def _train(
     seed_everything(config.seed)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    index = index or index_dataset(config.data)
+    index = index or index_training_data(config.data, config.extra_data)
     data = build_data(config, index, prepared_cache)
     if group.is_main:
         run.write_config(data.run_config(config, index))
