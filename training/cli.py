@@ -1,5 +1,5 @@
 """`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare, sample-simulation.
+counterfactual, heat-in-cell, external, compare, populations, sample-simulation.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it; `--config FILE`
@@ -146,8 +146,35 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     _add_morphology_command(commands)
     _add_adapt_command(commands)
     _add_compare_command(commands)
+    _add_populations_command(commands)
     _add_sample_simulation_command(commands)
     return parser
+
+
+def _add_populations_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    populations = commands.add_parser(
+        "populations",
+        help="the candidate table per population: each cv's out-of-fold figures, served models "
+        "on the people they never saw, and the cell-area and mean-grey baselines",
+    )
+    populations.add_argument("cv_dirs", type=Path, nargs="*", metavar="CV_DIR")
+    populations.add_argument(
+        "--model", type=Path, action="append", default=[], help="an exported model (repeatable)"
+    )
+    populations.add_argument(
+        "--unseen",
+        nargs="+",
+        default=["external-folds", "external-prelim"],
+        help="with --model: the populations the models never saw",
+    )
+    populations.add_argument("--data", type=Path, help="main root, for --model and --baselines")
+    populations.add_argument("--extra-data", type=Path, nargs="*", default=[])
+    populations.add_argument("--baselines", action="store_true", help="add cell area and grey")
+    populations.add_argument("--resamples", type=int, default=2000)
+    populations.add_argument("--seed", type=int, default=0)
+    populations.add_argument("--json", type=Path, help="also write every report here")
 
 
 def _add_index_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -654,6 +681,35 @@ def run_sample_simulation(args: argparse.Namespace) -> None:
     print(markdown(report))
 
 
+def run_populations(args: argparse.Namespace) -> None:
+    from training.dataset_index import index_training_data
+    from training.population_report import (
+        baseline_reports,
+        cv_population_report,
+        markdown_table,
+        served_model_report,
+    )
+
+    if (args.model or args.baselines) and args.data is None:
+        raise DatasetError("--model and --baselines need --data (and --extra-data)")
+    draws = {"resamples": args.resamples, "seed": args.seed}
+    try:
+        reports = [cv_population_report(cv_dir, **draws) for cv_dir in args.cv_dirs]
+    except (OSError, ValueError) as error:
+        raise DatasetError(str(error)) from error
+    if args.data is not None:
+        images = index_training_data(args.data, args.extra_data).images
+        reports += [
+            served_model_report(model, images, unseen=args.unseen, **draws) for model in args.model
+        ]
+        if args.baselines:
+            reports += baseline_reports(images, **draws)
+    if args.json is not None:
+        payload = [report.model_dump(mode="json") for report in reports]
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(reports))
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
@@ -666,6 +722,7 @@ COMMANDS = {
     "adapt": run_adapt,
     "morphology": run_morphology,
     "compare": run_compare,
+    "populations": run_populations,
     "sample-simulation": run_sample_simulation,
 }
 

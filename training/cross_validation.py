@@ -23,6 +23,7 @@ from training.colour_counterfactual import CounterfactualScores, score_counterfa
 from training.dataset_index import DatasetIndex, index_training_data
 from training.heat_in_cell import HeatScores, score_heat, summarize_scores
 from training.models import probability_scorer
+from training.population_report import cv_population_report
 from training.predictions import Predictions
 from training.splits import Split, make_split, subsample_per_subject
 from training.train_config import TrainConfig
@@ -75,6 +76,8 @@ def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> 
             pooled.subjects, pooled.labels.tolist(), pooled.probabilities.tolist(), FIXED_THRESHOLD
         ),
     )
+    if any(image.population for image in pooled.images):
+        cv_population_report(cv.path)
     summary.colour_counterfactual = counterfactual_on_held_out_folds(cv.path, index)
     summary.heat_in_cell = heat_on_held_out_folds(cv.path, index)
     cv.write_summary(summary)

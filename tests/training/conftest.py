@@ -71,6 +71,17 @@ def external_root(tmp_path, cnmc_root):
 
 
 @pytest.fixture
+def external_people_root(external_root):
+    """`external_root` whose cells are mirrored: new pixels, so that beside the fixture's
+    fold 1 they are other people's cells rather than duplicates (its own duplicate stays)."""
+    import cv2
+
+    for path in external_root.rglob("*.png"):
+        cv2.imwrite(str(path), cv2.flip(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), 1))
+    return external_root
+
+
+@pytest.fixture
 def op_types_after_fusion(tmp_path) -> Callable[[Path], list[str]]:
     """The node types of a graph as onnxruntime runs it on the CPU after its fusions (the
     layout-independent level, so the result does not depend on this machine's vector units)."""

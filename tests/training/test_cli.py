@@ -165,3 +165,49 @@ def test_command_and_config_are_written_when_a_run_starts(cnmc_root, tmp_path, m
     rerun = ["cv", "--config", str(out / "cv_config.json"), "--out", str(out)]
     saved = config_from_args(parse_args(rerun))
     assert saved == TrainConfig(data=cnmc_root, out=out, epochs=2)
+
+
+def test_extra_roots_and_population_weights_round_trip_through_the_command():
+    config = TrainConfig(
+        data=Path("/data/C-NMC"),
+        out=Path("/tmp/cv"),
+        extra_data=[Path("/data/C-NMC_external")],
+        subject_balanced=True,
+        population_weights={"external-folds": 3.0, "external-prelim": 0.5},
+    )
+    words = shlex.split(command_for("cv", config))
+    assert "--population-weights" in words
+    assert "external-prelim=0.5" in words
+    assert config_from_args(build_parser().parse_args(words[3:])) == config
+
+
+def test_population_weights_need_key_value_pairs(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["cv", "--data", "/d", "--out", "/o", "--population-weights", "external-prelim"]
+        )
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_populations_table_of_the_baselines(cnmc_root, external_people_root, capsys):
+    code = main(
+        [
+            "populations",
+            "--data",
+            str(cnmc_root),
+            "--extra-data",
+            str(external_people_root),
+            "--baselines",
+            "--resamples",
+            "20",
+        ]
+    )
+    table = capsys.readouterr().out
+    assert code == 0
+    assert "baseline: cell area" in table
+    assert "| external-prelim |" in table
+
+
+def test_populations_needs_data_for_baselines(capsys):
+    assert main(["populations", "--baselines"]) == 2
+    assert "--data" in capsys.readouterr().err

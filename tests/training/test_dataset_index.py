@@ -167,3 +167,45 @@ def test_subject_label_and_order_follow_the_h_prefix():
     assert subject_label("16") == LABEL_ALL
     subjects = ["H22", "30", "H3", "16"]
     assert sorted(subjects, key=subject_sort_key) == ["16", "30", "H3", "H22"]
+
+
+def test_training_data_joins_extra_roots_with_each_cell_population(cnmc_root, external_people_root):
+    from collections import Counter
+
+    from training.dataset_index import index_training_data, populations_of
+
+    index = index_training_data(cnmc_root, [external_people_root])
+    populations = Counter(image.population for image in index.images)
+    assert populations_of(index.images) == ["fold1", "external-folds", "external-prelim"]
+    assert populations["fold1"] == len(index_dataset(cnmc_root).images)
+    # the image that sits in both external parts is kept once; the CSV's missing rows are not
+    assert index.duplicates_removed >= 1
+    external = [i for i in index.images if i.population != "fold1"]
+    assert len({i.pixel_sha256 for i in index.images}) == len(index.images)
+    assert {i.subject for i in external}.isdisjoint(
+        {i.subject for i in index.images if i.population == "fold1"}
+    )
+    prelim = [i for i in index.images if i.population == "external-prelim"]
+    assert prelim
+    assert all(i.path.parent.name == "C-NMC_test_prelim_phase_data" for i in prelim)
+
+
+def test_training_data_alone_is_the_plain_index_with_populations(cnmc_root):
+    from training.dataset_index import index_training_data
+
+    plain = index_dataset(cnmc_root).images
+    combined = index_training_data(cnmc_root).images
+    assert [i.path for i in combined] == [i.path for i in plain]
+    assert {i.population for i in combined} == {"fold1"}
+
+
+def test_training_data_refuses_a_person_in_two_populations(cnmc_root, tmp_path):
+    from training.dataset_index import index_training_data
+
+    extra = tmp_path / "extra" / "training_data" / "fold_0" / "all"
+    extra.mkdir(parents=True)
+    source = next((cnmc_root / "training_data/fold_1/all").glob("UID_16_*.png"))
+    rgb = cv2.imread(str(source))
+    cv2.imwrite(str(extra / "UID_16_99_1_all.png"), 255 - rgb)  # new pixels, same person
+    with pytest.raises(DatasetError, match="two populations"):
+        index_training_data(cnmc_root, [tmp_path / "extra"])

@@ -105,3 +105,72 @@ def test_held_out_subjects_split_accepts_lower_case():
 def test_subsample_per_subject(cnmc_root):
     images = subsample_per_subject(index_dataset(cnmc_root).images, 2)
     assert len(images) == 12
+
+
+def people(strata: dict[tuple[str, str], int], cells: int = 3) -> list[CellImage]:
+    """`cells` images for each of n people per (class, population); HEM people are H<n>."""
+    images = []
+    number = 100
+    for (kind, population), count in strata.items():
+        for _ in range(count):
+            number += 1
+            subject = f"H{number}" if kind == "HEM" else str(number)
+            images += [
+                CellImage(
+                    path=Path(f"UID_{subject}_{n}_1.png"),
+                    subject=subject,
+                    label=subject_label(subject),
+                    population=population,
+                )
+                for n in range(cells + number % 4)
+            ]
+    return images
+
+
+COMBINED_STRATA = {  # the 44 people of fold 1 plus C-NMC_external
+    ("ALL", "fold1"): 11,
+    ("HEM", "fold1"): 3,
+    ("ALL", "external-folds"): 12,
+    ("HEM", "external-folds"): 7,
+    ("ALL", "external-prelim"): 5,
+    ("HEM", "external-prelim"): 6,
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_grouped_folds_over_populations_hold_every_person_out_exactly_once(seed):
+    images = people(COMBINED_STRATA)
+    splits = subject_grouped_folds(images, 5, seed)
+    held_out = [subject for split in splits for subject in {i.subject for i in split.validation}]
+    assert sorted(held_out) == sorted({image.subject for image in images})  # once each
+    for split in splits:
+        validation = {(i.subject, i.label, i.population) for i in split.validation}
+        assert not {s for s, _, _ in validation} & {i.subject for i in split.train}
+        # every fold: healthy donors, and people of both external parts
+        assert any(label == LABEL_HEM for _, label, _ in validation)
+        assert {"external-folds", "external-prelim"} <= {p for _, _, p in validation}
+
+
+def test_grouped_folds_fill_a_fold_the_small_strata_would_leave_without_healthy_donors():
+    # Two HEM strata of 2 people each and 3 folds: dealt apart, fold 2 would get no HEM.
+    images = people({("ALL", "a"): 3, ("HEM", "a"): 2, ("HEM", "b"): 2, ("ALL", "b"): 3}, cells=2)
+    for split in subject_grouped_folds(images, 3, 0):
+        assert any(i.label == LABEL_HEM for i in split.validation)
+
+
+def test_grouped_folds_of_one_population_are_those_of_earlier_runs():
+    # Populations are only a stratum when there are several, so the saved configs of fold-1
+    # cross-validations rebuild the folds they were trained on (pinned from before issue 28).
+    tagged = [
+        CellImage(i.path, i.subject, i.label, i.fold, population="fold1")
+        for i in cohort(FOLD1_SIZES)
+    ]
+    folds = [sorted({i.subject for i in s.validation}) for s in subject_grouped_folds(tagged, 3, 0)]
+    assert folds == [
+        ["16", "51", "H10"],
+        ["23", "34", "44", "46", "H14"],
+        ["2", "30", "32", "33", "38", "H22"],
+    ]
+    ties = people({("ALL", "fold1"): 6, ("HEM", "fold1"): 4}, cells=2)
+    folds = [sorted({i.subject for i in s.validation}) for s in subject_grouped_folds(ties, 3, 1)]
+    assert folds == [["103", "104", "H107"], ["105", "106", "H110"], ["101", "102", "H108", "H109"]]

@@ -142,3 +142,50 @@ def test_config_and_command_are_written_before_the_first_epoch(cnmc_root, tmp_pa
     assert run.read_command().startswith("python -m training train --data")
     assert run.read_config().train == TrainConfig(data=cnmc_root, out=out, img_size=32)
     assert run.metrics_file.read_text() == ""
+
+
+def _people_weights(images, weights) -> dict[tuple[str, int, str], float]:
+    by_person: dict[tuple[str, int, str], float] = {}
+    for image, weight in zip(images, weights, strict=True):
+        key = (image.subject, image.label, image.population)
+        by_person[key] = by_person.get(key, 0.0) + weight
+    return by_person
+
+
+def test_subject_balanced_weights_count_people_not_cells_across_populations(
+    cnmc_root, external_people_root
+):
+    from training.dataset_index import LABEL_HEM, index_training_data
+    from training.trainer import subject_balanced_weights
+
+    images = index_training_data(cnmc_root, [external_people_root]).images[1:]  # one person: 2
+    weights = subject_balanced_weights(images)
+    by_person = _people_weights(images, weights)
+    assert sum(weights) == pytest.approx(1.0)
+    for label in (0, 1):
+        shares = [w for (_, y, _), w in by_person.items() if y == label]
+        assert sum(shares) == pytest.approx(0.5)  # each class the same
+        assert max(shares) == pytest.approx(min(shares))  # each person the same
+    # a person with one cell weighs as much as a person with several
+    cells = {s: sum(i.subject == s for i in images) for s, _, _ in by_person}
+    assert min(cells.values()) < max(cells.values())
+    assert {p for _, _, p in by_person} == {"fold1", "external-folds", "external-prelim"}
+    hem = [(s, p) for s, y, p in by_person if y == LABEL_HEM]
+    assert len(hem) >= 3
+
+
+def test_population_weights_scale_people_within_their_class(cnmc_root, external_people_root):
+    from training.dataset_index import index_training_data
+    from training.trainer import subject_balanced_weights
+
+    images = index_training_data(cnmc_root, [external_people_root]).images
+    factors = {"external-folds": 3.0, "external-prelim": 3.0}
+    by_person = _people_weights(images, subject_balanced_weights(images, factors))
+    for label in (0, 1):
+        fold1 = [w for (_, y, p), w in by_person.items() if y == label and p == "fold1"]
+        external = [w for (_, y, p), w in by_person.items() if y == label and p != "fold1"]
+        assert sum(fold1) + sum(external) == pytest.approx(0.5)
+        assert external[0] == pytest.approx(3 * fold1[0])
+    left_out = subject_balanced_weights(images, {"external-folds": 0, "external-prelim": 0})
+    drawn = {i.population for i, w in zip(images, left_out, strict=True) if w > 0}
+    assert drawn == {"fold1"}
