@@ -211,6 +211,12 @@ class BlastShare(BaseModel):
         None, description="[true negatives, false positives] the specificity came from."
     )
     source: str | None = Field(None, description="The evaluation the counts come from.")
+    rates: Literal["unseen_patients", "held_out_training_subjects"] | None = Field(
+        None,
+        description="Which error rates correct the share: the card's rates on patients outside "
+        "its training data (preferred: a new sample is such a patient), or, where the card has "
+        "none, its out-of-fold rates on held-out subjects of its own training batch.",
+    )
     note: str = ""
 
 

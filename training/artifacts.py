@@ -53,6 +53,8 @@ class RunConfig(BaseModel):
     split: str | None
     train_subjects: dict[str, int]
     validation_subjects: dict[str, int]
+    subject_populations: dict[str, str] = {}
+    """Each subject's population (`fold1`, `external-folds`, ...): which people it learned from."""
     duplicates_removed: int = 0
     torch: str | None = None
 

@@ -221,6 +221,14 @@ def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="for the card's changelog: what is new in this version (default: names the run)",
     )
     export.add_argument(
+        "--threshold-rule",
+        choices=["best_balanced_accuracy", "uncalibrated_half"],
+        default="best_balanced_accuracy",
+        help="with --cv: the threshold with the best balanced accuracy on the out-of-fold "
+        "predictions, or where the uncalibrated probability is 0.5 (for a model trained "
+        "class-balanced; fitted to nothing)",
+    )
+    export.add_argument(
         "--no-tta-measurement",
         action="store_true",
         help="skip measuring test-time augmentation on held-out subjects",
@@ -484,6 +492,7 @@ def run_export(args: argparse.Namespace) -> None:
         training_command=command_for("train", config),
         selection=args.selection,
         measure_tta_gain=not args.no_tta_measurement,
+        threshold_rule=args.threshold_rule,
         changes=args.changes,
     )
     manifest = export_run(args.run, args.out, options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn import metrics as skm
@@ -21,6 +22,11 @@ from training.predictions import Predictions
 
 DEFAULT_THRESHOLD = 0.5
 BEST_BALANCED_ACCURACY = "best balanced accuracy (Youden's J)"
+UNCALIBRATED_HALF = (
+    "where the uncalibrated probability is 0.5 (the model trained class-balanced, so this "
+    "point is fitted to nothing)"
+)
+ThresholdRule = Literal["best_balanced_accuracy", "uncalibrated_half"]
 NO_VALIDATION_DATA = "default 0.5: no validation data was given"
 
 
@@ -48,7 +54,10 @@ class HeldOut:
 def held_out_predictions(run: RunDir, cv: CvDir | None) -> HeldOut | None:
     """The cross-validation's out-of-fold predictions, else the run's validation subjects'."""
     if cv is not None:
-        return HeldOut(cv.read_out_of_fold(), f"out-of-fold predictions of {cv.path}")
+        # The folder's name, never its path: cards and answers carry no local paths.
+        return HeldOut(
+            cv.read_out_of_fold(), f"out-of-fold predictions of the cross-validation {cv.path.name}"
+        )
     if run.has_validation_predictions():
         return HeldOut(run.read_validation_predictions(), "the run's held-out subjects")
     return None
@@ -80,18 +89,26 @@ class DecisionRule:
 DEFAULT_RULE = DecisionRule(threshold=DEFAULT_THRESHOLD, method=NO_VALIDATION_DATA, chosen_on=None)
 
 
-def choose_decision_rule(held_out: HeldOut | None) -> DecisionRule:
-    """Calibrate the held-out logits, then take the best balanced accuracy's threshold on the
-    calibrated probabilities (what the server compares with it); without held-out
-    predictions, the default."""
+def choose_decision_rule(
+    held_out: HeldOut | None, threshold_rule: ThresholdRule = "best_balanced_accuracy"
+) -> DecisionRule:
+    """Calibrate the held-out logits, then take the threshold on the calibrated probabilities
+    (what the server compares with it): the best balanced accuracy's, or the calibrated image
+    of the uncalibrated 0.5; without held-out predictions, the default."""
     if held_out is None:
         return DEFAULT_RULE
     predictions = held_out.predictions
     calibration = calibrate(predictions.logits, predictions.labels, fitted_on=held_out.description)
-    calibrated = sigmoid(calibration.apply(predictions.logits))
+    if threshold_rule == "uncalibrated_half":
+        threshold = float(sigmoid(calibration.apply(np.zeros(1)))[0])
+        method = UNCALIBRATED_HALF
+    else:
+        calibrated = sigmoid(calibration.apply(predictions.logits))
+        threshold = best_balanced_accuracy_threshold(predictions.labels, calibrated)
+        method = BEST_BALANCED_ACCURACY
     return DecisionRule(
-        threshold=best_balanced_accuracy_threshold(predictions.labels, calibrated),
-        method=BEST_BALANCED_ACCURACY,
+        threshold=threshold,
+        method=method,
         chosen_on=held_out.description,
         calibration=calibration,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -48,8 +49,21 @@ from app.service.model_registry import record_model
 from training.artifacts import CvDir, CvSummary, RunConfig, RunDir
 from training.checkpoints import load_trained_model
 from training.classification_metrics import binary_metrics, per_subject_accuracy
-from training.dataset_index import LABEL_NAMES, list_images, read_image, subject_label
-from training.decision_rule import DecisionRule, HeldOut, choose_decision_rule, held_out_predictions
+from training.dataset_index import (
+    EXTERNAL_PRELIM,
+    LABEL_NAMES,
+    PRELIM_FOLD,
+    list_images,
+    read_image,
+    subject_label,
+)
+from training.decision_rule import (
+    DecisionRule,
+    HeldOut,
+    ThresholdRule,
+    choose_decision_rule,
+    held_out_predictions,
+)
 from training.gelu_fusion import reorder_gelu_for_fusion
 from training.image_batches import preprocess_batch
 from training.models import (
@@ -59,6 +73,7 @@ from training.models import (
     count_parameters,
     predict_probabilities,
 )
+from training.population_report import unseen_people_evaluation
 from training.predictions import Predictions
 from training.train_config import TrainConfig
 from training.tta_evaluation import measure_tta
@@ -257,13 +272,21 @@ def quality_reference_for(config: TrainConfig, resolved: RunConfig) -> QualityRe
 
 
 def _training_data(resolved: RunConfig, config: TrainConfig) -> TrainingData:
+    populations = resolved.subject_populations
     rows = [
-        SubjectCounts(subject=s, label=LABEL_NAMES[subject_label(s)], images=n)
+        SubjectCounts(
+            subject=s, label=LABEL_NAMES[subject_label(s)], images=n, population=populations.get(s)
+        )
         for s, n in resolved.train_subjects.items()
     ]
-    folds = sorted({p.name for p in config.data.glob("**/fold_*") if p.is_dir()}) or ["unknown"]
+    roots = [config.data, *config.extra_data]
+    folds = sorted({p.name for root in roots for p in root.glob("**/fold_*") if p.is_dir()})
+    if any(populations.get(s) == EXTERNAL_PRELIM for s in resolved.train_subjects):
+        folds.append(PRELIM_FOLD)
+    people = Counter(populations[s] for s in resolved.train_subjects if s in populations)
     return TrainingData(
-        folds=folds,
+        folds=folds or ["unknown"],
+        people_per_population=dict(people) if len(people) > 1 else {},
         subjects=rows,
         images_all=sum(r.images for r in rows if r.label == "ALL"),
         images_hem=sum(r.images for r in rows if r.label == "HEM"),
@@ -298,6 +321,8 @@ class ExportOptions:
     parity_count: int = 16
     """Real cells on which onnxruntime must match PyTorch."""
     measure_tta_gain: bool = True
+    threshold_rule: ThresholdRule = "best_balanced_accuracy"
+    """How the threshold is chosen on the held-out predictions (training/decision_rule.py)."""
     changes: str = ""
     """What is new in this version, for the card's changelog (a default names the run)."""
 
@@ -422,8 +447,12 @@ def _model_card(
 ) -> ModelManifest:
     config, recipe, cv = trained.config, trained.recipe, options.cv
     held_out = held_out_predictions(trained.run, cv)
-    rule = choose_decision_rule(held_out)
+    rule = choose_decision_rule(held_out, options.threshold_rule)
     evaluations = card_evaluations(trained.run, cv, held_out, rule, config.epoch_choice)
+    if cv is not None and held_out is not None:
+        unseen = unseen_people_evaluation(held_out.predictions, rule.probabilities, rule.threshold)
+        if unseen is not None:
+            evaluations.append(unseen)
     training_data = _training_data(trained.resolved, config)
     return ModelManifest(
         id=options.model_id or default_model_id(config),

@@ -129,6 +129,8 @@ class PartFigures(BaseModel):
     balanced_accuracy: Interval | None = None
     sensitivity: Interval | None = None
     specificity: Interval | None = None
+    confusion_matrix: list[list[int]] | None = None
+    """[[tn, fp], [fn, tp]] at the scorer's threshold."""
 
 
 class SubjectRow(BaseModel):
@@ -233,6 +235,15 @@ def threshold_metrics(threshold: float) -> dict[str, MetricFunction]:
     }
 
 
+def confusion_matrix(labels: np.ndarray, scores: np.ndarray, threshold: float) -> list[list[int]]:
+    """[[tn, fp], [fn, tp]]: the counts the blast-share correction's posteriors start from."""
+    positives, called = labels == LABEL_ALL, scores >= threshold
+    return [
+        [int((~positives & ~called).sum()), int((~positives & called).sum())],
+        [int((positives & ~called).sum()), int((positives & called).sum())],
+    ]
+
+
 def metric_interval(
     metric: MetricFunction, labels: np.ndarray, scores: np.ndarray, draws: list[np.ndarray]
 ) -> Interval:
@@ -279,9 +290,11 @@ def evaluate_scores(
         subjects = {(data.images[i].subject, data.images[i].label) for i in members}
         auc = metric_interval(roc_auc, part_labels, part_scores, part_draws)
         at_threshold: dict[str, Interval] = {}
+        matrix = None
         if scores.threshold is not None:
             for name, metric in threshold_metrics(scores.threshold).items():
                 at_threshold[name] = metric_interval(metric, part_labels, part_scores, part_draws)
+            matrix = confusion_matrix(part_labels, part_scores, scores.threshold)
         parts[part] = PartFigures(
             cells=len(members),
             subjects_all=sum(label == LABEL_ALL for _, label in subjects),
@@ -290,6 +303,7 @@ def evaluate_scores(
             balanced_accuracy=at_threshold.get("balanced_accuracy"),
             sensitivity=at_threshold.get("sensitivity"),
             specificity=at_threshold.get("specificity"),
+            confusion_matrix=matrix,
         )
     return ScorerReport(
         name=scores.name,
@@ -521,6 +535,12 @@ def card_evaluation(report: ExternalReport, scorer: ScorerReport) -> Evaluation:
                 metrics[f"{name}_{part}"] = interval.value
                 metrics[f"{name}_{part}_low"] = interval.low
                 metrics[f"{name}_{part}_high"] = interval.high
+    everyone = scorer.parts.get(PART_ALL)
+    if scorer.threshold is not None and everyone is not None and everyone.confusion_matrix:
+        # What the blast-share correction reads: the counts on every unseen cell, at the
+        # threshold the model serves.
+        metrics["confusion_matrix"] = everyone.confusion_matrix
+        metrics["threshold"] = scorer.threshold
     return Evaluation(
         protocol=f"{UNSEEN_SUBJECTS_PROTOCOL} ({Path(report.root).name}; parts: "
         f"{', '.join(PART_TITLES[p] for p in scorer.parts)}): {report.protocol}; "

@@ -13,12 +13,13 @@ so nothing is fitted to these figures (docs/model-selection.md, issue 28's rule)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
 
+from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation
 from training.artifacts import CvDir
 from training.dataset_index import (
     EXTERNAL_FOLDS,
@@ -31,11 +32,13 @@ from training.dataset_index import (
 from training.external_evaluation import (
     Interval,
     cell_appearance_baselines,
+    confusion_matrix,
     metric_interval,
     roc_auc,
     subject_resamples,
     threshold_metrics,
 )
+from training.predictions import Predictions
 
 EXTERNAL = "external"
 """Both external populations together: every person outside fold 1."""
@@ -133,17 +136,12 @@ def population_figures(
     if threshold is None:
         return figures
     at_threshold = threshold_metrics(threshold)
-    called = scores >= threshold
-    positives = labels == LABEL_ALL
     figures.balanced_accuracy = metric_interval(
         at_threshold["balanced_accuracy"], labels, scores, draws
     )
     figures.sensitivity = metric_interval(at_threshold["sensitivity"], labels, scores, draws)
     figures.specificity = metric_interval(at_threshold["specificity"], labels, scores, draws)
-    figures.confusion_matrix = [
-        [int((~positives & ~called).sum()), int((~positives & called).sum())],
-        [int((positives & ~called).sum()), int((positives & called).sum())],
-    ]
+    figures.confusion_matrix = confusion_matrix(labels, scores, threshold)
     figures.per_person = _per_person(subjects, labels, scores, threshold)
     return figures
 
@@ -240,6 +238,65 @@ def served_model_report(
         resamples=resamples,
         seed=seed,
         note="as served, at its own threshold; people it was trained on are left out",
+    )
+
+
+CARD_PARTS = {
+    EXTERNAL: "all",
+    EXTERNAL_FOLDS: "training_folds",
+    EXTERNAL_PRELIM: "preliminary_test",
+}
+"""Population -> the part names the card's unseen-subject metrics use (model page, blast share)."""
+CARD_FIGURES = ("roc_auc", "subject_roc_auc", "balanced_accuracy", "sensitivity", "specificity")
+UNSEEN_OUT_OF_FOLD = (
+    f"{UNSEEN_SUBJECTS_PROTOCOL}, out of fold: the external people (other acquisition batches "
+    "than fold 1), each cell scored by the cross-validation model that never saw its person, "
+    "calibrated, at the served threshold; 95% intervals from {resamples} resamples of whole "
+    "people. The served model was trained on them too"
+)
+
+
+def unseen_people_evaluation(
+    predictions: Predictions,
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    threshold: float,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> Evaluation | None:
+    """The card's error rates on people of other batches, out of fold, at the served rule: what
+    the model page's "patients it never saw" and the blast-share correction read. None without
+    external people among the predictions."""
+    external = [i for i, image in enumerate(predictions.images) if image.population in CARD_PARTS]
+    if not external:
+        return None
+    images = [predictions.images[i] for i in external]
+    served = probabilities(predictions.logits[external])
+    report = population_report(
+        "served", "out-of-fold", images, served, threshold, resamples=resamples, seed=seed
+    )
+    metrics: dict[str, float | int | list[list[int]]] = {}
+    for population, part in CARD_PARTS.items():
+        figures = report.populations.get(population)
+        if figures is None:
+            continue
+        metrics[f"cells_{part}"] = figures.cells
+        metrics[f"subjects_all_{part}"] = figures.people_all
+        metrics[f"subjects_hem_{part}"] = figures.people_hem
+        for name in CARD_FIGURES:
+            interval: Interval | None = getattr(figures, name)
+            if interval is not None:
+                metrics[f"{name}_{part}"] = interval.value
+                metrics[f"{name}_{part}_low"] = interval.low
+                metrics[f"{name}_{part}_high"] = interval.high
+    everyone = report.populations[EXTERNAL]
+    assert everyone.confusion_matrix is not None
+    metrics["confusion_matrix"] = everyone.confusion_matrix
+    metrics["threshold"] = threshold
+    return Evaluation(
+        protocol=UNSEEN_OUT_OF_FOLD.format(resamples=resamples),
+        metrics=metrics,
+        per_subject_accuracy=everyone.per_person,
     )
 
 

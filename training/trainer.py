@@ -149,6 +149,11 @@ class TrainingData:
             split=self.split.name if self.split else None,
             train_subjects=describe_subjects(self.train_images),
             validation_subjects=describe_subjects(self.val_images),
+            subject_populations={
+                image.subject: image.population
+                for image in (*self.train_images, *self.val_images)
+                if image.population
+            },
             duplicates_removed=index.duplicates_removed,
             torch=torch.__version__,
         )

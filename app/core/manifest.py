@@ -73,6 +73,9 @@ class SubjectCounts(StrictModel):
     subject: str
     label: Literal["ALL", "HEM"]
     images: int = Field(ge=0)
+    population: str | None = Field(
+        None, description="Where the person comes from: fold1, external-folds, external-prelim."
+    )
 
 
 class TrainingData(StrictModel):
@@ -82,6 +85,9 @@ class TrainingData(StrictModel):
     images_all: int = Field(ge=0)
     images_hem: int = Field(ge=0)
     duplicates_removed: int = Field(0, ge=0)
+    people_per_population: dict[str, int] = Field(
+        default_factory=dict, description="People trained on, by population; empty: one source."
+    )
     license: str = DATA_LICENSE
     citation: str = DATA_CITATION
 

@@ -3,9 +3,11 @@
 A lab reads a sample, not a cell. The share of cells the model calls ALL-like is biased by its
 errors (with specificity 0.75 a quarter of normal cells are called ALL-like), so the share is
 corrected with the Rogan-Gladen estimator, (observed + specificity - 1) / (sensitivity +
-specificity - 1), clipped to [0, 1]. Sensitivity and specificity are those of the model card's
-out-of-fold evaluation (held-out subjects of its cross-validation, calibrated, at the served
-threshold), with the counts they came from; the 95% interval is a seeded Monte Carlo posterior
+specificity - 1), clipped to [0, 1]. Sensitivity and specificity are the model card's rates on
+patients it never saw (its evaluation on people outside its training data, or out of fold on
+people of other acquisition batches, at the served threshold) where the card has them, else
+its out-of-fold rates on its own training batch; the answer names which (`rates`, `source`).
+They come with the counts they came from; the 95% interval is a seeded Monte Carlo posterior
 over the binomial uncertainty of the sample's cells, the Beta posteriors of those counts and
 the spread of sensitivity and specificity between the card's held-out subjects.
 
@@ -21,10 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.manifest import ModelManifest
+from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
 from app.schemas import BlastShare, ReviewRecord, SamplePrediction
 
 HELD_OUT_PROTOCOL_START = "out-of-fold predictions"
+RATES_UNSEEN = "unseen_patients"
+RATES_HELD_OUT = "held_out_training_subjects"
 LEVEL = 0.95
 READABLE_WIDTH = 0.3
 BOOTSTRAP_DRAWS = 2000
@@ -43,6 +47,8 @@ class HeldOutCounts:
     true_negatives: int
     false_positives: int
     source: str
+    rates: str = RATES_HELD_OUT
+    """RATES_UNSEEN (patients outside the training data or its batch) or RATES_HELD_OUT."""
     # Each held-out ALL subject's sensitivity and each HEM subject's specificity: a patient's
     # own rates differ from the pooled ones, and the interval must carry that spread.
     subject_sensitivities: tuple[float, ...] = ()
@@ -58,31 +64,53 @@ class HeldOutCounts:
 
 
 def held_out_counts(manifest: ModelManifest) -> HeldOutCounts | None:
-    """The card's out-of-fold evaluation at its served threshold; None when it has none."""
-    for evaluation in manifest.evaluations:
-        if not evaluation.protocol.startswith(HELD_OUT_PROTOCOL_START):
-            continue
-        matrix = evaluation.metrics.get("confusion_matrix")
-        threshold = evaluation.metrics.get("threshold")
-        if not isinstance(matrix, list) or not isinstance(threshold, float | int):
-            continue
-        if not math.isclose(float(threshold), manifest.threshold.value, abs_tol=1e-9):
-            continue  # measured at another threshold than the one that makes the calls
-        (tn, fp), (fn, tp) = matrix
-        if tp + fn == 0 or tn + fp == 0:
-            continue
-        labels = {s.subject: s.label for s in manifest.training_data.subjects}
-        accuracy = evaluation.per_subject_accuracy
-        return HeldOutCounts(
-            true_positives=tp,
-            false_negatives=fn,
-            true_negatives=tn,
-            false_positives=fp,
-            source=f"model card {manifest.id} v{manifest.version}: {evaluation.protocol}",
-            subject_sensitivities=tuple(v for k, v in accuracy.items() if labels.get(k) == "ALL"),
-            subject_specificities=tuple(v for k, v in accuracy.items() if labels.get(k) == "HEM"),
-        )
+    """The card's error rates at its served threshold on patients it never saw where it has
+    them (what a new sample is), else its out-of-fold rates; None when it has neither."""
+    unseen = [e for e in manifest.evaluations if e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)]
+    held_out = [e for e in manifest.evaluations if e.protocol.startswith(HELD_OUT_PROTOCOL_START)]
+    for rates, evaluations in ((RATES_UNSEEN, unseen), (RATES_HELD_OUT, held_out)):
+        for evaluation in evaluations:
+            counts = _counts_at_threshold(manifest, evaluation, rates)
+            if counts is not None:
+                return counts
     return None
+
+
+def _counts_at_threshold(
+    manifest: ModelManifest, evaluation: Evaluation, rates: str
+) -> HeldOutCounts | None:
+    matrix = evaluation.metrics.get("confusion_matrix")
+    threshold = evaluation.metrics.get("threshold")
+    if not isinstance(matrix, list) or not isinstance(threshold, float | int):
+        return None
+    if not math.isclose(float(threshold), manifest.threshold.value, abs_tol=1e-9):
+        return None  # measured at another threshold than the one that makes the calls
+    (tn, fp), (fn, tp) = matrix
+    if tp + fn == 0 or tn + fp == 0:
+        return None
+    labels = {s.subject: s.label for s in manifest.training_data.subjects}
+    accuracy = evaluation.per_subject_accuracy
+    return HeldOutCounts(
+        true_positives=tp,
+        false_negatives=fn,
+        true_negatives=tn,
+        false_positives=fp,
+        source=f"model card {manifest.id} v{manifest.version}: {evaluation.protocol}",
+        rates=rates,
+        subject_sensitivities=tuple(
+            v for k, v in accuracy.items() if _subject_label(k, labels) == "ALL"
+        ),
+        subject_specificities=tuple(
+            v for k, v in accuracy.items() if _subject_label(k, labels) == "HEM"
+        ),
+    )
+
+
+def _subject_label(subject: str, known: dict[str, str]) -> str:
+    """A subject's class from the card, else from C-NMC's naming (H<n>: a healthy donor)."""
+    if subject in known:
+        return known[subject]
+    return "HEM" if subject.startswith("H") else "ALL"
 
 
 @dataclass(frozen=True)
@@ -135,6 +163,7 @@ def estimate_blast_share(
             "sensitivity_counts": [counts.true_positives, counts.false_negatives],
             "specificity_counts": [counts.true_negatives, counts.false_positives],
             "source": counts.source,
+            "rates": counts.rates,
         }
     if n == 0:
         return BlastShare(**base, note=note or "no assessable cell: no share can be given")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
+from app.service.blast_share import RATES_UNSEEN, held_out_counts
 
 ARCHITECTURE_NAMES = {
     "tf_efficientnet_lite0": "EfficientNet-Lite0",
@@ -115,6 +116,13 @@ class CardView:
     unseen_parts: list[UnseenPart] = field(default_factory=list)
     unseen_sensitivity: float | None = None
     unseen_specificity: float | None = None
+    unseen_out_of_fold: bool = False
+    """The unseen people were scored out of fold (the served model was trained on them too)."""
+    correction_sensitivity: float | None = None
+    correction_specificity: float | None = None
+    correction_on_unseen: bool = False
+    """Which rates a sample's blast-share correction uses: those on unseen patients, or else
+    the held-out training subjects'; the box shows the same numbers."""
 
     @property
     def summary(self) -> str:
@@ -148,11 +156,13 @@ class CardView:
 
 
 def _served_evaluation(manifest: ModelManifest) -> Evaluation | None:
-    """The held-out evaluation at the threshold the server uses, with per-subject results."""
+    """The held-out evaluation of the training subjects at the threshold the server uses,
+    with per-subject results."""
     served = [
         e
         for e in manifest.evaluations
         if "confusion_matrix" in e.metrics
+        and not e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)
         and abs(e.number("threshold", -1) - manifest.threshold.value) < 1e-9
     ]
     return served[-1] if served else None
@@ -165,6 +175,7 @@ def _add_unseen_subjects(view: CardView, manifest: ModelManifest) -> None:
         return
     evaluation = recorded[-1]
     metrics = evaluation.metrics
+    view.unseen_out_of_fold = "out of fold" in evaluation.protocol
     for part, title in UNSEEN_PARTS.items():
         if f"roc_auc_{part}" not in metrics:
             continue
@@ -231,6 +242,11 @@ def card_view(manifest: ModelManifest) -> CardView:
         ]
         view.worst_subject = view.subject_bars[0] if view.subject_bars else None
     _add_unseen_subjects(view, manifest)
+    counts = held_out_counts(manifest)
+    if counts is not None:
+        view.correction_sensitivity = counts.sensitivity
+        view.correction_specificity = counts.specificity
+        view.correction_on_unseen = counts.rates == RATES_UNSEEN
     if manifest.calibration is not None:
         view.reliability = [
             ReliabilityPoint(b.lower, b.upper, b.count, b.mean_predicted, b.observed_fraction)

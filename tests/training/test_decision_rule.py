@@ -74,7 +74,21 @@ def test_out_of_fold_predictions_come_before_the_runs_own(tmp_path):
     cv.write_out_of_fold(held_out(seed=2))
     assert held_out_predictions(run, None).description == "the run's held-out subjects"
     from_cv = held_out_predictions(run, cv)
-    assert from_cv.description == f"out-of-fold predictions of {cv.path}"
+    # the folder's name only: a card carries no local path
+    assert from_cv.description == "out-of-fold predictions of the cross-validation cv"
+    assert str(tmp_path) not in from_cv.description
     assert from_cv.predictions.subjects == held_out(seed=2).subjects
     assert choose_decision_rule(from_cv).chosen_on == from_cv.description
     assert {LABEL_ALL, LABEL_HEM} == set(from_cv.predictions.labels.tolist())
+
+
+def test_the_uncalibrated_half_threshold_calls_as_the_raw_model_at_0_5():
+    from training.decision_rule import UNCALIBRATED_HALF, HeldOut
+
+    predictions = held_out(seed=3)
+    rule = choose_decision_rule(HeldOut(predictions, "oof"), "uncalibrated_half")
+    assert rule.method == UNCALIBRATED_HALF
+    assert rule.calibration is not None
+    served = rule.probabilities(predictions.logits) >= rule.threshold
+    assert (served == (predictions.logits >= 0)).mean() > 0.999  # float ties at most
+    assert rule.threshold == pytest.approx(1 / (1 + np.exp(-rule.calibration.bias)))

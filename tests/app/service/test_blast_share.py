@@ -38,19 +38,56 @@ def card(model_id: str) -> ModelManifest:
 
 
 @pytest.mark.parametrize("model_id", ["convnext-atto-128-cell", "efficientnet-lite0-128-cell"])
-def test_the_counts_are_the_cards_out_of_fold_confusion_matrix(model_id):
+def test_the_counts_are_the_cards_confusion_matrix_on_patients_it_never_saw(model_id):
     manifest = card(model_id)
     counts = held_out_counts(manifest)
-    evaluation = next(
-        e for e in manifest.evaluations if e.protocol.startswith("out-of-fold predictions")
-    )
+    evaluation = next(e for e in manifest.evaluations if e.protocol.startswith("unseen subjects"))
     assert evaluation.metrics["threshold"] == manifest.threshold.value
     (tn, fp), (fn, tp) = evaluation.metrics["confusion_matrix"]
     assert (counts.true_positives, counts.false_negatives) == (tp, fn)
     assert (counts.true_negatives, counts.false_positives) == (tn, fp)
-    assert counts.sensitivity == pytest.approx(evaluation.metrics["recall"])
-    assert counts.specificity == pytest.approx(evaluation.metrics["specificity"])
-    assert "out-of-fold" in counts.source
+    assert counts.sensitivity == pytest.approx(evaluation.metrics["sensitivity_all"])
+    assert counts.specificity == pytest.approx(evaluation.metrics["specificity_all"])
+    assert counts.rates == "unseen_patients"
+    assert counts.source.startswith(f"model card {model_id}")
+
+
+def with_unseen_rates(manifest: ModelManifest, matrix: list[list[int]]) -> ModelManifest:
+    from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation
+
+    unseen = Evaluation(
+        protocol=f"{UNSEEN_SUBJECTS_PROTOCOL}, out of fold: external people",
+        metrics={"confusion_matrix": matrix, "threshold": manifest.threshold.value},
+        per_subject_accuracy={"H90": 0.4, "H91": 0.6, "77": 0.9, "78": 0.7},
+    )
+    held_out = [e for e in manifest.evaluations if not e.protocol.startswith("unseen")]
+    return manifest.model_copy(update={"evaluations": [*held_out, unseen]})
+
+
+def test_the_rates_on_patients_never_seen_come_first_and_say_so():
+    manifest = with_unseen_rates(card("convnext-atto-128-cell"), [[10, 10], [5, 20]])
+    counts = held_out_counts(manifest)
+    assert counts.rates == "unseen_patients"
+    assert (counts.true_negatives, counts.false_positives) == (10, 10)
+    assert counts.specificity == 0.5
+    assert counts.source.endswith("out of fold: external people")
+    # people outside the card's training subjects are read by C-NMC's naming (H<n>: healthy)
+    assert sorted(counts.subject_specificities) == [0.4, 0.6]
+    assert sorted(counts.subject_sensitivities) == [0.7, 0.9]
+    share = estimate_blast_share(model_calls(100, 40), counts)
+    assert share.rates == "unseen_patients"
+    assert share.specificity == 0.5
+
+
+def test_without_unseen_rates_the_held_out_ones_are_used_and_named():
+    manifest = card("convnext-atto-128-cell")
+    held_out = [e for e in manifest.evaluations if not e.protocol.startswith("unseen")]
+    counts = held_out_counts(manifest.model_copy(update={"evaluations": held_out}))
+    assert counts.rates == "held_out_training_subjects"
+    # and unseen rates measured at another threshold are passed over for them
+    moved = with_unseen_rates(manifest, [[10, 10], [5, 20]])
+    moved.evaluations[-1].metrics["threshold"] = 0.123
+    assert held_out_counts(moved).rates == "held_out_training_subjects"
 
 
 def test_a_card_measured_at_another_threshold_gives_no_counts():
@@ -239,13 +276,12 @@ def test_the_shortest_interval_holds_the_level():
     assert high - low == pytest.approx(0.95, abs=0.002)
 
 
-def test_the_card_gives_each_held_out_subjects_rate_by_class():
+def test_the_card_gives_each_unseen_subjects_rate_by_class():
     manifest = card("convnext-atto-128-cell")
     counts = held_out_counts(manifest)
-    evaluation = next(
-        e for e in manifest.evaluations if e.protocol.startswith("out-of-fold predictions")
-    )
-    hem = [s.subject for s in manifest.training_data.subjects if s.label == "HEM"]
+    evaluation = next(e for e in manifest.evaluations if e.protocol.startswith("unseen subjects"))
+    hem = [s for s in evaluation.per_subject_accuracy if s.startswith("H")]
+    assert len(hem) == 13  # the check set's healthy donors
     assert sorted(counts.subject_specificities) == sorted(
         evaluation.per_subject_accuracy[s] for s in hem
     )

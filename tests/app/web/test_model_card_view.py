@@ -29,11 +29,27 @@ def test_the_bundled_default_in_plain_numbers():
     assert tn + fp + fn + tp == view.images
     assert view.flagged_of_100_all == round(100 * tp / (tp + fn))
     assert view.flagged_of_100_hem == round(100 * fp / (tn + fp))
-    served = [e for e in manifest.evaluations if "confusion_matrix" in e.metrics][-1]
+    served = [
+        e
+        for e in manifest.evaluations
+        if "confusion_matrix" in e.metrics and not e.protocol.startswith("unseen subjects")
+    ][-1]
     assert view.worst_subject.accuracy == min(served.per_subject_accuracy.values())
     assert [p.served for p in view.operating_points].count(True) == 1
     assert "not a diagnosis" in view.summary
     assert f"flags about {view.flagged_of_100_all}" in view.summary
+
+
+def test_the_box_shows_the_rates_the_blast_share_correction_uses():
+    from app.service.blast_share import held_out_counts
+
+    manifest = ModelRegistry.load(bundled_model_store(), None).get().manifest
+    view = card_view(manifest)
+    counts = held_out_counts(manifest)
+    assert view.correction_on_unseen
+    assert view.correction_sensitivity == counts.sensitivity
+    assert view.correction_specificity == counts.specificity
+    assert view.correction_specificity == view.unseen_specificity
 
 
 def test_the_unseen_patients_are_shown_per_part_with_their_interval():

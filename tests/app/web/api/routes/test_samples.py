@@ -94,7 +94,29 @@ def test_a_sample_carries_its_blast_share_and_score(client, real_cell_png, encod
     assert share["specificity_counts"] == [750, 250]
     assert share["source"].startswith("model card brightness v1")
     assert "out-of-fold predictions" in share["source"]
+    assert share["rates"] == "held_out_training_subjects"  # the test card has no other
     assert sample["sample_score"] == predictions[0]["probability_all"]
+
+
+def test_the_bundled_default_corrects_with_its_rates_on_patients_it_never_saw(
+    bundled_client, real_cell_png
+):
+    from app.core.manifest import load_manifest
+    from app.service.blast_share import held_out_counts
+    from app.settings import bundled_model_store
+
+    bundled_client.post(
+        "/api/v1/predict?sample_id=LAB-9", files={"file": ("a.png", real_cell_png)}
+    )
+    share = bundled_client.get("/api/v1/samples/LAB-9").json()["blast_share"]
+    model = bundled_client.get("/api/v1/models").json()
+    default = next(m for m in model["models"] if m["default"])
+    card = held_out_counts(load_manifest(bundled_model_store() / default["id"]))
+    assert share["rates"] == "unseen_patients"
+    assert share["source"].startswith(f"model card {default['id']}")
+    assert "unseen subjects" in share["source"]
+    assert (share["sensitivity"], share["specificity"]) == (card.sensitivity, card.specificity)
+    assert "/" not in share["source"].split(":", 1)[1]  # no local path in an answer
 
 
 def test_a_reviewed_cell_replaces_the_models_call_in_the_share(client, real_cell_png):
