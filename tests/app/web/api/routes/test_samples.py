@@ -105,9 +105,7 @@ def test_the_bundled_default_corrects_with_its_rates_on_patients_it_never_saw(
     from app.service.blast_share import held_out_counts
     from app.settings import bundled_model_store
 
-    bundled_client.post(
-        "/api/v1/predict?sample_id=LAB-9", files={"file": ("a.png", real_cell_png)}
-    )
+    bundled_client.post("/api/v1/predict?sample_id=LAB-9", files={"file": ("a.png", real_cell_png)})
     share = bundled_client.get("/api/v1/samples/LAB-9").json()["blast_share"]
     model = bundled_client.get("/api/v1/models").json()
     default = next(m for m in model["models"] if m["default"])
