@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import cv2
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -30,6 +32,8 @@ from app.web.middleware.request_id import RequestIdMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
 from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
 from app.web.prometheus_metrics import router as metrics_router
+
+log = logging.getLogger("leukolens.records")
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = f"{API_PREFIX}/predict"
@@ -59,9 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build_prediction_service(settings, metrics)
         app.state.service = service
-        app.state.review_records = ReviewRecords(
-            settings.audit_log_path if settings.audit_log else ":memory:"
-        )
+        app.state.review_records = ReviewRecords(records_database(settings))
         await service.run(service.registry.warm_up)
         try:
             yield
@@ -86,6 +88,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_error_handlers(app)
     _add_middleware(app, settings, metrics)
     return app
+
+
+def records_database(settings: Settings) -> Path | str:
+    """Where samples and decisions live: the audit's database, PostgreSQL when a URL is set
+    (every replica shares it). With the audit switched off and no URL they stay in memory, and
+    start-up says so: a review must not be silently volatile."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    if settings.audit_log:
+        return settings.audit_log_path
+    log.warning(
+        "LEUKOLENS_AUDIT_LOG=false without LEUKOLENS_DATABASE_URL: samples and reviewers' "
+        "decisions are kept in memory only and are lost when the server stops"
+    )
+    return ":memory:"
 
 
 def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:

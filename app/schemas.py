@@ -50,7 +50,10 @@ class Explanation(BaseModel):
 
 
 class Prediction(BaseModel):
-    label: Literal["ALL", "HEM"]
+    label: Literal["ALL", "HEM"] | None = Field(
+        description="The model's call at its threshold; null when the image is not assessable "
+        "(the probability stays available, describing nothing useful)."
+    )
     probability_all: float = Field(ge=0.0, le=1.0)
     threshold: float
     model: ModelRef
@@ -73,6 +76,16 @@ class Prediction(BaseModel):
     )
     image_sha256: str | None = Field(None, description="sha256 of the uploaded file's bytes.")
     sample_id: str | None = Field(None, description="The sample it was scored for, if any.")
+    repeat_of: str | None = Field(
+        None,
+        description="With ?sample_id: the request that first scored these same bytes in the "
+        "sample. The image is one cell of the sample and counts once.",
+    )
+
+    @property
+    def side_of_threshold(self) -> Literal["ALL", "HEM"]:
+        """The model's side of its threshold, assessable or not: what the records keep."""
+        return "ALL" if self.probability_all >= self.threshold else "HEM"
 
 
 class BatchError(BaseModel):
@@ -158,9 +171,23 @@ class SamplePrediction(BaseModel):
     model_id: str
     model_version: str
     probability_all: float
-    label: Literal["ALL", "HEM"]
+    label: Literal["ALL", "HEM"] | None = Field(description="Null when not assessable.")
     state: AnswerState
     assessable: bool
+
+
+class SampleSummary(BaseModel):
+    sample_id: str
+    cells: int = Field(description="Images of the sample, each counted once.")
+    reviewed: int = Field(description="Cells with at least one reviewer's decision.")
+    last_change: float = Field(description="Seconds since the epoch of the latest record.")
+
+
+class SampleList(BaseModel):
+    samples: list[SampleSummary]
+    total: int
+    limit: int
+    offset: int
 
 
 class SampleCounts(BaseModel):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import shutil
-import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,9 +31,11 @@ from typing import Literal
 import numpy as np
 import onnx
 import onnxruntime as ort
+import sqlalchemy as sa
 from onnx import numpy_helper
 from scipy.optimize import minimize
 from sklearn.model_selection import StratifiedGroupKFold
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.classifier import OnnxCellClassifier, logit, sigmoid
 from app.core.manifest import (
@@ -50,6 +51,7 @@ from app.core.manifest import (
     write_manifest,
 )
 from app.service.model_registry import STORE_INDEX, record_model
+from app.service.review_records import latest_decisions_in
 from training.calibration import calibrate
 from training.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 from training.decision_rule import best_balanced_accuracy_threshold
@@ -106,22 +108,19 @@ def read_review_csv(csv_path: Path, images: Path) -> list[ReviewedCell]:
     return cells
 
 
-def read_review_database(database: Path, images: Path) -> list[ReviewedCell]:
-    """The review workstation's decisions (the last one per image of a sample wins), matched
-    to the files under `images` by the sha256 of their bytes: the records never hold images."""
+def read_review_database(database: Path | str, images: Path) -> list[ReviewedCell]:
+    """The review workstation's decisions (the last one per image of a sample wins), read from
+    the records' database (a SQLite file, or the deployment's PostgreSQL URL) through the
+    module that writes them, matched to the files under `images` by the sha256 of their bytes:
+    the records never hold images."""
     by_hash: dict[str, Path] = {}
     for path in sorted(p for p in images.rglob("*") if p.is_file()):
         by_hash.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
     try:
-        rows = connection.execute(
-            "SELECT sample_id, image_sha256, decision FROM review_decisions ORDER BY id"
-        ).fetchall()
-    except sqlite3.Error as error:
+        decisions = latest_decisions_in(database)
+    except (LookupError, SQLAlchemyError) as error:
         raise AdaptationError(f"{database}: no review records ({error})") from error
-    finally:
-        connection.close()
-    latest = {(sample, sha): decision for sample, sha, decision in rows}
+    latest = {(d.sample_id, d.image_sha256): d.decision for d in decisions}
     cells, unmatched = [], 0
     for (sample, sha), decision in latest.items():
         if decision == NOT_ASSESSABLE:
@@ -135,7 +134,19 @@ def read_review_database(database: Path, images: Path) -> list[ReviewedCell]:
     return cells
 
 
-def read_reviews(reviews: Path, images: Path) -> list[ReviewedCell]:
+def reviews_source_name(reviews: Path | str) -> str:
+    """For the card: a file's name, or a database URL without its password or host."""
+    if "://" in str(reviews):
+        url = sa.make_url(str(reviews))
+        return f"{url.get_backend_name()} database {url.database or ''}".strip()
+    return Path(reviews).name
+
+
+def read_reviews(reviews: Path | str, images: Path) -> list[ReviewedCell]:
+    """A CSV, a records file, or the deployment's database URL (PostgreSQL)."""
+    if "://" in str(reviews):
+        return read_review_database(str(reviews), images)
+    reviews = Path(reviews)
     if not reviews.is_file():
         raise AdaptationError(f"{reviews}: not found")
     if reviews.suffix.lower() == ".csv":
@@ -394,7 +405,7 @@ def _replace_head(source: Path, target: Path, rule: FittedRule) -> None:
 
 def adapt_model(
     parent_dir: Path,
-    reviews: Path,
+    reviews: Path | str,
     images: Path,
     out_dir: Path,
     *,
@@ -466,7 +477,7 @@ class AdaptedFrom:
     """What an adaptation was made from and how it did: everything its card records."""
 
     cells: list[ReviewedCell]
-    reviews: Path
+    reviews: Path | str
     strength: Strength
     final: FittedRule
     held_out: HeldOutResult
@@ -532,7 +543,7 @@ def _adapted_card(
                 parent_version=manifest.version,
                 parent_onnx_sha256=manifest.onnx_sha256,
                 strength=made.strength,
-                reviews_source=made.reviews.name,
+                reviews_source=reviews_source_name(made.reviews),
                 reviewed_cells=[
                     SubjectCounts(subject=s, label=LABEL_NAMES[y], images=n)
                     for (s, y), n in sorted(counts.items())

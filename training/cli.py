@@ -345,9 +345,10 @@ def _add_adapt_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     adapt.add_argument("--model", type=Path, required=True, help="the parent model directory")
     adapt.add_argument(
         "--reviews",
-        type=Path,
         required=True,
-        help="the review records' SQLite file, or a CSV with the columns image,label,subject",
+        help="the review records: the server's database (its SQLite file, or the "
+        "LEUKOLENS_DATABASE_URL of a PostgreSQL deployment), or a CSV with the columns "
+        "image,label,subject",
     )
     adapt.add_argument(
         "--images", type=Path, required=True, help="folder the reviewed images are under"

@@ -309,10 +309,10 @@ def cell_calls(
     The model's call is its label (which side of the served threshold), indeterminate included:
     that is the call its held-out sensitivity and specificity were measured on.
     """
-    latest = {(d.request_id, d.image_sha256): d.decision for d in decisions}
+    latest = {d.image_sha256: d.decision for d in decisions}  # one image is one cell
     model_called = model_called_all = reviewed = reviewed_all = 0
     for prediction in predictions:
-        decision = latest.get((prediction.request_id, prediction.image_sha256))
+        decision = latest.get(prediction.image_sha256)
         if decision is not None:
             if decision != "not_assessable":
                 reviewed += 1
@@ -336,11 +336,11 @@ def sample_blast_share(
 ) -> BlastShare:
     """The sample's blast share, corrected with the card of the one model that scored it."""
     calls = cell_calls(predictions, decisions)
-    decided = {(d.request_id, d.image_sha256) for d in decisions}
+    decided = {d.image_sha256 for d in decisions}
     scored_by = {
         (p.model_id, p.model_version)
         for p in predictions
-        if p.assessable and (p.request_id, p.image_sha256) not in decided
+        if p.assessable and p.image_sha256 not in decided
     }
     if len(scored_by) > 1:
         names = ", ".join(f"{m} v{v}" for m, v in sorted(scored_by))

@@ -162,13 +162,14 @@ class PredictionPipeline:
         warnings = prepared.warnings + uncertainty_warning(
             probability, threshold, manifest.quality_reference
         )
+        assessable = is_assessable(warnings)
         return Prediction(
-            label=label,
+            label=label if assessable else None,
             probability_all=probability,
             threshold=threshold,
             model=ModelRef(id=manifest.id, version=manifest.version),
             warnings=warnings,
-            assessable=is_assessable(warnings),
+            assessable=assessable,
             state=answer_state(label, warnings),
             image_sha256=prepared.image_sha256,
             tta=tta,

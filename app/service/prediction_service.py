@@ -122,7 +122,7 @@ class PredictionService:
                     model_id=prediction.model.id,
                     model_version=prediction.model.version,
                     probability_all=prediction.probability_all,
-                    label=prediction.label,
+                    label=prediction.side_of_threshold,
                     latency_ms=prediction.timings_ms.total,
                 )
                 for prediction in answered

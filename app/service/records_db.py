@@ -42,6 +42,54 @@ predictions = sa.Table(
 )
 
 
+# A sample: which scored images belong to it, every reviewer's decision on them, and the
+# requests the page withdrew (a cancelled upload). Append only; none holds an image or a file
+# name, only the image's sha256 and the requests that scored it.
+sample_predictions = sa.Table(
+    "sample_predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("image_sha256", sa.Text, nullable=False),
+    sa.Column("model_id", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("probability_all", sa.Float, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("assessable", sa.Integer, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("repeat_of", sa.Text, nullable=True),
+    sa.Index("sample_predictions_sample", "sample_id"),
+    sqlite_autoincrement=True,
+)
+review_decisions = sa.Table(
+    "review_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("image_sha256", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Index("review_decisions_sample", "sample_id"),
+    sqlite_autoincrement=True,
+)
+sample_withdrawals = sa.Table(
+    "sample_withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False),
+    sa.Index("sample_withdrawals_sample", "sample_id"),
+    sqlite_autoincrement=True,
+)
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 

@@ -45,7 +45,7 @@ def result_row(filename: str, outcome: Prediction | UploadRejectedError) -> dict
     return {
         "filename": spreadsheet_safe(filename),
         "status": "ok",
-        "label": outcome.label,
+        "label": outcome.label or "",  # empty when not assessable
         "probability_all": f"{outcome.probability_all:.6f}",
         "threshold": f"{outcome.threshold:.6f}",
         "model_id": outcome.model.id,

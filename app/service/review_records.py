@@ -1,20 +1,29 @@
-"""Samples and the reviewers' decisions on them, append only, beside the prediction audit.
+"""Samples and the reviewers' decisions on them, in the records' one database.
 
-Two tables in the audit log's SQLite file (its own connection, so the audit module stays as it
-is): which scored images belong to which sample, and every decision a reviewer made on one.
-Neither holds an image or a file name, only the image's sha256 and the request that scored it.
-Rows are never updated or deleted here; a changed decision is a new row, the latest one counts.
+The same database as the prediction audit (app/service/records_db.py: a SQLite file by default,
+PostgreSQL by LEUKOLENS_DATABASE_URL), so that every replica of a deployment reads and writes the
+same samples: predictions through one replica and decisions through another make one sample.
+Which scored images belong to which sample, every decision a reviewer made, and the requests a
+page withdrew (a cancelled upload). No row holds an image or a file name, only the image's sha256
+and the request that scored it. Rows are never updated or deleted; a changed decision is a new
+row (the latest counts), a withdrawal is a row of its own.
+
+Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
+recorded as a repeat of the first (`repeat_of`) and counted once everywhere.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
 
 from app.core.answer_states import AnswerState
 from app.schemas import (
@@ -25,151 +34,134 @@ from app.schemas import (
     SampleCounts,
     SamplePrediction,
     SampleReport,
+    SampleSummary,
 )
+from app.service import records_db
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sample_predictions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    sample_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    probability_all REAL NOT NULL,
-    label TEXT NOT NULL,
-    state TEXT NOT NULL,
-    assessable INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sample_predictions_sample ON sample_predictions (sample_id);
-CREATE TABLE IF NOT EXISTS review_decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time REAL NOT NULL,
-    sample_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    image_sha256 TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    comment TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS review_decisions_sample ON review_decisions (sample_id);
-CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_update
-    BEFORE UPDATE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;
-CREATE TRIGGER IF NOT EXISTS review_decisions_append_only_delete
-    BEFORE DELETE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;
-"""
-PREDICTION_COLUMNS = (
-    "time, request_id, image_sha256, model_id, model_version, probability_all, label, state, "
-    "assessable"
-)
-DECISION_COLUMNS = "id, time, sample_id, request_id, image_sha256, decision, reviewer, comment"
+PREDICTIONS = records_db.sample_predictions
+DECISIONS = records_db.review_decisions
+WITHDRAWALS = records_db.sample_withdrawals
 
 
 class UnknownPredictionError(LookupError):
     """A decision names an image that was not scored for that sample."""
 
 
-class ReviewRecords:
-    def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._connection = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.executescript(SCHEMA)
+@dataclass(frozen=True)
+class LatestDecision:
+    sample_id: str
+    image_sha256: str
+    decision: str
 
-    def add_predictions(self, sample_id: str, predictions: Sequence[Prediction]) -> None:
-        now = time.time()
-        rows = [
-            (
-                now,
-                sample_id,
-                p.request_id,
-                p.image_sha256 or "",
-                p.model.id,
-                p.model.version,
-                p.probability_all,
-                p.label,
-                p.state,
-                int(p.assessable),
+
+class ReviewRecords:
+    def __init__(self, database: Path | str, *, busy_timeout_seconds: float = 10.0) -> None:
+        """`database`: a SQLite file, `:memory:`, or a SQLAlchemy URL (postgresql+psycopg://)."""
+        if database == ":memory:":
+            # One connection shared by every thread: the records live as long as the process.
+            self._engine = sa.create_engine(
+                "sqlite://",
+                connect_args={"check_same_thread": False},
+                poolclass=StaticPool,
             )
-            for p in predictions
-        ]
-        with self._lock:
-            self._connection.executemany(
-                "INSERT INTO sample_predictions (time, sample_id, request_id, image_sha256, "
-                "model_id, model_version, probability_all, label, state, assessable) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+        else:
+            if isinstance(database, Path):
+                database.parent.mkdir(parents=True, exist_ok=True)
+            url = records_db.sqlite_url(database) if isinstance(database, Path) else database
+            self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
+        records_db.migrate(self._engine)
+
+    def add_predictions(
+        self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str = ""
+    ) -> None:
+        """Record the sample's scored images; an image the sample already holds is recorded as
+        a repeat of it, and the prediction says so (`repeat_of`)."""
+        now = time.time()
+        with self._engine.begin() as connection:
+            first = self._first_requests(connection, sample_id)
+            rows = []
+            for prediction in predictions:
+                sha = prediction.image_sha256 or ""
+                prediction.sample_id = sample_id
+                prediction.repeat_of = first.get(sha)
+                first.setdefault(sha, prediction.request_id)
+                rows.append(
+                    {
+                        "time": now,
+                        "sample_id": sample_id,
+                        "request_id": prediction.request_id,
+                        "image_sha256": sha,
+                        "model_id": prediction.model.id,
+                        "model_version": prediction.model.version,
+                        "probability_all": prediction.probability_all,
+                        # kept where the answer's label is null (not assessable) too
+                        "label": prediction.side_of_threshold,
+                        "state": prediction.state,
+                        "assessable": int(prediction.assessable),
+                        "client_request_id": client_request_id,
+                        "repeat_of": prediction.repeat_of,
+                    }
+                )
+            if rows:
+                connection.execute(PREDICTIONS.insert(), rows)
+
+    def withdraw(self, sample_id: str, client_request_id: str) -> None:
+        """The page dropped the answers of this request (a cancelled upload): they no longer
+        belong to the sample, whenever they are written. The audit keeps them."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                WITHDRAWALS.insert(),
+                {
+                    "time": time.time(),
+                    "sample_id": sample_id,
+                    "client_request_id": client_request_id,
+                },
             )
 
     def add_decision(self, review: ReviewRequest) -> ReviewRecord:
         """Append one decision; refused unless that image was scored for that sample."""
-        with self._lock:
-            known = self._connection.execute(
-                "SELECT 1 FROM sample_predictions WHERE sample_id = ? AND request_id = ? "
-                "AND image_sha256 = ? LIMIT 1",
-                (review.sample_id, review.request_id, review.image_sha256),
-            ).fetchone()
+        now = time.time()
+        with self._engine.begin() as connection:
+            known = connection.execute(
+                sa.select(PREDICTIONS.c.id)
+                .where(
+                    PREDICTIONS.c.sample_id == review.sample_id,
+                    PREDICTIONS.c.request_id == review.request_id,
+                    PREDICTIONS.c.image_sha256 == review.image_sha256,
+                )
+                .limit(1)
+            ).first()
             if known is None:
                 raise UnknownPredictionError(
                     "no prediction with this request_id and image_sha256 in this sample"
                 )
-            now = time.time()
-            cursor = self._connection.execute(
-                "INSERT INTO review_decisions (time, sample_id, request_id, image_sha256, "
-                "decision, reviewer, comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now,
-                    review.sample_id,
-                    review.request_id,
-                    review.image_sha256,
-                    review.decision,
-                    review.reviewer,
-                    review.comment,
-                ),
+            result = connection.execute(
+                DECISIONS.insert().returning(DECISIONS.c.id),
+                {"time": now, **review.model_dump()},
             )
-        return ReviewRecord(id=int(cursor.lastrowid or 0), time=now, **review.model_dump())
+            record_id = int(result.scalar_one())
+        return ReviewRecord(id=record_id, time=now, **review.model_dump())
 
     def sample(self, sample_id: str) -> SampleReport | None:
-        with self._lock:
-            predicted = self._connection.execute(
-                f"SELECT {PREDICTION_COLUMNS} FROM sample_predictions WHERE sample_id = ? "
-                "ORDER BY id",
-                (sample_id,),
-            ).fetchall()
-            decided = self._connection.execute(
-                f"SELECT {DECISION_COLUMNS} FROM review_decisions WHERE sample_id = ? ORDER BY id",
-                (sample_id,),
-            ).fetchall()
-        if not predicted:
+        with self._engine.connect() as connection:
+            predictions = self._cells(connection, sample_id)
+            decided = connection.execute(
+                sa.select(DECISIONS)
+                .where(DECISIONS.c.sample_id == sample_id)
+                .order_by(DECISIONS.c.id)
+            ).all()
+        if not predictions:
             return None
-        predictions = [
-            SamplePrediction(
-                time=row[0],
-                request_id=row[1],
-                image_sha256=row[2],
-                model_id=row[3],
-                model_version=row[4],
-                probability_all=row[5],
-                label=row[6],
-                state=row[7],
-                assessable=bool(row[8]),
-            )
-            for row in predicted
-        ]
         decisions = [
             ReviewRecord(
-                id=row[0],
-                time=row[1],
-                sample_id=row[2],
-                request_id=row[3],
-                image_sha256=row[4],
-                decision=row[5],
-                reviewer=row[6],
-                comment=row[7],
+                id=row.id,
+                time=row.time,
+                sample_id=row.sample_id,
+                request_id=row.request_id,
+                image_sha256=row.image_sha256,
+                decision=row.decision,
+                reviewer=row.reviewer,
+                comment=row.comment,
             )
             for row in decided
         ]
@@ -180,17 +172,110 @@ class ReviewRecords:
             counts=sample_counts(predictions, decisions),
         )
 
+    def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
+        """A page of samples, the most recently changed first, and how many there are."""
+        withdrawn = self._withdrawn_condition()
+        with self._engine.connect() as connection:
+            scored = connection.execute(
+                sa.select(
+                    PREDICTIONS.c.sample_id,
+                    sa.func.count(sa.distinct(PREDICTIONS.c.image_sha256)),
+                    sa.func.max(PREDICTIONS.c.time),
+                )
+                .where(~withdrawn)
+                .group_by(PREDICTIONS.c.sample_id)
+            ).all()
+            reviewed = {
+                row[0]: (row[1], row[2])
+                for row in connection.execute(
+                    sa.select(
+                        DECISIONS.c.sample_id,
+                        sa.func.count(sa.distinct(DECISIONS.c.image_sha256)),
+                        sa.func.max(DECISIONS.c.time),
+                    ).group_by(DECISIONS.c.sample_id)
+                )
+            }
+        summaries = [
+            SampleSummary(
+                sample_id=sample_id,
+                cells=cells,
+                reviewed=reviewed.get(sample_id, (0, 0.0))[0],
+                last_change=max(last, reviewed.get(sample_id, (0, 0.0))[1]),
+            )
+            for sample_id, cells, last in scored
+        ]
+        summaries.sort(key=lambda s: (s.last_change, s.sample_id), reverse=True)
+        return summaries[offset : offset + limit], len(summaries)
+
     def close(self) -> None:
-        with self._lock:
-            self._connection.close()
+        self._engine.dispose()
+
+    def _withdrawn_condition(self) -> sa.ColumnElement[bool]:
+        return sa.exists().where(
+            WITHDRAWALS.c.sample_id == PREDICTIONS.c.sample_id,
+            WITHDRAWALS.c.client_request_id == PREDICTIONS.c.client_request_id,
+            PREDICTIONS.c.client_request_id != "",
+        )
+
+    def _first_requests(self, connection: Connection, sample_id: str) -> dict[str, str]:
+        """sha256 -> the request that first scored it, among the sample's live cells."""
+        return {cell.image_sha256: cell.request_id for cell in self._cells(connection, sample_id)}
+
+    def _cells(self, connection: Connection, sample_id: str) -> list[SamplePrediction]:
+        """The sample's cells: each image once (its first scoring), withdrawn requests left out."""
+        rows = connection.execute(
+            sa.select(PREDICTIONS)
+            .where(PREDICTIONS.c.sample_id == sample_id, ~self._withdrawn_condition())
+            .order_by(PREDICTIONS.c.id)
+        ).all()
+        cells: dict[str, SamplePrediction] = {}
+        for row in rows:
+            if row.image_sha256 in cells:
+                continue
+            cells[row.image_sha256] = SamplePrediction(
+                time=row.time,
+                request_id=row.request_id,
+                image_sha256=row.image_sha256,
+                model_id=row.model_id,
+                model_version=row.model_version,
+                probability_all=row.probability_all,
+                label=row.label if row.assessable else None,
+                state=row.state,
+                assessable=bool(row.assessable),
+            )
+        return list(cells.values())
+
+
+def latest_decisions_in(database: Path | str) -> list[LatestDecision]:
+    """The latest decisions of an existing records database (a file or a URL), read without
+    migrating or creating anything: `training adapt` reads a lab's records this way."""
+    url = records_db.sqlite_url(database) if isinstance(database, Path) else database
+    if isinstance(database, Path) and not database.is_file():
+        raise LookupError(f"{database}: not found")
+    engine = records_db.create_engine(url)
+    try:
+        if not sa.inspect(engine).has_table(DECISIONS.name):
+            raise LookupError(f"{database}: no review records (no {DECISIONS.name} table)")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    DECISIONS.c.sample_id, DECISIONS.c.image_sha256, DECISIONS.c.decision
+                ).order_by(DECISIONS.c.id)
+            ).all()
+    finally:
+        engine.dispose()
+    latest = {(sample, sha): decision for sample, sha, decision in rows}
+    return [LatestDecision(sample, sha, decision) for (sample, sha), decision in latest.items()]
 
 
 def sample_counts(
     predictions: Sequence[SamplePrediction], decisions: Sequence[ReviewRecord]
 ) -> SampleCounts:
-    """Counts per answer state, and per reviewer decision where the latest one counts."""
+    """Counts per answer state, and per reviewer decision where the latest one counts (one
+    image is one cell: decisions are keyed by its sha256)."""
+    cells = {p.image_sha256 for p in predictions}
     by_state: Counter[str] = Counter(p.state for p in predictions)
-    latest = {(d.request_id, d.image_sha256): d.decision for d in decisions}
+    latest = {d.image_sha256: d.decision for d in decisions if d.image_sha256 in cells}
     by_decision: Counter[str] = Counter(latest.values())
     assessable = sum(1 for p in predictions if p.assessable)
     all_like = by_state["suggests_all"]

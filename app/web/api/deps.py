@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_service import PredictionService
+from app.service.review_records import ReviewRecords
 from app.settings import Settings
 
 
@@ -30,7 +31,12 @@ async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
+async def get_review_records(request: Request) -> ReviewRecords:
+    return request.app.state.review_records
+
+
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
+ReviewRecordsDep = Annotated[ReviewRecords, Depends(get_review_records)]

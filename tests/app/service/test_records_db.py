@@ -41,7 +41,7 @@ def test_migrations_build_the_same_schema_on_both_engines(database_url):
     assert columns == {column.name: column.nullable for column in records_db.predictions.columns}
     assert ("predictions_key", ("request_id", "item"), True) in indexes
     assert ("predictions_time", ("time",), False) in indexes
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_the_migrated_schema_matches_the_declared_one(database_url):
@@ -93,4 +93,4 @@ def test_replicas_migrating_at_once_take_turns(postgres_url):
     _, _, version = schema_of(engines[0])
     for engine in engines:
         engine.dispose()
-    assert version == "0001"
+    assert version == "0002"

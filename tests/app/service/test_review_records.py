@@ -11,7 +11,7 @@ SHA_B = "b" * 64
 
 def prediction(sha, probability, state, assessable=True, request_id="r1"):
     return Prediction(
-        label="ALL" if probability >= 0.5 else "HEM",
+        label=("ALL" if probability >= 0.5 else "HEM") if assessable else None,
         probability_all=probability,
         threshold=0.5,
         model=ModelRef(id="m", version="1"),
@@ -55,6 +55,7 @@ def test_a_sample_holds_its_predictions_decisions_and_counts(records):
     records.add_decision(review(SHA_A, "ALL"))  # a correction: appended, the latest counts
     report = records.sample("S-1")
     assert [p.image_sha256 for p in report.predictions] == [SHA_A, SHA_B]
+    assert [p.label for p in report.predictions] == ["ALL", None]  # not assessable: no label
     assert [(d.decision, d.comment) for d in report.decisions] == [
         ("HEM", "looks normal"),
         ("ALL", ""),
@@ -77,7 +78,7 @@ def test_a_decision_needs_a_prediction_of_that_sample(records):
         records.add_decision(review(SHA_A, "ALL", sample_id="S-2"))
 
 
-def test_decisions_are_append_only(records, tmp_path):
+def test_decisions_are_append_only(records, tmp_path):  # as every records table is
     records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     records.add_decision(review(SHA_A, "ALL"))
     connection = sqlite3.connect(tmp_path / "audit.sqlite3")
@@ -102,3 +103,99 @@ def test_records_survive_a_restart_beside_the_audit_table(tmp_path):
     again.close()
     assert audit.rows() == []
     audit.close()
+
+
+# The raw-sqlite3 layout the records had before they joined the one schema (issue 27).
+RECORD_FILE_LAYOUT = "\nCREATE TABLE IF NOT EXISTS sample_predictions (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    time REAL NOT NULL,\n    sample_id TEXT NOT NULL,\n    request_id TEXT NOT NULL,\n    image_sha256 TEXT NOT NULL,\n    model_id TEXT NOT NULL,\n    model_version TEXT NOT NULL,\n    probability_all REAL NOT NULL,\n    label TEXT NOT NULL,\n    state TEXT NOT NULL,\n    assessable INTEGER NOT NULL\n);\nCREATE INDEX IF NOT EXISTS sample_predictions_sample ON sample_predictions (sample_id);\nCREATE TABLE IF NOT EXISTS review_decisions (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    time REAL NOT NULL,\n    sample_id TEXT NOT NULL,\n    request_id TEXT NOT NULL,\n    image_sha256 TEXT NOT NULL,\n    decision TEXT NOT NULL,\n    reviewer TEXT NOT NULL,\n    comment TEXT NOT NULL\n);\nCREATE INDEX IF NOT EXISTS review_decisions_sample ON review_decisions (sample_id);\nCREATE TRIGGER IF NOT EXISTS review_decisions_append_only_update\n    BEFORE UPDATE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;\nCREATE TRIGGER IF NOT EXISTS review_decisions_append_only_delete\n    BEFORE DELETE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;\n"
+
+
+def test_a_record_file_of_the_earlier_layout_is_adopted_with_every_row(tmp_path):
+    path = tmp_path / "leukolens-audit.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.executescript(RECORD_FILE_LAYOUT)
+    for n in range(30):
+        connection.execute(
+            "INSERT INTO sample_predictions (time, sample_id, request_id, image_sha256, model_id, "
+            "model_version, probability_all, label, state, assessable) "
+            "VALUES (?, ?, ?, ?, 'm', '1', 0.9, 'ALL', 'suggests_all', 1)",
+            (float(n), f"S-{n % 3}", f"r{n}", f"{n:064x}"),
+        )
+    for n in range(7):
+        connection.execute(
+            "INSERT INTO review_decisions (time, sample_id, request_id, image_sha256, decision, "
+            "reviewer, comment) VALUES (?, ?, ?, ?, 'HEM', 'Dr A', 'old')",
+            (100.0 + n, f"S-{n % 3}", f"r{n}", f"{n:064x}"),
+        )
+    connection.commit()
+    connection.close()
+    adopted = ReviewRecords(path)
+    reports = [adopted.sample(f"S-{k}") for k in range(3)]
+    assert sum(len(r.predictions) for r in reports) == 30
+    assert sum(len(r.decisions) for r in reports) == 7
+    assert {d.comment for r in reports for d in r.decisions} == {"old"}
+    adopted.add_predictions("S-0", [prediction(SHA_A, 0.9, "suggests_all", request_id="new")])
+    assert len(adopted.sample("S-0").predictions) == 11
+    adopted.close()
+
+
+def test_the_same_image_again_is_a_repeat_and_counts_once(records):
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all", request_id="r1")])
+    again = [
+        prediction(SHA_A, 0.9, "suggests_all", request_id="r2"),
+        prediction(SHA_B, 0.1, "suggests_normal", request_id="r2"),
+    ]
+    records.add_predictions("S-1", again)
+    assert [p.repeat_of for p in again] == ["r1", None]
+    report = records.sample("S-1")
+    assert [(p.request_id, p.image_sha256) for p in report.predictions] == [
+        ("r1", SHA_A),
+        ("r2", SHA_B),
+    ]
+    assert report.counts.images == 2
+    # a decision made through the repeat's request is a decision on the same cell
+    records.add_decision(review(SHA_A, "HEM", request_id="r2"))
+    records.add_decision(review(SHA_A, "ALL", request_id="r1"))
+    report = records.sample("S-1")
+    assert report.counts.decided == 1
+    assert report.counts.by_decision["ALL"] == 1
+    # in another sample the same image is a cell of its own
+    other = [prediction(SHA_A, 0.9, "suggests_all", request_id="r3")]
+    records.add_predictions("S-2", other)
+    assert other[0].repeat_of is None
+
+
+def test_a_withdrawn_upload_leaves_the_sample_whenever_it_is_written(records):
+    records.add_predictions(
+        "S-1", [prediction(SHA_A, 0.9, "suggests_all", request_id="r1")], "upload-1"
+    )
+    records.withdraw("S-1", "upload-2")  # before its answers are recorded
+    records.add_predictions(
+        "S-1", [prediction(SHA_B, 0.2, "suggests_normal", request_id="r2")], "upload-2"
+    )
+    assert [p.image_sha256 for p in records.sample("S-1").predictions] == [SHA_A]
+    # dropped again later, the image is a cell once more, and not a repeat of the withdrawn one
+    again = [prediction(SHA_B, 0.2, "suggests_normal", request_id="r3")]
+    records.add_predictions("S-1", again, "upload-3")
+    assert again[0].repeat_of is None
+    assert [p.request_id for p in records.sample("S-1").predictions] == ["r1", "r3"]
+    listed, total = records.samples(limit=10)
+    assert (listed[0].cells, total) == (2, 1)
+
+
+def test_samples_are_listed_newest_change_first_and_paged(records):
+    for n in range(5):
+        records.add_predictions(f"S-{n}", [prediction(f"{n:064x}", 0.9, "suggests_all")])
+    records.add_decision(review(f"{1:064x}", "ALL", sample_id="S-1"))  # S-1 changed last
+    first, total = records.samples(limit=2)
+    assert total == 5
+    assert [s.sample_id for s in first] == ["S-1", "S-4"]
+    assert (first[0].cells, first[0].reviewed) == (1, 1)
+    rest, _ = records.samples(limit=10, offset=2)
+    assert [s.sample_id for s in rest] == ["S-3", "S-2", "S-0"]
+
+
+def test_latest_decisions_are_what_adaptation_reads(records):
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    records.add_decision(review(SHA_A, "HEM"))
+    records.add_decision(review(SHA_A, "ALL"))
+    assert [(d.sample_id, d.decision) for d in records.latest_decisions()] == [("S-1", "ALL")]

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.logging_config import current_client_request_id
 from app.schemas import (
     BatchError,
     BatchItem,
@@ -26,8 +27,7 @@ from app.service.prediction_pipeline import Upload
 from app.service.request_budget import budgeted, unless_client_gone
 from app.service.result_table import result_row, results_writer
 from app.service.upload_checks import UploadRejectedError
-from app.web.api.deps import RequestIdDep, ServiceDep, SettingsDep
-from app.web.api.routes.reviews import ReviewRecordsDep
+from app.web.api.deps import RequestIdDep, ReviewRecordsDep, ServiceDep, SettingsDep
 
 router = APIRouter(prefix="/predict", tags=["predictions"])
 
@@ -68,9 +68,11 @@ async def _record_sample(
 ) -> None:
     if sample_id is None or not predictions:
         return
-    for prediction in predictions:
-        prediction.sample_id = sample_id
-    await run_in_threadpool(records.add_predictions, sample_id, predictions)
+    # The client's X-Request-ID names the upload, so that a page that cancels it can withdraw
+    # its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
+    await run_in_threadpool(
+        records.add_predictions, sample_id, predictions, current_client_request_id.get()
+    )
 
 
 async def _read(upload: UploadFile) -> Upload:

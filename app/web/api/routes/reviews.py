@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 
 from app.schemas import ErrorResponse, ReviewRecord, ReviewRequest
-from app.service.review_records import ReviewRecords, UnknownPredictionError
+from app.service.review_records import UnknownPredictionError
+from app.web.api.deps import ReviewRecordsDep
 
 router = APIRouter(tags=["review"])
-
-
-async def get_review_records(request: Request) -> ReviewRecords:
-    return request.app.state.review_records
-
-
-ReviewRecordsDep = Annotated[ReviewRecords, Depends(get_review_records)]
 
 
 @router.post(

@@ -1,18 +1,44 @@
-"""A sample as a lab sees it: its scored images, the reviewers' decisions, the counts, the share."""
+"""A sample as a lab sees it: its scored images, the reviewers' decisions, the counts, the share.
+
+Samples live in the records' one database, so any replica, tab, browser or reviewer reads the
+same sample; the browser's own store is only a cache of it.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
 
 from app.core.manifest import ModelManifest
-from app.schemas import ErrorResponse, SampleIdPattern, SampleReport
+from app.schemas import ErrorResponse, SampleIdPattern, SampleList, SampleReport
 from app.service.blast_share import sample_blast_share, sample_score
-from app.web.api.deps import RegistryDep
-from app.web.api.routes.reviews import ReviewRecordsDep
+from app.web.api.deps import RegistryDep, ReviewRecordsDep
 
 router = APIRouter(prefix="/samples", tags=["review"])
+
+SampleIdPath = Annotated[str, Path(pattern=SampleIdPattern)]
+
+
+class Withdrawal(BaseModel):
+    client_request_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The X-Request-ID the page sent with the upload it cancelled.",
+    )
+
+
+@router.get("", response_model=SampleList)
+async def list_samples(
+    records: ReviewRecordsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SampleList:
+    """Every sample, the most recently changed first: to reopen one in any browser."""
+    summaries, total = await run_in_threadpool(records.samples, limit=limit, offset=offset)
+    return SampleList(samples=summaries, total=total, limit=limit, offset=offset)
 
 
 @router.get(
@@ -21,12 +47,11 @@ router = APIRouter(prefix="/samples", tags=["review"])
     responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
 )
 def get_sample(
-    sample_id: Annotated[str, Path(pattern=SampleIdPattern)],
-    records: ReviewRecordsDep,
-    registry: RegistryDep,
+    sample_id: SampleIdPath, records: ReviewRecordsDep, registry: RegistryDep
 ) -> SampleReport:
-    """The sample's images and decisions, with its share of blast-like cells (corrected for the
-    model's held-out errors, with a 95% interval) and its score: a research aid, not a diagnosis."""
+    """The sample's images (each once) and decisions, with its share of blast-like cells
+    (corrected for the model's errors on patients it never saw, with a 95% interval): a
+    research aid, not a diagnosis."""
     report = records.sample(sample_id)
     if report is None:
         raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
@@ -38,3 +63,12 @@ def get_sample(
     report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
     report.sample_score = sample_score(report.predictions)
     return report
+
+
+@router.post("/{sample_id}/withdrawals", status_code=204)
+async def withdraw_upload(
+    sample_id: SampleIdPath, withdrawal: Withdrawal, records: ReviewRecordsDep
+) -> None:
+    """The page cancelled an upload: its answers, whenever they are recorded, leave the sample.
+    A record of its own, never a deletion; the audit keeps every answer."""
+    await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id)

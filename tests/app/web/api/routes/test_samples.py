@@ -41,19 +41,19 @@ def test_a_sample_lists_its_images_and_counts(client, real_cell_png, encode_png)
     client.post("/api/v1/predict/batch", files=[("files", ("d.png", real_cell_png))])  # no sample
     sample = client.get("/api/v1/samples/LAB-42").json()
     assert sample["sample_id"] == "LAB-42"
+    # the same cell again is a repeat of the first: one cell of the sample
     assert [p["image_sha256"] for p in sample["predictions"]] == [
         hashlib.sha256(real_cell_png).hexdigest(),
         hashlib.sha256(blank).hexdigest(),
-        hashlib.sha256(real_cell_png).hexdigest(),
     ]
-    assert sample["predictions"][2]["request_id"] == single["request_id"]
+    assert single["repeat_of"] == results[0]["prediction"]["request_id"]
     counts = sample["counts"]
-    assert counts["images"] == 3
+    assert counts["images"] == 2
     assert counts["by_state"]["not_assessable"] == 1
-    assert sum(counts["by_state"].values()) == 3
+    assert sum(counts["by_state"].values()) == 2
     assert counts["decided"] == 0
     assessable_all = sum(1 for p in sample["predictions"] if p["state"] == "suggests_all")
-    assert counts["all_like_share_of_assessable"] == assessable_all / 2
+    assert counts["all_like_share_of_assessable"] == assessable_all / 1
     assert "filename" not in str(sample)
 
 
@@ -137,3 +137,124 @@ def test_a_reviewed_cell_replaces_the_models_call_in_the_share(client, real_cell
     assert share["n_reviewed"] == 1
     assert share["n_model_called"] == 0
     assert share["observed"] == share["corrected"] == (1.0 if opposite == "ALL" else 0.0)
+
+
+def test_samples_are_listed_newest_first_with_paging(client, real_cell_png, encode_png):
+    for n in range(3):
+        cell = encode_png(np.full((64, 64, 3), 40 + n, np.uint8))
+        client.post(f"/api/v1/predict?sample_id=LIST-{n}", files={"file": ("c.png", cell)})
+    listed = client.get("/api/v1/samples?limit=2").json()
+    assert listed["total"] == 3
+    assert [s["sample_id"] for s in listed["samples"]] == ["LIST-2", "LIST-1"]
+    assert listed["samples"][0]["cells"] == 1
+    assert listed["samples"][0]["reviewed"] == 0
+    rest = client.get("/api/v1/samples?limit=2&offset=2").json()["samples"]
+    assert [s["sample_id"] for s in rest] == ["LIST-0"]
+    assert client.get("/api/v1/samples?limit=0").status_code == 422
+
+
+def test_samples_list_is_behind_the_api_key(model_store, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    settings = Settings(
+        model_store=model_store, api_key="s3cret", audit_log_path=tmp_path / "a.sqlite3"
+    )
+    with TestClient(create_app(settings)) as keyed:
+        assert keyed.get("/api/v1/samples").status_code == 401
+        answer = keyed.get("/api/v1/samples", headers={"X-API-Key": "s3cret"})
+        assert answer.status_code == 200
+
+
+def test_the_same_image_again_in_a_sample_is_a_repeat_counted_once(client, real_cell_png):
+    first = client.post(
+        "/api/v1/predict?sample_id=REP-1", files={"file": ("a.png", real_cell_png)}
+    ).json()
+    again = client.post(
+        "/api/v1/predict/batch?sample_id=REP-1", files=[("files", ("a-copy.png", real_cell_png))]
+    ).json()["results"][0]["prediction"]
+    assert first["repeat_of"] is None
+    assert again["repeat_of"] == first["request_id"]
+    assert again["probability_all"] == first["probability_all"]
+    sample = client.get("/api/v1/samples/REP-1").json()
+    assert sample["counts"]["images"] == 1
+    assert [p["request_id"] for p in sample["predictions"]] == [first["request_id"]]
+    assert sample["blast_share"]["n_cells"] == 1
+
+
+def test_a_not_assessable_answer_has_no_label_in_json_and_csv(client, encode_png):
+    grey = encode_png(np.full((64, 64, 3), 128, np.uint8))  # no cell on black
+    answer = client.post("/api/v1/predict", files={"file": ("grey.png", grey)}).json()
+    assert answer["assessable"] is False
+    assert answer["label"] is None
+    assert 0.0 <= answer["probability_all"] <= 1.0  # still there for who asks
+    csv_text = client.post(
+        "/api/v1/predict/batch?format=csv", files=[("files", ("grey.png", grey))]
+    ).text
+    import csv
+    import io
+
+    (row,) = list(csv.DictReader(io.StringIO(csv_text)))
+    assert row["assessable"] == "false"
+    assert row["label"] == ""
+
+
+def test_a_withdrawn_upload_leaves_the_sample(client, real_cell_png, encode_png):
+    other = encode_png(np.full((64, 64, 3), 50, np.uint8))
+    client.post(
+        "/api/v1/predict?sample_id=W-1",
+        files={"file": ("a.png", real_cell_png)},
+        headers={"X-Request-ID": "upload-kept"},
+    )
+    client.post(
+        "/api/v1/predict?sample_id=W-1",
+        files={"file": ("b.png", other)},
+        headers={"X-Request-ID": "upload-cancelled"},
+    )
+    response = client.post(
+        "/api/v1/samples/W-1/withdrawals", json={"client_request_id": "upload-cancelled"}
+    )
+    assert response.status_code == 204
+    sample = client.get("/api/v1/samples/W-1").json()
+    assert sample["counts"]["images"] == 1
+    assert client.get("/api/v1/samples").json()["samples"][0]["cells"] == 1
+
+
+def test_two_replicas_on_one_postgresql_hold_one_sample(
+    start_server, model_store, postgres_url, real_cell_png, tmp_path
+):
+    import httpx
+
+    first, second = (
+        start_server(
+            LEUKOLENS_MODEL_STORE=str(model_store),
+            LEUKOLENS_DATABASE_URL=postgres_url,
+            LEUKOLENS_AUDIT_LOG_PATH=str(tmp_path / f"replica-{n}.sqlite3"),
+        )
+        for n in range(2)
+    )
+    scored = httpx.post(
+        f"{first}/api/v1/predict?sample_id=REPLICA-1",
+        files={"file": ("a.png", real_cell_png)},
+        timeout=30,
+    ).json()
+    decision = {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": "REPLICA-1",
+        "decision": "HEM",
+        "reviewer": "Dr B",
+    }
+    assert httpx.post(f"{second}/api/v1/reviews", json=decision, timeout=30).status_code == 201
+    for base in (first, second):
+        sample = httpx.get(f"{base}/api/v1/samples/REPLICA-1", timeout=30).json()
+        assert [p["request_id"] for p in sample["predictions"]] == [scored["request_id"]]
+        assert [d["reviewer"] for d in sample["decisions"]] == ["Dr B"]
+        listed = httpx.get(f"{base}/api/v1/samples", timeout=30).json()["samples"]
+        assert [(s["sample_id"], s["reviewed"]) for s in listed] == [("REPLICA-1", 1)]
+    # neither replica wrote the sample beside its own audit file
+    for n in range(2):
+        local = tmp_path / f"replica-{n}.sqlite3"
+        assert not local.exists() or b"REPLICA-1" not in local.read_bytes()
