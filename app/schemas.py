@@ -174,6 +174,9 @@ class SamplePrediction(BaseModel):
     label: Literal["ALL", "HEM"] | None = Field(description="Null when not assessable.")
     state: AnswerState
     assessable: bool
+    threshold: float | None = Field(None, description="Null for rows recorded before 0.2.")
+    tta: bool | None = None
+    warnings: list[str] = Field(default_factory=list, description="Quality warnings' codes.")
 
 
 class SampleSummary(BaseModel):

@@ -61,6 +61,11 @@ sample_predictions = sa.Table(
     sa.Column("assessable", sa.Integer, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
     sa.Column("repeat_of", sa.Text, nullable=True),
+    # What a page reopening the sample shows without the image: the threshold the call was
+    # made at, whether TTA was on, and the quality warnings' codes (";"-joined).
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("tta", sa.Integer, nullable=True),
+    sa.Column("warnings", sa.Text, nullable=False, server_default=""),
     sa.Index("sample_predictions_sample", "sample_id"),
     sqlite_autoincrement=True,
 )

@@ -100,6 +100,9 @@ class ReviewRecords:
                         "assessable": int(prediction.assessable),
                         "client_request_id": client_request_id,
                         "repeat_of": prediction.repeat_of,
+                        "threshold": prediction.threshold,
+                        "tta": int(prediction.tta),
+                        "warnings": ";".join(w.code for w in prediction.warnings),
                     }
                 )
             if rows:
@@ -242,6 +245,9 @@ class ReviewRecords:
                 label=row.label if row.assessable else None,
                 state=row.state,
                 assessable=bool(row.assessable),
+                threshold=row.threshold,
+                tta=None if row.tta is None else bool(row.tta),
+                warnings=[code for code in row.warnings.split(";") if code],
             )
         return list(cells.values())
 

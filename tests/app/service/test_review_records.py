@@ -194,8 +194,28 @@ def test_samples_are_listed_newest_change_first_and_paged(records):
     assert [s.sample_id for s in rest] == ["S-3", "S-2", "S-0"]
 
 
-def test_latest_decisions_are_what_adaptation_reads(records):
+def test_latest_decisions_are_what_adaptation_reads(records, tmp_path):
+    from app.service.review_records import latest_decisions_in
+
     records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     records.add_decision(review(SHA_A, "HEM"))
     records.add_decision(review(SHA_A, "ALL"))
-    assert [(d.sample_id, d.decision) for d in records.latest_decisions()] == [("S-1", "ALL")]
+    latest = latest_decisions_in(tmp_path / "audit.sqlite3")
+    assert [(d.sample_id, d.decision) for d in latest] == [("S-1", "ALL")]
+    with pytest.raises(LookupError, match="not found"):
+        latest_decisions_in(tmp_path / "missing.sqlite3")
+    empty = tmp_path / "other.sqlite3"
+    sqlite3.connect(empty).close()
+    with pytest.raises(LookupError, match="no review records"):
+        latest_decisions_in(empty)
+
+
+def test_a_reopened_sample_carries_threshold_tta_and_warning_codes(records):
+    from app.schemas import QualityWarning
+
+    scored = prediction(SHA_A, 0.9, "suggests_all")
+    scored.warnings = [QualityWarning(code="blurry", message="m")]
+    scored.tta = True
+    records.add_predictions("S-1", [scored])
+    (cell,) = records.sample("S-1").predictions
+    assert (cell.threshold, cell.tta, cell.warnings) == (0.5, True, ["blurry"])

@@ -41,6 +41,9 @@ def _later_sample_prediction_columns() -> list[sa.Column]:
     return [
         sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
         sa.Column("repeat_of", sa.Text, nullable=True),
+        sa.Column("threshold", sa.Float, nullable=True),
+        sa.Column("tta", sa.Integer, nullable=True),
+        sa.Column("warnings", sa.Text, nullable=False, server_default=""),
     ]
 
 
@@ -56,9 +59,10 @@ def upgrade() -> None:
             if column.name not in present:
                 # ALTER TABLE ADD COLUMN, without batch mode: SQLite must not copy the table
                 # (its append-only triggers on the sibling table stay as they are).
+                sql_type = column.type.compile(dialect=op.get_bind().dialect)
                 op.get_bind().execute(
                     sa.text(
-                        f"ALTER TABLE sample_predictions ADD COLUMN {column.name} TEXT"
+                        f"ALTER TABLE sample_predictions ADD COLUMN {column.name} {sql_type}"
                         + (" NOT NULL DEFAULT ''" if not column.nullable else "")
                     )
                 )
