@@ -22,6 +22,7 @@
   const progressText = $("progress-text");
   const workstation = $("workstation");
   const sampleSelect = $("sample-select");
+  const openSelect = $("open-sample");
   const sampleTitle = $("sample-title");
   const counts = $("sample-counts");
   const shareReading = $("share-reading");
@@ -55,6 +56,7 @@
   let selectedKey = null;
   let chosen = [];
   let run = null; // the analysis in progress: { controller }
+  let pointerAt = 0; // when the gallery was last touched or clicked (a tap reveals the detail)
   const sortState = { key: "index", ascending: true };
 
   const percent = (value) => `${(value * 100).toFixed(1)}%`;
@@ -126,7 +128,7 @@
   }
 
   // XMLHttpRequest, not fetch: it reports upload progress. The AbortController cancels it.
-  function postFiles(url, files, signal, onProgress) {
+  function postFiles(url, files, signal, onProgress, clientRequestId) {
     return new Promise((resolve, reject) => {
       if (signal.aborted) {
         reject(new DOMException("cancelled", "AbortError"));
@@ -137,6 +139,8 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", url);
       for (const [name, value] of Object.entries(apiHeaders())) xhr.setRequestHeader(name, value);
+      // Names the upload, so that a cancelled one can be withdrawn from the sample.
+      if (clientRequestId) xhr.setRequestHeader("X-Request-ID", clientRequestId);
       xhr.responseType = "json";
       xhr.upload.addEventListener("progress", (event) => {
         if (event.lengthComputable) onProgress(event.loaded / event.total);
@@ -211,39 +215,181 @@
   function showProgress(done, total, sending, fraction) {
     progress.max = total;
     progress.value = done + (sending ? sending * fraction : 0);
-    progressText.textContent = sending
-      ? `Sending images ${done + 1}–${done + sending} of ${total} (${Math.round(fraction * 100)}% uploaded)`
-      : `Analysed ${done} of ${total}`;
+    const range = `${done + 1}–${done + sending} of ${total}`;
+    if (!sending) {
+      progressText.textContent = `Analysed ${done} of ${total}`;
+    } else if (fraction < 1) {
+      progressText.textContent = `Sending images ${range} (${Math.round(fraction * 100)}% uploaded)`;
+    } else {
+      // Uploaded: the server is working. A cancel now withdraws these images from the sample.
+      progressText.textContent = `Analysing images ${range} on the server…`;
+    }
+    progressRow.dataset.stage = !sending ? "done" : fraction < 1 ? "uploading" : "analysing";
   }
 
-  async function rowsFrom(files, answer, sampleId, startIndex) {
+  const cellKey = (sampleId, sha256) => `${sampleId}:${sha256}`;
+
+  // One row per image of a sample, known by its sha256: an image scored again (a re-drop after
+  // a reload, say) is the same cell, and brings its file, views and heatmap back to it.
+  async function rowsFrom(files, answer, sampleId) {
     const results = answer.body.results;
     const requestId = answer.requestId
       || results.find((result) => result.prediction)?.prediction.request_id || "unknown";
     const made = [];
+    let index = sampleRows(sampleId).length;
     for (const [position, result] of results.entries()) {
       const file = files[position];
-      const base = { sampleId, requestId, filename: file.name, index: startIndex + position,
-        time: new Date().toISOString(), decision: null };
+      const base = { sampleId, requestId, filename: file.name, time: new Date().toISOString(),
+        decision: null };
       if (result.filename !== file.name) {
-        made.push({ ...base, key: `${requestId}:error:${position}`, status: "error",
+        made.push({ ...base, index: index++, key: `${requestId}:error:${position}`, status: "error",
           error: { status_code: 0, detail: "the answer did not match the file sent" } });
         continue;
       }
       if (result.status !== "ok") {
-        made.push({ ...base, key: `${requestId}:error:${position}`, status: "error", error: result.error });
+        made.push({ ...base, index: index++, key: `${requestId}:error:${position}`, status: "error",
+          error: result.error });
         continue;
       }
       const prediction = result.prediction;
-      let key = `${requestId}:${prediction.image_sha256}`;
-      if (made.some((row) => row.key === key)) key = `${key}:${position}`;
+      const key = cellKey(sampleId, prediction.image_sha256);
       const thumb = prediction.views ? await thumbnail(prediction.views.original) : null;
       liveFiles.set(key, file);
       liveViews.set(key, prediction);
-      made.push({ ...base, key, sha256: prediction.image_sha256, status: "ok",
+      const known = session.rows.find((row) => row.key === key) || made.find((row) => row.key === key);
+      if (known) {
+        // The same cell: its record stays the first answer's; the file and views come back.
+        if (!known.attached) known.filename = file.name;
+        known.attached = true;
+        known.thumb = thumb || known.thumb;
+        known.repeats = (known.repeats || 0) + 1;
+        continue;
+      }
+      made.push({ ...base, index: index++, key, sha256: prediction.image_sha256, status: "ok",
+        requestId: prediction.repeat_of || prediction.request_id, attached: true,
         prediction: persistable(prediction), thumb });
     }
     return made;
+  }
+
+  // -- the sample on the server: the page's rows are a cache of it ----------------------------
+
+  function newClientRequestId() {
+    const random = crypto.randomUUID ? crypto.randomUUID()
+      : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    return `upload-${random}`;
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, { headers: apiHeaders() });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    return { status: response.status, ok: response.ok, body };
+  }
+
+  function decisionFromServer(record) {
+    return { decision: record.decision, reviewer: record.reviewer, comment: record.comment,
+      time: new Date(record.time * 1000).toISOString(), stored: true, id: record.id };
+  }
+
+  function predictionFromServer(cell) {
+    return { request_id: cell.request_id, image_sha256: cell.image_sha256,
+      probability_all: cell.probability_all, threshold: cell.threshold ?? 0.5,
+      label: cell.label, state: cell.state, assessable: cell.assessable, tta: Boolean(cell.tta),
+      model: { id: cell.model_id, version: cell.model_version },
+      warnings: (cell.warnings || []).map((code) => ({ code, message: "" })) };
+  }
+
+  // The server holds the sample: its cells (each image once, withdrawn uploads left out) and
+  // every decision. The page takes them as they are, keeping what only it has (file names,
+  // thumbnails, views of images dropped in this browser) and its refused files.
+  async function syncSample(sampleId) {
+    let answer;
+    try {
+      const listed = await getJson("/api/v1/samples?limit=200");
+      if (listed.ok) serverSamples = listed.body.samples;
+      const known = !listed.ok || listed.body.total > listed.body.samples.length
+        || serverSamples.some((s) => s.sample_id === sampleId);
+      // A sample the server does not hold (every upload cancelled) has no cells: no request
+      // that could only answer 404.
+      answer = known ? await getJson(`/api/v1/samples/${encodeURIComponent(sampleId)}`)
+        : { ok: false, status: 404, body: null };
+    } catch {
+      return false; // the server is away: the cached rows stay until the next answer
+    }
+    if (!answer.ok && answer.status !== 404) return false;
+    const cells = answer.ok ? answer.body.predictions : [];
+    const latest = new Map();
+    for (const record of answer.ok ? answer.body.decisions : []) latest.set(record.image_sha256, record);
+    const local = new Map(sampleRows(sampleId).filter((row) => row.status === "ok").map((row) => [row.key, row]));
+    const refused = sampleRows(sampleId).filter((row) => row.status !== "ok");
+    const rows = cells.map((cell, position) => {
+      const key = cellKey(sampleId, cell.image_sha256);
+      const known = local.get(key);
+      const row = known || { key, sampleId, sha256: cell.image_sha256, status: "ok", thumb: null,
+        filename: `image ${cell.image_sha256.slice(0, 8)} (not in this browser)`, attached: false,
+        time: new Date(cell.time * 1000).toISOString(), decision: null };
+      row.index = position;
+      row.requestId = cell.request_id;
+      row.prediction = { ...predictionFromServer(cell), ...(known ? pick(known.prediction) : {}) };
+      const record = latest.get(cell.image_sha256);
+      if (record) {
+        row.decision = decisionFromServer(record);
+      } else if (row.decision && row.decision.stored) {
+        row.decision = null; // the server has no decision on it
+      }
+      return row;
+    });
+    refused.forEach((row, position) => { row.index = rows.length + position; });
+    session.rows = [...session.rows.filter((row) => row.sampleId !== sampleId), ...rows, ...refused];
+    if (answer.ok) {
+      session.shares[sampleId] = { ...answer.body.blast_share };
+    } else {
+      delete session.shares[sampleId];
+    }
+    if (!sampleRows().some((row) => row.key === selectedKey)) {
+      selectedKey = galleryOrder().find((row) => row.status === "ok")?.key || null;
+    }
+    render();
+    saveSession();
+    return true;
+  }
+
+  // What the page's own answer knows beyond the record: the warnings' messages, its explanation.
+  function pick(prediction) {
+    const kept = {};
+    if (prediction.warnings?.some((w) => w.message)) kept.warnings = prediction.warnings;
+    if (prediction.explanation) kept.explanation = prediction.explanation;
+    return kept;
+  }
+
+  let serverSamples = [];
+
+  async function loadSampleList() {
+    try {
+      const answer = await getJson("/api/v1/samples?limit=200");
+      if (answer.ok) serverSamples = answer.body.samples;
+    } catch {
+      // The list is a convenience; the cached samples stay reachable.
+    }
+    renderSampleSelect();
+  }
+
+  async function openSample(sampleId) {
+    session.currentSample = sampleId;
+    sampleInput.value = sampleId;
+    selectedKey = null;
+    render();
+    setStatus(`Opening sample ${sampleId} from the server…`);
+    const synced = await syncSample(sampleId);
+    selectedKey = galleryOrder().find((row) => row.status === "ok")?.key || null;
+    render();
+    setStatus(synced ? `Sample ${sampleId}: ${plural(sampleRows(sampleId).length, "image")}, as the server holds it.`
+      : `Sample ${sampleId} could not be read from the server; showing this browser's copy.`);
   }
 
   async function analyse(event) {
@@ -269,23 +415,25 @@
     run = { controller };
     setRunning(true);
     session.currentSample = sampleId;
-    const startIndex = session.rows.filter((row) => row.sampleId === sampleId).length;
     let done = 0;
+    let inFlight = null; // the client request id of the upload whose answers are not yet kept
     setStatus(`Analysing ${plural(files.length, "image")} for sample ${sampleId}…`);
     try {
       for (let start = 0; start < files.length; start += CHUNK) {
         const part = files.slice(start, start + CHUNK);
+        inFlight = newClientRequestId();
         showProgress(done, files.length, part.length, 0);
         const answer = await postFiles(`/api/v1/predict/batch?${query}`, part, controller.signal,
-          (fraction) => showProgress(done, files.length, part.length, fraction));
-        const made = await rowsFrom(part, answer, sampleId, startIndex + start);
-        if (controller.signal.aborted) break;
+          (fraction) => showProgress(done, files.length, part.length, fraction), inFlight);
+        if (controller.signal.aborted) throw new DOMException("cancelled", "AbortError");
+        const made = await rowsFrom(part, answer, sampleId);
         session.rows.push(...made);
+        inFlight = null;
         session.exported = false;
         done += part.length;
         showProgress(done, files.length, 0, 0);
         if (!sampleRows(sampleId).some((row) => row.key === selectedKey)) {
-          selectedKey = made.find((row) => row.status === "ok")?.key || null;
+          selectedKey = sampleRows(sampleId).find((row) => row.status === "ok")?.key || null;
         }
         render();
         saveSession();
@@ -295,6 +443,9 @@
         (failed ? `, ${failed} could not be analysed.` : "."));
     } catch (error) {
       if (error.name === "AbortError") {
+        // The server may have scored (or may still be scoring) the cancelled upload: it is
+        // withdrawn from the sample, so that page and server hold the same cells.
+        if (inFlight) await withdraw(sampleId, inFlight);
         setStatus(`Cancelled after ${done} of ${files.length} images; the finished ones are kept.`);
       } else {
         showAlert(`Could not analyse: ${error.message}`);
@@ -307,7 +458,20 @@
       saveSession();
       $("sample-heading").focus();
     }
-    await refreshShare(sampleId);
+    await syncSample(sampleId);
+    await loadSampleList();
+  }
+
+  async function withdraw(sampleId, clientRequestId) {
+    try {
+      await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}/withdrawals`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...apiHeaders() },
+        body: JSON.stringify({ client_request_id: clientRequestId }),
+      });
+    } catch {
+      showAlert("The cancelled images could not be withdrawn: the server may count them. Reload to see what it holds.");
+    }
   }
 
   // -- review --------------------------------------------------------------------------------
@@ -325,9 +489,17 @@
     return order;
   }
 
-  function select(key, { focus = false } = {}) {
+  function select(key, { focus = false, reveal = false } = {}) {
+    const changed = key !== selectedKey;
     selectedKey = key;
     render();
+    if (changed) {
+      detail.scrollTop = 0;
+      $("detail-section").scrollTop = 0;
+    }
+    if (reveal && window.matchMedia("(max-width: 760px)").matches) {
+      $("detail-section").scrollIntoView({ block: "start" });
+    }
     const row = session.rows.find((r) => r.key === key);
     if (!row) return;
     const order = galleryOrder().filter((r) => r.status === "ok");
@@ -345,6 +517,18 @@
     const at = order.findIndex((row) => row.key === selectedKey);
     const next = at < 0 ? 0 : Math.min(order.length - 1, Math.max(0, at + step));
     select(order[next].key, { focus: true });
+  }
+
+  function nextUndecided() {
+    const order = galleryOrder().filter((row) => row.status === "ok");
+    const at = order.findIndex((row) => row.key === selectedKey);
+    const rotated = [...order.slice(at + 1), ...order.slice(0, at + 1)];
+    const next = rotated.find((row) => !row.decision);
+    if (next) {
+      select(next.key, { focus: true });
+    } else {
+      setStatus("Every cell of this sample has a decision.");
+    }
   }
 
   async function decide(decision) {
@@ -377,75 +561,105 @@
     }
     render();
     saveSession();
-    if (record.stored) await refreshShare(row.sampleId);
+    if (record.stored) await syncSample(row.sampleId);
   }
 
   // -- the sample's share of blast-like cells, from the server -------------------------------
 
-  // The server holds the sample's calls and decisions and the model card's held-out error
-  // counts, so it computes the corrected share and its interval; the page only shows them.
-  async function refreshShare(sampleId) {
-    // Nothing scored for it yet (a cancelled first run, say): the server has no such sample.
-    if (!sampleRows(sampleId).some((row) => row.status === "ok")) return;
-    try {
-      const response = await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}`, {
-        headers: apiHeaders(),
-      });
-      if (!response.ok) return;
-      const body = await response.json();
-      session.shares[sampleId] = { ...body.blast_share, sample_score: body.sample_score };
-      render();
-      saveSession();
-    } catch {
-      // The counts stay as they are; the share is fetched again after the next answer.
-    }
-  }
-
   const points = (value) => `${Math.round(value * 100)} percentage points`;
 
-  function shareEntries(sampleId) {
+  // How cells count, said once (page, report and CSV): every figure below follows it.
+  const COUNTING_RULE = "Counted cells: each image once; not-assessable cells (by the model or a " +
+    "reviewer) are left out; a reviewer's decision replaces the model's call; an undecided " +
+    "indeterminate cell counts on the side of the threshold the model put it.";
+
+  // The sample's figures, one per thing they describe: the reviewers' confirmed share (the
+  // headline once cells are reviewed) and the model's corrected estimate with its interval,
+  // or why that estimate is not readable.
+  function headline(sampleId) {
+    const rows = sampleRows(sampleId).filter((row) => row.status === "ok");
+    const reviewed = rows.filter((row) => row.decision && row.decision.decision !== "not_assessable");
+    const confirmedAll = reviewed.filter((row) => row.decision.decision === "ALL").length;
     const share = session.shares[sampleId];
-    if (!share || share.observed === null) {
-      return [["Blast-like share, corrected (95% interval)", "–"]];
+    const figures = {
+      reviewed: reviewed.length,
+      reviewedShare: reviewed.length ? confirmedAll / reviewed.length : null,
+      estimate: null,
+      reason: "",
+    };
+    if (!share || share.observed === null || share.observed === undefined) {
+      figures.reason = share ? "no assessable cell" : "the server has not answered for this sample yet";
+      return figures;
     }
-    const corrected = share.corrected === null ? "not corrected"
-      : `${percent(share.corrected)} (${percent(share.ci_low)}–${percent(share.ci_high)})`;
-    return [
-      ["Blast-like share, corrected (95% interval)", corrected],
-      ["Blast-like share, as called", `${percent(share.observed)} of ${plural(share.n_assessable, "cell")}` +
-        ` (${share.n_reviewed} reviewed)`],
-      ["Sample score (mean P(ALL))", share.sample_score === null ? "–" : percent(share.sample_score)],
-    ];
+    if (share.corrected === null || share.corrected === undefined) {
+      figures.reason = share.note || "no correction is available for this model";
+      return figures;
+    }
+    figures.estimate = { value: share.corrected, low: share.ci_low, high: share.ci_high,
+      readable: !share.too_wide, n: share.n_assessable };
+    if (share.too_wide) {
+      figures.reason = share.more_cells_needed !== null && share.more_cells_needed !== undefined
+        ? `its 95% interval is wider than ${points(share.readable_width)}; roughly ` +
+          `${share.more_cells_needed} more assessable cells would narrow it`
+        : share.n_model_called === 0
+          ? `its 95% interval is wider than ${points(share.readable_width)}: more reviewed cells would narrow it`
+          : `its 95% interval is wider than ${points(share.readable_width)}, and more cells alone ` +
+            "would not narrow it: the model's error rates on patients it never saw are too " +
+            "uncertain; reviewing cells counts them directly";
+    }
+    return figures;
+  }
+
+  function headlineEntries(sampleId) {
+    const figures = headline(sampleId);
+    const entries = [];
+    if (figures.reviewedShare !== null) {
+      entries.push(["Reviewer-confirmed ALL-like share",
+        `${percent(figures.reviewedShare)} of ${plural(figures.reviewed, "reviewed cell")}`]);
+    }
+    const estimate = figures.estimate;
+    let text = "–";
+    if (estimate && estimate.readable) {
+      text = `${percent(estimate.value)} (95%: ${percent(estimate.low)}–${percent(estimate.high)}) of ${plural(estimate.n, "cell")}`;
+    } else if (estimate) {
+      text = `not readable (95%: ${percent(estimate.low)}–${percent(estimate.high)})`;
+    } else if (figures.reason) {
+      text = `not available: ${figures.reason}`;
+    }
+    entries.push(["Estimated share of blast-like cells, whole sample", text]);
+    return entries;
   }
 
   function shareSentences(sampleId) {
     const share = session.shares[sampleId];
-    if (!share) return "The share of blast-like cells appears once the server has answered for this sample.";
-    if (share.observed === null) return "No assessable cell: no share of blast-like cells can be given.";
-    const aid = "A share of blast-like cells among the cells analysed, for research and screening: " +
-      "not a diagnosis and not a blast count.";
-    if (share.corrected === null) return `${share.note}. ${aid}`;
-    const errors = share.n_model_called === 0 ? "Every counted cell was reviewed, so no model correction applies."
-      : `Corrected for the model's errors measured on held-out people: sensitivity ` +
-        `${percent(share.sensitivity)} (${share.sensitivity_counts[0]} of ` +
+    const figures = headline(sampleId);
+    const aid = "A research and screening aid: not a diagnosis and not a blast count.";
+    if (!share) return `${COUNTING_RULE} ${aid}`;
+    let reading = "";
+    if (figures.estimate && !figures.estimate.readable) {
+      reading = `The estimate is not readable: ${figures.reason}.`;
+    } else if (!figures.estimate) {
+      reading = `No estimate: ${figures.reason}.`;
+    } else if (share.n_model_called === 0) {
+      reading = "Every counted cell was reviewed: the estimate is the reviewers' count, with its interval.";
+    }
+    let rates = "";
+    if (share.n_model_called > 0 && share.sensitivity !== null && share.sensitivity !== undefined) {
+      const where = share.rates === "unseen_patients" ? "on patients it never saw"
+        : "on held-out people of its own training data (the card has no rates on new patients)";
+      rates = `Cells not yet reviewed are corrected with the model's error rates ${where}: ` +
+        `sensitivity ${percent(share.sensitivity)} (${share.sensitivity_counts[0]} of ` +
         `${share.sensitivity_counts[0] + share.sensitivity_counts[1]} ALL cells), specificity ` +
         `${percent(share.specificity)} (${share.specificity_counts[0]} of ` +
         `${share.specificity_counts[0] + share.specificity_counts[1]} normal cells).`;
-    let reading = `The interval is narrow enough to read (at most ${points(share.readable_width)}).`;
-    if (share.too_wide) {
-      reading = `The interval is too wide to read (${points(share.interval_width)}, more than ` +
-        `${points(share.readable_width)}): ` + (share.more_cells_needed === null
-        ? "more cells alone would not narrow it: the model's error rates are too uncertain, " +
-          "or differ too much from one held-out person to the next."
-        : `roughly ${share.more_cells_needed} more assessable cells would narrow it.`);
     }
-    return `${reading} ${errors} ${aid}`;
+    return [reading, rates, COUNTING_RULE, aid].filter(Boolean).join(" ");
   }
 
   function renderShare() {
-    const share = session.shares[session.currentSample];
+    const figures = headline(session.currentSample);
     shareReading.textContent = shareSentences(session.currentSample);
-    shareReading.dataset.tooWide = share && share.too_wide ? "true" : "false";
+    shareReading.dataset.tooWide = figures.estimate && !figures.estimate.readable ? "true" : "false";
   }
 
   // -- rendering -----------------------------------------------------------------------------
@@ -461,35 +675,29 @@
         if (row.decision.stored) stored += 1;
       }
     }
-    const assessable = tally.suggests_all + tally.suggests_normal + tally.indeterminate;
-    const reviewedAssessable = decided.ALL + decided.HEM;
-    return {
-      tally, decided, stored, assessable,
-      decidedTotal: decided.ALL + decided.HEM + decided.not_assessable,
-      allLikeShare: assessable ? tally.suggests_all / assessable : null,
-      confirmedAllShare: reviewedAssessable ? decided.ALL / reviewedAssessable : null,
-    };
+    const cells = rows.filter((row) => row.status === "ok").length;
+    const decidedTotal = decided.ALL + decided.HEM + decided.not_assessable;
+    return { tally, decided, stored, cells, decidedTotal, undecided: cells - decidedTotal };
   }
 
   function countEntries(rows) {
     const c = sampleCounts(rows);
-    return [
-      ["Images", String(rows.length)],
-      ["Suggests ALL-like", String(c.tally.suggests_all)],
-      ["Suggests normal", String(c.tally.suggests_normal)],
-      ["Indeterminate", String(c.tally.indeterminate)],
-      ["Not assessable", String(c.tally.not_assessable)],
-      ["Could not be analysed", String(c.tally.error)],
-      ["ALL-like among assessable (model)", c.allLikeShare === null ? "–" : percent(c.allLikeShare)],
-      ["Reviewed", `${c.decidedTotal} of ${c.tally.suggests_all + c.tally.suggests_normal + c.tally.indeterminate + c.tally.not_assessable} (${c.stored} stored)`],
+    const entries = [
+      ["Cells", String(c.cells)],
+      ["Suggests ALL-like / normal / indeterminate",
+        `${c.tally.suggests_all} / ${c.tally.suggests_normal} / ${c.tally.indeterminate}`],
+      ["Not assessable (model)", String(c.tally.not_assessable)],
+      ["Reviewed", `${c.decidedTotal} of ${c.cells} (${c.stored} stored)`],
+      ["Undecided", String(c.undecided)],
       ["Confirmed ALL / normal / not assessable", `${c.decided.ALL} / ${c.decided.HEM} / ${c.decided.not_assessable}`],
-      ["ALL among reviewed cells (reviewer)", c.confirmedAllShare === null ? "–" : percent(c.confirmedAllShare)],
     ];
+    if (c.tally.error) entries.splice(3, 0, ["Files not analysed (refused)", String(c.tally.error)]);
+    return entries;
   }
 
   function renderCounts() {
     counts.replaceChildren();
-    const entries = [...countEntries(sampleRows()), ...shareEntries(session.currentSample)];
+    const entries = [...headlineEntries(session.currentSample), ...countEntries(sampleRows())];
     for (const [term, value] of entries) {
       const wrapper = document.createElement("div");
       const dt = document.createElement("dt");
@@ -544,11 +752,21 @@
           ? { ALL: "ALL ✓", HEM: "normal ✓", not_assessable: "n/a ✓" }[row.decision.decision]
           : `#${row.index + 1}`;
         if (row.decision && !row.decision.stored) mark.textContent += " …";
+        const name = document.createElement("span");
+        name.className = "thumb-name";
+        name.textContent = row.filename;
+        name.setAttribute("aria-hidden", "true");
         const description = document.createElement("span");
         description.className = "visually-hidden";
         description.textContent = ` ${thumbLabel(row)}`;
-        button.append(mark, description);
-        button.addEventListener("click", () => select(row.key));
+        button.append(mark, name, description);
+        button.title = row.filename;
+        // The cell the keys act on is the one the reviewer sees as current: focusing a
+        // thumbnail (Tab, a click) makes it the selected one.
+        button.addEventListener("focus", () => {
+          if (row.key !== selectedKey) select(row.key, { reveal: Date.now() - pointerAt < 800 });
+        });
+        button.addEventListener("click", () => select(row.key, { focus: true, reveal: true }));
         item.appendChild(button);
         list.appendChild(item);
       }
@@ -645,7 +863,8 @@
       views.querySelector(".crop-figure").remove();
       const image = views.querySelector(".view-original");
       if (row.thumb) image.src = row.thumb;
-      image.alt = `thumbnail of ${row.filename}`;
+      image.classList.add("thumb-only"); // shown at its own size, never stretched
+      image.alt = row.thumb ? `thumbnail of ${row.filename}` : "";
       card.querySelector(".views-missing").hidden = false;
     } else {
       for (const name of ["original", "enhanced", "cropped"]) {
@@ -671,8 +890,9 @@
     const shareNote = card.querySelector(".heat-share");
     shareNote.textContent = share === null ? "" : `${percent(share)} of the heat on the cell`;
     if (explanation.on_cell === false) {
-      shareNote.textContent +=
-        ": most of this map lies around the cell, so it does not show which parts of the cell mattered";
+      // Below the 90% a map needs; the share itself may still be most of the heat.
+      shareNote.textContent += ", below the 90% a map needs before it can say which parts of " +
+        "the cell mattered: read it as showing where the model looked, not what in the cell counted";
       shareNote.classList.add("off-cell");
     }
     const update = () => {
@@ -758,94 +978,138 @@
     }
   }
 
+  // Every sample the server holds (newest change first) and this browser's, in both lists.
   function renderSampleSelect() {
-    const ids = [...new Set(session.rows.map((row) => row.sampleId))];
+    const known = new Map(serverSamples.map((s) => [s.sample_id, s]));
+    const local = [...new Set(session.rows.map((row) => row.sampleId))];
+    const ids = [...new Set([...local.filter((id) => !known.has(id)), ...known.keys()])];
+    const label = (id) => {
+      const remote = known.get(id);
+      const cells = remote ? remote.cells : sampleRows(id).filter((row) => row.status === "ok").length;
+      const reviewed = remote ? `, ${remote.reviewed} reviewed` : "";
+      return `${id} (${plural(cells, "cell")}${reviewed})`;
+    };
     sampleSelect.replaceChildren(...ids.map((id) => {
       const option = document.createElement("option");
       option.value = id;
-      option.textContent = `${id} (${plural(sampleRows(id).length, "image")})`;
+      option.textContent = label(id);
       option.selected = id === session.currentSample;
       return option;
     }));
+    const keep = openSelect.value;
+    const first = document.createElement("option");
+    first.value = "";
+    first.textContent = ids.length ? "Choose a sample…" : "No sample on the server yet";
+    openSelect.replaceChildren(first, ...ids.map((id) => {
+      const option = document.createElement("option");
+      option.value = id;
+      option.textContent = label(id);
+      return option;
+    }));
+    openSelect.value = ids.includes(keep) ? keep : "";
   }
 
+  // The printed record of the sample on screen, and only that sample: per cell its file name,
+  // thumbnail, suggestion, decision, comment, reviewer and time; the counts, the headline, the
+  // model; a sign-off line.
   function renderReport() {
-    const ids = [...new Set(session.rows.map((row) => row.sampleId))];
+    const id = session.currentSample;
     report.replaceChildren();
+    if (!id) return;
+    const rows = sampleRows(id).sort((a, b) => a.index - b.index);
     const printed = new Date();
-    for (const id of ids) {
-      const rows = sampleRows(id).sort((a, b) => a.index - b.index);
-      const page = document.createElement("article");
-      page.className = "report-sample";
-      page.dataset.sample = id;
-      const title = document.createElement("h1");
-      title.textContent = `LeukoLens review report: sample ${id}`;
-      const meta = document.createElement("p");
-      const reviewers = [...new Set(rows.filter((r) => r.decision).map((r) => r.decision.reviewer))];
-      const models = [...new Set(rows.filter((r) => r.prediction).map((r) =>
-        `${optionFor(r.prediction.model.id)?.dataset.name || r.prediction.model.id} v${r.prediction.model.version}` +
-        `${r.prediction.tta ? " with TTA" : ""}`))];
-      meta.textContent = `Printed ${printed.toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
-        `reviewer: ${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`;
-      const table = document.createElement("table");
-      table.className = "report-counts";
-      for (const [term, value] of [...countEntries(rows), ...shareEntries(id)]) {
-        const tr = document.createElement("tr");
-        const th = document.createElement("th");
-        th.scope = "row";
-        th.textContent = term;
-        const td = document.createElement("td");
-        td.textContent = value;
-        tr.append(th, td);
-        table.appendChild(tr);
-      }
-      const cells = document.createElement("div");
-      cells.className = "report-thumbs";
-      for (const row of rows) {
-        const figure = document.createElement("figure");
-        if (row.thumb) {
-          const image = document.createElement("img");
-          image.src = row.thumb;
-          image.alt = row.filename;
-          figure.appendChild(image);
-        }
-        const caption = document.createElement("figcaption");
-        caption.textContent = `#${row.index + 1} ${STATE_WORDS[rowState(row)]}` +
-          (row.decision ? `; ${DECISION_WORDS[row.decision.decision]}` : "");
-        figure.appendChild(caption);
-        cells.appendChild(figure);
-      }
-      const reading = document.createElement("p");
-      reading.className = "report-share";
-      reading.textContent = shareSentences(id);
-      const performance = document.createElement("p");
-      const modelIds = [...new Set(rows.filter((r) => r.prediction).map((r) => r.prediction.model.id))];
-      performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.summary || m).join(" ");
-      const notice = document.createElement("p");
-      notice.className = "report-notice";
-      notice.textContent = "Research and screening aid, not a diagnosis. Every result must be " +
-        "reviewed by a qualified person; the counts above are the reviewer's and the model's, " +
-        "not a clinical differential.";
-      page.append(title, meta, table, reading, cells, performance, notice);
-      report.appendChild(page);
+    const page = document.createElement("article");
+    page.className = "report-sample";
+    page.dataset.sample = id;
+    const title = document.createElement("h1");
+    title.textContent = `LeukoLens review report: sample ${id}`;
+    const meta = document.createElement("p");
+    const reviewers = [...new Set(rows.filter((r) => r.decision).map((r) => r.decision.reviewer))];
+    const models = [...new Set(rows.filter((r) => r.prediction).map((r) =>
+      `${optionFor(r.prediction.model.id)?.dataset.name || r.prediction.model.id} v${r.prediction.model.version}` +
+      `${r.prediction.tta ? " with TTA" : ""}`))];
+    meta.textContent = `Printed ${printed.toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
+      `reviewers: ${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`;
+    const table = document.createElement("table");
+    table.className = "report-counts";
+    for (const [term, value] of [...headlineEntries(id), ...countEntries(rows)]) {
+      const tr = document.createElement("tr");
+      const th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = term;
+      const td = document.createElement("td");
+      td.textContent = value;
+      tr.append(th, td);
+      table.appendChild(tr);
     }
+    const reading = document.createElement("p");
+    reading.className = "report-share";
+    reading.textContent = shareSentences(id);
+    const cells = document.createElement("table");
+    cells.className = "report-cells";
+    const head = document.createElement("tr");
+    for (const name of ["#", "Image", "File", "Suggestion", "Decision", "Reviewer, time", "Comment"]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = name;
+      head.appendChild(th);
+    }
+    cells.appendChild(head);
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      const image = document.createElement("td");
+      if (row.thumb) {
+        const img = document.createElement("img");
+        img.src = row.thumb;
+        img.alt = row.filename;
+        image.appendChild(img);
+      }
+      const when = row.decision ? new Date(row.decision.time).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "";
+      const texts = [String(row.index + 1), null, row.filename, STATE_WORDS[rowState(row)],
+        row.decision ? DECISION_WORDS[row.decision.decision] : "undecided",
+        row.decision ? `${row.decision.reviewer}, ${when}` : "", row.decision?.comment || ""];
+      for (const text of texts) {
+        if (text === null) {
+          tr.appendChild(image);
+          continue;
+        }
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      cells.appendChild(tr);
+    }
+    const performance = document.createElement("p");
+    const modelIds = [...new Set(rows.filter((r) => r.prediction).map((r) => r.prediction.model.id))];
+    performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.summary || m).join(" ");
+    const signOff = document.createElement("p");
+    signOff.className = "report-sign-off";
+    signOff.textContent = "Reviewed and signed off by: ______________________________   " +
+      "Date and time: ____________________";
+    const notice = document.createElement("p");
+    notice.className = "report-notice";
+    notice.textContent = "Research and screening aid, not a diagnosis. Every result must be " +
+      "reviewed by a qualified person; the counts above are the reviewer's and the model's, " +
+      "not a clinical differential.";
+    page.append(title, meta, table, reading, cells, performance, signOff, notice);
+    report.appendChild(page);
   }
 
   function render() {
     const hasRows = session.rows.length > 0;
-    workstation.hidden = !hasRows;
-    if (!hasRows) {
+    workstation.hidden = !hasRows && !session.currentSample;
+    renderSampleSelect();
+    if (workstation.hidden) {
       report.replaceChildren();
       return;
     }
-    if (!session.rows.some((row) => row.sampleId === session.currentSample)) {
-      session.currentSample = session.rows[session.rows.length - 1].sampleId;
-    }
+    if (!session.currentSample) session.currentSample = session.rows[session.rows.length - 1].sampleId;
     sampleTitle.textContent = session.currentSample;
-    renderSampleSelect();
     renderCounts();
     renderShare();
+    const focused = gallery.contains(document.activeElement) ? document.activeElement.dataset.key : null;
     renderGallery();
+    if (focused) gallery.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
     renderDetail();
     renderTable();
     renderReport();
@@ -861,30 +1125,41 @@
 
   const LAB_COLUMNS = ["date_time_utc", "sample_id", "request_id", "image_sha256", "filename",
     "status", "model_id", "model_name", "model_version", "tta", "calibrated", "probability_all",
-    "threshold", "assessable", "suggestion", "warnings", "decision", "reviewer",
-    "decision_time_utc", "decision_stored", "comment", "error"];
+    "threshold", "assessable", "label", "suggestion", "warnings", "decision", "reviewer",
+    "decision_time_utc", "decision_stored", "comment", "error", "note"];
 
-  function labRecord(rows) {
+  // One row per cell, then the sample's summary row (status "summary"). A not-assessable cell's
+  // probability describes nothing useful and is left out (the JSON API still has it).
+  function labRecord(rows, sampleId) {
     const lines = [LAB_COLUMNS.join(",")];
     for (const row of rows) {
       const p = row.prediction;
       const option = p ? optionFor(p.model.id) : null;
+      const shown = p && p.assessable;
       lines.push([
         row.time, row.sampleId, row.requestId, row.sha256 || "", row.filename, row.status,
         p?.model.id, option?.dataset.name, p?.model.version, p ? String(p.tta) : "",
-        option ? option.dataset.calibrated : "", p?.probability_all.toFixed(6),
-        p?.threshold.toFixed(6), p ? String(p.assessable) : "", STATE_WORDS[rowState(row)],
+        option ? option.dataset.calibrated : "", shown ? p.probability_all.toFixed(6) : "",
+        p?.threshold.toFixed(6), p ? String(p.assessable) : "", shown ? p.label || "" : "",
+        STATE_WORDS[rowState(row)],
         p ? p.warnings.map((w) => w.code).join(";") : "", row.decision?.decision,
         row.decision?.reviewer, row.decision?.time, row.decision ? String(row.decision.stored) : "",
-        row.decision?.comment, row.error ? `${row.error.status_code}: ${row.error.detail}` : "",
+        row.decision?.comment, row.error ? `${row.error.status_code}: ${row.error.detail}` : "", "",
       ].map(csvCell).join(","));
     }
+    const summary = [...headlineEntries(sampleId), ...countEntries(rows)]
+      .map(([term, value]) => `${term}: ${value}`).join("; ");
+    const reading = shareSentences(sampleId);
+    const fields = Object.fromEntries(LAB_COLUMNS.map((name) => [name, ""]));
+    Object.assign(fields, { date_time_utc: new Date().toISOString(), sample_id: sampleId,
+      status: "summary", note: `${summary}. ${reading}` });
+    lines.push(LAB_COLUMNS.map((name) => csvCell(fields[name])).join(","));
     return `${lines.join("\n")}\n`;
   }
 
   function downloadCsv() {
     const rows = sampleRows().sort((a, b) => a.index - b.index);
-    const blob = new Blob([labRecord(rows)], { type: "text/csv" });
+    const blob = new Blob([labRecord(rows, session.currentSample)], { type: "text/csv" });
     const link = document.createElement("a");
     const stamp = new Date().toISOString().replace(/[-:]/g, "").slice(0, 13);
     link.href = URL.createObjectURL(blob);
@@ -950,6 +1225,9 @@
     } catch (error) {
       showAlert(`The saved session could not be read: ${error.message}`);
     }
+    await loadSampleList();
+    // This browser's copy is a cache: the sample on screen is read again from the server.
+    if (session.currentSample) await syncSample(session.currentSample);
     document.body.dataset.restored = "true";
   }
 
@@ -960,6 +1238,7 @@
     liveFiles.clear();
     liveViews.clear();
     selectedKey = null;
+    session.currentSample = "";
     await storeOp("readwrite", (store) => store.delete("current"));
     sampleInput.value = newSampleId();
     render();
@@ -980,6 +1259,7 @@
     const actions = {
       j: () => move(1), arrowright: () => move(1), k: () => move(-1), arrowleft: () => move(-1),
       a: () => decide("ALL"), n: () => decide("HEM"), x: () => decide("not_assessable"),
+      u: () => nextUndecided(),
     };
     if (actions[key]) {
       event.preventDefault();
@@ -987,6 +1267,7 @@
     }
   });
 
+  gallery.addEventListener("pointerdown", () => { pointerAt = Date.now(); });
   input.addEventListener("change", () => choose(input.files));
   $("choose-button").addEventListener("click", () => input.click());
   for (const name of ["dragenter", "dragover"]) {
@@ -1024,12 +1305,9 @@
     sampleInput.value = newSampleId();
     sampleInput.focus();
   });
-  sampleSelect.addEventListener("change", () => {
-    session.currentSample = sampleSelect.value;
-    sampleInput.value = sampleSelect.value;
-    selectedKey = galleryOrder().find((row) => row.status === "ok")?.key || null;
-    render();
-    saveSession();
+  sampleSelect.addEventListener("change", () => openSample(sampleSelect.value));
+  $("open-sample-button").addEventListener("click", () => {
+    if (openSelect.value && !run) openSample(openSelect.value);
   });
   reviewerInput.addEventListener("change", saveSession);
   $("enlarge-close").addEventListener("click", () => dialog.close());

@@ -204,7 +204,7 @@ def test_one_real_cell_with_views_and_a_faint_honest_heatmap(page, start_server,
     share = card.locator(".heat-share")
     explanation = answer["explanation"]
     assert f"{explanation['heat_in_cell'] * 100:.1f}% of the heat on the cell" in share.inner_text()
-    assert ("lies around the cell" in share.inner_text()) == (explanation["on_cell"] is False)
+    assert ("below the 90% a map needs" in share.inner_text()) == (explanation["on_cell"] is False)
     # Enlarging shows the upload itself, at its native resolution.
     card.locator(".enlarge").click()
     enlarged = page.locator("#enlarge-image")
@@ -287,7 +287,7 @@ def test_too_many_files_are_refused_before_uploading(page, review_server, tmp_pa
     for path in files:
         shutil.copyfile(source, path)
     sent = []
-    page.on("request", lambda r: sent.append(r.url) if "/api/" in r.url else None)
+    page.on("request", lambda r: sent.append(r.url) if "/api/v1/predict" in r.url else None)
     page.goto(review_server)
     page.set_input_files("#file-input", [str(p) for p in files])
     page.click("#analyse-button")
@@ -371,6 +371,11 @@ def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc
         page.click("#csv-button")
     assert download.value.suggested_filename.startswith("leukolens-LAB-R-")
     records = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    summary = records.pop()  # the sample's summary row closes the record
+    assert summary["status"] == "summary"
+    assert summary["sample_id"] == "LAB-R"
+    assert "Cells: 4" in summary["note"]
+    assert "Counted cells: each image once" in summary["note"]
     assert len(records) == 4
     assert {
         "date_time_utc",
@@ -395,7 +400,9 @@ def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc
     assert page.locator("#gallery .thumb").count() == 0
 
 
-def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_server, cnmc_root):
+def test_the_printed_report_is_the_current_sample_alone_with_a_sign_off(
+    page, review_server, cnmc_root
+):
     from pypdf import PdfReader
 
     cells = fixture_cells(cnmc_root)
@@ -408,18 +415,25 @@ def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_s
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("x")
     page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
-    # The share is the server's, fetched again after the decision: 4 cells counted, 1 dropped.
-    page.locator("#sample-counts").filter(has_text="of 4 cells (0 reviewed)").wait_for()
-    reading = page.locator("#share-reading")
-    assert reading.get_attribute("data-too-wide") == "true"
-    text = reading.inner_text()
-    assert "too wide to read" in text
-    assert "more assessable cells would narrow it" in text
-    assert "sensitivity 80.0% (800 of 1000 ALL cells)" in text
-    assert "not a diagnosis" in text
+    # The figures are the server's, fetched again after the decision: one per thing described.
+    counts = page.locator("#sample-counts")
+    counts.filter(has_text="Estimated share of blast-like cells").wait_for()
     share = httpx.get(f"{review_server}/api/v1/samples/LAB-P2").json()["blast_share"]
-    corrected = f"{share['corrected'] * 100:.1f}% ({share['ci_low'] * 100:.1f}%"
-    assert corrected in page.locator("#sample-counts").inner_text()
+    assert share["n_assessable"] == 4  # 5 cells, 1 decided not assessable
+    reading = page.locator("#share-reading")
+    assert reading.get_attribute("data-too-wide") == ("true" if share["too_wide"] else "false")
+    text = reading.inner_text()
+    if share["too_wide"]:
+        assert "not readable" in counts.inner_text()
+        assert "The estimate is not readable" in text
+        assert "more assessable cells would narrow it" in text
+    assert "sensitivity 80.0% (800 of 1000 ALL cells)" in text
+    assert "Counted cells: each image once" in text
+    assert "not a diagnosis" in text
+    interval = f"{share['ci_low'] * 100:.1f}%–{share['ci_high'] * 100:.1f}%"
+    assert interval in counts.inner_text()
+    for old in ("Sample score", "ALL-like among assessable", "as called"):
+        assert old not in counts.inner_text()
     page.evaluate("() => { window.print = () => { document.body.dataset.printed = 'yes'; }; }")
     page.click("#print-button")
     assert page.locator("body").get_attribute("data-printed") == "yes"
@@ -429,16 +443,18 @@ def test_the_printed_report_has_a_page_per_sample_with_its_counts(page, review_s
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "report.pdf").write_bytes(pdf)
     reader = PdfReader(io.BytesIO(pdf))
-    assert len(reader.pages) == 2
-    first, second = (p.extract_text() for p in reader.pages)
-    assert "sample LAB-P1" in first
-    assert "Images 3" in first
-    assert "sample LAB-P2" in second
-    assert "Images 5" in second
-    assert "Confirmed ALL / normal / not assessable 0 / 0 / 1" in second.replace("ﬁ", "fi")
-    assert "not a diagnosis" in second
-    assert "Blast-like share, corrected (95% interval)" in second
-    assert "too wide to read" in second
+    printed = "\n".join(p.extract_text() for p in reader.pages)
+    printed = printed.replace("ﬁ", "fi").replace("ﬀ", "ff")
+    assert "sample LAB-P2" in printed
+    assert "LAB-P1" not in printed  # the current sample only
+    assert "Cells 5" in printed
+    assert "Confirmed ALL / normal / not assessable 0 / 0 / 1" in printed
+    for cell in cells[3:8]:
+        assert cell.name in printed
+    assert "A. Tech" in printed  # the reviewer of the decided cell
+    assert "signed off by" in printed
+    assert "not a diagnosis" in printed
+    assert "Estimated share of blast-like cells" in printed
 
 
 PAGES = ["/", "/models/brightness", "/docs", "/no-such-page"]
