@@ -430,7 +430,7 @@ def test_the_printed_report_is_the_current_sample_alone_with_a_sign_off(
     assert "sensitivity 80.0% (800 of 1000 ALL cells)" in text
     assert "Counted cells: each image once" in text
     assert "not a diagnosis" in text
-    interval = f"{share['ci_low'] * 100:.1f}%–{share['ci_high'] * 100:.1f}%"
+    interval = f"{share['ci_low'] * 100:.1f}%\u2013{share['ci_high'] * 100:.1f}%"
     assert interval in counts.inner_text()
     for old in ("Sample score", "ALL-like among assessable", "as called"):
         assert old not in counts.inner_text()
