@@ -829,7 +829,9 @@
     for (const warning of warnings) {
       const item = document.createElement("li");
       item.dataset.code = warning.code;
-      item.textContent = `${warning.code.replaceAll("_", " ")}: ${warning.message}`;
+      // A sample reopened from the server keeps the warnings' codes, not their messages.
+      item.textContent = warning.message
+        ? `${warning.code.replaceAll("_", " ")}: ${warning.message}` : warning.code.replaceAll("_", " ");
       list.appendChild(item);
     }
     const decisionState = card.querySelector(".decision-state");
