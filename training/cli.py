@@ -1,5 +1,5 @@
 """`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare, populations, sample-simulation.
+counterfactual, heat-in-cell, external, compare, populations, weighting, sample-simulation.
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it; `--config FILE`
@@ -147,8 +147,29 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     _add_adapt_command(commands)
     _add_compare_command(commands)
     _add_populations_command(commands)
+    _add_weighting_command(commands)
     _add_sample_simulation_command(commands)
     return parser
+
+
+def _add_weighting_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    weighting = commands.add_parser(
+        "weighting",
+        help="what weighting external people up or down does: a linear head on frozen ImageNet "
+        "features, per external factor, out of fold per population",
+    )
+    weighting.add_argument("--data", type=Path, required=True, help="main C-NMC root")
+    weighting.add_argument("--extra-data", type=Path, nargs="*", default=[])
+    weighting.add_argument(
+        "--recipe-from", type=Path, required=True, help="a train run: its recipe prepares cells"
+    )
+    weighting.add_argument("--arch", default="tf_efficientnet_lite0")
+    weighting.add_argument("--init-weights", type=Path, help="the backbone's ImageNet weights")
+    weighting.add_argument("--external-factor", type=float, nargs="+", default=[0.0, 1.0, 3.0])
+    weighting.add_argument("--folds", type=int, default=5)
+    weighting.add_argument("--seed", type=int, default=0)
+    weighting.add_argument("--resamples", type=int, default=2000)
+    weighting.add_argument("--json", type=Path, help="also write every report here")
 
 
 def _add_populations_command(
@@ -720,6 +741,29 @@ def run_populations(args: argparse.Namespace) -> None:
     print(markdown_table(reports))
 
 
+def run_weighting(args: argparse.Namespace) -> None:
+    from training.artifacts import RunDir
+    from training.dataset_index import index_training_data
+    from training.population_report import markdown_table
+    from training.weighting_study import frozen_features, weighting_reports
+
+    recipe = RunDir(args.recipe_from).read_config().preprocessing
+    images = index_training_data(args.data, args.extra_data).images
+    features = frozen_features(images, recipe, args.arch, args.init_weights)
+    reports = weighting_reports(
+        features,
+        images,
+        args.external_factor,
+        folds=args.folds,
+        seed=args.seed,
+        resamples=args.resamples,
+    )
+    if args.json is not None:
+        payload = [report.model_dump(mode="json") for report in reports]
+        args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    print(markdown_table(reports))
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
@@ -733,6 +777,7 @@ COMMANDS = {
     "morphology": run_morphology,
     "compare": run_compare,
     "populations": run_populations,
+    "weighting": run_weighting,
     "sample-simulation": run_sample_simulation,
 }
 
