@@ -193,6 +193,15 @@ def _add_populations_command(
     populations.add_argument("--data", type=Path, help="main root, for --model and --baselines")
     populations.add_argument("--extra-data", type=Path, nargs="*", default=[])
     populations.add_argument("--baselines", action="store_true", help="add cell area and grey")
+    populations.add_argument(
+        "--blend",
+        type=Path,
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("CV_A", "CV_B"),
+        help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
+    )
     populations.add_argument("--resamples", type=int, default=2000)
     populations.add_argument("--seed", type=int, default=0)
     populations.add_argument("--json", type=Path, help="also write every report here")
@@ -346,6 +355,14 @@ def _add_morphology_command(commands: argparse._SubParsersAction[argparse.Argume
     )
     morphology.add_argument("--data", type=Path, required=True, help="training C-NMC root")
     morphology.add_argument("--external", type=Path, help="unseen-subject root to measure on")
+    morphology.add_argument(
+        "--extra-data",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="roots of more people that join the CV (issue 28): person-balanced, out-of-fold "
+        "predictions written to --out as a cv directory for `populations`",
+    )
     morphology.add_argument("--folds", type=int, default=3)
     morphology.add_argument("--resamples", type=int, default=2000)
     morphology.add_argument("--out", type=Path, help="write external_evaluation.json/.md here")
@@ -625,6 +642,9 @@ def run_morphology(args: argparse.Namespace) -> None:
             load_manifest(args.blend_with)
         except (OSError, ManifestError) as error:
             raise DatasetError(f"--blend-with {args.blend_with}: {error}") from error
+    if args.extra_data:
+        _morphology_over_populations(args)
+        return
     images = index_dataset(args.data).images
     labels = np.asarray([image.label for image in images])
     features = feature_matrix(images)
@@ -712,10 +732,35 @@ def run_sample_simulation(args: argparse.Namespace) -> None:
     print(markdown(report))
 
 
+def _morphology_over_populations(args: argparse.Namespace) -> None:
+    """The morphology model in the CV over every person: out-of-fold predictions as a cv."""
+    import numpy as np
+
+    from training.artifacts import CvDir
+    from training.dataset_index import index_training_data
+    from training.morphology import feature_matrix, out_of_fold_probabilities
+    from training.population_report import cv_population_report, markdown_table
+    from training.predictions import Predictions
+
+    if args.out is None:
+        raise DatasetError("--extra-data needs --out (a directory for the predictions)")
+    images = index_training_data(args.data, args.extra_data).images
+    probabilities = out_of_fold_probabilities(
+        images, feature_matrix(images), args.folds, person_balanced=True
+    )
+    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    args.out.mkdir(parents=True, exist_ok=True)
+    CvDir(args.out).write_out_of_fold(
+        Predictions(images, np.log(clipped / (1 - clipped)), probabilities)
+    )
+    print(markdown_table([cv_population_report(args.out, resamples=args.resamples)]))
+
+
 def run_populations(args: argparse.Namespace) -> None:
     from training.dataset_index import index_training_data
     from training.population_report import (
         baseline_reports,
+        blended_report,
         cv_population_report,
         markdown_table,
         served_model_report,
@@ -726,6 +771,7 @@ def run_populations(args: argparse.Namespace) -> None:
     draws = {"resamples": args.resamples, "seed": args.seed}
     try:
         reports = [cv_population_report(cv_dir, **draws) for cv_dir in args.cv_dirs]
+        reports += [blended_report(first, second, **draws) for first, second in args.blend]
     except (OSError, ValueError) as error:
         raise DatasetError(str(error)) from error
     if args.data is not None:

@@ -97,15 +97,27 @@ def morphology_classifier() -> Pipeline:
 
 
 def out_of_fold_probabilities(
-    images: Sequence[CellImage], features: np.ndarray, folds: int, seed: int = 0
+    images: Sequence[CellImage],
+    features: np.ndarray,
+    folds: int,
+    seed: int = 0,
+    *,
+    person_balanced: bool = False,
 ) -> np.ndarray:
-    """Each cell scored by the classifier fitted without its subject's fold."""
+    """Each cell scored by the classifier fitted without its subject's fold; with
+    `person_balanced`, each person and class weighs the same in the fit (issue 28)."""
+    from training.trainer import subject_balanced_weights
+
     probabilities = np.zeros(len(images))
     positions = {image.path: i for i, image in enumerate(images)}
     labels = np.asarray([image.label for image in images])
     for split in subject_grouped_folds(images, folds, seed):
         train = [positions[image.path] for image in split.train]
         held = [positions[image.path] for image in split.validation]
-        model = morphology_classifier().fit(features[train], labels[train])
+        fit: dict[str, np.ndarray] = {}
+        if person_balanced:
+            weights = np.asarray(subject_balanced_weights(split.train)) * len(train)
+            fit["logisticregression__sample_weight"] = weights
+        model = morphology_classifier().fit(features[train], labels[train], **fit)
         probabilities[held] = model.predict_proba(features[held])[:, 1]
     return probabilities

@@ -204,6 +204,30 @@ def cv_population_report(
     return report
 
 
+def blended_report(
+    first: Path, second: Path, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> PopulationReport:
+    """Two cross-validations' out-of-fold logits averaged, cell by cell (same cells, same folds:
+    nothing is fitted on the held-out people)."""
+    a, b = CvDir(first).read_out_of_fold(), CvDir(second).read_out_of_fold()
+    logit_of = {image.path: logit for image, logit in zip(b.images, b.logits, strict=True)}
+    shared = [i for i, image in enumerate(a.images) if image.path in logit_of]
+    if not shared:
+        raise ValueError(f"{first} and {second} share no cell")
+    images = [a.images[i] for i in shared]
+    logits = (a.logits[shared] + np.asarray([logit_of[image.path] for image in images])) / 2
+    return population_report(
+        f"blend of {first.name} and {second.name}",
+        "out-of-fold",
+        images,
+        1 / (1 + np.exp(-logits)),
+        FIXED_THRESHOLD,
+        resamples=resamples,
+        seed=seed,
+        note=f"{len(shared)} cells scored by both",
+    )
+
+
 def baseline_reports(
     images: Sequence[CellImage], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> list[PopulationReport]:

@@ -109,3 +109,19 @@ def test_the_weighting_study_scales_external_people_and_scores_every_cell_once(
     reports = weighting_reports(features, images, [0, 3], folds=2, resamples=20)
     assert [r.name.split("x")[-1] for r in reports] == ["0", "3"]
     assert reports[0].populations["fold1"].roc_auc.value > 0.85
+
+
+def test_a_blend_averages_two_cvs_logits_cell_by_cell(tmp_path):
+    from training.population_report import blended_report
+
+    images, scores = cohort()
+    logits = np.log(scores / (1 - scores))
+    for name, values in (("a", logits), ("b", -logits)):  # b is exactly reversed
+        (tmp_path / name).mkdir()
+        Predictions(tuple(images), values, 1 / (1 + np.exp(-values))).write_csv(
+            tmp_path / name / "oof_predictions.csv"
+        )
+    blend = blended_report(tmp_path / "a", tmp_path / "b", resamples=20)
+    # opposite logits cancel: every cell at 0.5, no ranking left
+    assert blend.populations["fold1"].roc_auc.value == 0.5
+    assert blend.populations["fold1"].cells == 16
