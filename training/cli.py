@@ -148,6 +148,12 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     _add_compare_command(commands)
     _add_populations_command(commands)
     _add_weighting_command(commands)
+    summarize = commands.add_parser(
+        "summarize",
+        help="write a cv's cv_summary.json again from its out-of-fold predictions (a cv stopped "
+        "after its folds)",
+    )
+    summarize.add_argument("cv_dir", type=Path, metavar="CV_DIR")
     _add_sample_simulation_command(commands)
     return parser
 
@@ -810,6 +816,16 @@ def run_weighting(args: argparse.Namespace) -> None:
     print(markdown_table(reports))
 
 
+def run_summarize(args: argparse.Namespace) -> None:
+    from training.cross_validation import summarize_out_of_fold
+
+    try:
+        summary = summarize_out_of_fold(args.cv_dir)
+    except (OSError, ValueError) as error:
+        raise DatasetError(str(error)) from error
+    print(f"{args.cv_dir}: pooled ROC AUC {summary.pooled.roc_auc:.3f} over {summary.protocol}")
+
+
 COMMANDS = {
     "index": run_index,
     "train": run_train,
@@ -824,6 +840,7 @@ COMMANDS = {
     "compare": run_compare,
     "populations": run_populations,
     "weighting": run_weighting,
+    "summarize": run_summarize,
     "sample-simulation": run_sample_simulation,
 }
 

@@ -60,7 +60,20 @@ def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> 
         )
     pooled = Predictions.concatenate(out_of_fold)
     cv.write_out_of_fold(pooled)
-    summary = CvSummary(
+    summary = cv_summary(config, index, per_fold, pooled)
+    if any(image.population for image in pooled.images):
+        cv_population_report(cv.path)
+    if config.held_out_studies:
+        summary.colour_counterfactual = counterfactual_on_held_out_folds(cv.path, index)
+        summary.heat_in_cell = heat_on_held_out_folds(cv.path, index)
+    cv.write_summary(summary)
+    return summary
+
+
+def cv_summary(
+    config: TrainConfig, index: DatasetIndex, per_fold: list[FoldSummary], pooled: Predictions
+) -> CvSummary:
+    return CvSummary(
         protocol=(
             f"{config.folds}-fold subject-grouped cross-validation on "
             f"{len(pooled.images)} images (de-duplicated, "
@@ -76,10 +89,29 @@ def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> 
             pooled.subjects, pooled.labels.tolist(), pooled.probabilities.tolist(), FIXED_THRESHOLD
         ),
     )
-    if any(image.population for image in pooled.images):
-        cv_population_report(cv.path)
-    summary.colour_counterfactual = counterfactual_on_held_out_folds(cv.path, index)
-    summary.heat_in_cell = heat_on_held_out_folds(cv.path, index)
+
+
+def summarize_out_of_fold(cv_dir: Path) -> CvSummary:
+    """cv_summary.json again from a cross-validation's out-of-fold predictions (a run stopped
+    after its folds, before the held-out studies): each fold's figures from its own subjects."""
+    cv = CvDir(cv_dir)
+    config = TrainConfig.model_validate_json(cv.config_file.read_text(encoding="utf-8"))
+    index = index_training_data(config.data, config.extra_data)
+    pooled = cv.read_out_of_fold()
+    position = {str(image.path): i for i, image in enumerate(pooled.images)}
+    per_fold: list[FoldSummary] = []
+    for fold in range(config.folds):
+        fold_config = config.model_copy(update={"val_fold": fold})
+        split = make_split(
+            fold_config, subsample_per_subject(index.images, config.max_images_per_subject)
+        )
+        if split is None:
+            raise ValueError(f"{cv_dir}: fold {fold} has no held-out subjects")
+        rows = [position[str(image.path)] for image in split.validation]
+        metrics = binary_metrics(pooled.labels[rows], pooled.probabilities[rows], FIXED_THRESHOLD)
+        subjects = sorted({image.subject for image in split.validation})
+        per_fold.append(FoldSummary(fold=fold, validation_subjects=subjects, metrics=metrics))
+    summary = cv_summary(config, index, per_fold, pooled)
     cv.write_summary(summary)
     return summary
 

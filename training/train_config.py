@@ -114,6 +114,11 @@ class TrainConfig(BaseModel):
     )
     patience: int | None = Field(None, ge=1)
 
+    held_out_studies: bool = Field(
+        True,
+        description="cv: after the folds, the colour counterfactual and the Grad-CAM heat on the "
+        "held-out subjects (minutes more on a CPU; the out-of-fold predictions do not need them).",
+    )
     max_images_per_subject: int | None = Field(None, ge=1, description="Subsample, for smoke runs.")
     seed: int = 0
     threads: int | None = Field(None, ge=1)

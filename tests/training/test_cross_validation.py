@@ -168,3 +168,30 @@ def test_cross_validation_reports_per_fold_pooled_and_mean_std(
     )
     assert "6 subjects (3 ALL, 3 HEM)" in manifest.limitations[0]
     assert manifest.training_data.images_all + manifest.training_data.images_hem == 18
+
+
+def test_a_summary_is_rebuilt_from_out_of_fold_predictions(
+    cnmc_root, external_people_root, tmp_path
+):
+    import numpy as np
+
+    from training.artifacts import CvDir
+    from training.cross_validation import summarize_out_of_fold
+    from training.dataset_index import index_training_data
+    from training.predictions import Predictions
+    from training.train_config import TrainConfig
+
+    config = TrainConfig(
+        data=cnmc_root, extra_data=[external_people_root], out=tmp_path / "cv", folds=2
+    )
+    cv = CvDir(config.out)
+    cv.path.mkdir()
+    cv.write_config(config)
+    images = index_training_data(cnmc_root, [external_people_root]).images
+    logits = np.random.default_rng(0).normal(size=len(images))
+    cv.write_out_of_fold(Predictions(images, logits, 1 / (1 + np.exp(-logits))))
+    summary = summarize_out_of_fold(cv.path)
+    held_out = [s for fold in summary.per_fold for s in fold.validation_subjects]
+    assert sorted(held_out) == sorted({image.subject for image in images})  # each once
+    assert sum(fold.metrics.n for fold in summary.per_fold) == len(images)
+    assert cv.summary_file.is_file()
