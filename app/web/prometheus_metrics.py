@@ -99,6 +99,14 @@ def route_template(scope: Scope) -> str:
     return template
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """Made-up method names (h11 passes any token) fold into one label: series stay bounded."""
+    return method if method in KNOWN_METHODS else "OTHER"
+
+
 class RequestMetricsMiddleware:
     """Counts and times every request by its route template and writes the access log."""
 
@@ -124,7 +132,7 @@ class RequestMetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             template = route_template(scope)
-            method = scope["method"]
+            method = method_label(scope["method"])
             self.metrics.requests.labels(template, method, str(status)).inc()
             self.metrics.request_latency.labels(template, method).observe(elapsed)
             access_log.info(

@@ -27,3 +27,14 @@ def test_metrics_use_route_templates_not_raw_paths(client):
     assert 'route="/api/v1/models/{model_id}",status="404"} 2.0' in text
     assert "some-unknown-id" not in text
     assert 'route="other",status="200"} 1.0' in text
+
+
+def test_made_up_method_names_fold_into_one_label(client):
+    # TestClient passes any method token through, as uvicorn's h11 parser does.
+    for number in range(50):
+        client.request(f"BREW{number}", "/api/v1/models")
+    text = client.get("/metrics").text
+    assert "BREW" not in text
+    assert 'method="OTHER"' in text
+    series = [line for line in text.splitlines() if line.startswith("leukolens_http_requests")]
+    assert len(series) < 20
