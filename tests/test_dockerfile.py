@@ -145,10 +145,11 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
         assert page.status_code == 200
         assert "/static/app.js" in page.text
         assert httpx.get(f"{base}/static/app.js").status_code == 200
-        probe = [
-            str(python) if w == "python" else w.replace(":8000", f":{port}") for w in healthcheck
-        ]
+        # The health check follows LEUKOLENS_PORT, as the server does.
+        probe = [str(python) if w == "python" else w for w in healthcheck]
         assert subprocess.run(probe, env=env, timeout=30, check=False).returncode == 0
+        wrong_port = env | {"LEUKOLENS_PORT": str(port + 1 if port < 65535 else port - 1)}
+        assert subprocess.run(probe, env=wrong_port, timeout=30, check=False).returncode != 0
     finally:
         process.terminate()
         process.communicate(timeout=20)
