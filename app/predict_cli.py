@@ -224,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.samples_out is not None:
         write_samples(args.samples_out, samples, registry)
     print(
-        f"{len(images) - failures} scored, {failures} failed; results in {args.out}",
+        f"{len(images) - failures} scored, {failures} failed; results in {args.out}"
+        + (f"; samples in {args.samples_out}" if args.samples_out is not None else ""),
         file=sys.stderr,
     )
     return 0
@@ -242,7 +243,9 @@ def write_samples(
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = samples_writer(stream)
         for sample_id, predictions in samples.items():
-            cells = [as_sample_prediction(p) for p in predictions]
+            # An image is one cell of its sample: the same bytes twice count once.
+            first = {p.image_sha256: p for p in reversed(predictions)}
+            cells = [as_sample_prediction(p) for p in predictions if first[p.image_sha256] is p]
             share = sample_blast_share(cells, [], card_for)
             writer.writerow(sample_row(sample_id, share, sample_score(cells)))
 

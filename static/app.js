@@ -206,7 +206,8 @@
   function setRunning(running) {
     cancelButton.hidden = !running;
     progressRow.hidden = !running;
-    for (const control of [modelSelect, ttaInput, sampleInput, $("new-sample"), $("clear-button")]) {
+    for (const control of [modelSelect, ttaInput, sampleInput, $("new-sample"), $("clear-button"),
+      sampleSelect, openSelect, $("open-sample-button")]) {
       control.disabled = running;
     }
     describeChoice();
@@ -307,7 +308,11 @@
   // The server holds the sample: its cells (each image once, withdrawn uploads left out) and
   // every decision. The page takes them as they are, keeping what only it has (file names,
   // thumbnails, views of images dropped in this browser) and its refused files.
+  const syncTurns = new Map(); // sample id -> the latest sync asked for it
+
   async function syncSample(sampleId) {
+    const turn = (syncTurns.get(sampleId) || 0) + 1;
+    syncTurns.set(sampleId, turn);
     let answer;
     try {
       const listed = await getJson("/api/v1/samples?limit=200");
@@ -322,14 +327,25 @@
       return false; // the server is away: the cached rows stay until the next answer
     }
     if (!answer.ok && answer.status !== 404) return false;
+    // A newer sync was asked for meanwhile, or an analysis began: its answer, or the run's own
+    // end, brings the sample up to date; this older answer would undo what came after it.
+    if (syncTurns.get(sampleId) !== turn || run) return false;
     const cells = answer.ok ? answer.body.predictions : [];
     const latest = new Map();
     for (const record of answer.ok ? answer.body.decisions : []) latest.set(record.image_sha256, record);
-    const local = new Map(sampleRows(sampleId).filter((row) => row.status === "ok").map((row) => [row.key, row]));
+    // By sha256, not by key: rows cached by an earlier release were keyed by request id.
+    const local = new Map(sampleRows(sampleId).filter((row) => row.status === "ok").map((row) => [row.sha256, row]));
     const refused = sampleRows(sampleId).filter((row) => row.status !== "ok");
     const rows = cells.map((cell, position) => {
       const key = cellKey(sampleId, cell.image_sha256);
-      const known = local.get(key);
+      const known = local.get(cell.image_sha256);
+      if (known && known.key !== key) {
+        for (const live of [liveFiles, liveViews]) {
+          if (live.has(known.key)) live.set(key, live.get(known.key));
+        }
+        if (selectedKey === known.key) selectedKey = key;
+        known.key = key;
+      }
       const row = known || { key, sampleId, sha256: cell.image_sha256, status: "ok", thumb: null,
         filename: `image ${cell.image_sha256.slice(0, 8)} (not in this browser)`, attached: false,
         time: new Date(cell.time * 1000).toISOString(), decision: null };
@@ -416,6 +432,7 @@
     setRunning(true);
     session.currentSample = sampleId;
     let done = 0;
+    let outcome = ""; // said once the page holds what the server holds
     let inFlight = null; // the client request id of the upload whose answers are not yet kept
     setStatus(`Analysing ${plural(files.length, "image")} for sample ${sampleId}…`);
     try {
@@ -439,14 +456,14 @@
         saveSession();
       }
       const failed = session.rows.filter((r) => r.sampleId === sampleId && r.status !== "ok").length;
-      setStatus(`Done: ${plural(done, "image")} analysed for sample ${sampleId}` +
-        (failed ? `, ${failed} could not be analysed.` : "."));
+      outcome = `Done: ${plural(done, "image")} analysed for sample ${sampleId}` +
+        (failed ? `, ${failed} could not be analysed.` : ".");
     } catch (error) {
       if (error.name === "AbortError") {
         // The server may have scored (or may still be scoring) the cancelled upload: it is
         // withdrawn from the sample, so that page and server hold the same cells.
         if (inFlight) await withdraw(sampleId, inFlight);
-        setStatus(`Cancelled after ${done} of ${files.length} images; the finished ones are kept.`);
+        outcome = `Cancelled after ${done} of ${files.length} images; the finished ones are kept.`;
       } else {
         showAlert(`Could not analyse: ${error.message}`);
         setStatus("");
@@ -460,17 +477,21 @@
     }
     await syncSample(sampleId);
     await loadSampleList();
+    if (outcome) setStatus(outcome);
   }
 
   async function withdraw(sampleId, clientRequestId) {
+    const failed = "The cancelled images could not be withdrawn: the server may count them. " +
+      "Reload to see what it holds.";
     try {
-      await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}/withdrawals`, {
+      const response = await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}/withdrawals`, {
         method: "POST",
         headers: { "Content-Type": "application/json", ...apiHeaders() },
         body: JSON.stringify({ client_request_id: clientRequestId }),
       });
+      if (!response.ok) showAlert(failed);
     } catch {
-      showAlert("The cancelled images could not be withdrawn: the server may count them. Reload to see what it holds.");
+      showAlert(failed);
     }
   }
 
@@ -561,7 +582,7 @@
     }
     render();
     saveSession();
-    if (record.stored) await syncSample(row.sampleId);
+    if (record.stored && !run) await syncSample(row.sampleId); // a run syncs at its end
   }
 
   // -- the sample's share of blast-like cells, from the server -------------------------------
@@ -1109,9 +1130,10 @@
     sampleTitle.textContent = session.currentSample;
     renderCounts();
     renderShare();
-    const focused = gallery.contains(document.activeElement) ? document.activeElement.dataset.key : null;
+    // Focus stays in the gallery, on the current cell (never on the one just left).
+    const hadFocus = gallery.contains(document.activeElement);
     renderGallery();
-    if (focused) gallery.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
+    if (hadFocus && selectedKey) gallery.querySelector(`[data-key="${CSS.escape(selectedKey)}"]`)?.focus();
     renderDetail();
     renderTable();
     renderReport();
@@ -1307,7 +1329,7 @@
     sampleInput.value = newSampleId();
     sampleInput.focus();
   });
-  sampleSelect.addEventListener("change", () => openSample(sampleSelect.value));
+  sampleSelect.addEventListener("change", () => { if (!run) openSample(sampleSelect.value); });
   $("open-sample-button").addEventListener("click", () => {
     if (openSelect.value && !run) openSample(openSelect.value);
   });

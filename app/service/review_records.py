@@ -14,8 +14,9 @@ recorded as a repeat of the first (`repeat_of`) and counted once everywhere.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,7 @@ class ReviewRecords:
             url = records_db.sqlite_url(database) if isinstance(database, Path) else database
             self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
         records_db.migrate(self._engine)
+        self._sample_lock = threading.Lock()
 
     def add_predictions(
         self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str = ""
@@ -77,7 +79,14 @@ class ReviewRecords:
         """Record the sample's scored images; an image the sample already holds is recorded as
         a repeat of it, and the prediction says so (`repeat_of`)."""
         now = time.time()
-        with self._engine.begin() as connection:
+        # One writer per sample at a time, so that two uploads of the same bytes cannot both be
+        # taken for the first: a lock in this process, and on PostgreSQL one across replicas.
+        with self._sample_lock, self._engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
+                    {"sample": f"leukolens-sample:{sample_id}"},
+                )
             first = self._first_requests(connection, sample_id)
             rows = []
             for prediction in predictions:
@@ -176,36 +185,41 @@ class ReviewRecords:
         )
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
-        """A page of samples, the most recently changed first, and how many there are."""
-        withdrawn = self._withdrawn_condition()
+        """A page of samples, the most recently changed first, and how many there are. Only
+        live cells count, and only decisions on them."""
         with self._engine.connect() as connection:
             scored = connection.execute(
                 sa.select(
                     PREDICTIONS.c.sample_id,
-                    sa.func.count(sa.distinct(PREDICTIONS.c.image_sha256)),
+                    PREDICTIONS.c.image_sha256,
                     sa.func.max(PREDICTIONS.c.time),
                 )
-                .where(~withdrawn)
-                .group_by(PREDICTIONS.c.sample_id)
+                .where(~self._withdrawn_condition())
+                .group_by(PREDICTIONS.c.sample_id, PREDICTIONS.c.image_sha256)
             ).all()
-            reviewed = {
-                row[0]: (row[1], row[2])
-                for row in connection.execute(
-                    sa.select(
-                        DECISIONS.c.sample_id,
-                        sa.func.count(sa.distinct(DECISIONS.c.image_sha256)),
-                        sa.func.max(DECISIONS.c.time),
-                    ).group_by(DECISIONS.c.sample_id)
-                )
-            }
+            decided = connection.execute(
+                sa.select(
+                    DECISIONS.c.sample_id, DECISIONS.c.image_sha256, sa.func.max(DECISIONS.c.time)
+                ).group_by(DECISIONS.c.sample_id, DECISIONS.c.image_sha256)
+            ).all()
+        cells: dict[str, set[str]] = defaultdict(set)
+        last: dict[str, float] = defaultdict(float)
+        for sample_id, sha, when in scored:
+            cells[sample_id].add(sha)
+            last[sample_id] = max(last[sample_id], when)
+        reviewed: Counter[str] = Counter()
+        for sample_id, sha, when in decided:
+            if sha in cells.get(sample_id, ()):
+                reviewed[sample_id] += 1
+                last[sample_id] = max(last[sample_id], when)
         summaries = [
             SampleSummary(
                 sample_id=sample_id,
-                cells=cells,
-                reviewed=reviewed.get(sample_id, (0, 0.0))[0],
-                last_change=max(last, reviewed.get(sample_id, (0, 0.0))[1]),
+                cells=len(shas),
+                reviewed=reviewed[sample_id],
+                last_change=last[sample_id],
             )
-            for sample_id, cells, last in scored
+            for sample_id, shas in cells.items()
         ]
         summaries.sort(key=lambda s: (s.last_change, s.sample_id), reverse=True)
         return summaries[offset : offset + limit], len(summaries)

@@ -130,6 +130,15 @@ def test_each_folder_is_a_sample_and_the_samples_get_their_blast_share(cnmc_root
     assert main([str(folders[0]), *arguments, "--sample-id", "LAB-1"]) == 0
     rows = list(csv.DictReader(out.read_text().splitlines()))
     assert {r["sample_id"] for r in rows} == {"LAB-1"}
+    assert f"samples in {samples_out}" in capsys.readouterr().err
+    # the same image twice in a sample is one cell of it
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    for name in ("a.png", "b.png"):
+        (twice / name).write_bytes(single.read_bytes())
+    assert main([str(twice), *arguments]) == 0
+    (sample,) = list(csv.DictReader(samples_out.read_text().splitlines()))
+    assert sample["n_cells"] == "1"
 
 
 def test_a_bad_sample_id_is_refused(cnmc_root, tmp_path, model_store, capsys):

@@ -219,3 +219,25 @@ def test_a_reopened_sample_carries_threshold_tta_and_warning_codes(records):
     records.add_predictions("S-1", [scored])
     (cell,) = records.sample("S-1").predictions
     assert (cell.threshold, cell.tta, cell.warnings) == (0.5, True, ["blurry"])
+
+
+def test_uploads_of_the_same_bytes_at_once_make_one_first_and_repeats(records):
+    from concurrent.futures import ThreadPoolExecutor
+
+    uploads = [[prediction(SHA_A, 0.9, "suggests_all", request_id=f"r{n}")] for n in range(12)]
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda batch: records.add_predictions("S-1", batch), uploads))
+    firsts = [batch[0].request_id for batch in uploads if batch[0].repeat_of is None]
+    assert len(firsts) == 1
+    assert {batch[0].repeat_of for batch in uploads if batch[0].repeat_of} == set(firsts)
+
+
+def test_decisions_on_withdrawn_cells_do_not_count_as_reviewed(records):
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")], "kept")
+    records.add_predictions(
+        "S-1", [prediction(SHA_B, 0.9, "suggests_all", request_id="r2")], "dropped"
+    )
+    records.add_decision(review(SHA_B, "ALL", request_id="r2"))
+    records.withdraw("S-1", "dropped")
+    (summary,), _ = records.samples(limit=5)
+    assert (summary.cells, summary.reviewed) == (1, 0)

@@ -24,9 +24,9 @@ SampleIdPath = Annotated[str, Path(pattern=SampleIdPattern)]
 
 class Withdrawal(BaseModel):
     client_request_id: str = Field(
-        min_length=1,
-        max_length=128,
-        description="The X-Request-ID the page sent with the upload it cancelled.",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="The X-Request-ID the page sent with the upload it cancelled (the form the "
+        "server keeps: letters, digits, . _ -, up to 64).",
     )
 
 
