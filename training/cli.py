@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 import types
@@ -239,7 +240,12 @@ def _add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     export = commands.add_parser("export", help="export a run to ONNX with its model card")
     export.add_argument("--run", type=Path, required=True, help="a train run directory")
     export.add_argument("--out", type=Path, required=True, help="model directory to write")
-    export.add_argument("--id", dest="model_id", help="model id (default: arch-size-crop)")
+    export.add_argument(
+        "--id",
+        dest="model_id",
+        help="model id (default: the --out folder's name when it is a valid id, else "
+        "arch-size-crop); the store finds a model by its folder",
+    )
     export.add_argument("--version", default="1")
     export.add_argument(
         "--cv",
@@ -530,8 +536,9 @@ def run_export(args: argparse.Namespace) -> None:
     from training.export import ExportOptions, export_run
 
     config = RunDir(args.run).read_config().train
+    folder_id = args.out.name if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.out.name) else None
     options = ExportOptions(
-        model_id=args.model_id,
+        model_id=args.model_id or folder_id,
         version=args.version,
         cv_dir=args.cv,
         training_command=command_for("train", config),

@@ -269,3 +269,12 @@ def test_a_card_that_no_longer_reads_is_replaced_without_history(trained_run, tm
     manifest = export_run(trained_run, out, ExportOptions(model_id="tiny", measure_tta_gain=False))
     assert len(manifest.changelog) == 1
     assert load_manifest(out) == manifest
+
+
+def test_without_an_id_the_model_is_known_by_its_folder(trained_run, tmp_path):
+    from app.core.manifest import load_manifest
+
+    out = tmp_path / "store" / "smoke-model"
+    args = ["export", "--run", str(trained_run), "--out", str(out), "--no-tta-measurement"]
+    assert main(args) == 0
+    assert load_manifest(out).id == "smoke-model"
