@@ -26,7 +26,7 @@ from training.dataset_index import DatasetError, DatasetIndex, index_dataset, in
 from training.train_config import TrainConfig
 
 REQUIRED_TRAIN_FLAGS = ("data", "out")
-CONFIG_COMMANDS = ("train", "cv")
+CONFIG_COMMANDS = ("train", "cv", "linear-head", "linear-head-cv")
 VALUE_TYPES: dict[object, Callable[[str], object]] = {int: int, float: float, str: str, Path: Path}
 
 
@@ -230,6 +230,12 @@ def _add_training_commands(
     for name, help_text in (
         ("train", "train one model (validation split optional)"),
         ("cv", "subject-grouped cross-validation"),
+        (
+            "linear-head",
+            "frozen ImageNet features + an L2 logistic head on every indexed person, as a run "
+            "for export (--init-weights; --subject-balanced weighting, --population-weights)",
+        ),
+        ("linear-head-cv", "the subject-grouped cross-validation of linear-head"),
     ):
         # No abbreviations: `--conf` must not pass silently for a flag the pre-parser never saw.
         parser = commands.add_parser(name, help=help_text, allow_abbrev=False)
@@ -520,6 +526,29 @@ def run_train(args: argparse.Namespace) -> None:
     if result.best_metrics is not None:
         print(json.dumps({"best_validation": result.best_metrics.as_dict()}, indent=2))
     print(f"run written to {result.run_dir}")
+
+
+def run_linear_head(args: argparse.Namespace) -> None:
+    from training.artifacts import RunDir
+    from training.linear_head import linear_head_run
+
+    config = config_from_args(args)
+    if config.has_validation:
+        raise DatasetError("linear-head fits every indexed person; its CV is linear-head-cv")
+    run = linear_head_run(config)
+    RunDir(run).write_command(command_for("linear-head", config))
+    print(f"run written to {run}")
+
+
+def run_linear_head_cv(args: argparse.Namespace) -> None:
+    from training.artifacts import CvDir
+    from training.linear_head import linear_head_cv
+    from training.population_report import markdown_table, read_population_report
+
+    config = config_from_args(args)
+    cv = linear_head_cv(config)
+    CvDir(cv).write_command(command_for("linear-head-cv", config))
+    print(markdown_table([read_population_report(cv)]))
 
 
 def run_cv(args: argparse.Namespace) -> None:
@@ -837,6 +866,8 @@ COMMANDS = {
     "index": run_index,
     "train": run_train,
     "cv": run_cv,
+    "linear-head": run_linear_head,
+    "linear-head-cv": run_linear_head_cv,
     "export": run_export,
     "evaluate": run_evaluate,
     "counterfactual": run_counterfactual,

@@ -228,6 +228,10 @@ def blended_report(
     )
 
 
+def read_population_report(cv_dir: Path) -> PopulationReport:
+    return PopulationReport.model_validate_json((cv_dir / POPULATIONS_FILE).read_text())
+
+
 def baseline_reports(
     images: Sequence[CellImage], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> list[PopulationReport]:
