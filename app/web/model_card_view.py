@@ -34,8 +34,14 @@ METRIC_NAMES = {
 
 
 def human_model_name(manifest: ModelManifest) -> str:
+    """The architecture and input size, and how many people it learned from when it learned
+    from more than one source (two models of one architecture must not read alike)."""
     architecture = ARCHITECTURE_NAMES.get(manifest.architecture, manifest.architecture)
-    return f"{architecture}, {manifest.input.size} px"
+    name = f"{architecture}, {manifest.input.size} px"
+    people = manifest.training_data.people_per_population
+    if people:
+        name += f", trained on {sum(people.values())} people"
+    return name
 
 
 def without_local_paths(text: str) -> str:

@@ -96,12 +96,12 @@ def test_record_model_keeps_the_default_and_adds_the_checksum(model_store):
     assert index.card_checksums["brightness-64"] == card_sha256(model_store / "brightness-64")
 
 
-def test_the_bundled_store_records_both_cards():
+def test_the_bundled_store_records_every_card():
     from app.service.model_registry import StoreIndex
     from app.settings import bundled_model_store
 
     store = bundled_model_store()
     index = StoreIndex.read(store)
-    assert index.default == "convnext-atto-128-cell"
-    assert len(index.card_checksums) == 2
+    assert index.default == "efficientnet-lite0-linear-128-cell"  # since issue 28
+    assert len(index.card_checksums) == 3
     assert ModelRegistry.load(store).default_id == index.default

@@ -67,8 +67,13 @@ def test_ui_errors_are_pages_and_api_errors_stay_json(client):
 
 def test_model_names_are_human_and_the_card_has_no_local_paths(bundled_client):
     html = bundled_client.get("/").text
-    assert "ConvNeXt-Atto, 128 px (standard)" in html
+    assert "EfficientNet-Lite0, 128 px, trained on 44 people (standard)" in html
+    assert "ConvNeXt-Atto, 128 px (alternative)" in html
     assert "EfficientNet-Lite0, 128 px (alternative)" in html
+    for model_id in ("efficientnet-lite0-128-cell", "efficientnet-lite0-linear-128-cell"):
+        card = bundled_client.get(f"/models/{model_id}").text
+        assert "/tmp/" not in card
+        assert "/work/" not in card
     card = bundled_client.get("/models/efficientnet-lite0-128-cell").text
     assert "At a glance" in card
     assert 'id="roc-plot"' in card
@@ -87,3 +92,11 @@ def test_the_model_page_shows_what_changed_newest_first(bundled_client):
     newest = section.index("card only, same weights")
     first = section.index("Version 1")
     assert newest < first
+
+
+def test_the_default_card_shows_its_rates_on_people_of_other_batches(bundled_client):
+    card = bundled_client.get("/models/efficientnet-lite0-linear-128-cell").text
+    assert "On people of other acquisition batches" in card
+    assert 'id="correction-rates"' in card
+    assert "these rates on people it never saw" in card
+    assert "wrongly flagged about <strong>55</strong>" in card  # specificity 0.455 out of fold
