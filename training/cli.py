@@ -174,9 +174,14 @@ def _add_weighting_command(commands: argparse._SubParsersAction[argparse.Argumen
     weighting.add_argument("--init-weights", type=Path, help="the backbone's ImageNet weights")
     weighting.add_argument("--external-factor", type=float, nargs="+", default=[0.0, 1.0, 3.0])
     weighting.add_argument("--folds", type=int, default=5)
-    weighting.add_argument("--seed", type=int, default=0)
-    weighting.add_argument("--resamples", type=int, default=2000)
-    weighting.add_argument("--json", type=Path, help="also write every report here")
+    _add_report_arguments(weighting)
+
+
+def _add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The resampling and output flags every per-population table takes."""
+    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write every report here")
 
 
 def _add_populations_command(
@@ -209,9 +214,7 @@ def _add_populations_command(
         metavar=("CV_A", "CV_B"),
         help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
     )
-    populations.add_argument("--resamples", type=int, default=2000)
-    populations.add_argument("--seed", type=int, default=0)
-    populations.add_argument("--json", type=Path, help="also write every report here")
+    _add_report_arguments(populations)
 
 
 def _add_index_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

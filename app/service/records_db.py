@@ -20,17 +20,25 @@ MIGRATION_LOCK_KEY = 0x4C45554B4F4C454E
 
 metadata = sa.MetaData()
 
+
+def _answer_columns() -> list[sa.Column]:
+    """What every record of an answer holds (fresh objects: a Column joins one table)."""
+    return [
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("image_sha256", sa.Text, nullable=False),
+        sa.Column("model_id", sa.Text, nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
+        sa.Column("probability_all", sa.Float, nullable=False),
+        sa.Column("label", sa.Text, nullable=False),
+    ]
+
+
 predictions = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("time", sa.Float, nullable=False),
-    sa.Column("request_id", sa.Text, nullable=False),
-    sa.Column("image_sha256", sa.Text, nullable=False),
-    sa.Column("model_id", sa.Text, nullable=False),
-    sa.Column("model_version", sa.Text, nullable=False),
-    sa.Column("probability_all", sa.Float, nullable=False),
-    sa.Column("label", sa.Text, nullable=False),
+    *_answer_columns(),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
     sa.Column("item", sa.Integer, nullable=False, server_default="0"),
@@ -51,12 +59,7 @@ sample_predictions = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("sample_id", sa.Text, nullable=False),
-    sa.Column("request_id", sa.Text, nullable=False),
-    sa.Column("image_sha256", sa.Text, nullable=False),
-    sa.Column("model_id", sa.Text, nullable=False),
-    sa.Column("model_version", sa.Text, nullable=False),
-    sa.Column("probability_all", sa.Float, nullable=False),
-    sa.Column("label", sa.Text, nullable=False),
+    *_answer_columns(),
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("assessable", sa.Integer, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),

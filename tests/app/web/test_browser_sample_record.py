@@ -54,6 +54,17 @@ def open_sample(page, sample_id: str) -> None:
     page.locator("#status").filter(has_text=f"Sample {sample_id}:").wait_for(timeout=30_000)
 
 
+def pass_first_hold_the_rest(routed: list):
+    """A route handler: the first upload goes through, later ones are held (never sent)."""
+
+    def handle(route) -> None:
+        routed.append(route)
+        if len(routed) == 1:
+            route.continue_()
+
+    return handle
+
+
 def wait_until(predicate, page, timeout_ms: int = 30_000) -> None:
     for _ in range(timeout_ms // 100):
         if predicate():
@@ -66,13 +77,7 @@ def test_cancel_mid_upload_leaves_page_and_server_in_agreement(page, review_serv
     cells = fixture_cells(cnmc_root)[:12]
     page.goto(review_server)
     routed: list = []
-
-    def hold_second(route) -> None:  # the first upload passes; the second never leaves
-        routed.append(route)
-        if len(routed) == 1:
-            route.continue_()
-
-    page.route(BATCH_ROUTE, hold_second)
+    page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
     start_analysis(page, cells, "CANCEL-UP")
     wait_until(lambda: len(routed) == 2, page)
     page.click("#cancel-button")
@@ -88,13 +93,7 @@ def test_cancel_during_analysis_withdraws_what_the_server_scored(page, review_se
     cells = fixture_cells(cnmc_root)[:16]
     page.goto(review_server)
     routed: list = []
-
-    def hold_second(route) -> None:
-        routed.append(route)
-        if len(routed) == 1:
-            route.continue_()
-
-    page.route(BATCH_ROUTE, hold_second)
+    page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
     start_analysis(page, cells, "CANCEL-AN")
     wait_until(lambda: len(routed) == 2, page)
     # The second upload reaches the server, which scores and records it under the page's own
@@ -143,13 +142,7 @@ def test_dropping_the_same_30_files_again_after_a_cancel_gives_30_cells_with_vie
     cells = distinct_cells(cnmc_root, tmp_path, 30)
     page.goto(review_server)
     routed: list = []
-
-    def hold_after_first(route) -> None:
-        routed.append(route)
-        if len(routed) == 1:
-            route.continue_()
-
-    page.route(BATCH_ROUTE, hold_after_first)
+    page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
     start_analysis(page, cells, "REDROP-30")
     wait_until(lambda: len(routed) == 2, page)
     page.click("#cancel-button")
