@@ -185,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ModelStoreError, UnknownModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.int8:  # say what --int8 gave: a model without an int8 graph runs in float32
+        print(
+            f"{classifier.manifest.id}: {classifier.precision} graph"
+            + ("" if classifier.precision == "int8" else " (it ships no int8 graph)"),
+            file=sys.stderr,
+        )
     limits = UploadLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
     if args.ray is not None:
         from app.service.archive_scoring import score_on_ray

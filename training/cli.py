@@ -219,7 +219,9 @@ def _add_populations_command(
 
 def _add_index_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     index = commands.add_parser("index", help="count images per fold, class and subject")
-    index.add_argument("--data", type=Path, required=True, help="C-NMC root")
+    index.add_argument(
+        "--data", type=Path, help="C-NMC root (or --test-images with --test-csv alone)"
+    )
     index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
     index.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
     index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")

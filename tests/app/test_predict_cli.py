@@ -167,3 +167,10 @@ def test_the_earlier_command_name_still_scores(cnmc_root, model_store, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "now `python -m app.predict_cli`" in done.stderr
     assert len(out.read_text().splitlines()) == 1 + 9  # a header and the folder's 9 cells
+
+
+def test_int8_says_what_it_used(cnmc_root, tmp_path, model_store, capsys):
+    out = tmp_path / "r.csv"
+    cell = cnmc_root / "training_data/fold_1/all/UID_16_11_1_all.png"
+    assert main([str(cell), "--out", str(out), "--model-store", str(model_store), "--int8"]) == 0
+    assert "brightness: float32 graph (it ships no int8 graph)" in capsys.readouterr().err

@@ -211,3 +211,11 @@ def test_populations_table_of_the_baselines(cnmc_root, external_people_root, cap
 def test_populations_needs_data_for_baselines(capsys):
     assert main(["populations", "--baselines"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_index_of_the_preliminary_test_set_alone(external_people_root, capsys):
+    prelim = external_people_root / "C-NMC_test_prelim_phase_data"
+    labels = external_people_root / "C-NMC_test_prelim_phase_data_labels.csv"
+    code = main(["index", "--test-images", str(prelim), "--test-csv", str(labels), "--json"])
+    assert code == 2  # the CSV lists rows whose files are absent: said, not guessed
+    assert "missing" in capsys.readouterr().err
