@@ -112,6 +112,8 @@ def test_cancel_during_analysis_withdraws_what_the_server_scored(page, review_se
     wait_until(lambda: len(server_cells(review_server, "CANCEL-AN")) == 8, page)
     assert sorted(page_cells(page)) == sorted(server_cells(review_server, "CANCEL-AN"))
     assert "Cells8" in page.locator("#sample-counts").inner_text().replace("\n", "")
+    if AXE.exists():
+        assert axe_violations(page) == []  # the cancelled state
     reload(page)
     assert sorted(page_cells(page)) == sorted(server_cells(review_server, "CANCEL-AN"))
     assert len(page_cells(page)) == 8
@@ -261,6 +263,8 @@ def test_review_keys_act_on_the_current_cell_and_u_finds_the_next_undecided(
     assert page.locator("#detail-section").evaluate("e => e.scrollTop") == 0
     assert "Undecided5" in page.locator("#sample-counts").inner_text().replace("\n", "")
     shot(page.locator("#summary-panel"), "sample-summary.png")
+    if AXE.exists():
+        assert axe_violations(page) == []  # reviewing, a decision stored
 
 
 def test_a_tap_at_390_px_shows_the_cells_detail(browser, review_server, cnmc_root):
@@ -276,6 +280,8 @@ def test_a_tap_at_390_px_shows_the_cells_detail(browser, review_server, cnmc_roo
         detail = page.locator("#detail .result-file")
         wait_until(lambda: detail.evaluate("e => e.getBoundingClientRect().top") < 844, page)
         assert detail.inner_text() == thumb.get_attribute("data-filename")
+        if AXE.exists():
+            assert axe_violations(page) == []  # the phone layout
     finally:
         context.close()
 
