@@ -199,9 +199,18 @@ def index_dataset(root: Path, *, deduplicate: bool = True) -> DatasetIndex:
     return remove_duplicates(hash_images(images))
 
 
-def main_population(fold: str | None) -> str:
-    """`fold_1` -> `fold1`: the main root's images are known by their official fold."""
-    return (fold or "training").replace("_", "")
+MAIN_POPULATION = "main"
+
+
+def main_population(folds: set[str | None]) -> str:
+    """The main root is one population: named for its official fold when it holds one
+    (`fold_1` -> `fold1`), else `main`, so that a root of several folds keeps the folds its
+    earlier cross-validations were dealt (populations are strata)."""
+    if len(folds) == 1:
+        (fold,) = folds
+        if fold is not None:
+            return fold.replace("_", "")
+    return MAIN_POPULATION
 
 
 def prelim_files(root: Path) -> tuple[Path, Path] | None:
@@ -263,7 +272,9 @@ def index_training_data(root: Path, extra: Sequence[Path] = ()) -> DatasetIndex:
     """The main root and every extra root as one index, de-duplicated by pixels across all
     of them (the release holds a few cells under two subjects), each image with its
     population. With no extra root this is `index_dataset` with populations filled in."""
-    main = [replace(image, population=main_population(image.fold)) for image in list_images(root)]
+    listed = list_images(root)
+    population = main_population({image.fold for image in listed})
+    main = [replace(image, population=population) for image in listed]
     others = [image for path in extra for image in list_extra_root(path).images]
     index = remove_duplicates(hash_images([*main, *others]))
     subjects: dict[str, str] = {}

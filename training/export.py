@@ -435,7 +435,9 @@ def _export(
             f"(tolerance {PARITY_TOLERANCE:.0e}) on {len(batch)} real images"
         )
     tta_runs, tta_where = _held_out_runs(trained.run, options.cv)
-    if options.measure_tta_gain and tta_runs:
+    # Test-time augmentation averages calibrated probabilities, which moves calls away from
+    # the raw model's 0.5 that `uncalibrated_half` serves: those models keep TTA off.
+    if options.measure_tta_gain and tta_runs and options.threshold_rule != "uncalibrated_half":
         card = measure_tta(tta_runs, recipe, out_dir, tta_where)
         manifest = manifest.model_copy(update={"test_time_augmentation": card})
         write_manifest(manifest, out_dir)
@@ -449,7 +451,10 @@ def _model_card(
     held_out = held_out_predictions(trained.run, cv)
     rule = choose_decision_rule(held_out, options.threshold_rule)
     evaluations = card_evaluations(trained.run, cv, held_out, rule, config.epoch_choice)
-    if cv is not None and held_out is not None:
+    # The external people's rates are recorded only where nothing was fitted to them: with the
+    # uncalibrated-0.5 rule the calls are the raw model's (calibration keeps their order); the
+    # best-balanced-accuracy threshold is chosen on the same pooled predictions.
+    if cv is not None and held_out is not None and options.threshold_rule == "uncalibrated_half":
         unseen = unseen_people_evaluation(held_out.predictions, rule.probabilities, rule.threshold)
         if unseen is not None:
             evaluations.append(unseen)

@@ -40,6 +40,7 @@ from training.dataset_index import (
     LABEL_NAMES,
     PRELIM_FOLD,
     CellImage,
+    DatasetError,
     hash_images,
     list_extra_root,
     read_image,
@@ -580,6 +581,15 @@ def record_in_card(model_dir: Path, report: ExternalReport, *, selection: str | 
     into its card, replacing an earlier one; the graphs are untouched."""
     manifest = load_manifest(model_dir)
     scorer = report.scorers[0]
+    trained_on = {row.subject for row in manifest.training_data.subjects}
+    seen = sorted(trained_on & {row.subject for row in scorer.per_subject})
+    if seen:
+        # Rates on people it learned from are not rates on unseen patients (and would replace
+        # the card's out-of-fold ones, which the blast-share correction reads).
+        raise DatasetError(
+            f"{model_dir.name} was trained on {len(seen)} of these people ({', '.join(seen[:5])}"
+            f"{', ...' if len(seen) > 5 else ''}): not recorded as unseen subjects"
+        )
     evaluations = [
         e for e in manifest.evaluations if not e.protocol.startswith(UNSEEN_SUBJECTS_PROTOCOL)
     ]

@@ -28,7 +28,7 @@ from training.artifacts import CvDir, FoldSummary, RunConfig, RunDir
 from training.cell_dataset import CellDataset
 from training.classification_metrics import binary_metrics
 from training.cross_validation import FIXED_THRESHOLD, cv_summary
-from training.dataset_index import CellImage, DatasetIndex, index_training_data
+from training.dataset_index import CellImage, DatasetError, DatasetIndex, index_training_data
 from training.models import create_classifier
 from training.population_report import cv_population_report
 from training.predictions import Predictions
@@ -71,6 +71,8 @@ def folded_linear_layer(head: Pipeline) -> tuple[np.ndarray, float]:
 
 
 def _indexed(config: TrainConfig) -> tuple[DatasetIndex, list[CellImage]]:
+    if config.head != "timm":
+        raise DatasetError("linear-head fits one linear layer: --head timm")
     index = index_training_data(config.data, config.extra_data)
     return index, subsample_per_subject(index.images, config.max_images_per_subject)
 

@@ -126,6 +126,13 @@ class TrainConfig(BaseModel):
     cache: bool = True
 
     @model_validator(mode="after")
+    def _population_weights_not_negative(self) -> TrainConfig:
+        negative = {k: v for k, v in self.population_weights.items() if v < 0}
+        if negative:
+            raise ValueError(f"population weights must be 0 or more: {negative}")
+        return self
+
+    @model_validator(mode="after")
     def _one_validation_choice(self) -> TrainConfig:
         chosen = [self.val_fold, self.val_subjects, self.val_official_fold]
         if sum(choice is not None for choice in chosen) > 1:

@@ -35,7 +35,14 @@ from training.cell_dataset import (
 )
 from training.checkpoints import CheckpointKeeper, Validation
 from training.classification_metrics import BinaryMetrics, binary_metrics
-from training.dataset_index import LABEL_ALL, CellImage, DatasetIndex, index_training_data
+from training.dataset_index import (
+    LABEL_ALL,
+    LABEL_NAMES,
+    CellImage,
+    DatasetError,
+    DatasetIndex,
+    index_training_data,
+)
 from training.distillation import distillation_loss, load_teachers
 from training.explanation_penalty import (
     logits_and_heat_off_cell,
@@ -82,6 +89,11 @@ def subject_balanced_weights(
     class_mass: Counter[int] = Counter()
     for _, label, population in people:
         class_mass[label] += factors.get(population, 1.0)
+    empty = [LABEL_NAMES[label] for label, mass in class_mass.items() if mass <= 0]
+    if empty:
+        raise DatasetError(
+            f"the population weights leave no {' or '.join(empty)} person to learn from"
+        )
     return [
         factors.get(i.population, 1.0)
         / (len(class_mass) * class_mass[i.label] * per_subject[i.subject])

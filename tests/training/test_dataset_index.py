@@ -209,3 +209,20 @@ def test_training_data_refuses_a_person_in_two_populations(cnmc_root, tmp_path):
     cv2.imwrite(str(extra / "UID_16_99_1_all.png"), 255 - rgb)  # new pixels, same person
     with pytest.raises(DatasetError, match="two populations"):
         index_training_data(cnmc_root, [tmp_path / "extra"])
+
+
+def test_a_main_root_of_several_official_folds_is_one_population(tmp_path, cnmc_root):
+    import shutil
+
+    from training.dataset_index import index_training_data
+
+    root = tmp_path / "release" / "training_data"
+    for fold, label in (("fold_0", "all"), ("fold_2", "hem")):
+        (root / fold / label).mkdir(parents=True)
+    sources = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    for source in sources:
+        fold = "fold_0" if source.parent.name == "all" else "fold_2"
+        shutil.copy(source, root / fold / source.parent.name / source.name)
+    index = index_training_data(tmp_path / "release")
+    assert {i.population for i in index.images} == {"main"}  # folds dealt as before
+    assert {i.population for i in index_training_data(cnmc_root).images} == {"fold1"}

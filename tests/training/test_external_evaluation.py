@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +200,22 @@ def test_recording_in_the_card_replaces_the_earlier_evaluation(external_root, tm
     recorded = manifest.changelog[-2:]  # one card-only entry per recording, same weights
     assert all(e.card_only and e.version == manifest.version for e in recorded)
     assert "ROC AUC" in recorded[-1].changes
+
+
+def test_people_a_model_learned_from_are_never_recorded_as_unseen(tmp_path, capsys):
+    import shutil
+
+    from app.settings import bundled_model_store
+    from training.cli import main
+
+    store = tmp_path / "store"
+    shutil.copytree(bundled_model_store(), store)
+    model = store / "efficientnet-lite0-linear-128-cell"  # trained on C-NMC_external too
+    before = (model / "manifest.json").read_text()
+    external = Path(__file__).parents[3] / "shared" / "data" / "C-NMC_external"
+    if not external.is_dir():
+        pytest.skip("../shared/data/C-NMC_external is not here")
+    args = ["external", "--model", str(model), "--data", str(external), "--record-in-card"]
+    assert main([*args, "--resamples", "20"]) == 2
+    assert "was trained on" in capsys.readouterr().err
+    assert (model / "manifest.json").read_text() == before

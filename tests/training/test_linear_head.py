@@ -75,3 +75,14 @@ def test_cv_then_run_then_export(linear_args, tmp_path):
     assert card.training_data.people_per_population["external-prelim"] >= 1
     assert "prelim_test" in card.training_data.folds
     assert str(tmp_path) not in card.threshold.source
+    # with a threshold chosen on these predictions, the external rates are not recorded
+    other = tmp_path / "store" / "linear-youden"
+    args = ["export", "--run", str(run), "--cv", str(cv), "--out", str(other)]
+    assert main([*args, "--no-tta-measurement"]) == 0
+    card = load_manifest(other)
+    assert not [e for e in card.evaluations if e.protocol.startswith("unseen subjects")]
+
+
+def test_a_linear_head_is_one_linear_layer(linear_args, tmp_path, capsys):
+    assert main(["linear-head", *linear_args, "--head", "paper", "--out", str(tmp_path)]) == 2
+    assert "--head timm" in capsys.readouterr().err

@@ -189,3 +189,18 @@ def test_population_weights_scale_people_within_their_class(cnmc_root, external_
     left_out = subject_balanced_weights(images, {"external-folds": 0, "external-prelim": 0})
     drawn = {i.population for i, w in zip(images, left_out, strict=True) if w > 0}
     assert drawn == {"fold1"}
+
+
+def test_weights_that_leave_a_class_empty_or_negative_are_refused(cnmc_root, external_people_root):
+    from pydantic import ValidationError
+
+    from training.dataset_index import DatasetError, index_training_data
+    from training.train_config import TrainConfig
+    from training.trainer import subject_balanced_weights
+
+    images = index_training_data(cnmc_root, [external_people_root]).images
+    fold1_hem = [i for i in images if i.population == "fold1" or i.label == 1]
+    with pytest.raises(DatasetError, match="no HEM person"):
+        subject_balanced_weights(fold1_hem, {"fold1": 0.0})
+    with pytest.raises(ValidationError, match="0 or more"):
+        TrainConfig(data="d", out="o", population_weights={"external-prelim": -1.0})
