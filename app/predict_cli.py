@@ -18,6 +18,7 @@ import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
@@ -258,7 +259,7 @@ def write_samples(
 
 def as_sample_prediction(prediction: Prediction) -> SamplePrediction:
     return SamplePrediction(
-        time=0.0,
+        time=datetime.now(UTC),
         request_id=prediction.request_id,
         image_sha256=prediction.image_sha256 or "",
         model_id=prediction.model.id,

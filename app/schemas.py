@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -159,13 +160,13 @@ class ReviewRequest(BaseModel):
 
 class ReviewRecord(ReviewRequest):
     id: int
-    time: float = Field(description="Seconds since the epoch (UTC) when it was recorded.")
+    time: datetime = Field(description="When it was recorded (ISO 8601, UTC).")
 
 
 class SamplePrediction(BaseModel):
     model_config = {"protected_namespaces": ()}
 
-    time: float
+    time: datetime = Field(description="When it was scored (ISO 8601, UTC).")
     request_id: str
     image_sha256: str
     model_id: str
@@ -183,7 +184,7 @@ class SampleSummary(BaseModel):
     sample_id: str
     cells: int = Field(description="Images of the sample, each counted once.")
     reviewed: int = Field(description="Cells with at least one reviewer's decision.")
-    last_change: float = Field(description="Seconds since the epoch of the latest record.")
+    last_change: datetime = Field(description="When its latest record was made (ISO 8601, UTC).")
 
 
 class SampleList(BaseModel):

@@ -294,7 +294,7 @@
 
   function decisionFromServer(record) {
     return { decision: record.decision, reviewer: record.reviewer, comment: record.comment,
-      time: new Date(record.time * 1000).toISOString(), stored: true, id: record.id };
+      time: new Date(record.time).toISOString(), stored: true, id: record.id };
   }
 
   function predictionFromServer(cell) {
@@ -348,7 +348,7 @@
       }
       const row = known || { key, sampleId, sha256: cell.image_sha256, status: "ok", thumb: null,
         filename: `image ${cell.image_sha256.slice(0, 8)} (not in this browser)`, attached: false,
-        time: new Date(cell.time * 1000).toISOString(), decision: null };
+        time: new Date(cell.time).toISOString(), decision: null };
       row.index = position;
       row.requestId = cell.request_id;
       row.prediction = { ...predictionFromServer(cell), ...(known ? pick(known.prediction) : {}) };
@@ -575,7 +575,7 @@
       });
       record.stored = true;
       record.id = stored.id;
-      record.time = new Date(stored.time * 1000).toISOString();
+      record.time = new Date(stored.time).toISOString();
     } catch (error) {
       record.error = error.message;
       showAlert(`The decision on ${row.filename} was not stored: ${error.message}`);

@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
@@ -152,7 +153,7 @@ class ReviewRecords:
                 {"time": now, **review.model_dump()},
             )
             record_id = int(result.scalar_one())
-        return ReviewRecord(id=record_id, time=now, **review.model_dump())
+        return ReviewRecord(id=record_id, time=utc(now), **review.model_dump())
 
     def sample(self, sample_id: str) -> SampleReport | None:
         with self._engine.connect() as connection:
@@ -167,7 +168,7 @@ class ReviewRecords:
         decisions = [
             ReviewRecord(
                 id=row.id,
-                time=row.time,
+                time=utc(row.time),
                 sample_id=row.sample_id,
                 request_id=row.request_id,
                 image_sha256=row.image_sha256,
@@ -217,7 +218,7 @@ class ReviewRecords:
                 sample_id=sample_id,
                 cells=len(shas),
                 reviewed=reviewed[sample_id],
-                last_change=last[sample_id],
+                last_change=utc(last[sample_id]),
             )
             for sample_id, shas in cells.items()
         ]
@@ -250,7 +251,7 @@ class ReviewRecords:
             if row.image_sha256 in cells:
                 continue
             cells[row.image_sha256] = SamplePrediction(
-                time=row.time,
+                time=utc(row.time),
                 request_id=row.request_id,
                 image_sha256=row.image_sha256,
                 model_id=row.model_id,
@@ -264,6 +265,11 @@ class ReviewRecords:
                 warnings=[code for code in row.warnings.split(";") if code],
             )
         return list(cells.values())
+
+
+def utc(seconds: float) -> datetime:
+    """A record's time (stored as seconds since the epoch) as the API answers it."""
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def latest_decisions_in(database: Path | str) -> list[LatestDecision]:

@@ -27,7 +27,11 @@ def test_a_review_is_stored_and_read_back(client, real_cell_png):
     assert response.status_code == 201
     stored = response.json()
     assert {k: stored[k] for k in body} == body
-    assert stored["time"] > 0
+    from datetime import datetime
+
+    recorded = datetime.fromisoformat(stored["time"])  # ISO 8601 with its time zone
+    assert recorded.utcoffset() is not None
+    assert recorded.utcoffset().total_seconds() == 0
     sample = client.get("/api/v1/samples/S-1").json()
     assert sample["decisions"] == [stored]
     assert sample["counts"]["by_decision"]["not_assessable"] == 1
