@@ -63,8 +63,11 @@ class Prediction(BaseModel):
     request_id: str
     tta: bool = Field(False, description="Whether the 8-view test-time augmentation was used.")
     views: DisplayImages | None = None
-    heatmap: str | None = Field(None, description="With ?explain=true: Grad-CAM over the crop.")
-    explanation: Explanation | None = None
+    explanation: Explanation | None = Field(
+        None,
+        description="With ?explain=true, where the model has an explain graph: the Grad-CAM "
+        "map painted over the crop, the heat alone, and how much of it lies on the cell.",
+    )
     assessable: bool = Field(
         True,
         description="False when the image is not one segmented cell on black (no cell, no "

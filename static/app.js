@@ -194,7 +194,7 @@
   }
 
   function persistable(prediction) {
-    const { views, heatmap, explanation, ...rest } = prediction;
+    const { views, explanation, ...rest } = prediction;
     if (explanation) {
       rest.explanation = { heat_in_cell: explanation.heat_in_cell, on_cell: explanation.on_cell };
     }

@@ -173,7 +173,6 @@ class PredictionPipeline:
             state=answer_state(label, warnings),
             image_sha256=prepared.image_sha256,
             tta=tta,
-            heatmap=explanation.heatmap if explanation else None,
             explanation=explanation,
             timings_ms=Timings(
                 decode=prepared.decode_ms,
