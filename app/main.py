@@ -18,7 +18,7 @@ from app.core.classifier import ExplanationUnavailableError
 from app.service.audit_log import AuditLog
 from app.service.model_registry import ModelRegistry, UnknownModelError
 from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
-from app.service.review_records import ReviewRecords
+from app.service.review_records import RecordsUnavailableError, ReviewRecords
 from app.service.upload_checks import UploadLimits, UploadRejectedError
 from app.settings import STATIC_DIR, Settings, get_settings
 from app.web import pages
@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build_prediction_service(settings, metrics)
         app.state.service = service
-        app.state.review_records = ReviewRecords(records_database(settings))
+        app.state.review_records = ReviewRecords(
+            records_database(settings), busy_timeout_seconds=settings.audit_busy_timeout_seconds
+        )
         await service.run(service.registry.warm_up)
         try:
             yield
@@ -168,6 +170,11 @@ def _include_routes(app: FastAPI) -> None:
 
 def _add_error_handlers(app: FastAPI) -> None:
     """Domain errors become HTTP answers here, once, whichever route raised them."""
+
+    @app.exception_handler(RecordsUnavailableError)
+    async def records_unavailable(_: Request, error: RecordsUnavailableError) -> JSONResponse:
+        # A sample record that cannot be written is said, never answered as if it were kept.
+        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:

@@ -25,6 +25,7 @@ from typing import get_args
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.answer_states import AnswerState
@@ -47,6 +48,18 @@ WITHDRAWALS = records_db.sample_withdrawals
 
 class UnknownPredictionError(LookupError):
     """A decision names an image that was not scored for that sample."""
+
+
+class RecordsUnavailableError(RuntimeError):
+    """The records' database cannot take or give a row now (locked past the busy timeout,
+    unreachable, full): the request is refused with the reason, never answered as recorded."""
+
+
+def _unavailable(action: str, error: SQLAlchemyError) -> RecordsUnavailableError:
+    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    return RecordsUnavailableError(
+        f"the sample's records could not be {action} ({reason}); nothing was recorded: retry"
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,14 @@ class ReviewRecords:
     ) -> None:
         """Record the sample's scored images; an image the sample already holds is recorded as
         a repeat of it, and the prediction says so (`repeat_of`)."""
+        try:
+            self._add_predictions(sample_id, predictions, client_request_id)
+        except SQLAlchemyError as error:
+            raise _unavailable("written", error) from error
+
+    def _add_predictions(
+        self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str
+    ) -> None:
         now = time.time()
         # One writer per sample at a time, so that two uploads of the same bytes cannot both be
         # taken for the first: a lock in this process, and on PostgreSQL one across replicas.
@@ -121,18 +142,27 @@ class ReviewRecords:
     def withdraw(self, sample_id: str, client_request_id: str) -> None:
         """The page dropped the answers of this request (a cancelled upload): they no longer
         belong to the sample, whenever they are written. The audit keeps them."""
-        with self._engine.begin() as connection:
-            connection.execute(
-                WITHDRAWALS.insert(),
-                {
-                    "time": time.time(),
-                    "sample_id": sample_id,
-                    "client_request_id": client_request_id,
-                },
-            )
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    WITHDRAWALS.insert(),
+                    {
+                        "time": time.time(),
+                        "sample_id": sample_id,
+                        "client_request_id": client_request_id,
+                    },
+                )
+        except SQLAlchemyError as error:
+            raise _unavailable("written", error) from error
 
     def add_decision(self, review: ReviewRequest) -> ReviewRecord:
         """Append one decision; refused unless that image was scored for that sample."""
+        try:
+            return self._add_decision(review)
+        except SQLAlchemyError as error:
+            raise _unavailable("written", error) from error
+
+    def _add_decision(self, review: ReviewRequest) -> ReviewRecord:
         now = time.time()
         with self._engine.begin() as connection:
             known = connection.execute(

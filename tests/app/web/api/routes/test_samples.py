@@ -258,3 +258,46 @@ def test_two_replicas_on_one_postgresql_hold_one_sample(
     for n in range(2):
         local = tmp_path / f"replica-{n}.sqlite3"
         assert not local.exists() or b"REPLICA-1" not in local.read_bytes()
+
+
+def test_a_sample_record_that_cannot_be_written_is_a_503_with_the_reason(
+    model_store, tmp_path, real_cell_png
+):
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    database = tmp_path / "records.sqlite3"
+    settings = Settings(
+        model_store=model_store, audit_log_path=database, audit_busy_timeout_seconds=0.2
+    )
+    with TestClient(create_app(settings)) as client:
+        scored = client.post(
+            "/api/v1/predict?sample_id=LOCK-1", files={"file": ("a.png", real_cell_png)}
+        ).json()
+        holder = sqlite3.connect(database, timeout=0.1)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        try:
+            answer = client.post(
+                "/api/v1/predict?sample_id=LOCK-1", files={"file": ("b.png", real_cell_png)}
+            )
+            assert answer.status_code == 503
+            assert "could not be written" in answer.json()["detail"]
+            review = client.post(
+                "/api/v1/reviews",
+                json={
+                    "request_id": scored["request_id"],
+                    "image_sha256": scored["image_sha256"],
+                    "sample_id": "LOCK-1",
+                    "decision": "HEM",
+                    "reviewer": "Dr A",
+                },
+            )
+            assert review.status_code == 503
+        finally:
+            holder.rollback()
+            holder.close()
+        assert client.get("/api/v1/samples/LOCK-1").json()["counts"]["images"] == 1
