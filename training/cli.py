@@ -837,8 +837,9 @@ def run_populations(args: argparse.Namespace) -> None:
 def run_weighting(args: argparse.Namespace) -> None:
     from training.artifacts import RunDir
     from training.dataset_index import index_training_data
+    from training.linear_head import frozen_features
     from training.population_report import markdown_table
-    from training.weighting_study import frozen_features, weighting_reports
+    from training.weighting_study import weighting_reports
 
     recipe = RunDir(args.recipe_from).read_config().preprocessing
     images = index_training_data(args.data, args.extra_data).images

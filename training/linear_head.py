@@ -23,19 +23,40 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from app.core.classifier import sigmoid
 from app.core.preprocessing import PreprocessConfig, channel_statistics
 from training.artifacts import CvDir, FoldSummary, RunConfig, RunDir
 from training.cell_dataset import CellDataset
 from training.classification_metrics import binary_metrics
 from training.cross_validation import FIXED_THRESHOLD, cv_summary
 from training.dataset_index import CellImage, DatasetError, DatasetIndex, index_training_data
+from training.image_batches import preprocessed_batches
 from training.models import create_classifier
 from training.population_report import cv_population_report
 from training.predictions import Predictions
 from training.splits import subject_grouped_folds, subsample_per_subject
 from training.train_config import TrainConfig
 from training.trainer import describe_subjects, subject_balanced_weights
-from training.weighting_study import REGULARISATION_C, frozen_features
+
+REGULARISATION_C = 0.1
+"""Inverse L2 strength on standardised features: fixed before the runs, never tuned on folds."""
+
+
+def frozen_features(
+    images: Sequence[CellImage],
+    recipe: PreprocessConfig,
+    arch: str,
+    init_weights: Path | None,
+    *,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """The backbone's pooled features of every cell, prepared by the served recipe."""
+    model = create_classifier(arch, init_weights=init_weights).eval()
+    parts = []
+    with torch.inference_mode():
+        for batch in preprocessed_batches([image.path for image in images], recipe, batch_size):
+            parts.append(model.backbone(torch.from_numpy(batch)).numpy())
+    return np.concatenate(parts)
 
 
 def recipe_over(config: TrainConfig, images: Sequence[CellImage]) -> PreprocessConfig:
@@ -70,6 +91,25 @@ def folded_linear_layer(head: Pipeline) -> tuple[np.ndarray, float]:
     return weight, bias
 
 
+def out_of_fold(
+    features: np.ndarray,
+    images: Sequence[CellImage],
+    *,
+    folds: int,
+    seed: int,
+    factors: dict[str, float],
+) -> list[Predictions]:
+    """Each fold's held-out cells scored by the head fitted on the other folds' people."""
+    position = {image.path: i for i, image in enumerate(images)}
+    parts = []
+    for split in subject_grouped_folds(images, folds, seed):
+        train = [position[image.path] for image in split.train]
+        held = [position[image.path] for image in split.validation]
+        logits = fit_head(features[train], split.train, factors).decision_function(features[held])
+        parts.append(Predictions(split.validation, logits, sigmoid(logits)))
+    return parts
+
+
 def _indexed(config: TrainConfig) -> tuple[DatasetIndex, list[CellImage]]:
     if config.head != "timm":
         raise DatasetError("linear-head fits one linear layer: --head timm")
@@ -85,24 +125,17 @@ def linear_head_cv(config: TrainConfig) -> Path:
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
     features = frozen_features(images, recipe, config.arch, config.init_weights)
-    position = {image.path: i for i, image in enumerate(images)}
-    parts: list[Predictions] = []
-    per_fold: list[FoldSummary] = []
-    for fold, split in enumerate(subject_grouped_folds(images, config.folds, config.seed)):
-        train = [position[image.path] for image in split.train]
-        held = [position[image.path] for image in split.validation]
-        head = fit_head(features[train], split.train, config.population_weights)
-        logits = head.decision_function(features[held])
-        probabilities = 1 / (1 + np.exp(-logits))
-        predictions = Predictions(split.validation, logits, probabilities)
-        parts.append(predictions)
-        per_fold.append(
-            FoldSummary(
-                fold=fold,
-                validation_subjects=sorted(set(predictions.subjects)),
-                metrics=binary_metrics(predictions.labels, probabilities, FIXED_THRESHOLD),
-            )
+    parts = out_of_fold(
+        features, images, folds=config.folds, seed=config.seed, factors=config.population_weights
+    )
+    per_fold = [
+        FoldSummary(
+            fold=fold,
+            validation_subjects=sorted(set(predictions.subjects)),
+            metrics=binary_metrics(predictions.labels, predictions.probabilities, FIXED_THRESHOLD),
         )
+        for fold, predictions in enumerate(parts)
+    ]
     pooled = Predictions.concatenate(parts)
     cv.write_out_of_fold(pooled)
     cv.write_summary(cv_summary(config, index, per_fold, pooled))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from app.core.classifier import sigmoid
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation
 from training.artifacts import CvDir
 from training.dataset_index import (
@@ -220,7 +221,7 @@ def blended_report(
         f"blend of {first.name} and {second.name}",
         "out-of-fold",
         images,
-        1 / (1 + np.exp(-logits)),
+        sigmoid(logits),
         FIXED_THRESHOLD,
         resamples=resamples,
         seed=seed,
