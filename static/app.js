@@ -159,18 +159,22 @@
     });
   }
 
+  // The body of an answer, or null when it has none that parses.
+  async function bodyOf(response) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
   async function postJson(url, body) {
     const response = await fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json", ...apiHeaders() },
       body: JSON.stringify(body),
     });
-    let answer = null;
-    try {
-      answer = await response.json();
-    } catch {
-      answer = null;
-    }
+    const answer = await bodyOf(response);
     if (!response.ok) throw new Error(detailOf(answer, response.status));
     return answer;
   }
@@ -283,13 +287,7 @@
 
   async function getJson(url) {
     const response = await fetch(url, { headers: apiHeaders() });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    return { status: response.status, ok: response.ok, body };
+    return { status: response.status, ok: response.ok, body: await bodyOf(response) };
   }
 
   function decisionFromServer(record) {
@@ -315,8 +313,7 @@
     syncTurns.set(sampleId, turn);
     let answer;
     try {
-      const listed = await getJson("/api/v1/samples?limit=200");
-      if (listed.ok) serverSamples = listed.body.samples;
+      const listed = await fetchSampleList();
       const known = !listed.ok || listed.body.total > listed.body.samples.length
         || serverSamples.some((s) => s.sample_id === sampleId);
       // A sample the server does not hold (every upload cancelled) has no cells: no request
@@ -385,14 +382,11 @@
 
   let serverSamples = [];
 
-  async function loadSampleList() {
-    try {
-      const answer = await getJson("/api/v1/samples?limit=200");
-      if (answer.ok) serverSamples = answer.body.samples;
-    } catch {
-      // The list is a convenience; the cached samples stay reachable.
-    }
-    renderSampleSelect();
+  // The server's samples, newest change first (every sync reads them: the lists stay current).
+  async function fetchSampleList() {
+    const answer = await getJson("/api/v1/samples?limit=200");
+    if (answer.ok) serverSamples = answer.body.samples;
+    return answer;
   }
 
   async function openSample(sampleId) {
@@ -476,7 +470,7 @@
       $("sample-heading").focus();
     }
     await syncSample(sampleId);
-    await loadSampleList();
+    renderSampleSelect(); // the sync read the server's list, even where it changed no row
     if (outcome) setStatus(outcome);
   }
 
@@ -1249,9 +1243,18 @@
     } catch (error) {
       showAlert(`The saved session could not be read: ${error.message}`);
     }
-    await loadSampleList();
-    // This browser's copy is a cache: the sample on screen is read again from the server.
-    if (session.currentSample) await syncSample(session.currentSample);
+    // This browser's copy is a cache: the sample on screen is read again from the server,
+    // and the server's list of samples with it.
+    if (session.currentSample) {
+      await syncSample(session.currentSample);
+    } else {
+      try {
+        await fetchSampleList();
+      } catch {
+        // The list is a convenience; the cached samples stay reachable.
+      }
+    }
+    renderSampleSelect();
     document.body.dataset.restored = "true";
   }
 

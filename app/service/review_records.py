@@ -55,10 +55,10 @@ class RecordsUnavailableError(RuntimeError):
     unreachable, full): the request is refused with the reason, never answered as recorded."""
 
 
-def _unavailable(action: str, error: SQLAlchemyError) -> RecordsUnavailableError:
+def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
     reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
     return RecordsUnavailableError(
-        f"the sample's records could not be {action} ({reason}); nothing was recorded: retry"
+        f"the sample's records could not be written ({reason}); nothing was recorded: retry"
     )
 
 
@@ -95,7 +95,7 @@ class ReviewRecords:
         try:
             self._add_predictions(sample_id, predictions, client_request_id)
         except SQLAlchemyError as error:
-            raise _unavailable("written", error) from error
+            raise _unavailable(error) from error
 
     def _add_predictions(
         self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str
@@ -153,14 +153,14 @@ class ReviewRecords:
                     },
                 )
         except SQLAlchemyError as error:
-            raise _unavailable("written", error) from error
+            raise _unavailable(error) from error
 
     def add_decision(self, review: ReviewRequest) -> ReviewRecord:
         """Append one decision; refused unless that image was scored for that sample."""
         try:
             return self._add_decision(review)
         except SQLAlchemyError as error:
-            raise _unavailable("written", error) from error
+            raise _unavailable(error) from error
 
     def _add_decision(self, review: ReviewRequest) -> ReviewRecord:
         now = time.time()
