@@ -73,7 +73,7 @@ from training.models import (
     count_parameters,
     predict_probabilities,
 )
-from training.population_report import unseen_people_evaluation
+from training.population_report import population_evaluation, unseen_people_evaluation
 from training.predictions import Predictions
 from training.train_config import TrainConfig
 from training.tta_evaluation import measure_tta
@@ -451,6 +451,10 @@ def _model_card(
     held_out = held_out_predictions(trained.run, cv)
     rule = choose_decision_rule(held_out, options.threshold_rule)
     evaluations = card_evaluations(trained.run, cv, held_out, rule, config.epoch_choice)
+    if cv is not None and held_out is not None:
+        per_population = population_evaluation(held_out.predictions)
+        if per_population is not None:
+            evaluations.append(per_population)
     # The external people's rates are recorded only where nothing was fitted to them: with the
     # uncalibrated-0.5 rule the calls are the raw model's (calibration keeps their order); the
     # best-balanced-accuracy threshold is chosen on the same pooled predictions.

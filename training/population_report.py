@@ -285,6 +285,45 @@ UNSEEN_OUT_OF_FOLD = (
 )
 
 
+PER_POPULATION = (
+    "out-of-fold per population: each cell scored by the cross-validation model that never saw "
+    "its person, uncalibrated, at the fixed threshold 0.5; cell-level and subject-level ROC AUC "
+    "and the error rates for each population on its own, 95% intervals from {resamples} "
+    "resamples of whole people"
+)
+
+
+def population_evaluation(
+    predictions: Predictions, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Evaluation | None:
+    """The cross-validation's figures for every population (fold 1 and the external parts), for
+    the card: a pooled figure would hide the populations that differ. None with one population."""
+    if len(populations_of(predictions.images)) < 2:
+        return None
+    report = population_report(
+        "out of fold",
+        "out-of-fold",
+        predictions.images,
+        predictions.probabilities,
+        FIXED_THRESHOLD,
+        resamples=resamples,
+        seed=seed,
+    )
+    metrics: dict[str, float | int | list[list[int]]] = {}
+    for population, figures in report.populations.items():
+        key = population.replace("-", "_")
+        metrics[f"cells_{key}"] = figures.cells
+        metrics[f"subjects_all_{key}"] = figures.people_all
+        metrics[f"subjects_hem_{key}"] = figures.people_hem
+        for name in CARD_FIGURES:
+            interval: Interval | None = getattr(figures, name)
+            if interval is not None:
+                metrics[f"{name}_{key}"] = interval.value
+                metrics[f"{name}_{key}_low"] = interval.low
+                metrics[f"{name}_{key}_high"] = interval.high
+    return Evaluation(protocol=PER_POPULATION.format(resamples=resamples), metrics=metrics)
+
+
 def unseen_people_evaluation(
     predictions: Predictions,
     probabilities: Callable[[np.ndarray], np.ndarray],

@@ -75,6 +75,11 @@ def test_cv_then_run_then_export(linear_args, tmp_path):
     assert card.training_data.people_per_population["external-prelim"] >= 1
     assert "prelim_test" in card.training_data.folds
     assert str(tmp_path) not in card.threshold.source
+    (per_population,) = [e for e in card.evaluations if e.protocol.startswith("out-of-fold per")]
+    for population in ("fold1", "external_folds", "external_prelim"):
+        low = per_population.metrics[f"roc_auc_{population}_low"]
+        assert low <= per_population.metrics[f"roc_auc_{population}"]
+        assert f"subject_roc_auc_{population}" in per_population.metrics
     # with a threshold chosen on these predictions, the external rates are not recorded
     other = tmp_path / "store" / "linear-youden"
     args = ["export", "--run", str(run), "--cv", str(cv), "--out", str(other)]
