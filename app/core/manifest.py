@@ -7,6 +7,8 @@ schemas so a manifest that does not describe its model fully is refused on load.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -265,9 +267,44 @@ def card_sha256(model_dir: Path) -> str:
     return file_sha256(model_dir / MANIFEST_FILENAME)
 
 
+# An absolute path in free text: not glued to a word, a URL or another path.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s/'\",;()\[\]]+(?:/[^\s/'\",;()\[\]]+)*")
+
+
+def portable_path_text(text: str, *, base: Path | None = None) -> str:
+    """Absolute paths of the writing machine become relative to `base` (default: the current
+    folder) when inside it, else "…/<name>": a card travels, the folders it was made in do not
+    (and can name people or machines). Only paths whose top folder exists here are touched, so
+    an API route such as /api/v1 in a sentence stays."""
+    here = (base or Path.cwd()).resolve()
+
+    def shorten(match: re.Match[str]) -> str:
+        path = Path(match.group(0))
+        if len(path.parts) < 2 or not Path(path.anchor, path.parts[1]).exists():
+            return match.group(0)
+        if path.is_relative_to(here):
+            return str(path.relative_to(here)) or "."
+        return f"…/{path.name}"
+
+    return ABSOLUTE_PATH.sub(shorten, text)
+
+
+def _portable(value: object) -> object:
+    if isinstance(value, str):
+        return portable_path_text(value)
+    if isinstance(value, list):
+        return [_portable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _portable(item) for key, item in value.items()}
+    return value
+
+
 def write_manifest(manifest: ModelManifest, model_dir: Path) -> Path:
+    """Every string is written with the writing machine's paths made portable."""
     path = model_dir / MANIFEST_FILENAME
-    path.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    document = _portable(manifest.model_dump(mode="json"))
+    ModelManifest.model_validate(document)  # still a card after the paths were shortened
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,39 @@ def test_a_changelog_entry_needs_a_version_date_and_text(brightness_model_dir):
     path.write_text(json.dumps(card))
     with pytest.raises(ManifestError, match="date"):
         load_manifest(brightness_model_dir)
+
+
+def test_paths_of_the_writing_machine_are_made_portable(tmp_path, monkeypatch):
+    from app.core.manifest import portable_path_text
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    text = (
+        f"fitted on {tmp_path}/runs/cv, data {tmp_path.parent}/C-NMC_Leukemia, weights "
+        f"/usr/lib/x.pth; GET /api/v1/models, https://doi.org/10.7937/a, ALL/HEM, TP / (TP + FN)"
+    )
+    assert portable_path_text(text) == (
+        "fitted on runs/cv, data …/C-NMC_Leukemia, weights …/x.pth; GET /api/v1/models, "
+        "https://doi.org/10.7937/a, ALL/HEM, TP / (TP + FN)"
+    )
+
+
+def test_written_cards_hold_no_path_of_the_machine_that_wrote_them(tmp_path, monkeypatch):
+    from app.core.manifest import load_manifest, write_manifest
+
+    bundled = Path(__file__).parents[3] / "model_store" / "efficientnet-lite0-linear-128-cell"
+    manifest = load_manifest(bundled)
+    model_dir = tmp_path / "elsewhere" / manifest.id
+    model_dir.mkdir(parents=True)
+    local = manifest.model_copy(
+        update={
+            "provenance": manifest.provenance.model_copy(
+                update={"training_command": f"train --data {tmp_path}/data --out /tmp/run"}
+            )
+        }
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    write_manifest(local, model_dir)
+    written = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert written["provenance"]["training_command"] == "train --data …/data --out …/run"
+    assert str(tmp_path) not in (model_dir / "manifest.json").read_text()
