@@ -16,6 +16,7 @@ from starlette.formparsers import MultiPartParser
 
 from app.core.classifier import ExplanationUnavailableError
 from app.service.audit_log import AuditLog
+from app.service.decoder_processes import DecoderProcesses
 from app.service.model_registry import ModelRegistry, UnknownModelError
 from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
 from app.service.review_records import RecordsUnavailableError, ReviewRecords
@@ -143,6 +144,9 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         ),
         audit_log=audit_log,
         observe_inference=metrics.observe_inference,
+        decoders=(
+            DecoderProcesses(settings.decoder_processes) if settings.decoder_processes else None
+        ),
     )
     metrics.track_queue_depth(lambda: service.in_flight)
     if audit_log is not None:

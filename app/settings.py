@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         60.0, gt=0, description="The whole request body must arrive within it, else 408."
     )
     max_batch_files: int = Field(64, ge=1)
+    decoder_processes: int = Field(
+        2,
+        ge=0,
+        description="Child processes that decode JPEG and TIFF, killed and replaced when a file "
+        "outlives its budget or its client (those codecs' cost is not bounded by the header); 0 "
+        "decodes them in the worker threads, where a decode cannot be stopped.",
+    )
     worker_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=1,

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -86,6 +87,52 @@ def tiff_deflate_zeros(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end) of each segment; a scan's end includes its entropy-coded data."""
+    position = 2
+    while position < len(data) - 1 and data[position + 1] != 0xD9:
+        marker = data[position + 1]
+        end = position + 2 + struct.unpack(">H", data[position + 2 : position + 4])[0]
+        if marker == 0xDA:
+            while (end := data.index(b"\xff", end)) and data[end + 1] in {0, *range(0xD0, 0xD8)}:
+                end += 2
+        yield marker, position, end
+        position = end
+
+
+def jpeg_scan_bomb(side: int, repeats: int) -> bytes:
+    """A progressive greyscale JPEG of black whose one tiny AC scan (12 bytes) is repeated:
+    every header is plain, and every repeat is a pass over all the image's coefficients."""
+    buffer = io.BytesIO()
+    Image.new("L", (side, side)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    scans = [(start, end) for marker, start, end in jpeg_segments(data) if marker == 0xDA]
+    ac_start, ac_end = next(
+        (start, end) for start, end in scans if data[start + 5 + 2 * data[start + 4]] > 0
+    )
+    return data[: scans[-1][1]] + data[ac_start:ac_end] * repeats + b"\xff\xd9"
+
+
+def tiff_with_tile(side: int, tile: int) -> bytes:
+    """A side x side 8-bit grey deflate TIFF stored as one tile of tile x tile pixels: the
+    decoder allocates the tile, whatever the image's size."""
+    pixels = zlib.compress(bytes(tile * tile), 1)
+    long, short = 4, 3
+    tags = [
+        (256, long, side), (257, long, side), (258, short, 8), (259, short, 8),
+        (262, short, 1), (277, short, 1), (322, long, tile), (323, long, tile),
+        (324, long, 8), (325, long, len(pixels)),
+    ]  # fmt: skip
+    entries = b"".join(
+        struct.pack("<HHII", tag, kind, 1, value)
+        if kind == long
+        else struct.pack("<HHIHH", tag, kind, 1, value, 0)
+        for tag, kind, value in tags
+    )
+    ifd = struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0)
+    return b"II*\x00" + struct.pack("<I", 8 + len(pixels)) + pixels + ifd
+
+
 IMAGE_CASES: dict[str, Callable[[], bytes]] = {
     "jpeg header 7000x7000": lambda: jpeg_claiming(7000, 7000),
     "png 16-bit RGBA zeros 7000x7000": lambda: png_zeros(7000, 7000, 4, np.uint16),
@@ -100,6 +147,11 @@ IMAGE_CASES: dict[str, Callable[[], bytes]] = {
     "png 8-bit RGBA zeros 1024x1024": lambda: png_zeros(1024, 1024, 4, np.uint8),
     "bmp RLE8 1024x1024": lambda: bmp_rle8_empty(1024, 1024),
     "tiff deflate 1024x1024": lambda: tiff_deflate_zeros(1024, 1024),
+    # Issue 30: the cost is in the codec's structure, not in the pixel count.
+    "jpeg scan bomb 1024x1024 2.4 MB": lambda: jpeg_scan_bomb(1024, 200_000),
+    "jpeg 64 scans 1024x1024": lambda: jpeg_scan_bomb(1024, 58),
+    "tiff 16368-px tile 1024x1024": lambda: tiff_with_tile(1024, 16368),
+    "tiff 1024-px tile 1024x1024": lambda: tiff_with_tile(1024, 1024),
 }
 
 

@@ -28,11 +28,32 @@ from app.core.preprocessing import (
 from app.core.quality_checks import input_warnings, measure_foreground, uncertainty_warning
 from app.core.tta_transforms import TRANSFORMS
 from app.schemas import DisplayImages, ModelRef, Prediction, QualityWarning, Timings
+from app.service.decoder_processes import (
+    ISOLATED_FORMATS,
+    DecoderProcesses,
+    DecodeStoppedError,
+    DecodeTimeoutError,
+)
 from app.service.explanations import display_images, render_explanation
 from app.service.micro_batching import InferenceObserver
 from app.service.model_registry import ModelRegistry
-from app.service.request_budget import WAITING, check_budget, client_has_gone
-from app.service.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
+from app.service.request_budget import (
+    WAITING,
+    ClientGoneError,
+    check_budget,
+    client_has_gone,
+    restart_budget,
+    seconds_left,
+)
+from app.service.upload_checks import (
+    ImageHeader,
+    UploadLimits,
+    UploadRejectedError,
+    inspect_upload,
+)
+
+# Outside a request (the command line, benchmarks) an isolated decode may take this long.
+STANDALONE_DECODE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -82,21 +103,38 @@ class PredictionPipeline:
         limits: UploadLimits,
         *,
         observe_inference: InferenceObserver | None = None,
+        decoders: DecoderProcesses | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits
         self.observe_inference = observe_inference
+        self.decoders = decoders
+
+    def decode(self, data: bytes, header: ImageHeader) -> np.ndarray:
+        """In this thread, or for the codecs whose cost the header does not bound, in a
+        decoder process that is killed at the budget or when the client leaves."""
+        try:
+            if self.decoders is None or header.format not in ISOLATED_FORMATS:
+                return decode_image(data)
+            return self.decoders.decode(
+                data, seconds_left(STANDALONE_DECODE_SECONDS), stop=client_has_gone
+            )
+        except ImageDecodeError as error:
+            raise UploadRejectedError(400, str(error)) from error
+        except DecodeStoppedError as error:
+            raise ClientGoneError from error
+        except DecodeTimeoutError as error:
+            raise UploadRejectedError(
+                413, "decoding took longer than the time budget per file; send a smaller image"
+            ) from error
 
     def prepare(
         self, upload: Upload, classifier: OnnxCellClassifier, views: bool
     ) -> PreparedUpload:
         started = time.perf_counter()
-        inspect_upload(upload.data, upload.content_type, self.limits)
+        header = inspect_upload(upload.data, upload.content_type, self.limits)
         check_budget(WAITING)
-        try:
-            rgb = decode_image(upload.data)
-        except ImageDecodeError as error:
-            raise UploadRejectedError(400, str(error)) from error
+        rgb = self.decode(upload.data, header)
         check_budget("decoding")
         decode_ms = milliseconds_since(started)
         preprocess_started = time.perf_counter()
@@ -236,7 +274,11 @@ class PredictionPipeline:
         """Each upload's prediction, or the reason it was refused; one batched inference
         (with `explain`, the Grad-CAM map of each too, so a viewer needs no second request)."""
         classifier = self.registry.get(model_id)
-        prepared = [self.prepare_or_refuse(upload, classifier, views) for upload in uploads]
+        prepared = []
+        for position, upload in enumerate(uploads):
+            if position:
+                restart_budget()  # each file has the whole budget
+            prepared.append(self.prepare_or_refuse(upload, classifier, views))
         return self.answer_prepared(
             prepared, classifier, request_id=request_id, tta=tta, explain=explain
         )

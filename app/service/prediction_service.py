@@ -21,6 +21,7 @@ from typing import TypeVar
 from app.core.classifier import ExplanationUnavailableError
 from app.schemas import Prediction
 from app.service.audit_log import AuditLog, AuditRecord
+from app.service.decoder_processes import DecoderProcesses
 from app.service.micro_batching import InferenceObserver, MicroBatcher
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import InferenceResult, PredictionPipeline, Upload
@@ -53,8 +54,11 @@ class PredictionService:
         batching: BatchingPolicy | None = None,
         audit_log: AuditLog | None = None,
         observe_inference: InferenceObserver | None = None,
+        decoders: DecoderProcesses | None = None,
     ) -> None:
-        self.pipeline = PredictionPipeline(registry, limits, observe_inference=observe_inference)
+        self.pipeline = PredictionPipeline(
+            registry, limits, observe_inference=observe_inference, decoders=decoders
+        )
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
         self.max_in_flight = max_in_flight
         self.audit_log = audit_log
@@ -79,8 +83,10 @@ class PredictionService:
         return self.pipeline.registry
 
     def close(self) -> None:
-        """Stop the worker threads and flush the audit log."""
+        """Stop the worker threads and the decoders, and flush the audit log."""
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.pipeline.decoders is not None:
+            self.pipeline.decoders.close()
         if self.audit_log is not None:
             self.audit_log.close()
 

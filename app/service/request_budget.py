@@ -38,6 +38,15 @@ class WorkBudget:
     def client_gone(self) -> None:
         self._gone.set()
 
+    def restart(self) -> None:
+        """A new file of the same request gets the whole budget again (a batch's budget is
+        per file, so one slow file cannot spend its neighbours' time)."""
+        self.deadline = time.monotonic() + self.seconds
+
+    @property
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
     @property
     def is_client_gone(self) -> bool:
         return self._gone.is_set()
@@ -66,6 +75,19 @@ def check_budget(step: str) -> None:
     budget = current_budget.get()
     if budget is not None:
         budget.check(step)
+
+
+def restart_budget() -> None:
+    """Give the next file of this request the whole budget (a no-op outside a request)."""
+    budget = current_budget.get()
+    if budget is not None:
+        budget.restart()
+
+
+def seconds_left(default: float) -> float:
+    """What remains of this request's budget; `default` outside a request."""
+    budget = current_budget.get()
+    return default if budget is None else budget.seconds_left
 
 
 def client_has_gone() -> bool:

@@ -42,6 +42,16 @@ DEFAULT_MAX_SIDE = 4096
 # images need twice as much per pixel and are accepted up to half the pixels.
 DEFAULT_MAX_DECODED_BYTES = DEFAULT_MAX_PIXELS * 4
 
+# A baseline JPEG has one scan per image (or per component); libjpeg's progressive scripts use
+# 6 (grey) to 10 (colour). Every scan is a pass over all the coefficients, so the decoding cost
+# is scans x pixels and a small file of repeated tiny scans costs seconds (docs/security.md).
+MAX_JPEG_SCANS = 64
+_JPEG_START_OF_SCAN = b"\xff\xda"
+# TIFF tiles are multiples of 16 pixels, so a tile may overhang the image by up to 15.
+_TIFF_TILE_ALIGNMENT = 16
+_TIFF_TILE_WIDTH = 322
+_TIFF_TILE_LENGTH = 323
+
 # PNG colour type -> channels OpenCV returns with IMREAD_UNCHANGED (palette may carry alpha).
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
 _TIFF_BITS_PER_SAMPLE = 258
@@ -72,6 +82,8 @@ class ImageHeader:
     height: int
     channels: int = 3
     bits_per_sample: int = 8
+    tile: tuple[int, int] | None = None
+    """A tiled TIFF's tile width and length."""
 
     @property
     def decoded_bytes(self) -> int:
@@ -120,6 +132,47 @@ def _sample_layout(image: Image.Image, data: bytes) -> tuple[int, int]:
     return channels, bits
 
 
+def _tiff_tile(image: Image.Image) -> tuple[int, int] | None:
+    tags = getattr(image, "tag_v2", {})
+    if _TIFF_TILE_WIDTH not in tags or _TIFF_TILE_LENGTH not in tags:
+        return None
+    return int(tags[_TIFF_TILE_WIDTH]), int(tags[_TIFF_TILE_LENGTH])
+
+
+def _aligned(side: int) -> int:
+    return -(-side // _TIFF_TILE_ALIGNMENT) * _TIFF_TILE_ALIGNMENT
+
+
+def check_codec_cost(data: bytes, header: ImageHeader, limits: UploadLimits) -> None:
+    """What the decoder will spend beyond the decoded array, read from the file's structure:
+    JPEG scans (each one a pass over the image) and TIFF tiles (each one a buffer)."""
+    if header.format == "JPEG":
+        # 0xFF 0xDA cannot occur inside entropy-coded data (0xFF is stuffed there), so this
+        # counts the scans, plus any in an embedded thumbnail.
+        scans = data.count(_JPEG_START_OF_SCAN)
+        if scans > MAX_JPEG_SCANS:
+            raise UploadRejectedError(
+                413,
+                f"JPEG with {scans} scans; the limit is {MAX_JPEG_SCANS} (a progressive "
+                "JPEG needs at most 10): save it as a baseline JPEG or PNG",
+            )
+    if header.format == "TIFF" and header.tile is not None:
+        width, length = header.tile
+        if width > _aligned(header.width) or length > _aligned(header.height):
+            raise UploadRejectedError(
+                413,
+                f"TIFF tiles of {width}x{length} for a {header.width}x{header.height} "
+                "image: a tile may not be larger than the image",
+            )
+        sample_bytes = max(1, math.ceil(header.bits_per_sample / 8))
+        tile_bytes = width * length * header.channels * sample_bytes
+        if tile_bytes > limits.max_decoded_bytes:
+            raise UploadRejectedError(
+                413,
+                f"TIFF tiles of {tile_bytes} bytes; the limit is {limits.max_decoded_bytes}",
+            )
+
+
 def read_header(data: bytes, content_type: str | None) -> ImageHeader:
     """Format, size and sample layout; the pixels are never decoded."""
     try:
@@ -135,6 +188,7 @@ def read_header(data: bytes, content_type: str | None) -> ImageHeader:
                     height=image.height,
                     channels=channels,
                     bits_per_sample=bits,
+                    tile=_tiff_tile(image) if image.format == "TIFF" else None,
                 )
     except Image.DecompressionBombError as error:
         raise UploadRejectedError(413, f"image has too many pixels: {error}") from error
@@ -174,4 +228,5 @@ def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) 
             f"image is {size} with {header.channels} channels of {header.bits_per_sample} bits: "
             f"{header.decoded_bytes} bytes decoded; the limit is {limits.max_decoded_bytes}",
         )
+    check_codec_cost(data, header, limits)
     return header

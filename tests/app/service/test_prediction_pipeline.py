@@ -141,3 +141,40 @@ def test_random_bytes_are_rejected_cleanly(fuzz_pipeline, data, content_type):
     pipeline = fuzz_pipeline
     with pytest.raises(UploadRejectedError):
         pipeline.prepare(Upload("fuzz", data, content_type), pipeline.registry.get(), views=False)
+
+
+def test_a_batch_budget_is_per_file(pipeline, real_cell_png, monkeypatch):
+    """Each file may spend most of the budget: the next one starts with all of it again."""
+    decode = pipeline.decode
+
+    def decode_spending_most_of_the_budget(data, header):
+        budget = current_budget.get()
+        budget.deadline -= 0.6 * budget.seconds
+        return decode(data, header)
+
+    monkeypatch.setattr(pipeline, "decode", decode_spending_most_of_the_budget)
+    with within_request(client_gone=False):
+        outcomes = pipeline.predict_many([Upload(f"{n}.png", real_cell_png) for n in range(3)])
+    assert all(isinstance(o, Prediction) for o in outcomes), outcomes
+
+
+def test_a_jpeg_still_decoding_at_the_budget_is_stopped_and_refused(model_store, monkeypatch):
+    from app.service import upload_checks
+    from app.service.decoder_processes import DecoderProcesses
+    from bench.hostile_uploads import jpeg_scan_bomb
+
+    monkeypatch.setattr(upload_checks, "MAX_JPEG_SCANS", 10**6)  # past the structural check
+    decoders = DecoderProcesses(1)
+    slow = PredictionPipeline(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7), decoders=decoders
+    )
+    budget = WorkBudget(0.5)
+    token = current_budget.set(budget)
+    try:
+        outcome = slow.predict_many([Upload("bomb.jpg", jpeg_scan_bomb(1024, 200_000))])[0]
+    finally:
+        current_budget.reset(token)
+        decoders.close()
+    assert isinstance(outcome, UploadRejectedError)
+    assert outcome.status_code == 413
+    assert "decoding took longer" in outcome.detail

@@ -154,3 +154,29 @@ def test_palette_and_one_bit_images_count_the_colour_they_decode_to(format_name,
     """OpenCV decodes these to BGR (or BGRA): the budget counts that, not the file's bits."""
     header = inspect_upload(pillow_bytes(format_name, mode=mode), None, LIMITS)
     assert header.channels == channels
+
+
+def test_a_jpeg_of_many_scans_is_refused_from_its_structure():
+    from bench.hostile_uploads import jpeg_scan_bomb
+
+    limits = UploadLimits(max_bytes=20_000_000)
+    header = inspect_upload(jpeg_scan_bomb(1024, 58), None, limits)  # 64 scans: accepted
+    assert (header.width, header.height) == (1024, 1024)
+    with pytest.raises(UploadRejectedError) as refused:
+        inspect_upload(jpeg_scan_bomb(1024, 59), None, limits)
+    assert refused.value.status_code == 413
+    assert "65 scans" in refused.value.detail
+
+
+def test_a_tiff_tile_larger_than_its_image_is_refused_from_the_header():
+    from bench.hostile_uploads import tiff_with_tile
+
+    limits = UploadLimits(max_bytes=20_000_000)
+    assert inspect_upload(tiff_with_tile(1000, 1008), None, limits).tile == (1008, 1008)
+    with pytest.raises(UploadRejectedError) as refused:
+        inspect_upload(tiff_with_tile(1024, 4096), None, limits)
+    assert refused.value.status_code == 413
+    assert "larger than the image" in refused.value.detail
+    small = UploadLimits(max_bytes=20_000_000, max_decoded_bytes=100_000)
+    with pytest.raises(UploadRejectedError, match="TIFF tiles of"):
+        inspect_upload(tiff_with_tile(310, 320), None, small)  # aligned tile over the budget

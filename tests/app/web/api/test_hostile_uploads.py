@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.hostile_uploads import jpeg_scan_bomb, tiff_with_tile
+
 OK = {200}
 
 
@@ -121,6 +123,11 @@ CASES = {
         "image/png",
         OK,
     ),
+    # Issue 30: the cost is in the codec's structure, not the pixel count.
+    "progressive jpeg scan bomb (200,000 scans)": (jpeg_scan_bomb(1024, 200_000), "", {413}),
+    "progressive jpeg of 64 scans": (jpeg_scan_bomb(256, 58), "image/jpeg", OK),
+    "tiff with a 16368-px tile for 1024x1024": (tiff_with_tile(1024, 16368), "", {413}),
+    "tiff with one 256-px tile": (tiff_with_tile(256, 256), "image/tiff", OK),
     "1x1 png": (png(np.full((1, 1, 3), 200, np.uint8)), "image/png", OK),
     "1x4000 png": (png(np.full((1, 4000, 3), 200, np.uint8)), "image/png", OK),
     "4000x1 png": (png(np.full((4000, 1, 3), 200, np.uint8)), "image/png", OK),
