@@ -27,12 +27,12 @@ def main() -> None:
         log_level=args.log_level,
         log_config=logging_config(args.log_level),
         access_log=False,  # our access log carries the request id and the route template
-        # Slow clients: a deadline for each request head (bodies are timed by the app),
-        # idle keep-alive connections closed, and 503 past a number of connections.
+        # Slow clients: a deadline for each request head (bodies are timed by the app) and
+        # idle keep-alive connections closed. No uvicorn limit_concurrency: it would answer
+        # /healthz 503 too; the app's ConcurrencyLimitMiddleware bounds requests instead.
         http=header_timeout_protocol(settings.header_timeout_seconds, settings.http_implementation),
         loop=settings.event_loop,  # uvicorn's auto: uvloop where installed
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        limit_concurrency=settings.limit_concurrency,
     )
 
 

@@ -27,6 +27,7 @@ from app.web.api.routes import health, models, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.middleware.api_key import ApiKeyMiddleware, require_api_key
 from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
+from app.web.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from app.web.middleware.head_as_get import HeadAsGetMiddleware
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
 from app.web.middleware.request_id import RequestIdMiddleware
@@ -43,6 +44,8 @@ BATCH_PATH = f"{API_PREFIX}/predict/batch"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 # Every other route reads no upload: a JSON body at most.
 OTHER_BODY_BYTES = 1024 * 1024
+# Answered whatever the load: an orchestrator restarts a pod whose liveness probe fails.
+HEALTH_PATHS = ("/healthz", "/readyz")
 DESCRIPTION = (
     "Estimates, from a microscope image of one segmented white blood cell, the probability "
     "that it is an acute lymphoblastic leukemia blast (ALL) rather than a normal cell (HEM). "
@@ -210,12 +213,16 @@ def body_limits(settings: Settings) -> dict[str, int]:
 
 def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) -> None:
     """From the inside out (the last added runs first). Everything that can refuse a request
-    from its head alone (key, in-flight limit, declared size) runs before its body is read."""
+    from its head alone (concurrency, key, in-flight limit, declared size) runs before its body
+    is read; the concurrency limit runs inside the request id, metrics and security headers, so
+    that its 503s carry them and are counted."""
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits=body_limits(settings),
         default_limit=OTHER_BODY_BYTES,
         body_timeout_seconds=settings.body_timeout_seconds,
+        min_bytes_per_second=settings.min_upload_bytes_per_second,
+        grace_seconds=settings.upload_grace_seconds,
     )
     app.add_middleware(
         InFlightLimitMiddleware,
@@ -234,6 +241,13 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "X-Request-ID"],
+        )
+    if settings.limit_concurrency is not None:
+        app.add_middleware(
+            ConcurrencyLimitMiddleware,
+            limit=settings.limit_concurrency,
+            exempt=HEALTH_PATHS,
+            drain_limit=OTHER_BODY_BYTES,
         )
     app.add_middleware(
         SecurityHeadersMiddleware, hsts_max_age_seconds=settings.hsts_max_age_seconds

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="The whole request body must arrive within it, else 408."
     )
+    min_upload_bytes_per_second: float = Field(
+        10 * 1024,
+        ge=0,
+        description="After the upload grace, a body arriving slower than this on average is "
+        "answered 408 and its connection closed, long before the body timeout; 0: no minimum.",
+    )
+    upload_grace_seconds: float = Field(
+        5.0, ge=0, description="How long a body may take to get up to the minimum rate."
+    )
     max_batch_files: int = Field(64, ge=1)
     decoder_processes: int = Field(
         2,
@@ -140,7 +149,10 @@ class Settings(BaseSettings):
         "auto", description="uvloop where installed, else asyncio's own loop."
     )
     limit_concurrency: int | None = Field(
-        256, ge=1, description="uvicorn: connections beyond it are answered 503 at once."
+        256,
+        ge=1,
+        description="Requests in progress beyond which new ones are answered 503 at once; "
+        "/healthz and /readyz are always answered. None: no limit.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; none."

@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from app.settings import Settings, bundled_model_store
 
 
@@ -19,3 +22,16 @@ def test_the_default_store_is_the_bundled_one():
     assert (store / "store.json").is_file()
     assert Settings().model_store == store
     assert isinstance(store, Path)
+
+
+def test_slow_bodies_have_a_minimum_rate_after_a_grace_and_zero_switches_it_off(monkeypatch):
+    defaults = Settings()
+    assert (defaults.min_upload_bytes_per_second, defaults.upload_grace_seconds) == (10240, 5.0)
+    assert defaults.limit_concurrency == 256
+    monkeypatch.setenv("LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND", "0")
+    monkeypatch.setenv("LEUKOLENS_UPLOAD_GRACE_SECONDS", "0.5")
+    configured = Settings()
+    assert (configured.min_upload_bytes_per_second, configured.upload_grace_seconds) == (0, 0.5)
+    monkeypatch.setenv("LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND", "-1")
+    with pytest.raises(ValidationError, match="min_upload_bytes_per_second"):
+        Settings()

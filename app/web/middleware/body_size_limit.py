@@ -3,7 +3,9 @@
 A body declared too large (Content-Length) is refused before a byte of it is read; a chunked
 or lying body is cut off at the limit of the route it is sent to (one image for
 /predict, a batch for /predict/batch), so no more than that is ever held in memory, and
-never on disk. A body that trickles in slower than the body timeout gets 408.
+never on disk. A body that is not complete within the body timeout gets 408, and so, much
+sooner, does one that falls below a minimum rate once a grace period is over: a client sending
+nothing, or a byte a second, costs the server a few seconds rather than the whole timeout.
 """
 
 from __future__ import annotations
@@ -46,14 +48,38 @@ class BodySizeLimitMiddleware:
         limits: Mapping[str, int],
         default_limit: int,
         body_timeout_seconds: float,
+        min_bytes_per_second: float = 0.0,
+        grace_seconds: float = 0.0,
     ) -> None:
+        """`min_bytes_per_second`: after `grace_seconds`, the body must have kept up with this
+        rate (0: no minimum, only the body timeout)."""
         self.app = app
         self.limits = dict(limits)
         self.default_limit = default_limit
         self.body_timeout_seconds = body_timeout_seconds
+        self.min_bytes_per_second = min_bytes_per_second
+        self.grace_seconds = grace_seconds
 
     def limit_for(self, path: str) -> int:
         return self.limits.get(path.rstrip("/") or "/", self.default_limit)
+
+    def next_chunk_due(self, started: float, received: int) -> tuple[float, str]:
+        """When the next chunk must have arrived, and why, given what has arrived so far.
+
+        The rate's deadline moves on with every byte (`received / rate` seconds after the
+        grace), so a body that keeps up on average never meets it, while one that stalls, or
+        never starts, meets it as soon as it falls behind rather than at the body timeout.
+        """
+        timeout = started + self.body_timeout_seconds
+        why = f"the body did not arrive within {self.body_timeout_seconds:g} s"
+        if self.min_bytes_per_second > 0:
+            behind = started + self.grace_seconds + received / self.min_bytes_per_second
+            if behind < timeout:
+                return behind, (
+                    f"the body arrived slower than {self.min_bytes_per_second:g} bytes/s "
+                    f"(after the first {self.grace_seconds:g} s)"
+                )
+        return timeout, why
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +93,7 @@ class BodySizeLimitMiddleware:
         refusal: BodyRefusedError | None = None
         received = 0
         body_done = False
-        deadline = time.monotonic() + self.body_timeout_seconds
+        started = time.monotonic()
 
         async def limited_receive() -> Message:
             nonlocal received, body_done, refusal
@@ -75,12 +101,11 @@ class BodySizeLimitMiddleware:
                 raise refusal
             if body_done:  # after the body only a disconnect can come: wait as long as it takes
                 return await receive()
+            deadline, why = self.next_chunk_due(started, received)
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                refusal = BodyRefusedError(
-                    408, f"the body did not arrive within {self.body_timeout_seconds:g} s"
-                )
+                refusal = BodyRefusedError(408, why)
                 raise refusal from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -1,5 +1,9 @@
+import json
+import socket
+import time
 from functools import partial
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
@@ -7,7 +11,9 @@ from fastapi.testclient import TestClient
 from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
 
 
-def make_app(limit: int = 100, *, body_timeout: float = 5.0) -> FastAPI:
+def make_app(
+    limit: int = 100, *, body_timeout: float = 5.0, min_rate: float = 0.0, grace: float = 0.0
+) -> FastAPI:
     app = FastAPI()
 
     @app.post("/api/echo")
@@ -24,6 +30,8 @@ def make_app(limit: int = 100, *, body_timeout: float = 5.0) -> FastAPI:
         limits={"/api/echo": limit, "/api/form": limit},
         default_limit=limit * 5,
         body_timeout_seconds=body_timeout,
+        min_bytes_per_second=min_rate,
+        grace_seconds=grace,
     )
     return app
 
@@ -76,3 +84,103 @@ def test_bodies_within_the_limit_pass():
     client = TestClient(make_app())
     assert client.post("/api/echo", content=b"x" * 100).json() == {"received": 100}
     assert client.post("/other", content=b"x" * 500).json() == {"received": 500}
+
+
+def test_a_body_slower_than_the_minimum_rate_is_408_after_the_grace(call):
+    """Issue 30: a byte a second held a connection (and a slot) for the whole 60 s timeout."""
+    app = make_app(body_timeout=60, min_rate=100, grace=0.2)
+    chunks = [b"x"] * 200  # 20 bytes/s: ten seconds of body at this pace
+    pulled, status, body = call(app, "/api/echo", chunks, delay=0.05)
+    assert status == 408
+    assert pulled < 40  # cut off soon after the grace, far from the end of the body
+    assert body == {"detail": "the body arrived slower than 100 bytes/s (after the first 0.2 s)"}
+
+
+def test_a_client_that_sends_no_body_at_all_is_408_after_the_grace(asgi_post):
+    app = make_app(body_timeout=60, min_rate=100, grace=0.2)
+    pulled, status, body = asgi_post(app, "/api/echo", [])  # nothing, and the body never ends
+    assert (pulled, status) == (0, 408)
+    assert "slower than 100 bytes/s" in body["detail"]
+
+
+def test_a_body_that_keeps_up_with_the_minimum_rate_is_read_whole(call):
+    app = make_app(1000, body_timeout=60, min_rate=100, grace=0.2)
+    _, status, body = call(app, "/api/echo", [b"x" * 100] * 10, delay=0.05)  # 2,000 bytes/s
+    assert (status, body) == (200, {"received": 1000})
+
+
+def test_a_minimum_rate_of_zero_leaves_only_the_body_timeout(call):
+    _, status, body = call(make_app(min_rate=0), "/api/echo", [b"x"] * 10, delay=0.05)
+    assert (status, body) == (200, {"received": 10})
+
+
+def _answer_and_close(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
+    """What the server answers within `seconds`, and whether it then closed the connection."""
+    sock.settimeout(seconds)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        return received, False
+    except ConnectionResetError:
+        pass
+    return received, True
+
+
+def _trickle_until_answered(sock: socket.socket, seconds: float) -> bytes:
+    """Send a byte every 0.2 s until the server answers (or `seconds` pass): its first bytes."""
+    sock.settimeout(0.2)
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            sock.sendall(b"-")
+            return sock.recv(65536)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    return b""
+
+
+def _json_body(answer: bytes) -> dict:
+    return json.loads(answer.split(b"\r\n\r\n", 1)[1])
+
+
+def test_a_real_server_refuses_a_trickling_or_silent_upload_long_before_the_body_timeout(
+    start_server, model_store, real_cell_png
+):
+    """Against `python -m app`: 1 byte every 0.2 s, and a head followed by nothing, each get
+    408 with a JSON reason and a closed connection within seconds (the body timeout is 60 s);
+    a normal upload on the same server is answered."""
+    base = start_server(
+        LEUKOLENS_MODEL_STORE=str(model_store),
+        LEUKOLENS_UPLOAD_GRACE_SECONDS="0.5",
+        LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="1000",
+    )
+    port = int(base.rsplit(":", 1)[1])
+    head = (
+        b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
+    )
+    with (
+        socket.create_connection(("127.0.0.1", port)) as trickling,
+        socket.create_connection(("127.0.0.1", port)) as silent,
+    ):
+        silent.sendall(head)
+        # A well-formed start, then the file's bytes one at a time.
+        trickling.sendall(
+            head + b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        )
+        answer = _trickle_until_answered(trickling, 10)
+        rest, closed = _answer_and_close(trickling, 10)
+        answer += rest
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert "slower than 1000 bytes/s" in _json_body(answer)["detail"]
+        assert closed
+        answer, closed = _answer_and_close(silent, 10)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert "slower than 1000 bytes/s" in _json_body(answer)["detail"]
+        assert closed
+    response = httpx.post(f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)})
+    assert response.status_code == 200
