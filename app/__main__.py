@@ -33,6 +33,9 @@ def main() -> None:
         loop=settings.event_loop,  # uvicorn's auto: uvloop where installed
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         limit_concurrency=settings.limit_concurrency,
+        # With a sign-on header, the trusted-proxy check must see the TCP peer itself: uvicorn
+        # would otherwise replace it with X-Forwarded-For's first address.
+        proxy_headers=settings.reviewer_header is None,
     )
 
 
