@@ -33,6 +33,9 @@ def main() -> None:
         http=header_timeout_protocol(settings.header_timeout_seconds, settings.http_implementation),
         loop=settings.event_loop,  # uvicorn's auto: uvloop where installed
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # With a sign-on header, the trusted-proxy check must see the TCP peer itself: uvicorn
+        # would otherwise replace it with X-Forwarded-For's first address.
+        proxy_headers=settings.reviewer_header is None,
     )
 
 

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from app.core.classifier import ExplanationUnavailableError
+from app.core.sample_ids import SampleIdPolicy
 from app.service.audit_log import AuditLog
 from app.service.decoder_processes import DecoderProcesses
 from app.service.model_registry import ModelRegistry, UnknownModelError
@@ -25,7 +26,7 @@ from app.settings import STATIC_DIR, Settings, get_settings
 from app.web import pages
 from app.web.api.routes import health, models, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
-from app.web.middleware.api_key import ApiKeyMiddleware, require_api_key
+from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys, require_api_key
 from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
 from app.web.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from app.web.middleware.head_as_get import HeadAsGetMiddleware
@@ -68,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service = build_prediction_service(settings, metrics)
         app.state.service = service
         app.state.review_records = ReviewRecords(
-            records_database(settings), busy_timeout_seconds=settings.audit_busy_timeout_seconds
+            records_database(settings),
+            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+            retention_days=settings.records_retention_days,
         )
         await service.run(service.registry.warm_up)
         try:
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.sample_ids = SampleIdPolicy(settings.sample_id_pattern)
     app.state.metrics = metrics
     _include_routes(app)
     add_offline_docs(app)
@@ -230,11 +234,12 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
         paths={PREDICT_PATH, BATCH_PATH},
         drain_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
     )
-    if settings.api_key is not None:
+    api_keys = accepted_keys(settings)
+    if api_keys:
         protected = [f"{API_PREFIX}/"]
         if settings.metrics_require_api_key:
             protected.append("/metrics")
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key, protected=protected)
+        app.add_middleware(ApiKeyMiddleware, api_keys=api_keys, protected=protected)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

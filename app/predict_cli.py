@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import ModelManifest
-from app.schemas import Prediction, SampleIdPattern, SamplePrediction
+from app.core.sample_ids import SampleIdError, SampleIdPolicy
+from app.schemas import Prediction, SamplePrediction
 from app.service.archive_scoring import LOCAL
 from app.service.blast_share import sample_blast_share, sample_score
 from app.service.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
@@ -39,20 +40,37 @@ IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 def find_images(paths: Sequence[Path]) -> Iterator[Path]:
     """Files as given; folders searched recursively for image suffixes, in a stable order."""
-    for path, _ in find_sample_images(paths, None):
-        yield path
+    for path in paths:
+        if path.is_dir():
+            yield from _images_in(path)
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def find_sample_images(
     paths: Sequence[Path], sample_id: str | None
 ) -> Iterator[tuple[Path, str | None]]:
-    """Each image with its sample: the one given, else its input folder's name, else none."""
+    """Each image with its sample: the one given, else its input folder's name, else none.
+    A folder name the sample-id policy refuses (a patient's name and birth date) is an error
+    (SampleIdError) rather than a sample id."""
     for path in paths:
         if path.is_dir():
             sample = sample_id or folder_sample_id(path)
-            for image in sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            ):
+            problem = None if sample_id else sample_id_policy().problem(sample)
+            if problem is not None:
+                raise SampleIdError(
+                    f"{path}: the folder's name is no sample id ({problem}); rename it to the "
+                    "lab number or give --sample-id"
+                )
+            for image in _images_in(path):
                 yield image, sample
         elif path.is_file():
             yield path, sample_id
@@ -66,10 +84,16 @@ def folder_sample_id(folder: Path) -> str:
     return name or "sample"
 
 
+def sample_id_policy() -> SampleIdPolicy:
+    """The server's rule (LEUKOLENS_SAMPLE_ID_PATTERN), so that the CLI accepts the same ids."""
+    return SampleIdPolicy(get_settings().sample_id_pattern)
+
+
 def sample_id_argument(text: str) -> str:
-    if not re.fullmatch(SampleIdPattern, text):
-        raise argparse.ArgumentTypeError("letters, digits, . _ - (up to 64), never a name")
-    return text
+    try:
+        return sample_id_policy().check(text)
+    except SampleIdError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 Prepared = tuple[Upload, PreparedUpload | UploadRejectedError]
@@ -183,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.model_store, intra_op_threads=args.inference_threads, int8=args.int8
         )
         classifier = registry.get(args.model)
-    except (FileNotFoundError, ModelStoreError, UnknownModelError) as error:
+    except (FileNotFoundError, SampleIdError, ModelStoreError, UnknownModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.int8:  # say what --int8 gave: a model without an int8 graph runs in float32

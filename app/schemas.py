@@ -146,8 +146,10 @@ class Readiness(BaseModel):
     )
 
 
-SampleIdPattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ReviewDecision = Literal["ALL", "HEM", "not_assessable"]
+# Where a decision's reviewer name came from: typed by the client (no identity configured),
+# the sign-on proxy's header, or the reviewer's own API key.
+ReviewerSource = Literal["free_text", "sso_header", "reviewer_key"]
 
 
 class ReviewRequest(BaseModel):
@@ -155,15 +157,32 @@ class ReviewRequest(BaseModel):
 
     request_id: str = Field(min_length=1, max_length=128)
     image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    sample_id: str = Field(pattern=SampleIdPattern)
+    sample_id: str = Field(
+        min_length=1,
+        description="The sample's lab number (LEUKOLENS_SAMPLE_ID_PATTERN), never a name.",
+    )
     decision: ReviewDecision
-    reviewer: str = Field(min_length=1, max_length=100)
+    reviewer: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Who decided. Required where the server authenticates no reviewer; where "
+        "it does (sign-on header, reviewer's own key), optional and, if sent, it must be the "
+        "authenticated name (else 403).",
+    )
     comment: str = Field("", max_length=2000)
 
 
 class ReviewRecord(ReviewRequest):
     id: int
     time: datetime = Field(description="When it was recorded (ISO 8601, UTC).")
+    reviewer: str = Field(description="The name the decision is recorded under.")
+    reviewer_source: ReviewerSource = Field(
+        "free_text",
+        description="free_text: typed by the client, unverified (no identity configured, and "
+        "every decision recorded before 0.3); sso_header: the lab's sign-on proxy named the "
+        "user; reviewer_key: the reviewer's own API key did.",
+    )
 
 
 class SamplePrediction(BaseModel):

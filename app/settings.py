@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN, SampleIdPolicy
+from app.service.records_db import MIN_RETENTION_DAYS
 from app.service.upload_checks import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
@@ -18,6 +21,8 @@ from app.service.upload_checks import (
 
 HttpImplementation = Literal["auto", "httptools", "h11"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
+REVIEWER_NAME_MAX = 100
+HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # what a header name may be
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -116,6 +121,18 @@ class Settings(BaseSettings):
         5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
     )
     audit_retention_days: float = Field(365.0, gt=0)
+    records_retention_days: float = Field(
+        365.0,
+        ge=MIN_RETENTION_DAYS,
+        description="Sample cells, decisions and withdrawals older than this are deleted "
+        "(at start-up and hourly); the database refuses to delete any younger than 30 days.",
+    )
+    sample_id_pattern: str = Field(
+        DEFAULT_SAMPLE_ID_PATTERN,
+        description="Regex a sample id must match in full (the lab's numbers); whatever it "
+        "is, an id holding a date beside two or more words (a name with a birth date) is "
+        "refused.",
+    )
     database_url: SecretStr | None = Field(
         None,
         description="SQLAlchemy URL of the records database, e.g. "
@@ -124,6 +141,22 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(
         None, description="When set, every /api request must send it in the X-API-Key header."
+    )
+    reviewer_header: str | None = Field(
+        None,
+        description="Header in which the lab's single sign-on proxy names the signed-in user "
+        "(e.g. X-Forwarded-User): a decision is then recorded under that name, honoured only "
+        "from trusted_proxies; a decision without it is refused 401.",
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Addresses (IPs or CIDR networks) of the sign-on proxy, the only peers "
+        "whose reviewer_header counts; from any other, a request with it is refused 403.",
+    )
+    reviewer_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Reviewer name -> that reviewer's own API key (JSON object): the key in "
+        "X-API-Key names who decided; such a key also opens the API like api_key.",
     )
     metrics_require_api_key: bool = Field(
         True,
@@ -159,6 +192,39 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+
+    @field_validator("sample_id_pattern")
+    @classmethod
+    def _pattern_compiles(cls, pattern: str) -> str:
+        SampleIdPolicy(pattern)  # a broken regex stops start-up, not the first request
+        return pattern
+
+    @field_validator("reviewer_header")
+    @classmethod
+    def _header_is_a_token(cls, header: str | None) -> str | None:
+        if header is not None and not HTTP_TOKEN.fullmatch(header):
+            raise ValueError(f"{header!r} is not an HTTP header name")
+        return header
+
+    @model_validator(mode="after")
+    def _one_reviewer_identity(self) -> Self:
+        """Who decided must have one answer: a sign-on header or reviewers' keys, not both;
+        a header no proxy may send is a server that takes no decision at all."""
+        if self.reviewer_header is not None and self.reviewer_keys:
+            raise ValueError("set LEUKOLENS_REVIEWER_HEADER or LEUKOLENS_REVIEWER_KEYS, not both")
+        if self.reviewer_header is not None and not self.trusted_proxies:
+            raise ValueError(
+                "LEUKOLENS_REVIEWER_HEADER needs LEUKOLENS_TRUSTED_PROXIES: the addresses of "
+                "the sign-on proxy, the only peers whose header is believed"
+            )
+        secrets = [key.get_secret_value() for key in self.reviewer_keys.values()]
+        if any(not name.strip() or len(name) > REVIEWER_NAME_MAX for name in self.reviewer_keys):
+            raise ValueError(f"reviewer names are 1 to {REVIEWER_NAME_MAX} characters")
+        if any(not secret for secret in secrets) or len(set(secrets)) != len(secrets):
+            raise ValueError("every reviewer key must be set and differ from the others")
+        if self.api_key is not None and self.api_key.get_secret_value() in secrets:
+            raise ValueError("a reviewer key must differ from LEUKOLENS_API_KEY")
+        return self
 
 
 @lru_cache

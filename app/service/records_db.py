@@ -15,6 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The youngest sample record the database lets anyone delete, in days: the delete triggers of
+# migration 0003 hold the same number, so that pruning can never reach today's decisions.
+MIN_RETENTION_DAYS = 30
 # pg_advisory_xact_lock key: any constant shared by every replica ("LEUKOLEN" in ASCII).
 MIGRATION_LOCK_KEY = 0x4C45554B4F4C454E
 
@@ -51,8 +54,9 @@ predictions = sa.Table(
 
 
 # A sample: which scored images belong to it, every reviewer's decision on them, and the
-# requests the page withdrew (a cancelled upload). Append only; none holds an image or a file
-# name, only the image's sha256 and the requests that scored it.
+# requests the page withdrew (a cancelled upload). Append only (a row older than the retention
+# may be deleted, never changed); none holds an image or a file name, only the image's sha256
+# and the requests that scored it.
 sample_predictions = sa.Table(
     "sample_predictions",
     metadata,
@@ -70,6 +74,7 @@ sample_predictions = sa.Table(
     sa.Column("tta", sa.Integer, nullable=True),
     sa.Column("warnings", sa.Text, nullable=False, server_default=""),
     sa.Index("sample_predictions_sample", "sample_id"),
+    sa.Index("sample_predictions_time", "time"),
     sqlite_autoincrement=True,
 )
 review_decisions = sa.Table(
@@ -83,7 +88,11 @@ review_decisions = sa.Table(
     sa.Column("decision", sa.Text, nullable=False),
     sa.Column("reviewer", sa.Text, nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
+    # free_text (typed by the client, unverified), sso_header or reviewer_key (migration 0003;
+    # every earlier row is free_text).
+    sa.Column("reviewer_source", sa.Text, nullable=False, server_default="free_text"),
     sa.Index("review_decisions_sample", "sample_id"),
+    sa.Index("review_decisions_time", "time"),
     sqlite_autoincrement=True,
 )
 sample_withdrawals = sa.Table(
@@ -94,6 +103,7 @@ sample_withdrawals = sa.Table(
     sa.Column("sample_id", sa.Text, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False),
     sa.Index("sample_withdrawals_sample", "sample_id"),
+    sa.Index("sample_withdrawals_time", "time"),
     sqlite_autoincrement=True,
 )
 

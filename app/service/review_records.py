@@ -5,8 +5,11 @@ PostgreSQL by LEUKOLENS_DATABASE_URL), so that every replica of a deployment rea
 same samples: predictions through one replica and decisions through another make one sample.
 Which scored images belong to which sample, every decision a reviewer made, and the requests a
 page withdrew (a cancelled upload). No row holds an image or a file name, only the image's sha256
-and the request that scored it. Rows are never updated or deleted; a changed decision is a new
-row (the latest counts), a withdrawal is a row of its own.
+and the request that scored it. Rows are never updated; a changed decision is a new row (the
+latest counts), a withdrawal is a row of its own. Rows older than the retention
+(LEUKOLENS_RECORDS_RETENTION_DAYS) are deleted, at start-up and then hourly; the database's
+triggers refuse to delete any younger than 30 days. Each decision says where its reviewer's
+name came from (`reviewer_source`): typed by the client, or the deployment's authenticated user.
 
 Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
 recorded as a repeat of the first (`repeat_of`) and counted once everywhere.
@@ -14,6 +17,7 @@ recorded as a repeat of the first (`repeat_of`) and counted once everywhere.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, defaultdict
@@ -32,6 +36,7 @@ from app.core.answer_states import AnswerState
 from app.schemas import (
     Prediction,
     ReviewDecision,
+    ReviewerSource,
     ReviewRecord,
     ReviewRequest,
     SampleCounts,
@@ -41,9 +46,13 @@ from app.schemas import (
 )
 from app.service import records_db
 
+log = logging.getLogger("leukolens.records")
+
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
 WITHDRAWALS = records_db.sample_withdrawals
+SECONDS_PER_DAY = 86_400.0
+PRUNE_EVERY_SECONDS = 3_600.0
 
 
 class UnknownPredictionError(LookupError):
@@ -70,8 +79,21 @@ class LatestDecision:
 
 
 class ReviewRecords:
-    def __init__(self, database: Path | str, *, busy_timeout_seconds: float = 10.0) -> None:
-        """`database`: a SQLite file, `:memory:`, or a SQLAlchemy URL (postgresql+psycopg://)."""
+    def __init__(
+        self,
+        database: Path | str,
+        *,
+        busy_timeout_seconds: float = 10.0,
+        retention_days: float | None = None,
+    ) -> None:
+        """`database`: a SQLite file, `:memory:`, or a SQLAlchemy URL (postgresql+psycopg://).
+        `retention_days`: rows older than this are pruned (at least the triggers' floor,
+        records_db.MIN_RETENTION_DAYS); None keeps every row."""
+        if retention_days is not None and retention_days < records_db.MIN_RETENTION_DAYS:
+            raise ValueError(
+                f"records are kept at least {records_db.MIN_RETENTION_DAYS} days, "
+                f"not {retention_days}"
+            )
         if database == ":memory:":
             # One connection shared by every thread: the records live as long as the process.
             self._engine = sa.create_engine(
@@ -86,6 +108,10 @@ class ReviewRecords:
             self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
         records_db.migrate(self._engine)
         self._sample_lock = threading.Lock()
+        self.retention_days = retention_days
+        self._pruned_at = 0.0
+        self._prune_lock = threading.Lock()
+        self.prune_if_due()
 
     def add_predictions(
         self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str = ""
@@ -96,6 +122,7 @@ class ReviewRecords:
             self._add_predictions(sample_id, predictions, client_request_id)
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
+        self.prune_if_due()
 
     def _add_predictions(
         self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str
@@ -155,14 +182,21 @@ class ReviewRecords:
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 
-    def add_decision(self, review: ReviewRequest) -> ReviewRecord:
-        """Append one decision; refused unless that image was scored for that sample."""
+    def add_decision(
+        self, review: ReviewRequest, *, reviewer_source: ReviewerSource = "free_text"
+    ) -> ReviewRecord:
+        """Append one decision; refused unless that image was scored for that sample.
+        `reviewer_source` says whether the name was typed or authenticated."""
+        if review.reviewer is None:
+            raise ValueError("a decision is recorded under a reviewer's name")
         try:
-            return self._add_decision(review)
+            record = self._add_decision(review, reviewer_source)
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
+        self.prune_if_due()
+        return record
 
-    def _add_decision(self, review: ReviewRequest) -> ReviewRecord:
+    def _add_decision(self, review: ReviewRequest, reviewer_source: ReviewerSource) -> ReviewRecord:
         now = time.time()
         with self._engine.begin() as connection:
             known = connection.execute(
@@ -178,12 +212,12 @@ class ReviewRecords:
                 raise UnknownPredictionError(
                     "no prediction with this request_id and image_sha256 in this sample"
                 )
+            fields = {**review.model_dump(), "reviewer_source": reviewer_source}
             result = connection.execute(
-                DECISIONS.insert().returning(DECISIONS.c.id),
-                {"time": now, **review.model_dump()},
+                DECISIONS.insert().returning(DECISIONS.c.id), {"time": now, **fields}
             )
             record_id = int(result.scalar_one())
-        return ReviewRecord(id=record_id, time=utc(now), **review.model_dump())
+        return ReviewRecord(id=record_id, time=utc(now), **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
         with self._engine.connect() as connection:
@@ -205,6 +239,7 @@ class ReviewRecords:
                 decision=row.decision,
                 reviewer=row.reviewer,
                 comment=row.comment,
+                reviewer_source=row.reviewer_source,
             )
             for row in decided
         ]
@@ -254,6 +289,41 @@ class ReviewRecords:
         ]
         summaries.sort(key=lambda s: (s.last_change, s.sample_id), reverse=True)
         return summaries[offset : offset + limit], len(summaries)
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete the rows older than the retention; how many went. A withdrawal stays while
+        a row it withdraws does (written after it, that row would otherwise come back)."""
+        if self.retention_days is None:
+            return 0
+        cutoff = (time.time() if now is None else now) - self.retention_days * SECONDS_PER_DAY
+        live_withdrawn = sa.exists().where(
+            PREDICTIONS.c.sample_id == WITHDRAWALS.c.sample_id,
+            PREDICTIONS.c.client_request_id == WITHDRAWALS.c.client_request_id,
+        )
+        try:
+            with self._engine.begin() as connection:
+                return sum(
+                    connection.execute(statement).rowcount
+                    for statement in (
+                        DECISIONS.delete().where(DECISIONS.c.time < cutoff),
+                        PREDICTIONS.delete().where(PREDICTIONS.c.time < cutoff),
+                        WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
+                    )
+                )
+        except SQLAlchemyError as error:
+            raise _unavailable(error) from error
+
+    def prune_if_due(self) -> None:
+        """Prune at most hourly, from whichever write comes first; a failure waits its turn."""
+        now = time.time()
+        with self._prune_lock:
+            if now - self._pruned_at < PRUNE_EVERY_SECONDS:
+                return
+            self._pruned_at = now
+        try:
+            self.prune(now)
+        except RecordsUnavailableError as error:
+            log.warning("old sample records were not pruned: %s", error)
 
     def close(self) -> None:
         self._engine.dispose()

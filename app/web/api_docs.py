@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from app.settings import Settings
+from app.web.middleware.api_key import accepted_keys
 
 SWAGGER_PREFIX = "/static/swagger-ui"
 UNAUTHORISED = 401
@@ -70,8 +71,12 @@ def openapi_matching_the_server(app: FastAPI, settings: Settings) -> None:
 
 def _tighten(schema: dict[str, Any], settings: Settings, model_ids: list[str] | None) -> None:
     components = schema.setdefault("components", {})
+    keyed = bool(accepted_keys(settings))
+    sample_id = {"type": "string", "pattern": f"^(?:{settings.sample_id_pattern})$"}
     for body in components.get("schemas", {}).values():
         properties = body.get("properties", {})
+        if body.get("title") == "ReviewRequest":
+            properties["sample_id"].update(sample_id)
         if "file" in properties:
             properties["file"]["minLength"] = 1
         if "files" in properties:
@@ -81,7 +86,7 @@ def _tighten(schema: dict[str, Any], settings: Settings, model_ids: list[str] | 
         for operation in path_item.values():
             if not isinstance(operation, dict):
                 continue
-            if settings.api_key is None:
+            if not keyed:
                 operation.pop("security", None)
             elif "security" in operation:
                 operation.setdefault("responses", {})[str(UNAUTHORISED)] = {
@@ -93,9 +98,13 @@ def _tighten(schema: dict[str, Any], settings: Settings, model_ids: list[str] | 
                     },
                 }
             for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "sample_id":
+                    schema_of = parameter["schema"]
+                    options = schema_of.get("anyOf")
+                    (options[0] if options else schema_of).update(sample_id)
                 if parameter.get("name") == "model" and model_ids is not None:
                     parameter["schema"] = {
                         "anyOf": [{"enum": model_ids, "type": "string"}, {"type": "null"}]
                     }
-    if settings.api_key is None:
+    if not keyed:
         components.pop("securitySchemes", None)

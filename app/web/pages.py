@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.service.model_registry import ModelRegistry, UnknownModelError
 from app.settings import TEMPLATES_DIR
 from app.web.api.deps import RegistryDep, SettingsDep
+from app.web.middleware.api_key import accepted_keys
 from app.web.model_card_view import (
     card_view,
     human_model_name,
@@ -60,7 +61,7 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
             "max_batch_files": settings.max_batch_files,
             "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),
             "max_upload_bytes": settings.max_upload_bytes,
-            "api_key_required": settings.api_key is not None,
+            "api_key_required": bool(accepted_keys(settings)),
         },
     )
 

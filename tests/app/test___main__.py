@@ -37,3 +37,22 @@ def test_an_unopenable_audit_path_stops_start_up_with_a_message_naming_it(tmp_pa
     )
     assert finished.returncode != 0
     assert f"cannot open the audit log at {path}" in finished.stderr
+
+
+def test_with_a_sign_on_header_the_peer_address_is_not_rewritten(monkeypatch):
+    """uvicorn's proxy headers would put X-Forwarded-For's address where the trusted-proxy
+    check reads the peer's; with LEUKOLENS_REVIEWER_HEADER set they are off."""
+    import sys
+
+    import app.__main__ as entry
+    from app.settings import Settings
+
+    seen = {}
+    monkeypatch.setattr(entry.uvicorn, "run", lambda *_, **options: seen.update(options))
+    for header, rewritten in ((None, True), ("X-Forwarded-User", False)):
+        seen.clear()
+        settings = Settings(reviewer_header=header, trusted_proxies=["127.0.0.1"])
+        monkeypatch.setattr(entry, "get_settings", lambda settings=settings: settings)
+        monkeypatch.setattr(sys, "argv", ["python -m app"])
+        entry.main()
+        assert seen["proxy_headers"] is rewritten

@@ -56,3 +56,30 @@ def test_a_single_image_request_gets_one_files_limit_not_the_batchs(settings):
     assert declared.status_code == streamed.status_code == 413
     assert f"exceeds {limits[PREDICT_PATH]} bytes" in declared.json()["detail"]
     assert batch.status_code != 413  # within the batch's limit: parsed, then refused as junk
+
+
+def test_sample_records_older_than_their_retention_are_pruned_at_start(settings, real_cell_png):
+    """LEUKOLENS_RECORDS_RETENTION_DAYS reaches the records, as the audit's retention does."""
+    import sqlite3
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.service.review_records import ReviewRecords
+
+    ReviewRecords(settings.audit_log_path).close()
+    connection = sqlite3.connect(settings.audit_log_path)
+    connection.execute(
+        "INSERT INTO sample_predictions (time, sample_id, request_id, image_sha256, model_id, "
+        "model_version, probability_all, label, state, assessable) "
+        "VALUES (?, 'OLD-1', 'r', ?, 'm', '1', 0.9, 'ALL', 'suggests_all', 1)",
+        (time.time() - 100 * 86_400, "a" * 64),
+    )
+    connection.commit()
+    connection.close()
+    with TestClient(create_app(settings)) as client:  # the default: a year
+        assert client.get("/api/v1/samples/OLD-1").status_code == 200
+    shorter = settings.model_copy(update={"records_retention_days": 90})
+    with TestClient(create_app(shorter)) as client:
+        assert client.get("/api/v1/samples/OLD-1").status_code == 404

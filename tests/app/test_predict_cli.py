@@ -141,10 +141,28 @@ def test_each_folder_is_a_sample_and_the_samples_get_their_blast_share(cnmc_root
     assert sample["n_cells"] == "1"
 
 
-def test_a_bad_sample_id_is_refused(cnmc_root, tmp_path, model_store, capsys):
+@pytest.mark.parametrize("sample_id", ["Jane Doe", "Jane.Doe.1962-03-14"])
+def test_a_bad_sample_id_is_refused(cnmc_root, tmp_path, model_store, capsys, sample_id):
     with pytest.raises(SystemExit):
-        main([str(cnmc_root), "--out", str(tmp_path / "r.csv"), "--sample-id", "Jane Doe"])
-    assert "never a name" in capsys.readouterr().err
+        main([str(cnmc_root), "--out", str(tmp_path / "r.csv"), "--sample-id", sample_id])
+    assert "lab numbers only" in capsys.readouterr().err
+
+
+def test_a_folder_named_like_a_patient_is_no_sample_id(cnmc_root, tmp_path, model_store, capsys):
+    """Issue 30: the folder's name became the sample id, whatever it was; the server's policy
+    refuses it here too, and nothing is scored."""
+    import shutil
+
+    folder = tmp_path / "Jane.Doe.1962-03-14"
+    shutil.copytree(cnmc_root / "training_data/fold_1/hem", folder)
+    out = tmp_path / "r.csv"
+    assert main([str(folder), "--out", str(out), "--model-store", str(model_store)]) == 2
+    error = capsys.readouterr().err
+    assert "lab numbers only" in error
+    assert "--sample-id" in error
+    assert not out.exists()
+    assert main([str(folder), "--out", str(out), "--model-store", str(model_store),
+                 "--sample-id", "LAB-2026-12-07-3"]) == 0  # fmt: skip
 
 
 def test_a_folder_name_becomes_a_valid_sample_id(tmp_path):

@@ -35,3 +35,55 @@ def test_slow_bodies_have_a_minimum_rate_after_a_grace_and_zero_switches_it_off(
     monkeypatch.setenv("LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND", "-1")
     with pytest.raises(ValidationError, match="min_upload_bytes_per_second"):
         Settings()
+
+
+def test_the_reviewer_identity_comes_from_the_environment(monkeypatch):
+    import ipaddress
+
+    monkeypatch.setenv("LEUKOLENS_REVIEWER_HEADER", "X-Forwarded-User")
+    monkeypatch.setenv("LEUKOLENS_TRUSTED_PROXIES", '["10.0.0.5", "fd00::/8"]')
+    settings = Settings()
+    assert settings.reviewer_header == "X-Forwarded-User"
+    assert settings.trusted_proxies == [
+        ipaddress.ip_network("10.0.0.5/32"),
+        ipaddress.ip_network("fd00::/8"),
+    ]
+    monkeypatch.delenv("LEUKOLENS_REVIEWER_HEADER")
+    monkeypatch.setenv("LEUKOLENS_REVIEWER_KEYS", '{"Dr Alice": "k1", "Dr Bob": "k2"}')
+    keys = Settings().reviewer_keys
+    assert {name: key.get_secret_value() for name, key in keys.items()} == {
+        "Dr Alice": "k1",
+        "Dr Bob": "k2",
+    }
+    assert "k1" not in repr(Settings())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"reviewer_header": "X-User", "reviewer_keys": {"a": "k"}, "trusted_proxies": ["::1"]},
+            "not both",
+        ),
+        ({"reviewer_header": "X-User"}, "LEUKOLENS_TRUSTED_PROXIES"),
+        ({"reviewer_header": "X User", "trusted_proxies": ["::1"]}, "header name"),
+        ({"trusted_proxies": ["10.0.0.1/8"]}, "network"),  # host bits: a typo, not a network
+        ({"reviewer_keys": {"a": "same", "b": "same"}}, "differ"),
+        ({"reviewer_keys": {"a": "k"}, "api_key": "k"}, "LEUKOLENS_API_KEY"),
+        ({"reviewer_keys": {" ": "k"}}, "reviewer names"),
+        ({"records_retention_days": 7}, "30"),
+        ({"sample_id_pattern": "[unclosed"}, "sample id pattern"),
+    ],
+)
+def test_an_unclear_identity_or_record_setting_stops_start_up(changes, message):
+    with pytest.raises(ValidationError, match=message):
+        Settings(**changes)
+
+
+def test_records_are_kept_a_year_and_ids_are_lab_numbers_by_default():
+    from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN
+
+    settings = Settings()
+    assert settings.records_retention_days == 365
+    assert settings.sample_id_pattern == DEFAULT_SAMPLE_ID_PATTERN
+    assert (settings.reviewer_header, settings.reviewer_keys) == (None, {})

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
+from app.core.sample_ids import SampleIdPolicy
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_service import PredictionService
 from app.service.review_records import ReviewRecords
 from app.settings import Settings
+from app.web.reviewer_identity import Reviewer, authenticated_reviewer
+
+SAMPLE_ID_HELP = (
+    "The sample's lab number (LEUKOLENS_SAMPLE_ID_PATTERN), never a patient's name or birth date."
+)
 
 
 async def get_service(request: Request) -> PredictionService:
@@ -35,8 +42,48 @@ async def get_review_records(request: Request) -> ReviewRecords:
     return request.app.state.review_records
 
 
+async def get_sample_ids(request: Request) -> SampleIdPolicy:
+    return request.app.state.sample_ids
+
+
+def checked_sample_id(policy: SampleIdPolicy, sample_id: str, where: tuple[str, ...]) -> str:
+    """The one check of every sample id the API takes (query, path or body): refused with a
+    422 like any other bad field, its message saying lab numbers only."""
+    problem = policy.problem(sample_id)
+    if problem is not None:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": where, "msg": problem, "input": sample_id}]
+        )
+    return sample_id
+
+
+async def sample_id_query(
+    request: Request,
+    sample_id: Annotated[
+        str | None,
+        Query(
+            description="Sample the images belong to; recorded beside the audit for review "
+            f"(GET /api/v1/samples/{{sample_id}}). {SAMPLE_ID_HELP}",
+        ),
+    ] = None,
+) -> str | None:
+    if sample_id is None:
+        return None
+    return checked_sample_id(request.app.state.sample_ids, sample_id, ("query", "sample_id"))
+
+
+async def sample_id_path(
+    request: Request, sample_id: Annotated[str, Path(description=SAMPLE_ID_HELP)]
+) -> str:
+    return checked_sample_id(request.app.state.sample_ids, sample_id, ("path", "sample_id"))
+
+
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ReviewRecordsDep = Annotated[ReviewRecords, Depends(get_review_records)]
+SampleIdsDep = Annotated[SampleIdPolicy, Depends(get_sample_ids)]
+SampleIdQueryDep = Annotated[str | None, Depends(sample_id_query)]
+SampleIdPathDep = Annotated[str, Depends(sample_id_path)]
+ReviewerDep = Annotated[Reviewer | None, Depends(authenticated_reviewer)]

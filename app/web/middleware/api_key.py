@@ -1,8 +1,11 @@
-"""Optional API-key authentication for /api (and /metrics): off unless LEUKOLENS_API_KEY is set.
+"""Optional API-key authentication for /api (and /metrics): off unless LEUKOLENS_API_KEY or
+LEUKOLENS_REVIEWER_KEYS is set.
 
 `ApiKeyMiddleware` answers 401 from the request's headers alone, before a byte of its body is
 read, so an unauthenticated client cannot make the server receive an upload. The route
-dependency `require_api_key` checks again and puts the scheme into the OpenAPI document.
+dependency `require_api_key` checks again and puts the scheme into the OpenAPI document. The
+shared key and every reviewer's own key open the API alike; which reviewer a key names matters
+only for a decision (app/web/reviewer_identity.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pydantic import SecretStr
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.settings import Settings
 from app.web.middleware.body_size_limit import refusal_headers
 
 API_KEY_HEADER = "X-API-Key"
@@ -28,7 +32,7 @@ UNAUTHENTICATED_DRAIN_BYTES = 1024 * 1024
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
     auto_error=False,
-    description="Required only when the server sets LEUKOLENS_API_KEY.",
+    description="Required only when the server sets LEUKOLENS_API_KEY or reviewers' keys.",
 )
 
 
@@ -41,22 +45,38 @@ def key_matches(offered: str | bytes | None, expected: SecretStr) -> bool:
     return hmac.compare_digest(offered, expected.get_secret_value().encode("utf-8"))
 
 
+def matches_any(offered: str | bytes | None, keys: Sequence[SecretStr]) -> bool:
+    """Every key is compared, whichever matches: the time taken does not say which one did."""
+    found = False
+    for key in keys:
+        found |= key_matches(offered, key)
+    return found
+
+
+def accepted_keys(settings: Settings) -> list[SecretStr]:
+    """The keys that open the API: the shared one and each reviewer's; none: the API is open."""
+    shared = [settings.api_key] if settings.api_key is not None else []
+    return [*shared, *settings.reviewer_keys.values()]
+
+
 def require_api_key(
     request: Request, offered: Annotated[str | None, Security(api_key_header)]
 ) -> None:
-    expected = request.app.state.settings.api_key
-    if expected is None:
+    keys = accepted_keys(request.app.state.settings)
+    if not keys:
         return
-    if not key_matches(offered, expected):
+    if not matches_any(offered, keys):
         raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": API_KEY_HEADER})
 
 
 class ApiKeyMiddleware:
     """401 on protected paths from the headers alone; CORS preflights pass (they carry none)."""
 
-    def __init__(self, app: ASGIApp, *, api_key: SecretStr, protected: Sequence[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, api_keys: Sequence[SecretStr], protected: Sequence[str]
+    ) -> None:
         self.app = app
-        self.api_key = api_key
+        self.api_keys = tuple(api_keys)
         self.protected = tuple(protected)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -66,7 +86,7 @@ class ApiKeyMiddleware:
             and scope["path"].startswith(self.protected)
         ):
             offered = dict(scope["headers"]).get(API_KEY_HEADER.lower().encode("latin-1"))
-            if not key_matches(offered, self.api_key):
+            if not matches_any(offered, self.api_keys):
                 response = JSONResponse(
                     {"detail": UNAUTHORISED_DETAIL},
                     status_code=401,

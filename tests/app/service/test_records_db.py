@@ -41,7 +41,7 @@ def test_migrations_build_the_same_schema_on_both_engines(database_url):
     assert columns == {column.name: column.nullable for column in records_db.predictions.columns}
     assert ("predictions_key", ("request_id", "item"), True) in indexes
     assert ("predictions_time", ("time",), False) in indexes
-    assert version == "0002"
+    assert version == "0003"
 
 
 def test_the_migrated_schema_matches_the_declared_one(database_url):
@@ -93,4 +93,117 @@ def test_replicas_migrating_at_once_take_turns(postgres_url):
     _, _, version = schema_of(engines[0])
     for engine in engines:
         engine.dispose()
-    assert version == "0002"
+    assert version == "0003"
+
+
+def move_to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
+    """Alembic to `revision` on the engine, as records_db.migrate does for the head."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(records_db.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+DECISION = {
+    "sample_id": "S-1",
+    "request_id": "r",
+    "image_sha256": "ab",
+    "decision": "ALL",
+    "reviewer": "Dr A",
+    "comment": "",
+}
+
+
+def test_decisions_recorded_before_0003_are_marked_free_text(database_url):
+    """Issue 30: an existing record's reviewer was only what a client typed; 0003 says so."""
+    engine = records_db.create_engine(database_url)
+    move_to(engine, "0002")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO review_decisions (time, sample_id, request_id, image_sha256, "
+                "decision, reviewer, comment) VALUES (1.0, :sample_id, :request_id, "
+                ":image_sha256, :decision, :reviewer, :comment)"
+            ),
+            DECISION,
+        )
+    records_db.migrate(engine)
+    with engine.connect() as connection:
+        sources = connection.execute(sa.select(records_db.review_decisions.c.reviewer_source))
+        assert sources.scalars().all() == ["free_text"]
+    _, _, version = schema_of(engine)
+    engine.dispose()
+    assert version == "0003"
+
+
+def test_only_rows_older_than_the_floor_may_be_deleted_and_none_updated(database_url):
+    """The records stay append-only: an update is refused, and so is deleting a row younger
+    than MIN_RETENTION_DAYS; an older one may go (the retention's pruning)."""
+    import time
+
+    engine = records_db.create_engine(database_url)
+    records_db.migrate(engine)
+    now = time.time()
+    floor = records_db.MIN_RETENTION_DAYS * 86_400
+    old, recent = now - floor - 86_400, now - floor + 86_400
+    tables = {
+        records_db.sample_predictions: {
+            "sample_id": "S-1",
+            "request_id": "r",
+            "image_sha256": "ab",
+            "model_id": "m",
+            "model_version": "1",
+            "probability_all": 0.5,
+            "label": "ALL",
+            "state": "suggests_all",
+            "assessable": 1,
+        },
+        records_db.review_decisions: DECISION,
+        records_db.sample_withdrawals: {"sample_id": "S-1", "client_request_id": "u"},
+    }
+    for table, row in tables.items():
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{**row, "time": old}, {**row, "time": recent}])
+        with pytest.raises(sa.exc.DBAPIError, match="append only"), engine.begin() as connection:
+            connection.execute(table.update().values(sample_id="S-2"))
+        with pytest.raises(sa.exc.DBAPIError, match="append only"), engine.begin() as connection:
+            connection.execute(table.delete())
+        with engine.begin() as connection:
+            assert (
+                connection.execute(table.delete().where(table.c.time < now - floor)).rowcount == 1
+            )
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(table.c.time)).scalars().all() == [recent]
+    engine.dispose()
+
+
+def test_0003_downgrades_to_the_strict_triggers(database_url):
+    engine = records_db.create_engine(database_url)
+    records_db.migrate(engine)
+    move_to(engine, "0002", down=True)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("review_decisions")}
+    assert "reviewer_source" not in columns
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO sample_withdrawals (time, sample_id, client_request_id) "
+                "VALUES (1.0, 'S-1', 'u')"
+            )
+        )
+    with pytest.raises(sa.exc.DBAPIError, match="append only"), engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM sample_withdrawals"))
+    records_db.migrate(engine)  # and up again
+    _, _, version = schema_of(engine)
+    engine.dispose()
+    assert version == "0003"
+
+
+def test_the_floor_of_the_triggers_is_the_settings_floor():
+    from importlib import import_module
+
+    migration = import_module("app.service.migrations.versions.0003_reviewer_identity")
+    assert migration.MIN_RETENTION_DAYS == records_db.MIN_RETENTION_DAYS

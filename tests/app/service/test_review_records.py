@@ -241,3 +241,128 @@ def test_decisions_on_withdrawn_cells_do_not_count_as_reviewed(records):
     records.withdraw("S-1", "dropped")
     (summary,), _ = records.samples(limit=5)
     assert (summary.cells, summary.reviewed) == (1, 0)
+
+
+DAY = 86_400.0
+
+
+def insert_old(path, days_ago, sample_id, sha, request_id, client_request_id=""):
+    """A cell and its decision recorded `days_ago` (rows are append-only: inserted so)."""
+    import time
+
+    when = time.time() - days_ago * DAY
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO sample_predictions (time, sample_id, request_id, image_sha256, model_id, "
+        "model_version, probability_all, label, state, assessable, client_request_id) "
+        "VALUES (?, ?, ?, ?, 'm', '1', 0.9, 'ALL', 'suggests_all', 1, ?)",
+        (when, sample_id, request_id, sha, client_request_id),
+    )
+    connection.execute(
+        "INSERT INTO review_decisions (time, sample_id, request_id, image_sha256, decision, "
+        "reviewer, comment) VALUES (?, ?, ?, ?, 'ALL', 'Dr A', '')",
+        (when, sample_id, request_id, sha),
+    )
+    connection.commit()
+    connection.close()
+
+
+def test_rows_older_than_the_retention_are_pruned_and_recent_ones_kept(tmp_path):
+    """Issue 30: sample and decision rows were never pruned (only the audit was)."""
+    import time
+
+    from app.service.review_records import RecordsUnavailableError
+
+    path = tmp_path / "audit.sqlite3"
+    ReviewRecords(path).close()  # the schema
+    insert_old(path, 400, "OLD-1", SHA_A, "r-old")
+    insert_old(path, 200, "MID-1", SHA_B, "r-mid")
+    insert_old(path, 364, "S-1", SHA_B, "r2", client_request_id="early")
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO sample_withdrawals (time, sample_id, client_request_id) "
+        "VALUES (?, 'S-1', 'gone'), (?, 'S-1', 'early')",
+        (time.time() - 400 * DAY, time.time() - 400 * DAY),
+    )
+    connection.commit()
+    connection.close()
+    records = ReviewRecords(path, retention_days=365)  # prunes on opening
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")], "kept")
+    records.add_decision(review(SHA_A, "HEM"))
+    assert records.sample("OLD-1") is None
+    assert [d.request_id for d in records.sample("MID-1").decisions] == ["r-mid"]
+    # the withdrawal is older than the retention, but the answers it withdrew are not: it
+    # stays, and so they stay out of the sample
+    assert [p.request_id for p in records.sample("S-1").predictions] == ["r1"]
+    assert records.prune() == 0
+    # 200 days on: MID-1's rows, r2's and the withdrawal go; today's stay
+    assert records.prune(now=time.time() + 200 * DAY) == 2 + 2 + 1
+    assert records.sample("MID-1") is None
+    assert [d.decision for d in records.sample("S-1").decisions] == ["HEM"]
+    # and no retention can reach a row younger than the triggers' floor
+    with pytest.raises(RecordsUnavailableError, match="append only"):
+        records.prune(now=time.time() + 400 * DAY)
+    assert [d.decision for d in records.sample("S-1").decisions] == ["HEM"]
+    records.close()
+
+
+def test_without_a_retention_nothing_is_pruned_and_it_has_a_floor(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    ReviewRecords(path).close()
+    insert_old(path, 4000, "OLD-1", SHA_A, "r-old")
+    kept = ReviewRecords(path)
+    assert kept.prune() == 0
+    assert kept.sample("OLD-1") is not None
+    kept.close()
+    with pytest.raises(ValueError, match="at least 30 days"):
+        ReviewRecords(path, retention_days=7)
+
+
+def test_a_decision_says_where_its_reviewer_name_came_from(records):
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    typed = records.add_decision(review(SHA_A, "HEM"))
+    signed_in = records.add_decision(review(SHA_A, "ALL"), reviewer_source="sso_header")
+    assert (typed.reviewer_source, signed_in.reviewer_source) == ("free_text", "sso_header")
+    assert [d.reviewer_source for d in records.sample("S-1").decisions] == [
+        "free_text",
+        "sso_header",
+    ]
+    with pytest.raises(ValueError, match="reviewer"):
+        records.add_decision(review(SHA_A, "ALL", reviewer=None))
+
+
+def test_pruning_on_postgresql_keeps_a_withdrawal_of_kept_answers(postgres_url):
+    import time
+
+    from app.service import records_db
+
+    ReviewRecords(postgres_url).close()
+    engine = records_db.create_engine(postgres_url)
+    old, younger = time.time() - 400 * DAY, time.time() - 300 * DAY
+    cell = {
+        "sample_id": "S-1",
+        "image_sha256": SHA_A,
+        "model_id": "m",
+        "model_version": "1",
+        "probability_all": 0.9,
+        "label": "ALL",
+        "state": "suggests_all",
+        "assessable": 1,
+    }
+    with engine.begin() as connection:
+        connection.execute(
+            records_db.sample_predictions.insert(),
+            [
+                {**cell, "time": old, "request_id": "r-old", "client_request_id": "a"},
+                {**cell, "time": younger, "request_id": "r-young", "client_request_id": "b"},
+            ],
+        )
+        connection.execute(
+            records_db.sample_withdrawals.insert(),
+            [{"time": old, "sample_id": "S-1", "client_request_id": cid} for cid in "ab"],
+        )
+    engine.dispose()
+    records = ReviewRecords(postgres_url, retention_days=365)
+    assert records.sample("S-1") is None  # r-old pruned, r-young still withdrawn
+    assert records.prune(now=time.time() + 100 * DAY) == 2
+    records.close()

@@ -21,13 +21,18 @@ from app.schemas import (
     BatchResponse,
     ErrorResponse,
     Prediction,
-    SampleIdPattern,
 )
 from app.service.prediction_pipeline import Upload
 from app.service.request_budget import budgeted, unless_client_gone
 from app.service.result_table import result_row, results_writer
 from app.service.upload_checks import UploadRejectedError
-from app.web.api.deps import RequestIdDep, ReviewRecordsDep, ServiceDep, SettingsDep
+from app.web.api.deps import (
+    RequestIdDep,
+    ReviewRecordsDep,
+    SampleIdQueryDep,
+    ServiceDep,
+    SettingsDep,
+)
 
 router = APIRouter(prefix="/predict", tags=["predictions"])
 
@@ -53,14 +58,6 @@ TtaQuery = Annotated[
     Query(description="Average the 8 flips and quarter turns; default: the model card's choice."),
 ]
 ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the decision.")]
-SampleQuery = Annotated[
-    str | None,
-    Query(
-        pattern=SampleIdPattern,
-        description="Sample the images belong to; recorded beside the audit for review "
-        "(GET /api/v1/samples/{sample_id}). Use a lab number, never a patient's name.",
-    ),
-]
 
 
 async def _record_sample(
@@ -100,11 +97,11 @@ async def predict(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_id: SampleIdQueryDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
     tta: TtaQuery = None,
     explain: ExplainQuery = False,
-    sample_id: SampleQuery = None,
 ) -> Prediction:
     upload = await _read(file)
     async with budgeted(settings.processing_budget_seconds) as budget:
@@ -136,6 +133,7 @@ async def predict_batch(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_id: SampleIdQueryDep,
     model: ModelQuery = None,
     tta: TtaQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
@@ -143,7 +141,6 @@ async def predict_batch(
     explain: Annotated[
         bool, Query(description="Add each image's Grad-CAM heatmap, where the model has one.")
     ] = False,
-    sample_id: SampleQuery = None,
 ) -> BatchResponse | Response:
     if len(files) > settings.max_batch_files:
         raise HTTPException(

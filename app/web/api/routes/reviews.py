@@ -1,4 +1,7 @@
-"""Reviewers' decisions on scored images: append only, never holding the image."""
+"""Reviewers' decisions on scored images: append only, never holding the image.
+
+The name a decision is recorded under is the deployment's authenticated reviewer where it has
+one (app/web/reviewer_identity.py); the record says where the name came from."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ from fastapi import APIRouter, HTTPException
 
 from app.schemas import ErrorResponse, ReviewRecord, ReviewRequest
 from app.service.review_records import UnknownPredictionError
-from app.web.api.deps import ReviewRecordsDep
+from app.web.api.deps import ReviewerDep, ReviewRecordsDep, SampleIdsDep, checked_sample_id
+from app.web.reviewer_identity import who_decided
 
 router = APIRouter(tags=["review"])
 
@@ -15,11 +19,29 @@ router = APIRouter(tags=["review"])
     "/reviews",
     response_model=ReviewRecord,
     status_code=201,
-    responses={422: {"model": ErrorResponse, "description": "unknown prediction or bad field"}},
+    responses={
+        401: {"model": ErrorResponse, "description": "no authenticated reviewer"},
+        403: {
+            "model": ErrorResponse,
+            "description": "identity header from an untrusted address, a key that names no "
+            "reviewer, or a 'reviewer' other than the authenticated one",
+        },
+        422: {"model": ErrorResponse, "description": "unknown prediction or bad field"},
+    },
 )
-def add_review(review: ReviewRequest, records: ReviewRecordsDep) -> ReviewRecord:
+def add_review(
+    review: ReviewRequest,
+    records: ReviewRecordsDep,
+    reviewer: ReviewerDep,
+    sample_ids: SampleIdsDep,
+) -> ReviewRecord:
     """Record a decision (ALL, HEM or not assessable) on an image scored for a sample."""
+    checked_sample_id(sample_ids, review.sample_id, ("body", "sample_id"))
+    decided_by = who_decided(review.reviewer, reviewer)
     try:
-        return records.add_decision(review)
+        return records.add_decision(
+            review.model_copy(update={"reviewer": decided_by.name}),
+            reviewer_source=decided_by.source,
+        )
     except UnknownPredictionError as error:
         raise HTTPException(422, str(error)) from error

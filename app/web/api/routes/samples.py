@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app.core.manifest import ModelManifest
-from app.schemas import ErrorResponse, SampleIdPattern, SampleList, SampleReport
+from app.schemas import ErrorResponse, SampleList, SampleReport
 from app.service.blast_share import sample_blast_share, sample_score
-from app.web.api.deps import RegistryDep, ReviewRecordsDep
+from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
 router = APIRouter(prefix="/samples", tags=["review"])
-
-SampleIdPath = Annotated[str, Path(pattern=SampleIdPattern)]
 
 
 class Withdrawal(BaseModel):
@@ -47,7 +45,7 @@ async def list_samples(
     responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
 )
 def get_sample(
-    sample_id: SampleIdPath, records: ReviewRecordsDep, registry: RegistryDep
+    sample_id: SampleIdPathDep, records: ReviewRecordsDep, registry: RegistryDep
 ) -> SampleReport:
     """The sample's images (each once) and decisions, with its share of blast-like cells
     (corrected for the model's errors on patients it never saw, with a 95% interval): a
@@ -67,7 +65,7 @@ def get_sample(
 
 @router.post("/{sample_id}/withdrawals", status_code=204)
 async def withdraw_upload(
-    sample_id: SampleIdPath, withdrawal: Withdrawal, records: ReviewRecordsDep
+    sample_id: SampleIdPathDep, withdrawal: Withdrawal, records: ReviewRecordsDep
 ) -> None:
     """The page cancelled an upload: its answers, whenever they are recorded, leave the sample.
     A record of its own, never a deletion; the audit keeps every answer."""

@@ -81,3 +81,20 @@ def test_the_schema_declares_the_key_and_401_only_when_a_key_is_set(client, lock
     assert locked_predict["security"] == [{"APIKeyHeader": []}]
     assert "401" in locked_predict["responses"]
     assert "401" in locked_schema["paths"]["/api/v1/models"]["get"]["responses"]
+
+
+def test_each_reviewers_own_key_opens_the_api_like_the_shared_one(settings):
+    """Issue 30: a reviewer's key (LEUKOLENS_REVIEWER_KEYS) names who decides; it must also
+    pass the key check, the shared key or not, and the schema must say a key is needed."""
+    only_reviewers = settings.model_copy(update={"reviewer_keys": {"Dr A": SecretStr("a-key")}})
+    with TestClient(create_app(only_reviewers)) as client:
+        assert client.get("/api/v1/models").status_code == 401
+        assert client.get("/api/v1/models", headers={"X-API-Key": "a-key"}).status_code == 200
+        assert client.get("/metrics", headers={"X-API-Key": "a-key"}).status_code == 200
+        schema = client.get("/openapi.json").json()
+        assert "APIKeyHeader" in schema["components"]["securitySchemes"]
+        assert 'id="api-key"' in client.get("/").text
+    both = only_reviewers.model_copy(update={"api_key": SecretStr("s3cret-key")})
+    with TestClient(create_app(both)) as client:
+        for key, status in (("s3cret-key", 200), ("a-key", 200), ("a-ke", 401), ("", 401)):
+            assert client.get("/api/v1/models", headers={"X-API-Key": key}).status_code == status

@@ -37,6 +37,24 @@ def test_a_review_is_stored_and_read_back(client, real_cell_png):
     assert sample["counts"]["by_decision"]["not_assessable"] == 1
 
 
+def test_without_an_identity_the_typed_name_counts_and_is_marked_unverified(client, real_cell_png):
+    """Issue 30: nothing said that the reviewer's name was only what the client typed."""
+    scored = score(client, real_cell_png)
+    body = {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": "S-1",
+        "decision": "HEM",
+    }
+    missing = client.post("/api/v1/reviews", json=body)
+    assert missing.status_code == 422
+    assert "reviewer" in str(missing.json()["detail"])
+    stored = client.post("/api/v1/reviews", json={**body, "reviewer": "A. Tech"}).json()
+    assert (stored["reviewer"], stored["reviewer_source"]) == ("A. Tech", "free_text")
+    (decision,) = client.get("/api/v1/samples/S-1").json()["decisions"]
+    assert decision["reviewer_source"] == "free_text"
+
+
 @pytest.mark.parametrize(
     ("change", "status"),
     [
@@ -60,6 +78,24 @@ def test_bad_reviews_are_refused(client, real_cell_png, change, status):
     response = client.post("/api/v1/reviews", json=body)
     assert response.status_code == status
     assert "detail" in response.json()
+
+
+def test_a_review_naming_a_patient_is_refused_with_the_reason(client, real_cell_png):
+    """Issue 30: a sample id shaped like a name with a birth date is refused before anything
+    is looked up, and the answer says why."""
+    scored = score(client, real_cell_png)
+    body = {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": "Jane.Doe.1962-03-14",
+        "decision": "ALL",
+        "reviewer": "A. Tech",
+    }
+    response = client.post("/api/v1/reviews", json=body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "sample_id"]
+    assert "lab numbers only" in error["msg"]
 
 
 def test_reviews_need_the_api_key_when_one_is_set(settings, real_cell_png):

@@ -70,6 +70,58 @@ def test_a_bad_sample_id_is_422(client, real_cell_png):
     assert response.status_code == 422
 
 
+NAME_WITH_DATE = "Jane.Doe.1962-03-14"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predict", "/api/v1/predict/batch"])
+def test_a_name_with_a_birth_date_is_no_sample_id(client, real_cell_png, path):
+    """Issue 30: such ids were accepted and kept for ever; now refused with the reason."""
+    field = "file" if path.endswith("predict") else "files"
+    response = client.post(
+        f"{path}?sample_id={NAME_WITH_DATE}", files=[(field, ("c.png", real_cell_png))]
+    )
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", "sample_id"]
+    assert "lab numbers only, never a patient's name or birth date" in error["msg"]
+    assert client.get("/api/v1/samples").json()["total"] == 0
+
+
+def test_the_sample_paths_refuse_a_name_with_a_birth_date(client):
+    for response in (
+        client.get(f"/api/v1/samples/{NAME_WITH_DATE}"),
+        client.post(
+            f"/api/v1/samples/{NAME_WITH_DATE}/withdrawals", json={"client_request_id": "u-1"}
+        ),
+    ):
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["loc"] == ["path", "sample_id"]
+
+
+def test_a_lab_number_holding_a_date_stays_accepted(client, real_cell_png):
+    for sample_id in ("LAB-2026-12-07-3", "S26-12345"):
+        response = client.post(
+            f"/api/v1/predict?sample_id={sample_id}", files={"file": ("c.png", real_cell_png)}
+        )
+        assert response.status_code == 200
+        assert client.get(f"/api/v1/samples/{sample_id}").status_code == 200
+
+
+def test_the_sample_id_pattern_is_the_deployments(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    strict = settings.model_copy(update={"sample_id_pattern": r"S\d{2}-\d{5}"})
+    with TestClient(create_app(strict)) as client:
+        files = {"file": ("c.png", real_cell_png)}
+        assert client.post("/api/v1/predict?sample_id=LAB-42", files=files).status_code == 422
+        assert client.post("/api/v1/predict?sample_id=S26-12345", files=files).status_code == 200
+        schema = client.get("/openapi.json").json()
+        (parameter,) = schema["paths"]["/api/v1/samples/{sample_id}"]["get"]["parameters"]
+        assert parameter["schema"]["pattern"] == r"^(?:S\d{2}-\d{5})$"
+
+
 def test_a_sample_carries_its_blast_share_and_score(client, real_cell_png, encode_png):
     blank = encode_png(np.zeros((64, 64, 3), np.uint8))  # no cell: not assessable
     predictions = [
