@@ -22,7 +22,7 @@ from app.service.model_registry import ModelRegistry, UnknownModelError
 from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
 from app.service.review_records import RecordsUnavailableError, ReviewRecords
 from app.service.upload_checks import UploadLimits, UploadRejectedError
-from app.settings import STATIC_DIR, Settings, get_settings
+from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
 from app.web import pages
 from app.web.api.routes import health, models, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
@@ -208,10 +208,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def body_limits(settings: Settings) -> dict[str, int]:
-    """Each upload route's own limit: one file for /predict, a full batch for /predict/batch."""
+    """Each upload route's own limit: one file for /predict, the batch body for /predict/batch
+    (a few files at the per-file limit unless set: what a batch body may hold in memory)."""
+    batch = settings.max_batch_bytes or settings.max_upload_bytes * BATCH_BODY_FILES_AT_LIMIT
     return {
         PREDICT_PATH: settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
-        BATCH_PATH: settings.max_upload_bytes * settings.max_batch_files + MULTIPART_OVERHEAD_BYTES,
+        BATCH_PATH: batch + MULTIPART_OVERHEAD_BYTES,
     }
 
 

@@ -25,6 +25,8 @@ REVIEWER_NAME_MAX = 100
 HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # what a header name may be
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# A batch's body holds this many files at the per-file limit by default.
+BATCH_BODY_FILES_AT_LIMIT = 4
 
 
 def beside_app(name: str) -> Path:
@@ -80,6 +82,13 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long a body may take to get up to the minimum rate."
     )
     max_batch_files: int = Field(64, ge=1)
+    max_batch_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="A batch request's whole body; unset: the per-file limit times "
+        f"{BATCH_BODY_FILES_AT_LIMIT} (64 C-NMC cells as BMP are about 39 MB), never the "
+        "per-file limit times the file count, which would accept 1.3 GB.",
+    )
     decoder_processes: int = Field(
         2,
         ge=0,

@@ -23,6 +23,11 @@ from app.core.tta_transforms import average_over_transforms, dihedral_transforms
 log = logging.getLogger("leukolens.inference")
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
+# Images per onnxruntime call. Throughput on the CPU is flat past a few images per call, while
+# peak memory grows with the call: a chunk bounds it (a Grad-CAM call also keeps the backward
+# pass's tensors, hence its smaller chunk).
+CHUNK_IMAGES = 16
+EXPLAIN_CHUNK_IMAGES = 4
 
 
 def providers_for(execution_provider: str) -> list[str]:
@@ -119,13 +124,17 @@ class OnnxCellClassifier:
         self._explain_session: ort.InferenceSession | None = None
         self._explain_lock = threading.Lock()
 
-    def _session(self, filename: str) -> ort.InferenceSession:
+    def _session(self, filename: str, *, arena: bool = True) -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Micro-batches vary in size, so a memory pattern planned for one shape is rarely
         # reused; without it peak memory was about 10% lower at the same speed (measured).
         options.enable_mem_pattern = False
+        # onnxruntime's CPU arena keeps its largest call's memory for the life of the process.
+        # Scoring keeps it (10-15% faster; chunks bound it); Grad-CAM, whose backward pass is
+        # large and rare, gives it back after each call (docs/security.md).
+        options.enable_cpu_mem_arena = arena
         return ort.InferenceSession(
             str(self.model_dir / filename), sess_options=options, providers=self.providers
         )
@@ -148,7 +157,9 @@ class OnnxCellClassifier:
             raise ExplanationUnavailableError(f"{self.manifest.id} has no Grad-CAM graph")
         with self._explain_lock:
             if self._explain_session is None:
-                self._explain_session = self._session(self.manifest.explain_onnx_file or "")
+                self._explain_session = self._session(
+                    self.manifest.explain_onnx_file or "", arena=False
+                )
             return self._explain_session
 
     def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
@@ -169,16 +180,34 @@ class OnnxCellClassifier:
             gradcam=None if maps is None else np.asarray(maps),
         )
 
+    def _run_in_chunks(self, batch: np.ndarray, gradcam: bool) -> BatchOutput:
+        """At most a chunk of images per onnxruntime call: a batch's peak memory is that of
+        its chunk (activations, and the backward pass of Grad-CAM), whatever its size."""
+        size = EXPLAIN_CHUNK_IMAGES if gradcam else CHUNK_IMAGES
+        if len(batch) <= size:
+            return self._run(batch, gradcam)
+        parts = [
+            self._run(batch[start : start + size], gradcam) for start in range(0, len(batch), size)
+        ]
+        maps = [part.gradcam for part in parts]
+        return BatchOutput(
+            logits=np.concatenate([part.logits for part in parts]),
+            probabilities=np.concatenate([part.probabilities for part in parts]),
+            gradcam=None if maps[0] is None else np.concatenate(maps),
+        )
+
     def predict(
         self, batch: np.ndarray, *, tta: bool = False, gradcam: bool = False
     ) -> BatchOutput:
-        """Calibrated probabilities; with `tta`, each the mean over its 8 symmetric views (one
-        onnxruntime call for all); with `gradcam`, the map of the unaugmented image."""
+        """Calibrated probabilities; with `tta`, each the mean over its 8 symmetric views; with
+        `gradcam`, the map of the unaugmented image."""
         if not tta:
-            return self._run(batch, gradcam)
+            return self._run_in_chunks(batch, gradcam)
         views = np.concatenate([dihedral_transforms(image) for image in batch])
-        probabilities = average_over_transforms(self._run(views, gradcam=False).probabilities)
-        maps = self._run(batch, gradcam=True).gradcam if gradcam else None
+        probabilities = average_over_transforms(
+            self._run_in_chunks(views, gradcam=False).probabilities
+        )
+        maps = self._run_in_chunks(batch, gradcam=True).gradcam if gradcam else None
         calibrated = logit(probabilities, epsilon=0.0)
         calibration = self.manifest.calibration
         raw = calibration.unapply(calibrated) if calibration is not None else calibrated

@@ -22,6 +22,7 @@ from app.core.classifier import ExplanationUnavailableError
 from app.schemas import Prediction
 from app.service.audit_log import AuditLog, AuditRecord
 from app.service.decoder_processes import DecoderProcesses
+from app.service.memory_release import release_free_memory
 from app.service.micro_batching import InferenceObserver, MicroBatcher
 from app.service.model_registry import ModelRegistry
 from app.service.prediction_pipeline import InferenceResult, PredictionPipeline, Upload
@@ -206,5 +207,13 @@ class PredictionService:
             self.audit(outcomes)
             return outcomes
 
+        async def predict_then_release() -> list[Prediction | UploadRejectedError]:
+            try:
+                return await self.run(predict_and_audit)
+            finally:
+                # A batch's decoded images, tensors and maps are garbage now: give the pages
+                # back, so that the resident size returns near its idle level.
+                await self.run(release_free_memory)
+
         async with self.admitted():
-            return await self.run(predict_and_audit)
+            return await predict_then_release()

@@ -83,3 +83,16 @@ def test_sample_records_older_than_their_retention_are_pruned_at_start(settings,
     shorter = settings.model_copy(update={"records_retention_days": 90})
     with TestClient(create_app(shorter)) as client:
         assert client.get("/api/v1/samples/OLD-1").status_code == 404
+
+
+def test_a_batch_body_holds_a_few_files_at_the_limit_not_the_file_count_times_it(settings):
+    """Issue 30: 64 files x 20 MB let one batch body reach 1.34 GB."""
+    from app.main import BATCH_PATH, body_limits
+    from app.settings import BATCH_BODY_FILES_AT_LIMIT
+
+    defaults = body_limits(settings)[BATCH_PATH]
+    assert defaults < settings.max_upload_bytes * (BATCH_BODY_FILES_AT_LIMIT + 1)
+    assert defaults < 100 * 1024 * 1024
+    assert defaults > 64 * 450 * 450 * 3  # 64 C-NMC cells as BMP still fit
+    chosen = settings.model_copy(update={"max_batch_bytes": 5_000_000})
+    assert 5_000_000 <= body_limits(chosen)[BATCH_PATH] < 5_100_000

@@ -105,3 +105,28 @@ def test_cuda_is_asked_for_first_only_when_onnxruntime_has_it(monkeypatch):
         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
     )
     assert providers_for("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(("tta", "gradcam"), [(False, False), (True, False), (False, True)])
+def test_a_large_batch_runs_in_chunks_with_the_same_answers(cnmc_root, tta, gradcam, monkeypatch):
+    """Peak memory follows the chunk, not the batch (issue 30: 64 Grad-CAM maps, 4.5 GB)."""
+    from app.core import classifier as classifier_module
+    from app.settings import bundled_model_store
+
+    model = OnnxCellClassifier(bundled_model_store() / "efficientnet-lite0-128-cell")
+    cells = sorted((cnmc_root / "training_data/fold_1").glob("*/*.png"))
+    batch = np.stack(
+        [preprocess(decode_image(c.read_bytes()), model.manifest.preprocessing) for c in cells]
+    )
+    whole = model.predict(batch, tta=tta, gradcam=gradcam)
+    sizes: list[int] = []
+    run = model._run
+    monkeypatch.setattr(model, "_run", lambda b, g: sizes.append(len(b)) or run(b, g))
+    monkeypatch.setattr(classifier_module, "CHUNK_IMAGES", 5)
+    monkeypatch.setattr(classifier_module, "EXPLAIN_CHUNK_IMAGES", 3)
+    chunked = model.predict(batch, tta=tta, gradcam=gradcam)
+    assert max(sizes) <= (3 if gradcam else 5)
+    assert sum(sizes) >= len(batch)
+    np.testing.assert_allclose(chunked.probabilities, whole.probabilities, atol=1e-6)
+    if gradcam:
+        np.testing.assert_allclose(chunked.gradcam, whole.gradcam, atol=1e-5)
