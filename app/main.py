@@ -16,7 +16,7 @@ from starlette.formparsers import MultiPartParser
 
 from app.core.classifier import ExplanationUnavailableError
 from app.core.sample_ids import SampleIdPolicy
-from app.service.audit_log import AuditLog
+from app.service.audit_log import AuditLog, AuditUnavailableError
 from app.service.decoder_processes import DecoderProcesses
 from app.service.model_registry import ModelRegistry, UnknownModelError
 from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
@@ -131,6 +131,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
             else settings.audit_log_path,
             settings.audit_retention_days,
             busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+            journal=settings.journal_path,
         )
         if settings.audit_log
         else None
@@ -186,6 +187,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def records_unavailable(_: Request, error: RecordsUnavailableError) -> JSONResponse:
         # A sample record that cannot be written is said, never answered as if it were kept.
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(AuditUnavailableError)
+    async def audit_unavailable(_: Request, error: AuditUnavailableError) -> JSONResponse:
+        # A prediction that cannot be recorded is not answered (the audit is the lab's record).
+        detail = f"the answer could not be recorded ({error}); nothing was answered: retry"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:

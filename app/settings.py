@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     )
     audit_log: bool = True
     audit_log_path: Path = Path("leukolens-audit.sqlite3")
+    audit_journal: bool = Field(
+        True,
+        description="Append each answered prediction's audit rows to a local journal, fsync'd "
+        "before the answer goes out and written to the database at start-up: nothing answered "
+        "is lost to a locked or absent database, a crash or kill -9.",
+    )
+    audit_journal_path: Path | None = Field(
+        None, description="The journal file; unset: audit_log_path with the suffix .journal."
+    )
+
     audit_busy_timeout_seconds: float = Field(
         5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
     )
@@ -214,6 +224,12 @@ class Settings(BaseSettings):
         if header is not None and not HTTP_TOKEN.fullmatch(header):
             raise ValueError(f"{header!r} is not an HTTP header name")
         return header
+
+    @property
+    def journal_path(self) -> Path | None:
+        if not (self.audit_log and self.audit_journal):
+            return None
+        return self.audit_journal_path or self.audit_log_path.with_suffix(".journal")
 
     @model_validator(mode="after")
     def _one_reviewer_identity(self) -> Self:

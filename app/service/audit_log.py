@@ -9,6 +9,12 @@ database that is locked by another process, or unreachable while it restarts, is
 with backoff rather than losing the rows; each row is keyed by the server's own request id
 and its place in the request, so a retried write can never double a row. The client's
 X-Request-ID, when it sent one, is kept beside it.
+
+With a journal (the default), a request's rows are also appended to a local file and fsync'd
+before its answer goes out (app/service/audit_journal.py): a locked or absent database, a
+crash or kill -9 then lose nothing, and start-up writes what the journal holds. When neither
+the journal nor the database can take a request's rows, `submit`'s future fails with
+AuditUnavailableError and the server answers 503 rather than answering unrecorded.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from app.logging_config import current_client_request_id
 from app.service import records_db
+from app.service.audit_journal import AuditJournal
 
 log = logging.getLogger("leukolens.audit")
 
@@ -38,10 +45,15 @@ MAX_BACKOFF_SECONDS = 2.0
 CLOSE_GRACE_SECONDS = 30.0
 OTHER_ERROR_ATTEMPTS = 3
 MAX_REQUESTS_PER_TRANSACTION = 256
+REPLAY_ROWS_PER_TRANSACTION = 1_000
 
 
 class AuditLogError(RuntimeError):
     """The audit database cannot be opened; the message names the file or the server."""
+
+
+class AuditUnavailableError(RuntimeError):
+    """Neither the journal nor the database could record a request's rows."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,8 @@ class _Queued:
     """One request's rows and the future its submitter may wait on."""
 
     records: list[AuditRecord]
-    written: Future[None]
+    written: Future[bool]
+    """True once committed; False when given up on."""
 
 
 def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
@@ -83,9 +96,15 @@ def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
 
 class AuditLog:
     def __init__(
-        self, database: Path | str, retention_days: float, *, busy_timeout_seconds: float = 5.0
+        self,
+        database: Path | str,
+        retention_days: float,
+        *,
+        busy_timeout_seconds: float = 5.0,
+        journal: Path | None = None,
     ) -> None:
-        """`database`: a SQLite file, or a SQLAlchemy URL such as postgresql+psycopg://..."""
+        """`database`: a SQLite file, or a SQLAlchemy URL such as postgresql+psycopg://...;
+        `journal`: the local file that holds rows until the database has them."""
         url = records_db.sqlite_url(database) if isinstance(database, Path) else database
         self.sqlite = records_db.is_sqlite(url)
         # Named in messages; a URL's password never is.
@@ -115,6 +134,18 @@ class AuditLog:
                 f"cannot open the audit log at {self.where}: {error}. Set {setting} "
                 "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
+        self._journal: AuditJournal | None = None
+        self._journal_complete = True  # every row it holds is also given to the database
+        if journal is not None:
+            try:
+                self._journal = AuditJournal(journal)
+            except OSError as error:
+                raise AuditLogError(
+                    f"cannot open the audit journal at {journal}: {error}. Set "
+                    "LEUKOLENS_AUDIT_JOURNAL_PATH to a writable file (or "
+                    "LEUKOLENS_AUDIT_JOURNAL=false)."
+                ) from error
+            self._replay_journal()
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self.prune()
         self._closed = False
@@ -126,37 +157,72 @@ class AuditLog:
         self._writer.start()
 
     @property
+    def journalled(self) -> bool:
+        """Whether an answer can wait for its rows to be durable (see `submit`)."""
+        return self._journal is not None
+
+    @property
     def backlog(self) -> int:
         """Rows submitted and not yet committed (waiting for a busy or absent database)."""
         return self._backlog
 
+    def _replay_journal(self) -> None:
+        """Write the rows a previous process journalled and may not have committed; rows
+        already in the database are skipped by their key."""
+        assert self._journal is not None
+        rows = self._journal.rows()
+        try:
+            for start in range(0, len(rows), REPLAY_ROWS_PER_TRANSACTION):
+                with self._engine.begin() as connection:
+                    chunk = rows[start : start + REPLAY_ROWS_PER_TRANSACTION]
+                    connection.execute(records_db.insert_once(connection), chunk)
+        except SQLAlchemyError:
+            self._journal_complete = False  # kept for the next start
+            log.exception("audit journal %s: replay failed; kept", self._journal.path)
+            return
+        if rows:
+            log.info("audit journal %s: %d row(s) replayed", self._journal.path, len(rows))
+        self._journal.clear()
+
     def submit(self, records: Sequence[AuditRecord]) -> Future[None]:
-        """Queue one request's records for writing; returns at once, with a future that is
-        done once they are committed (or given up on)."""
+        """Queue one request's records; returns at once, with a future that is done once they
+        are durable (in the fsync'd journal, or committed) and fails with
+        AuditUnavailableError when neither could take them. Without a journal it is done
+        once they are committed or given up on (an answer never waits for it)."""
         client_id = current_client_request_id.get()
         keyed = [
             replace(record, item=index, client_request_id=record.client_request_id or client_id)
             for index, record in enumerate(records)
         ]
-        written: Future[None] = Future()
+        written = self._enqueue(keyed)
+        if written is None:
+            if keyed:
+                self._count_failed(keyed)
+                log.error(
+                    "audit log closed; %d prediction(s) were answered but not recorded in %s",
+                    len(keyed),
+                    self.where,
+                )
+            return _done()
+        if self._journal is None or not keyed:
+            return _settled(written)
+        journalled = self._journal.append([asdict(record) for record in keyed])
+        return _durable(journalled, written, len(keyed))
+
+    def _enqueue(self, keyed: list[AuditRecord]) -> Future[bool] | None:
+        written: Future[bool] = Future()
         with self._lock:  # so that nothing is queued behind close's end marker
-            if not self._closed:
-                self._backlog += len(keyed)
-                self._queue.put(_Queued(keyed, written))
-                return written
-        if keyed:
-            self._count_failed(keyed)
-            log.error(
-                "audit log closed; %d prediction(s) were answered but not recorded in %s",
-                len(keyed),
-                self.where,
-            )
-        written.set_result(None)
-        return written
+            if self._closed:
+                return None
+            self._backlog += len(keyed)
+            self._queue.put(_Queued(keyed, written))
+            return written
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted so far is written (or given up on)."""
-        self.submit([]).result(timeout)
+        written = self._enqueue([])
+        if written is not None:
+            written.result(timeout)
 
     def _write_queued(self) -> None:
         """The writer thread: each turn takes what has queued up, until `close`."""
@@ -181,17 +247,30 @@ class AuditLog:
         a busy or absent database, each request on its own, so that one bad request costs only
         its own rows."""
         records = [record for queued in requests for record in queued.records]
+        committed = dict.fromkeys(map(id, requests), True)
         try:
+            failed = self.failed
             if records and not self._write_with_retries(records, alone=len(requests) == 1):
                 for queued in requests:
                     if queued.records:
+                        failed = self.failed
                         self._write_with_retries(queued.records, alone=True)
+                        committed[id(queued)] = self.failed == failed
+            elif self.failed != failed:
+                committed = dict.fromkeys(committed, False)
         finally:
             with self._lock:
                 self._backlog -= len(records)
+                if not all(committed.values()):
+                    self._journal_complete = False  # its rows stay for the next start
+                if self._journal is not None and self._backlog == 0 and self._journal_complete:
+                    try:
+                        self._journal.clear()
+                    except OSError:
+                        log.exception("audit journal %s: cannot empty it", self._journal.path)
             for queued in requests:
                 with contextlib.suppress(InvalidStateError):  # its submitter cancelled it
-                    queued.written.set_result(None)
+                    queued.written.set_result(committed[id(queued)])
 
     def _write_with_retries(self, records: list[AuditRecord], *, alone: bool) -> bool:
         """False when the rows were not written and, not `alone`, should be tried apart."""
@@ -272,4 +351,46 @@ class AuditLog:
             if not already_closed:
                 self._queue.put(None)
         self._writer.join()
+        if self._journal is not None:
+            self._journal.close()
         self._engine.dispose()
+
+
+def _settled(written: Future[bool]) -> Future[None]:
+    """Done once the writer has committed the rows or given up on them."""
+    settled: Future[None] = Future()
+    written.add_done_callback(lambda _: settled.set_result(None))
+    return settled
+
+
+def _done() -> Future[None]:
+    done: Future[None] = Future()
+    done.set_result(None)
+    return done
+
+
+def _durable(journalled: Future[None], written: Future[bool], rows: int) -> Future[None]:
+    """Done when the journal has the rows; else when the database has them; else failed."""
+    durable: Future[None] = Future()
+
+    def settle(error: BaseException | None = None) -> None:
+        with contextlib.suppress(InvalidStateError):
+            if error is None:
+                durable.set_result(None)
+            else:
+                durable.set_exception(error)
+
+    def after_write(future: Future[bool]) -> None:
+        if future.result():
+            settle()
+        else:
+            settle(AuditUnavailableError(f"{rows} audit row(s) could not be recorded"))
+
+    def after_journal(future: Future[None]) -> None:
+        if future.exception() is None:
+            settle()
+        else:
+            written.add_done_callback(after_write)
+
+    journalled.add_done_callback(after_journal)
+    return durable

@@ -12,7 +12,8 @@ import asyncio
 import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -20,7 +21,7 @@ from typing import TypeVar
 
 from app.core.classifier import ExplanationUnavailableError
 from app.schemas import Prediction
-from app.service.audit_log import AuditLog, AuditRecord
+from app.service.audit_log import AuditLog, AuditRecord, AuditUnavailableError
 from app.service.decoder_processes import DecoderProcesses
 from app.service.memory_release import release_free_memory
 from app.service.micro_batching import InferenceObserver, MicroBatcher
@@ -29,6 +30,12 @@ from app.service.prediction_pipeline import InferenceResult, PredictionPipeline,
 from app.service.upload_checks import UploadLimits, UploadRejectedError
 
 T = TypeVar("T")
+# How long an answer waits for its audit rows to be durable (journal fsync'd, or committed
+# when the journal cannot take them) before it is refused instead.
+RECORD_WAIT_SECONDS = 15.0
+NOT_RECORDED_IN_TIME = (
+    f"neither the journal nor the database took the rows in {RECORD_WAIT_SECONDS:g} s"
+)
 NO_GRADCAM_GRAPH = "this model's export has no Grad-CAM output; explain=false"
 
 
@@ -114,13 +121,14 @@ class PredictionService:
         finally:
             self.in_flight -= 1
 
-    def audit(self, outcomes: Sequence[Prediction | UploadRejectedError]) -> None:
-        """One audit row per answered image (hashes and results, never the image)."""
+    def audit(self, outcomes: Sequence[Prediction | UploadRejectedError]) -> Future[None] | None:
+        """One audit row per answered image (hashes and results, never the image); the future
+        is done once the rows are durable (see AuditLog.submit)."""
         answered = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
         if self.audit_log is None or not answered:
-            return
+            return None
         now = time.time()
-        self.audit_log.submit(
+        submitted = self.audit_log.submit(
             [
                 AuditRecord(
                     time=now,
@@ -135,6 +143,8 @@ class PredictionService:
                 for prediction in answered
             ]
         )
+        # Without a journal nothing durable is waited for: the rows are written behind.
+        return submitted if self.audit_log.journalled else None
 
     async def predict(
         self,
@@ -178,7 +188,12 @@ class PredictionService:
                 prediction = self.pipeline.answer(
                     prepared, classifier, inference, request_id, tta=use_tta
                 )
-            self.audit([prediction])
+            recorded = self.audit([prediction])
+            if recorded is not None:
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(recorded), RECORD_WAIT_SECONDS)
+                except TimeoutError as error:
+                    raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
             return prediction
 
     async def predict_batch(
@@ -204,7 +219,12 @@ class PredictionService:
                 views=views,
                 explain=explain,
             )
-            self.audit(outcomes)
+            recorded = self.audit(outcomes)
+            if recorded is not None:
+                try:
+                    recorded.result(RECORD_WAIT_SECONDS)
+                except FutureTimeoutError as error:
+                    raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
             return outcomes
 
         async def predict_then_release() -> list[Prediction | UploadRejectedError]:
