@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "per-file limit times the file count, which would accept 1.3 GB.",
     )
     decoder_processes: int = Field(
-        2,
+        1,
         ge=0,
         description="Child processes that decode JPEG and TIFF, killed and replaced when a file "
         "outlives its budget or its client (those codecs' cost is not bounded by the header); 0 "
