@@ -1,7 +1,10 @@
 # LeukoLens server: onnxruntime only (no torch), the bundled models inside, a non-root user.
 #   docker build -t leukolens .
 #   docker run -p 8000:8000 leukolens
-FROM python:3.11-slim
+# BASE: another image with Python 3.11 and pip (scripts/buildah-image builds a stand-in
+# where Docker Hub cannot be reached).
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -277,16 +277,27 @@ def portable_path_text(text: str, *, base: Path | None = None) -> str:
     (and can name people or machines). Only paths whose top folder exists here are touched, so
     an API route such as /api/v1 in a sentence stays."""
     here = (base or Path.cwd()).resolve()
-
-    def shorten(match: re.Match[str]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for match in ABSOLUTE_PATH.finditer(text):
+        if match.start() < position:
+            continue  # inside a path already taken whole (one with spaces)
         path = Path(match.group(0))
         if len(path.parts) < 2 or not Path(path.anchor, path.parts[1]).exists():
-            return match.group(0)
-        if path.is_relative_to(here):
-            return str(path.relative_to(here)) or "."
-        return f"…/{path.name}"
-
-    return ABSOLUTE_PATH.sub(shorten, text)
+            continue
+        end = match.end()
+        # A folder name with spaces ("/home/Jane Doe/cnmc") is one path where it exists here.
+        while (more := re.match(r" [^\s'\",;()\[\]]+", text[end:])) and Path(
+            text[match.start() : end + more.end()]
+        ).exists():
+            end += more.end()
+        path = Path(text[match.start() : end])
+        shortened = (
+            str(path.relative_to(here)) or "." if path.is_relative_to(here) else f"…/{path.name}"
+        )
+        pieces += [text[position : match.start()], shortened]
+        position = end
+    return "".join(pieces) + text[position:]
 
 
 def _portable(value: object) -> object:

@@ -24,12 +24,13 @@ _LOOSE_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
 _LOOSE_MONTH = r"(?:0?[1-9]|1[0-2])"
 _YEAR = r"(?:19|20)\d{2}"
 # A date with a valid month and day, standing apart from other digits: 1962-03-14, 19620314,
-# 14.03.1962, 14/03/62, 14031962.
+# 14.03.1962, 14/03/62, 14031962, and the six-digit 140362 / 620314.
 DATE = re.compile(
     rf"(?<!\d)(?:"
     rf"{_YEAR}{_SEPARATOR}?{_MONTH}{_SEPARATOR}?{_DAY}"
     rf"|{_LOOSE_DAY}{_SEPARATOR}{_LOOSE_MONTH}{_SEPARATOR}(?:{_YEAR}|\d{{2}})"
     rf"|{_DAY}{_MONTH}{_YEAR}"
+    rf"|{_DAY}{_MONTH}\d{{2}}|\d{{2}}{_MONTH}{_DAY}"
     rf")(?!\d)"
 )
 LETTERS = re.compile(r"[^\W\d_]+")

@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("leukolens.audit")
+TAIL_BYTES = 1 << 16  # far longer than a row
 
 Row = dict[str, Any]
+
+
+class _Reset:
+    """Queued like an append: empty the journal, keeping only these rows (given up on by the
+    database, so that the next start tries them again)."""
+
+    def __init__(self, keep: list[Row]) -> None:
+        self.keep = keep
 
 
 class AuditJournal:
@@ -30,7 +39,11 @@ class AuditJournal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a+b")
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[list[Row], Future[None]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._drop_partial_line()  # a crash mid-write must not glue the next row onto it
+        self._queue: queue.SimpleQueue[tuple[list[Row], Future[None]] | _Reset | None] = (
+            queue.SimpleQueue()
+        )
         self._writer = threading.Thread(target=self._write_queued, name="leukolens-journal")
         self._writer.daemon = True
         self._writer.start()
@@ -39,52 +52,78 @@ class AuditJournal:
         """Done once the rows are on disk (fsync'd); fails with OSError when the disk cannot
         take them (full, read-only, gone)."""
         synced: Future[None] = Future()
-        self._queue.put((rows, synced))
+        if self._closed:
+            synced.set_exception(OSError("the audit journal is closed"))
+        else:
+            self._queue.put((rows, synced))
         return synced
 
+    def reset(self, keep: list[Row]) -> None:
+        """Empty it, in order with the appends queued before (see `_Reset`); never blocks."""
+        self._queue.put(_Reset(keep))
+
     def _write_queued(self) -> None:
+        """The journal's thread: appends grouped under one fsync, resets in their turn."""
         while True:
-            first = self._queue.get()
-            if first is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            group = [first]
+            if isinstance(item, _Reset):
+                self._reset(item.keep)
+                continue
+            group = [item]
             while True:
                 try:
-                    item = self._queue.get_nowait()
+                    following = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
-                    self._queue.put(None)  # end after this group
+                if not isinstance(following, tuple):
+                    self._queue.put(following)  # after this group (order kept: it was last)
                     break
-                group.append(item)
-            lines = b"".join(
-                json.dumps(row, separators=(",", ":")).encode() + b"\n"
-                for rows, _ in group
-                for row in rows
-            )
-            try:
-                with self._lock:
-                    self._file.write(lines)
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-            except OSError as error:
-                log.error("audit journal %s cannot take rows: %s", self.path, error)
-                self._drop_partial_line()
-                for _, synced in group:
-                    synced.set_exception(error)
-                continue
-            for _, synced in group:
-                synced.set_result(None)
+                group.append(following)
+            self._append(group)
 
-    def _drop_partial_line(self) -> None:
-        """After a failed write, cut whatever part of it reached the file (best effort)."""
+    def _append(self, group: list[tuple[list[Row], Future[None]]]) -> None:
+        try:
+            lines = b"".join(_line(row) for rows, _ in group for row in rows)
+            with self._lock:
+                self._file.write(lines)
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        except Exception as error:  # the thread must outlive any write
+            log.error("audit journal %s cannot take rows: %s", self.path, error)
+            self._drop_partial_line()
+            for _, synced in group:
+                synced.set_exception(error if isinstance(error, OSError) else OSError(str(error)))
+            return
+        for _, synced in group:
+            synced.set_result(None)
+
+    def _reset(self, keep: list[Row]) -> None:
         try:
             with self._lock:
-                self._file.seek(0)
-                content = self._file.read()
-                whole = content.rfind(b"\n") + 1
-                if whole != len(content):
-                    self._file.truncate(whole)
+                self._file.truncate(0)
+                self._file.write(b"".join(_line(row) for row in keep))
+                self._file.flush()
+                os.fsync(self._file.fileno())
+        except Exception:
+            log.exception("audit journal %s: cannot empty it", self.path)
+
+    def _drop_partial_line(self) -> None:
+        """Cut a line left unfinished by a failed write or a crash (best effort); reads only
+        the file's tail."""
+        try:
+            with self._lock:
+                size = self._file.seek(0, os.SEEK_END)
+                tail_start = max(0, size - TAIL_BYTES)
+                self._file.seek(tail_start)
+                tail = self._file.read()
+                last_newline = tail.rfind(b"\n")
+                if last_newline == len(tail) - 1 or not tail:
+                    return
+                if last_newline < 0 and tail_start > 0:
+                    return  # a single line longer than the tail: leave it to replay to skip
+                self._file.truncate(tail_start + last_newline + 1)
         except OSError:
             pass
 
@@ -102,13 +141,16 @@ class AuditJournal:
         return rows
 
     def clear(self) -> None:
-        """Empty it: every row it held is in the database."""
-        with self._lock:
-            self._file.truncate(0)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+        """Empty it now (start-up, before any append): every row it held is in the database."""
+        self._reset([])
 
     def close(self) -> None:
+        """Write what is queued, then stop; later appends fail at once."""
+        self._closed = True
         self._queue.put(None)
         self._writer.join()
         self._file.close()
+
+
+def _line(row: Row) -> bytes:
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"

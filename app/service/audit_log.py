@@ -135,7 +135,9 @@ class AuditLog:
                 "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
         self._journal: AuditJournal | None = None
-        self._journal_complete = True  # every row it holds is also given to the database
+        # Rows the database refused for good: the journal keeps them for the next start.
+        self._given_up: list[dict[str, object]] = []
+        self._journalled_since_reset = False
         if journal is not None:
             try:
                 self._journal = AuditJournal(journal)
@@ -177,7 +179,7 @@ class AuditLog:
                     chunk = rows[start : start + REPLAY_ROWS_PER_TRANSACTION]
                     connection.execute(records_db.insert_once(connection), chunk)
         except SQLAlchemyError:
-            self._journal_complete = False  # kept for the next start
+            self._given_up = rows  # kept for the next start
             log.exception("audit journal %s: replay failed; kept", self._journal.path)
             return
         if rows:
@@ -194,7 +196,12 @@ class AuditLog:
             replace(record, item=index, client_request_id=record.client_request_id or client_id)
             for index, record in enumerate(records)
         ]
-        written = self._enqueue(keyed)
+        journalled: Future[None] | None = None
+        with self._lock:  # the queues' order is the lock's order (see _write_group)
+            written = self._enqueue(keyed)
+            if written is not None and self._journal is not None and keyed:
+                journalled = self._journal.append([asdict(record) for record in keyed])
+                self._journalled_since_reset = True
         if written is None:
             if keyed:
                 self._count_failed(keyed)
@@ -204,23 +211,23 @@ class AuditLog:
                     self.where,
                 )
             return _done()
-        if self._journal is None or not keyed:
+        if journalled is None:
             return _settled(written)
-        journalled = self._journal.append([asdict(record) for record in keyed])
         return _durable(journalled, written, len(keyed))
 
     def _enqueue(self, keyed: list[AuditRecord]) -> Future[bool] | None:
+        """Under the lock: so that nothing is queued behind close's end marker."""
         written: Future[bool] = Future()
-        with self._lock:  # so that nothing is queued behind close's end marker
-            if self._closed:
-                return None
-            self._backlog += len(keyed)
-            self._queue.put(_Queued(keyed, written))
-            return written
+        if self._closed:
+            return None
+        self._backlog += len(keyed)
+        self._queue.put(_Queued(keyed, written))
+        return written
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted so far is written (or given up on)."""
-        written = self._enqueue([])
+        with self._lock:
+            written = self._enqueue([])
         if written is not None:
             written.result(timeout)
 
@@ -261,13 +268,19 @@ class AuditLog:
         finally:
             with self._lock:
                 self._backlog -= len(records)
-                if not all(committed.values()):
-                    self._journal_complete = False  # its rows stay for the next start
-                if self._journal is not None and self._backlog == 0 and self._journal_complete:
-                    try:
-                        self._journal.clear()
-                    except OSError:
-                        log.exception("audit journal %s: cannot empty it", self._journal.path)
+                for queued in requests:
+                    if not committed[id(queued)]:
+                        self._given_up += [asdict(record) for record in queued.records]
+                # Nothing waits for the database: every journalled row is in it, or given up
+                # on. The reset is queued behind every append made so far, all under this
+                # lock, so it never drops a row still waiting; no I/O happens here.
+                if (
+                    self._journal is not None
+                    and self._backlog == 0
+                    and self._journalled_since_reset
+                ):
+                    self._journal.reset(list(self._given_up))
+                    self._journalled_since_reset = False
             for queued in requests:
                 with contextlib.suppress(InvalidStateError):  # its submitter cancelled it
                     queued.written.set_result(committed[id(queued)])

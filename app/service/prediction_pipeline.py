@@ -31,6 +31,7 @@ from app.schemas import DisplayImages, ModelRef, Prediction, QualityWarning, Tim
 from app.service.decoder_processes import (
     ISOLATED_FORMATS,
     DecoderProcesses,
+    DecodersBusyError,
     DecodeStoppedError,
     DecodeTimeoutError,
 )
@@ -123,6 +124,10 @@ class PredictionPipeline:
             raise UploadRejectedError(400, str(error)) from error
         except DecodeStoppedError as error:
             raise ClientGoneError from error
+        except DecodersBusyError as error:
+            raise UploadRejectedError(
+                503, "the server is busy: no decoder was free within the time budget; retry"
+            ) from error
         except DecodeTimeoutError as error:
             raise UploadRejectedError(
                 413, "decoding took longer than the time budget per file; send a smaller image"

@@ -69,6 +69,7 @@ class PredictionService:
         )
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
         self.max_in_flight = max_in_flight
+        self.batch_slots = asyncio.Semaphore(max(1, worker_threads - 1))
         self.audit_log = audit_log
         self.in_flight = 0
         self.preparing = 0
@@ -211,14 +212,19 @@ class PredictionService:
         def predict_and_audit() -> list[Prediction | UploadRejectedError]:
             # Audited on the worker: rows are written for work done even if the client has
             # gone by the time it ends.
-            outcomes = self.pipeline.predict_many(
-                uploads,
-                model_id=model_id,
-                request_id=request_id,
-                tta=tta,
-                views=views,
-                explain=explain,
-            )
+            try:
+                outcomes = self.pipeline.predict_many(
+                    uploads,
+                    model_id=model_id,
+                    request_id=request_id,
+                    tta=tta,
+                    views=views,
+                    explain=explain,
+                )
+            finally:
+                # A batch's decoded images, tensors and maps are garbage now: give the pages
+                # back on this worker, so the resident size returns near its idle level.
+                release_free_memory()
             recorded = self.audit(outcomes)
             if recorded is not None:
                 try:
@@ -227,13 +233,6 @@ class PredictionService:
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
             return outcomes
 
-        async def predict_then_release() -> list[Prediction | UploadRejectedError]:
-            try:
-                return await self.run(predict_and_audit)
-            finally:
-                # A batch's decoded images, tensors and maps are garbage now: give the pages
-                # back, so that the resident size returns near its idle level.
-                await self.run(release_free_memory)
-
-        async with self.admitted():
-            return await predict_then_release()
+        # Batches never hold every worker: single images keep one, whatever the batches.
+        async with self.batch_slots, self.admitted():
+            return await self.run(predict_and_audit)

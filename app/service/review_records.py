@@ -295,7 +295,11 @@ class ReviewRecords:
         a row it withdraws does (written after it, that row would otherwise come back)."""
         if self.retention_days is None:
             return 0
-        cutoff = (time.time() if now is None else now) - self.retention_days * SECONDS_PER_DAY
+        now = time.time() if now is None else now
+        # A day short of the triggers' floor: a clock ahead of the database's must not make a
+        # borderline row abort the whole prune (at the smallest retention allowed).
+        floor = records_db.MIN_RETENTION_DAYS + 1
+        cutoff = now - max(self.retention_days, floor) * SECONDS_PER_DAY
         live_withdrawn = sa.exists().where(
             PREDICTIONS.c.sample_id == WITHDRAWALS.c.sample_id,
             PREDICTIONS.c.client_request_id == WITHDRAWALS.c.client_request_id,

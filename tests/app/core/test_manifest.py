@@ -103,3 +103,15 @@ def test_written_cards_hold_no_path_of_the_machine_that_wrote_them(tmp_path, mon
     written = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
     assert written["provenance"]["training_command"] == "train --data …/data --out …/run"
     assert str(tmp_path) not in (model_dir / "manifest.json").read_text()
+
+
+def test_a_folder_name_with_spaces_is_shortened_whole(tmp_path, monkeypatch):
+    from app.core.manifest import portable_path_text
+
+    folder = tmp_path / "Jane Doe" / "cnmc"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    text = f"--data {tmp_path}/Jane Doe/cnmc --out {tmp_path}/run --arch x"
+    assert portable_path_text(text, base=tmp_path / "elsewhere") == (
+        "--data …/cnmc --out …/run --arch x"
+    )

@@ -15,6 +15,8 @@ NAMES_WITH_DATES = [
     "Doe_Jane_14.03.1962",  # DD.MM.YYYY
     "Jane-Doe-19620314",  # YYYYMMDD
     "Jane.Doe.14031962",  # DDMMYYYY
+    "Jane_Doe_140362",  # DDMMYY
+    "Jane_Doe_620314",  # YYMMDD
     "J.Doe.14-03-62",  # initials, two-digit year
     "JaneDoe19620314",  # camel case: two words
     "Mueller.Anna.1962-03-14",

@@ -173,3 +173,51 @@ def test_answers_given_while_the_database_is_locked_survive_kill_9(
     with sqlite3.connect(database) as reader:
         written = {row[0] for row in reader.execute("SELECT request_id FROM predictions")}
     assert set(answered) <= written
+
+
+def test_rows_given_up_on_stay_in_the_journal_and_the_rest_is_emptied(tmp_path, monkeypatch):
+    """One refused row must not keep every later committed row in the journal for good."""
+    journal_path = tmp_path / "a.journal"
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=journal_path)
+    insert = log._insert
+
+    def refuse_once(records):
+        if records[0].request_id == "refused":
+            raise OperationalError("INSERT", {}, Exception("constraint failed"))
+        insert(records)
+
+    monkeypatch.setattr(log, "_insert", refuse_once)
+    log.submit([record("refused")]).result(timeout=30)  # journalled: answered
+    log.flush(10)
+    for index in range(20):
+        log.submit([record(f"later-{index}")]).result(timeout=30)
+    log.flush(10)
+    deadline = time.monotonic() + 10
+    while len(journal_path.read_bytes().splitlines()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [row["request_id"] for row in AuditJournal.rows(log._journal)] == ["refused"]
+    log.close()
+
+
+def test_submitting_never_waits_for_the_disk(tmp_path, monkeypatch):
+    """The event loop calls submit: a slow fsync must hold up only the answers waiting for it."""
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+    real_fsync = os.fsync
+
+    def slow_fsync(descriptor: int) -> None:
+        time.sleep(0.5)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    slowest = 0.0
+    futures = []
+    for index in range(6):
+        started = time.monotonic()
+        futures.append(log.submit([record(f"r{index}")]))
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.2)
+    for future in futures:
+        future.result(timeout=30)
+    assert slowest < 0.25, slowest
+    monkeypatch.undo()
+    log.close()

@@ -1,6 +1,9 @@
+import contextlib
 import os
 import signal
+import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,6 +14,11 @@ from app.service.decoder_processes import DecoderProcesses, DecodeStoppedError, 
 from bench.hostile_uploads import jpeg_scan_bomb
 
 SLOW_JPEG = jpeg_scan_bomb(1024, 200_000)  # about 15 s of decoding on one core
+
+
+def only_child(pool: DecoderProcesses):
+    (decoder,) = pool._running.values()
+    return decoder.process
 
 
 @pytest.fixture
@@ -38,17 +46,17 @@ def test_a_child_decodes_exactly_what_the_thread_would(decoders, extension):
 def test_an_unreadable_file_is_refused_and_the_child_stays(decoders):
     with pytest.raises(ImageDecodeError):
         decoders.decode(b"\xff\xd8 not really a jpeg", 30)
-    child = decoders._all[0].process.pid
+    child = only_child(decoders).pid
     assert decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30).shape == (
         120,
         90,
         3,
     )
-    assert decoders._all[0].process.pid == child
+    assert only_child(decoders).pid == child
 
 
 def test_a_decode_past_its_budget_is_killed_and_its_child_replaced(decoders):
-    child = decoders._all[0].process
+    child = only_child(decoders)
     started = time.monotonic()
     with pytest.raises(DecodeTimeoutError):
         decoders.decode(SLOW_JPEG, 0.5)
@@ -56,7 +64,7 @@ def test_a_decode_past_its_budget_is_killed_and_its_child_replaced(decoders):
     assert child.poll() is not None  # killed
     good = cv2.imencode(".jpg", cell_image())[1].tobytes()
     assert decoders.decode(good, 30).shape == (120, 90, 3)  # by a new child
-    assert decoders._all[0].process.pid != child.pid
+    assert only_child(decoders).pid != child.pid
 
 
 def test_a_decode_stops_when_asked(decoders):
@@ -65,16 +73,57 @@ def test_a_decode_stops_when_asked(decoders):
         decoders.decode(SLOW_JPEG, 60, stop=lambda: time.monotonic() > asked)
 
 
-def test_a_child_that_dies_is_a_refusal_and_is_replaced(decoders):
-    os.kill(decoders._all[0].process.pid, signal.SIGKILL)
-    decoders._all[0].process.wait()
-    with pytest.raises(ImageDecodeError):
-        decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30)
+def test_a_child_that_died_while_idle_is_replaced_before_the_next_file(decoders):
+    dead = only_child(decoders)
+    os.kill(dead.pid, signal.SIGKILL)
+    dead.wait()
     assert decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30).shape[2] == 3
+    assert only_child(decoders).pid != dead.pid
+
+
+def test_an_unexpected_error_mid_decode_replaces_the_child_and_keeps_the_pool(
+    decoders, monkeypatch
+):
+    """A MemoryError (or any other) between taking a child and giving it back must not lose
+    the slot: the pool would shrink until every JPEG is refused."""
+    first = only_child(decoders)
+    monkeypatch.setattr(np, "empty", lambda *_, **__: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(MemoryError):
+        decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30)
+    monkeypatch.undo()
+    assert decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30).shape[2] == 3
+    assert only_child(decoders).pid != first.pid
+
+
+def test_no_free_decoder_is_the_servers_busy_answer_not_the_files(decoders):
+    from app.service.decoder_processes import DecodersBusyError
+
+    busy = threading.Thread(target=lambda: _quietly(decoders.decode, SLOW_JPEG, 3))
+    busy.start()
+    time.sleep(0.3)
+    with pytest.raises(DecodersBusyError):
+        decoders.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 0.5)
+    busy.join()
+
+
+def test_a_child_gets_no_secret_of_the_server(decoders, monkeypatch):
+    monkeypatch.setenv("LEUKOLENS_API_KEY", "secret")
+    pool = DecoderProcesses(1)
+    try:
+        environment = Path(f"/proc/{only_child(pool).pid}/environ").read_bytes()
+    finally:
+        pool.close()
+    assert b"LEUKOLENS_API_KEY" not in environment
+    assert b"PYTHONPATH" in environment
+
+
+def _quietly(function, *arguments):
+    with contextlib.suppress(Exception):
+        function(*arguments)
 
 
 def test_close_ends_every_child():
     pool = DecoderProcesses(2)
-    children = [decoder.process for decoder in pool._all]
+    children = [decoder.process for decoder in pool._running.values()]
     pool.close()
     assert all(child.poll() is not None for child in children)

@@ -80,3 +80,35 @@ def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "busy" in response.json()["detail"]
+
+
+def test_batches_never_hold_every_worker(model_store, real_cell_png, monkeypatch):
+    """Issue 30's mixed load: two long batches on two workers left single images waiting past
+    their budget (503). A batch may hold all workers but one."""
+    service = PredictionService(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7), worker_threads=2
+    )
+    release = threading.Event()
+    real = service.pipeline.predict_many
+
+    def long_batch(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service.pipeline, "predict_many", long_batch)
+
+    async def scenario():
+        batches = [
+            asyncio.ensure_future(service.predict_batch([Upload("a.png", real_cell_png)]))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.2)
+        single = await asyncio.wait_for(service.predict(Upload("c.png", real_cell_png)), 20)
+        assert not any(batch.done() for batch in batches)  # answered while both still run
+        release.set()
+        return single, await asyncio.gather(*batches)
+
+    single, batches = asyncio.run(scenario())
+    assert 0.0 <= single.probability_all <= 1.0
+    assert all(len(outcomes) == 1 for outcomes in batches)
+    service.close()

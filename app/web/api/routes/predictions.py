@@ -147,8 +147,9 @@ async def predict_batch(
             413, f"{len(files)} files; at most {settings.max_batch_files} per batch"
         )
     uploads = [await _read(file) for file in files]
-    # The budget covers the whole batch: every file shares one request's time.
-    async with budgeted(settings.processing_budget_seconds * len(uploads)) as budget:
+    # The budget is per file: each file after the first starts with all of it again (the
+    # first also spends it waiting for a worker).
+    async with budgeted(settings.processing_budget_seconds) as budget:
         outcomes = await unless_client_gone(
             service.predict_batch(
                 uploads,

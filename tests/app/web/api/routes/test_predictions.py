@@ -203,6 +203,35 @@ def test_a_request_over_its_time_budget_is_stopped_between_steps(
     assert "decoding took longer than the 0.2 s budget" in response.json()["detail"]
 
 
+def test_each_file_of_a_batch_gets_the_per_file_budget_not_a_multiple(
+    settings, real_cell_png, monkeypatch
+):
+    """The budget restarts per file at the setting, never at the setting times the files."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.service import prediction_pipeline
+    from app.service.request_budget import current_budget
+
+    seen: list[float] = []
+    real_decode = prediction_pipeline.decode_image
+
+    def decode_noting_the_budget(data):
+        budget = current_budget.get()
+        seen.append(round(budget.deadline - time.monotonic(), 1))
+        return real_decode(data)
+
+    monkeypatch.setattr(prediction_pipeline, "decode_image", decode_noting_the_budget)
+    chosen = settings.model_copy(update={"processing_budget_seconds": 3.0})
+    with TestClient(create_app(chosen)) as client:
+        files = [("files", (f"{n}.png", real_cell_png)) for n in range(4)]
+        assert client.post("/api/v1/predict/batch", files=files).status_code == 200
+    assert len(seen) == 4
+    assert all(left <= 3.0 for left in seen), seen
+
+
 def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch):
     """Issue 16: two dropped requests kept the workers busy for the next client. The decode
     below waits until the server has noticed the disconnect; preprocessing never starts."""
