@@ -143,8 +143,8 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
         # The browser UI too: templates and static files travel in the image's package.
         page = httpx.get(f"{base}/")
         assert page.status_code == 200
-        assert "/static/app.js" in page.text
-        assert httpx.get(f"{base}/static/app.js").status_code == 200
+        assert "/static/js/main.js" in page.text
+        assert httpx.get(f"{base}/static/js/main.js").status_code == 200
         # The health check follows LEUKOLENS_PORT, as the server does.
         probe = [str(python) if w == "python" else w for w in healthcheck]
         assert subprocess.run(probe, env=env, timeout=30, check=False).returncode == 0

@@ -1,4 +1,4 @@
-"""The browser UI: server-rendered pages; behaviour lives in static/app.js, never inline."""
+"""The browser UI: server-rendered pages; behaviour lives in static/js/ modules, never inline."""
 
 from __future__ import annotations
 

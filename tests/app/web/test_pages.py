@@ -1,5 +1,7 @@
 import re
+from pathlib import Path
 
+ROOT = Path(__file__).parents[3]
 NOTICE = "Research and screening aid, not a diagnosis."
 
 
@@ -40,8 +42,19 @@ def test_unknown_model_page_is_404(client):
 
 
 def test_static_assets_are_served(client):
-    assert client.get("/static/app.js").status_code == 200
     assert client.get("/static/style.css").status_code == 200
+    # The UI is ES modules from one entry point: each is served as JavaScript (a module
+    # script with another type is refused) and each module it imports is there.
+    assert re.search(r'<script type="module" src="/static/js/main\.js">', client.get("/").text)
+    modules = sorted((ROOT / "static" / "js").glob("*.js"))
+    assert modules
+    for module in modules:
+        response = client.get(f"/static/js/{module.name}")
+        assert response.status_code == 200, module.name
+        assert "javascript" in response.headers["content-type"], module.name
+        for imported in re.findall(r'from "\./([\w-]+\.js)"', response.text):
+            assert (module.parent / imported).is_file(), (module.name, imported)
+        assert len(module.read_text().splitlines()) <= 400, module.name
 
 
 def test_head_is_answered(client):

@@ -1,0 +1,161 @@
+// The detail pane: the current cell's suggestion, probability, warnings, decision buttons and
+// views (with the Grad-CAM heatmap where the model explains), and the native-resolution image.
+import { el, optionFor } from "./dom.js";
+import { decide } from "./review-keys.js";
+import { live, state } from "./state.js";
+import { DECISION_WORDS, STATE_WORDS, percent, plural, rowState } from "./words.js";
+
+export function renderDetail() {
+  const row = state.rows.find((r) => r.key === state.selectedKey && r.sampleId === state.currentSample);
+  if (!row) {
+    el.detail.replaceChildren();
+    const hint = document.createElement("p");
+    hint.className = "muted";
+    hint.textContent = "Select a cell in the gallery.";
+    el.detail.appendChild(hint);
+    return;
+  }
+  const card = el.template.content.firstElementChild.cloneNode(true);
+  card.dataset.key = row.key;
+  card.querySelector(".result-file").textContent = row.filename;
+  const badge = card.querySelector(".badge");
+  const kind = rowState(row);
+  badge.textContent = STATE_WORDS[kind];
+  badge.classList.add(`badge-${kind}`);
+  if (row.status !== "ok") {
+    card.querySelector(".probability").remove();
+    card.querySelector(".decision").remove();
+    card.querySelector(".views").remove();
+    card.querySelector(".warning-count").textContent = row.error.detail;
+    card.querySelector(".meta").textContent = `request ${row.requestId}`;
+    el.detail.replaceChildren(card);
+    return;
+  }
+  const prediction = row.prediction;
+  const warnings = prediction.warnings;
+  const warningCount = card.querySelector(".warning-count");
+  warningCount.textContent = warnings.length ? plural(warnings.length, "quality warning") : "no quality warning";
+  warningCount.classList.toggle("has-warnings", warnings.length > 0);
+  const probability = card.querySelector(".probability");
+  card.querySelector(".probability-text").textContent =
+    `Probability of ALL: ${percent(prediction.probability_all)} (threshold ${percent(prediction.threshold)})`;
+  const bar = card.querySelector(".bar");
+  bar.setAttribute("aria-label",
+    `Probability of ALL ${percent(prediction.probability_all)}, threshold ${percent(prediction.threshold)}`);
+  const fill = card.querySelector(".bar-fill");
+  fill.style.width = percent(prediction.probability_all);
+  fill.classList.add(prediction.probability_all >= prediction.threshold ? "above" : "below");
+  card.querySelector(".bar-threshold").style.left = percent(prediction.threshold);
+  if (!prediction.assessable) {
+    probability.hidden = true;
+    const hidden = card.querySelector(".probability-hidden");
+    hidden.hidden = false;
+    hidden.querySelector(".show-anyway").addEventListener("click", () => {
+      probability.hidden = false;
+      hidden.hidden = true;
+    });
+  }
+  const list = card.querySelector(".warnings");
+  for (const warning of warnings) {
+    const item = document.createElement("li");
+    item.dataset.code = warning.code;
+    // A sample reopened from the server keeps the warnings' codes, not their messages.
+    item.textContent = warning.message
+      ? `${warning.code.replaceAll("_", " ")}: ${warning.message}` : warning.code.replaceAll("_", " ");
+    list.appendChild(item);
+  }
+  const decisionState = card.querySelector(".decision-state");
+  if (row.decision) {
+    const when = new Date(row.decision.time).toLocaleString();
+    decisionState.textContent = `Decision: ${DECISION_WORDS[row.decision.decision]} by ${row.decision.reviewer}, ${when}` +
+      (row.decision.stored ? " (stored)" : row.decision.error ? ` (not stored: ${row.decision.error})` : " (storing…)");
+    card.querySelector(".comment").value = row.decision.comment || "";
+  } else {
+    decisionState.textContent = "No decision yet.";
+  }
+  for (const button of card.querySelectorAll("[data-decision]")) {
+    button.setAttribute("aria-pressed", String(row.decision?.decision === button.dataset.decision));
+    button.addEventListener("click", () => decide(button.dataset.decision));
+  }
+  renderViews(card, row, prediction);
+  const option = optionFor(prediction.model.id);
+  const name = option ? option.dataset.name : prediction.model.id;
+  card.querySelector(".meta").textContent =
+    `Model ${name} v${prediction.model.version} · TTA ${prediction.tta ? "on" : "off"} · ` +
+    `request ${prediction.request_id} · image sha256 ${row.sha256.slice(0, 12)}…`;
+  card.querySelector(".meta").dataset.sha256 = row.sha256;
+  el.detail.replaceChildren(card);
+}
+
+function renderViews(card, row, prediction) {
+  const full = live.views.get(row.key);
+  const views = card.querySelector(".views");
+  if (!full || !full.views) {
+    views.querySelector(".view-enhanced").closest("figure").remove();
+    views.querySelector(".crop-figure").remove();
+    const image = views.querySelector(".view-original");
+    if (row.thumb) image.src = row.thumb;
+    image.classList.add("thumb-only"); // shown at its own size, never stretched
+    image.alt = row.thumb ? `thumbnail of ${row.filename}` : "";
+    card.querySelector(".views-missing").hidden = false;
+  } else {
+    for (const name of ["original", "enhanced", "cropped"]) {
+      const image = card.querySelector(`.view-${name}`);
+      image.src = full.views[name];
+      image.alt = `${name} view of ${row.filename}`;
+    }
+  }
+  views.querySelector(".enlarge").addEventListener("click", () => enlarge(row));
+  const explanation = full && full.explanation;
+  if (!explanation || !prediction.assessable) return; // no heat for not-assessable answers
+  const heat = card.querySelector(".view-heat");
+  const toggle = card.querySelector(".heat-toggle");
+  const opacity = card.querySelector(".heat-opacity");
+  const legend = card.querySelector(".heat-legend");
+  heat.src = explanation.overlay;
+  heat.alt = `Grad-CAM heatmap of ${row.filename}: contribution to the ALL score, scaled within this image`;
+  const option = optionFor(prediction.model.id);
+  const grid = option ? option.dataset.grid : "?";
+  card.querySelector(".heat-grid").textContent =
+    `The map is ${grid} × ${grid} cells over the crop, smoothed for display.`;
+  const share = explanation.heat_in_cell;
+  const shareNote = card.querySelector(".heat-share");
+  shareNote.textContent = share === null ? "" : `${percent(share)} of the heat on the cell`;
+  if (explanation.on_cell === false) {
+    // Below the 90% a map needs; the share itself may still be most of the heat.
+    shareNote.textContent += ", below the 90% a map needs before it can say which parts of " +
+      "the cell mattered: read it as showing where the model looked, not what in the cell counted";
+    shareNote.classList.add("off-cell");
+  }
+  const update = () => {
+    heat.hidden = !toggle.checked;
+    legend.hidden = !toggle.checked;
+    heat.style.opacity = String(Number(opacity.value) / 100);
+  };
+  toggle.addEventListener("change", update);
+  opacity.addEventListener("input", update);
+  card.querySelector(".heat-controls").hidden = false;
+  update();
+}
+
+function enlarge(row) {
+  const image = el.byId("enlarge-image");
+  const file = live.files.get(row.key);
+  const full = live.views.get(row.key);
+  if (image.dataset.objectUrl) URL.revokeObjectURL(image.dataset.objectUrl);
+  delete image.dataset.objectUrl;
+  if (file && !/\.tiff?$/i.test(file.name)) {
+    image.dataset.objectUrl = URL.createObjectURL(file);
+    image.src = image.dataset.objectUrl;
+  } else {
+    image.src = full?.views?.original || row.thumb || "";
+  }
+  image.alt = `${row.filename} at native resolution`;
+  el.byId("enlarge-title").textContent = `${row.filename} at native resolution`;
+  el.dialog.showModal();
+}
+
+export function wireDetailPane() {
+  el.byId("enlarge-close").addEventListener("click", () => el.dialog.close());
+  el.dialog.addEventListener("click", (event) => { if (event.target === el.dialog) el.dialog.close(); });
+}

@@ -1,0 +1,57 @@
+// The sample's summary: its counts and figures, the reading of its blast share, and the two
+// lists of samples (this browser's and the server's).
+import { el } from "./dom.js";
+import { countEntries, headline, headlineEntries, shareSentences } from "./share.js";
+import { sampleRows, state } from "./state.js";
+import { plural } from "./words.js";
+
+export function renderCounts() {
+  el.counts.replaceChildren();
+  const entries = [...headlineEntries(state.currentSample), ...countEntries(sampleRows())];
+  for (const [term, value] of entries) {
+    const wrapper = document.createElement("div");
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = term;
+    dd.textContent = value;
+    wrapper.append(dt, dd);
+    el.counts.appendChild(wrapper);
+  }
+}
+
+export function renderShare() {
+  const figures = headline(state.currentSample);
+  el.shareReading.textContent = shareSentences(state.currentSample);
+  el.shareReading.dataset.tooWide = figures.estimate && !figures.estimate.readable ? "true" : "false";
+}
+
+// Every sample the server holds (newest change first) and this browser's, in both lists.
+export function renderSampleSelect() {
+  const known = new Map(state.serverSamples.map((s) => [s.sample_id, s]));
+  const local = [...new Set(state.rows.map((row) => row.sampleId))];
+  const ids = [...new Set([...local.filter((id) => !known.has(id)), ...known.keys()])];
+  const label = (id) => {
+    const remote = known.get(id);
+    const cells = remote ? remote.cells : sampleRows(id).filter((row) => row.status === "ok").length;
+    const reviewed = remote ? `, ${remote.reviewed} reviewed` : "";
+    return `${id} (${plural(cells, "cell")}${reviewed})`;
+  };
+  el.sampleSelect.replaceChildren(...ids.map((id) => {
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = label(id);
+    option.selected = id === state.currentSample;
+    return option;
+  }));
+  const keep = el.openSelect.value;
+  const first = document.createElement("option");
+  first.value = "";
+  first.textContent = ids.length ? "Choose a sample…" : "No sample on the server yet";
+  el.openSelect.replaceChildren(first, ...ids.map((id) => {
+    const option = document.createElement("option");
+    option.value = id;
+    option.textContent = label(id);
+    return option;
+  }));
+  el.openSelect.value = ids.includes(keep) ? keep : "";
+}

@@ -1,0 +1,17 @@
+// What the page calls things, and how it writes numbers: shared by the screen, the printed
+// report and the lab CSV, so that the three always say the same.
+
+export const STATES = [
+  ["suggests_all", "suggests ALL-like", "Suggests ALL-like"],
+  ["indeterminate", "indeterminate", "Indeterminate (near the threshold)"],
+  ["suggests_normal", "suggests normal", "Suggests normal"],
+  ["not_assessable", "not assessable", "Not assessable"],
+  ["error", "could not be analysed", "Could not be analysed"],
+];
+export const STATE_WORDS = Object.fromEntries(STATES.map(([key, words]) => [key, words]));
+export const DECISION_WORDS = { ALL: "ALL confirmed", HEM: "normal confirmed", not_assessable: "not assessable" };
+
+export const percent = (value) => `${(value * 100).toFixed(1)}%`;
+export const rowState = (row) => (row.status === "ok" ? row.prediction.state : "error");
+export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+export const points = (value) => `${Math.round(value * 100)} percentage points`;
