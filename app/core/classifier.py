@@ -27,7 +27,7 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 # peak memory grows with the call: a chunk bounds it (a Grad-CAM call also keeps the backward
 # pass's tensors, hence its smaller chunk).
 CHUNK_IMAGES = 16
-EXPLAIN_CHUNK_IMAGES = 4
+EXPLAIN_CHUNK_IMAGES = 2  # 65 MB over resident at 2 images, 190 MB at 4, 5% faster
 
 
 def providers_for(execution_provider: str) -> list[str]:
