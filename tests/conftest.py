@@ -204,6 +204,32 @@ def encode_png():
     return png_bytes
 
 
+def wait_until_ready(base: str, process, seconds: float, what: str) -> None:
+    """Poll `base`/readyz until 200; fail with the process's output if it exits first."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.communicate()[0] if process.stdout else ""
+            pytest.fail(f"{what} exited with {process.returncode}: {(output or '')[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{what} did not become ready within {seconds:g} s")
+
+
+@pytest.fixture
+def until_ready():
+    """`wait_until_ready(base, process, seconds, what)` for tests that start a server."""
+    return wait_until_ready
+
+
 class ServerLauncher:
     """Starts `python -m app` on free loopback ports and stops every server it started."""
 

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -89,7 +88,7 @@ def run_in_image(buildah: list[str], *command: str, env: dict[str, str] | None =
         subprocess.run([*buildah, "rm", container], capture_output=True, check=False)
 
 
-def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png):
+def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, until_ready):
     storage, buildah = built_image
     config = json.loads(
         subprocess.run(
@@ -114,17 +113,7 @@ def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.communicate()[0][-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail("the image did not become ready")
+        until_ready(base, server, 120, "the image")
         answer = httpx.post(
             f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)}, timeout=30
         )

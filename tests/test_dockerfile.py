@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -110,7 +109,7 @@ def test_the_image_holds_serving_dependencies_only(image):
         assert versions[name] == pinned[name]  # the image installs what the suite passed with
 
 
-def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
+def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path, until_ready):
     python, env, cmd, healthcheck = image
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -123,17 +122,7 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the image's CMD did not become ready")
+        until_ready(base, process, 90, "the image's CMD")
         response = httpx.post(f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)})
         assert response.status_code == 200
         assert (

@@ -15,12 +15,10 @@ import shlex
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import httpx
 import pytest
 
 ROOT = Path(__file__).parents[1]
@@ -135,7 +133,7 @@ def write_example_images(folder: Path, cnmc_root: Path) -> None:
         assert cv2.imwrite(str(folder / name), image)
 
 
-def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path):
+def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path, until_ready):
     runnable = [line for block in blocks if block.how == "run" for line in block.lines]
     assert runnable[:2] == [
         "./scripts/serve # serve the app on the bundled model at http://127.0.0.1:8000",
@@ -160,17 +158,7 @@ def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # a first run installs the serving extra
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server.communicate()[0][-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("./scripts/serve did not become ready")
+        until_ready(base, server, 300, "./scripts/serve")  # a first run installs the extra
         # runnable[1] is ./scripts/test: the suite this test is part of.
         for line in runnable[2:]:
             words = shlex.split(line.replace("http://127.0.0.1:8000", base), comments=True)
