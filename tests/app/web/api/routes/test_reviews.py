@@ -128,3 +128,17 @@ def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
         assert client.post("/api/v1/reviews", json=body).status_code == 201
         assert client.get("/api/v1/samples/MEM-1").json()["counts"]["decided"] == 1
     assert not no_audit.audit_log_path.exists()
+
+
+def test_reviews_kept_in_memory_only_are_warned_about_at_start_up(settings, caplog):
+    """Issue 30: with the audit off, a review answered 201 was gone after a restart, unsaid."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    no_audit = settings.model_copy(update={"audit_log": False})
+    with caplog.at_level(logging.WARNING), TestClient(create_app(no_audit)):
+        pass
+    assert any("memory only" in record.getMessage() for record in caplog.records)
