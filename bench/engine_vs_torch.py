@@ -22,8 +22,8 @@ from app.core.manifest import load_manifest
 from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import summary_ms, time_calls, write_result
-from training.export import export_onnx
-from training.models import create_classifier
+from training.fit.models import create_classifier
+from training.release.onnx_export import export_onnx
 
 
 def matmul_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:

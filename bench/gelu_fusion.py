@@ -38,10 +38,10 @@ from app.service.model_registry import ModelRegistry, record_model
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
 from bench.same_run import ROOT, git
-from training.dataset_index import list_images, read_image
-from training.external_evaluation import index_external
-from training.gelu_fusion import reorder_gelu_for_fusion
-from training.image_batches import batched, preprocess_batch
+from training.data.dataset_index import list_images, read_image
+from training.data.image_batches import batched, preprocess_batch
+from training.release.gelu_fusion import reorder_gelu_for_fusion
+from training.studies.external_evaluation import index_external
 
 EXPLAINED_IMAGES = 32
 

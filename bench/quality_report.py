@@ -18,9 +18,9 @@ from app.service.prediction_pipeline import PredictionPipeline, Upload
 from app.service.upload_checks import UploadLimits
 from app.settings import bundled_model_store
 from bench.common import write_result
-from training.calibration import reliability
-from training.classification_metrics import binary_metrics
-from training.dataset_index import list_images
+from training.data.dataset_index import list_images
+from training.metrics.classification_metrics import binary_metrics
+from training.release.calibration import reliability
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from app.core.preprocessing import preprocess
 from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
-from training.dataset_index import list_images, read_image
+from training.data.dataset_index import list_images, read_image
 
 FIXTURES = Path(__file__).parents[1] / "tests/fixtures/cnmc"
 SHIP_SPEEDUP = 1.3

@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import torch
 
-from training.dataset_index import index_dataset
-from training.models import create_classifier
-from training.splits import subsample_per_subject
+from training.data.dataset_index import index_dataset
+from training.data.splits import subsample_per_subject
+from training.fit.models import create_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "gpu_bundle"

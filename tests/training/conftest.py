@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from training.models import CellClassifier
+from training.fit.models import CellClassifier
 
 
 class BrightnessBackbone(nn.Module):

@@ -1,64 +1,12 @@
 import json
-import shlex
 from pathlib import Path
 
 import pytest
 
-from training.artifacts import CvDir, RunConfig, RunDir
-from training.cli import build_parser, command_for, config_from_args, main, parse_args
-from training.train_config import TrainConfig
-
-
-def test_flags_build_the_config():
-    args = build_parser().parse_args(
-        [
-            "train",
-            "--data",
-            "d",
-            "--out",
-            "o",
-            "--arch",
-            "convnext_femto",
-            "--head",
-            "paper",
-            "--crop",
-            "bbox",
-            "--contrast",
-            "he",
-            "--val-subjects",
-            "H10",
-            "16",
-            "--no-cache",
-            "--init-weights",
-            "w.pth",
-        ]
-    )
-    config = config_from_args(args)
-    assert config.arch == "convnext_femto"
-    assert config.head == "paper"
-    assert config.crop.value == "bbox"
-    assert config.contrast.value == "he"
-    assert config.val_subjects == ["H10", "16"]
-    assert config.cache is False
-    assert config.init_weights == Path("w.pth")
-
-
-def test_saved_command_reproduces_the_config():
-    config = TrainConfig(
-        data=Path("/data/C-NMC"),
-        out=Path("/tmp/run"),
-        arch="convnext_pico",
-        img_size=128,
-        crop="center",
-        val_fold=2,
-        lr=3e-4,
-        cache=False,
-        val_official_fold=None,
-    )
-    command = command_for("train", config)
-    words = shlex.split(command)
-    assert words[:4] == ["python", "-m", "training", "train"]
-    assert config_from_args(build_parser().parse_args(words[3:])) == config
+from training.cli import build_parser, main, parse_args
+from training.fit.artifacts import CvDir, RunConfig, RunDir
+from training.fit.config_flags import config_from_args
+from training.fit.train_config import TrainConfig
 
 
 def test_conflicting_validation_choices_are_refused():
@@ -151,7 +99,7 @@ def test_an_unreadable_config_file_is_a_usage_error(tmp_path, capsys):
 
 def test_command_and_config_are_written_when_a_run_starts(cnmc_root, tmp_path, monkeypatch):
     """A run that fails (or is stopped) still says how it was started."""
-    from training import cross_validation
+    from training.fit import cross_validation
 
     def fail(*args, **kwargs):
         raise RuntimeError("stopped")
@@ -165,20 +113,6 @@ def test_command_and_config_are_written_when_a_run_starts(cnmc_root, tmp_path, m
     rerun = ["cv", "--config", str(out / "cv_config.json"), "--out", str(out)]
     saved = config_from_args(parse_args(rerun))
     assert saved == TrainConfig(data=cnmc_root, out=out, epochs=2)
-
-
-def test_extra_roots_and_population_weights_round_trip_through_the_command():
-    config = TrainConfig(
-        data=Path("/data/C-NMC"),
-        out=Path("/tmp/cv"),
-        extra_data=[Path("/data/C-NMC_external")],
-        subject_balanced=True,
-        population_weights={"external-folds": 3.0, "external-prelim": 0.5},
-    )
-    words = shlex.split(command_for("cv", config))
-    assert "--population-weights" in words
-    assert "external-prelim=0.5" in words
-    assert config_from_args(build_parser().parse_args(words[3:])) == config
 
 
 def test_population_weights_need_key_value_pairs(capsys):

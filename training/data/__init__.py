@@ -1,0 +1,1 @@
+"""The cells: the C-NMC index, subject splits, torch datasets, augmentation and image batches."""

@@ -1,0 +1,1 @@
+"""Figures every stage reports: classification metrics and intervals from resampling people."""

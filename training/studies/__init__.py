@@ -1,0 +1,2 @@
+"""Measurements that choose between models: unseen subjects, populations, colour and heat
+checks, morphology, sample simulation and the bake-off table."""
