@@ -15,13 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
 from app.core.classifier import ExplanationUnavailableError
+from app.core.model_registry import ModelRegistry, UnknownModelError
 from app.core.sample_ids import SampleIdPolicy
-from app.service.audit_log import AuditLog, AuditUnavailableError
-from app.service.decoder_processes import DecoderProcesses
-from app.service.model_registry import ModelRegistry, UnknownModelError
-from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
-from app.service.review_records import RecordsUnavailableError, ReviewRecords
-from app.service.upload_checks import UploadLimits, UploadRejectedError
+from app.inference.decoder_processes import DecoderProcesses
+from app.inference.service import BatchingPolicy, PredictionService, ServerBusyError
+from app.inference.upload_checks import UploadLimits, UploadRejectedError
+from app.records.audit_log import AuditLog, AuditUnavailableError
+from app.records.review_records import RecordsUnavailableError, ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
 from app.web import pages
 from app.web.api.routes import health, models, predictions, reviews, samples

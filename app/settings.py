@@ -12,12 +12,12 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_val
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN, SampleIdPolicy
-from app.service.records_db import MIN_RETENTION_DAYS
-from app.service.upload_checks import (
+from app.inference.upload_checks import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SIDE,
 )
+from app.records.records_db import MIN_RETENTION_DAYS
 
 HttpImplementation = Literal["auto", "httptools", "h11"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_pipeline import PredictionPipeline, Upload
-from app.service.upload_checks import UploadLimits
+from app.core.model_registry import ModelRegistry
+from app.inference.prediction_path import PredictionPipeline, Upload
+from app.inference.upload_checks import UploadLimits
 from app.settings import Settings
 from bench.common import summary_ms, time_calls, write_result
 

@@ -21,22 +21,25 @@ import cv2
 import numpy as np
 
 FORMATS = {"bmp": ".bmp", "png": ".png", "jpeg": ".jpg"}
-# Where each module lived before the issue-15 layout: earlier trees are measured too.
+# Where each module lived before the issue-29 and issue-15 layouts: earlier trees are measured
+# too.
 EARLIER_PATHS = {
-    "app.core.preprocessing": "app.preprocessing",
-    "app.core.quality_checks": "app.quality_checks",
-    "app.service.prediction_pipeline": "app.engine",
-    "app.service.model_registry": "app.model_registry",
-    "app.service.upload_checks": "app.upload_checks",
+    "app.core.preprocessing": ("app.preprocessing",),
+    "app.core.quality_checks": ("app.quality_checks",),
+    "app.inference.prediction_path": ("app.service.prediction_pipeline", "app.engine"),
+    "app.core.model_registry": ("app.service.model_registry", "app.model_registry"),
+    "app.inference.upload_checks": ("app.service.upload_checks", "app.upload_checks"),
 }
 
 
 def module(name: str) -> Any:
-    """Today's module, or the same module at its earlier path in a tree from before the move."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError:
-        return importlib.import_module(EARLIER_PATHS[name])
+    """Today's module, or the same module at an earlier path in a tree from before a move."""
+    for candidate in (name, *EARLIER_PATHS.get(name, ())):
+        try:
+            return importlib.import_module(candidate)
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(name)
 
 
 def per_image_ms(
@@ -66,7 +69,7 @@ def measure_model(
     """Every stage of one model's path, per image."""
     recipe_module = module("app.core.preprocessing")
     quality_checks = module("app.core.quality_checks")
-    Upload = module("app.service.prediction_pipeline").Upload  # noqa: N806
+    Upload = module("app.inference.prediction_path").Upload  # noqa: N806
 
     config = classifier.manifest.preprocessing
     threshold = config.foreground_threshold
@@ -190,15 +193,15 @@ def main() -> None:
     from app.settings import Settings
 
     recipe_module = module("app.core.preprocessing")
-    ModelRegistry = module("app.service.model_registry").ModelRegistry  # noqa: N806
-    UploadLimits = module("app.service.upload_checks").UploadLimits  # noqa: N806
+    ModelRegistry = module("app.core.model_registry").ModelRegistry  # noqa: N806
+    UploadLimits = module("app.inference.upload_checks").UploadLimits  # noqa: N806
 
     settings = Settings()
     raw = [path.read_bytes() for path in args.images]
     decoded = [recipe_module.decode_image(data) for data in raw]
     registry = ModelRegistry.load(settings.model_store, intra_op_threads=1)
     limits = UploadLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    pipeline_module = module("app.service.prediction_pipeline")
+    pipeline_module = module("app.inference.prediction_path")
     if hasattr(pipeline_module, "PredictionPipeline"):
         engine = pipeline_module.PredictionPipeline(registry, limits)
     else:  # a tree from before the pipeline and the service were split

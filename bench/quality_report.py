@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_pipeline import PredictionPipeline, Upload
-from app.service.upload_checks import UploadLimits
+from app.core.model_registry import ModelRegistry
+from app.inference.prediction_path import PredictionPipeline, Upload
+from app.inference.upload_checks import UploadLimits
 from app.settings import bundled_model_store
 from bench.common import write_result
 from training.calibration import reliability

@@ -29,8 +29,8 @@ import numpy as np
 
 from app.core import preprocessing, quality_checks
 from app.core.manifest import load_manifest
+from app.core.model_registry import ModelRegistry
 from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig, decode_image
-from app.service.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import write_result
 

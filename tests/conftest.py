@@ -160,7 +160,7 @@ def model_store(tmp_path) -> Path:
 
 def write_store(store: Path) -> Path:
     """Two test models, their card checksums in store.json, and "brightness" the default."""
-    from app.service.model_registry import record_model
+    from app.core.model_registry import record_model
 
     write_mean_brightness_model(store / "brightness")
     write_mean_brightness_model(store / "brightness-64", input_size=64)

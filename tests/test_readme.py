@@ -96,7 +96,7 @@ def test_every_command_block_says_how_it_is_checked(blocks):
 
 
 def program_parsers():
-    from app.predict_cli import build_parser as predict_parser
+    from app.cli.predict import build_parser as predict_parser
     from training.cli import build_parser as training_parser
 
     return {"./scripts/train": training_parser(), "./scripts/predict": predict_parser()}

@@ -1,6 +1,6 @@
 """Grad-CAM maps over the model's input crop, and how much of the heat lies on the cell (a map
 that lights up the background explains nothing). Rendering them for people is
-app/service/explanations.py's job."""
+app/rendering/explanations.py's job."""
 
 from __future__ import annotations
 

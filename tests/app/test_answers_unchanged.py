@@ -110,7 +110,7 @@ def api_answers(client, cnmc_root: Path) -> dict:
 
 
 def cli_tables(cnmc_root: Path, tmp_path: Path) -> dict:
-    from app.predict_cli import main
+    from app.cli.predict import main
 
     folder = tmp_path / "sample-1"
     folder.mkdir()

@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 
+from app.core.model_registry import ModelRegistry
 from app.core.sample_ids import SampleIdPolicy
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_service import PredictionService
-from app.service.review_records import ReviewRecords
+from app.inference.service import PredictionService
+from app.records.review_records import ReviewRecords
 from app.settings import Settings
 from app.web.reviewer_identity import Reviewer, authenticated_reviewer
 

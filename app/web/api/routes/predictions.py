@@ -1,7 +1,7 @@
 """Predictions for one image or a batch; a bad file in a batch never fails the others.
 
 Each request's decoding and preprocessing runs under a time budget, and stops when its client
-disconnects (see app.service.request_budget). Routes pass the model id through: the service
+disconnects (see app.inference.budget). Routes pass the model id through: the service
 refuses an unknown one and the application's handlers turn domain errors into HTTP answers.
 """
 
@@ -14,7 +14,11 @@ from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Upl
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.inference.budget import budgeted, unless_client_gone
+from app.inference.prediction_path import Upload
+from app.inference.upload_checks import UploadRejectedError
 from app.logging_config import current_client_request_id
+from app.rendering.result_table import result_row, results_writer
 from app.schemas import (
     BatchError,
     BatchItem,
@@ -22,10 +26,6 @@ from app.schemas import (
     ErrorResponse,
     Prediction,
 )
-from app.service.prediction_pipeline import Upload
-from app.service.request_budget import budgeted, unless_client_gone
-from app.service.result_table import result_row, results_writer
-from app.service.upload_checks import UploadRejectedError
 from app.web.api.deps import (
     RequestIdDep,
     ReviewRecordsDep,

@@ -186,8 +186,8 @@ def test_a_request_over_its_time_budget_is_stopped_between_steps(
 
     from fastapi.testclient import TestClient
 
+    from app.inference import prediction_path as prediction_pipeline
     from app.main import create_app
-    from app.service import prediction_pipeline
 
     real_decode = prediction_pipeline.decode_image
 
@@ -211,9 +211,9 @@ def test_each_file_of_a_batch_gets_the_per_file_budget_not_a_multiple(
 
     from fastapi.testclient import TestClient
 
+    from app.inference import prediction_path as prediction_pipeline
+    from app.inference.budget import current_budget
     from app.main import create_app
-    from app.service import prediction_pipeline
-    from app.service.request_budget import current_budget
 
     seen: list[float] = []
     real_decode = prediction_pipeline.decode_image
@@ -240,8 +240,8 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     import anyio
     import httpx
 
-    from app.service import prediction_pipeline
-    from app.service.request_budget import ClientGoneError, current_budget
+    from app.inference import prediction_path as prediction_pipeline
+    from app.inference.budget import ClientGoneError, current_budget
 
     noticed = threading.Event()
     preprocessed = []
