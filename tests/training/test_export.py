@@ -182,9 +182,8 @@ def test_export_refuses_to_replace_a_folder_that_is_not_a_model(trained_run, tmp
 
 
 def test_the_export_is_recorded_in_the_stores_index(exported):
-    from app.service.model_registry import ModelRegistry, StoreIndex
-
     from app.core.manifest import card_sha256
+    from app.service.model_registry import ModelRegistry, StoreIndex
 
     index = StoreIndex.read(exported.parent)
     assert index.card_checksums == {"tiny": card_sha256(exported)}

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app.predict_cli import main as predict_main
-from app.service.model_registry import record_model
 from sklearn.metrics import roc_auc_score
 
+from app.predict_cli import main as predict_main
+from app.service.model_registry import record_model
 from tests.conftest import write_mean_brightness_model
 from training.cli import main
 from training.dataset_index import LABEL_ALL, DatasetError, read_image

@@ -6,11 +6,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from app.service.model_registry import StoreIndex
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from app.core.manifest import load_manifest
+from app.service.model_registry import StoreIndex
 from app.settings import bundled_model_store
 from training.gelu_fusion import reorder_gelu_for_fusion
 
