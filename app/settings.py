@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     )
     int8: bool = Field(
         False,
-        description="Serve each model's int8 graph where it ships one (int8.json in its folder: "
-        "measured faster with ROC AUC within 0.002); the float32 graph otherwise.",
+        description="Serve each model's int8 graph where it ships one (int8.json in its folder, "
+        "with its measured speed and accuracy: docs/performance.md); the float32 graph otherwise.",
     )
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."

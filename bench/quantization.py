@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score
 from app.core.classifier import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
 from app.core.manifest import file_sha256
 from app.core.model_registry import ModelRegistry
-from app.core.preprocessing import preprocess
+from app.core.recipe import preprocess
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
 from training.dataset_index import list_images, read_image

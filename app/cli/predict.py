@@ -29,8 +29,16 @@ from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import ModelManifest
 from app.core.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
 from app.core.sample_ids import SampleIdError, SampleIdPolicy
-from app.inference.prediction_path import PredictionPipeline, PreparedUpload, Upload
-from app.inference.upload_checks import UploadLimits, UploadRejectedError
+from app.inference.outcomes import Outcome, Refusal
+from app.inference.prediction_path import (
+    PredictOptions,
+    PreparedUpload,
+    Upload,
+    predict_prepared,
+    prepare_or_refuse,
+    tta_for,
+)
+from app.inference.upload_checks import UploadLimits
 from app.rendering.result_table import result_row, results_writer, sample_row, samples_writer
 from app.schemas import Prediction, SamplePrediction
 from app.settings import get_settings
@@ -96,23 +104,25 @@ def sample_id_argument(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-Prepared = tuple[Upload, PreparedUpload | UploadRejectedError]
+Prepared = tuple[Upload, PreparedUpload | Refusal]
 
 
 def score(
-    pipeline: PredictionPipeline,
     classifier: OnnxCellClassifier,
+    limits: UploadLimits,
     paths: Iterable[Path],
     *,
     batch_size: int,
     workers: int,
-) -> Iterator[tuple[Upload, Prediction | UploadRejectedError]]:
-    """Each file's outcome, in order; up to `workers` files are being prepared while a batch
-    is in onnxruntime, and at most a few batches are held in memory."""
+) -> Iterator[tuple[Upload, Outcome]]:
+    """Each file's outcome, in order, through the server's prediction path (without a time
+    budget); up to `workers` files are being prepared while a batch is in onnxruntime, and
+    at most a few batches are held in memory."""
+    options = PredictOptions(tta=tta_for(classifier, None))
 
     def prepare(path: Path) -> Prepared:
         upload = Upload(filename=str(path), data=path.read_bytes())
-        return upload, pipeline.prepare_or_refuse(upload, classifier)
+        return upload, prepare_or_refuse(upload, classifier, limits)
 
     remaining = iter(paths)
     window: deque[Future[Prepared]] = deque()
@@ -132,7 +142,7 @@ def score(
                 batch.append(window.popleft().result())
                 top_up()
             uploads = [upload for upload, _ in batch]
-            outcomes = pipeline.answer_prepared([item for _, item in batch], classifier)
+            outcomes = predict_prepared([item for _, item in batch], classifier, options)
             yield from zip(uploads, outcomes, strict=True)
 
 
@@ -232,21 +242,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"{scored} scored, {failures} failed; results in {args.out}", file=sys.stderr)
         return 0
-    pipeline = PredictionPipeline(registry, limits)
     failures = 0
     samples: dict[str, list[Prediction]] = {}
     with args.out.open("w", newline="", encoding="utf-8") as stream:
         writer = results_writer(stream)
         with tqdm(total=len(images), unit="image", file=sys.stderr) as progress:
             scored = score(
-                pipeline,
                 classifier,
+                limits,
                 [path for path, _ in images],
                 batch_size=max(1, args.batch_size),
                 workers=max(1, args.workers),
             )
             for (upload, outcome), (_, sample) in zip(scored, images, strict=True):
-                failures += isinstance(outcome, UploadRejectedError)
+                failures += isinstance(outcome, Refusal)
                 if isinstance(outcome, Prediction) and sample is not None:
                     outcome.sample_id = sample
                     samples.setdefault(sample, []).append(outcome)

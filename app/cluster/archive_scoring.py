@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from app.core.model_registry import ModelRegistry
-from app.inference.prediction_path import PredictionPipeline, Upload
+from app.inference.prediction_path import PredictOptions, Upload, predict_uploads, tta_for
 from app.inference.upload_checks import UploadLimits
 from app.rendering.result_table import RESULT_COLUMNS, result_row, results_writer
 from app.schemas import Prediction
@@ -32,9 +32,9 @@ class ArchiveScorer:
     def __init__(self, model_store: str, model_id: str | None, limits: UploadLimits) -> None:
         # One thread per actor: Ray gives each actor one CPU and runs as many actors as CPUs.
         registry = ModelRegistry.load(Path(model_store), intra_op_threads=1)
-        registry.get(model_id)
-        self.pipeline = PredictionPipeline(registry, limits)
-        self.model_id = model_id
+        self.classifier = registry.get(model_id)
+        self.limits = limits
+        self.options = PredictOptions(tta=tta_for(self.classifier, None))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Read by absolute path (the actor's working folder may differ); named as given.
@@ -42,7 +42,7 @@ class ArchiveScorer:
             Upload(filename=str(name), data=Path(path).read_bytes())
             for name, path in zip(batch["filename"], batch["path"], strict=True)
         ]
-        outcomes = self.pipeline.predict_many(uploads, model_id=self.model_id)
+        outcomes = predict_uploads(uploads, self.classifier, self.limits, self.options)
         for outcome, sample in zip(outcomes, batch["sample_id"], strict=True):
             if isinstance(outcome, Prediction) and sample:
                 outcome.sample_id = str(sample)

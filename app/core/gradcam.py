@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.core.preprocessing import foreground_mask
+from app.core.cell_colour import foreground_mask
 
 HEAT_ON_CELL_GOAL = 0.9
 """A map "lies on the cell" when at least this share of its heat is inside the cell's mask:

@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import MANIFEST_FILENAME, card_sha256, load_manifest
 
@@ -152,6 +150,5 @@ class ModelRegistry:
     def warm_up(self) -> None:
         """One inference per model, so the first request does not pay for lazy initialisation."""
         for classifier in self.models.values():
-            size = classifier.manifest.input.size
-            classifier.predict(np.zeros((1, 3, size, size), dtype=np.float32))
+            classifier.warm_up()
         self.warmed_up = True

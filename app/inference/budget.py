@@ -2,38 +2,32 @@
 
 A decode or a preprocessing step in a worker thread cannot be interrupted, so the work checks
 its budget between steps: past the deadline, or once the client has disconnected, the next
-`check_budget()` raises and the thread is free for the next request. The budget travels in a
-context variable, which the prediction service copies into its worker threads.
+`check()` refuses and the thread is free for the next request. The budget is an argument of
+the prediction path, handed in by whoever runs it (the web layer makes one per request; the
+command line and Ray run without a deadline).
 """
 
 from __future__ import annotations
 
-import asyncio
+import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from typing import TypeVar
 
-from app.inference.upload_checks import UploadRejectedError
+from app.inference.outcomes import RefusalKind, RefusedError
 
-T = TypeVar("T")
-DISCONNECT_POLL_SECONDS = 0.05
-CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read it
 WAITING = "waiting for a worker"
 
 
-class ClientGoneError(UploadRejectedError):
-    def __init__(self) -> None:
-        super().__init__(CLIENT_CLOSED_REQUEST, "the client closed the request")
-
-
 class WorkBudget:
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float = math.inf) -> None:
+        """`seconds` per file; infinite (the default): no deadline, and no client to leave."""
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
         self._gone = threading.Event()
+
+    @property
+    def limited(self) -> bool:
+        return math.isfinite(self.seconds)
 
     def client_gone(self) -> None:
         self._gone.set()
@@ -43,84 +37,29 @@ class WorkBudget:
         per file, so one slow file cannot spend its neighbours' time)."""
         self.deadline = time.monotonic() + self.seconds
 
-    @property
-    def seconds_left(self) -> float:
-        return self.deadline - time.monotonic()
+    def seconds_left(self, default: float) -> float:
+        """What remains of the budget; `default` without a deadline."""
+        return self.deadline - time.monotonic() if self.limited else default
 
     @property
     def is_client_gone(self) -> bool:
+        """Whether the client has left. Unlike `check`, the clock does not count: work already
+        paid for is still answered late."""
         return self._gone.is_set()
 
     def check(self, step: str) -> None:
+        """Stop here when the budget is spent or the client has gone; else a no-op."""
         if self._gone.is_set():
-            raise ClientGoneError
+            raise RefusedError(RefusalKind.CLIENT_GONE, "the client closed the request")
         if time.monotonic() <= self.deadline:
             return
         if step == WAITING:
-            raise UploadRejectedError(
-                503, f"the server is busy: no worker was free within {self.seconds:g} s"
+            raise RefusedError(
+                RefusalKind.BUSY,
+                f"the server is busy: no worker was free within {self.seconds:g} s",
             )
-        raise UploadRejectedError(
-            413,
+        raise RefusedError(
+            RefusalKind.OVER_BUDGET,
             f"{step} took longer than the {self.seconds:g} s budget per request; "
             "send a smaller image",
         )
-
-
-current_budget: ContextVar[WorkBudget | None] = ContextVar("current_budget", default=None)
-
-
-def check_budget(step: str) -> None:
-    """Stop here when the request's budget is spent or its client has gone; else a no-op."""
-    budget = current_budget.get()
-    if budget is not None:
-        budget.check(step)
-
-
-def restart_budget() -> None:
-    """Give the next file of this request the whole budget (a no-op outside a request)."""
-    budget = current_budget.get()
-    if budget is not None:
-        budget.restart()
-
-
-def seconds_left(default: float) -> float:
-    """What remains of this request's budget; `default` outside a request."""
-    budget = current_budget.get()
-    return default if budget is None else budget.seconds_left
-
-
-def client_has_gone() -> bool:
-    """Whether this request's client has left (never outside a request). Unlike
-    `check_budget`, the clock does not count: work already paid for is still answered late."""
-    budget = current_budget.get()
-    return budget is not None and budget.is_client_gone
-
-
-@asynccontextmanager
-async def budgeted(seconds: float) -> AsyncIterator[WorkBudget]:
-    budget = WorkBudget(seconds)
-    token = current_budget.set(budget)
-    try:
-        yield budget
-    finally:
-        current_budget.reset(token)
-
-
-async def unless_client_gone(
-    work: Awaitable[T], is_disconnected: Callable[[], Awaitable[bool]], budget: WorkBudget
-) -> T:
-    """Await the work while watching the connection; a client that leaves stops it."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
-            if done:
-                return task.result()
-            if await is_disconnected():
-                budget.client_gone()
-                task.cancel()
-                raise ClientGoneError
-    finally:
-        if not task.done():
-            task.cancel()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.preprocessing import ImageDecodeError, decode_image
+from app.core.image_decoding import ImageDecodeError, decode_image
 
 log = logging.getLogger("leukolens.decoding")
 

@@ -1,7 +1,10 @@
-"""Dynamic micro-batching: concurrent requests for one model share an onnxruntime call.
+"""Dynamic micro-batching: concurrent requests for one model share one run of the prediction
+path.
 
 A batch closes when it is full or when its oldest request has waited `max_wait`; it never
-waits when no other request is on its way, so a lone client pays no extra latency.
+waits when no other request is on its way, so a lone client pays no extra latency. What runs a
+batch is handed in (the service hands in the prediction path's `predict_prepared`): this
+module only groups and distributes.
 """
 
 from __future__ import annotations
@@ -9,54 +12,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-import numpy as np
-
-from app.core.classifier import BatchOutput, OnnxCellClassifier
-
-
-@dataclass(frozen=True)
-class BatchedResult:
-    logit: float
-    probability: float
-    batch_size: int
-    inference_ms: float
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
-InferenceObserver = Callable[[str, int, float], None]
-
-
-class MicroBatcher:
+class MicroBatcher(Generic[Item, Result]):
     def __init__(
         self,
-        classifier: OnnxCellClassifier,
+        run_batch: Callable[[Sequence[Item]], Sequence[Result]],
         executor: Executor,
         *,
         max_batch: int,
         max_wait_seconds: float,
         incoming: Callable[[], int],
-        observe: InferenceObserver | None = None,
     ) -> None:
-        """`incoming` tells how many requests are still being prepared for this batcher."""
-        self.classifier = classifier
+        """`run_batch` answers a batch, one result per item in order, on the executor;
+        `incoming` tells how many requests are still being prepared for this batcher."""
+        self.run_batch = run_batch
         self.executor = executor
         self.max_batch = max_batch
         self.max_wait_seconds = max_wait_seconds
         self.incoming = incoming
-        self.observe = observe
-        self._pending: deque[tuple[np.ndarray, asyncio.Future[BatchedResult]]] = deque()
+        self._pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def infer(self, tensor: np.ndarray) -> BatchedResult:
+    async def submit(self, item: Item) -> Result:
         if self._task is None or self._task.done():
             self._arrived = asyncio.Event()
             self._task = asyncio.create_task(self._serve())
-        result: asyncio.Future[BatchedResult] = asyncio.get_running_loop().create_future()
-        self._pending.append((tensor, result))
+        result: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, result))
         self._arrived.set()
         return await result
 
@@ -65,7 +55,7 @@ class MicroBatcher:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _collect(self) -> list[tuple[np.ndarray, asyncio.Future[BatchedResult]]]:
+    async def _collect(self) -> list[tuple[Item, asyncio.Future[Result]]]:
         """Wait for a first request, then for company while more are being prepared.
 
         Waiting on an event rather than on a queue's get() means a timeout can never drop a
@@ -89,28 +79,15 @@ class MicroBatcher:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._collect()
-            batch = np.stack([tensor for tensor, _ in items])
-            started = time.perf_counter()
+            entries = await self._collect()
+            items = [item for item, _ in entries]
             try:
-                output: BatchOutput = await loop.run_in_executor(
-                    self.executor, self.classifier.predict, batch
-                )
+                results = await loop.run_in_executor(self.executor, self.run_batch, items)
             except Exception as error:  # the callers, not this loop, must see the failure
-                for _, result in items:
-                    if not result.done():
-                        result.set_exception(error)
+                for _, future in entries:
+                    if not future.done():
+                        future.set_exception(error)
                 continue
-            seconds = time.perf_counter() - started
-            if self.observe is not None:
-                self.observe(self.classifier.manifest.id, len(items), seconds)
-            for index, (_, result) in enumerate(items):
-                if not result.done():
-                    result.set_result(
-                        BatchedResult(
-                            logit=float(output.logits[index]),
-                            probability=float(output.probabilities[index]),
-                            batch_size=len(items),
-                            inference_ms=round(seconds * 1000, 3),
-                        )
-                    )
+            for (_, future), result in zip(entries, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

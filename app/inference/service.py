@@ -1,5 +1,5 @@
 """The server's asynchronous side of prediction: admission, the worker pool, micro-batching and
-the audit log, around the synchronous pipeline.
+the audit log, around the prediction path (app/inference/prediction_path.py).
 
 Blocking work runs on a thread pool (OpenCV and onnxruntime release the GIL); concurrent
 single-image requests share batched inferences; beyond a configured number of requests in
@@ -19,13 +19,24 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from app.core.classifier import ExplanationUnavailableError
+from app.core.classifier import ExplanationUnavailableError, OnnxCellClassifier
 from app.core.model_registry import ModelRegistry
+from app.inference.budget import WorkBudget
 from app.inference.decoder_processes import DecoderProcesses
 from app.inference.memory_release import release_free_memory
-from app.inference.micro_batching import InferenceObserver, MicroBatcher
-from app.inference.prediction_path import InferenceResult, PredictionPipeline, Upload
-from app.inference.upload_checks import UploadLimits, UploadRejectedError
+from app.inference.micro_batching import MicroBatcher
+from app.inference.outcomes import Outcome, Refusal, RefusedError
+from app.inference.prediction_path import (
+    InferenceObserver,
+    PredictOptions,
+    PreparedUpload,
+    Upload,
+    predict_prepared,
+    predict_uploads,
+    prepare,
+    tta_for,
+)
+from app.inference.upload_checks import UploadLimits
 from app.records.audit_log import AuditLog, AuditRecord, AuditUnavailableError
 from app.schemas import Prediction
 
@@ -64,9 +75,10 @@ class PredictionService:
         observe_inference: InferenceObserver | None = None,
         decoders: DecoderProcesses | None = None,
     ) -> None:
-        self.pipeline = PredictionPipeline(
-            registry, limits, observe_inference=observe_inference, decoders=decoders
-        )
+        self.registry = registry
+        self.limits = limits
+        self.observe_inference = observe_inference
+        self.decoders = decoders
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
         self.max_in_flight = max_in_flight
         self.batch_slots = asyncio.Semaphore(max(1, worker_threads - 1))
@@ -74,28 +86,31 @@ class PredictionService:
         self.in_flight = 0
         self.preparing = 0
         policy = batching or BatchingPolicy()
-        self.batchers = {
+        self.batchers: dict[str, MicroBatcher[PreparedUpload, Outcome]] = {
             model_id: MicroBatcher(
-                classifier,
+                partial(self._predict_shared, classifier),
                 self.executor,
                 max_batch=policy.max_batch,
                 max_wait_seconds=policy.max_wait_seconds,
                 incoming=lambda: self.preparing,
-                observe=observe_inference,
             )
             for model_id, classifier in registry.models.items()
         }
 
-    @property
-    def registry(self) -> ModelRegistry:
-        """The pipeline's models: one registry, held in one place."""
-        return self.pipeline.registry
+    def _predict_shared(
+        self, classifier: OnnxCellClassifier, prepared: Sequence[PreparedUpload]
+    ) -> list[Outcome]:
+        """One micro-batch of several requests' images: plain answers (no TTA, no maps); each
+        request puts its own id on its answer."""
+        return predict_prepared(
+            prepared, classifier, PredictOptions(), observe=self.observe_inference
+        )
 
     def close(self) -> None:
         """Stop the worker threads and the decoders, and flush the audit log."""
         self.executor.shutdown(wait=True, cancel_futures=True)
-        if self.pipeline.decoders is not None:
-            self.pipeline.decoders.close()
+        if self.decoders is not None:
+            self.decoders.close()
         if self.audit_log is not None:
             self.audit_log.close()
 
@@ -122,7 +137,7 @@ class PredictionService:
         finally:
             self.in_flight -= 1
 
-    def audit(self, outcomes: Sequence[Prediction | UploadRejectedError]) -> Future[None] | None:
+    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
         """One audit row per answered image (hashes and results, never the image); the future
         is done once the rows are durable (see AuditLog.submit)."""
         answered = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
@@ -156,46 +171,61 @@ class PredictionService:
         views: bool = False,
         tta: bool | None = None,
         explain: bool = False,
+        budget: WorkBudget | None = None,
     ) -> Prediction:
-        """One image; an unknown model or a map the model cannot draw is refused before any
-        work, and before admission (the answer would not change by waiting)."""
+        """One image, or RefusedError; an unknown model or a map the model cannot draw is
+        refused before any work, and before admission (the answer would not change by
+        waiting)."""
+        budget = budget or WorkBudget()
         classifier = self.registry.get(model_id)
         if explain and not classifier.explains:
             raise ExplanationUnavailableError(NO_GRADCAM_GRAPH)
         async with self.admitted():
-            use_tta = self.pipeline.tta_for(classifier, tta)
+            options = PredictOptions(
+                tta=tta_for(classifier, tta), explain=explain, request_id=request_id
+            )
             self.preparing += 1
             try:
-                prepared = await self.run(partial(self.pipeline.prepare, upload, classifier, views))
+                prepared = await self.run(
+                    partial(
+                        prepare,
+                        upload,
+                        classifier,
+                        self.limits,
+                        views=views,
+                        budget=budget,
+                        decoders=self.decoders,
+                    )
+                )
             finally:
                 self.preparing -= 1
-            if use_tta or explain or self.in_flight == 1:
+            if options.tta or explain or self.in_flight == 1:
                 # Already a batch of its own (8 transforms), needing the map, or with no
                 # request to share a batch with: run it directly, without the batcher's hop,
                 # and answer on the worker too: drawing an explanation takes milliseconds
                 # that the event loop owes every other client.
-                def infer_and_answer() -> Prediction:
-                    inference = self.pipeline.infer_one(
-                        classifier, prepared.tensor, use_tta, explain
+                (outcome,) = await self.run(
+                    partial(
+                        predict_prepared,
+                        [prepared],
+                        classifier,
+                        options,
+                        budget=budget,
+                        observe=self.observe_inference,
                     )
-                    return self.pipeline.answer(
-                        prepared, classifier, inference, request_id, tta=use_tta
-                    )
-
-                prediction = await self.run(infer_and_answer)
-            else:
-                batched = await self.batchers[classifier.manifest.id].infer(prepared.tensor)
-                inference = InferenceResult(batched.probability, None, batched.inference_ms)
-                prediction = self.pipeline.answer(
-                    prepared, classifier, inference, request_id, tta=use_tta
                 )
-            recorded = self.audit([prediction])
+            else:
+                outcome = await self.batchers[classifier.manifest.id].submit(prepared)
+            if isinstance(outcome, Refusal):  # not made by inference; kept for the type
+                raise RefusedError(outcome.kind, outcome.reason)
+            outcome.request_id = request_id
+            recorded = self.audit([outcome])
             if recorded is not None:
                 try:
                     await asyncio.wait_for(asyncio.wrap_future(recorded), RECORD_WAIT_SECONDS)
                 except TimeoutError as error:
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
-            return prediction
+            return outcome
 
     async def predict_batch(
         self,
@@ -206,20 +236,26 @@ class PredictionService:
         tta: bool | None = None,
         views: bool = False,
         explain: bool = False,
-    ) -> list[Prediction | UploadRejectedError]:
-        self.registry.get(model_id)
+        budget: WorkBudget | None = None,
+    ) -> list[Outcome]:
+        classifier = self.registry.get(model_id)
+        options = PredictOptions(
+            tta=tta_for(classifier, tta), explain=explain, request_id=request_id
+        )
 
-        def predict_and_audit() -> list[Prediction | UploadRejectedError]:
+        def predict_and_audit() -> list[Outcome]:
             # Audited on the worker: rows are written for work done even if the client has
             # gone by the time it ends.
             try:
-                outcomes = self.pipeline.predict_many(
+                outcomes = predict_uploads(
                     uploads,
-                    model_id=model_id,
-                    request_id=request_id,
-                    tta=tta,
+                    classifier,
+                    self.limits,
+                    options,
                     views=views,
-                    explain=explain,
+                    budget=budget,
+                    decoders=self.decoders,
+                    observe=self.observe_inference,
                 )
             finally:
                 # A batch's decoded images, tensors and maps are garbage now: give the pages

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from app.core.preprocessing import PNG_SIGNATURE
+from app.core.image_decoding import PNG_SIGNATURE
+from app.inference.outcomes import RefusalKind, RefusedError
 
 SUPPORTED_FORMATS = {"BMP", "PNG", "JPEG", "TIFF"}
 SUPPORTED_CONTENT_TYPES = {
@@ -32,10 +33,9 @@ SUPPORTED_CONTENT_TYPES = {
 NEUTRAL_CONTENT_TYPES = {"", "application/octet-stream"}
 
 # C-NMC cells are 450 x 450 and the models crop a fixed 352-pixel window at that scale, so a
-# cell image needs little more: 1024 x 1024 (five times the area) leaves a wide margin. The
-# decode and preprocessing of the worst image within it stays under 2 s and 300 MB
-# (bench/hostile_uploads.py); at 2048 x 2048 it took 2.8 s and 326 MB. Side: 1 x 4000 strips
-# are legal images, so the side limit is looser than the square root of the pixel limit.
+# cell image needs little more: 1024 x 1024 (five times the area) leaves a wide margin while
+# bounding the worst decode's time and memory (measured in docs/security.md). Side: 1 x 4000
+# strips are legal images, so the side limit is looser than the square root of the pixel limit.
 DEFAULT_MAX_PIXELS = 1024 * 1024
 DEFAULT_MAX_SIDE = 4096
 # What OpenCV allocates for the decoded array: an 8-bit RGBA image at the pixel limit. 16-bit
@@ -56,15 +56,6 @@ _TIFF_TILE_LENGTH = 323
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 4, 6: 4}
 _TIFF_BITS_PER_SAMPLE = 258
 _TIFF_SAMPLES_PER_PIXEL = 277
-
-
-class UploadRejectedError(Exception):
-    """A client error with its HTTP status and a reason to show the client."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -151,24 +142,24 @@ def check_codec_cost(data: bytes, header: ImageHeader, limits: UploadLimits) -> 
         # counts the scans, plus any in an embedded thumbnail.
         scans = data.count(_JPEG_START_OF_SCAN)
         if scans > MAX_JPEG_SCANS:
-            raise UploadRejectedError(
-                413,
+            raise RefusedError(
+                RefusalKind.TOO_LARGE,
                 f"JPEG with {scans} scans; the limit is {MAX_JPEG_SCANS} (a progressive "
                 "JPEG needs at most 10): save it as a baseline JPEG or PNG",
             )
     if header.format == "TIFF" and header.tile is not None:
         width, length = header.tile
         if width > _aligned(header.width) or length > _aligned(header.height):
-            raise UploadRejectedError(
-                413,
+            raise RefusedError(
+                RefusalKind.TOO_LARGE,
                 f"TIFF tiles of {width}x{length} for a {header.width}x{header.height} "
                 "image: a tile may not be larger than the image",
             )
         sample_bytes = max(1, math.ceil(header.bits_per_sample / 8))
         tile_bytes = width * length * header.channels * sample_bytes
         if tile_bytes > limits.max_decoded_bytes:
-            raise UploadRejectedError(
-                413,
+            raise RefusedError(
+                RefusalKind.TOO_LARGE,
                 f"TIFF tiles of {tile_bytes} bytes; the limit is {limits.max_decoded_bytes}",
             )
 
@@ -191,40 +182,46 @@ def read_header(data: bytes, content_type: str | None) -> ImageHeader:
                     tile=_tiff_tile(image) if image.format == "TIFF" else None,
                 )
     except Image.DecompressionBombError as error:
-        raise UploadRejectedError(413, f"image has too many pixels: {error}") from error
+        raise RefusedError(RefusalKind.TOO_LARGE, f"image has too many pixels: {error}") from error
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         if _declared_unsupported(content_type):
-            raise UploadRejectedError(
-                415, f"unsupported type {content_type}; send a BMP, PNG, JPEG or TIFF image"
+            raise RefusedError(
+                RefusalKind.UNSUPPORTED_TYPE,
+                f"unsupported type {content_type}; send a BMP, PNG, JPEG or TIFF image",
             ) from error
-        raise UploadRejectedError(400, "not a readable BMP, PNG, JPEG or TIFF image") from error
+        raise RefusedError(
+            RefusalKind.UNREADABLE, "not a readable BMP, PNG, JPEG or TIFF image"
+        ) from error
 
 
 def inspect_upload(data: bytes, content_type: str | None, limits: UploadLimits) -> ImageHeader:
     if len(data) > limits.max_bytes:
-        raise UploadRejectedError(
-            413, f"file is {len(data)} bytes; the limit is {limits.max_bytes}"
+        raise RefusedError(
+            RefusalKind.TOO_LARGE, f"file is {len(data)} bytes; the limit is {limits.max_bytes}"
         )
     if not data:
-        raise UploadRejectedError(400, "empty file")
+        raise RefusedError(RefusalKind.EMPTY, "empty file")
     header = read_header(data, content_type)
     if header.format not in SUPPORTED_FORMATS:
-        raise UploadRejectedError(
-            415, f"unsupported image type {header.format or 'unknown'}; send BMP, PNG, JPEG or TIFF"
+        raise RefusedError(
+            RefusalKind.UNSUPPORTED_TYPE,
+            f"unsupported image type {header.format or 'unknown'}; send BMP, PNG, JPEG or TIFF",
         )
     size = f"{header.width}x{header.height}"
     pixels = header.width * header.height
     if pixels > limits.max_pixels:
-        raise UploadRejectedError(
-            413, f"image is {size} ({pixels} pixels); the limit is {limits.max_pixels} pixels"
+        raise RefusedError(
+            RefusalKind.TOO_LARGE,
+            f"image is {size} ({pixels} pixels); the limit is {limits.max_pixels} pixels",
         )
     if max(header.width, header.height) > limits.max_side:
-        raise UploadRejectedError(
-            413, f"image is {size}; the limit is {limits.max_side} pixels per side"
+        raise RefusedError(
+            RefusalKind.TOO_LARGE,
+            f"image is {size}; the limit is {limits.max_side} pixels per side",
         )
     if header.decoded_bytes > limits.max_decoded_bytes:
-        raise UploadRejectedError(
-            413,
+        raise RefusedError(
+            RefusalKind.TOO_LARGE,
             f"image is {size} with {header.channels} channels of {header.bits_per_sample} bits: "
             f"{header.decoded_bytes} bytes decoded; the limit is {limits.max_decoded_bytes}",
         )

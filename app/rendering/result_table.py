@@ -6,10 +6,11 @@ Samples as rows too: each one's share of blast-like cells, a research aid, never
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from typing import TextIO
 
-from app.inference.upload_checks import UploadRejectedError
-from app.schemas import BlastShare, Prediction
+from app.inference.outcomes import Outcome, Refusal
+from app.schemas import BlastShare
 
 RESULT_COLUMNS = [
     "filename",
@@ -35,12 +36,21 @@ def spreadsheet_safe(text: str) -> str:
     return "'" + text if text[:1] in _FORMULA_STARTS else text
 
 
-def result_row(filename: str, outcome: Prediction | UploadRejectedError) -> dict[str, str]:
-    if isinstance(outcome, UploadRejectedError):
+def kind_and_reason(refusal: Refusal) -> str:
+    return f"{refusal.kind}: {refusal.reason}"
+
+
+def result_row(
+    filename: str,
+    outcome: Outcome,
+    describe: Callable[[Refusal], str] = kind_and_reason,
+) -> dict[str, str]:
+    """One row; a refusal's `error` as `describe` says it (its kind and reason by default)."""
+    if isinstance(outcome, Refusal):
         return {
             "filename": spreadsheet_safe(filename),
             "status": "error",
-            "error": spreadsheet_safe(f"{outcome.status_code}: {outcome.detail}"),
+            "error": spreadsheet_safe(describe(outcome)),
         }
     return {
         "filename": spreadsheet_safe(filename),

@@ -30,7 +30,7 @@ def test_scores_files_and_folders_into_a_csv(cnmc_root, model_store, tmp_path, c
     assert rows[0]["filename"] == str(single)
     assert [r["status"] for r in rows] == ["ok"] * 10 + ["error"]
     assert all(r["model_id"] == "brightness" for r in rows[:10])
-    assert rows[-1]["error"].startswith("400")
+    assert rows[-1]["error"].startswith("unreadable: ")
     assert "10 scored, 1 failed" in capsys.readouterr().err
 
 

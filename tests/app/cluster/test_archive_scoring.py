@@ -1,8 +1,10 @@
 """Archive scoring on a local Ray instance with 2 CPUs equals the local command row for row."""
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,8 @@ def test_the_ray_csv_equals_the_local_csv_row_for_row(cnmc_root, tmp_path):
             text=True,
             timeout=600,
             cwd=tmp_path,
+            # This tree's app/, whichever checkout the environment installed.
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
         )
         assert finished.returncode == 0, finished.stderr[-4000:]
         return out.read_text().splitlines(), finished.stderr

@@ -3,57 +3,46 @@ import threading
 
 import pytest
 
-from app.inference.budget import (
-    CLIENT_CLOSED_REQUEST,
-    WAITING,
-    ClientGoneError,
-    WorkBudget,
-    budgeted,
-    check_budget,
-    client_has_gone,
-    unless_client_gone,
-)
-from app.inference.upload_checks import UploadRejectedError
+from app.inference.budget import WAITING, WorkBudget
+from app.inference.outcomes import RefusalKind, RefusedError
+from app.web.client_watch import unless_client_gone
 
 
-def test_outside_a_request_there_is_no_budget():
-    check_budget("decoding")  # the command-line predictor and training: no limit
+def test_without_a_deadline_nothing_is_refused():
+    budget = WorkBudget()  # the command line, Ray and benchmarks: no limit
+    budget.check("decoding")
+    assert budget.seconds_left(10.0) == 10.0
 
 
 def test_a_spent_budget_stops_the_next_step():
     budget = WorkBudget(0.0)
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         budget.check("decoding")
-    assert caught.value.status_code == 413
-    assert "decoding took longer than the 0 s budget" in caught.value.detail
+    assert caught.value.kind is RefusalKind.OVER_BUDGET
+    assert "decoding took longer than the 0 s budget" in caught.value.reason
 
 
 def test_waiting_past_the_budget_is_busy_not_too_large():
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         WorkBudget(0.0).check(WAITING)
-    assert caught.value.status_code == 503
+    assert caught.value.kind is RefusalKind.BUSY
 
 
 def test_a_gone_client_stops_the_next_step_at_once():
     budget = WorkBudget(60.0)
     budget.check("decoding")
     budget.client_gone()
-    with pytest.raises(ClientGoneError) as caught:
+    with pytest.raises(RefusedError) as caught:
         budget.check("decoding")
-    assert caught.value.status_code == CLIENT_CLOSED_REQUEST
+    assert caught.value.kind is RefusalKind.CLIENT_GONE
 
 
 def test_only_a_gone_client_counts_as_gone_not_a_late_one():
-    assert not client_has_gone()  # outside a request
-
-    async def main() -> None:
-        async with budgeted(60.0) as budget:
-            budget.deadline = 0.0
-            assert not client_has_gone()  # late, but somebody is waiting for the answer
-            budget.client_gone()
-            assert client_has_gone()
-
-    asyncio.run(main())
+    budget = WorkBudget(60.0)
+    budget.deadline = 0.0
+    assert not budget.is_client_gone  # late, but somebody is waiting for the answer
+    budget.client_gone()
+    assert budget.is_client_gone
 
 
 def test_a_client_that_leaves_stops_the_work_in_the_thread():
@@ -70,19 +59,20 @@ def test_a_client_that_leaves_stops_the_work_in_the_thread():
                 budget.check(f"step {step}")
                 steps_done.append(step)
                 threading.Event().wait(0.02)
-        except ClientGoneError:
+        except RefusedError:
             stopped.set()
 
     async def scenario():
-        async with budgeted(60.0) as budget:
-            loop = asyncio.get_running_loop()
-            job = loop.run_in_executor(None, work, budget)
+        budget = WorkBudget(60.0)
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(None, work, budget)
 
-            async def is_disconnected() -> bool:
-                return first_step_running.is_set()
+        async def is_disconnected() -> bool:
+            return first_step_running.is_set()
 
-            with pytest.raises(ClientGoneError):
-                await unless_client_gone(job, is_disconnected, budget)
+        with pytest.raises(RefusedError) as caught:
+            await unless_client_gone(job, is_disconnected, budget)
+        assert caught.value.kind is RefusalKind.CLIENT_GONE
 
     asyncio.run(scenario())
     assert stopped.wait(10)  # the thread itself stopped at its next check

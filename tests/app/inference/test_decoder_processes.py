@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core.preprocessing import ImageDecodeError, decode_image
+from app.core.image_decoding import ImageDecodeError, decode_image
 from app.inference.decoder_processes import DecoderProcesses, DecodeStoppedError, DecodeTimeoutError
 from bench.hostile_uploads import jpeg_scan_bomb
 

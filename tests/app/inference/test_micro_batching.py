@@ -2,87 +2,111 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-import pytest
-
-from app.core.classifier import OnnxCellClassifier
 from app.inference.micro_batching import MicroBatcher
 
 
-@pytest.fixture
-def classifier(brightness_model_dir):
-    return OnnxCellClassifier(brightness_model_dir)
+class Recorder:
+    """A batch runner that answers each item with (item, the size of its batch)."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __call__(self, items):
+        self.sizes.append(len(items))
+        time.sleep(0.01)
+        return [(item, len(items)) for item in items]
 
 
-def tensors(count: int) -> list[np.ndarray]:
-    return [np.full((3, 32, 32), value, np.float32) for value in np.linspace(0, 0.5, count)]
-
-
-def run_concurrently(batcher: MicroBatcher, inputs: list[np.ndarray]):
+def run_concurrently(batcher: MicroBatcher, inputs: list):
     async def main():
         try:
-            return await asyncio.gather(*(batcher.infer(t) for t in inputs))
+            return await asyncio.gather(*(batcher.submit(item) for item in inputs))
         finally:
             await batcher.close()
 
     return asyncio.run(main())
 
 
-def test_concurrent_requests_share_a_batch_and_get_their_own_answers(classifier):
-    observed = []
+def test_concurrent_requests_share_a_batch_and_get_their_own_answers():
+    run = Recorder()
     with ThreadPoolExecutor(2) as pool:
-        batcher = MicroBatcher(
-            classifier,
-            pool,
-            max_batch=8,
-            max_wait_seconds=0.5,
-            incoming=lambda: 1,
-            observe=lambda *a: observed.append(a),
-        )
-        inputs = tensors(8)
-        results = run_concurrently(batcher, inputs)
-    expected = classifier.predict(np.stack(inputs)).probabilities
-    np.testing.assert_allclose([r.probability for r in results], expected, atol=1e-6)
-    assert max(r.batch_size for r in results) > 1
-    assert sum(size for _, size, _ in observed) == 8
-    assert all(size <= 8 for _, size, _ in observed)
+        batcher = MicroBatcher(run, pool, max_batch=8, max_wait_seconds=0.5, incoming=lambda: 1)
+        results = run_concurrently(batcher, list(range(8)))
+    assert [item for item, _ in results] == list(range(8))
+    assert max(size for _, size in results) > 1
+    assert sum(run.sizes) == 8
+    assert all(size <= 8 for size in run.sizes)
 
 
-def test_batches_never_exceed_the_maximum(classifier):
+def test_batches_never_exceed_the_maximum():
     with ThreadPoolExecutor(2) as pool:
         batcher = MicroBatcher(
-            classifier, pool, max_batch=3, max_wait_seconds=0.2, incoming=lambda: 1
+            Recorder(), pool, max_batch=3, max_wait_seconds=0.2, incoming=lambda: 1
         )
-        results = run_concurrently(batcher, tensors(7))
-    assert max(r.batch_size for r in results) <= 3
+        results = run_concurrently(batcher, list(range(7)))
+    assert max(size for _, size in results) <= 3
     assert len(results) == 7
 
 
-def test_a_lone_request_does_not_wait_for_company(classifier):
+def test_a_lone_request_does_not_wait_for_company():
     with ThreadPoolExecutor(1) as pool:
         batcher = MicroBatcher(
-            classifier, pool, max_batch=16, max_wait_seconds=30.0, incoming=lambda: 0
+            Recorder(), pool, max_batch=16, max_wait_seconds=30.0, incoming=lambda: 0
         )
         started = time.perf_counter()
-        (result,) = run_concurrently(batcher, tensors(1))
-    assert result.batch_size == 1
+        ((_, size),) = run_concurrently(batcher, [0])
+    assert size == 1
     assert time.perf_counter() - started < 10.0  # far below the 30 s it would wait for company
 
 
-def test_an_inference_failure_reaches_every_caller(classifier):
+def test_a_failure_reaches_every_caller():
+    def failing(items):
+        raise ValueError("the model wants 32 x 32")
+
     with ThreadPoolExecutor(1) as pool:
-        batcher = MicroBatcher(
-            classifier, pool, max_batch=4, max_wait_seconds=0.2, incoming=lambda: 1
-        )
+        batcher = MicroBatcher(failing, pool, max_batch=4, max_wait_seconds=0.2, incoming=lambda: 1)
 
         async def main():
-            wrong = np.zeros((3, 8, 8), np.float32)  # the model wants 32 x 32
             try:
                 return await asyncio.gather(
-                    batcher.infer(wrong), batcher.infer(wrong), return_exceptions=True
+                    batcher.submit(1), batcher.submit(2), return_exceptions=True
                 )
             finally:
                 await batcher.close()
 
         outcomes = asyncio.run(main())
-    assert all(isinstance(outcome, Exception) for outcome in outcomes)
+    assert all(isinstance(outcome, ValueError) for outcome in outcomes)
+
+
+def test_the_service_shares_a_batch_through_the_prediction_path(model_store, real_cell_png):
+    """Concurrent single images are answered from shared runs of predict_prepared, each with
+    its own request id, and the observer hears every image."""
+    from app.core.model_registry import ModelRegistry
+    from app.inference.prediction_path import Upload
+    from app.inference.service import BatchingPolicy, PredictionService
+    from app.inference.upload_checks import UploadLimits
+
+    observed = []
+    service = PredictionService(
+        ModelRegistry.load(model_store),
+        UploadLimits(max_bytes=10**7),
+        4,
+        batching=BatchingPolicy(max_batch=8, max_wait_seconds=0.2),
+        observe_inference=lambda *args: observed.append(args),
+    )
+
+    async def main():
+        try:
+            return await asyncio.gather(
+                *(
+                    service.predict(Upload("c.png", real_cell_png), request_id=f"r{n}")
+                    for n in range(6)
+                )
+            )
+        finally:
+            await service.aclose()
+
+    answers = asyncio.run(main())
+    assert [answer.request_id for answer in answers] == [f"r{n}" for n in range(6)]
+    assert len({answer.probability_all for answer in answers}) == 1
+    assert sum(size for _, size, _ in observed) == 6

@@ -4,6 +4,8 @@ import threading
 import pytest
 
 from app.core.model_registry import ModelRegistry
+from app.inference import prediction_path
+from app.inference import service as service_module
 from app.inference.prediction_path import Upload
 from app.inference.service import PredictionService, ServerBusyError
 from app.inference.upload_checks import UploadLimits
@@ -33,13 +35,13 @@ def test_an_explanation_is_drawn_off_the_event_loop(real_cell_png, monkeypatch):
         ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7), 2
     )
     answered_on: list[str] = []
-    answer = service.pipeline.answer
+    answer = prediction_path.answer
 
     def recording_answer(*args, **kwargs):
         answered_on.append(threading.current_thread().name)
         return answer(*args, **kwargs)
 
-    monkeypatch.setattr(service.pipeline, "answer", recording_answer)
+    monkeypatch.setattr(prediction_path, "answer", recording_answer)
 
     async def main():
         return await service.predict(Upload("cell.png", real_cell_png), explain=True)
@@ -89,13 +91,13 @@ def test_batches_never_hold_every_worker(model_store, real_cell_png, monkeypatch
         ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7), worker_threads=2
     )
     release = threading.Event()
-    real = service.pipeline.predict_many
+    real = service_module.predict_uploads
 
     def long_batch(*args, **kwargs):
         release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service.pipeline, "predict_many", long_batch)
+    monkeypatch.setattr(service_module, "predict_uploads", long_batch)
 
     async def scenario():
         batches = [

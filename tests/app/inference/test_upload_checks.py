@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference.upload_checks import UploadLimits, UploadRejectedError, inspect_upload
+from app.inference.outcomes import RefusalKind, RefusedError
+from app.inference.upload_checks import UploadLimits, inspect_upload
+from app.web.errors import STATUS_FOR_REFUSAL
 
 LIMITS = UploadLimits(max_bytes=2_000_000, max_pixels=1_000_000)
 
@@ -35,10 +37,10 @@ def test_supported_formats_pass_with_their_size(format_name, mode):
 
 @pytest.mark.parametrize("format_name", ["GIF", "WEBP", "ICO"])
 def test_other_image_formats_are_unsupported(format_name):
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(pillow_bytes(format_name), "application/octet-stream", LIMITS)
-    assert caught.value.status_code == 415
-    assert format_name in caught.value.detail
+    assert caught.value.kind is RefusalKind.UNSUPPORTED_TYPE
+    assert format_name in caught.value.reason
 
 
 @pytest.mark.parametrize(
@@ -54,24 +56,24 @@ def test_other_image_formats_are_unsupported(format_name):
     ],
 )
 def test_unreadable_data(data, content_type, status):
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(data, content_type, LIMITS)
-    assert caught.value.status_code == status
+    assert STATUS_FOR_REFUSAL[caught.value.kind] == status
 
 
 def test_byte_limit():
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(b"\0" * 2_000_001, "image/png", LIMITS)
-    assert caught.value.status_code == 413
+    assert caught.value.kind is RefusalKind.TOO_LARGE
 
 
 def test_pixel_limit_is_read_from_the_header():
     ok, data = cv2.imencode(".png", np.zeros((1001, 1000), np.uint8))
     assert ok
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(data.tobytes(), "image/png", LIMITS)
-    assert caught.value.status_code == 413
-    assert "1000x1001" in caught.value.detail
+    assert caught.value.kind is RefusalKind.TOO_LARGE
+    assert "1000x1001" in caught.value.reason
 
 
 def test_a_header_claiming_a_gigantic_image_is_refused_without_decoding():
@@ -86,9 +88,9 @@ def test_a_header_claiming_a_gigantic_image_is_refused_without_decoding():
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(data, "image/png", UploadLimits(max_bytes=10**6, max_pixels=50_000_000))
-    assert caught.value.status_code == 413
+    assert caught.value.kind is RefusalKind.TOO_LARGE
 
 
 def test_the_default_limits_follow_what_a_cell_image_needs():
@@ -125,10 +127,10 @@ def test_a_16_bit_rgba_image_over_the_decoded_budget_is_refused_from_its_header(
     sixteen_bit = cv2.imencode(".png", np.zeros((900, 900, 4), np.uint16))[1].tobytes()
     assert len(sixteen_bit) < 50_000  # small on the wire, 6.5 MB once decoded
     assert inspect_upload(eight_bit, "image/png", limits).decoded_bytes == 3_240_000
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(sixteen_bit, "image/png", limits)
-    assert caught.value.status_code == 413
-    assert "4 channels of 16 bits" in caught.value.detail
+    assert caught.value.kind is RefusalKind.TOO_LARGE
+    assert "4 channels of 16 bits" in caught.value.reason
 
 
 @pytest.mark.parametrize(
@@ -140,10 +142,10 @@ def test_a_16_bit_rgba_image_over_the_decoded_budget_is_refused_from_its_header(
     ],
 )
 def test_a_side_longer_than_the_limit_is_refused(data):
-    with pytest.raises(UploadRejectedError) as caught:
+    with pytest.raises(RefusedError) as caught:
         inspect_upload(data, None, UploadLimits(max_bytes=10**7, max_side=4096))
-    assert caught.value.status_code == 413
-    assert "per side" in caught.value.detail
+    assert caught.value.kind is RefusalKind.TOO_LARGE
+    assert "per side" in caught.value.reason
 
 
 @pytest.mark.parametrize(
@@ -162,10 +164,10 @@ def test_a_jpeg_of_many_scans_is_refused_from_its_structure():
     limits = UploadLimits(max_bytes=20_000_000)
     header = inspect_upload(jpeg_scan_bomb(1024, 58), None, limits)  # 64 scans: accepted
     assert (header.width, header.height) == (1024, 1024)
-    with pytest.raises(UploadRejectedError) as refused:
+    with pytest.raises(RefusedError) as refused:
         inspect_upload(jpeg_scan_bomb(1024, 59), None, limits)
-    assert refused.value.status_code == 413
-    assert "65 scans" in refused.value.detail
+    assert refused.value.kind is RefusalKind.TOO_LARGE
+    assert "65 scans" in refused.value.reason
 
 
 def test_a_tiff_tile_larger_than_its_image_is_refused_from_the_header():
@@ -173,10 +175,10 @@ def test_a_tiff_tile_larger_than_its_image_is_refused_from_the_header():
 
     limits = UploadLimits(max_bytes=20_000_000)
     assert inspect_upload(tiff_with_tile(1000, 1008), None, limits).tile == (1008, 1008)
-    with pytest.raises(UploadRejectedError) as refused:
+    with pytest.raises(RefusedError) as refused:
         inspect_upload(tiff_with_tile(1024, 4096), None, limits)
-    assert refused.value.status_code == 413
-    assert "larger than the image" in refused.value.detail
+    assert refused.value.kind is RefusalKind.TOO_LARGE
+    assert "larger than the image" in refused.value.reason
     small = UploadLimits(max_bytes=20_000_000, max_decoded_bytes=100_000)
-    with pytest.raises(UploadRejectedError, match="TIFF tiles of"):
+    with pytest.raises(RefusedError, match="TIFF tiles of"):
         inspect_upload(tiff_with_tile(310, 320), None, small)  # aligned tile over the budget

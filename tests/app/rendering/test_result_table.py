@@ -1,6 +1,6 @@
 import pytest
 
-from app.inference.upload_checks import UploadRejectedError
+from app.inference.outcomes import Refusal, RefusalKind
 from app.rendering.result_table import RESULT_COLUMNS, result_row, spreadsheet_safe
 
 
@@ -19,10 +19,21 @@ def test_formulas_are_defused(text, safe):
     assert spreadsheet_safe(text) == safe
 
 
-def test_a_rejection_row_names_status_and_reason():
-    row = result_row("=bad.png", UploadRejectedError(415, "unsupported"))
-    assert row == {"filename": "'=bad.png", "status": "error", "error": "415: unsupported"}
+def test_a_refusal_row_names_its_kind_and_reason():
+    row = result_row("=bad.png", Refusal(RefusalKind.UNSUPPORTED_TYPE, "unsupported"))
+    assert row == {
+        "filename": "'=bad.png",
+        "status": "error",
+        "error": "unsupported_type: unsupported",
+    }
     assert set(row) <= set(RESULT_COLUMNS)
+
+
+def test_the_api_says_a_refusal_by_its_status():
+    from app.web.errors import as_status_and_reason
+
+    row = result_row("bad.png", Refusal(RefusalKind.UNSUPPORTED_TYPE, "x"), as_status_and_reason)
+    assert row["error"] == "415: x"
 
 
 def test_an_answer_row_carries_its_state_and_keys():

@@ -35,22 +35,8 @@ def test_openapi_documents_the_api(client):
     assert client.get("/docs").status_code == 200
 
 
-def training_under_the_old_layout(monkeypatch) -> None:
-    """training/ still imports app/ by its paths from before issue 29 (its imports are fixed
-    when the two branches merge): those module names point at today's modules meanwhile."""
-    import sys
-    import types
-
-    from app.core import model_registry
-    from app.records import review_records
-
-    monkeypatch.setitem(sys.modules, "app.service", types.ModuleType("app.service"))
-    monkeypatch.setitem(sys.modules, "app.service.model_registry", model_registry)
-    monkeypatch.setitem(sys.modules, "app.service.review_records", review_records)
-
-
 def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_from(
-    tmp_path, monkeypatch
+    tmp_path, training_under_the_old_layout
 ):
     from fastapi.testclient import TestClient
 
@@ -58,8 +44,6 @@ def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_fro
     from app.main import create_app
     from app.settings import Settings
     from tests.conftest import write_channel_mean_model
-
-    training_under_the_old_layout(monkeypatch)
     from tests.training.test_adaptation import write_site
     from training.adaptation import adapt_model
 

@@ -10,29 +10,28 @@ from hypothesis import strategies as st
 from PIL import Image
 from pydantic import ValidationError
 
-from app.core.preprocessing import (
+from app.core.cell_colour import foreground_mask, standardize_cell_colour
+from app.core.image_decoding import (
     PNG_CHUNKS_TO_READ,
+    ImageDecodeError,
+    decode_image,
+    is_8_bit_rgb_png,
+    to_rgb_uint8,
+)
+from app.core.recipe import (
     ContrastMethod,
     CropMethod,
-    ImageDecodeError,
     PreprocessConfig,
     center_crop,
     channel_statistics,
-    decode_image,
-    enhance_contrast,
-    foreground_mask,
-    is_8_bit_rgb_png,
     normalize_to_tensor,
     prepare_image,
     preprocess,
-    preprocess_with_views,
-    recipe_crop,
     rescale_for_display,
     rgb_to_lab,
     square_window_crop,
-    standardize_cell_colour,
-    to_rgb_uint8,
 )
+from bench.reference_crops import enhance_contrast, preprocess_with_views, recipe_crop
 
 
 def encode(image_bgr: np.ndarray, extension: str) -> bytes:
