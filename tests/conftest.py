@@ -361,7 +361,7 @@ def training_under_the_old_layout(monkeypatch) -> None:
     import types
 
     from app.core import cell_colour, image_decoding, model_registry, recipe
-    from app.records import review_records
+    from app.records import decisions_read
 
     preprocessing = types.ModuleType("app.core.preprocessing")
     for module in (image_decoding, cell_colour, recipe):
@@ -371,4 +371,4 @@ def training_under_the_old_layout(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "app.core.preprocessing", preprocessing)
     monkeypatch.setitem(sys.modules, "app.service", types.ModuleType("app.service"))
     monkeypatch.setitem(sys.modules, "app.service.model_registry", model_registry)
-    monkeypatch.setitem(sys.modules, "app.service.review_records", review_records)
+    monkeypatch.setitem(sys.modules, "app.service.review_records", decisions_read)

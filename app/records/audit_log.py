@@ -26,15 +26,28 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app.logging_config import current_client_request_id
 from app.records import records_db
 from app.records.audit_journal import AuditJournal
+from app.records.audit_rows import (
+    COLUMNS,
+    AuditLogError,
+    AuditRecord,
+    AuditUnavailableError,
+    Queued,
+    done_future,
+    durable_future,
+    is_transient,
+    settled_future,
+)
+
+__all__ = ["AuditLog", "AuditLogError", "AuditRecord", "AuditUnavailableError"]
 
 log = logging.getLogger("leukolens.audit")
 
@@ -46,52 +59,6 @@ CLOSE_GRACE_SECONDS = 30.0
 OTHER_ERROR_ATTEMPTS = 3
 MAX_REQUESTS_PER_TRANSACTION = 256
 REPLAY_ROWS_PER_TRANSACTION = 1_000
-
-
-class AuditLogError(RuntimeError):
-    """The audit database cannot be opened; the message names the file or the server."""
-
-
-class AuditUnavailableError(RuntimeError):
-    """Neither the journal nor the database could record a request's rows."""
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    time: float
-    request_id: str
-    image_sha256: str
-    model_id: str
-    model_version: str
-    probability_all: float
-    label: str
-    latency_ms: float
-    client_request_id: str = ""
-    item: int = 0
-
-
-COLUMNS = [records_db.predictions.c[field.name] for field in fields(AuditRecord)]
-
-
-@dataclass(frozen=True)
-class _Queued:
-    """One request's rows and the future its submitter may wait on."""
-
-    records: list[AuditRecord]
-    written: Future[bool]
-    """True once committed; False when given up on."""
-
-
-def _is_transient(error: SQLAlchemyError, sqlite: bool) -> bool:
-    """Worth waiting for: a lock held by another writer, or a server that is away."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    if not isinstance(error, OperationalError):
-        return False
-    if not sqlite:
-        return True  # refused, reset, shutting down, starting up: all pass
-    message = str(error.orig).lower()
-    return "locked" in message or "busy" in message
 
 
 class AuditLog:
@@ -148,7 +115,7 @@ class AuditLog:
                     "LEUKOLENS_AUDIT_JOURNAL=false)."
                 ) from error
             self._replay_journal()
-        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Queued | None] = queue.SimpleQueue()
         self.prune()
         self._closed = False
         # A daemon, so that a log never closed cannot hold the interpreter open; `close` (at
@@ -210,10 +177,10 @@ class AuditLog:
                     len(keyed),
                     self.where,
                 )
-            return _done()
+            return done_future()
         if journalled is None:
-            return _settled(written)
-        return _durable(journalled, written, len(keyed))
+            return settled_future(written)
+        return durable_future(journalled, written, len(keyed))
 
     def _enqueue(self, keyed: list[AuditRecord]) -> Future[bool] | None:
         """Under the lock: so that nothing is queued behind close's end marker."""
@@ -221,7 +188,7 @@ class AuditLog:
         if self._closed:
             return None
         self._backlog += len(keyed)
-        self._queue.put(_Queued(keyed, written))
+        self._queue.put(Queued(keyed, written))
         return written
 
     def flush(self, timeout: float | None = None) -> None:
@@ -249,7 +216,7 @@ class AuditLog:
             if group[-1] is None:
                 return
 
-    def _write_group(self, requests: list[_Queued]) -> None:
+    def _write_group(self, requests: list[Queued]) -> None:
         """All the requests' rows in one transaction; should that fail for a reason other than
         a busy or absent database, each request on its own, so that one bad request costs only
         its own rows."""
@@ -294,7 +261,7 @@ class AuditLog:
                 self._insert(records)
                 return True
             except SQLAlchemyError as error:
-                if not _is_transient(error, self.sqlite):
+                if not is_transient(error, self.sqlite):
                     other_errors += 1
                     if other_errors >= OTHER_ERROR_ATTEMPTS or not isinstance(
                         error, OperationalError
@@ -367,43 +334,3 @@ class AuditLog:
         if self._journal is not None:
             self._journal.close()
         self._engine.dispose()
-
-
-def _settled(written: Future[bool]) -> Future[None]:
-    """Done once the writer has committed the rows or given up on them."""
-    settled: Future[None] = Future()
-    written.add_done_callback(lambda _: settled.set_result(None))
-    return settled
-
-
-def _done() -> Future[None]:
-    done: Future[None] = Future()
-    done.set_result(None)
-    return done
-
-
-def _durable(journalled: Future[None], written: Future[bool], rows: int) -> Future[None]:
-    """Done when the journal has the rows; else when the database has them; else failed."""
-    durable: Future[None] = Future()
-
-    def settle(error: BaseException | None = None) -> None:
-        with contextlib.suppress(InvalidStateError):
-            if error is None:
-                durable.set_result(None)
-            else:
-                durable.set_exception(error)
-
-    def after_write(future: Future[bool]) -> None:
-        if future.result():
-            settle()
-        else:
-            settle(AuditUnavailableError(f"{rows} audit row(s) could not be recorded"))
-
-    def after_journal(future: Future[None]) -> None:
-        if future.exception() is None:
-            settle()
-        else:
-            written.add_done_callback(after_write)
-
-    journalled.add_done_callback(after_journal)
-    return durable

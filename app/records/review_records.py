@@ -22,7 +22,6 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
@@ -69,13 +68,6 @@ def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
     return RecordsUnavailableError(
         f"the sample's records could not be written ({reason}); nothing was recorded: retry"
     )
-
-
-@dataclass(frozen=True)
-class LatestDecision:
-    sample_id: str
-    image_sha256: str
-    decision: str
 
 
 class ReviewRecords:
@@ -374,28 +366,6 @@ class ReviewRecords:
 def utc(seconds: float) -> datetime:
     """A record's time (stored as seconds since the epoch) as the API answers it."""
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def latest_decisions_in(database: Path | str) -> list[LatestDecision]:
-    """The latest decisions of an existing records database (a file or a URL), read without
-    migrating or creating anything: `training adapt` reads a lab's records this way."""
-    url = records_db.sqlite_url(database) if isinstance(database, Path) else database
-    if isinstance(database, Path) and not database.is_file():
-        raise LookupError(f"{database}: not found")
-    engine = records_db.create_engine(url)
-    try:
-        if not sa.inspect(engine).has_table(DECISIONS.name):
-            raise LookupError(f"{database}: no review records (no {DECISIONS.name} table)")
-        with engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(
-                    DECISIONS.c.sample_id, DECISIONS.c.image_sha256, DECISIONS.c.decision
-                ).order_by(DECISIONS.c.id)
-            ).all()
-    finally:
-        engine.dispose()
-    latest = {(sample, sha): decision for sample, sha, decision in rows}
-    return [LatestDecision(sample, sha, decision) for (sample, sha), decision in latest.items()]
 
 
 def sample_counts(

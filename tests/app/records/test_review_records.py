@@ -195,7 +195,7 @@ def test_samples_are_listed_newest_change_first_and_paged(records):
 
 
 def test_latest_decisions_are_what_adaptation_reads(records, tmp_path):
-    from app.records.review_records import latest_decisions_in
+    from app.records.decisions_read import latest_decisions_in
 
     records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     records.add_decision(review(SHA_A, "HEM"))
