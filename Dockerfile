@@ -30,7 +30,7 @@ VOLUME /srv/data
 
 ENV LEUKOLENS_HOST=0.0.0.0 \
     LEUKOLENS_PORT=8000 \
-    LEUKOLENS_AUDIT_LOG_PATH=/srv/data/audit.sqlite3
+    LEUKOLENS_DATA_DIR=/srv/data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('LEUKOLENS_PORT', '8000'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status != 200)"]

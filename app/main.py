@@ -8,25 +8,25 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import cv2
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.formparsers import MultiPartParser
 
-from app.core.classifier import ExplanationUnavailableError
+from app.core.model_registry import ModelRegistry
 from app.core.sample_ids import SampleIdPolicy
-from app.service.audit_log import AuditLog, AuditUnavailableError
-from app.service.decoder_processes import DecoderProcesses
-from app.service.model_registry import ModelRegistry, UnknownModelError
-from app.service.prediction_service import BatchingPolicy, PredictionService, ServerBusyError
-from app.service.review_records import RecordsUnavailableError, ReviewRecords
-from app.service.upload_checks import UploadLimits, UploadRejectedError
+from app.inference.decoder_processes import DecoderProcesses
+from app.inference.service import BatchingPolicy, PredictionService
+from app.inference.upload_checks import UploadLimits
+from app.records.audit_log import AuditLog
+from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
 from app.web import pages
+from app.web.api.deps import ApiKeyDep
 from app.web.api.routes import health, models, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
-from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys, require_api_key
+from app.web.errors import add_error_handlers
+from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys
 from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
 from app.web.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from app.web.middleware.head_as_get import HeadAsGetMiddleware
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_offline_docs(app)
     pages.add_html_error_pages(app)
     openapi_matching_the_server(app, settings)
-    _add_error_handlers(app)
+    add_error_handlers(app)
     _add_middleware(app, settings, metrics)
     return app
 
@@ -168,7 +168,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
 
 def _include_routes(app: FastAPI) -> None:
     """The API under /api/v1 behind the key (when one is set); health, metrics, pages, assets."""
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[ApiKeyDep])
     api.include_router(predictions.router)
     api.include_router(models.router)
     api.include_router(reviews.router)
@@ -178,40 +178,6 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(metrics_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    """Domain errors become HTTP answers here, once, whichever route raised them."""
-
-    @app.exception_handler(RecordsUnavailableError)
-    async def records_unavailable(_: Request, error: RecordsUnavailableError) -> JSONResponse:
-        # A sample record that cannot be written is said, never answered as if it were kept.
-        return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
-
-    @app.exception_handler(AuditUnavailableError)
-    async def audit_unavailable(_: Request, error: AuditUnavailableError) -> JSONResponse:
-        # A prediction that cannot be recorded is not answered (the audit is the lab's record).
-        detail = f"the answer could not be recorded ({error}); nothing was answered: retry"
-        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
-
-    @app.exception_handler(ServerBusyError)
-    async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "the server is busy; retry shortly"},
-            status_code=503,
-            headers={"Retry-After": str(error.retry_after_seconds)},
-        )
-
-    @app.exception_handler(UploadRejectedError)
-    async def upload_rejected(_: Request, error: UploadRejectedError) -> JSONResponse:
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
-
-    # A model id is a parameter of the request: one the store lacks is a 422 like any other
-    # bad parameter (routes whose path names the model answer 404 themselves).
-    @app.exception_handler(UnknownModelError)
-    @app.exception_handler(ExplanationUnavailableError)
-    async def bad_model_parameter(_: Request, error: LookupError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=422)
 
 
 def body_limits(settings: Settings) -> dict[str, int]:

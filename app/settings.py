@@ -8,16 +8,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import (
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN, SampleIdPolicy
-from app.service.records_db import MIN_RETENTION_DAYS
-from app.service.upload_checks import (
+from app.inference.upload_checks import (
     DEFAULT_MAX_DECODED_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SIDE,
 )
+from app.records.records_db import MIN_RETENTION_DAYS
 
 HttpImplementation = Literal["auto", "httptools", "h11"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
@@ -27,6 +34,7 @@ HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # what a header name ma
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A batch's body holds this many files at the per-file limit by default.
 BATCH_BODY_FILES_AT_LIMIT = 4
+AUDIT_DATABASE_NAME = "audit.sqlite3"
 
 
 def beside_app(name: str) -> Path:
@@ -112,8 +120,8 @@ class Settings(BaseSettings):
     )
     int8: bool = Field(
         False,
-        description="Serve each model's int8 graph where it ships one (int8.json in its folder: "
-        "measured faster with ROC AUC within 0.002); the float32 graph otherwise.",
+        description="Serve each model's int8 graph where it ships one (int8.json in its folder, "
+        "with its measured speed and accuracy: docs/performance.md); the float32 graph otherwise.",
     )
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
@@ -124,8 +132,16 @@ class Settings(BaseSettings):
     batch_max_wait_ms: float = Field(
         5.0, ge=0.0, description="Micro-batching: longest wait for more requests to join."
     )
+    data_dir: Path = Field(
+        Path("data"),
+        description="Where the server keeps its files (the audit database and its journal); "
+        "relative paths are taken from the folder the server starts in.",
+    )
     audit_log: bool = True
-    audit_log_path: Path = Path("leukolens-audit.sqlite3")
+    audit_log_path: Path = Field(
+        None,  # type: ignore[assignment]  # unset: filled in from data_dir below
+        description=f"The SQLite audit database; unset: {AUDIT_DATABASE_NAME} in data_dir.",
+    )
     audit_journal: bool = Field(
         True,
         description="Append each answered prediction's audit rows to a local journal, fsync'd "
@@ -230,6 +246,19 @@ class Settings(BaseSettings):
         if not (self.audit_log and self.audit_journal):
             return None
         return self.audit_journal_path or self.audit_log_path.with_suffix(".journal")
+
+    @field_validator("audit_log_path", mode="wrap")
+    @classmethod
+    def _unset_until_the_data_dir_is_known(
+        cls, value: object, handler: ValidatorFunctionWrapHandler
+    ) -> Path | None:
+        return None if value is None else handler(value)
+
+    @model_validator(mode="after")
+    def _audit_database_in_the_data_dir(self) -> Self:
+        if self.audit_log_path is None:
+            self.audit_log_path = self.data_dir / AUDIT_DATABASE_NAME
+        return self
 
     @model_validator(mode="after")
     def _one_reviewer_identity(self) -> Self:

@@ -43,7 +43,7 @@ def main() -> None:
         # Both on the same cores: taskset pins each command to the first `cpus` CPUs.
         cores = ",".join(str(core) for core in range(arguments.cpus))
         environment = {**os.environ}
-        base = ["taskset", "-c", cores, sys.executable, "-m", "app.predict_cli", str(archive)]
+        base = ["taskset", "-c", cores, sys.executable, "-m", "app.cli.predict", str(archive)]
         local_seconds = timed([*base, "--out", str(folder / "local.csv")], environment)
         ray_seconds = timed(
             [

@@ -3,7 +3,7 @@ one run.
 
     python -m bench.batch_cli --data ../shared/data/C-NMC_Leukemia --baseline 5b557d6
 
-Each configuration runs `python -m app.predict_cli FOLDER --out CSV` as a user would, in its own
+Each configuration runs `python -m app.cli.predict FOLDER --out CSV` as a user would, in its own
 process (the earlier commit from a temporary git worktree); the runs alternate `--repeats`
 times, and each rate is images scored over the command's wall-clock time, start-up included.
 """
@@ -28,8 +28,15 @@ ANSWER_COLUMNS = ("status", "label", "state", "warnings")
 
 
 def cli_module(tree: Path) -> str:
-    """The batch command line of `tree`: app/predict.py before issue 15 renamed it."""
-    return "app.predict_cli" if (tree / "app/predict_cli.py").is_file() else "app.predict"
+    """The batch command line of `tree`: app/predict.py before issue 15 renamed it
+    app/predict_cli.py, which issue 29 moved to app/cli/predict.py."""
+    for module, path in (
+        ("app.cli.predict", "app/cli/predict.py"),
+        ("app.predict_cli", "app/predict_cli.py"),
+    ):
+        if (tree / path).is_file():
+            return module
+    return "app.predict"
 
 
 def run_cli(tree: Path, data: Path, extra: list[str]) -> tuple[float, list[dict[str, str]]]:

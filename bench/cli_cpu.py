@@ -2,7 +2,7 @@
 
     python -m bench.cli_cpu --data ../shared/data/C-NMC_Leukemia [--model ID] [--int8]
 
-Runs `app.predict_cli.main` inside this process, as `python -m app.predict_cli` would, while a
+Runs `app.cli.predict.main` inside this process, as `python -m app.cli.predict` would, while a
 sampler reads every thread's CPU time from /proc every 0.2 s; what each thread had spent before
 the run (imports, pools started at import) is subtracted. Threads are grouped by role: the main
 thread (onnxruntime, the answers and the CSV), the preparing pool (reading, decoding, the
@@ -22,8 +22,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from app.predict_cli import find_images
-from app.predict_cli import main as predict_cli
+from app.cli.predict import find_images
+from app.cli.predict import main as predict_cli
 from bench.common import proc_cpu_seconds, write_result
 
 SAMPLE_SECONDS = 0.2
@@ -77,7 +77,7 @@ def measure(arguments: list[str]) -> tuple[float, dict[str, float]]:
     sampler.join()
     process_total = time.process_time() - process_before
     if status != 0:
-        raise SystemExit(f"app.predict_cli exited with {status}")
+        raise SystemExit(f"app.cli.predict exited with {status}")
     by_role: dict[str, float] = defaultdict(float)
     for native_id, cpu in latest.items():
         if native_id not in sampler_id:

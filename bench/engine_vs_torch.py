@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from app.core.manifest import load_manifest
-from app.service.model_registry import ModelRegistry
+from app.core.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from bench.common import summary_ms, time_calls, write_result
 from training.fit.models import create_classifier

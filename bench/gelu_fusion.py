@@ -34,7 +34,7 @@ from app.core.manifest import (
     load_manifest,
     write_manifest,
 )
-from app.service.model_registry import ModelRegistry, record_model
+from app.core.model_registry import ModelRegistry, record_model
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
 from bench.same_run import ROOT, git

@@ -10,7 +10,7 @@ its image), memory after bursts, slow bodies, a locked database with kill -9, an
 methods against /metrics; then a 2,000-request mixed load with hostile files interleaved.
 Per case: the answers, seconds, CPU seconds of the server and its child processes, peak
 resident memory of them over idle (VmHWM, reset before each case), and resident memory after.
-A full disk is not staged here (it needs a small mount): tests/app/service/test_audit_journal.py
+A full disk is not staged here (it needs a small mount): tests/app/records/test_audit_journal.py
 covers it. Linux only; compare rows within one run.
 """
 

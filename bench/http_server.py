@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_pipeline import PredictionPipeline, Upload
-from app.service.upload_checks import UploadLimits
+from app.core.model_registry import ModelRegistry
+from app.inference.prediction_path import PredictOptions, Upload, predict_uploads, tta_for
+from app.inference.upload_checks import UploadLimits
 from app.settings import Settings
 from bench.common import summary_ms, time_calls, write_result
 
@@ -107,14 +107,17 @@ def main() -> None:
     )
     registry.warm_up()
     limits = UploadLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    pipeline = PredictionPipeline(registry, limits)
+    classifier = registry.get()
+    options = PredictOptions(tta=tta_for(classifier, None))
     upload = Upload("cell.png", payload, "image/png")
     results["model"] = registry.default_id
     results["engine_single_image"] = summary_ms(
-        time_calls(lambda: pipeline.predict_one(upload), args.requests)
+        time_calls(lambda: predict_uploads([upload], classifier, limits, options), args.requests)
     )
     batch = [upload] * 16
-    batch_seconds = time_calls(lambda: pipeline.predict_many(batch), max(5, args.requests // 16))
+    batch_seconds = time_calls(
+        lambda: predict_uploads(batch, classifier, limits, options), max(5, args.requests // 16)
+    )
     results["engine_batch16_images_per_second"] = round(
         16 / summary_ms(batch_seconds)["p50_ms"] * 1000, 2
     )

@@ -18,7 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.core.preprocessing import decode_image, rgb_to_lab
+from app.core.image_decoding import decode_image
+from app.core.recipe import rgb_to_lab
 from bench.common import write_result
 from bench.pipeline import sample_images
 

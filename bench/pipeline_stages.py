@@ -15,28 +15,66 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import cv2
 import numpy as np
 
 FORMATS = {"bmp": ".bmp", "png": ".png", "jpeg": ".jpg"}
-# Where each module lived before the issue-15 layout: earlier trees are measured too.
+# Where each module lived before the issue-29 and issue-15 layouts: earlier trees are measured
+# too.
 EARLIER_PATHS = {
-    "app.core.preprocessing": "app.preprocessing",
-    "app.core.quality_checks": "app.quality_checks",
-    "app.service.prediction_pipeline": "app.engine",
-    "app.service.model_registry": "app.model_registry",
-    "app.service.upload_checks": "app.upload_checks",
+    "app.core.preprocessing": ("app.preprocessing",),
+    "app.core.quality_checks": ("app.quality_checks",),
+    "app.inference.prediction_path": ("app.service.prediction_pipeline", "app.engine"),
+    "app.core.model_registry": ("app.service.model_registry", "app.model_registry"),
+    "app.inference.upload_checks": ("app.service.upload_checks", "app.upload_checks"),
 }
 
 
 def module(name: str) -> Any:
-    """Today's module, or the same module at its earlier path in a tree from before the move."""
+    """Today's module, or the same module at an earlier path in a tree from before a move."""
+    for candidate in (name, *EARLIER_PATHS.get(name, ())):
+        try:
+            return importlib.import_module(candidate)
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(name)
+
+
+def recipe_functions() -> Any:
+    """Today's recipe, spread over its modules since issue 29 (with the reference crops that
+    left it), or an earlier tree's single recipe module."""
+    names = ("app.core.image_decoding", "app.core.cell_colour", "app.core.recipe")
     try:
-        return importlib.import_module(name)
+        parts = [importlib.import_module(name) for name in (*names, "bench.reference_crops")]
     except ModuleNotFoundError:
-        return importlib.import_module(EARLIER_PATHS[name])
+        return module("app.core.preprocessing")
+    merged: dict[str, Any] = {}
+    for part in parts:
+        merged.update(vars(part))
+    return SimpleNamespace(**merged)
+
+
+class PredictionPath:
+    """Today's prediction path behind the methods the earlier pipelines had."""
+
+    def __init__(self, registry: Any, limits: Any) -> None:
+        self.registry = registry
+        self.limits = limits
+
+    def prepare(self, upload: Any, classifier: Any, views: bool) -> Any:
+        from app.inference import prediction_path
+
+        return prediction_path.prepare(upload, classifier, self.limits, views=views)
+
+    def predict_one(self, upload: Any, *, model_id: str, tta: bool) -> Any:
+        from app.inference import prediction_path
+
+        options = prediction_path.PredictOptions(tta=tta)
+        classifier = self.registry.get(model_id)
+        return prediction_path.predict_uploads([upload], classifier, self.limits, options)[0]
 
 
 def per_image_ms(
@@ -64,9 +102,9 @@ def measure_model(
     explain_images: int,
 ) -> dict[str, object]:
     """Every stage of one model's path, per image."""
-    recipe_module = module("app.core.preprocessing")
+    recipe_module = recipe_functions()
     quality_checks = module("app.core.quality_checks")
-    Upload = module("app.service.prediction_pipeline").Upload  # noqa: N806
+    Upload = module("app.inference.prediction_path").Upload  # noqa: N806
 
     config = classifier.manifest.preprocessing
     threshold = config.foreground_threshold
@@ -189,17 +227,19 @@ def main() -> None:
 
     from app.settings import Settings
 
-    recipe_module = module("app.core.preprocessing")
-    ModelRegistry = module("app.service.model_registry").ModelRegistry  # noqa: N806
-    UploadLimits = module("app.service.upload_checks").UploadLimits  # noqa: N806
+    recipe_module = recipe_functions()
+    ModelRegistry = module("app.core.model_registry").ModelRegistry  # noqa: N806
+    UploadLimits = module("app.inference.upload_checks").UploadLimits  # noqa: N806
 
     settings = Settings()
     raw = [path.read_bytes() for path in args.images]
     decoded = [recipe_module.decode_image(data) for data in raw]
     registry = ModelRegistry.load(settings.model_store, intra_op_threads=1)
     limits = UploadLimits(settings.max_upload_bytes, settings.max_image_pixels)
-    pipeline_module = module("app.service.prediction_pipeline")
-    if hasattr(pipeline_module, "PredictionPipeline"):
+    pipeline_module = module("app.inference.prediction_path")
+    if hasattr(pipeline_module, "predict_prepared"):
+        engine = PredictionPath(registry, limits)
+    elif hasattr(pipeline_module, "PredictionPipeline"):
         engine = pipeline_module.PredictionPipeline(registry, limits)
     else:  # a tree from before the pipeline and the service were split
         engine = pipeline_module.PredictionEngine(registry, limits, worker_threads=1)

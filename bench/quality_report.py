@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_pipeline import PredictionPipeline, Upload
-from app.service.upload_checks import UploadLimits
+from app.core.model_registry import ModelRegistry
+from app.inference.prediction_path import PredictOptions, Upload, predict_uploads
+from app.inference.upload_checks import UploadLimits
+from app.schemas import Prediction
 from app.settings import bundled_model_store
 from bench.common import write_result
 from training.data.dataset_index import list_images
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--explain-every", type=int, default=1, metavar="N")
     args = parser.parse_args()
     registry = ModelRegistry.load(bundled_model_store(), args.model)
-    pipeline = PredictionPipeline(registry, UploadLimits(10**8, 10**8))
+    limits = UploadLimits(10**8, 10**8)
     classifier = registry.get()
     images = list_images(args.data)
     codes: Counter[str] = Counter()
@@ -38,10 +39,10 @@ def main() -> None:
     heat, probabilities = [], []
     for position, image in enumerate(images):
         upload = Upload(image.path.name, image.path.read_bytes())
-        if position % args.explain_every == 0:
-            prediction = pipeline.predict_explained(upload, tta=False)
-        else:
-            prediction = pipeline.predict_one(upload, tta=False)
+        options = PredictOptions(explain=position % args.explain_every == 0)
+        (prediction,) = predict_uploads([upload], classifier, limits, options)
+        if not isinstance(prediction, Prediction):
+            raise SystemExit(f"{image.path}: refused ({prediction.reason})")
         probability = prediction.probability_all
         found = {w.code for w in prediction.warnings}
         codes.update(found)

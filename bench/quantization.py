@@ -3,6 +3,7 @@ quantisation, its speed against float32 in the same run, and the change in its a
 
     python -m bench.quantization --data ../shared/data/C-NMC_Leukemia [--model model_store/<id>]
     python -m bench.quantization --data ../shared/data/C-NMC_Leukemia --method dynamic
+    python -m bench.quantization --data ... --install DIR  # DIR: a copy of the model folder
 
 Static: `quant_pre_process`, then `quantize_static` in the QDQ format (int8 weights per
 channel, uint8 activations) with min-max ranges from every `--calibration-every`-th fold-1
@@ -29,9 +30,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from sklearn.metrics import roc_auc_score
 
 from app.core.classifier import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
-from app.core.manifest import file_sha256
-from app.core.preprocessing import preprocess
-from app.service.model_registry import ModelRegistry
+from app.core.manifest import MANIFEST_FILENAME, file_sha256
+from app.core.model_registry import ModelRegistry
+from app.core.recipe import preprocess
 from app.settings import bundled_model_store
 from bench.common import interleaved_p50_ms, ort_session, write_result
 from training.data.dataset_index import list_images, read_image
@@ -74,6 +75,17 @@ def quantize(method: str, source: Path, target: Path, calibration: np.ndarray, n
 INT8_GRAPH_FILENAME = "model.int8.onnx"
 
 
+def check_install_target(folder: Path) -> None:
+    """An explicit folder outside the bundled store, holding a model card."""
+    if folder.resolve().is_relative_to(bundled_model_store().resolve()):
+        raise SystemExit(
+            f"--install {folder}: the bundled model_store/ is not written by benchmarks; copy "
+            "the model's folder elsewhere and install there"
+        )
+    if not (folder / MANIFEST_FILENAME).is_file():
+        raise SystemExit(f"--install {folder}: no {MANIFEST_FILENAME} there (copy the model first)")
+
+
 def install(model_dir: Path, graph: bytes, results: dict) -> Path:
     """Put the int8 graph beside the model with the evidence it ships on (`int8.json`)."""
     if not results["meets_ship_rule"]:
@@ -112,10 +124,15 @@ def main() -> None:
     parser.add_argument("--name", help="the result file's name (default: by method and model)")
     parser.add_argument(
         "--install",
-        action="store_true",
-        help="when it meets the ship rule, put the graph and int8.json in the model's folder",
+        type=Path,
+        metavar="MODEL_FOLDER",
+        help="when it meets the ship rule, put the graph and int8.json in MODEL_FOLDER: a copy "
+        "of the model's folder in a store of your own (never the bundled model_store/, which "
+        "changes only by a reviewed commit)",
     )
     args = parser.parse_args()
+    if args.install is not None:
+        check_install_target(args.install)
     model_dir = (
         args.model or bundled_model_store() / ModelRegistry.load(bundled_model_store()).default_id
     )
@@ -192,8 +209,8 @@ def main() -> None:
     }
     path = write_result(args.name or f"quantization-{args.method}-{manifest.id}", results)
     print(path.read_text())
-    if args.install:
-        print(install(model_dir, int8_graph, results))
+    if args.install is not None:
+        print(install(args.install, int8_graph, results))
 
 
 if __name__ == "__main__":

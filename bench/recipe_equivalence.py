@@ -5,7 +5,9 @@
     python -m bench.recipe_equivalence --ref 08426de --data DIR --name recipe_equivalence-vs-08426de
 
 The earlier `app/core/preprocessing.py` and `app/core/quality_checks.py` (`app/preprocessing.py`
-and `app/quality_checks.py` before issue 15 moved them) are read from git (`git show`) and
+and `app/quality_checks.py` before issue 15 moved them; a ref before issue 29, which split the
+recipe into app/core/recipe.py, cell_colour.py and image_decoding.py)
+are read from git (`git show`) and
 loaded beside today's in one process. The first form compares the two trees' decoding of every
 file, then gives both recipes the same decoded pixels and reports, for every bundled model's
 recipe, the largest difference between the two tensors and whether the warnings are identical;
@@ -27,10 +29,12 @@ from types import ModuleType
 import cv2
 import numpy as np
 
-from app.core import preprocessing, quality_checks
+from app.core import quality_checks
+from app.core import recipe as preprocessing
+from app.core.image_decoding import decode_image
 from app.core.manifest import load_manifest
-from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig, decode_image
-from app.service.model_registry import ModelRegistry
+from app.core.model_registry import ModelRegistry
+from app.core.recipe import ContrastMethod, CropMethod, PreprocessConfig
 from app.settings import bundled_model_store
 from bench.common import write_result
 

@@ -86,7 +86,7 @@ def write_mean_brightness_model(model_dir: Path, input_size: int = 32) -> Path:
     predictable for tests."""
     from onnx import TensorProto, helper
 
-    from app.core.preprocessing import PreprocessConfig
+    from app.core.recipe import PreprocessConfig
 
     return _save_test_model(
         model_dir,
@@ -114,7 +114,7 @@ def write_channel_mean_model(model_dir: Path, weight: tuple[float, float, float]
     a last linear layer, as `training export` writes it, for the adaptation tests."""
     from onnx import TensorProto, helper
 
-    from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+    from app.core.recipe import ContrastMethod, CropMethod, PreprocessConfig
 
     size = 32
     return _save_test_model(
@@ -160,7 +160,7 @@ def model_store(tmp_path) -> Path:
 
 def write_store(store: Path) -> Path:
     """Two test models, their card checksums in store.json, and "brightness" the default."""
-    from app.service.model_registry import record_model
+    from app.core.model_registry import record_model
 
     write_mean_brightness_model(store / "brightness")
     write_mean_brightness_model(store / "brightness-64", input_size=64)
@@ -377,3 +377,24 @@ def drive_asgi(
 @pytest.fixture
 def asgi_post():
     return drive_asgi
+
+
+@pytest.fixture
+def training_under_the_old_layout(monkeypatch) -> None:
+    """training/ still imports app/ by its paths from before issue 29 (its imports are fixed
+    when the two branches merge): those module names point at today's modules meanwhile."""
+    import sys
+    import types
+
+    from app.core import cell_colour, image_decoding, model_registry, recipe
+    from app.records import decisions_read
+
+    preprocessing = types.ModuleType("app.core.preprocessing")
+    for module in (image_decoding, cell_colour, recipe):
+        preprocessing.__dict__.update(
+            {name: value for name, value in vars(module).items() if not name.startswith("__")}
+        )
+    monkeypatch.setitem(sys.modules, "app.core.preprocessing", preprocessing)
+    monkeypatch.setitem(sys.modules, "app.service", types.ModuleType("app.service"))
+    monkeypatch.setitem(sys.modules, "app.service.model_registry", model_registry)
+    monkeypatch.setitem(sys.modules, "app.service.review_records", decisions_read)

@@ -128,7 +128,7 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path, 
         assert (
             response.json()["model"]["id"] == httpx.get(f"{base}/api/v1/models").json()["default"]
         )
-        assert Path(env["LEUKOLENS_AUDIT_LOG_PATH"]).is_file()
+        assert (Path(env["LEUKOLENS_DATA_DIR"]) / "audit.sqlite3").is_file()
         # The browser UI too: templates and static files travel in the image's package.
         page = httpx.get(f"{base}/")
         assert page.status_code == 200

@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[1]
 DATA = "../shared/data/C-NMC_Leukemia"
 PROGRAMS = {
     "./scripts/train": [sys.executable, "-m", "training"],
-    "./scripts/predict": [sys.executable, "-m", "app.predict_cli"],
+    "./scripts/predict": [sys.executable, "-m", "app.cli.predict"],
 }
 
 

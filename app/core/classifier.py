@@ -17,7 +17,7 @@ import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.manifest import ModelManifest, file_sha256, load_manifest
-from app.core.preprocessing import preprocess
+from app.core.recipe import preprocess
 from app.core.tta_transforms import average_over_transforms, dihedral_transforms
 
 log = logging.getLogger("leukolens.inference")
@@ -212,6 +212,11 @@ class OnnxCellClassifier:
         calibration = self.manifest.calibration
         raw = calibration.unapply(calibrated) if calibration is not None else calibrated
         return BatchOutput(logits=raw, probabilities=probabilities, gradcam=maps)
+
+    def warm_up(self) -> None:
+        """One run on a blank image, so the first request does not pay for lazy set-up."""
+        size = self.manifest.input.size
+        self._run_in_chunks(np.zeros((1, 3, size, size), dtype=np.float32), gradcam=False)
 
     def predict_images(self, rgb_images: list[np.ndarray], *, tta: bool = False) -> BatchOutput:
         recipe = self.manifest.preprocessing

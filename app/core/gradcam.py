@@ -1,6 +1,6 @@
 """Grad-CAM maps over the model's input crop, and how much of the heat lies on the cell (a map
 that lights up the background explains nothing). Rendering them for people is
-app/service/explanations.py's job."""
+app/rendering/explanations.py's job."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from app.core.preprocessing import foreground_mask
+from app.core.cell_colour import foreground_mask
 
 HEAT_ON_CELL_GOAL = 0.9
 """A map "lies on the cell" when at least this share of its heat is inside the cell's mask:

@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.preprocessing import PreprocessConfig
 from app.core.quality_checks import QualityReference
+from app.core.recipe import PreprocessConfig
 
 MANIFEST_FILENAME = "manifest.json"
 ONNX_FILENAME = "model.onnx"

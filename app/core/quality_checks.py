@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.preprocessing import Foreground, find_foreground
+from app.core.cell_colour import Foreground, find_foreground
 
 MIN_FOREGROUND_FRACTION = 0.002
 MAX_FOREGROUND_FRACTION = 0.9

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from app.core.blast_share import RATES_UNSEEN, held_out_counts
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
-from app.service.blast_share import RATES_UNSEEN, held_out_counts
 
 ARCHITECTURE_NAMES = {
     "tf_efficientnet_lite0": "EfficientNet-Lite0",

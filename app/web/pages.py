@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.service.model_registry import ModelRegistry, UnknownModelError
+from app.core.model_registry import ModelRegistry, UnknownModelError
 from app.settings import TEMPLATES_DIR
 from app.web.api.deps import RegistryDep, SettingsDep
 from app.web.middleware.api_key import accepted_keys

@@ -66,7 +66,7 @@ def test_sample_records_older_than_their_retention_are_pruned_at_start(settings,
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from app.service.review_records import ReviewRecords
+    from app.records.review_records import ReviewRecords
 
     ReviewRecords(settings.audit_log_path).close()
     connection = sqlite3.connect(settings.audit_log_path)

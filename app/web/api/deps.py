@@ -7,14 +7,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 
+from app.core.model_registry import ModelRegistry
 from app.core.sample_ids import SampleIdPolicy
-from app.service.model_registry import ModelRegistry
-from app.service.prediction_service import PredictionService
-from app.service.review_records import ReviewRecords
+from app.inference.service import PredictionService
+from app.records.review_records import ReviewRecords
 from app.settings import Settings
+from app.web.middleware.api_key import (
+    API_KEY_HEADER,
+    UNAUTHORISED_DETAIL,
+    accepted_keys,
+    api_key_header,
+    matches_any,
+)
 from app.web.reviewer_identity import Reviewer, authenticated_reviewer
 
 SAMPLE_ID_HELP = (
@@ -78,6 +85,25 @@ async def sample_id_path(
     return checked_sample_id(request.app.state.sample_ids, sample_id, ("path", "sample_id"))
 
 
+def require_api_key(
+    request: Request, offered: Annotated[str | None, Security(api_key_header)]
+) -> None:
+    keys = accepted_keys(request.app.state.settings)
+    if not keys:
+        return
+    if not matches_any(offered, keys):
+        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": API_KEY_HEADER})
+
+
+async def one_file_field(request: Request) -> None:
+    """A second `file` would otherwise be dropped without a word; say so instead."""
+    form = await request.form()  # parsed once: FastAPI reads the same cached form
+    if len(form.getlist("file")) > 1:
+        raise HTTPException(
+            422, "send one image in the field 'file'; for several, use /api/v1/predict/batch"
+        )
+
+
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
@@ -87,3 +113,5 @@ SampleIdsDep = Annotated[SampleIdPolicy, Depends(get_sample_ids)]
 SampleIdQueryDep = Annotated[str | None, Depends(sample_id_query)]
 SampleIdPathDep = Annotated[str, Depends(sample_id_path)]
 ReviewerDep = Annotated[Reviewer | None, Depends(authenticated_reviewer)]
+ApiKeyDep = Depends(require_api_key)
+OneFileFieldDep = Depends(one_file_field)

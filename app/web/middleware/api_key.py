@@ -3,18 +3,16 @@ LEUKOLENS_REVIEWER_KEYS is set.
 
 `ApiKeyMiddleware` answers 401 from the request's headers alone, before a byte of its body is
 read, so an unauthenticated client cannot make the server receive an upload. The route
-dependency `require_api_key` checks again and puts the scheme into the OpenAPI document. The
-shared key and every reviewer's own key open the API alike; which reviewer a key names matters
-only for a decision (app/web/reviewer_identity.py).
+dependency `require_api_key` (app/web/api/deps.py) checks again and puts the scheme into the
+OpenAPI document. The shared key and every reviewer's own key open the API alike; which
+reviewer a key names matters only for a decision (app/web/reviewer_identity.py).
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Sequence
-from typing import Annotated
 
-from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 from starlette.responses import JSONResponse
@@ -57,16 +55,6 @@ def accepted_keys(settings: Settings) -> list[SecretStr]:
     """The keys that open the API: the shared one and each reviewer's; none: the API is open."""
     shared = [settings.api_key] if settings.api_key is not None else []
     return [*shared, *settings.reviewer_keys.values()]
-
-
-def require_api_key(
-    request: Request, offered: Annotated[str | None, Security(api_key_header)]
-) -> None:
-    keys = accepted_keys(request.app.state.settings)
-    if not keys:
-        return
-    if not matches_any(offered, keys):
-        raise HTTPException(401, UNAUTHORISED_DETAIL, headers={"WWW-Authenticate": API_KEY_HEADER})
 
 
 class ApiKeyMiddleware:

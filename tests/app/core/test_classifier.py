@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from app.core.classifier import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
+from app.core.image_decoding import decode_image
 from app.core.manifest import file_sha256
-from app.core.preprocessing import decode_image, preprocess
+from app.core.recipe import preprocess
 
 
 def test_predict_returns_logits_and_probabilities_per_image(brightness_model_dir):

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.core.preprocessing import decode_image, find_foreground
+from app.core.cell_colour import find_foreground
+from app.core.image_decoding import decode_image
 from app.core.quality_checks import (
     CellMeasurements,
     QualityReference,

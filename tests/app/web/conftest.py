@@ -62,7 +62,7 @@ def review_model_store(tmp_path_factory) -> Path:
     """The two test models; the default's card holds an out-of-fold evaluation, so samples
     scored with it get a corrected share of blast-like cells."""
     from app.core.manifest import Evaluation, load_manifest, write_manifest
-    from app.service.model_registry import record_model
+    from app.core.model_registry import record_model
     from tests.conftest import write_mean_brightness_model
 
     store = tmp_path_factory.mktemp("module-store")

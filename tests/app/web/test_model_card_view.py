@@ -1,6 +1,6 @@
 import pytest
 
-from app.service.model_registry import ModelRegistry
+from app.core.model_registry import ModelRegistry
 from app.settings import bundled_model_store
 from app.web.model_card_view import card_view, readable_metric, without_local_paths
 
@@ -41,7 +41,7 @@ def test_the_bundled_default_in_plain_numbers():
 
 
 def test_the_box_shows_the_rates_the_blast_share_correction_uses():
-    from app.service.blast_share import held_out_counts
+    from app.core.blast_share import held_out_counts
 
     manifest = ModelRegistry.load(bundled_model_store(), None).get().manifest
     view = card_view(manifest)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from app.core.manifest import Adaptation
+from app.core.model_registry import UnknownModelError
 from app.schemas import ErrorResponse, ModelCard, ModelList, ModelSummary
-from app.service.model_registry import UnknownModelError
 from app.web.api.deps import RegistryDep
 
 router = APIRouter(prefix="/models", tags=["models"])

@@ -1,7 +1,7 @@
 """Predictions for one image or a batch; a bad file in a batch never fails the others.
 
 Each request's decoding and preprocessing runs under a time budget, and stops when its client
-disconnects (see app.service.request_budget). Routes pass the model id through: the service
+disconnects (see app/inference/budget.py). Routes pass the model id through: the service
 refuses an unknown one and the application's handlers turn domain errors into HTTP answers.
 """
 
@@ -10,11 +10,15 @@ from __future__ import annotations
 import io
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.inference.budget import WorkBudget
+from app.inference.outcomes import Outcome
+from app.inference.prediction_path import Upload
 from app.logging_config import current_client_request_id
+from app.rendering.result_table import result_row, results_writer
 from app.schemas import (
     BatchError,
     BatchItem,
@@ -22,17 +26,16 @@ from app.schemas import (
     ErrorResponse,
     Prediction,
 )
-from app.service.prediction_pipeline import Upload
-from app.service.request_budget import budgeted, unless_client_gone
-from app.service.result_table import result_row, results_writer
-from app.service.upload_checks import UploadRejectedError
 from app.web.api.deps import (
+    OneFileFieldDep,
     RequestIdDep,
     ReviewRecordsDep,
     SampleIdQueryDep,
     ServiceDep,
     SettingsDep,
 )
+from app.web.client_watch import unless_client_gone
+from app.web.errors import as_status_and_reason, status_for
 
 router = APIRouter(prefix="/predict", tags=["predictions"])
 
@@ -78,18 +81,7 @@ async def _read(upload: UploadFile) -> Upload:
     )
 
 
-async def one_file_field(request: Request) -> None:
-    """A second `file` would otherwise be dropped without a word; say so instead."""
-    form = await request.form()  # parsed once: FastAPI reads the same cached form
-    if len(form.getlist("file")) > 1:
-        raise HTTPException(
-            422, "send one image in the field 'file'; for several, use /api/v1/predict/batch"
-        )
-
-
-@router.post(
-    "", response_model=Prediction, responses=ERRORS, dependencies=[Depends(one_file_field)]
-)
+@router.post("", response_model=Prediction, responses=ERRORS, dependencies=[OneFileFieldDep])
 async def predict(
     file: Annotated[UploadFile, File(description="One cell image: BMP, PNG, JPEG or TIFF.")],
     request: Request,
@@ -104,19 +96,20 @@ async def predict(
     explain: ExplainQuery = False,
 ) -> Prediction:
     upload = await _read(file)
-    async with budgeted(settings.processing_budget_seconds) as budget:
-        prediction = await unless_client_gone(
-            service.predict(
-                upload,
-                model_id=model,
-                request_id=request_id,
-                views=views,
-                tta=tta,
-                explain=explain,
-            ),
-            request.is_disconnected,
-            budget,
-        )
+    budget = WorkBudget(settings.processing_budget_seconds)
+    prediction = await unless_client_gone(
+        service.predict(
+            upload,
+            model_id=model,
+            request_id=request_id,
+            views=views,
+            tta=tta,
+            explain=explain,
+            budget=budget,
+        ),
+        request.is_disconnected,
+        budget,
+    )
     await _record_sample(records, sample_id, [prediction])
     return prediction
 
@@ -149,19 +142,20 @@ async def predict_batch(
     uploads = [await _read(file) for file in files]
     # The budget is per file: each file after the first starts with all of it again (the
     # first also spends it waiting for a worker).
-    async with budgeted(settings.processing_budget_seconds) as budget:
-        outcomes = await unless_client_gone(
-            service.predict_batch(
-                uploads,
-                model_id=model,
-                request_id=request_id,
-                tta=tta,
-                views=views,
-                explain=explain,
-            ),
-            request.is_disconnected,
-            budget,
-        )
+    budget = WorkBudget(settings.processing_budget_seconds)
+    outcomes = await unless_client_gone(
+        service.predict_batch(
+            uploads,
+            model_id=model,
+            request_id=request_id,
+            tta=tta,
+            views=views,
+            explain=explain,
+            budget=budget,
+        ),
+        request.is_disconnected,
+        budget,
+    )
     await _record_sample(
         records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
     )
@@ -171,7 +165,7 @@ async def predict_batch(
         else BatchItem(
             filename=upload.filename,
             status="error",
-            error=BatchError(status_code=outcome.status_code, detail=outcome.detail),
+            error=BatchError(status_code=status_for(outcome), detail=outcome.reason),
         )
         for upload, outcome in zip(uploads, outcomes, strict=True)
     ]
@@ -184,9 +178,10 @@ async def predict_batch(
     return BatchResponse(results=results)
 
 
-def _as_csv(names: list[str], outcomes: list[Prediction | UploadRejectedError]) -> str:
+def _as_csv(names: list[str], outcomes: list[Outcome]) -> str:
+    """The command line's layout, with each refusal's HTTP status, as the JSON gives it."""
     buffer = io.StringIO()
     writer = results_writer(buffer)
     for name, outcome in zip(names, outcomes, strict=True):
-        writer.writerow(result_row(name, outcome))
+        writer.writerow(result_row(name, outcome, as_status_and_reason))
     return buffer.getvalue()

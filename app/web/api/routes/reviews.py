@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from app.records.review_records import UnknownPredictionError
 from app.schemas import ErrorResponse, ReviewRecord, ReviewRequest
-from app.service.review_records import UnknownPredictionError
 from app.web.api.deps import ReviewerDep, ReviewRecordsDep, SampleIdsDep, checked_sample_id
 from app.web.reviewer_identity import who_decided
 

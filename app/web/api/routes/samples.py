@@ -12,9 +12,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
 from app.schemas import ErrorResponse, SampleList, SampleReport
-from app.service.blast_share import sample_blast_share, sample_score
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
 router = APIRouter(prefix="/samples", tags=["review"])

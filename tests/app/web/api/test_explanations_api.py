@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from app.core.cell_colour import foreground_mask
 from app.core.classifier import OnnxCellClassifier
 from app.core.gradcam import HEAT_ON_CELL_GOAL
-from app.core.preprocessing import decode_image, foreground_mask, prepare_image, preprocess
+from app.core.image_decoding import decode_image
+from app.core.recipe import prepare_image, preprocess
 from app.core.tta_transforms import dihedral_transforms
 
 

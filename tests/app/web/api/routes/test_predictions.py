@@ -186,16 +186,16 @@ def test_a_request_over_its_time_budget_is_stopped_between_steps(
 
     from fastapi.testclient import TestClient
 
+    from app.inference import prediction_path
     from app.main import create_app
-    from app.service import prediction_pipeline
 
-    real_decode = prediction_pipeline.decode_image
+    real_decode = prediction_path.decode_image
 
     def slow_decode(data):
         time.sleep(0.5)
         return real_decode(data)
 
-    monkeypatch.setattr(prediction_pipeline, "decode_image", slow_decode)
+    monkeypatch.setattr(prediction_path, "decode_image", slow_decode)
     tight = settings.model_copy(update={"processing_budget_seconds": 0.2})
     with TestClient(create_app(tight)) as client:
         response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
@@ -211,19 +211,17 @@ def test_each_file_of_a_batch_gets_the_per_file_budget_not_a_multiple(
 
     from fastapi.testclient import TestClient
 
+    from app.inference import prediction_path
     from app.main import create_app
-    from app.service import prediction_pipeline
-    from app.service.request_budget import current_budget
 
     seen: list[float] = []
-    real_decode = prediction_pipeline.decode_image
+    real_decode = prediction_path.decode
 
-    def decode_noting_the_budget(data):
-        budget = current_budget.get()
+    def decode_noting_the_budget(data, header, budget, decoders):
         seen.append(round(budget.deadline - time.monotonic(), 1))
-        return real_decode(data)
+        return real_decode(data, header, budget, decoders)
 
-    monkeypatch.setattr(prediction_pipeline, "decode_image", decode_noting_the_budget)
+    monkeypatch.setattr(prediction_path, "decode", decode_noting_the_budget)
     chosen = settings.model_copy(update={"processing_budget_seconds": 3.0})
     with TestClient(create_app(chosen)) as client:
         files = [("files", (f"{n}.png", real_cell_png)) for n in range(4)]
@@ -240,36 +238,37 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     import anyio
     import httpx
 
-    from app.service import prediction_pipeline
-    from app.service.request_budget import ClientGoneError, current_budget
+    from app.inference import prediction_path
+    from app.inference.budget import WorkBudget
+    from app.inference.outcomes import RefusalKind, RefusedError
 
     noticed = threading.Event()
     preprocessed = []
-    real_decode = prediction_pipeline.decode_image
+    real_decode = prediction_path.decode
 
-    def decode_until_noticed(data):
-        budget = current_budget.get()
+    def decode_until_noticed(data, header, budget, decoders):
         for _ in range(200):
-            if budget is not None and budget.is_client_gone:
+            if budget.is_client_gone:
                 noticed.set()
                 break
             threading.Event().wait(0.02)
-        return real_decode(data)
+        return real_decode(data, header, budget, decoders)
 
-    real_check = prediction_pipeline.check_budget
+    real_check = WorkBudget.check
     stopped_at = []
 
-    def recording_check(step):
+    def recording_check(budget, step):
         try:
-            real_check(step)
-        except ClientGoneError:
-            stopped_at.append(step)
+            real_check(budget, step)
+        except RefusedError as refused:
+            if refused.kind is RefusalKind.CLIENT_GONE:
+                stopped_at.append(step)
             raise
 
-    monkeypatch.setattr(prediction_pipeline, "check_budget", recording_check)
-    monkeypatch.setattr(prediction_pipeline, "decode_image", decode_until_noticed)
+    monkeypatch.setattr(WorkBudget, "check", recording_check)
+    monkeypatch.setattr(prediction_path, "decode", decode_until_noticed)
     monkeypatch.setattr(
-        prediction_pipeline,
+        prediction_path,
         "run_recipe",
         lambda *args, **kwargs: (
             preprocessed.append(1) or pytest.fail("preprocessed for a gone client")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from app.core.manifest import Evaluation, load_manifest, write_manifest
-from app.service.model_registry import record_model
+from app.core.model_registry import record_model
 from tests.conftest import write_mean_brightness_model
 
 # Sensitivity 0.80 (800 of 1000), specificity 0.75 (750 of 1000), at the served threshold 0.5.
@@ -153,8 +153,8 @@ def test_a_sample_carries_its_blast_share_and_score(client, real_cell_png, encod
 def test_the_bundled_default_corrects_with_its_rates_on_patients_it_never_saw(
     bundled_client, real_cell_png
 ):
+    from app.core.blast_share import held_out_counts
     from app.core.manifest import load_manifest
-    from app.service.blast_share import held_out_counts
     from app.settings import bundled_model_store
 
     bundled_client.post("/api/v1/predict?sample_id=LAB-9", files={"file": ("a.png", real_cell_png)})

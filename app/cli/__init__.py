@@ -1,0 +1,1 @@
+"""Command lines: batch scoring of files and folders."""

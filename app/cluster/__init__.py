@@ -1,0 +1,1 @@
+"""Archive scoring on a Ray cluster (the cluster extra)."""

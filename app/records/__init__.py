@@ -1,0 +1,2 @@
+"""What is kept: one SQLAlchemy schema with its Alembic migrations (audit, journal, samples,
+decisions)."""

@@ -1,0 +1,162 @@
+"""The records' one schema and its database: SQLite by default, PostgreSQL by URL.
+
+Every process that opens the database migrates it to the newest schema first (Alembic, in
+app/records/migrations); on PostgreSQL an advisory lock makes replicas starting together take turns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Insert
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The youngest sample record the database lets anyone delete, in days: the delete triggers of
+# migration 0003 hold the same number, so that pruning can never reach today's decisions.
+MIN_RETENTION_DAYS = 30
+# pg_advisory_xact_lock key: any constant shared by every replica ("LEUKOLEN" in ASCII).
+MIGRATION_LOCK_KEY = 0x4C45554B4F4C454E
+
+metadata = sa.MetaData()
+
+
+def _answer_columns() -> list[sa.Column]:
+    """What every record of an answer holds (fresh objects: a Column joins one table)."""
+    return [
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("image_sha256", sa.Text, nullable=False),
+        sa.Column("model_id", sa.Text, nullable=False),
+        sa.Column("model_version", sa.Text, nullable=False),
+        sa.Column("probability_all", sa.Float, nullable=False),
+        sa.Column("label", sa.Text, nullable=False),
+    ]
+
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    *_answer_columns(),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("item", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("predictions_time", "time"),
+    # The server's request id and the image's place in the request: a retried write of the
+    # same rows is ignored instead of doubling them.
+    sa.Index("predictions_key", "request_id", "item", unique=True),
+    sqlite_autoincrement=True,
+)
+
+
+# A sample: which scored images belong to it, every reviewer's decision on them, and the
+# requests the page withdrew (a cancelled upload). Append only (a row older than the retention
+# may be deleted, never changed); none holds an image or a file name, only the image's sha256
+# and the requests that scored it.
+sample_predictions = sa.Table(
+    "sample_predictions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    *_answer_columns(),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("assessable", sa.Integer, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("repeat_of", sa.Text, nullable=True),
+    # What a page reopening the sample shows without the image: the threshold the call was
+    # made at, whether TTA was on, and the quality warnings' codes (";"-joined).
+    sa.Column("threshold", sa.Float, nullable=True),
+    sa.Column("tta", sa.Integer, nullable=True),
+    sa.Column("warnings", sa.Text, nullable=False, server_default=""),
+    sa.Index("sample_predictions_sample", "sample_id"),
+    sa.Index("sample_predictions_time", "time"),
+    sqlite_autoincrement=True,
+)
+review_decisions = sa.Table(
+    "review_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("image_sha256", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    # free_text (typed by the client, unverified), sso_header or reviewer_key (migration 0003;
+    # every earlier row is free_text).
+    sa.Column("reviewer_source", sa.Text, nullable=False, server_default="free_text"),
+    sa.Index("review_decisions_sample", "sample_id"),
+    sa.Index("review_decisions_time", "time"),
+    sqlite_autoincrement=True,
+)
+sample_withdrawals = sa.Table(
+    "sample_withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("client_request_id", sa.Text, nullable=False),
+    sa.Index("sample_withdrawals_sample", "sample_id"),
+    sa.Index("sample_withdrawals_time", "time"),
+    sqlite_autoincrement=True,
+)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def is_sqlite(url: str) -> bool:
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, busy_timeout_seconds: float = 5.0) -> Engine:
+    """An engine that survives a database restart (stale pooled connections are replaced)."""
+    if is_sqlite(url):
+        engine = sa.create_engine(
+            url, connect_args={"timeout": busy_timeout_seconds, "check_same_thread": False}
+        )
+
+        @sa.event.listens_for(engine, "connect")
+        def use_write_ahead_log(dbapi_connection: object, _record: object) -> None:
+            # Readers never wait for the writer, and other processes may share the file.
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=2,
+        connect_args={"connect_timeout": max(1, round(busy_timeout_seconds))},
+    )
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (creates it when empty)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def insert_once(connection: Connection) -> Insert:
+    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])

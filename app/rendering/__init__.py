@@ -1,0 +1,1 @@
+"""What people look at: explanation images and result tables."""

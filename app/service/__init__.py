@@ -1,1 +1,0 @@
-"""Serving without HTTP: the prediction pipeline and service, model registry, records and limits."""

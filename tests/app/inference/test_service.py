@@ -1,0 +1,116 @@
+import asyncio
+import threading
+
+import pytest
+
+from app.core.model_registry import ModelRegistry
+from app.inference import prediction_path
+from app.inference import service as service_module
+from app.inference.prediction_path import Upload
+from app.inference.service import PredictionService, ServerBusyError
+from app.inference.upload_checks import UploadLimits
+from app.settings import bundled_model_store
+
+
+@pytest.fixture
+def service(model_store):
+    service = PredictionService(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7, max_pixels=10**7), 2
+    )
+    yield service
+    service.close()
+
+
+def test_run_moves_work_off_the_event_loop(service):
+    async def main() -> str:
+        return await service.run(lambda: threading.current_thread().name)
+
+    assert asyncio.run(main()).startswith("leukolens")
+
+
+def test_an_explanation_is_drawn_off_the_event_loop(real_cell_png, monkeypatch):
+    """Drawing the map takes milliseconds (3.4 on a fold-1 cell): on the event loop they would
+    stall every other client's requests."""
+    service = PredictionService(
+        ModelRegistry.load(bundled_model_store()), UploadLimits(10**7, 10**7), 2
+    )
+    answered_on: list[str] = []
+    answer = prediction_path.answer
+
+    def recording_answer(*args, **kwargs):
+        answered_on.append(threading.current_thread().name)
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(prediction_path, "answer", recording_answer)
+
+    async def main():
+        return await service.predict(Upload("cell.png", real_cell_png), explain=True)
+
+    try:
+        prediction = asyncio.run(main())
+    finally:
+        service.close()
+    assert prediction.explanation is not None
+    assert len(answered_on) == 1
+    assert answered_on[0].startswith("leukolens")
+
+
+def test_admission_refuses_beyond_the_queue_depth(model_store):
+    service = PredictionService(
+        ModelRegistry.load(model_store), UploadLimits(10**7, 10**7), 1, max_in_flight=1
+    )
+
+    async def main():
+        async with service.admitted():
+            with pytest.raises(ServerBusyError):
+                async with service.admitted():
+                    pass
+        async with service.admitted():  # the place is free again
+            return service.in_flight
+
+    assert asyncio.run(main()) == 1
+    service.close()
+
+
+def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
+    service = client.app.state.service
+    service.in_flight = service.max_in_flight
+    try:
+        response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+    finally:
+        service.in_flight = 0
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert "busy" in response.json()["detail"]
+
+
+def test_batches_never_hold_every_worker(model_store, real_cell_png, monkeypatch):
+    """Issue 30's mixed load: two long batches on two workers left single images waiting past
+    their budget (503). A batch may hold all workers but one."""
+    service = PredictionService(
+        ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7), worker_threads=2
+    )
+    release = threading.Event()
+    real = service_module.predict_uploads
+
+    def long_batch(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service_module, "predict_uploads", long_batch)
+
+    async def scenario():
+        batches = [
+            asyncio.ensure_future(service.predict_batch([Upload("a.png", real_cell_png)]))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.2)
+        single = await asyncio.wait_for(service.predict(Upload("c.png", real_cell_png)), 20)
+        assert not any(batch.done() for batch in batches)  # answered while both still run
+        release.set()
+        return single, await asyncio.gather(*batches)
+
+    single, batches = asyncio.run(scenario())
+    assert 0.0 <= single.probability_all <= 1.0
+    assert all(len(outcomes) == 1 for outcomes in batches)
+    service.close()

@@ -1,0 +1,223 @@
+"""The audit journal: rows on disk before an answer, replayed at start-up, never doubled."""
+
+import errno
+import os
+import signal
+import sqlite3
+import sys
+import time
+from dataclasses import asdict
+
+import httpx
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from app.records.audit_journal import AuditJournal
+from app.records.audit_log import AuditLog, AuditRecord, AuditUnavailableError
+
+
+def record(request_id: str, item: int = 0) -> AuditRecord:
+    return AuditRecord(time.time(), request_id, "ab" * 32, "m", "1", 0.7, "ALL", 12.5, "", item)
+
+
+def test_appended_rows_are_on_disk_when_the_future_is_done(tmp_path):
+    journal = AuditJournal(tmp_path / "a.journal")
+    journal.append([asdict(record("r1")), asdict(record("r2"))]).result(timeout=10)
+    lines = (tmp_path / "a.journal").read_bytes().splitlines()
+    assert [line.count(b'"request_id"') for line in lines] == [1, 1]
+    assert [row["request_id"] for row in journal.rows()] == ["r1", "r2"]
+    journal.clear()
+    assert journal.rows() == []
+    journal.close()
+
+
+def test_a_line_cut_short_by_a_crash_is_skipped(tmp_path):
+    journal = AuditJournal(tmp_path / "a.journal")
+    journal.append([asdict(record("whole"))]).result(timeout=10)
+    with (tmp_path / "a.journal").open("ab") as file:
+        file.write(b'{"time": 1, "request_id": "cut')
+    assert [row["request_id"] for row in journal.rows()] == ["whole"]
+    journal.close()
+
+
+def test_a_disk_that_refuses_the_rows_fails_the_future(tmp_path, monkeypatch):
+    journal = AuditJournal(tmp_path / "a.journal")
+
+    def full_disk(_: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        journal.append([asdict(record("r1"))]).result(timeout=10)
+    journal.close()
+
+
+def test_start_up_writes_what_the_journal_holds_once(tmp_path):
+    database, journal_path = tmp_path / "a.sqlite3", tmp_path / "a.journal"
+    log = AuditLog(database, retention_days=30, journal=journal_path)
+    log.submit([record("committed")]).result(timeout=10)
+    log.flush(10)
+    log.close()
+    # What a killed process leaves: rows journalled, one of them already committed.
+    journal = AuditJournal(journal_path)
+    rows = [asdict(record("committed")), asdict(record("lost", 0)), asdict(record("lost", 1))]
+    journal.append(rows).result(timeout=10)
+    journal.close()
+    reopened = AuditLog(database, retention_days=30, journal=journal_path)
+    assert sorted((r.request_id, r.item) for r in reopened.rows()) == [
+        ("committed", 0),
+        ("lost", 0),
+        ("lost", 1),
+    ]
+    assert journal_path.read_bytes() == b""
+    reopened.close()
+
+
+def test_the_journal_is_emptied_once_the_database_has_every_row(tmp_path):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+    log.submit([record("r1"), record("r2", 1)]).result(timeout=10)
+    log.flush(10)
+    deadline = time.monotonic() + 10
+    while (tmp_path / "a.journal").stat().st_size and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "a.journal").stat().st_size == 0
+    assert len(log.rows()) == 2
+    log.close()
+
+
+def test_rows_neither_the_journal_nor_the_database_can_take_are_refused(tmp_path, monkeypatch):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+
+    def full_disk(_: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def database_full(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    monkeypatch.setattr(log, "_insert", database_full)
+    with pytest.raises(AuditUnavailableError):
+        log.submit([record("r1")]).result(timeout=30)
+    monkeypatch.undo()
+    log.close()
+
+
+def test_rows_the_journal_cannot_take_are_answered_once_committed(tmp_path, monkeypatch):
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+
+    def full_disk(_: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    log.submit([record("r1")]).result(timeout=30)
+    monkeypatch.undo()
+    assert [r.request_id for r in log.rows()] == ["r1"]
+    log.close()
+
+
+def test_a_prediction_that_cannot_be_recorded_is_503_not_answered(settings, real_cell_png):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        audit = client.app.state.service.audit_log
+
+        def full_disk(_: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def database_full(*_: object) -> None:
+            raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+        original_fsync, original_insert = os.fsync, audit._insert
+        os.fsync, audit._insert = full_disk, database_full
+        try:
+            refused = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
+            batch = client.post(
+                "/api/v1/predict/batch", files=[("files", ("c.png", real_cell_png))]
+            )
+        finally:
+            os.fsync, audit._insert = original_fsync, original_insert
+        assert refused.status_code == batch.status_code == 503
+        assert "could not be recorded" in refused.json()["detail"]
+        assert (
+            client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)}).status_code
+            == 200
+        )
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kill -9 and loopback")
+def test_answers_given_while_the_database_is_locked_survive_kill_9(
+    tmp_path, real_cell_png, start_server
+):
+    """Issue 30: 20 predictions answered while another process held the database, then
+    kill -9: 0 of 20 rows were written."""
+    database = tmp_path / "audit.sqlite3"
+    settings = {"LEUKOLENS_AUDIT_LOG_PATH": str(database), "LEUKOLENS_WORKER_THREADS": "2"}
+    base = start_server(**settings)
+    server = start_server.processes[-1]
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    answered = []
+    for _ in range(20):
+        response = httpx.post(
+            f"{base}/api/v1/predict", files={"file": ("c.png", real_cell_png)}, timeout=60
+        )
+        assert response.status_code == 200
+        answered.append(response.json()["request_id"])
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait(timeout=30)
+    holder.execute("COMMIT")
+    holder.close()
+    start_server(**settings)  # replays the journal at start-up
+    with sqlite3.connect(database) as reader:
+        written = {row[0] for row in reader.execute("SELECT request_id FROM predictions")}
+    assert set(answered) <= written
+
+
+def test_rows_given_up_on_stay_in_the_journal_and_the_rest_is_emptied(tmp_path, monkeypatch):
+    """One refused row must not keep every later committed row in the journal for good."""
+    journal_path = tmp_path / "a.journal"
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=journal_path)
+    insert = log._insert
+
+    def refuse_once(records):
+        if records[0].request_id == "refused":
+            raise OperationalError("INSERT", {}, Exception("constraint failed"))
+        insert(records)
+
+    monkeypatch.setattr(log, "_insert", refuse_once)
+    log.submit([record("refused")]).result(timeout=30)  # journalled: answered
+    log.flush(10)
+    for index in range(20):
+        log.submit([record(f"later-{index}")]).result(timeout=30)
+    log.flush(10)
+    deadline = time.monotonic() + 10
+    while len(journal_path.read_bytes().splitlines()) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [row["request_id"] for row in AuditJournal.rows(log._journal)] == ["refused"]
+    log.close()
+
+
+def test_submitting_never_waits_for_the_disk(tmp_path, monkeypatch):
+    """The event loop calls submit: a slow fsync must hold up only the answers waiting for it."""
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+    real_fsync = os.fsync
+
+    def slow_fsync(descriptor: int) -> None:
+        time.sleep(0.5)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    slowest = 0.0
+    futures = []
+    for index in range(6):
+        started = time.monotonic()
+        futures.append(log.submit([record(f"r{index}")]))
+        slowest = max(slowest, time.monotonic() - started)
+        time.sleep(0.2)
+    for future in futures:
+        future.result(timeout=30)
+    assert slowest < 0.25, slowest
+    monkeypatch.undo()
+    log.close()
