@@ -377,24 +377,3 @@ def drive_asgi(
 @pytest.fixture
 def asgi_post():
     return drive_asgi
-
-
-@pytest.fixture
-def training_under_the_old_layout(monkeypatch) -> None:
-    """training/ still imports app/ by its paths from before issue 29 (its imports are fixed
-    when the two branches merge): those module names point at today's modules meanwhile."""
-    import sys
-    import types
-
-    from app.core import cell_colour, image_decoding, model_registry, recipe
-    from app.records import decisions_read
-
-    preprocessing = types.ModuleType("app.core.preprocessing")
-    for module in (image_decoding, cell_colour, recipe):
-        preprocessing.__dict__.update(
-            {name: value for name, value in vars(module).items() if not name.startswith("__")}
-        )
-    monkeypatch.setitem(sys.modules, "app.core.preprocessing", preprocessing)
-    monkeypatch.setitem(sys.modules, "app.service", types.ModuleType("app.service"))
-    monkeypatch.setitem(sys.modules, "app.service.model_registry", model_registry)
-    monkeypatch.setitem(sys.modules, "app.service.review_records", decisions_read)

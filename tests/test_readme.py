@@ -100,9 +100,7 @@ def program_parsers():
     return {"./scripts/train": training_parser(), "./scripts/predict": predict_parser()}
 
 
-def test_commands_not_run_here_are_still_valid_command_lines(
-    blocks, capsys, training_under_the_old_layout
-):
+def test_commands_not_run_here_are_still_valid_command_lines(blocks, capsys):
     parsers = program_parsers()
     checked = 0
     for block in blocks:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from skimage.color import hed2rgb, rgb2hed
 
-from app.core.preprocessing import foreground_mask
+from app.core.cell_colour import foreground_mask
 
 Augmentation = Callable[[np.ndarray], np.ndarray]
 

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from app.core.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
+from app.core.recipe import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.data.dataset_index import CellImage, read_image
 
 Augmentation = Callable[[np.ndarray], np.ndarray]

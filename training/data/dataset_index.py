@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.core.preprocessing import ImageDecodeError, decode_image
+from app.core.image_decoding import ImageDecodeError, decode_image
 
 LABEL_ALL = 1
 LABEL_HEM = 0

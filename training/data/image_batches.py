@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from app.core.preprocessing import PreprocessConfig, preprocess
+from app.core.recipe import PreprocessConfig, preprocess
 from training.data.dataset_index import read_image
 
 Item = TypeVar("Item")

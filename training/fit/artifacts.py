@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.data.predictions import Predictions
 from training.fit.train_config import TrainConfig
 from training.metrics.classification_metrics import BinaryMetrics

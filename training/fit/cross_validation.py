@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from app.core.gradcam import HEAT_ON_CELL_GOAL
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.data.cell_dataset import PreparedCache
 from training.data.dataset_index import DatasetIndex, index_training_data
 from training.data.predictions import Predictions

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.fit.artifacts import CvDir, RunDir
 from training.fit.checkpoints import load_trained_model
 from training.fit.models import CellClassifier

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from app.core.classifier import sigmoid
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.data.cell_dataset import CellDataset
 from training.data.predictions import Predictions
 from training.fit import distributed

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.fit.models import CellClassifier
 
 

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from app.core.classifier import sigmoid
-from app.core.preprocessing import PreprocessConfig, channel_statistics
+from app.core.recipe import PreprocessConfig, channel_statistics
 from training.data.cell_dataset import CellDataset
 from training.data.dataset_index import CellImage, DatasetError, DatasetIndex, index_training_data
 from training.data.image_batches import preprocessed_batches

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.preprocessing import ContrastMethod, CropMethod, PreprocessConfig
+from app.core.recipe import ContrastMethod, CropMethod, PreprocessConfig
 
 HeadKind = Literal["timm", "paper"]
 """The classifier head (training/fit/models.py): timm's linear layer, or the paper's dense 256."""

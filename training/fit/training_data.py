@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler, WeightedRandomSampler
 
-from app.core.preprocessing import PreprocessConfig, channel_statistics
+from app.core.recipe import PreprocessConfig, channel_statistics
 from training.data.cell_appearance_augmentation import cell_appearance_randomization
 from training.data.cell_dataset import (
     Augmentation,

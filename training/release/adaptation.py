@@ -28,7 +28,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from app.core.classifier import OnnxCellClassifier, logit, sigmoid
 from app.core.manifest import Evaluation, ModelManifest, load_manifest
-from app.service.model_registry import STORE_INDEX, record_model
+from app.core.model_registry import STORE_INDEX, record_model
 from training.metrics.subject_resampling import (
     Interval,
     metric_interval,

@@ -24,8 +24,8 @@ from app.core.manifest import (
     file_sha256,
     load_manifest,
 )
-from app.core.preprocessing import PreprocessConfig
-from app.service.model_registry import record_model
+from app.core.model_registry import record_model
+from app.core.recipe import PreprocessConfig
 from training.data.image_batches import preprocess_batch
 from training.fit.artifacts import CvDir, RunConfig, RunDir
 from training.fit.checkpoints import load_trained_model
@@ -101,13 +101,13 @@ def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = Non
     # has passed: a failure removes only that folder, never what was at --out before.
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        manifest = _export(trained, staging, options, earlier)
+        _export(trained, staging, options, earlier)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _move_into_place(staging, out_dir)
     record_model(out_dir.parent, out_dir)
-    return manifest
+    return load_manifest(out_dir)  # the card as written: its paths made portable
 
 
 def _check_destination(out_dir: Path) -> None:

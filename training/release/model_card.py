@@ -28,9 +28,9 @@ from app.core.manifest import (
     load_manifest,
     write_manifest,
 )
-from app.core.preprocessing import PreprocessConfig
+from app.core.model_registry import STORE_INDEX, record_model
 from app.core.quality_checks import QualityReference, build_reference, measure_cell
-from app.service.model_registry import STORE_INDEX, record_model
+from app.core.recipe import PreprocessConfig
 from training.data.dataset_index import (
     EXTERNAL_PRELIM,
     LABEL_NAMES,

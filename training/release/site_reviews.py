@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.service.review_records import latest_decisions_in
+from app.records.decisions_read import latest_decisions_in
 from training.data.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 
 

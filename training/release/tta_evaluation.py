@@ -11,7 +11,7 @@ import torch
 
 from app.core.classifier import OnnxCellClassifier
 from app.core.manifest import TestTimeAugmentationCard
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from app.core.tta_transforms import average_over_transforms, dihedral_transforms
 from training.data.image_batches import preprocessed_batches
 from training.fit.artifacts import RunDir

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from app.core.cell_colour import foreground_mask, match_cell_colour
 from app.core.classifier import OnnxCellClassifier
-from app.core.preprocessing import PreprocessConfig, foreground_mask, match_cell_colour
+from app.core.recipe import PreprocessConfig
 from training.data.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
 from training.data.image_batches import batched, preprocess_batch, read_batches
 

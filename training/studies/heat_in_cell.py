@@ -15,13 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.core.cell_colour import foreground_mask
 from app.core.gradcam import HEAT_ON_CELL_GOAL, upsample_gradcam
-from app.core.preprocessing import (
-    PreprocessConfig,
-    foreground_mask,
-    normalize_to_tensor,
-    prepare_image,
-)
+from app.core.recipe import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.data.dataset_index import CellImage
 from training.data.image_batches import read_batches
 from training.fit.models import CellClassifier, autograd_gradcam

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from app.core.preprocessing import foreground_mask, standardize_cell_colour
+from app.core.cell_colour import foreground_mask, standardize_cell_colour
 from training.data.dataset_index import CellImage, read_image
 from training.data.splits import subject_grouped_folds
 

@@ -1,7 +1,7 @@
 """Samples of known blast share built from held-out cells: is the corrected share right?
 
 The server corrects a sample's share of ALL-like calls with the card's sensitivity and
-specificity (app.service.blast_share). Here that estimator meets samples whose truth is known:
+specificity (app.core.blast_share). Here that estimator meets samples whose truth is known:
 
 - from a cross-validation's out-of-fold predictions (`--cv`): each sample mixes the cells of
   one ALL subject and one HEM subject (a patient's own cells, drawn with replacement), and the
@@ -29,8 +29,8 @@ from typing import cast
 import numpy as np
 from sklearn import metrics as skm
 
+from app.core.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from app.core.manifest import load_manifest
-from app.service.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from training.fit.artifacts import CvDir
 from training.release.decision_rule import best_balanced_accuracy_threshold
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from app.core.preprocessing import foreground_mask
+from app.core.cell_colour import foreground_mask
 from training.data.dataset_index import CellImage, read_image
 from training.fit.artifacts import CvDir
 

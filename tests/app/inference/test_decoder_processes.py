@@ -110,6 +110,7 @@ def test_a_child_gets_no_secret_of_the_server(decoders, monkeypatch):
     monkeypatch.setenv("LEUKOLENS_API_KEY", "secret")
     pool = DecoderProcesses(1)
     try:
+        pool.decode(cv2.imencode(".jpg", cell_image())[1].tobytes(), 30)  # started for sure
         environment = Path(f"/proc/{only_child(pool).pid}/environ").read_bytes()
     finally:
         pool.close()

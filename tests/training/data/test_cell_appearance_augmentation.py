@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from app.core.preprocessing import PreprocessConfig, decode_image, foreground_mask, prepare_image
+from app.core.cell_colour import foreground_mask
+from app.core.image_decoding import decode_image
+from app.core.recipe import PreprocessConfig, prepare_image
 from training.data.cell_appearance_augmentation import cell_appearance_randomization
 
 THRESHOLD = 15

@@ -2,13 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.core.preprocessing import (
-    ContrastMethod,
-    CropMethod,
-    PreprocessConfig,
-    decode_image,
-    preprocess,
-)
+from app.core.image_decoding import decode_image
+from app.core.recipe import ContrastMethod, CropMethod, PreprocessConfig, preprocess
 from training.data.cell_dataset import CellDataset, morphology_preserving_augmentation
 from training.data.dataset_index import index_dataset
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core.preprocessing import decode_image
+from app.core.image_decoding import decode_image
 from training.data.dataset_index import (
     LABEL_ALL,
     LABEL_HEM,

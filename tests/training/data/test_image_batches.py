@@ -1,6 +1,7 @@
 import numpy as np
 
-from app.core.preprocessing import PreprocessConfig, decode_image, preprocess
+from app.core.image_decoding import decode_image
+from app.core.recipe import PreprocessConfig, preprocess
 from training.data.image_batches import (
     batched,
     preprocess_batch,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.fit.artifacts import (
     CvDir,
     CvSummary,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.core.preprocessing import PreprocessConfig, normalize_to_tensor, prepare_image
+from app.core.recipe import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.data.dataset_index import index_dataset, read_image
 from training.fit.checkpoints import load_trained_model
 from training.fit.explanation_penalty import cell_share_per_position, logits_and_heat_off_cell

@@ -21,7 +21,7 @@ def test_subject_balanced_weights_give_each_class_and_subject_an_equal_share(cnm
 
 
 def test_datasets_are_built_with_the_measured_recipe(cnmc_root):
-    from app.core.preprocessing import channel_statistics, prepare_image
+    from app.core.recipe import channel_statistics, prepare_image
     from training.data.dataset_index import index_dataset, read_image
     from training.fit.training_data import build_data
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from app.core.classifier import OnnxCellClassifier, sigmoid
+from app.core.image_decoding import decode_image
 from app.core.manifest import ManifestError, ModelManifest, load_manifest
-from app.core.preprocessing import decode_image, preprocess
+from app.core.recipe import preprocess
 from training.cli import main
 from training.fit.checkpoints import load_trained_model
 from training.release import export as export_module
@@ -183,7 +184,7 @@ def test_export_refuses_to_replace_a_folder_that_is_not_a_model(trained_run, tmp
 
 def test_the_export_is_recorded_in_the_stores_index(exported):
     from app.core.manifest import card_sha256
-    from app.service.model_registry import ModelRegistry, StoreIndex
+    from app.core.model_registry import ModelRegistry, StoreIndex
 
     index = StoreIndex.read(exported.parent)
     assert index.card_checksums == {"tiny": card_sha256(exported)}

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from app.core.manifest import load_manifest
-from app.service.model_registry import StoreIndex
+from app.core.model_registry import StoreIndex
 from app.settings import bundled_model_store
 from training.release.gelu_fusion import reorder_gelu_for_fusion
 

@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from app.core.preprocessing import PreprocessConfig, decode_image, preprocess
+from app.core.image_decoding import decode_image
+from app.core.recipe import PreprocessConfig, preprocess
 from app.core.tta_transforms import dihedral_transforms
 from training.fit.models import create_classifier, predict_probabilities
 from training.release.tta_evaluation import plain_and_tta_probabilities

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from app.core.preprocessing import foreground_mask
+from app.core.cell_colour import foreground_mask
 from training.cli import main
 from training.data.dataset_index import read_image
 from training.studies.colour_counterfactual import ColourStatistics, cell_statistics, recolour

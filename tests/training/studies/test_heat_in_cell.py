@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from app.core.gradcam import HEAT_ON_CELL_GOAL
-from app.core.preprocessing import PreprocessConfig
+from app.core.recipe import PreprocessConfig
 from training.data.dataset_index import index_dataset
 from training.studies.heat_in_cell import (
     heat_in_cell_fractions,

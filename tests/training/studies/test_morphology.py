@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core.preprocessing import decode_image
+from app.core.image_decoding import decode_image
 from training.cli import main
 from training.studies.external_evaluation import ExternalReport
 from training.studies.morphology import FEATURE_NAMES, cell_features

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from app.predict_cli import main as predict_main
-from app.service.model_registry import record_model
+from app.cli.predict import main as predict_main
+from app.core.model_registry import record_model
 from tests.conftest import write_mean_brightness_model
 from training.data.dataset_index import LABEL_ALL, read_image
 from training.metrics.subject_resampling import subject_resamples

@@ -35,17 +35,15 @@ def test_openapi_documents_the_api(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_from(
-    tmp_path, training_under_the_old_layout
-):
+def test_an_adapted_model_is_served_beside_its_parent_and_says_where_it_came_from(tmp_path):
     from fastapi.testclient import TestClient
 
     from app.core.model_registry import StoreIndex, record_model
     from app.main import create_app
     from app.settings import Settings
     from tests.conftest import write_channel_mean_model
-    from tests.training.test_adaptation import write_site
-    from training.adaptation import adapt_model
+    from tests.training.release.test_adaptation import write_site
+    from training.release.adaptation import adapt_model
 
     store = tmp_path / "store"
     parent = write_channel_mean_model(store / "parent", (4.0, 0.0, 0.0))
