@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from app.core.manifest import MANIFEST_FILENAME
+from app.settings import bundled_model_store
+
 RESULTS_DIR = Path(__file__).parent / "results"
 
 
@@ -101,3 +104,15 @@ def interleaved_p50_ms(
             runner.run(None, feed)
             durations[name].append((time.perf_counter() - started) * 1000)
     return {name: round(statistics.median(values), 3) for name, values in durations.items()}
+
+
+def check_install_target(folder: Path) -> None:
+    """`--install` writes only into an explicit folder outside the bundled store that holds
+    a model card: benchmarks never change what the project ships."""
+    if folder.resolve().is_relative_to(bundled_model_store().resolve()):
+        raise SystemExit(
+            f"--install {folder}: the bundled model_store/ is not written by benchmarks; copy "
+            "the model's folder elsewhere and install there"
+        )
+    if not (folder / MANIFEST_FILENAME).is_file():
+        raise SystemExit(f"--install {folder}: no {MANIFEST_FILENAME} there (copy the model first)")

@@ -36,7 +36,7 @@ from app.core.manifest import (
 )
 from app.core.model_registry import ModelRegistry, record_model
 from app.settings import bundled_model_store
-from bench.common import interleaved_p50_ms, ort_session, write_result
+from bench.common import check_install_target, interleaved_p50_ms, ort_session, write_result
 from bench.same_run import ROOT, git
 from training.data.dataset_index import list_images, read_image
 from training.data.image_batches import batched, preprocess_batch
@@ -168,11 +168,19 @@ def main() -> None:
     parser.add_argument("--external", type=Path, help="also compare answers on these cells")
     parser.add_argument("--baseline", help="take the 'before' graphs from this git ref")
     parser.add_argument("--calls", type=int, default=40, help="timed calls per graph and size")
-    parser.add_argument("--install", action="store_true", help="write the rewrite into --model")
+    parser.add_argument(
+        "--install", action="store_true", help="write the rewrite into --model (a copy)"
+    )
     parser.add_argument("--name", help="the result file's name (default: by model)")
     args = parser.parse_args()
     if args.install and args.baseline:
         parser.error("--install rewrites the model folder's own graphs: leave out --baseline")
+    if args.install:
+        if args.model is None:
+            parser.error(
+                "--install needs --model: a copy of the model folder, outside model_store/"
+            )
+        check_install_target(args.model)
     store = bundled_model_store()
     model_dir = args.model or store / ModelRegistry.load(store).default_id
     classifier = OnnxCellClassifier(model_dir, intra_op_threads=1)

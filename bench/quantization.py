@@ -30,11 +30,11 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from sklearn.metrics import roc_auc_score
 
 from app.core.classifier import INT8_CARD_FILENAME, Int8Card, OnnxCellClassifier
-from app.core.manifest import MANIFEST_FILENAME, file_sha256
+from app.core.manifest import file_sha256
 from app.core.model_registry import ModelRegistry
 from app.core.recipe import preprocess
 from app.settings import bundled_model_store
-from bench.common import interleaved_p50_ms, ort_session, write_result
+from bench.common import check_install_target, interleaved_p50_ms, ort_session, write_result
 from training.data.dataset_index import list_images, read_image
 
 FIXTURES = Path(__file__).parents[1] / "tests/fixtures/cnmc"
@@ -73,17 +73,6 @@ def quantize(method: str, source: Path, target: Path, calibration: np.ndarray, n
 
 
 INT8_GRAPH_FILENAME = "model.int8.onnx"
-
-
-def check_install_target(folder: Path) -> None:
-    """An explicit folder outside the bundled store, holding a model card."""
-    if folder.resolve().is_relative_to(bundled_model_store().resolve()):
-        raise SystemExit(
-            f"--install {folder}: the bundled model_store/ is not written by benchmarks; copy "
-            "the model's folder elsewhere and install there"
-        )
-    if not (folder / MANIFEST_FILENAME).is_file():
-        raise SystemExit(f"--install {folder}: no {MANIFEST_FILENAME} there (copy the model first)")
 
 
 def install(model_dir: Path, graph: bytes, results: dict) -> Path:

@@ -1,6 +1,6 @@
 """Build `gpu_bundle/` (git-ignored), what a lent GPU machine needs for issue 11's runs.
 
-    python scripts/device/build_bundle.py --data ../shared/data/C-NMC_Leukemia \
+    python scripts/gpu_cv_round/build_bundle.py --data ../shared/data/C-NMC_Leukemia \
         --external ../shared/data/C-NMC_external --cells-per-subject 80
 
 The device's working tree travels with a 64 MiB limit, the project's tracked files included,
