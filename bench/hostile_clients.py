@@ -16,7 +16,6 @@ covers it. Linux only; compare rows within one run.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import os
@@ -32,12 +31,12 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import machine, write_result
 from bench.hostile_uploads import (
     GOOD_CELL,
     ROOT,
     Server,
     jpeg_scan_bomb,
+    run_from_command_line,
     tiff_with_tile,
 )
 
@@ -388,17 +387,9 @@ def run(source: Path, skip_load: bool) -> list[dict[str, object]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", type=Path, default=ROOT, help="checkout whose app/ to serve")
-    parser.add_argument("--label", default="after", help="result name: hostile_clients-LABEL")
-    parser.add_argument("--skip-load", action="store_true", help="no 2,000-request mixed load")
-    args = parser.parse_args()
-    rows = run(args.source.resolve(), args.skip_load)
-    path = write_result(
-        f"hostile_clients-{args.label}",
-        {"source": str(args.source), "machine": machine(), "rows": rows},
+    run_from_command_line(
+        __doc__ or "", "hostile_clients", run, "--skip-load", "no 2,000-request mixed load"
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -365,18 +365,30 @@ def _gone_clients(server: Server) -> str:
     return f"{status}; the normal request took {time.perf_counter() - started:.2f} s"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def run_from_command_line(
+    description: str,
+    name: str,
+    run_cases: Callable[[Path, bool], list[dict[str, object]]],
+    skip_flag: str,
+    skip_help: str,
+) -> None:
+    """`--source DIR --label L [skip_flag]`: serve DIR's app, run the cases, write NAME-L."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--source", type=Path, default=ROOT, help="checkout whose app/ to serve")
-    parser.add_argument("--label", default="after", help="result name: hostile_uploads-LABEL")
-    parser.add_argument("--skip-large-bodies", action="store_true")
+    parser.add_argument("--label", default="after", help=f"result name: {name}-LABEL")
+    parser.add_argument(skip_flag, dest="skip", action="store_true", help=skip_help)
     args = parser.parse_args()
-    rows = run(args.source.resolve(), args.skip_large_bodies)
+    rows = run_cases(args.source.resolve(), args.skip)
     path = write_result(
-        f"hostile_uploads-{args.label}",
-        {"source": str(args.source), "machine": machine(), "rows": rows},
+        f"{name}-{args.label}", {"source": str(args.source), "machine": machine(), "rows": rows}
     )
     print(f"wrote {path}")
+
+
+def main() -> None:
+    run_from_command_line(
+        __doc__ or "", "hostile_uploads", run, "--skip-large-bodies", "no 1 GB bodies"
+    )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -204,6 +205,17 @@ def encode_png():
     return png_bytes
 
 
+def review_json(scored: dict, sample_id: str, **fields) -> dict:
+    """A review's JSON on the image of the prediction `scored`, for `sample_id`, with `fields`
+    (decision, reviewer, comment)."""
+    return {
+        "request_id": scored["request_id"],
+        "image_sha256": scored["image_sha256"],
+        "sample_id": sample_id,
+        **fields,
+    }
+
+
 def wait_until_ready(base: str, process, seconds: float, what: str) -> None:
     """Poll `base`/readyz until 200; fail with the process's output if it exits first."""
     import time
@@ -228,6 +240,49 @@ def wait_until_ready(base: str, process, seconds: float, what: str) -> None:
 def until_ready():
     """`wait_until_ready(base, process, seconds, what)` for tests that start a server."""
     return wait_until_ready
+
+
+@contextmanager
+def serving_in_session(
+    command: list[str], port: int, seconds: float, what: str, *, kill_after=None, **popen
+):
+    """Start `command` (`popen`: Popen's other arguments) in a new session, so that its children
+    go with it, its output piped; yield its base URL on `port` once /readyz is 200 (see
+    `wait_until_ready`). Then SIGTERM the session and wait for it: 30 s at most (the wait's
+    TimeoutExpired fails the test), or with `kill_after`, that many seconds, then SIGKILL."""
+    import os
+    import signal
+    import subprocess
+
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, server, seconds, what)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        if kill_after is None:
+            server.communicate(timeout=30)
+        else:
+            try:
+                server.communicate(timeout=kill_after)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.communicate()
+
+
+@pytest.fixture
+def serve_in_session():
+    """`serving_in_session(command, port, seconds, what, *, kill_after, **popen)` for tests
+    that start a server process with children of its own."""
+    return serving_in_session
 
 
 class ServerLauncher:
@@ -319,6 +374,25 @@ def bundled_client(tmp_path):
         yield client
 
 
+def asgi_scope(path: str, headers=(), server: tuple[str, int] = ("127.0.0.1", 80)) -> dict:
+    """The ASGI scope of an HTTP/1.1 POST to `path` from 127.0.0.1 with these (name, value)
+    headers."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+        "client": ("127.0.0.1", 1),
+        "server": server,
+    }
+
+
 def drive_asgi(
     app, path: str, chunks: list[bytes], headers=(), *, portal=None, complete=False, delay=0.0
 ):
@@ -347,23 +421,8 @@ def drive_asgi(
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-
     async def call():
-        await asyncio.wait_for(app(scope, receive, send), 20)
+        await asyncio.wait_for(app(asgi_scope(path, headers), receive, send), 20)
 
     if portal is not None:
         portal.call(call)

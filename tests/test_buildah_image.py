@@ -5,7 +5,6 @@ not root, no torch inside, and the image's own HEALTHCHECK passing."""
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -88,7 +87,7 @@ def run_in_image(buildah: list[str], *command: str, env: dict[str, str] | None =
         subprocess.run([*buildah, "rm", container], capture_output=True, check=False)
 
 
-def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, until_ready):
+def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, serve_in_session):
     storage, buildah = built_image
     config = json.loads(
         subprocess.run(
@@ -104,16 +103,8 @@ def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, u
     assert healthcheck[0] == "CMD"
 
     port = free_port()
-    server = subprocess.Popen(
-        [str(SCRIPT), "--storage", str(storage), "--tag", TAG, "--no-build", "--serve", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until_ready(base, server, 120, "the image")
+    serve = [str(SCRIPT), "--storage", str(storage), "--tag", TAG, "--no-build", "--serve"]
+    with serve_in_session([*serve, str(port)], port, 120, "the image", kill_after=60) as base:
         answer = httpx.post(
             f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)}, timeout=30
         )
@@ -134,10 +125,3 @@ def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, u
             " os.access('/srv/data', os.W_OK))",
         )
         assert inside.stdout.split() == ["10001", "True", "True"], inside.stderr
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()

@@ -12,7 +12,6 @@
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -133,7 +132,7 @@ def write_example_images(folder: Path, cnmc_root: Path) -> None:
         assert cv2.imwrite(str(folder / name), image)
 
 
-def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path, until_ready):
+def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path, serve_in_session):
     runnable = [line for block in blocks if block.how == "run" for line in block.lines]
     assert runnable[:2] == [
         "./scripts/serve # serve the app on the bundled model at http://127.0.0.1:8000",
@@ -147,18 +146,9 @@ def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path, unt
         "LEUKOLENS_PORT": str(port),
         "LEUKOLENS_AUDIT_LOG_PATH": str(tmp_path / "a.db"),
     }
-    server = subprocess.Popen(
-        shlex.split(runnable[0], comments=True),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until_ready(base, server, 300, "./scripts/serve")  # a first run installs the extra
+    serve = shlex.split(runnable[0], comments=True)
+    # A first run of ./scripts/serve installs the extra: 300 s to become ready.
+    with serve_in_session(serve, port, 300, "./scripts/serve", cwd=ROOT, env=env) as base:
         # runnable[1] is ./scripts/test: the suite this test is part of.
         for line in runnable[2:]:
             words = shlex.split(line.replace("http://127.0.0.1:8000", base), comments=True)
@@ -173,6 +163,3 @@ def test_the_commands_marked_run_run_as_written(blocks, cnmc_root, tmp_path, unt
             )
             assert result.returncode == 0, (line, result.stdout, result.stderr)
             assert result.stdout.strip(), line
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.communicate(timeout=30)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ParamSpec
 
 import numpy as np
 
@@ -44,6 +45,9 @@ STANDALONE_DECODE_SECONDS = 10.0
 
 InferenceObserver = Callable[[str, int, float], None]
 """Told each inference: the model's id, the images onnxruntime ran, and the seconds it took."""
+
+
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -165,20 +169,20 @@ def prepare(
     return prepared
 
 
-def prepare_or_refuse(
-    upload: Upload,
-    classifier: OnnxCellClassifier,
-    limits: UploadLimits,
-    *,
-    views: bool = False,
-    budget: WorkBudget | None = None,
-    decoders: DecoderProcesses | None = None,
-) -> PreparedUpload | Refusal:
-    """`prepare`, with a refusal returned rather than raised (for batches)."""
-    try:
-        return prepare(upload, classifier, limits, views=views, budget=budget, decoders=decoders)
-    except RefusedError as refused:
-        return refused.refusal
+def _refusal_returned(
+    prepare_one: Callable[P, PreparedUpload],
+) -> Callable[P, PreparedUpload | Refusal]:
+    def returning(*args: P.args, **kwargs: P.kwargs) -> PreparedUpload | Refusal:
+        try:
+            return prepare_one(*args, **kwargs)
+        except RefusedError as refused:
+            return refused.refusal
+
+    return returning
+
+
+prepare_or_refuse = _refusal_returned(prepare)
+"""`prepare`, with a refusal returned rather than raised (for batches)."""
 
 
 def predict_prepared(

@@ -6,20 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
-from training.command_line import CommandError, Subparsers
+from training.command_line import CommandError, Subparsers, add_command
 from training.data.dataset_index import DatasetIndex, index_dataset, index_prelim_test
 
 
 def add_index_parser(commands: Subparsers) -> None:
-    index = commands.add_parser("index", help="count images per fold, class and subject")
+    index = add_command(commands, "index", run_index)
     index.add_argument(
         "--data", type=Path, help="C-NMC root (or --test-images with --test-csv alone)"
     )
     index.add_argument("--no-dedupe", action="store_true", help="keep pixel-identical images")
-    index.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
-    index.add_argument("--test-images", type=Path, help="folder of the preliminary-test images")
+    add_prelim_test_arguments(index, "folder of the preliminary-test images")
     index.add_argument("--json", action="store_true")
-    index.set_defaults(handler=run_index)
+
+
+def add_prelim_test_arguments(parser: argparse.ArgumentParser, images_help: str) -> None:
+    """The preliminary test set `load_index` reads instead of --data."""
+    parser.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
+    parser.add_argument("--test-images", type=Path, help=images_help)
 
 
 def load_index(args: argparse.Namespace) -> DatasetIndex:
@@ -34,6 +38,7 @@ def load_index(args: argparse.Namespace) -> DatasetIndex:
 
 
 def run_index(args: argparse.Namespace) -> None:
+    """count images per fold, class and subject"""
     index = load_index(args)
     rows = index.counts()
     if args.json:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any, Self, cast
 
 import numpy as np
 
@@ -75,3 +76,16 @@ class Predictions:
             logits=np.asarray([float(row["logit"]) for row in rows]),
             probabilities=np.asarray([float(row["probability_all"]) for row in rows]),
         )
+
+
+class PerImageArrays:
+    """A base for a frozen dataclass of per-image arrays: `combine` pools several of them (a
+    cv's folds), each field the concatenation of that field across the parts, in their order."""
+
+    @classmethod
+    def combine(cls, parts: Sequence[Self]) -> Self:
+        arrays = {
+            field.name: np.concatenate([getattr(part, field.name) for part in parts])
+            for field in fields(cast(Any, cls))
+        }
+        return cls(**arrays)

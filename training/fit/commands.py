@@ -7,45 +7,31 @@ import argparse
 import json
 from pathlib import Path
 
-from training.command_line import CommandError, Subparsers
+from training.command_line import CommandError, Subparsers, add_command
 from training.fit.config_flags import add_config_arguments, command_for, config_from_args
 from training.fit.train_config import TrainConfig
 
 
 def add_training_parsers(commands: Subparsers, saved: TrainConfig | None) -> None:
     """train and cv: a flag per TrainConfig field."""
-    for name, help_text, handler in (
-        ("train", "train one model (validation split optional)", run_train),
-        ("cv", "subject-grouped cross-validation", run_cv),
-        (
-            "linear-head",
-            "frozen ImageNet features + an L2 logistic head on every indexed person, as a run "
-            "for export (--init-weights; --subject-balanced weighting, --population-weights)",
-            run_linear_head,
-        ),
-        (
-            "linear-head-cv",
-            "the subject-grouped cross-validation of linear-head",
-            run_linear_head_cv,
-        ),
+    for name, handler in (
+        ("train", run_train),
+        ("cv", run_cv),
+        ("linear-head", run_linear_head),
+        ("linear-head-cv", run_linear_head_cv),
     ):
         # No abbreviations: `--conf` must not pass silently for a flag the pre-parser never saw.
-        parser = commands.add_parser(name, help=help_text, allow_abbrev=False)
+        parser = add_command(commands, name, handler, allow_abbrev=False)
         add_config_arguments(parser, saved)
-        parser.set_defaults(handler=handler)
 
 
 def add_summarize_parser(commands: Subparsers) -> None:
-    summarize = commands.add_parser(
-        "summarize",
-        help="write a cv's cv_summary.json again from its out-of-fold predictions (a cv stopped "
-        "after its folds)",
-    )
+    summarize = add_command(commands, "summarize", run_summarize)
     summarize.add_argument("cv_dir", type=Path, metavar="CV_DIR")
-    summarize.set_defaults(handler=run_summarize)
 
 
 def run_train(args: argparse.Namespace) -> None:
+    """train one model (validation split optional)"""
     from training.fit import distributed
     from training.fit.trainer import train
 
@@ -61,6 +47,8 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_linear_head(args: argparse.Namespace) -> None:
+    """frozen ImageNet features + an L2 logistic head on every indexed person, as a run for
+    export (--init-weights; --subject-balanced weighting, --population-weights)"""
     from training.fit.artifacts import RunDir
     from training.fit.linear_head import linear_head_run
 
@@ -73,6 +61,7 @@ def run_linear_head(args: argparse.Namespace) -> None:
 
 
 def run_linear_head_cv(args: argparse.Namespace) -> None:
+    """the subject-grouped cross-validation of linear-head"""
     from training.fit.artifacts import CvDir
     from training.fit.linear_head import linear_head_cv
     from training.studies.population_report import markdown_table, read_population_report
@@ -84,6 +73,7 @@ def run_linear_head_cv(args: argparse.Namespace) -> None:
 
 
 def run_cv(args: argparse.Namespace) -> None:
+    """subject-grouped cross-validation"""
     from training.fit.cross_validation import run_cross_validation
 
     config = config_from_args(args)
@@ -93,6 +83,8 @@ def run_cv(args: argparse.Namespace) -> None:
 
 
 def run_summarize(args: argparse.Namespace) -> None:
+    """write a cv's cv_summary.json again from its out-of-fold predictions (a cv stopped after
+    its folds)"""
     from training.fit.cross_validation import summarize_out_of_fold
 
     try:

@@ -24,6 +24,28 @@ class Interval(BaseModel):
     high: float
 
 
+class AtThreshold(BaseModel):
+    """The figures at a decision threshold, each with its interval; None without a threshold.
+    A base listed first, so that its fields follow those of the base after it."""
+
+    balanced_accuracy: Interval | None = None
+    sensitivity: Interval | None = None
+    specificity: Interval | None = None
+    confusion_matrix: list[list[int]] | None = None
+    """[[tn, fp], [fn, tp]] at the threshold."""
+
+    @staticmethod
+    def measure(
+        labels: np.ndarray, scores: np.ndarray, threshold: float, draws: list[np.ndarray]
+    ) -> AtThreshold:
+        """Each threshold metric with its interval over `draws`, and the confusion matrix."""
+        figures = {
+            name: metric_interval(metric, labels, scores, draws)
+            for name, metric in threshold_metrics(threshold).items()
+        }
+        return AtThreshold(**figures, confusion_matrix=confusion_matrix(labels, scores, threshold))
+
+
 def subject_resamples(
     subjects: Sequence[str], labels: np.ndarray, resamples: int, seed: int
 ) -> list[np.ndarray]:

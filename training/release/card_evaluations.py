@@ -4,7 +4,7 @@ figures per population and on unseen people, and an external report's."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +16,18 @@ from training.fit.artifacts import CvDir, CvSummary, RunDir
 from training.metrics.classification_metrics import binary_metrics, per_subject_accuracy
 from training.metrics.subject_resampling import Interval
 from training.release.decision_rule import DecisionRule, HeldOut
-from training.studies.external_evaluation import PART_ALL, PART_TITLES, ExternalReport, ScorerReport
+from training.studies.external_evaluation import (
+    PART_ALL,
+    PART_TITLES,
+    ExternalReport,
+    PartFigures,
+    ScorerReport,
+)
 from training.studies.population_report import (
     DEFAULT_RESAMPLES,
     EXTERNAL,
     FIXED_THRESHOLD,
+    PopulationFigures,
     population_report,
 )
 
@@ -126,6 +133,8 @@ CARD_PARTS = {
 
 
 CARD_FIGURES = ("roc_auc", "subject_roc_auc", "balanced_accuracy", "sensitivity", "specificity")
+PART_FIGURES = ("roc_auc", "balanced_accuracy", "sensitivity", "specificity")
+"""What the card keeps of an external report's part (no subject-level AUC there)."""
 
 
 UNSEEN_OUT_OF_FOLD = (
@@ -163,15 +172,7 @@ def population_evaluation(
     metrics: dict[str, float | int | list[list[int]]] = {}
     for population, figures in report.populations.items():
         key = population.replace("-", "_")
-        metrics[f"cells_{key}"] = figures.cells
-        metrics[f"subjects_all_{key}"] = figures.people_all
-        metrics[f"subjects_hem_{key}"] = figures.people_hem
-        for name in CARD_FIGURES:
-            interval: Interval | None = getattr(figures, name)
-            if interval is not None:
-                metrics[f"{name}_{key}"] = interval.value
-                metrics[f"{name}_{key}_low"] = interval.low
-                metrics[f"{name}_{key}_high"] = interval.high
+        metrics |= _card_metrics(key, figures, (figures.people_all, figures.people_hem))
     return Evaluation(protocol=PER_POPULATION.format(resamples=resamples), metrics=metrics)
 
 
@@ -197,17 +198,8 @@ def unseen_people_evaluation(
     metrics: dict[str, float | int | list[list[int]]] = {}
     for population, part in CARD_PARTS.items():
         figures = report.populations.get(population)
-        if figures is None:
-            continue
-        metrics[f"cells_{part}"] = figures.cells
-        metrics[f"subjects_all_{part}"] = figures.people_all
-        metrics[f"subjects_hem_{part}"] = figures.people_hem
-        for name in CARD_FIGURES:
-            interval: Interval | None = getattr(figures, name)
-            if interval is not None:
-                metrics[f"{name}_{part}"] = interval.value
-                metrics[f"{name}_{part}_low"] = interval.low
-                metrics[f"{name}_{part}_high"] = interval.high
+        if figures is not None:
+            metrics |= _card_metrics(part, figures, (figures.people_all, figures.people_hem))
     everyone = report.populations[EXTERNAL]
     assert everyone.confusion_matrix is not None
     metrics["confusion_matrix"] = everyone.confusion_matrix
@@ -224,15 +216,8 @@ def external_evaluation_of(report: ExternalReport, scorer: ScorerReport) -> Eval
     their intervals, and each subject's accuracy."""
     metrics: dict[str, float | int | list[list[int]]] = {}
     for part, figures in scorer.parts.items():
-        metrics[f"cells_{part}"] = figures.cells
-        metrics[f"subjects_all_{part}"] = figures.subjects_all
-        metrics[f"subjects_hem_{part}"] = figures.subjects_hem
-        for name in ("roc_auc", "balanced_accuracy", "sensitivity", "specificity"):
-            interval: Interval | None = getattr(figures, name)
-            if interval is not None:
-                metrics[f"{name}_{part}"] = interval.value
-                metrics[f"{name}_{part}_low"] = interval.low
-                metrics[f"{name}_{part}_high"] = interval.high
+        subjects = (figures.subjects_all, figures.subjects_hem)
+        metrics |= _card_metrics(part, figures, subjects, PART_FIGURES)
     everyone = scorer.parts.get(PART_ALL)
     if scorer.threshold is not None and everyone is not None and everyone.confusion_matrix:
         # What the blast-share correction reads: the counts on every unseen cell, at the
@@ -248,3 +233,25 @@ def external_evaluation_of(report: ExternalReport, scorer: ScorerReport) -> Eval
             row.subject: row.accuracy for row in scorer.per_subject if row.accuracy is not None
         },
     )
+
+
+def _card_metrics(
+    key: str,
+    figures: PopulationFigures | PartFigures,
+    subjects: tuple[int, int],
+    names: Sequence[str] = CARD_FIGURES,
+) -> dict[str, float | int | list[list[int]]]:
+    """One population's or part's figures as the card keys them: its cells, its ALL and HEM
+    subjects, then each figure of `names` with its interval."""
+    metrics: dict[str, float | int | list[list[int]]] = {
+        f"cells_{key}": figures.cells,
+        f"subjects_all_{key}": subjects[0],
+        f"subjects_hem_{key}": subjects[1],
+    }
+    for name in names:
+        interval: Interval | None = getattr(figures, name)
+        if interval is not None:
+            metrics[f"{name}_{key}"] = interval.value
+            metrics[f"{name}_{key}_low"] = interval.low
+            metrics[f"{name}_{key}_high"] = interval.high
+    return metrics

@@ -9,12 +9,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from training.command_line import CommandError, Subparsers
+from training.command_line import CommandError, Subparsers, add_command
 from training.fit.config_flags import command_for
 
 
 def add_export_parser(commands: Subparsers) -> None:
-    export = commands.add_parser("export", help="export a run to ONNX with its model card")
+    export = add_command(commands, "export", run_export)
     export.add_argument("--run", type=Path, required=True, help="a train run directory")
     export.add_argument("--out", type=Path, required=True, help="model directory to write")
     export.add_argument(
@@ -52,15 +52,10 @@ def add_export_parser(commands: Subparsers) -> None:
         action="store_true",
         help="skip measuring test-time augmentation on held-out subjects",
     )
-    export.set_defaults(handler=run_export)
 
 
 def add_adapt_parser(commands: Subparsers) -> None:
-    adapt = commands.add_parser(
-        "adapt",
-        help="a site model from a lab's reviewed cells (recalibration or head refit), measured "
-        "on the lab's held-out subjects; written as a new model directory",
-    )
+    adapt = add_command(commands, "adapt", run_adapt)
     adapt.add_argument("--model", type=Path, required=True, help="the parent model directory")
     adapt.add_argument(
         "--reviews",
@@ -80,10 +75,10 @@ def add_adapt_parser(commands: Subparsers) -> None:
     adapt.add_argument("--version", default="1")
     adapt.add_argument("--min-subjects-per-class", type=int, default=3)
     adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
-    adapt.set_defaults(handler=run_adapt)
 
 
 def run_export(args: argparse.Namespace) -> None:
+    """export a run to ONNX with its model card"""
     from training.fit.artifacts import RunDir
     from training.release.export import ExportOptions, export_run
 
@@ -107,6 +102,8 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def run_adapt(args: argparse.Namespace) -> None:
+    """a site model from a lab's reviewed cells (recalibration or head refit), measured on the
+    lab's held-out subjects; written as a new model directory"""
     from training.release.adaptation import adapt_model
     from training.release.site_reviews import AdaptationError
 

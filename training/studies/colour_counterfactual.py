@@ -19,6 +19,7 @@ from app.core.classifier import OnnxCellClassifier
 from app.core.recipe import PreprocessConfig
 from training.data.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, read_image
 from training.data.image_batches import batched, preprocess_batch, read_batches
+from training.data.predictions import PerImageArrays
 
 BATCH = 32
 
@@ -78,20 +79,12 @@ class CounterfactualResult:
 
 
 @dataclass(frozen=True)
-class CounterfactualScores:
+class CounterfactualScores(PerImageArrays):
     """Each image's probability as it is and re-coloured; pooled across folds by `combine`."""
 
     labels: np.ndarray
     original: np.ndarray
     recoloured: np.ndarray
-
-    @classmethod
-    def combine(cls, parts: Sequence[CounterfactualScores]) -> CounterfactualScores:
-        return cls(
-            labels=np.concatenate([p.labels for p in parts]),
-            original=np.concatenate([p.original for p in parts]),
-            recoloured=np.concatenate([p.recoloured for p in parts]),
-        )
 
     def result(self) -> CounterfactualResult:
         auc_before = float(roc_auc_score(self.labels, self.original))

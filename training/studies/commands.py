@@ -7,72 +7,58 @@ import argparse
 import json
 from pathlib import Path
 
-from training.command_line import CommandError, Subparsers, write_json
-from training.data.commands import load_index
+from training.command_line import (
+    CommandError,
+    Subparsers,
+    add_command,
+    add_scored_arguments,
+    write_json,
+)
+from training.data.commands import add_prelim_test_arguments, load_index
 from training.data.dataset_index import index_dataset
 
 
 def add_evaluate_parser(commands: Subparsers) -> None:
-    evaluate = commands.add_parser("evaluate", help="evaluate an exported model on a C-NMC folder")
+    evaluate = add_command(commands, "evaluate", run_evaluate)
     evaluate.add_argument("--model", type=Path, required=True, help="model directory")
     evaluate.add_argument("--data", type=Path, help="C-NMC-layout root")
-    evaluate.add_argument("--test-csv", type=Path, help="preliminary-test labels CSV")
-    evaluate.add_argument("--test-images", type=Path, help="preliminary-test image folder")
+    add_prelim_test_arguments(evaluate, "preliminary-test image folder")
     evaluate.add_argument("--threshold", type=float, help="override the manifest's threshold")
     evaluate.add_argument("--no-dedupe", action="store_true")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plots", type=Path, help="write roc.png and confusion_matrix.png here")
-    evaluate.set_defaults(handler=run_evaluate)
 
 
 def add_counterfactual_parser(commands: Subparsers) -> None:
-    counterfactual = commands.add_parser(
-        "counterfactual",
-        help="colour-counterfactual test: re-colour each cell to the other class and re-score",
-    )
-    subject = counterfactual.add_mutually_exclusive_group(required=True)
-    subject.add_argument("--model", type=Path, help="an exported model directory")
-    subject.add_argument(
-        "--cv",
-        type=Path,
-        help="a cv directory: each fold's model on its held-out subjects (out of sample)",
+    counterfactual = add_command(commands, "counterfactual", run_counterfactual)
+    add_scored_arguments(
+        counterfactual,
+        "a cv directory: each fold's model on its held-out subjects (out of sample)",
     )
     counterfactual.add_argument("--data", type=Path, help="C-NMC-layout root (with --model)")
     counterfactual.add_argument(
         "--reference", type=Path, help="root whose cells give the class colours (default: --data)"
     )
     counterfactual.add_argument("--json", action="store_true")
-    counterfactual.set_defaults(handler=run_counterfactual)
 
 
 def add_heat_in_cell_parser(commands: Subparsers) -> None:
-    heat = commands.add_parser(
-        "heat-in-cell",
-        help="share of each fold's Grad-CAM heat inside the cell, on its held-out subjects",
-    )
+    heat = add_command(commands, "heat-in-cell", run_heat_in_cell)
     heat.add_argument("--cv", type=Path, required=True, help="a cv directory")
     heat.add_argument("--json", action="store_true", help="print the whole report")
-    heat.set_defaults(handler=run_heat_in_cell)
 
 
 def add_compare_parser(commands: Subparsers) -> None:
-    compare = commands.add_parser(
-        "compare", help="the bake-off table: one markdown row per cross-validation directory"
-    )
+    compare = add_command(commands, "compare", run_compare)
     compare.add_argument("cv_dirs", type=Path, nargs="+", metavar="CV_DIR")
     compare.add_argument(
         "--no-latency", action="store_true", help="skip exporting fold 0 to time onnxruntime"
     )
     compare.add_argument("--json", type=Path, help="also write the rows here")
-    compare.set_defaults(handler=run_compare)
 
 
 def add_sample_simulation_parser(commands: Subparsers) -> None:
-    simulation = commands.add_parser(
-        "sample-simulation",
-        help="samples of 10-200 cells at known blast shares: error and interval coverage of "
-        "the corrected share of blast-like cells",
-    )
+    simulation = add_command(commands, "sample-simulation", run_sample_simulation)
     simulated = simulation.add_mutually_exclusive_group(required=True)
     simulated.add_argument(
         "--cv", type=Path, help="a cv directory: samples from its held-out subjects' cells"
@@ -92,10 +78,10 @@ def add_sample_simulation_parser(commands: Subparsers) -> None:
     simulation.add_argument("--repeats", type=int, default=100, help="samples per table cell")
     simulation.add_argument("--seed", type=int, default=0)
     simulation.add_argument("--out", type=Path, help="write the report as JSON here")
-    simulation.set_defaults(handler=run_sample_simulation)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
+    """evaluate an exported model on a C-NMC folder"""
     from training.studies.served_model_evaluation import evaluate_model, format_table, save_plots
 
     result = evaluate_model(args.model, load_index(args), threshold=args.threshold)
@@ -105,6 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_counterfactual(args: argparse.Namespace) -> None:
+    """colour-counterfactual test: re-colour each cell to the other class and re-score"""
     from app.core.classifier import OnnxCellClassifier
     from training.studies.colour_counterfactual import colour_counterfactual
 
@@ -133,6 +120,7 @@ def run_counterfactual(args: argparse.Namespace) -> None:
 
 
 def run_heat_in_cell(args: argparse.Namespace) -> None:
+    """share of each fold's Grad-CAM heat inside the cell, on its held-out subjects"""
     from training.fit.cross_validation import heat_on_held_out_folds
 
     report = heat_on_held_out_folds(args.cv)
@@ -141,6 +129,7 @@ def run_heat_in_cell(args: argparse.Namespace) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
+    """the bake-off table: one markdown row per cross-validation directory"""
     from training.studies.comparison import candidate_row, markdown_table, rows_as_json
 
     rows = [candidate_row(d, measure_latency=not args.no_latency) for d in args.cv_dirs]
@@ -150,17 +139,20 @@ def run_compare(args: argparse.Namespace) -> None:
 
 
 def run_sample_simulation(args: argparse.Namespace) -> None:
+    """samples of 10-200 cells at known blast shares: error and interval coverage of the
+    corrected share of blast-like cells"""
     from training.studies.sample_simulation import markdown, run
 
     try:
         report = run(
             cv_dir=args.cv,
             card_dir=args.card,
-            out=args.out,
+            unseen_data=args.unseen_data,
             repeats=args.repeats,
             seed=args.seed,
-            unseen_data=args.unseen_data,
         )
+        if args.out is not None:
+            write_json(args.out, report)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     print(markdown(report))

@@ -32,12 +32,11 @@ from training.data.dataset_index import (
     remove_duplicates,
 )
 from training.metrics.subject_resampling import (
+    AtThreshold,
     Interval,
-    confusion_matrix,
     metric_interval,
     roc_auc,
     subject_resamples,
-    threshold_metrics,
 )
 from training.studies.scorers import Scores, cell_appearance_baselines
 
@@ -82,16 +81,15 @@ def index_external(root: Path) -> ExternalData:
     )
 
 
-class PartFigures(BaseModel):
+class PartCounts(BaseModel):
     cells: int
     subjects_all: int
     subjects_hem: int
     roc_auc: Interval
-    balanced_accuracy: Interval | None = None
-    sensitivity: Interval | None = None
-    specificity: Interval | None = None
-    confusion_matrix: list[list[int]] | None = None
-    """[[tn, fp], [fn, tp]] at the scorer's threshold."""
+
+
+class PartFigures(AtThreshold, PartCounts):
+    """A part's counts and AUC, then its figures at the scorer's threshold."""
 
 
 class SubjectRow(BaseModel):
@@ -171,21 +169,16 @@ def evaluate_scores(
         part_labels, part_scores = labels[members], scores.values[members]
         subjects = {(data.images[i].subject, data.images[i].label) for i in members}
         auc = metric_interval(roc_auc, part_labels, part_scores, part_draws)
-        at_threshold: dict[str, Interval] = {}
-        matrix = None
+        figures = {}
         if scores.threshold is not None:
-            for name, metric in threshold_metrics(scores.threshold).items():
-                at_threshold[name] = metric_interval(metric, part_labels, part_scores, part_draws)
-            matrix = confusion_matrix(part_labels, part_scores, scores.threshold)
+            measured = AtThreshold.measure(part_labels, part_scores, scores.threshold, part_draws)
+            figures = dict(measured)
         parts[part] = PartFigures(
             cells=len(members),
             subjects_all=sum(label == LABEL_ALL for _, label in subjects),
             subjects_hem=sum(label == LABEL_HEM for _, label in subjects),
             roc_auc=auc,
-            balanced_accuracy=at_threshold.get("balanced_accuracy"),
-            sensitivity=at_threshold.get("sensitivity"),
-            specificity=at_threshold.get("specificity"),
-            confusion_matrix=matrix,
+            **figures,
         )
     return ScorerReport(
         name=scores.name,

@@ -20,13 +20,14 @@ from app.core.gradcam import HEAT_ON_CELL_GOAL, upsample_gradcam
 from app.core.recipe import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.data.dataset_index import CellImage
 from training.data.image_batches import read_batches
+from training.data.predictions import PerImageArrays
 from training.fit.models import CellClassifier, autograd_gradcam
 
 BATCH = 16
 
 
 @dataclass(frozen=True)
-class HeatScores:
+class HeatScores(PerImageArrays):
     """Per image: the share of heat on the cell, and how much the ALL logit moves when the
     hottest quarter of the cell, or a random quarter, is flattened to the cell's mean colour.
     A map whose hot parts matter no more than random ones lies on the cell for nothing
@@ -35,18 +36,6 @@ class HeatScores:
     fractions: np.ndarray
     hottest_quarter_logit_change: np.ndarray
     random_quarter_logit_change: np.ndarray
-
-    @classmethod
-    def combine(cls, parts: Sequence[HeatScores]) -> HeatScores:
-        return cls(
-            fractions=np.concatenate([p.fractions for p in parts]),
-            hottest_quarter_logit_change=np.concatenate(
-                [p.hottest_quarter_logit_change for p in parts]
-            ),
-            random_quarter_logit_change=np.concatenate(
-                [p.random_quarter_logit_change for p in parts]
-            ),
-        )
 
 
 def score_heat(

@@ -30,12 +30,11 @@ from training.data.dataset_index import (
 )
 from training.fit.artifacts import CvDir
 from training.metrics.subject_resampling import (
+    AtThreshold,
     Interval,
-    confusion_matrix,
     metric_interval,
     roc_auc,
     subject_resamples,
-    threshold_metrics,
 )
 from training.studies.scorers import cell_appearance_baselines
 
@@ -47,17 +46,17 @@ POPULATIONS_FILE = "populations.json"
 DEFAULT_RESAMPLES = 2000
 
 
-class PopulationFigures(BaseModel):
+class PopulationCounts(BaseModel):
     cells: int
     people_all: int
     people_hem: int
     roc_auc: Interval
     subject_roc_auc: Interval
-    balanced_accuracy: Interval | None = None
-    sensitivity: Interval | None = None
-    specificity: Interval | None = None
-    confusion_matrix: list[list[int]] | None = None
-    """[[tn, fp], [fn, tp]] at the threshold."""
+
+
+class PopulationFigures(AtThreshold, PopulationCounts):
+    """A population's counts and AUCs, then its figures at the threshold."""
+
     per_person: dict[str, float] = {}
     """Each ALL person's sensitivity and each healthy donor's specificity."""
 
@@ -134,13 +133,8 @@ def population_figures(
     )
     if threshold is None:
         return figures
-    at_threshold = threshold_metrics(threshold)
-    figures.balanced_accuracy = metric_interval(
-        at_threshold["balanced_accuracy"], labels, scores, draws
-    )
-    figures.sensitivity = metric_interval(at_threshold["sensitivity"], labels, scores, draws)
-    figures.specificity = metric_interval(at_threshold["specificity"], labels, scores, draws)
-    figures.confusion_matrix = confusion_matrix(labels, scores, threshold)
+    for name, value in AtThreshold.measure(labels, scores, threshold, draws):
+        setattr(figures, name, value)
     figures.per_person = _per_person(subjects, labels, scores, threshold)
     return figures
 

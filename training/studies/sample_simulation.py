@@ -19,7 +19,6 @@ coverage and width of the 95% interval, and how often it was too wide to read.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -280,7 +279,6 @@ def run(
     *,
     cv_dir: Path | None,
     card_dir: Path | None,
-    out: Path | None,
     unseen_data: Path | None = None,
     repeats: int,
     seed: int,
@@ -302,8 +300,6 @@ def run(
         report |= {"card": f"{manifest.id} v{manifest.version}"}
     else:
         raise ValueError("give --cv or --card")
-    if out is not None:
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 

@@ -4,22 +4,39 @@ never saw, per part of the unseen data or per population."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from training.command_line import CommandError, Subparsers, add_report_arguments, write_json
+from training.command_line import (
+    CommandError,
+    Subparsers,
+    add_command,
+    add_data_arguments,
+    add_report_arguments,
+    add_resampling_arguments,
+    add_scored_arguments,
+    write_json,
+)
+
+if TYPE_CHECKING:
+    from training.studies.population_report import PopulationReport
+
+
+def print_reports(args: argparse.Namespace, reports: Sequence[PopulationReport]) -> None:
+    """The table per population that populations and weighting print, and its reports as JSON
+    in --json when given."""
+    from training.studies.population_report import markdown_table
+
+    if args.json is not None:
+        payload = [report.model_dump(mode="json") for report in reports]
+        write_json(args.json, payload)
+    print(markdown_table(reports))
 
 
 def add_external_parser(commands: Subparsers) -> None:
-    external = commands.add_parser(
-        "external",
-        help="measure on patients outside the training data (per part, per subject, intervals "
-        "from resampling subjects, image-only baselines); never tune on it",
-    )
-    scored = external.add_mutually_exclusive_group(required=True)
-    scored.add_argument("--model", type=Path, help="an exported model directory")
-    scored.add_argument(
-        "--cv", type=Path, help="a cv directory: every fold model and their ensemble"
-    )
+    external = add_command(commands, "external", run_external)
+    add_scored_arguments(external, "a cv directory: every fold model and their ensemble")
     external.add_argument(
         "--data",
         type=Path,
@@ -37,23 +54,56 @@ def add_external_parser(commands: Subparsers) -> None:
         help="with --model: write the evaluation and a plain limitation into the model's card",
     )
     external.add_argument("--selection", help="with --record-in-card: the card's selection note")
-    external.add_argument("--resamples", type=int, default=2000)
-    external.add_argument("--seed", type=int, default=0)
+    add_resampling_arguments(external)
     external.add_argument(
         "--out",
         type=Path,
         help="where to write external_evaluation.json/.md (default: the --cv directory; "
         "with --model, printed only)",
     )
-    external.set_defaults(handler=run_external)
+
+
+def add_populations_parser(commands: Subparsers) -> None:
+    populations = add_command(commands, "populations", run_populations)
+    populations.add_argument("cv_dirs", type=Path, nargs="*", metavar="CV_DIR")
+    populations.add_argument(
+        "--model", type=Path, action="append", default=[], help="an exported model (repeatable)"
+    )
+    populations.add_argument(
+        "--unseen",
+        nargs="+",
+        default=["external-folds", "external-prelim"],
+        help="with --model: the populations the models never saw",
+    )
+    add_data_arguments(populations, "main root, for --model and --baselines")
+    populations.add_argument("--baselines", action="store_true", help="add cell area and grey")
+    populations.add_argument(
+        "--blend",
+        type=Path,
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("CV_A", "CV_B"),
+        help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
+    )
+    add_report_arguments(populations)
+
+
+def add_weighting_parser(commands: Subparsers) -> None:
+    weighting = add_command(commands, "weighting", run_weighting)
+    add_data_arguments(weighting, "main C-NMC root", required=True)
+    weighting.add_argument(
+        "--recipe-from", type=Path, required=True, help="a train run: its recipe prepares cells"
+    )
+    weighting.add_argument("--arch", default="tf_efficientnet_lite0")
+    weighting.add_argument("--init-weights", type=Path, help="the backbone's ImageNet weights")
+    weighting.add_argument("--external-factor", type=float, nargs="+", default=[0.0, 1.0, 3.0])
+    weighting.add_argument("--folds", type=int, default=5)
+    add_report_arguments(weighting)
 
 
 def add_morphology_parser(commands: Subparsers) -> None:
-    morphology = commands.add_parser(
-        "morphology",
-        help="the morphology candidate: shape, nucleus and texture features with a linear "
-        "classifier; subject-grouped CV on --data, then measured on --external",
-    )
+    morphology = add_command(commands, "morphology", run_morphology)
     morphology.add_argument("--data", type=Path, required=True, help="training C-NMC root")
     morphology.add_argument("--external", type=Path, help="unseen-subject root to measure on")
     morphology.add_argument(
@@ -73,61 +123,11 @@ def add_morphology_parser(commands: Subparsers) -> None:
         help="an exported model: also report it, and its equal-weight blend with the "
         "morphology model (threshold-centred logits; nothing fitted on the unseen cells)",
     )
-    morphology.set_defaults(handler=run_morphology)
-
-
-def add_populations_parser(commands: Subparsers) -> None:
-    populations = commands.add_parser(
-        "populations",
-        help="the candidate table per population: each cv's out-of-fold figures, served models "
-        "on the people they never saw, and the cell-area and mean-grey baselines",
-    )
-    populations.add_argument("cv_dirs", type=Path, nargs="*", metavar="CV_DIR")
-    populations.add_argument(
-        "--model", type=Path, action="append", default=[], help="an exported model (repeatable)"
-    )
-    populations.add_argument(
-        "--unseen",
-        nargs="+",
-        default=["external-folds", "external-prelim"],
-        help="with --model: the populations the models never saw",
-    )
-    populations.add_argument("--data", type=Path, help="main root, for --model and --baselines")
-    populations.add_argument("--extra-data", type=Path, nargs="*", default=[])
-    populations.add_argument("--baselines", action="store_true", help="add cell area and grey")
-    populations.add_argument(
-        "--blend",
-        type=Path,
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("CV_A", "CV_B"),
-        help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
-    )
-    add_report_arguments(populations)
-    populations.set_defaults(handler=run_populations)
-
-
-def add_weighting_parser(commands: Subparsers) -> None:
-    weighting = commands.add_parser(
-        "weighting",
-        help="what weighting external people up or down does: a linear head on frozen ImageNet "
-        "features, per external factor, out of fold per population",
-    )
-    weighting.add_argument("--data", type=Path, required=True, help="main C-NMC root")
-    weighting.add_argument("--extra-data", type=Path, nargs="*", default=[])
-    weighting.add_argument(
-        "--recipe-from", type=Path, required=True, help="a train run: its recipe prepares cells"
-    )
-    weighting.add_argument("--arch", default="tf_efficientnet_lite0")
-    weighting.add_argument("--init-weights", type=Path, help="the backbone's ImageNet weights")
-    weighting.add_argument("--external-factor", type=float, nargs="+", default=[0.0, 1.0, 3.0])
-    weighting.add_argument("--folds", type=int, default=5)
-    add_report_arguments(weighting)
-    weighting.set_defaults(handler=run_weighting)
 
 
 def run_external(args: argparse.Namespace) -> None:
+    """measure on patients outside the training data (per part, per subject, intervals from
+    resampling subjects, image-only baselines); never tune on it"""
     from training.release.model_card import record_in_card
     from training.studies.external_evaluation import external_report, index_external
     from training.studies.external_report_writing import markdown, write_report
@@ -151,12 +151,13 @@ def run_external(args: argparse.Namespace) -> None:
 
 
 def run_populations(args: argparse.Namespace) -> None:
+    """the candidate table per population: each cv's out-of-fold figures, served models on the
+    people they never saw, and the cell-area and mean-grey baselines"""
     from training.data.dataset_index import index_training_data
     from training.studies.population_report import (
         baseline_reports,
         blended_report,
         cv_population_report,
-        markdown_table,
         served_model_report,
     )
 
@@ -175,17 +176,15 @@ def run_populations(args: argparse.Namespace) -> None:
         ]
         if args.baselines:
             reports += baseline_reports(images, **draws)
-    if args.json is not None:
-        payload = [report.model_dump(mode="json") for report in reports]
-        write_json(args.json, payload)
-    print(markdown_table(reports))
+    print_reports(args, reports)
 
 
 def run_weighting(args: argparse.Namespace) -> None:
+    """what weighting external people up or down does: a linear head on frozen ImageNet
+    features, per external factor, out of fold per population"""
     from training.data.dataset_index import index_training_data
     from training.fit.artifacts import RunDir
     from training.fit.linear_head import frozen_features
-    from training.studies.population_report import markdown_table
     from training.studies.weighting_study import weighting_reports
 
     recipe = RunDir(args.recipe_from).read_config().preprocessing
@@ -199,13 +198,12 @@ def run_weighting(args: argparse.Namespace) -> None:
         seed=args.seed,
         resamples=args.resamples,
     )
-    if args.json is not None:
-        payload = [report.model_dump(mode="json") for report in reports]
-        write_json(args.json, payload)
-    print(markdown_table(reports))
+    print_reports(args, reports)
 
 
 def run_morphology(args: argparse.Namespace) -> None:
+    """the morphology candidate: shape, nucleus and texture features with a linear classifier;
+    subject-grouped CV on --data, then measured on --external"""
     from app.core.manifest import ManifestError, load_manifest
     from training.studies.morphology_candidate import (
         morphology_candidate,
@@ -219,21 +217,13 @@ def run_morphology(args: argparse.Namespace) -> None:
             load_manifest(args.blend_with)
         except (OSError, ManifestError) as error:
             raise CommandError(f"--blend-with {args.blend_with}: {error}") from error
+    shared = {"folds": args.folds, "resamples": args.resamples, "out": args.out}
     if args.extra_data:
         if args.out is None:
             raise CommandError("--extra-data needs --out (a directory for the predictions)")
-        print(
-            morphology_over_populations(
-                args.data, args.extra_data, folds=args.folds, out=args.out, resamples=args.resamples
-            )
-        )
+        print(morphology_over_populations(args.data, args.extra_data, **shared))
         return
     for text in morphology_candidate(
-        args.data,
-        folds=args.folds,
-        external=args.external,
-        blend_with=args.blend_with,
-        resamples=args.resamples,
-        out=args.out,
+        args.data, external=args.external, blend_with=args.blend_with, **shared
     ):
         print(text)

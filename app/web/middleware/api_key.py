@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.settings import Settings
-from app.web.middleware.body_size_limit import refusal_headers
+from app.web.middleware.refusals import refusal_headers
 
 API_KEY_HEADER = "X-API-Key"
 UNAUTHORISED_DETAIL = "missing or invalid API key"

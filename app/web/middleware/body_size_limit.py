@@ -14,30 +14,17 @@ import asyncio
 import time
 from collections.abc import Mapping
 
-from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.web.middleware.refusals import (
+    BodyRefusedError,
+    answer_json,
+    declared_length,
+    run_refusing_bodies,
+)
 
-def declared_length(scope: Scope) -> int | None:
-    declared = dict(scope["headers"]).get(b"content-length", b"")
-    return int(declared) if declared.isdigit() else None
-
-
-def refusal_headers(scope: Scope, drain_limit: int) -> dict[str, str]:
-    """Headers for an answer given before the body was read.
-
-    A small declared body is left to the server, which reads and discards it once the answer
-    is sent, so that the client, still sending, can read the answer; closing on unread data
-    would reset the connection and lose it. Anything larger, or of unknown length, is cut off.
-    """
-    length = declared_length(scope)
-    return {} if length is not None and length <= drain_limit else {"Connection": "close"}
-
-
-class BodyRefusedError(HTTPException):
-    """Raised from `receive`: FastAPI passes HTTPExceptions raised while it parses a body
-    through to its handler (any other error would become a 400)."""
+# Connection: close, so that the server drops the rest of the body instead of reading it.
+CLOSE = {"Connection": "close"}
 
 
 class BodySizeLimitMiddleware:
@@ -88,7 +75,8 @@ class BodySizeLimitMiddleware:
         limit = self.limit_for(scope["path"])
         declared = declared_length(scope)
         if declared is not None and declared > limit:
-            await _refuse(scope, receive, send, 413, f"request body exceeds {limit} bytes")
+            detail = f"request body exceeds {limit} bytes"
+            await answer_json(scope, receive, send, 413, detail, CLOSE)
             return
         refusal: BodyRefusedError | None = None
         received = 0
@@ -117,30 +105,7 @@ class BodySizeLimitMiddleware:
                 body_done = True
             return message
 
-        response_started = False
+        async def refuse(error: BodyRefusedError) -> None:
+            await answer_json(scope, receive, send, error.status_code, error.detail, CLOSE)
 
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if refusal is not None:
-                # Whatever the application made of the broken body, the client hears why.
-                if not response_started:
-                    response_started = True
-                    await _refuse(scope, receive, send, refusal.status_code, refusal.detail)
-                return
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except BodyRefusedError as error:
-            if response_started:
-                raise
-            response_started = True
-            await _refuse(scope, receive, send, error.status_code, error.detail)
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str) -> None:
-    # Connection: close, so that the server drops the rest of the body instead of reading it.
-    response = JSONResponse({"detail": detail}, status_code=status, headers={"Connection": "close"})
-    await response(scope, receive, send)
+        await run_refusing_bodies(self.app, scope, limited_receive, send, lambda: refusal, refuse)

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.web.middleware.body_size_limit import refusal_headers
-
-RETRY_AFTER_SECONDS = 1
+from app.web.middleware.refusals import answer_busy, refusal_headers
 
 
 class ConcurrencyLimitMiddleware:
@@ -33,15 +30,7 @@ class ConcurrencyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.limit:
-            response = JSONResponse(
-                {"detail": "the server is busy; retry shortly"},
-                status_code=503,
-                headers={
-                    "Retry-After": str(RETRY_AFTER_SECONDS),
-                    **refusal_headers(scope, self.drain_limit),
-                },
-            )
-            await response(scope, receive, send)
+            await answer_busy(scope, receive, send, refusal_headers(scope, self.drain_limit))
             return
         self.in_progress += 1
         try:

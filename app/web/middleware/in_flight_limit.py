@@ -17,13 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.web.middleware.body_size_limit import BodyRefusedError, refusal_headers
-
-RETRY_AFTER_SECONDS = 1
-BUSY = "the server is busy; retry shortly"
+from app.web.middleware.refusals import (
+    BUSY,
+    RETRY_AFTER_SECONDS,
+    BodyRefusedError,
+    answer_busy,
+    refusal_headers,
+    run_refusing_bodies,
+)
 
 
 class InFlightLimitMiddleware:
@@ -45,15 +48,7 @@ class InFlightLimitMiddleware:
             await self.app(scope, receive, send)
             return
         if self.full:
-            response = JSONResponse(
-                {"detail": BUSY},
-                status_code=503,
-                headers={
-                    "Retry-After": str(RETRY_AFTER_SECONDS),
-                    **refusal_headers(scope, self.drain_limit),
-                },
-            )
-            await response(scope, receive, send)
+            await answer_busy(scope, receive, send, refusal_headers(scope, self.drain_limit))
             return
         holding = False
         refusal: BodyRefusedError | None = None
@@ -75,35 +70,14 @@ class InFlightLimitMiddleware:
                 holding = True
             return message
 
-        response_started = False
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if refusal is not None:
-                # Whatever the application made of the missing body, the client hears why.
-                if not response_started:
-                    response_started = True
-                    await _busy(scope, receive, send)
-                return
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
+        async def busy(_: BodyRefusedError) -> None:
+            # The body has been read whole: the connection can stay open for the retry.
+            await answer_busy(scope, receive, send)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
-        except BodyRefusedError as error:
-            if error is not refusal or response_started:
-                raise
-            response_started = True
-            await _busy(scope, receive, send)
+            await run_refusing_bodies(
+                self.app, scope, counting_receive, send, lambda: refusal, busy
+            )
         finally:
             if holding:
                 self.in_flight -= 1
-
-
-async def _busy(scope: Scope, receive: Receive, send: Send) -> None:
-    # The body has been read whole: the connection can stay open for the retry.
-    response = JSONResponse(
-        {"detail": BUSY}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
-    )
-    await response(scope, receive, send)

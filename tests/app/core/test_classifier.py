@@ -39,14 +39,11 @@ def write_int8_card(model_dir: Path, graph: str, sha256: str) -> None:
     card = Int8Card(
         onnx_file=graph,
         onnx_sha256=sha256,
-        method="test",
-        calibration="test",
-        speedup_batch1=1.0,
-        roc_auc_float32=0.5,
-        roc_auc_int8=0.5,
-        label_agreement=1.0,
+        # Stand-in evidence: only the graph the card names matters here.
+        **dict.fromkeys(("method", "calibration", "measured_on"), "test"),
+        **dict.fromkeys(("speedup_batch1", "label_agreement"), 1.0),
+        **dict.fromkeys(("roc_auc_float32", "roc_auc_int8"), 0.5),
         max_abs_probability_change=0.0,
-        measured_on="test",
     )
     (model_dir / INT8_CARD_FILENAME).write_text(card.model_dump_json())
 

@@ -5,6 +5,16 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
+# One image's answer from one model, as the predictions and sample_predictions rows hold it.
+MODEL_CALL = {
+    "request_id": "r",
+    "image_sha256": "ab",
+    "model_id": "m",
+    "model_version": "1",
+    "probability_all": 0.5,
+    "label": "ALL",
+}
+
 
 def schema_of(engine: sa.Engine) -> tuple[dict, set, str]:
     inspector = sa.inspect(engine)
@@ -63,12 +73,7 @@ def test_a_repeated_row_is_skipped_on_both_engines(database_url):
     records_db.migrate(engine)
     row = {
         "time": 1.0,
-        "request_id": "r",
-        "image_sha256": "ab",
-        "model_id": "m",
-        "model_version": "1",
-        "probability_all": 0.5,
-        "label": "ALL",
+        **MODEL_CALL,
         "latency_ms": 1.0,
         "client_request_id": "",
         "item": 0,
@@ -153,12 +158,7 @@ def test_only_rows_older_than_the_floor_may_be_deleted_and_none_updated(database
     tables = {
         records_db.sample_predictions: {
             "sample_id": "S-1",
-            "request_id": "r",
-            "image_sha256": "ab",
-            "model_id": "m",
-            "model_version": "1",
-            "probability_all": 0.5,
-            "label": "ALL",
+            **MODEL_CALL,
             "state": "suggests_all",
             "assessable": 1,
         },

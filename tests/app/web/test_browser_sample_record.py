@@ -73,13 +73,19 @@ def wait_until(predicate, page, timeout_ms: int = 30_000) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_cancel_mid_upload_leaves_page_and_server_in_agreement(page, review_server, cnmc_root):
-    cells = fixture_cells(cnmc_root)[:12]
-    page.goto(review_server)
+def analyse_holding_later_uploads(page, base: str, files, sample_id: str) -> list:
+    """Open the page at `base` and analyse `files` for `sample_id`, the first upload going
+    through and later ones held; once the second is held, the held routes (first included)."""
+    page.goto(base)
     routed: list = []
     page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
-    start_analysis(page, cells, "CANCEL-UP")
+    start_analysis(page, files, sample_id)
     wait_until(lambda: len(routed) == 2, page)
+    return routed
+
+
+def test_cancel_mid_upload_leaves_page_and_server_in_agreement(page, review_server, cnmc_root):
+    analyse_holding_later_uploads(page, review_server, fixture_cells(cnmc_root)[:12], "CANCEL-UP")
     page.click("#cancel-button")
     page.locator("#status").filter(has_text="Cancelled").wait_for()
     page.locator("#gallery .thumb").nth(7).wait_for()
@@ -91,11 +97,7 @@ def test_cancel_mid_upload_leaves_page_and_server_in_agreement(page, review_serv
 
 def test_cancel_during_analysis_withdraws_what_the_server_scored(page, review_server, cnmc_root):
     cells = fixture_cells(cnmc_root)[:16]
-    page.goto(review_server)
-    routed: list = []
-    page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
-    start_analysis(page, cells, "CANCEL-AN")
-    wait_until(lambda: len(routed) == 2, page)
+    routed = analyse_holding_later_uploads(page, review_server, cells, "CANCEL-AN")
     # The second upload reaches the server, which scores and records it under the page's own
     # X-Request-ID, while its answer never reaches the page: the page is analysing.
     held = routed[1]
@@ -142,11 +144,7 @@ def test_dropping_the_same_30_files_again_after_a_cancel_gives_30_cells_with_vie
     page, review_server, cnmc_root, tmp_path
 ):
     cells = distinct_cells(cnmc_root, tmp_path, 30)
-    page.goto(review_server)
-    routed: list = []
-    page.route(BATCH_ROUTE, pass_first_hold_the_rest(routed))
-    start_analysis(page, cells, "REDROP-30")
-    wait_until(lambda: len(routed) == 2, page)
+    analyse_holding_later_uploads(page, review_server, cells, "REDROP-30")
     page.click("#cancel-button")
     page.locator("#status").filter(has_text="Cancelled").wait_for()
     page.unroute(BATCH_ROUTE)

@@ -41,6 +41,13 @@ def scored_decision(client, headers=None, **fields):
     }
 
 
+def assert_refused_403(client, body: dict, headers: dict, reason: str) -> None:
+    """The decision `body` sent with `headers` is answered 403, `reason` in the detail."""
+    response = client.post("/api/v1/reviews", json=body, headers=headers)
+    assert response.status_code == 403
+    assert reason in response.json()["detail"]
+
+
 @pytest.fixture
 def sso_client(settings):
     app = create_app(
@@ -83,9 +90,7 @@ def test_the_header_from_any_other_address_is_refused(settings, real_cell_png):
     app = create_app(configured(settings, reviewer_header=HEADER, trusted_proxies=["10.0.0.5"]))
     with TestClient(app, client=ELSEWHERE) as client:
         body = scored_decision(client, png=real_cell_png, reviewer="jdoe")
-        response = client.post("/api/v1/reviews", json=body, headers={HEADER: "jdoe"})
-        assert response.status_code == 403
-        assert "LEUKOLENS_TRUSTED_PROXIES" in response.json()["detail"]
+        assert_refused_403(client, body, {HEADER: "jdoe"}, "LEUKOLENS_TRUSTED_PROXIES")
         assert client.get("/api/v1/samples/S-1").json()["decisions"] == []
 
 
@@ -100,9 +105,7 @@ def test_without_the_header_a_decision_is_refused_401(sso_client, real_cell_png)
 
 def test_a_reviewer_other_than_the_signed_in_one_is_refused_403(sso_client, real_cell_png):
     body = scored_decision(sso_client, png=real_cell_png, reviewer="Dr Someone Else")
-    response = sso_client.post("/api/v1/reviews", json=body, headers={HEADER: "jdoe"})
-    assert response.status_code == 403
-    assert "'jdoe'" in response.json()["detail"]
+    assert_refused_403(sso_client, body, {HEADER: "jdoe"}, "'jdoe'")
     assert sso_client.get("/api/v1/samples/S-1").json()["decisions"] == []
 
 
@@ -131,17 +134,13 @@ def test_a_reviewers_own_key_names_who_decided(keyed_client, real_cell_png):
 def test_a_key_cannot_decide_under_another_name(keyed_client, real_cell_png):
     alice = {"X-API-Key": ALICE_KEY}
     body = scored_decision(keyed_client, headers=alice, png=real_cell_png, reviewer="Dr Bob")
-    response = keyed_client.post("/api/v1/reviews", json=body, headers=alice)
-    assert response.status_code == 403
-    assert "'Dr Alice'" in response.json()["detail"]
+    assert_refused_403(keyed_client, body, alice, "'Dr Alice'")
 
 
 def test_the_shared_key_names_no_reviewer(keyed_client, real_cell_png):
     shared = {"X-API-Key": SHARED_KEY}
     body = scored_decision(keyed_client, headers=shared, png=real_cell_png, reviewer="Dr Alice")
-    response = keyed_client.post("/api/v1/reviews", json=body, headers=shared)
-    assert response.status_code == 403
-    assert "LEUKOLENS_REVIEWER_KEYS" in response.json()["detail"]
+    assert_refused_403(keyed_client, body, shared, "LEUKOLENS_REVIEWER_KEYS")
     for headers in ({}, {"X-API-Key": "alice-ke"}):
         assert keyed_client.post("/api/v1/reviews", json=body, headers=headers).status_code == 401
 

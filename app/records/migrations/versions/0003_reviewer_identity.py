@@ -34,11 +34,9 @@ def upgrade() -> None:
     if "reviewer_source" not in present:
         # ALTER TABLE ADD COLUMN, never a copy of the table (its triggers stay): existing rows
         # take the default, free text.
-        bind.execute(
-            sa.text(
-                "ALTER TABLE review_decisions "
-                "ADD COLUMN reviewer_source TEXT NOT NULL DEFAULT 'free_text'"
-            )
+        _run(
+            "ALTER TABLE review_decisions "
+            "ADD COLUMN reviewer_source TEXT NOT NULL DEFAULT 'free_text'"
         )
     for table in TABLES:
         indexes = {index["name"] for index in sa.inspect(bind).get_indexes(table)}
@@ -47,44 +45,39 @@ def upgrade() -> None:
     _delete_only_when_expired(TABLES)
 
 
+def _run(*statements: str) -> None:
+    bind = op.get_bind()
+    for statement in statements:
+        bind.execute(sa.text(statement))
+
+
 def _delete_only_when_expired(tables: Sequence[str]) -> None:
     """Deleting a row is refused unless it is older than MIN_RETENTION_DAYS; updating one
     stays refused (0002's update triggers)."""
-    bind = op.get_bind()
-    if bind.dialect.name == "sqlite":
+    if op.get_bind().dialect.name == "sqlite":
         now = "((julianday('now') - 2440587.5) * 86400.0)"
         for table in tables:
-            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_delete"))
-            bind.execute(
-                sa.text(
-                    f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
-                    f"WHEN OLD.time >= {now} - {MIN_RETENTION_SECONDS} "
-                    f"BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END"
-                )
+            _run(
+                f"DROP TRIGGER IF EXISTS {table}_append_only_delete",
+                f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
+                f"WHEN OLD.time >= {now} - {MIN_RETENTION_SECONDS} "
+                f"BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END",
             )
         return
-    bind.execute(
-        sa.text(
-            "CREATE OR REPLACE FUNCTION leukolens_delete_expired_only() RETURNS trigger AS $$ "
-            f"BEGIN IF OLD.time < extract(epoch FROM clock_timestamp()) - {MIN_RETENTION_SECONDS} "
-            f"THEN RETURN OLD; END IF; RAISE EXCEPTION '{REFUSED}'; END $$ LANGUAGE plpgsql"
-        )
+    _run(
+        "CREATE OR REPLACE FUNCTION leukolens_delete_expired_only() RETURNS trigger AS $$ "
+        f"BEGIN IF OLD.time < extract(epoch FROM clock_timestamp()) - {MIN_RETENTION_SECONDS} "
+        f"THEN RETURN OLD; END IF; RAISE EXCEPTION '{REFUSED}'; END $$ LANGUAGE plpgsql"
     )
     for table in tables:
-        bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
-        bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_update ON {table}"))
-        bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_delete ON {table}"))
-        bind.execute(
-            sa.text(
-                f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION leukolens_append_only()"
-            )
-        )
-        bind.execute(
-            sa.text(
-                f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION leukolens_delete_expired_only()"
-            )
+        _run(
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"DROP TRIGGER IF EXISTS {table}_append_only_update ON {table}",
+            f"DROP TRIGGER IF EXISTS {table}_append_only_delete ON {table}",
+            f"CREATE TRIGGER {table}_append_only_update BEFORE UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION leukolens_append_only()",
+            f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION leukolens_delete_expired_only()",
         )
 
 
@@ -95,23 +88,19 @@ def downgrade() -> None:
         op.drop_index(f"{table}_time", table_name=table)
     if bind.dialect.name == "sqlite":
         for table in TABLES:
-            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_delete"))
-            bind.execute(
-                sa.text(
-                    f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
-                    "BEGIN SELECT RAISE(ABORT, 'append only'); END"
-                )
+            _run(
+                f"DROP TRIGGER IF EXISTS {table}_append_only_delete",
+                f"CREATE TRIGGER {table}_append_only_delete BEFORE DELETE ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'append only'); END",
             )
     else:
         for table in TABLES:
-            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_update ON {table}"))
-            bind.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_append_only_delete ON {table}"))
-            bind.execute(
-                sa.text(
-                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                    "FOR EACH ROW EXECUTE FUNCTION leukolens_append_only()"
-                )
+            _run(
+                f"DROP TRIGGER IF EXISTS {table}_append_only_update ON {table}",
+                f"DROP TRIGGER IF EXISTS {table}_append_only_delete ON {table}",
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION leukolens_append_only()",
             )
-        bind.execute(sa.text("DROP FUNCTION IF EXISTS leukolens_delete_expired_only()"))
+        _run("DROP FUNCTION IF EXISTS leukolens_delete_expired_only()")
     # SQLite 3.35+ drops a column in place (no copy of the table, its triggers kept).
-    bind.execute(sa.text("ALTER TABLE review_decisions DROP COLUMN reviewer_source"))
+    _run("ALTER TABLE review_decisions DROP COLUMN reviewer_source")

@@ -148,25 +148,20 @@ def _json_body(answer: bytes) -> dict:
 
 
 def test_a_real_server_refuses_a_trickling_or_silent_upload_long_before_the_body_timeout(
-    start_server, model_store, real_cell_png
+    upload_server, real_cell_png
 ):
     """Against `python -m app`: 1 byte every 0.2 s, and a head followed by nothing, each get
     408 with a JSON reason and a closed connection within seconds (the body timeout is 60 s);
     a normal upload on the same server is answered."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_UPLOAD_GRACE_SECONDS="0.5",
-        LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="1000",
+    base = upload_server.start(
+        LEUKOLENS_UPLOAD_GRACE_SECONDS="0.5", LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="1000"
     )
-    port = int(base.rsplit(":", 1)[1])
     head = (
         b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"
     )
-    with (
-        socket.create_connection(("127.0.0.1", port)) as trickling,
-        socket.create_connection(("127.0.0.1", port)) as silent,
-    ):
+    trickling, silent = upload_server.connect(2)
+    with trickling, silent:
         silent.sendall(head)
         # A well-formed start, then the file's bytes one at a time.
         trickling.sendall(

@@ -1,5 +1,4 @@
 import asyncio
-import socket
 import time
 
 import httpx
@@ -69,37 +68,26 @@ def test_no_limit_leaves_the_middleware_out(settings):
     assert "SecurityHeadersMiddleware" in names
 
 
-def test_a_real_server_answers_health_checks_while_slow_requests_fill_every_slot(
-    start_server, model_store
-):
+def test_a_real_server_answers_health_checks_while_slow_requests_fill_every_slot(upload_server):
     """Issue 30: 300 connections trickling to /api/v1/reviews made uvicorn's limit_concurrency
     answer /healthz 503, and a liveness probe would restart a healthy pod. Here 8 slow review
     bodies (the minimum rate switched off, so they stay) against a limit of 4."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_LIMIT_CONCURRENCY="4",
-        LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="0",
+    base = upload_server.start(
+        LEUKOLENS_LIMIT_CONCURRENCY="4", LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="0"
     )
-    port = int(base.rsplit(":", 1)[1])
     head = (
         b"POST /api/v1/reviews HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000\r\n\r\n{"
     )
-    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
-    try:
-        for connection in slow:
-            connection.sendall(head)
-        deadline = time.monotonic() + 10
+    upload_server.connect(8, head)  # closed once the test is over
+    deadline = time.monotonic() + 10
+    busy = httpx.get(f"{base}/api/v1/models")
+    while busy.status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.1)
         busy = httpx.get(f"{base}/api/v1/models")
-        while busy.status_code != 503 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            busy = httpx.get(f"{base}/api/v1/models")
-        assert busy.status_code == 503  # every slot taken by the slow reviews
-        for _ in range(3):
-            assert httpx.get(f"{base}/healthz").status_code == 200
-            assert httpx.get(f"{base}/readyz").status_code == 200
-        assert busy.json() == {"detail": "the server is busy; retry shortly"}
-        assert busy.headers["retry-after"] == "1"
-    finally:
-        for connection in slow:
-            connection.close()
+    assert busy.status_code == 503  # every slot taken by the slow reviews
+    for _ in range(3):
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    assert busy.json() == {"detail": "the server is busy; retry shortly"}
+    assert busy.headers["retry-after"] == "1"

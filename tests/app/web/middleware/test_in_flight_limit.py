@@ -1,6 +1,5 @@
 import asyncio
 import json
-import socket
 import time
 
 import httpx
@@ -10,6 +9,7 @@ from starlette.types import ASGIApp, Message
 
 from app.main import create_app
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
+from tests.conftest import asgi_scope
 
 MULTIPART = [("content-type", "multipart/form-data; boundary=b")]
 
@@ -80,21 +80,7 @@ async def post(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/upload",
-        "raw_path": b"/upload",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    await asyncio.wait_for(asgi(scope, receive, send), 20)
+    await asyncio.wait_for(asgi(asgi_scope("/upload"), receive, send), 20)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     headers = {k.decode(): v.decode() for k, v in start["headers"]}
@@ -147,33 +133,25 @@ def test_a_body_that_completes_when_every_slot_is_taken_gets_503_with_retry_afte
 
 
 def test_a_real_server_answers_complete_predictions_while_uploads_trickle(
-    start_server, model_store, real_cell_png
+    upload_server, real_cell_png
 ):
     """Against `python -m app` with 2 slots: 4 uploads that have sent their head and part of
     their body (the minimum rate switched off, so they stay) leave the slots to 3 normal
     predictions, answered 200 one after the other."""
-    base = start_server(
-        LEUKOLENS_MODEL_STORE=str(model_store),
-        LEUKOLENS_MAX_IN_FLIGHT="2",
-        LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="0",
+    base = upload_server.start(
+        LEUKOLENS_MAX_IN_FLIGHT="2", LEUKOLENS_MIN_UPLOAD_BYTES_PER_SECOND="0"
     )
-    port = int(base.rsplit(":", 1)[1])
     head = (
         b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
         b"Content-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\n"
     )
-    uploads = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
-    try:
-        for upload in uploads:
-            upload.sendall(head)
-        time.sleep(0.5)  # let the server take their heads
-        statuses = [
-            httpx.post(
-                f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)}
-            ).status_code
-            for _ in range(3)
-        ]
-    finally:
-        for upload in uploads:
-            upload.close()
+    upload_server.connect(4, head)
+    time.sleep(0.5)  # let the server take their heads
+    statuses = [
+        httpx.post(
+            f"{base}/api/v1/predict", files={"file": ("cell.png", real_cell_png)}
+        ).status_code
+        for _ in range(3)
+    ]
+    upload_server.close_all()
     assert statuses == [200, 200, 200]

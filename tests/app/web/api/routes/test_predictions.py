@@ -241,6 +241,7 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     from app.inference import prediction_path
     from app.inference.budget import WorkBudget
     from app.inference.outcomes import RefusalKind, RefusedError
+    from tests.conftest import asgi_scope
 
     noticed = threading.Event()
     preprocessed = []
@@ -278,20 +279,7 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
         "POST", "http://test/api/v1/predict", files={"file": ("c.png", real_cell_png)}
     )
     body = upload.read()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/predict",
-        "raw_path": b"/api/v1/predict",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.encode(), v.encode()) for k, v in upload.headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
+    scope = asgi_scope("/api/v1/predict", upload.headers.items(), server=("test", 80))
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent = []
 

@@ -2,6 +2,8 @@ import hashlib
 
 import pytest
 
+from tests.conftest import review_json
+
 
 def score(client, png, sample_id="S-1"):
     response = client.post(
@@ -15,14 +17,9 @@ def test_a_review_is_stored_and_read_back(client, real_cell_png):
     scored = score(client, real_cell_png)
     assert scored["image_sha256"] == hashlib.sha256(real_cell_png).hexdigest()
     assert scored["sample_id"] == "S-1"
-    body = {
-        "request_id": scored["request_id"],
-        "image_sha256": scored["image_sha256"],
-        "sample_id": "S-1",
-        "decision": "not_assessable",
-        "reviewer": "A. Tech",
-        "comment": "smudged",
-    }
+    body = review_json(
+        scored, "S-1", decision="not_assessable", reviewer="A. Tech", comment="smudged"
+    )
     response = client.post("/api/v1/reviews", json=body)
     assert response.status_code == 201
     stored = response.json()
@@ -40,12 +37,7 @@ def test_a_review_is_stored_and_read_back(client, real_cell_png):
 def test_without_an_identity_the_typed_name_counts_and_is_marked_unverified(client, real_cell_png):
     """Issue 30: nothing said that the reviewer's name was only what the client typed."""
     scored = score(client, real_cell_png)
-    body = {
-        "request_id": scored["request_id"],
-        "image_sha256": scored["image_sha256"],
-        "sample_id": "S-1",
-        "decision": "HEM",
-    }
+    body = review_json(scored, "S-1", decision="HEM")
     missing = client.post("/api/v1/reviews", json=body)
     assert missing.status_code == 422
     assert "reviewer" in str(missing.json()["detail"])
@@ -67,14 +59,7 @@ def test_without_an_identity_the_typed_name_counts_and_is_marked_unverified(clie
 )
 def test_bad_reviews_are_refused(client, real_cell_png, change, status):
     scored = score(client, real_cell_png)
-    body = {
-        "request_id": scored["request_id"],
-        "image_sha256": scored["image_sha256"],
-        "sample_id": "S-1",
-        "decision": "ALL",
-        "reviewer": "A. Tech",
-        **change,
-    }
+    body = {**review_json(scored, "S-1", decision="ALL", reviewer="A. Tech"), **change}
     response = client.post("/api/v1/reviews", json=body)
     assert response.status_code == status
     assert "detail" in response.json()
@@ -84,13 +69,7 @@ def test_a_review_naming_a_patient_is_refused_with_the_reason(client, real_cell_
     """Issue 30: a sample id shaped like a name with a birth date is refused before anything
     is looked up, and the answer says why."""
     scored = score(client, real_cell_png)
-    body = {
-        "request_id": scored["request_id"],
-        "image_sha256": scored["image_sha256"],
-        "sample_id": "Jane.Doe.1962-03-14",
-        "decision": "ALL",
-        "reviewer": "A. Tech",
-    }
+    body = review_json(scored, "Jane.Doe.1962-03-14", decision="ALL", reviewer="A. Tech")
     response = client.post("/api/v1/reviews", json=body)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
@@ -118,13 +97,7 @@ def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
     no_audit = settings.model_copy(update={"audit_log": False})
     with TestClient(create_app(no_audit)) as client:
         scored = score(client, real_cell_png, sample_id="MEM-1")
-        body = {
-            "request_id": scored["request_id"],
-            "image_sha256": scored["image_sha256"],
-            "sample_id": "MEM-1",
-            "decision": "HEM",
-            "reviewer": "A. Tech",
-        }
+        body = review_json(scored, "MEM-1", decision="HEM", reviewer="A. Tech")
         assert client.post("/api/v1/reviews", json=body).status_code == 201
         assert client.get("/api/v1/samples/MEM-1").json()["counts"]["decided"] == 1
     assert not no_audit.audit_log_path.exists()

@@ -5,7 +5,7 @@ import pytest
 
 from app.core.manifest import Evaluation, load_manifest, write_manifest
 from app.core.model_registry import record_model
-from tests.conftest import write_mean_brightness_model
+from tests.conftest import review_json, write_mean_brightness_model
 
 # Sensitivity 0.80 (800 of 1000), specificity 0.75 (750 of 1000), at the served threshold 0.5.
 OUT_OF_FOLD = Evaluation(
@@ -175,14 +175,7 @@ def test_a_reviewed_cell_replaces_the_models_call_in_the_share(client, real_cell
     ).json()
     opposite = "HEM" if prediction["label"] == "ALL" else "ALL"
     response = client.post(
-        "/api/v1/reviews",
-        json={
-            "request_id": prediction["request_id"],
-            "image_sha256": prediction["image_sha256"],
-            "sample_id": "LAB-8",
-            "decision": opposite,
-            "reviewer": "Dr A",
-        },
+        "/api/v1/reviews", json=review_json(prediction, "LAB-8", decision=opposite, reviewer="Dr A")
     )
     assert response.status_code == 201
     share = client.get("/api/v1/samples/LAB-8").json()["blast_share"]
@@ -292,13 +285,7 @@ def test_two_replicas_on_one_postgresql_hold_one_sample(
         files={"file": ("a.png", real_cell_png)},
         timeout=30,
     ).json()
-    decision = {
-        "request_id": scored["request_id"],
-        "image_sha256": scored["image_sha256"],
-        "sample_id": "REPLICA-1",
-        "decision": "HEM",
-        "reviewer": "Dr B",
-    }
+    decision = review_json(scored, "REPLICA-1", decision="HEM", reviewer="Dr B")
     assert httpx.post(f"{second}/api/v1/reviews", json=decision, timeout=30).status_code == 201
     for base in (first, second):
         sample = httpx.get(f"{base}/api/v1/samples/REPLICA-1", timeout=30).json()
@@ -340,13 +327,7 @@ def test_a_sample_record_that_cannot_be_written_is_a_503_with_the_reason(
             assert "could not be written" in answer.json()["detail"]
             review = client.post(
                 "/api/v1/reviews",
-                json={
-                    "request_id": scored["request_id"],
-                    "image_sha256": scored["image_sha256"],
-                    "sample_id": "LOCK-1",
-                    "decision": "HEM",
-                    "reviewer": "Dr A",
-                },
+                json=review_json(scored, "LOCK-1", decision="HEM", reviewer="Dr A"),
             )
             assert review.status_code == 503
         finally:
