@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, replace
+from enum import Enum
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -59,6 +60,14 @@ CLOSE_GRACE_SECONDS = 30.0
 OTHER_ERROR_ATTEMPTS = 3
 MAX_REQUESTS_PER_TRANSACTION = 256
 REPLAY_ROWS_PER_TRANSACTION = 1_000
+
+
+class Write(Enum):
+    """How a write of rows ended."""
+
+    DONE = "done"
+    GIVEN_UP = "given up"
+    TRY_APART = "try each request apart"
 
 
 class AuditLog:
@@ -223,14 +232,12 @@ class AuditLog:
         records = [record for queued in requests for record in queued.records]
         committed = dict.fromkeys(map(id, requests), True)
         try:
-            failed = self.failed
-            if records and not self._write_with_retries(records, alone=len(requests) == 1):
+            outcome = self._write_with_retries(records, alone=len(requests) == 1)
+            if outcome is Write.TRY_APART:
                 for queued in requests:
-                    if queued.records:
-                        failed = self.failed
-                        self._write_with_retries(queued.records, alone=True)
-                        committed[id(queued)] = self.failed == failed
-            elif self.failed != failed:
+                    alone = self._write_with_retries(queued.records, alone=True)
+                    committed[id(queued)] = alone is Write.DONE
+            elif outcome is Write.GIVEN_UP:
                 committed = dict.fromkeys(committed, False)
         finally:
             with self._lock:
@@ -252,21 +259,23 @@ class AuditLog:
                 with contextlib.suppress(InvalidStateError):  # its submitter cancelled it
                     queued.written.set_result(committed[id(queued)])
 
-    def _write_with_retries(self, records: list[AuditRecord], *, alone: bool) -> bool:
-        """False when the rows were not written and, not `alone`, should be tried apart."""
+    def _write_with_retries(self, records: list[AuditRecord], *, alone: bool) -> Write:
+        """DONE, GIVEN_UP, or (not `alone`) TRY_APART: each request on its own."""
+        if not records:
+            return Write.DONE
         backoff = FIRST_BACKOFF_SECONDS
         other_errors = 0
         while True:
             try:
                 self._insert(records)
-                return True
+                return Write.DONE
             except SQLAlchemyError as error:
                 if not is_transient(error, self.sqlite):
                     other_errors += 1
                     if other_errors >= OTHER_ERROR_ATTEMPTS or not isinstance(
                         error, OperationalError
                     ):
-                        return self._give_up(records) if alone else False
+                        return self._give_up(records) if alone else Write.TRY_APART
                 elif self._grace_over():
                     return self._give_up(records)
                 log.warning(
@@ -275,7 +284,7 @@ class AuditLog:
                     backoff,
                 )
             except Exception:
-                return self._give_up(records) if alone else False
+                return self._give_up(records) if alone else Write.TRY_APART
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
@@ -300,14 +309,14 @@ class AuditLog:
         with self._lock:
             self.failed += len(records)
 
-    def _give_up(self, records: list[AuditRecord]) -> bool:
+    def _give_up(self, records: list[AuditRecord]) -> Write:
         self._count_failed(records)
         log.exception(
             "audit log write failed; %d prediction(s) were answered but not recorded in %s",
             len(records),
             self.where,
         )
-        return True
+        return Write.GIVEN_UP
 
     def prune(self) -> int:
         """Delete records older than the retention period."""
