@@ -18,6 +18,11 @@ from app.inference.outcomes import RefusalKind, RefusedError
 WAITING = "waiting for a worker"
 
 
+def client_gone_refusal() -> RefusedError:
+    """The refusal of work whose client has left, wherever the work notices it."""
+    return RefusedError(RefusalKind.CLIENT_GONE, "the client closed the request")
+
+
 class WorkBudget:
     def __init__(self, seconds: float = math.inf) -> None:
         """`seconds` per file; infinite (the default): no deadline, and no client to leave."""
@@ -50,7 +55,7 @@ class WorkBudget:
     def check(self, step: str) -> None:
         """Stop here when the budget is spent or the client has gone; else a no-op."""
         if self._gone.is_set():
-            raise RefusedError(RefusalKind.CLIENT_GONE, "the client closed the request")
+            raise client_gone_refusal()
         if time.monotonic() <= self.deadline:
             return
         if step == WAITING:

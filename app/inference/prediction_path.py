@@ -27,7 +27,7 @@ from app.core.image_decoding import ImageDecodeError, decode_image
 from app.core.quality_checks import input_warnings, measure_foreground, uncertainty_warning
 from app.core.recipe import normalize_to_tensor, rescale_for_display, run_recipe
 from app.core.tta_transforms import TRANSFORMS
-from app.inference.budget import WAITING, WorkBudget
+from app.inference.budget import WAITING, WorkBudget, client_gone_refusal
 from app.inference.decoder_processes import (
     ISOLATED_FORMATS,
     DecoderProcesses,
@@ -111,7 +111,7 @@ def decode(
     except ImageDecodeError as error:
         raise RefusedError(RefusalKind.UNREADABLE, str(error)) from error
     except DecodeStoppedError as error:
-        raise RefusedError(RefusalKind.CLIENT_GONE, "the client closed the request") from error
+        raise client_gone_refusal() from error
     except DecodersBusyError as error:
         raise RefusedError(
             RefusalKind.BUSY,

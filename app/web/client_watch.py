@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from app.inference.budget import WorkBudget
-from app.inference.outcomes import RefusalKind, RefusedError
+from app.inference.budget import WorkBudget, client_gone_refusal
 
 T = TypeVar("T")
 DISCONNECT_POLL_SECONDS = 0.05
@@ -27,7 +26,7 @@ async def unless_client_gone(
             if await is_disconnected():
                 budget.client_gone()
                 task.cancel()
-                raise RefusedError(RefusalKind.CLIENT_GONE, "the client closed the request")
+                raise client_gone_refusal()
     finally:
         if not task.done():
             task.cancel()

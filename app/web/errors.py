@@ -14,6 +14,7 @@ from app.inference.outcomes import Refusal, RefusalKind, RefusedError
 from app.inference.service import ServerBusyError
 from app.records.audit_log import AuditUnavailableError
 from app.records.review_records import RecordsUnavailableError
+from app.web.middleware.refusals import BUSY
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read it
 STATUS_FOR_REFUSAL: dict[RefusalKind, int] = {
@@ -51,7 +52,7 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:
         return JSONResponse(
-            {"detail": "the server is busy; retry shortly"},
+            {"detail": BUSY},
             status_code=503,
             headers={"Retry-After": str(error.retry_after_seconds)},
         )
