@@ -78,6 +78,21 @@ def _serve_decodes(connection: Connection) -> None:
         connection.send_bytes(image.reshape(-1))  # one dimension: its length is its bytes
 
 
+def _wait_in_slices(
+    ready: Callable[[float], bool],
+    deadline: float,
+    stop: Callable[[], bool],
+    late: type[Exception],
+) -> None:
+    """Ask `ready(seconds)` in short slices until it says yes; DecodeStoppedError once `stop()`
+    says so, `late` at the deadline."""
+    while not ready(min(POLL_SECONDS, max(deadline - time.monotonic(), 0))):
+        if stop():
+            raise DecodeStoppedError
+        if time.monotonic() >= deadline:
+            raise late
+
+
 @dataclass
 class _Decoder:
     process: subprocess.Popen[bytes]
@@ -130,17 +145,17 @@ class DecoderProcesses:
         decoder.connection.close()
 
     def _take(self, deadline: float, stop: Callable[[], bool]) -> _Decoder:
-        while True:
+        taken: list[_Decoder | None] = []
+
+        def took_one(seconds: float) -> bool:
             try:
-                decoder = self._idle.get(
-                    timeout=min(POLL_SECONDS, max(deadline - time.monotonic(), 0))
-                )
-                break
+                taken.append(self._idle.get(timeout=seconds))
             except queue.Empty:
-                if stop():
-                    raise DecodeStoppedError from None
-                if time.monotonic() >= deadline:
-                    raise DecodersBusyError from None
+                return False
+            return True
+
+        _wait_in_slices(took_one, deadline, stop, DecodersBusyError)
+        decoder = taken[0]
         if decoder is not None and decoder.process.poll() is None:
             return decoder
         if decoder is not None:
@@ -161,13 +176,7 @@ class DecoderProcesses:
         keep = False
         try:
             decoder.connection.send_bytes(data)
-            while not decoder.connection.poll(
-                min(POLL_SECONDS, max(deadline - time.monotonic(), 0))
-            ):
-                if stop():
-                    raise DecodeStoppedError
-                if time.monotonic() >= deadline:
-                    raise DecodeTimeoutError
+            _wait_in_slices(decoder.connection.poll, deadline, stop, DecodeTimeoutError)
             answer = decoder.connection.recv_bytes()
             if answer[:1] == REFUSED:
                 keep = True
