@@ -268,7 +268,10 @@ def card_sha256(model_dir: Path) -> str:
 
 
 # An absolute path in free text: not glued to a word, a URL or another path.
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s/'\",;()\[\]]+(?:/[^\s/'\",;()\[\]]+)*")
+_NAME = r"[^\s/'\",;()\[\]]+"  # a path component: up to a space, quote or punctuation
+ABSOLUTE_PATH = re.compile(rf"(?<![\w.~:/-])/{_NAME}(?:/{_NAME})*")
+# What may continue a path after a space ("/home/Jane Doe/cnmc"), slashes included.
+_AFTER_SPACE = re.compile(r" [^\s'\",;()\[\]]+")
 
 
 def portable_path_text(text: str, *, base: Path | None = None) -> str:
@@ -287,10 +290,10 @@ def portable_path_text(text: str, *, base: Path | None = None) -> str:
             continue
         end = match.end()
         # A folder name with spaces ("/home/Jane Doe/cnmc") is one path where it exists here.
-        while (more := re.match(r" [^\s'\",;()\[\]]+", text[end:])) and Path(
-            text[match.start() : end + more.end()]
+        while (more := _AFTER_SPACE.match(text, end)) and Path(
+            text[match.start() : more.end()]
         ).exists():
-            end += more.end()
+            end = more.end()
         path = Path(text[match.start() : end])
         shortened = (
             str(path.relative_to(here)) or "." if path.is_relative_to(here) else f"…/{path.name}"
