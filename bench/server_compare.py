@@ -217,17 +217,26 @@ def main() -> None:
     payload = args.image.read_bytes()
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        audit = {"LEUKOLENS_AUDIT_LOG_PATH": str(folder / "audit.sqlite3")}
         # e.g. LEUKOLENS_DEFAULT_MODEL: trees may differ in their store's default.
-        audit |= dict(item.split("=", 1) for item in args.every.split())
-        configurations: dict[str, tuple[Path, dict[str, str]]] = {"current": (ROOT, audit)}
+        every = dict(item.split("=", 1) for item in args.every.split())
+
+        def own_audit(name: str) -> dict[str, str]:
+            """Each configuration its own audit database: trees may differ in its schema (a
+            database migrated by a newer tree stops an older one at start-up)."""
+            path = folder / f"audit {name.replace('/', '_')}.sqlite3"
+            return {"LEUKOLENS_AUDIT_LOG_PATH": str(path), **every}
+
+        configurations: dict[str, tuple[Path, dict[str, str]]] = {
+            "current": (ROOT, own_audit("current"))
+        }
         for variant in args.variant:
             settings = dict(item.split("=", 1) for item in variant.split())
-            configurations[f"current {variant}"] = (ROOT, audit | settings)
+            name = f"current {variant}"
+            configurations[name] = (ROOT, own_audit(name) | settings)
         if args.baseline:
             baseline = stack.enter_context(checkout(args.baseline))
             hidden = hide_modules(folder / "hidden", args.baseline_without, baseline)
-            configurations["baseline"] = (baseline, audit | hidden)
+            configurations["baseline"] = (baseline, own_audit("baseline") | hidden)
         runs: dict[str, list[dict]] = {name: [] for name in configurations}
         for repeat in range(args.repeats):
             names = list(configurations)
