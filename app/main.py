@@ -31,6 +31,7 @@ from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
 from app.web.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from app.web.middleware.head_as_get import HeadAsGetMiddleware
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
+from app.web.middleware.part_size_limit import PartSizeLimitMiddleware
 from app.web.middleware.request_id import RequestIdMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
 from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
@@ -58,9 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Malformed uploads are answered with 4xx; OpenCV's own stderr chatter about them is noise.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    # Uploads stay in memory, never in a temporary file on disk: Starlette spools file parts
-    # above this size, so it is raised to the largest upload the server accepts (the body
-    # limit stops any request before it holds more than that).
+    # Uploads stay in memory, never in a temporary file on disk: Starlette spools a file part
+    # past this size, and PartSizeLimitMiddleware refuses any part past the per-file limit
+    # before the application sees its bytes, so no part ever reaches the threshold.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
     metrics = ServerMetrics()
 
@@ -194,7 +195,13 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
     """From the inside out (the last added runs first). Everything that can refuse a request
     from its head alone (concurrency, key, in-flight limit, declared size) runs before its body
     is read; the concurrency limit runs inside the request id, metrics and security headers, so
-    that its 503s carry them and are counted."""
+    that its 503s carry them and are counted. Each upload's parts are counted innermost, on the
+    chunks the body limit let through."""
+    app.add_middleware(
+        PartSizeLimitMiddleware,
+        max_part_bytes=settings.max_upload_bytes,
+        paths={PREDICT_PATH, BATCH_PATH},
+    )
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits=body_limits(settings),

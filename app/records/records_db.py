@@ -125,9 +125,11 @@ def create_engine(url: str, *, busy_timeout_seconds: float = 5.0) -> Engine:
 
         @sa.event.listens_for(engine, "connect")
         def use_write_ahead_log(dbapi_connection: object, _record: object) -> None:
-            # Readers never wait for the writer, and other processes may share the file.
+            # Readers never wait for the writer, and other processes may share the file; a
+            # query's scratch space stays in memory, never in TMPDIR (a read-only or tiny /tmp).
             cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()
 
         return engine
