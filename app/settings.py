@@ -164,9 +164,10 @@ class Settings(BaseSettings):
     )
     sample_id_pattern: str = Field(
         DEFAULT_SAMPLE_ID_PATTERN,
-        description="Regex a sample id must match in full (the lab's numbers); whatever it "
-        "is, an id holding a date beside two or more words (a name with a birth date) is "
-        "refused.",
+        description="Regex a sample id must match in full (the lab's numbers): the outer "
+        "limit; whatever it is, an id holding a date in any spelling beside letters that could "
+        "be a name is refused, and one whose letters could be a name without a date is answered "
+        "with a warning (app/core/sample_ids.py).",
     )
     database_url: SecretStr | None = Field(
         None,

@@ -31,6 +31,7 @@ from app.web.api.deps import (
     RequestIdDep,
     ReviewRecordsDep,
     SampleIdQueryDep,
+    SampleIdsDep,
     ServiceDep,
     SettingsDep,
 )
@@ -64,10 +65,16 @@ ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the 
 
 
 async def _record_sample(
-    records: ReviewRecordsDep, sample_id: str | None, predictions: list[Prediction]
+    records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
+    sample_id: str | None,
+    predictions: list[Prediction],
 ) -> None:
     if sample_id is None or not predictions:
         return
+    warning = sample_ids.warning(sample_id)
+    for prediction in predictions:
+        prediction.sample_id_warning = warning
     # The client's X-Request-ID names the upload, so that a page that cancels it can withdraw
     # its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
     await run_in_threadpool(
@@ -89,6 +96,7 @@ async def predict(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
@@ -110,7 +118,7 @@ async def predict(
         request.is_disconnected,
         budget,
     )
-    await _record_sample(records, sample_id, [prediction])
+    await _record_sample(records, sample_ids, sample_id, [prediction])
     return prediction
 
 
@@ -126,6 +134,7 @@ async def predict_batch(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     model: ModelQuery = None,
     tta: TtaQuery = None,
@@ -157,7 +166,10 @@ async def predict_batch(
         budget,
     )
     await _record_sample(
-        records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+        records,
+        sample_ids,
+        sample_id,
+        [outcome for outcome in outcomes if isinstance(outcome, Prediction)],
     )
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)
