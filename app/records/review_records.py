@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.answer_states import AnswerState
-from app.records import records_db
+from app.records import records_db, sample_summaries
 from app.schemas import (
     Prediction,
     ReviewDecision,
@@ -123,11 +123,7 @@ class ReviewRecords:
         # One writer per sample at a time, so that two uploads of the same bytes cannot both be
         # taken for the first: a lock in this process, and on PostgreSQL one across replicas.
         with self._sample_lock, self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
-                    {"sample": f"leukolens-sample:{sample_id}"},
-                )
+            lock_sample(connection, sample_id)
             first = self._first_requests(connection, sample_id)
             rows = []
             for prediction in predictions:
@@ -157,12 +153,14 @@ class ReviewRecords:
                 )
             if rows:
                 connection.execute(PREDICTIONS.insert(), rows)
+                sample_summaries.refresh(connection, sample_id)
 
     def withdraw(self, sample_id: str, client_request_id: str) -> None:
         """The page dropped the answers of this request (a cancelled upload): they no longer
         belong to the sample, whenever they are written. The audit keeps them."""
         try:
-            with self._engine.begin() as connection:
+            with self._sample_lock, self._engine.begin() as connection:
+                lock_sample(connection, sample_id)
                 connection.execute(
                     WITHDRAWALS.insert(),
                     {
@@ -171,6 +169,7 @@ class ReviewRecords:
                         "client_request_id": client_request_id,
                     },
                 )
+                sample_summaries.refresh(connection, sample_id)
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 
@@ -190,7 +189,8 @@ class ReviewRecords:
 
     def _add_decision(self, review: ReviewRequest, reviewer_source: ReviewerSource) -> ReviewRecord:
         now = time.time()
-        with self._engine.begin() as connection:
+        with self._sample_lock, self._engine.begin() as connection:
+            lock_sample(connection, review.sample_id)
             known = connection.execute(
                 sa.select(PREDICTIONS.c.id)
                 .where(
@@ -209,6 +209,7 @@ class ReviewRecords:
                 DECISIONS.insert().returning(DECISIONS.c.id), {"time": now, **fields}
             )
             record_id = int(result.scalar_one())
+            sample_summaries.refresh(connection, review.sample_id)
         return ReviewRecord(id=record_id, time=utc(now), **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
@@ -243,44 +244,20 @@ class ReviewRecords:
         )
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
-        """A page of samples, the most recently changed first, and how many there are. Only
-        live cells count, and only decisions on them."""
+        """A page of samples, the most recently changed first, and how many there are: one
+        query on the samples' summaries, whatever the records hold. Only live cells count,
+        and only decisions on them."""
         with self._engine.connect() as connection:
-            scored = connection.execute(
-                sa.select(
-                    PREDICTIONS.c.sample_id,
-                    PREDICTIONS.c.image_sha256,
-                    sa.func.max(PREDICTIONS.c.time),
-                )
-                .where(~self._withdrawn_condition())
-                .group_by(PREDICTIONS.c.sample_id, PREDICTIONS.c.image_sha256)
-            ).all()
-            decided = connection.execute(
-                sa.select(
-                    DECISIONS.c.sample_id, DECISIONS.c.image_sha256, sa.func.max(DECISIONS.c.time)
-                ).group_by(DECISIONS.c.sample_id, DECISIONS.c.image_sha256)
-            ).all()
-        cells: dict[str, set[str]] = defaultdict(set)
-        last: dict[str, float] = defaultdict(float)
-        for sample_id, sha, when in scored:
-            cells[sample_id].add(sha)
-            last[sample_id] = max(last[sample_id], when)
-        reviewed: Counter[str] = Counter()
-        for sample_id, sha, when in decided:
-            if sha in cells.get(sample_id, ()):
-                reviewed[sample_id] += 1
-                last[sample_id] = max(last[sample_id], when)
-        summaries = [
+            summaries, total = sample_summaries.page(connection, limit=limit, offset=offset)
+        return [
             SampleSummary(
-                sample_id=sample_id,
-                cells=len(shas),
-                reviewed=reviewed[sample_id],
-                last_change=utc(last[sample_id]),
+                sample_id=summary.sample_id,
+                cells=summary.cells,
+                reviewed=summary.reviewed,
+                last_change=utc(summary.last_change),
             )
-            for sample_id, shas in cells.items()
-        ]
-        summaries.sort(key=lambda s: (s.last_change, s.sample_id), reverse=True)
-        return summaries[offset : offset + limit], len(summaries)
+            for summary in summaries
+        ], total
 
     def prune(self, now: float | None = None) -> int:
         """Delete the rows older than the retention; how many went. A withdrawal stays while
@@ -297,8 +274,9 @@ class ReviewRecords:
             PREDICTIONS.c.client_request_id == WITHDRAWALS.c.client_request_id,
         )
         try:
-            with self._engine.begin() as connection:
-                return sum(
+            with self._sample_lock, self._engine.begin() as connection:
+                touched = sample_summaries.samples_touched_before(connection, cutoff)
+                deleted = sum(
                     connection.execute(statement).rowcount
                     for statement in (
                         DECISIONS.delete().where(DECISIONS.c.time < cutoff),
@@ -306,6 +284,10 @@ class ReviewRecords:
                         WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
                     )
                 )
+                for sample_id in sorted(touched):
+                    lock_sample(connection, sample_id)
+                    sample_summaries.refresh(connection, sample_id)
+                return deleted
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
 
@@ -325,11 +307,7 @@ class ReviewRecords:
         self._engine.dispose()
 
     def _withdrawn_condition(self) -> sa.ColumnElement[bool]:
-        return sa.exists().where(
-            WITHDRAWALS.c.sample_id == PREDICTIONS.c.sample_id,
-            WITHDRAWALS.c.client_request_id == PREDICTIONS.c.client_request_id,
-            PREDICTIONS.c.client_request_id != "",
-        )
+        return sample_summaries.withdrawn()
 
     def _first_requests(self, connection: Connection, sample_id: str) -> dict[str, str]:
         """sha256 -> the request that first scored it, among the sample's live cells."""
@@ -361,6 +339,16 @@ class ReviewRecords:
                 warnings=[code for code in row.warnings.split(";") if code],
             )
         return list(cells.values())
+
+
+def lock_sample(connection: Connection, sample_id: str) -> None:
+    """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
+    the transaction's end): the sample's summary is counted from what it holds."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
+            {"sample": f"leukolens-sample:{sample_id}"},
+        )
 
 
 def utc(seconds: float) -> datetime:
