@@ -133,6 +133,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
             settings.audit_retention_days,
             busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             journal=settings.journal_path,
+            on_quarantined=metrics.audit_journal_quarantined.inc,
         )
         if settings.audit_log
         else None

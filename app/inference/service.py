@@ -137,30 +137,40 @@ class PredictionService:
         finally:
             self.in_flight -= 1
 
-    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
-        """One audit row per answered image (hashes and results, never the image); the future
-        is done once the rows are durable (see AuditLog.submit)."""
-        answered = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
-        if self.audit_log is None or not answered:
-            return None
+    def _audit_records(self, outcomes: Sequence[Outcome]) -> list[AuditRecord]:
+        """One audit row per answered image (hashes and results, never the image)."""
         now = time.time()
-        submitted = self.audit_log.submit(
-            [
-                AuditRecord(
-                    time=now,
-                    request_id=prediction.request_id,
-                    image_sha256=prediction.image_sha256,
-                    model_id=prediction.model.id,
-                    model_version=prediction.model.version,
-                    probability_all=prediction.probability_all,
-                    label=prediction.side_of_threshold,
-                    latency_ms=prediction.timings_ms.total,
-                )
-                for prediction in answered
-            ]
-        )
+        return [
+            AuditRecord(
+                time=now,
+                request_id=prediction.request_id,
+                image_sha256=prediction.image_sha256 or "",
+                model_id=prediction.model.id,
+                model_version=prediction.model.version,
+                probability_all=prediction.probability_all,
+                label=prediction.side_of_threshold,
+                latency_ms=prediction.timings_ms.total,
+            )
+            for prediction in outcomes
+            if isinstance(prediction, Prediction)
+        ]
+
+    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
+        """Submit the answered images' audit rows; the future is done once the rows are
+        durable (see AuditLog.submit)."""
+        records = self._audit_records(outcomes)
+        if self.audit_log is None or not records:
+            return None
+        submitted = self.audit_log.submit(records)
         # Without a journal nothing durable is waited for: the rows are written behind.
         return submitted if self.audit_log.journalled else None
+
+    def unanswered(self, outcomes: Sequence[Outcome]) -> None:
+        """These answers were refused after all (503, once their rows were kept): the audit
+        records answers, not attempts, so their rows say `not_answered`."""
+        records = self._audit_records(outcomes)
+        if self.audit_log is not None and records:
+            self.audit_log.mark_not_answered(records)
 
     async def predict(
         self,
@@ -224,7 +234,11 @@ class PredictionService:
                 try:
                     await asyncio.wait_for(asyncio.wrap_future(recorded), RECORD_WAIT_SECONDS)
                 except TimeoutError as error:
+                    self.unanswered([outcome])
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
+                except AuditUnavailableError:
+                    self.unanswered([outcome])
+                    raise
             return outcome
 
     async def predict_batch(
@@ -266,7 +280,11 @@ class PredictionService:
                 try:
                     recorded.result(RECORD_WAIT_SECONDS)
                 except FutureTimeoutError as error:
+                    self.unanswered(outcomes)
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
+                except AuditUnavailableError:
+                    self.unanswered(outcomes)
+                    raise
             return outcomes
 
         # Batches never hold every worker: single images keep one, whatever the batches.

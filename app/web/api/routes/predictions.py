@@ -18,6 +18,7 @@ from app.inference.budget import WorkBudget
 from app.inference.outcomes import Outcome
 from app.inference.prediction_path import Upload
 from app.logging_config import current_client_request_id
+from app.records.review_records import RecordsUnavailableError
 from app.rendering.result_table import result_row, results_writer
 from app.schemas import (
     BatchError,
@@ -65,6 +66,7 @@ ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the 
 
 
 async def _record_sample(
+    service: ServiceDep,
     records: ReviewRecordsDep,
     sample_ids: SampleIdsDep,
     sample_id: str | None,
@@ -77,9 +79,13 @@ async def _record_sample(
         prediction.sample_id_warning = warning
     # The client's X-Request-ID names the upload, so that a page that cancels it can withdraw
     # its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
-    await run_in_threadpool(
-        records.add_predictions, sample_id, predictions, current_client_request_id.get()
-    )
+    try:
+        await run_in_threadpool(
+            records.add_predictions, sample_id, predictions, current_client_request_id.get()
+        )
+    except RecordsUnavailableError:
+        service.unanswered(predictions)  # answered 503: the audit must not claim otherwise
+        raise
 
 
 async def _read(upload: UploadFile) -> Upload:
@@ -118,7 +124,7 @@ async def predict(
         request.is_disconnected,
         budget,
     )
-    await _record_sample(records, sample_ids, sample_id, [prediction])
+    await _record_sample(service, records, sample_ids, sample_id, [prediction])
     return prediction
 
 
@@ -166,6 +172,7 @@ async def predict_batch(
         budget,
     )
     await _record_sample(
+        service,
         records,
         sample_ids,
         sample_id,
