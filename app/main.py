@@ -18,6 +18,7 @@ from app.core.sample_ids import SampleIdPolicy
 from app.inference.decoder_processes import DecoderProcesses
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
+from app.inference.work_shares import SharePolicy
 from app.records.audit_log import AuditLog
 from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
@@ -156,6 +157,11 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         observe_inference=metrics.observe_inference,
         decoders=(
             DecoderProcesses(settings.decoder_processes) if settings.decoder_processes else None
+        ),
+        shares=SharePolicy(
+            explained_slots=settings.explained_slots,
+            heavy_decode_slots=max(1, settings.decoder_processes),
+            heavy_queue=settings.heavy_queue_depth,
         ),
     )
     metrics.track_queue_depth(lambda: service.in_flight)

@@ -126,6 +126,19 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
     )
+    explained_slots: int = Field(
+        1,
+        ge=1,
+        description="Requests with explain or TTA computed at once, on threads of their own: "
+        "their share of the CPU, whatever their number (app/inference/work_shares.py).",
+    )
+    heavy_queue_depth: int = Field(
+        16,
+        ge=0,
+        description="Requests of one heavy kind (explain or TTA; JPEG or TIFF, decoded in a "
+        "child process) waiting for their share beyond those running; more get 503 with "
+        "Retry-After at once. Keep it well under max_in_flight: plain requests keep the rest.",
+    )
     batch_max_size: int = Field(
         8, ge=1, description="Micro-batching: images per inference (memory grows with it)."
     )
