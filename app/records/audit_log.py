@@ -154,38 +154,7 @@ class AuditLog:
         database refuses, is set aside (app/records/journal_replay.py)."""
         assert self._journal is not None
         replayed = journal_replay.replay(self._journal.lines(), self._write_rows)
-        if replayed.set_aside:
-            quarantine = journal_replay.quarantine_path(self._journal.path)
-            try:
-                journal_replay.set_aside(quarantine, replayed.set_aside)
-            except OSError as error:
-                log.error(
-                    "audit journal %s: %d line(s) that are no row could not be set aside in "
-                    "%s (%s); kept in the journal",
-                    self._journal.path,
-                    len(replayed.set_aside),
-                    quarantine,
-                    error,
-                )
-                self._unplaced = [line for line, _ in replayed.set_aside]
-            else:
-                for _, reason in replayed.set_aside:
-                    log.error(
-                        "audit journal %s: a line that is no row was set aside in %s: %s",
-                        self._journal.path,
-                        quarantine,
-                        reason,
-                    )
-                if self._on_quarantined is not None:
-                    self._on_quarantined(len(replayed.set_aside))
-        if replayed.written:
-            log.info("audit journal %s: %d row(s) replayed", self._journal.path, replayed.written)
-        if replayed.kept:
-            log.error(
-                "audit journal %s: %d row(s) could not be written; kept for the next start",
-                self._journal.path,
-                len(replayed.kept),
-            )
+        self._unplaced = journal_replay.settle(self._journal.path, replayed, self._on_quarantined)
         self._given_up = replayed.kept
         self._journal.rewrite(replayed.kept, self._unplaced)
 
@@ -360,6 +329,11 @@ class AuditLog:
         table = records_db.predictions
         with self._engine.begin() as connection:
             return connection.execute(table.delete().where(table.c.time < cutoff)).rowcount
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The audit database, for reading (app/records/audit_export.py)."""
+        return self._engine
 
     def rows(self) -> list[AuditRecord]:
         with self._engine.connect() as connection:

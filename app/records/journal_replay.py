@@ -144,3 +144,42 @@ def set_aside(path: Path, lines: Sequence[tuple[bytes, str]]) -> None:
         file.write(b"".join(entries))
         file.flush()
         os.fsync(file.fileno())
+
+
+def settle(
+    journal: Path, replayed: Replay, on_quarantined: Callable[[int], None] | None
+) -> list[bytes]:
+    """Set aside what the replay refused, with a log line each and the count; returns the
+    lines the quarantine file could not take (they stay in the journal)."""
+    quarantine = quarantine_path(journal)
+    if replayed.set_aside:
+        try:
+            set_aside(quarantine, replayed.set_aside)
+        except OSError as error:
+            log.error(
+                "audit journal %s: %d line(s) that are no row could not be set aside in %s "
+                "(%s); kept in the journal",
+                journal,
+                len(replayed.set_aside),
+                quarantine,
+                error,
+            )
+            return [line for line, _ in replayed.set_aside]
+        for _, reason in replayed.set_aside:
+            log.error(
+                "audit journal %s: a line that is no row was set aside in %s: %s",
+                journal,
+                quarantine,
+                reason,
+            )
+        if on_quarantined is not None:
+            on_quarantined(len(replayed.set_aside))
+    if replayed.written:
+        log.info("audit journal %s: %d row(s) replayed", journal, replayed.written)
+    if replayed.kept:
+        log.error(
+            "audit journal %s: %d row(s) could not be written; kept for the next start",
+            journal,
+            len(replayed.kept),
+        )
+    return []
