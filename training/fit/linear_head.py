@@ -15,6 +15,7 @@ of the images), so that one feature extraction serves every fold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from training.data.cell_dataset import CellDataset
 from training.data.dataset_index import CellImage, DatasetError, DatasetIndex, index_training_data
 from training.data.image_batches import preprocessed_batches
 from training.data.predictions import Predictions
-from training.data.splits import subject_grouped_folds, subsample_per_subject
+from training.data.splits import Split, subject_grouped_folds, subsample_per_subject
 from training.fit.artifacts import CvDir, FoldSummary, RunConfig, RunDir
 from training.fit.cross_validation import FIXED_THRESHOLD, cv_summary
 from training.fit.models import create_classifier
@@ -91,6 +92,15 @@ def folded_linear_layer(head: Pipeline) -> tuple[np.ndarray, float]:
     return weight, bias
 
 
+@dataclass(frozen=True)
+class FoldHead:
+    """One fold's head, fitted on the other folds' people, and its held-out predictions."""
+
+    split: Split
+    head: Pipeline
+    predictions: Predictions
+
+
 def out_of_fold(
     features: np.ndarray,
     images: Sequence[CellImage],
@@ -98,16 +108,52 @@ def out_of_fold(
     folds: int,
     seed: int,
     factors: dict[str, float],
-) -> list[Predictions]:
+) -> list[FoldHead]:
     """Each fold's held-out cells scored by the head fitted on the other folds' people."""
     position = {image.path: i for i, image in enumerate(images)}
     parts = []
     for split in subject_grouped_folds(images, folds, seed):
         train = [position[image.path] for image in split.train]
         held = [position[image.path] for image in split.validation]
-        logits = fit_head(features[train], split.train, factors).decision_function(features[held])
-        parts.append(Predictions(split.validation, logits, sigmoid(logits)))
+        head = fit_head(features[train], split.train, factors)
+        logits = head.decision_function(features[held])
+        parts.append(FoldHead(split, head, Predictions(split.validation, logits, sigmoid(logits))))
     return parts
+
+
+def write_linear_run(
+    run: RunDir,
+    config: TrainConfig,
+    recipe: PreprocessConfig,
+    head: Pipeline,
+    split: Split | None,
+    images: Sequence[CellImage],
+    duplicates_removed: int,
+) -> None:
+    """The backbone with `head` folded into its linear layer, as a run directory: `export`
+    and `--teacher` read it like a trained run."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    weight, bias = folded_linear_layer(head)
+    model = create_classifier(config.arch, config.head, init_weights=config.init_weights)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
+        model.head.bias.fill_(bias)
+    trained_on = list(split.train) if split else list(images)
+    run.write_config(
+        RunConfig(
+            train=config,
+            preprocessing=recipe,
+            split=split.name if split else None,
+            train_subjects=describe_subjects(trained_on),
+            validation_subjects=describe_subjects(split.validation) if split else {},
+            subject_populations={i.subject: i.population for i in images if i.population},
+            duplicates_removed=duplicates_removed,
+            torch=torch.__version__,
+        )
+    )
+    checkpoint = {"model": model.state_dict(), "phase": "linear head", "epoch": 0}
+    torch.save(checkpoint, run.best_checkpoint)
+    torch.save(checkpoint, run.last_checkpoint)
 
 
 def _indexed(config: TrainConfig) -> tuple[DatasetIndex, list[CellImage]]:
@@ -125,9 +171,23 @@ def linear_head_cv(config: TrainConfig) -> Path:
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
     features = frozen_features(images, recipe, config.arch, config.init_weights)
-    parts = out_of_fold(
+    fold_heads = out_of_fold(
         features, images, folds=config.folds, seed=config.seed, factors=config.population_weights
     )
+    for fold, part in enumerate(fold_heads):
+        fold_config = TrainConfig.model_validate(
+            config.model_copy(update={"val_fold": fold, "out": cv.fold(fold).path}).model_dump()
+        )
+        write_linear_run(
+            cv.fold(fold),
+            fold_config,
+            recipe,
+            part.head,
+            part.split,
+            images,
+            index.duplicates_removed,
+        )
+    parts = [part.predictions for part in fold_heads]
     per_fold = [
         FoldSummary(
             fold=fold,
@@ -146,28 +206,9 @@ def linear_head_cv(config: TrainConfig) -> Path:
 def linear_head_run(config: TrainConfig) -> Path:
     """The linear head fitted on every indexed person: a run directory `export --run` reads."""
     run = RunDir(config.out)
-    run.path.mkdir(parents=True, exist_ok=True)
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
     features = frozen_features(images, recipe, config.arch, config.init_weights)
-    weight, bias = folded_linear_layer(fit_head(features, images, config.population_weights))
-    model = create_classifier(config.arch, config.head, init_weights=config.init_weights)
-    with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
-        model.head.bias.fill_(bias)
-    run.write_config(
-        RunConfig(
-            train=config,
-            preprocessing=recipe,
-            split=None,
-            train_subjects=describe_subjects(images),
-            validation_subjects={},
-            subject_populations={i.subject: i.population for i in images if i.population},
-            duplicates_removed=index.duplicates_removed,
-            torch=torch.__version__,
-        )
-    )
-    checkpoint = {"model": model.state_dict(), "phase": "linear head", "epoch": 0}
-    torch.save(checkpoint, run.best_checkpoint)
-    torch.save(checkpoint, run.last_checkpoint)
+    head = fit_head(features, images, config.population_weights)
+    write_linear_run(run, config, recipe, head, None, images, index.duplicates_removed)
     return run.path

@@ -86,6 +86,13 @@ def add_populations_parser(commands: Subparsers) -> None:
         metavar=("CV_A", "CV_B"),
         help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
     )
+    populations.add_argument(
+        "--against",
+        type=Path,
+        metavar="CV",
+        help="the default's cv: each CV_DIR's rule-score difference against it on the same "
+        "people, with a paired people-resampled interval (the rule: it must lie above 0)",
+    )
     add_report_arguments(populations)
 
 
@@ -154,6 +161,8 @@ def run_populations(args: argparse.Namespace) -> None:
     """the candidate table per population: each cv's out-of-fold figures, served models on the
     people they never saw, and the cell-area and mean-grey baselines"""
     from training.data.dataset_index import index_training_data
+    from training.studies.paired_difference import markdown_table as paired_table
+    from training.studies.paired_difference import paired_difference
     from training.studies.population_report import (
         baseline_reports,
         blended_report,
@@ -167,6 +176,11 @@ def run_populations(args: argparse.Namespace) -> None:
     try:
         reports = [cv_population_report(cv_dir, **draws) for cv_dir in args.cv_dirs]
         reports += [blended_report(first, second, **draws) for first, second in args.blend]
+        differences = [
+            paired_difference(cv_dir, args.against, **draws)
+            for cv_dir in args.cv_dirs
+            if args.against is not None and cv_dir.resolve() != args.against.resolve()
+        ]
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     if args.data is not None:
@@ -177,6 +191,12 @@ def run_populations(args: argparse.Namespace) -> None:
         if args.baselines:
             reports += baseline_reports(images, **draws)
     print_reports(args, reports)
+    if differences:
+        print()
+        print(paired_table(differences))
+        if args.json is not None:
+            paired_json = args.json.with_name(args.json.stem + "-paired.json")
+            write_json(paired_json, [row.model_dump(mode="json") for row in differences])
 
 
 def run_weighting(args: argparse.Namespace) -> None:

@@ -31,7 +31,8 @@ def out_of_fold_probabilities(
     factors = {EXTERNAL_FOLDS: external_factor, EXTERNAL_PRELIM: external_factor}
     position = {image.path: index for index, image in enumerate(images)}
     scores = np.full(len(images), np.nan)
-    for predictions in out_of_fold(features, images, folds=folds, seed=seed, factors=factors):
+    for part in out_of_fold(features, images, folds=folds, seed=seed, factors=factors):
+        predictions = part.predictions
         scores[[position[image.path] for image in predictions.images]] = predictions.probabilities
     return scores
 
