@@ -14,6 +14,7 @@ of the images), so that one feature extraction serves every fold.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from training.data.predictions import Predictions
 from training.data.splits import Split, subject_grouped_folds, subsample_per_subject
 from training.fit.artifacts import CvDir, FoldSummary, RunConfig, RunDir
 from training.fit.cross_validation import FIXED_THRESHOLD, cv_summary
-from training.fit.models import create_classifier
+from training.fit.models import CellClassifier, create_classifier
 from training.fit.train_config import TrainConfig
 from training.fit.training_data import describe_subjects, subject_balanced_weights
 from training.metrics.classification_metrics import binary_metrics
@@ -46,18 +47,22 @@ REGULARISATION_C = 0.1
 def frozen_features(
     images: Sequence[CellImage],
     recipe: PreprocessConfig,
-    arch: str,
-    init_weights: Path | None,
+    backbone: CellClassifier,
     *,
     batch_size: int = 64,
 ) -> np.ndarray:
     """The backbone's pooled features of every cell, prepared by the served recipe."""
-    model = create_classifier(arch, init_weights=init_weights).eval()
     parts = []
     with torch.inference_mode():
         for batch in preprocessed_batches([image.path for image in images], recipe, batch_size):
-            parts.append(model.backbone(torch.from_numpy(batch)).numpy())
+            parts.append(backbone.eval().backbone(torch.from_numpy(batch)).numpy())
     return np.concatenate(parts)
+
+
+def frozen_classifier(config: TrainConfig) -> CellClassifier:
+    """The network whose backbone gives the features; each fitted head is folded into a copy
+    of it, so a run scores exactly with the backbone its head was fitted on."""
+    return create_classifier(config.arch, config.head, init_weights=config.init_weights).eval()
 
 
 def recipe_over(config: TrainConfig, images: Sequence[CellImage]) -> PreprocessConfig:
@@ -123,6 +128,7 @@ def out_of_fold(
 
 def write_linear_run(
     run: RunDir,
+    classifier: CellClassifier,
     config: TrainConfig,
     recipe: PreprocessConfig,
     head: Pipeline,
@@ -134,7 +140,7 @@ def write_linear_run(
     and `--teacher` read it like a trained run."""
     run.path.mkdir(parents=True, exist_ok=True)
     weight, bias = folded_linear_layer(head)
-    model = create_classifier(config.arch, config.head, init_weights=config.init_weights)
+    model = copy.deepcopy(classifier)
     with torch.no_grad():
         model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
         model.head.bias.fill_(bias)
@@ -170,7 +176,8 @@ def linear_head_cv(config: TrainConfig) -> Path:
     cv.write_config(config)
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
-    features = frozen_features(images, recipe, config.arch, config.init_weights)
+    classifier = frozen_classifier(config)
+    features = frozen_features(images, recipe, classifier)
     fold_heads = out_of_fold(
         features, images, folds=config.folds, seed=config.seed, factors=config.population_weights
     )
@@ -180,6 +187,7 @@ def linear_head_cv(config: TrainConfig) -> Path:
         )
         write_linear_run(
             cv.fold(fold),
+            classifier,
             fold_config,
             recipe,
             part.head,
@@ -208,7 +216,8 @@ def linear_head_run(config: TrainConfig) -> Path:
     run = RunDir(config.out)
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
-    features = frozen_features(images, recipe, config.arch, config.init_weights)
+    classifier = frozen_classifier(config)
+    features = frozen_features(images, recipe, classifier)
     head = fit_head(features, images, config.population_weights)
-    write_linear_run(run, config, recipe, head, None, images, index.duplicates_removed)
+    write_linear_run(run, classifier, config, recipe, head, None, images, index.duplicates_removed)
     return run.path

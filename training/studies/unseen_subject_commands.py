@@ -205,11 +205,13 @@ def run_weighting(args: argparse.Namespace) -> None:
     from training.data.dataset_index import index_training_data
     from training.fit.artifacts import RunDir
     from training.fit.linear_head import frozen_features
+    from training.fit.models import create_classifier
     from training.studies.weighting_study import weighting_reports
 
     recipe = RunDir(args.recipe_from).read_config().preprocessing
     images = index_training_data(args.data, args.extra_data).images
-    features = frozen_features(images, recipe, args.arch, args.init_weights)
+    backbone = create_classifier(args.arch, init_weights=args.init_weights)
+    features = frozen_features(images, recipe, backbone)
     reports = weighting_reports(
         features,
         images,

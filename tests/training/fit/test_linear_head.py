@@ -53,6 +53,7 @@ def test_cv_then_run_then_export(linear_args, tmp_path):
     }
     assert len({i.path for i in out_of_fold.images}) == len(out_of_fold.images)
     assert (cv / "populations.json").is_file()
+    assert_each_fold_head_is_a_run_that_scores_its_held_out_people(cv)
     assert CvDir(cv).read_summary().config.population_weights == {
         "external-folds": 3.0,
         "external-prelim": 3.0,
@@ -91,3 +92,29 @@ def test_cv_then_run_then_export(linear_args, tmp_path):
 def test_a_linear_head_is_one_linear_layer(linear_args, tmp_path, capsys):
     assert main(["linear-head", *linear_args, "--head", "paper", "--out", str(tmp_path)]) == 2
     assert "--head timm" in capsys.readouterr().err
+
+
+def assert_each_fold_head_is_a_run_that_scores_its_held_out_people(cv):
+    """A fold's head, as a run, is what `--teacher` reads: it never saw its held-out people and
+    gives them the out-of-fold logits."""
+    import torch
+
+    from training.data.image_batches import preprocessed_batches
+    from training.fit.artifacts import CvDir
+    from training.fit.checkpoints import load_trained_model
+
+    out_of_fold = CvDir(cv).read_out_of_fold()
+    logit_of = dict(zip((i.path for i in out_of_fold.images), out_of_fold.logits, strict=True))
+    folds = CvDir(cv).folds()
+    assert len(folds) == 2
+    for run in folds:
+        config = run.read_config()
+        assert config.validation_subjects
+        assert not set(config.train_subjects) & set(config.validation_subjects)
+        held = [i for i in out_of_fold.images if i.subject in config.validation_subjects]
+        model = load_trained_model(run.path).eval()
+        paths = [i.path for i in held]
+        with torch.inference_mode():
+            batches = preprocessed_batches(paths, config.preprocessing, 16)
+            logits = np.concatenate([model(torch.from_numpy(b)).numpy().ravel() for b in batches])
+        assert logits == pytest.approx([logit_of[p] for p in paths], abs=1e-3)
