@@ -20,7 +20,11 @@ from training.fit.artifacts import read_train_config
 from training.fit.commands import add_summarize_parser, add_training_parsers
 from training.fit.config_flags import CONFIG_COMMANDS
 from training.fit.train_config import TrainConfig
-from training.release.commands import add_adapt_parser, add_export_parser
+from training.release.commands import (
+    add_adapt_parser,
+    add_export_parser,
+    add_recipe_rates_parser,
+)
 from training.studies.commands import (
     add_compare_parser,
     add_counterfactual_parser,
@@ -50,6 +54,7 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     add_external_parser(commands)
     add_morphology_parser(commands)
     add_adapt_parser(commands)
+    add_recipe_rates_parser(commands)
     add_compare_parser(commands)
     add_populations_parser(commands)
     add_weighting_parser(commands)

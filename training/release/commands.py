@@ -77,6 +77,28 @@ def add_adapt_parser(commands: Subparsers) -> None:
     adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
 
 
+def add_recipe_rates_parser(commands: Subparsers) -> None:
+    rates = add_command(commands, "recipe-rates", run_recipe_rates)
+    rates.add_argument("--model", type=Path, required=True, help="a served model directory")
+    rates.add_argument(
+        "--cv", type=Path, required=True, help="a cv directory of the model's own recipe"
+    )
+    rates.add_argument("--resamples", type=int, default=2000)
+
+
+def run_recipe_rates(args: argparse.Namespace) -> None:
+    """re-record a served model's unseen-patient rates from a newer cross-validation of its own
+    recipe (the graph, calibration and threshold stay)"""
+    from training.data.dataset_index import DatasetError
+    from training.release.recipe_rates import record_recipe_rates
+
+    try:
+        written = record_recipe_rates(args.model, args.cv, resamples=args.resamples)
+    except (OSError, ValueError, DatasetError) as error:
+        raise CommandError(str(error)) from error
+    print(f"recorded in {written}")
+
+
 def run_export(args: argparse.Namespace) -> None:
     """export a run to ONNX with its model card"""
     from training.fit.artifacts import RunDir
