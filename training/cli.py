@@ -31,6 +31,7 @@ from training.studies.commands import (
     add_evaluate_parser,
     add_heat_in_cell_parser,
     add_sample_simulation_parser,
+    add_share_readability_parser,
 )
 from training.studies.unseen_subject_commands import (
     add_external_parser,
@@ -60,6 +61,7 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     add_weighting_parser(commands)
     add_summarize_parser(commands)
     add_sample_simulation_parser(commands)
+    add_share_readability_parser(commands)
     return parser
 
 

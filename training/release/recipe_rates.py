@@ -96,7 +96,10 @@ def record_recipe_rates(
         f"model itself learned from {len(seen)} of these {len(external)} external people); "
         "the served graph, calibration and threshold are unchanged"
     )
-    unseen = unseen.model_copy(update={"protocol": unseen.protocol + source})
+    # The export's wording says the served model learned from every external person of its CV;
+    # here `source` says how many of this CV's it learned from.
+    protocol = unseen.protocol.replace(". The served model was trained on them too", "")
+    unseen = unseen.model_copy(update={"protocol": protocol + source})
     per_population = per_population.model_copy(
         update={"protocol": per_population.protocol + source}
     )
