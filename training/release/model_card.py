@@ -40,6 +40,14 @@ from training.data.dataset_index import (
     read_image,
     subject_label,
 )
+from training.evaluation.external_evaluation import (
+    PART_ALL,
+    PART_PRELIM,
+    PART_TITLES,
+    PART_TRAINING_FOLDS,
+    ExternalReport,
+    ScorerReport,
+)
 from training.fit.artifacts import RunConfig
 from training.fit.models import count_parameters
 from training.fit.train_config import TrainConfig
@@ -52,14 +60,6 @@ from training.release.card_evaluations import (
 from training.release.decision_rule import choose_decision_rule, held_out_predictions
 from training.release.site_refit import FittedRule, Strength
 from training.release.site_reviews import ReviewedCell, reviews_source_name
-from training.studies.external_evaluation import (
-    PART_ALL,
-    PART_PRELIM,
-    PART_TITLES,
-    PART_TRAINING_FOLDS,
-    ExternalReport,
-    ScorerReport,
-)
 
 if TYPE_CHECKING:  # they call this module: their types only
     from training.release.adaptation import HeldOutResult

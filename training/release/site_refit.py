@@ -18,8 +18,8 @@ from scipy.optimize import minimize
 from app.core.classifier import OnnxCellClassifier, sigmoid
 from app.core.manifest import Calibration
 from training.data.image_batches import preprocessed_batches
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 from training.release.calibration import calibrate
-from training.release.decision_rule import best_balanced_accuracy_threshold
 from training.release.site_reviews import AdaptationError
 
 Strength = Literal["recalibration", "head_refit"]
