@@ -95,7 +95,9 @@ def seed_known(records: ReviewRecords) -> None:
 
 
 def totals(rows: list[CountRow]) -> dict[str, int]:
-    fields = [f for f in CountRow.__dataclass_fields__ if f not in ("sample_id", "period", "reviewers")]
+    fields = [
+        f for f in CountRow.__dataclass_fields__ if f not in ("sample_id", "period", "reviewers")
+    ]
     return {f: sum(getattr(r, f) for r in rows) for f in fields if sum(getattr(r, f) for r in rows)}
 
 
