@@ -61,8 +61,8 @@ def rows_at(sensitivity: float, specificity: float, samples: int = 8) -> list[Co
     rng = np.random.default_rng(0)
     rows = []
     for index in range(samples):
-        tp = int(round(100 * min(1, max(0, sensitivity + rng.normal(0, 0.02)))))
-        tn = int(round(100 * min(1, max(0, specificity + rng.normal(0, 0.02)))))
+        tp = round(100 * min(1, max(0, sensitivity + rng.normal(0, 0.02))))
+        tn = round(100 * min(1, max(0, specificity + rng.normal(0, 0.02))))
         rows.append(
             CountRow(
                 sample_id=f"S-{index}",

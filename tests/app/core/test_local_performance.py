@@ -61,6 +61,6 @@ def test_adapt_is_ready_at_20_samples_with_both_classes():
     assert readiness(mixed, "cmd").command == "cmd"
     assert readiness(mixed[:19], "cmd").ready is False
     normal_only = [row(f"S{i}", "p", tn=5) for i in range(25)]
-    ready = readiness(normal_only + [row("X", "p", tp=2), row("Y", "p", fn=1)], "cmd")
+    ready = readiness([*normal_only, row("X", "p", tp=2), row("Y", "p", fn=1)], "cmd")
     assert (ready.samples_with_all, ready.ready) == (2, False)
     assert ready.command is None
