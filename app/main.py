@@ -19,6 +19,7 @@ from app.inference.decoder_processes import DecoderProcesses
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
 from app.records.audit_log import AuditLog
+from app.records.performance_watch import PerformanceWatch
 from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
 from app.web import pages
@@ -73,10 +74,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             retention_days=settings.records_retention_days,
         )
+        watch = PerformanceWatch(
+            app.state.review_records.engine,
+            [classifier.manifest for classifier in service.registry.models.values()],
+            metrics.publish_local_performance,
+            settings.performance_refresh_seconds,
+        )
+        watch.start()
         await service.run(service.registry.warm_up)
         try:
             yield
         finally:
+            watch.stop()
             await service.aclose()
             app.state.review_records.close()
 

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="Sample cells, decisions and withdrawals older than this are deleted "
         "(at start-up and hourly); the database refuses to delete any younger than 30 days.",
     )
+    performance_refresh_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the server looks for new records (one indexed lookup) and, when "
+        "there are, counts the local performance gauges (leukolens_local_*) again.",
+    )
     sample_id_pattern: str = Field(
         DEFAULT_SAMPLE_ID_PATTERN,
         description="Regex a sample id must match in full (the lab's numbers); whatever it "

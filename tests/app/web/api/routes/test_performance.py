@@ -10,7 +10,12 @@ from app.core.manifest import Evaluation, load_manifest, write_manifest
 from app.core.model_registry import record_model
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import png_bytes, review_json, write_mean_brightness_model
+from tests.conftest import (
+    png_bytes,
+    review_json,
+    write_channel_mean_model,
+    write_mean_brightness_model,
+)
 
 UNSEEN = Evaluation(
     protocol="unseen subjects (other people): as served",
@@ -35,7 +40,7 @@ UNSEEN = Evaluation(
 @pytest.fixture
 def model_store(tmp_path):
     store = tmp_path / "store"
-    model_dir = write_mean_brightness_model(store / "brightness")
+    model_dir = write_channel_mean_model(store / "redness", (8.0, 0.0, 0.0))
     write_manifest(load_manifest(model_dir).model_copy(update={"evaluations": [UNSEEN]}), model_dir)
     record_model(store, model_dir, default=True)
     write_mean_brightness_model(store / "other")
@@ -43,11 +48,12 @@ def model_store(tmp_path):
     return store
 
 
-def cell(brightness: int, seed: int) -> bytes:
-    """One round cell on black; brighter cells score higher with the test model."""
+def cell(radius: int, seed: int) -> bytes:
+    """One round red cell on black: the test model calls a large one (radius 20 or more)
+    ALL-like, a small one normal."""
     image = np.zeros((64, 64, 3), np.uint8)
-    cv2.circle(image, (32, 32), 18, (brightness, brightness, brightness), -1)
-    image[32, 32] = (seed % 256, seed // 256, 0)  # distinct bytes, same score
+    cv2.circle(image, (32, 32), radius, (255, 60, 60), -1)
+    image[32, 32] = (255, seed % 256, seed // 256)  # distinct bytes, same call
     return png_bytes(image)
 
 
@@ -69,7 +75,7 @@ def score(client, sample_id: str, cells: list[bytes], model: str | None = None) 
 def test_the_figures_count_what_the_reviewers_decided(client):
     expected = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
     for s in range(6):
-        answers = score(client, f"LAB-{s}", [cell(40 + 35 * c, s * 10 + c) for c in range(6)])
+        answers = score(client, f"LAB-{s}", [cell(8 + 4 * c, s * 10 + c) for c in range(6)])
         for c, answer in enumerate(answers):
             assert answer["assessable"], answer
             truth = "ALL" if (c + s) % 3 else "HEM"
@@ -85,19 +91,20 @@ def test_the_figures_count_what_the_reviewers_decided(client):
                 ("ALL", "HEM"): "fn",
             }[truth, called]
             expected[key] += 1
-    other = score(client, "LAB-X", [cell(200, 999)], model="other")  # another model's cell
+    other = score(client, "LAB-X", [cell(28, 999)], model="other")  # another model's cell
     client.post(
         "/api/v1/reviews", json=review_json(other[0], "LAB-X", decision="HEM", reviewer="Dr 9")
     ).raise_for_status()
     body = client.get("/api/v1/performance").json()
-    assert body["model"] == {"id": "brightness", "version": "1"}
+    assert body["model"] == {"id": "redness", "version": "1"}
     assert body["confusion"] == expected
+    assert min(expected.values()) > 0  # every kind of call and decision
     assert (body["cells"], body["samples"], body["reviewers"]) == (36, 6, 2)
     assert body["sensitivity"]["method"] == "sample_resampling"
     tp, fn = expected["tp"], expected["fn"]
     assert body["sensitivity"]["value"] == pytest.approx(tp / (tp + fn))
     assert body["reference"]["sensitivity"] == {"value": 0.9, "low": 0.8, "high": 0.97}
-    assert body["reference"]["source"].startswith("model card brightness v1: unseen subjects")
+    assert body["reference"]["source"].startswith("model card redness v1: unseen subjects")
     assert body["drift"]["sensitivity"] in {"within", "below", "above"}
     assert [p["period"] for p in body["by_period"]] == [body["by_period"][0]["period"]]
     assert body["by_period"][0]["confusion"] == expected
@@ -148,10 +155,10 @@ def test_the_adapt_command_names_the_records_and_the_model(client):
     settings = client.app.state.settings
     assert records_url(settings) == f"sqlite:///{settings.audit_log_path}"
     registry = client.app.state.service.registry
-    command = adapt_command(settings, registry, "brightness", None, None)
+    command = adapt_command(settings, registry, "redness", None, None)
     assert command.startswith("./scripts/train adapt --model ")
     assert f"--from-records sqlite:///{settings.audit_log_path}" in command
-    assert "--id brightness-local" in command
+    assert "--id redness-local" in command
     with_url = settings.model_copy(update={"database_url": "postgresql+psycopg://u:pw@h/db"})
     assert records_url(with_url) == '"$LEUKOLENS_DATABASE_URL"'
-    assert "pw" not in adapt_command(with_url, registry, "brightness", None, None)
+    assert "pw" not in adapt_command(with_url, registry, "redness", None, None)
