@@ -22,7 +22,7 @@ from app.records.audit_log import AuditLog
 from app.records.performance_watch import PerformanceWatch
 from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
-from app.web import pages
+from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
 from app.web.api.routes import health, models, performance, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
@@ -187,6 +187,7 @@ def _include_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
+    app.include_router(performance_page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
