@@ -132,6 +132,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         intra_op_threads=settings.intra_op_threads,
         int8=settings.int8,
         execution_provider=settings.execution_provider,
+        force_default=settings.force_default_model,
     )
     audit_log = (
         AuditLog(

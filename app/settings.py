@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="Model id served when a request names none; else store.json's default "
         "(without either the server refuses to start).",
     )
+    force_default_model: bool = Field(
+        False,
+        description="Serve as the default an adapted model whose card says not recommended "
+        "(its gain over its parent on the lab's held-out samples is not above 0); without it "
+        "the server refuses to start with such a default.",
+    )
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Per image file.")
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS,
