@@ -19,11 +19,12 @@ from app.inference.decoder_processes import DecoderProcesses
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
 from app.records.audit_log import AuditLog
+from app.records.performance_watch import PerformanceWatch
 from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
-from app.web import pages
+from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
-from app.web.api.routes import health, models, predictions, reviews, samples
+from app.web.api.routes import health, models, performance, predictions, reviews, samples
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.errors import add_error_handlers
 from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys
@@ -73,10 +74,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             retention_days=settings.records_retention_days,
         )
+        watch = PerformanceWatch(
+            app.state.review_records.engine,
+            [classifier.manifest for classifier in service.registry.models.values()],
+            metrics.publish_local_performance,
+            settings.performance_refresh_seconds,
+        )
+        watch.start()
         await service.run(service.registry.warm_up)
         try:
             yield
         finally:
+            watch.stop()
             await service.aclose()
             app.state.review_records.close()
 
@@ -123,6 +132,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         intra_op_threads=settings.intra_op_threads,
         int8=settings.int8,
         execution_provider=settings.execution_provider,
+        force_default=settings.force_default_model,
     )
     audit_log = (
         AuditLog(
@@ -173,10 +183,12 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(models.router)
     api.include_router(reviews.router)
     api.include_router(samples.router)
+    api.include_router(performance.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
+    app.include_router(performance_page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 

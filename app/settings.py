@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="Model id served when a request names none; else store.json's default "
         "(without either the server refuses to start).",
     )
+    force_default_model: bool = Field(
+        False,
+        description="Serve as the default an adapted model whose card says not recommended "
+        "(its gain over its parent on the lab's held-out samples is not above 0); without it "
+        "the server refuses to start with such a default.",
+    )
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Per image file.")
     max_image_pixels: int = Field(
         DEFAULT_MAX_PIXELS,
@@ -161,6 +167,12 @@ class Settings(BaseSettings):
         ge=MIN_RETENTION_DAYS,
         description="Sample cells, decisions and withdrawals older than this are deleted "
         "(at start-up and hourly); the database refuses to delete any younger than 30 days.",
+    )
+    performance_refresh_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the server looks for new records (one indexed lookup) and, when "
+        "there are, counts the local performance gauges (leukolens_local_*) again.",
     )
     sample_id_pattern: str = Field(
         DEFAULT_SAMPLE_ID_PATTERN,

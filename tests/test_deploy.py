@@ -23,12 +23,86 @@ def manifests() -> dict[str, dict]:
     return {document["kind"]: document for path in MANIFESTS for document in documents(path)}
 
 
+# The Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1), which the Kubernetes
+# schemas do not hold: its fields as the operator's CRD documents them, strict (no field it does
+# not know), the metadata checked against Kubernetes' own ObjectMeta schema.
+DURATION = (
+    "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+PROMETHEUS_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "labels": STRINGS,
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["expr"],
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": ["string", "integer"]},
+                                        "for": {"type": "string", "pattern": DURATION},
+                                        "keep_firing_for": {"type": "string", "pattern": DURATION},
+                                        "labels": STRINGS,
+                                        "annotations": STRINGS,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate(document: dict) -> None:
+    """Against the Kubernetes schemas, or the PrometheusRule's for that custom resource."""
+    if document["kind"] != "PrometheusRule":
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        return
+    import json
+
+    import jsonschema
+    from importlib_resources import files
+
+    jsonschema.validate(document, PROMETHEUS_RULE)
+    schemas = files("kubernetes_validate") / "kubernetes-json-schema"
+    meta = schemas / f"v{KUBERNETES_VERSION}-local-strict" / "objectmeta-meta-v1.json"
+    jsonschema.validate(document["metadata"], json.loads(meta.read_text()))
+
+
 def test_the_folder_holds_every_kind_the_deployment_needs():
     assert set(manifests()) == {
         "ConfigMap",
         "Deployment",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "PrometheusRule",
         "Secret",
         "Service",
     }
@@ -37,7 +111,7 @@ def test_the_folder_holds_every_kind_the_deployment_needs():
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(path):
     for document in documents(path):
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        validate(document)
 
 
 def test_a_broken_manifest_is_caught():
@@ -115,3 +189,30 @@ def test_compose_runs_two_replicas_on_postgresql_scraped_by_prometheus():
     assert sorted(job["static_configs"][0]["targets"]) == sorted(
         f"{name}:8000" for name in replicas
     )
+
+
+def test_the_alert_rule_watches_the_gauge_the_server_exports():
+    """The rule reads leukolens_local_performance_alert, by model, as the app exports it; a
+    misspelled field in it is caught like in any other manifest."""
+    from app.web.prometheus_metrics import ServerMetrics
+
+    rule = manifests()["PrometheusRule"]
+    (group,) = rule["spec"]["groups"]
+    below = next(r for r in group["rules"] if r["alert"] == "LeukoLensLocalPerformanceBelowCard")
+    exported = {metric.name for metric in ServerMetrics().registry.collect()}
+    assert "leukolens_local_performance_alert" in exported
+    assert "leukolens_local_reviewed_cells" in exported
+    assert below["expr"] == "max by (model) (leukolens_local_performance_alert) == 1"
+    labels = rule["metadata"]["labels"]
+    assert (
+        labels.items()
+        <= manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    broken = {**below, "fro": below["for"]}
+    group_broken = {**group, "rules": [broken]}
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError, match="fro"):
+        validate({**rule, "spec": {"groups": [group_broken]}})
+    with pytest.raises(jsonschema.ValidationError, match="nme"):
+        validate({**rule, "metadata": {"nme": "x"}})

@@ -175,6 +175,34 @@ class Provenance(StrictModel):
     software: dict[str, str]
 
 
+class RateInterval(StrictModel):
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class HeldOutRates(StrictModel):
+    """Local rates on the lab's held-out reviewed samples, as the performance page counts
+    them (app/core/local_rates.py), with intervals from resampling whole samples."""
+
+    sensitivity: RateInterval
+    specificity: RateInterval
+    balanced_accuracy: RateInterval
+    samples: int
+    cells: int
+    method: str | None
+
+
+class AdaptationGain(StrictModel):
+    """Balanced accuracy of the adaptation minus the parent's on the same held-out samples,
+    with a paired 95% interval from resampling whole samples (people)."""
+
+    value: float
+    low: float
+    high: float
+    resamples: int
+
+
 class Adaptation(StrictModel):
     """How a site model was made from a bundled one with a lab's reviewed cells
     (`python -m training adapt`), and how both did on the lab's held-out subjects."""
@@ -190,6 +218,21 @@ class Adaptation(StrictModel):
     before: Evaluation = Field(description="The parent as served, on the held-out subjects.")
     after: Evaluation = Field(description="The adaptation fitted without each held-out subject.")
     better_on_held_out: bool
+    recommended: bool | None = Field(
+        None,
+        description="Adopt it only if true: the interval of its gain over the parent on held-out "
+        "samples lies above 0. A store refuses to make a not-recommended model its default "
+        "unless forced. None: adapted before this rule.",
+    )
+    gain: AdaptationGain | None = None
+    local_before: HeldOutRates | None = Field(None, description="The parent as served.")
+    local_after: HeldOutRates | None = Field(None, description="The adaptation, held out.")
+    head_l2: float | None = Field(None, description="The pull toward the parent's head.")
+
+
+def not_recommended(manifest: ModelManifest) -> bool:
+    """An adapted model whose card says not to adopt it."""
+    return manifest.adaptation is not None and manifest.adaptation.recommended is False
 
 
 class ChangelogEntry(StrictModel):

@@ -75,6 +75,7 @@ sample_predictions = sa.Table(
     sa.Column("warnings", sa.Text, nullable=False, server_default=""),
     sa.Index("sample_predictions_sample", "sample_id"),
     sa.Index("sample_predictions_time", "time"),
+    sa.Index("sample_predictions_cell", "sample_id", "image_sha256", "id"),
     sqlite_autoincrement=True,
 )
 review_decisions = sa.Table(
@@ -93,6 +94,8 @@ review_decisions = sa.Table(
     sa.Column("reviewer_source", sa.Text, nullable=False, server_default="free_text"),
     sa.Index("review_decisions_sample", "sample_id"),
     sa.Index("review_decisions_time", "time"),
+    # Covers the lookup of a cell's latest decision (migration 0004).
+    sa.Index("review_decisions_cell", "sample_id", "image_sha256", "id", "decision", "reviewer"),
     sqlite_autoincrement=True,
 )
 sample_withdrawals = sa.Table(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import get_args
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
@@ -320,6 +320,11 @@ class ReviewRecords:
             self.prune(now)
         except RecordsUnavailableError as error:
             log.warning("old sample records were not pruned: %s", error)
+
+    @property
+    def engine(self) -> Engine:
+        """For the readers of the same records (app/records/performance_read.py)."""
+        return self._engine
 
     def close(self) -> None:
         self._engine.dispose()

@@ -292,7 +292,14 @@ def adapted_card(
     cells, held_out = made.cells, made.held_out
     subjects = len({c.subject for c in cells})
     counts = Counter((c.subject, c.label) for c in cells)
-    verdict = "better" if held_out.better else "NOT better"
+    gain = held_out.gain
+    figures = (
+        f"gain in balanced accuracy over {manifest.id} on the lab's held-out samples "
+        f"{gain.value:+.3f} (95% {gain.low:+.3f} to {gain.high:+.3f}, samples resampled)"
+        if gain is not None
+        else "no gain measured"
+    )
+    verdict = "recommended" if held_out.recommended else "NOT RECOMMENDED"
     adapted = manifest.model_copy(
         update={
             "id": model_id,
@@ -309,10 +316,12 @@ def adapted_card(
             "limitations": [
                 *(
                     []
-                    if held_out.better
+                    if held_out.recommended
                     else [
-                        "On the lab's held-out subjects this adapted model was NOT better "
-                        f"than its parent {manifest.id}: use the parent."
+                        f"Not recommended: {figures}; its interval does not lie above 0, so "
+                        f"it may do worse than {manifest.id} for the lab's next patient. Keep "
+                        "using the parent; the store refuses to make it the default unless "
+                        "forced."
                     ]
                 ),
                 f"Adapted on {len(cells)} reviewed cells of {subjects} "
@@ -323,8 +332,7 @@ def adapted_card(
                 changelog_entry(
                     version,
                     f"Adapted from {manifest.id} v{manifest.version} ({made.strength}) on "
-                    f"{len(cells)} reviewed cells of {subjects} subjects; {verdict} than the "
-                    "parent on the lab's held-out subjects.",
+                    f"{len(cells)} reviewed cells of {subjects} samples; {verdict}: {figures}.",
                 )
             ],
             "onnx_sha256": file_sha256(staging / manifest.onnx_file),
@@ -348,6 +356,11 @@ def adapted_card(
                 before=held_out.before,
                 after=held_out.after,
                 better_on_held_out=held_out.better,
+                recommended=held_out.recommended,
+                gain=held_out.gain,
+                local_before=held_out.local_before,
+                local_after=held_out.local_after,
+                head_l2=made.final.head_l2,
             ),
             "provenance": manifest.provenance.model_copy(
                 update={"training_command": command or "python -m training adapt"}

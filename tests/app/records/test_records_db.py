@@ -51,7 +51,7 @@ def test_migrations_build_the_same_schema_on_both_engines(database_url):
     assert columns == {column.name: column.nullable for column in records_db.predictions.columns}
     assert ("predictions_key", ("request_id", "item"), True) in indexes
     assert ("predictions_time", ("time",), False) in indexes
-    assert version == "0003"
+    assert version == "0004"
 
 
 def test_the_migrated_schema_matches_the_declared_one(database_url):
@@ -98,7 +98,7 @@ def test_replicas_migrating_at_once_take_turns(postgres_url):
     _, _, version = schema_of(engines[0])
     for engine in engines:
         engine.dispose()
-    assert version == "0003"
+    assert version == "0004"
 
 
 def move_to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
@@ -142,7 +142,7 @@ def test_decisions_recorded_before_0003_are_marked_free_text(database_url):
         assert sources.scalars().all() == ["free_text"]
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == "0003"
+    assert version == "0004"
 
 
 def test_only_rows_older_than_the_floor_may_be_deleted_and_none_updated(database_url):
@@ -199,7 +199,7 @@ def test_0003_downgrades_to_the_strict_triggers(database_url):
     records_db.migrate(engine)  # and up again
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == "0003"
+    assert version == "0004"
 
 
 def test_the_floor_of_the_triggers_is_the_settings_floor():
