@@ -20,7 +20,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +43,8 @@ from training.metrics.subject_resampling import (
     subject_resamples,
     threshold_metrics,
 )
-from training.release.model_card import AdaptedFrom, adapted_card, write_card
+from training.release.card_inputs import AdaptedFrom, HeldOutResult
+from training.release.model_card import adapted_card, write_card
 from training.release.site_refit import (
     FittedRule,
     ParentOutputs,
@@ -76,18 +76,6 @@ def held_out_splits(subjects: Sequence[str], labels: np.ndarray) -> list[np.ndar
     per_class = [len({s for s, y in zip(subjects, labels, strict=True) if y == c}) for c in (0, 1)]
     folds = StratifiedGroupKFold(n_splits=min(MAX_FOLDS, *per_class), shuffle=True, random_state=0)
     return [held for _, held in folds.split(np.zeros(len(labels)), labels, groups=subjects)]
-
-
-@dataclass(frozen=True)
-class HeldOutResult:
-    protocol: str
-    before: Evaluation
-    after: Evaluation
-    better: bool
-    recommended: bool = False
-    gain: AdaptationGain | None = None
-    local_before: HeldOutRates | None = None
-    local_after: HeldOutRates | None = None
 
 
 def per_sample_counts(subjects: Sequence[str], labels: np.ndarray, calls: np.ndarray) -> np.ndarray:

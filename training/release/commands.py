@@ -117,7 +117,8 @@ def run_recipe_rates(args: argparse.Namespace) -> None:
 def run_export(args: argparse.Namespace) -> None:
     """export a run to ONNX with its model card"""
     from training.fit.artifacts import RunDir
-    from training.release.export import ExportOptions, export_run
+    from training.release.card_inputs import ExportOptions
+    from training.release.export import export_run
 
     config = RunDir(args.run).read_config().train
     folder_id = args.out.name if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.out.name) else None

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.core.manifest import (
     EXPLAIN_ONNX_FILENAME,
@@ -57,13 +55,9 @@ from training.release.card_evaluations import (
     population_evaluation,
     unseen_people_evaluation,
 )
+from training.release.card_inputs import AdaptedFrom, ExportOptions, TrainedRun
 from training.release.decision_rule import choose_decision_rule, held_out_predictions
-from training.release.site_refit import FittedRule, Strength
-from training.release.site_reviews import ReviewedCell, reviews_source_name
-
-if TYPE_CHECKING:  # they call this module: their types only
-    from training.release.adaptation import HeldOutResult
-    from training.release.export import ExportOptions, TrainedRun
+from training.release.site_reviews import reviews_source_name
 
 
 def write_card(manifest: ModelManifest, model_dir: Path) -> Path:
@@ -265,18 +259,6 @@ def exported_card(
         explain_onnx_file=EXPLAIN_ONNX_FILENAME,
         explain_onnx_sha256=explain_onnx_sha256,
     )
-
-
-@dataclass(frozen=True)
-class AdaptedFrom:
-    """What an adaptation was made from and how it did: everything its card records."""
-
-    cells: list[ReviewedCell]
-    reviews: Path | str
-    strength: Strength
-    final: FittedRule
-    held_out: HeldOutResult
-    minimum_subjects_per_class: int
 
 
 def adapted_card(
