@@ -1,5 +1,7 @@
-"""`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare, populations, weighting, sample-simulation.
+"""`python -m training <job>`, a command per job: index; train, linear-head (fitting); cv,
+linear-head-cv (a cross-validation and its figures); export, adapt, recipe-rates (release);
+evaluate, counterfactual, heat-in-cell, external, morphology, compare, populations, weighting,
+summarize, sample-simulation, share-readability (measurements).
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it; `--config FILE`

@@ -169,10 +169,27 @@ class TestTimeAugmentationCard(StrictModel):
     latency_ms_with: float
 
 
+class InitWeights(StrictModel):
+    """The weights a network started from, named so that anyone can get the same file: its
+    package and version where it came from one, and its sha256 (never a local path)."""
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    package: str | None = None
+    package_version: str | None = None
+
+    def portable_name(self) -> str:
+        """What the card's command and config say in place of the local path."""
+        if self.package is None:
+            return self.file
+        return f"{self.package}=={self.package_version}:{self.file}"
+
+
 class Provenance(StrictModel):
     training_command: str
     run_config: dict[str, object]
     software: dict[str, str]
+    init_weights: InitWeights | None = None
 
 
 class RateInterval(StrictModel):

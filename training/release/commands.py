@@ -120,13 +120,17 @@ def run_export(args: argparse.Namespace) -> None:
     from training.release.card_inputs import ExportOptions
     from training.release.export import export_run
 
-    config = RunDir(args.run).read_config().train
+    run = RunDir(args.run)
+    config = run.read_config().train
+    # The command the run saved (linear-head, train, ...), else the train command its config
+    # reproduces.
+    command = run.read_command() if run.command_file.is_file() else command_for("train", config)
     folder_id = args.out.name if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.out.name) else None
     options = ExportOptions(
         model_id=args.model_id or folder_id,
         version=args.version,
         cv_dir=args.cv,
-        training_command=command_for("train", config),
+        training_command=command,
         selection=args.selection,
         measure_tta_gain=not args.no_tta_measurement,
         threshold_rule=args.threshold_rule,

@@ -57,6 +57,7 @@ from training.release.card_evaluations import (
 )
 from training.release.card_inputs import AdaptedFrom, ExportOptions, TrainedRun
 from training.release.decision_rule import choose_decision_rule, held_out_predictions
+from training.release.init_weights import describe_init_weights, without_local_path
 from training.release.site_reviews import reviews_source_name
 
 
@@ -215,6 +216,23 @@ def _software() -> dict[str, str]:
     return versions
 
 
+def _provenance(trained: TrainedRun, command: str) -> Provenance:
+    """How the run was made, with the starting weights named by package and sha256."""
+    run_config = trained.resolved.as_card_json()
+    path = trained.config.init_weights
+    if path is None or not path.is_file():
+        return Provenance(training_command=command, run_config=run_config, software=_software())
+    weights = describe_init_weights(path)
+    portable_config = without_local_path(run_config, path, weights)
+    assert isinstance(portable_config, dict)
+    return Provenance(
+        training_command=str(without_local_path(command, path, weights)),
+        run_config=portable_config,
+        software=_software(),
+        init_weights=weights,
+    )
+
+
 def exported_card(
     trained: TrainedRun, options: ExportOptions, onnx_sha256: str, explain_onnx_sha256: str
 ) -> ModelManifest:
@@ -250,11 +268,7 @@ def exported_card(
         quality_reference=quality_reference_for(config, trained.resolved),
         selection=options.selection,
         limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
-        provenance=Provenance(
-            training_command=options.training_command,
-            run_config=trained.resolved.as_card_json(),
-            software=_software(),
-        ),
+        provenance=_provenance(trained, options.training_command),
         onnx_sha256=onnx_sha256,
         explain_onnx_file=EXPLAIN_ONNX_FILENAME,
         explain_onnx_sha256=explain_onnx_sha256,
