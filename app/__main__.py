@@ -36,7 +36,7 @@ def main() -> None:
         # With a sign-on header, the trusted-proxy check must see the TCP peer itself: uvicorn
         # would otherwise replace it with an address X-Forwarded-For names (the app refuses to
         # start under such a server: app/web/peer_address.py).
-        proxy_headers=settings.reviewer_header is None and not settings.trusted_proxies,
+        proxy_headers=settings.reviewer_header is None,
     )
 
 

@@ -76,18 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.reviewer_header is not None and server_rewrites_client_address():
             raise RuntimeError(REWRITING_REFUSAL)
-        # The records first: a server that cannot keep them starts nothing else.
-        app.state.review_records = ReviewRecords(
-            records_database(settings),
-            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
-            retention_days=settings.records_retention_days,
-        )
-        try:
-            service = build_prediction_service(settings, metrics)
-        except BaseException:
-            app.state.review_records.close()
-            raise
+        service = build_prediction_service(settings, metrics)
         app.state.service = service
+        try:
+            app.state.review_records = ReviewRecords(
+                records_database(settings),
+                busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+                retention_days=settings.records_retention_days,
+            )
+        except BaseException:
+            await service.aclose()  # a server that cannot keep its records starts nothing
+            raise
         await service.run(service.registry.warm_up)
         try:
             yield
