@@ -49,7 +49,8 @@ export function renderIdentity() {
   if (source === "reviewer_key") hint.textContent = "Decisions are recorded under this name: it comes with your key.";
   else if (source === "sso_header") hint.textContent = "Decisions are recorded under this name: it comes from the lab's sign-on.";
   else if (why === "sharedKey") hint.textContent = "The lab's shared key records no decisions: sign in with your own key.";
-  else if (nameFromServer()) hint.textContent = "Sign in: the name comes with your key or the lab's sign-on.";
+  else if (page.identity === "sign_on") hint.textContent = "Sign in through the lab's sign-on: the name comes from it.";
+  else if (nameFromServer()) hint.textContent = "Sign in: the name comes with your own key.";
   else hint.textContent = "One person's name, as the record should show it.";
   const button = el.byId("sign-in-button");
   button.hidden = !(keyRequired() || why === "signOn");

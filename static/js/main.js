@@ -49,7 +49,10 @@ subscribe((changed) => {
   } else if (changed.has("chosen")) {
     describeChoice();
   }
-  if (changed.has("identity")) renderIdentity();
+  if (changed.has("identity")) {
+    renderIdentity();
+    renderSampleSelect();
+  }
   if (PAGE_FIELDS.some((field) => changed.has(field))) {
     render();
     return;

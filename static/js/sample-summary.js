@@ -57,7 +57,9 @@ export function renderSampleSelect() {
   const keep = el.openSelect.value;
   const first = document.createElement("option");
   first.value = "";
-  first.textContent = ids.length ? "Choose a sample…" : "No sample on the server yet";
+  const signedOut = ["key", "badKey", "signOn"].includes(state.identity.problem);
+  first.textContent = ids.length ? "Choose a sample…"
+    : signedOut ? "Sign in to see the server's samples" : "No sample on the server yet";
   el.openSelect.replaceChildren(first, ...ids.map((id) => {
     const option = document.createElement("option");
     option.value = id;
