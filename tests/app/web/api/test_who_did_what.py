@@ -126,6 +126,12 @@ def test_an_upload_is_withdrawn_by_whom_it_belongs_to_only(lab, real_cell_png, e
     other = encode_png(np.full((64, 64, 3), 60, np.uint8))
     lab.upload("alice", "OWN-1", real_cell_png, "upload-kept")
     lab.upload("alice", "OWN-1", other, "upload-alices")
+    if lab.people_are_told_apart:
+        for stranger in ("bob", "nobody"):  # another reviewer; the shared key / no sign-on
+            refused = lab.withdraw(stranger, "OWN-1", "upload-alices")
+            assert refused.status_code == 403
+            assert "only whoever uploaded it can withdraw it" in refused.json()["detail"]
+        assert len(lab.sample("OWN-1")["predictions"]) == 2
     (cell, _) = lab.sample("OWN-1")["predictions"]
     expected_owner = {
         "reviewer_keys": ("Dr Alice", "reviewer_key"),
@@ -133,12 +139,6 @@ def test_an_upload_is_withdrawn_by_whom_it_belongs_to_only(lab, real_cell_png, e
         "open": ("", "anonymous"),
     }[lab.mode]
     assert (cell["uploader"], cell["uploader_source"]) == expected_owner
-    if lab.people_are_told_apart:
-        for stranger in ("bob", "nobody"):  # another reviewer; the shared key / no sign-on
-            refused = lab.withdraw(stranger, "OWN-1", "upload-alices")
-            assert refused.status_code == 403
-            assert "only whoever uploaded it can withdraw it" in refused.json()["detail"]
-        assert len(lab.sample("OWN-1")["predictions"]) == 2
     assert lab.withdraw("alice", "OWN-1", "upload-alices").status_code == 204
     assert [p["image_sha256"] for p in lab.sample("OWN-1")["predictions"]] == [cell["image_sha256"]]
 
@@ -268,8 +268,9 @@ def test_with_the_audit_off_a_decision_answered_201_survives_a_restart(lab, real
     scored = lab.upload("alice", "KEEP-1", real_cell_png, "upload-1")
     answered = lab.decide("alice", "KEEP-1", scored)
     assert answered.status_code == 201
-    assert answered.json()["durable"] is True
     lab.restart()
-    sample = lab.sample("KEEP-1")
-    assert sample["durable"] is True
-    assert sample["decisions"] == [answered.json()]
+    kept = lab.client.get("/api/v1/samples/KEEP-1", headers=lab.headers("alice"))
+    assert kept.status_code == 200  # it was 404: the records had lived in memory
+    assert kept.json()["decisions"] == [answered.json()]
+    assert answered.json()["durable"] is True
+    assert kept.json()["durable"] is True
