@@ -32,7 +32,8 @@ export async function identify() {
     return true;
   }
   let why = "unreachable";
-  if (answer.status === 401) why = keyRequired() ? (apiKey() ? "badKey" : "key") : "signOn";
+  if (answer.status === 401 && /sign-on/.test(answer.detail)) why = "signOn"; // the key was fine
+  else if (answer.status === 401) why = apiKey() ? "badKey" : "key";
   setIdentity({ source: "unknown", reviewer: null, problem: why });
   return false;
 }

@@ -69,9 +69,11 @@ wireResultsTable();
 wireReport();
 wireDetailPane();
 el.byId("clear-button").addEventListener("click", () => clearSession(newSampleId));
-el.sampleSelect.addEventListener("change", () => { if (!state.run) openSample(el.sampleSelect.value); });
+// A sample opened again may hold decisions this tab has not got stored yet: they go again.
+const reopen = (sampleId) => openSample(sampleId).then(resumePending);
+el.sampleSelect.addEventListener("change", () => { if (!state.run) reopen(el.sampleSelect.value); });
 el.byId("open-sample-button").addEventListener("click", () => {
-  if (el.openSelect.value && !state.run) openSample(el.openSelect.value);
+  if (el.openSelect.value && !state.run) reopen(el.openSelect.value);
 });
 el.reviewerInput.addEventListener("change", saveSession);
 // Leaving asks first only while something is not on the server: an analysis running, or a

@@ -29,5 +29,6 @@ async def whoami(caller: CallerDep, settings: SettingsDep, records: ReviewRecord
             f"no {settings.reviewer_header} header: nobody is signed in through the lab's "
             "single sign-on",
         )
-    source = "shared_key" if settings.reviewer_keys else "free_text"
-    return WhoAmI(reviewer=None, reviewer_source=source, durable=durable)
+    if settings.reviewer_keys:
+        return WhoAmI(reviewer=None, reviewer_source="shared_key", durable=durable)
+    return WhoAmI(reviewer=None, reviewer_source="free_text", durable=durable)
