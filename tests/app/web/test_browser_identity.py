@@ -238,3 +238,62 @@ def test_a_fresh_browser_on_a_keyed_server_asks_for_the_key_then_lists_and_decid
     assert page.locator("#sign-in-dialog").is_hidden()
     assert page.input_value("#reviewer") == "Dr Alice"
     assert KEYS["Dr Alice"] not in stored_browser_data(page)
+
+
+def test_the_one_session_of_an_earlier_release_becomes_caches_and_no_tab_takes_its_reviewer(
+    fresh_page, review_server, cnmc_root
+):
+    cells = fixture_cells(cnmc_root)[:2]
+    scored = httpx.post(
+        f"{review_server}/api/v1/predict/batch?sample_id=LEGACY-1",
+        files=[("files", (p.name, p.read_bytes())) for p in cells],
+        timeout=60,
+    ).json()["results"]
+    shas = [result["prediction"]["image_sha256"] for result in scored]
+    legacy = {
+        "rows": [
+            {
+                "key": f"LEGACY-1:{sha}",
+                "sampleId": "LEGACY-1",
+                "sha256": sha,
+                "status": "ok",
+                "filename": f"kept-name-{n}.png",
+                "attached": True,
+                "thumb": None,
+                "index": n,
+                "requestId": scored[n]["prediction"]["request_id"],
+                "decision": None,
+                "time": "2026-01-01T00:00:00Z",
+                "prediction": scored[n]["prediction"],
+            }
+            for n, sha in enumerate(shas)
+        ],
+        "currentSample": "LEGACY-1",
+        "reviewer": "Someone From Before",
+        "exported": True,
+        "savedAt": "2026-01-01T00:00:00Z",
+        "shares": {},
+    }
+    page = fresh_page
+    page.goto(review_server)
+    page.locator("body[data-restored=true]").wait_for(state="attached")
+    page.evaluate(
+        """(legacy) => new Promise((resolve, reject) => {
+          const open = indexedDB.open("leukolens", 1);
+          open.onsuccess = () => {
+            const transaction = open.result.transaction("session", "readwrite");
+            transaction.objectStore("session").put(legacy, "current");
+            transaction.oncomplete = resolve;
+            transaction.onerror = reject;
+          };
+        })""",
+        legacy,
+    )
+    reload(page)
+    assert page.input_value("#reviewer") == ""  # no tab adopts a reviewer it never had
+    open_sample(page, "LEGACY-1")
+    assert sorted(r["filename"] for r in gallery_rows(page)) == [
+        "kept-name-0.png",
+        "kept-name-1.png",
+    ]
+    assert "Someone From Before" not in stored_browser_data(page)
