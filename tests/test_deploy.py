@@ -96,11 +96,30 @@ def validate(document: dict) -> None:
     jsonschema.validate(document["metadata"], json.loads(meta.read_text()))
 
 
+def pod_spec(document: dict) -> dict:
+    """The pod a Deployment, a Job or a CronJob runs."""
+    spec = document["spec"]
+    if document["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def secret_keys_of(document: dict) -> dict[str, str]:
+    """Environment variable -> the Secret key it comes from, in the pod's one container."""
+    (container,) = pod_spec(document)["containers"]
+    return {
+        variable["name"]: variable["valueFrom"]["secretKeyRef"]["key"]
+        for variable in container.get("env", [])
+    }
+
+
 def test_the_folder_holds_every_kind_the_deployment_needs():
     assert set(manifests()) == {
         "ConfigMap",
+        "CronJob",
         "Deployment",
         "HorizontalPodAutoscaler",
+        "Job",
         "PodDisruptionBudget",
         "PrometheusRule",
         "Secret",
@@ -149,7 +168,12 @@ def test_settings_come_from_the_config_map_and_secrets_from_the_secret():
     assert set(from_secret) == {"LEUKOLENS_API_KEY", "LEUKOLENS_DATABASE_URL"}
     secret = found["Secret"]
     assert {reference["name"] for reference in from_secret.values()} == {secret["metadata"]["name"]}
-    assert {reference["key"] for reference in from_secret.values()} == set(secret["stringData"])
+    used = {
+        key
+        for kind in ("Deployment", "Job", "CronJob")
+        for key in secret_keys_of(found[kind]).values()
+    }
+    assert used == set(secret["stringData"])
     # Every ConfigMap key is a real setting, read as the server reads its environment.
     config = found["ConfigMap"]["data"]
     known = {f"LEUKOLENS_{name.upper()}" for name in Settings.model_fields}
@@ -173,15 +197,24 @@ def test_compose_runs_two_replicas_on_postgresql_scraped_by_prometheus():
     replicas = [
         name
         for name, service in services.items()
-        if service.get("image", "").startswith("leukolens")
+        if service.get("image", "").startswith("leukolens") and "ports" in service
     ]
     assert len(replicas) == 2
     for name in replicas:
         service = services[name]
-        assert service["environment"]["LEUKOLENS_DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert "@postgres:5432/" in service["environment"]["LEUKOLENS_DATABASE_URL"]
+        url = service["environment"]["LEUKOLENS_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://leukolens_app:")
+        assert "@postgres:5432/" in url
         assert service["read_only"] is True
-        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name, command in (("migrate", "migrate"), ("prune", "prune")):
+        service = services[name]
+        url = service["environment"]["LEUKOLENS_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://leukolens_owner:")
+        assert f"python -m app.records {command}" in " ".join(service["command"])
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    init = services["postgres"]["volumes"]
+    assert "./postgresql/roles.sql:/leukolens/roles.sql:ro" in init
     assert services["postgres"]["image"].startswith("postgres:15")
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
@@ -216,3 +249,20 @@ def test_the_alert_rule_watches_the_gauge_the_server_exports():
         validate({**rule, "spec": {"groups": [group_broken]}})
     with pytest.raises(jsonschema.ValidationError, match="nme"):
         validate({**rule, "metadata": {"nme": "x"}})
+
+
+def test_the_servers_hold_the_app_roles_url_and_only_maintenance_the_owners():
+    """Issue 35, item 6: the servers connect as the least-privilege role; migrations (a Job)
+    and the retention's pruning (a CronJob) run as the tables' owner, apart from them."""
+    found = manifests()
+    assert secret_keys_of(found["Deployment"])["LEUKOLENS_DATABASE_URL"] == "database-url"
+    for kind, command in (("Job", "migrate"), ("CronJob", "prune")):
+        (container,) = pod_spec(found[kind])["containers"]
+        assert container["command"][:4] == ["python", "-m", "app.records", command]
+        assert secret_keys_of(found[kind]) == {"LEUKOLENS_DATABASE_URL": "database-owner-url"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (migrate,) = pod_spec(found["Job"])["containers"]
+    assert migrate["command"][-2:] == ["--grant-to", "leukolens_app"]
+    secret = found["Secret"]["stringData"]
+    assert "leukolens_app" in secret["database-url"]
+    assert "leukolens_owner" in secret["database-owner-url"]
