@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from app.core.identities import ANONYMOUS
 from app.core.local_performance import CountRow
 from app.records.performance_read import Selection, count_rows, counted_cells
 from app.records.review_records import ReviewRecords
@@ -76,10 +77,10 @@ def seed_known(records: ReviewRecords) -> None:
         ],
     )
     records.add_predictions("S-1", [answer(1, 0.9, request_id="r2")])  # a repeat of cell 1
-    # A cancelled upload: its cell is withdrawn even though it was decided.
+    # A cancelled upload: its cell leaves the sample (before any decision: a decided cell
+    # cannot be withdrawn).
     records.add_predictions("S-1", [answer(9, 0.9, request_id="r3")], client_request_id="c3")
-    decide(records, "S-1", 9, "ALL", request_id="r3")
-    records.withdraw("S-1", "c3")
+    records.withdraw("S-1", "c3", ANONYMOUS)
     for n, decision in [(1, "ALL"), (2, "HEM"), (2, "ALL"), (2, "HEM"), (3, "HEM"), (4, "ALL")]:
         decide(records, "S-1", n, decision)
     decide(records, "S-1", 5, "HEM", reviewer="Dr B")
@@ -150,7 +151,7 @@ def test_a_repeat_whose_first_scoring_was_withdrawn_becomes_the_cell(records):
     records.add_predictions("S-1", [answer(1, 0.9, request_id="r1")], client_request_id="c1")
     records.add_predictions("S-1", [answer(1, 0.2, request_id="r2")], client_request_id="c2")
     records.add_predictions("S-1", [answer(1, 0.9, request_id="r3")], client_request_id="c3")
-    records.withdraw("S-1", "c1")
+    records.withdraw("S-1", "c1", ANONYMOUS)
     decide(records, "S-1", 1, "HEM", request_id="r2")
     with records.engine.connect() as connection:
         rows = count_rows(connection, Selection("m", "1"))
