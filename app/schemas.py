@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from app.core.answer_states import AnswerState
+from app.core.identities import REVIEWER_NAME_MAX, IdentitySource, clean_reviewer_name
 from app.core.manifest import ModelManifest
 from app.core.quality_checks import QualityWarning
 
@@ -157,8 +158,14 @@ ReviewDecision = Literal["ALL", "HEM", "not_assessable"]
 ReviewerSource = Literal["free_text", "sso_header", "reviewer_key"]
 
 
-class ReviewRequest(BaseModel):
-    """A reviewer's decision on one scored image; the image itself is never sent."""
+DURABLE_HELP = (
+    "False only where the server keeps its records in memory (LEUKOLENS_RECORDS_IN_MEMORY, "
+    "for demonstrations): they are lost when it stops."
+)
+
+
+class ReviewFields(BaseModel):
+    """What a decision says: which image of which sample, the call, and a comment."""
 
     request_id: str = Field(min_length=1, max_length=128)
     image_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -167,18 +174,29 @@ class ReviewRequest(BaseModel):
         description="The sample's lab number (LEUKOLENS_SAMPLE_ID_PATTERN), never a name.",
     )
     decision: ReviewDecision
-    reviewer: str | None = Field(
-        None,
-        min_length=1,
-        max_length=100,
-        description="Who decided. Required where the server authenticates no reviewer; where "
-        "it does (sign-on header, reviewer's own key), optional and, if sent, it must be the "
-        "authenticated name (else 403).",
-    )
     comment: str = Field("", max_length=2000)
 
 
-class ReviewRecord(ReviewRequest):
+class ReviewRequest(ReviewFields):
+    """A reviewer's decision on one scored image; the image itself is never sent."""
+
+    reviewer: str | None = Field(
+        None,
+        min_length=1,
+        max_length=REVIEWER_NAME_MAX,
+        description="Who decided: one person's name (no comma, no control character; "
+        "surrounding spaces are dropped). Required where the server authenticates no "
+        "reviewer; where it does (sign-on header, reviewer's own key), optional and, if sent, "
+        "it must be the authenticated name (else 403).",
+    )
+
+    @field_validator("reviewer")
+    @classmethod
+    def _one_person(cls, reviewer: str | None) -> str | None:
+        return None if reviewer is None else clean_reviewer_name(reviewer)
+
+
+class ReviewRecord(ReviewFields):
     id: int
     time: datetime = Field(description="When it was recorded (ISO 8601, UTC).")
     reviewer: str = Field(description="The name the decision is recorded under.")
@@ -188,6 +206,23 @@ class ReviewRecord(ReviewRequest):
         "every decision recorded before 0.3); sso_header: the lab's sign-on proxy named the "
         "user; reviewer_key: the reviewer's own API key did.",
     )
+    durable: bool = Field(True, description=DURABLE_HELP)
+
+
+class WhoAmI(BaseModel):
+    """Whom the server takes the caller for, so that a page can show the name it records."""
+
+    reviewer: str | None = Field(
+        description="The name a decision by this caller is recorded under; null where the "
+        "server takes a typed name (free_text) or the key names nobody (shared_key)."
+    )
+    reviewer_source: Literal["free_text", "sso_header", "reviewer_key", "shared_key"] = Field(
+        description="reviewer_key or sso_header: the server names the reviewer, a typed name "
+        "is not asked for; free_text: the server authenticates nobody, the reviewer types a "
+        "name; shared_key: the lab's shared key opens the API but records no decision (a "
+        "reviewer's own key is needed)."
+    )
+    durable: bool = Field(True, description=DURABLE_HELP)
 
 
 class SamplePrediction(BaseModel):
@@ -205,6 +240,16 @@ class SamplePrediction(BaseModel):
     threshold: float | None = Field(None, description="Null for rows recorded before 0.2.")
     tta: bool | None = None
     warnings: list[str] = Field(default_factory=list, description="Quality warnings' codes.")
+    uploader: str = Field(
+        "",
+        description="Who uploaded it: the reviewer's or signed-in user's name; empty for "
+        "the shared key, an anonymous client and uploads recorded before owners were kept.",
+    )
+    uploader_source: IdentitySource = Field(
+        "unrecorded",
+        description="reviewer_key, sso_header, shared_key, anonymous, or unrecorded (before "
+        "0.4). Only that identity can withdraw the upload.",
+    )
 
 
 class SampleSummary(BaseModel):
@@ -219,6 +264,7 @@ class SampleList(BaseModel):
     total: int
     limit: int
     offset: int
+    durable: bool = Field(True, description=DURABLE_HELP)
 
 
 class SampleCounts(BaseModel):
@@ -288,3 +334,4 @@ class SampleReport(BaseModel):
         None,
         description="Mean calibrated probability of the assessable cells, for ranking samples.",
     )
+    durable: bool = Field(True, description=DURABLE_HELP)

@@ -1,5 +1,7 @@
-"""`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare, populations, weighting, sample-simulation.
+"""`python -m training <job>`, a command per job: index; train, linear-head (fitting); cv,
+linear-head-cv (a cross-validation and its figures); export, adapt, recipe-rates (release);
+evaluate, counterfactual, heat-in-cell, external, morphology, compare, populations, weighting,
+summarize, sample-simulation, share-readability (measurements).
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it; `--config FILE`
@@ -16,17 +18,23 @@ from pathlib import Path
 from training.command_line import CommandError
 from training.data.commands import add_index_parser
 from training.data.dataset_index import DatasetError
+from training.evaluation.commands import add_cross_validation_parsers
 from training.fit.artifacts import read_train_config
 from training.fit.commands import add_summarize_parser, add_training_parsers
 from training.fit.config_flags import CONFIG_COMMANDS
 from training.fit.train_config import TrainConfig
-from training.release.commands import add_adapt_parser, add_export_parser
+from training.release.commands import (
+    add_adapt_parser,
+    add_export_parser,
+    add_recipe_rates_parser,
+)
 from training.studies.commands import (
     add_compare_parser,
     add_counterfactual_parser,
     add_evaluate_parser,
     add_heat_in_cell_parser,
     add_sample_simulation_parser,
+    add_share_readability_parser,
 )
 from training.studies.unseen_subject_commands import (
     add_external_parser,
@@ -43,6 +51,7 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_index_parser(commands)
     add_training_parsers(commands, saved)
+    add_cross_validation_parsers(commands, saved)
     add_export_parser(commands)
     add_evaluate_parser(commands)
     add_counterfactual_parser(commands)
@@ -50,11 +59,13 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     add_external_parser(commands)
     add_morphology_parser(commands)
     add_adapt_parser(commands)
+    add_recipe_rates_parser(commands)
     add_compare_parser(commands)
     add_populations_parser(commands)
     add_weighting_parser(commands)
     add_summarize_parser(commands)
     add_sample_simulation_parser(commands)
+    add_share_readability_parser(commands)
     return parser
 
 

@@ -3,16 +3,23 @@
 The same database as the prediction audit (app/records/records_db.py: a SQLite file by default,
 PostgreSQL by LEUKOLENS_DATABASE_URL), so that every replica of a deployment reads and writes the
 same samples: predictions through one replica and decisions through another make one sample.
-Which scored images belong to which sample, every decision a reviewer made, and the requests a
-page withdrew (a cancelled upload). No row holds an image or a file name, only the image's sha256
-and the request that scored it. Rows are never updated; a changed decision is a new row (the
-latest counts), a withdrawal is a row of its own. Rows older than the retention
-(LEUKOLENS_RECORDS_RETENTION_DAYS) are deleted, at start-up and then hourly; the database's
-triggers refuse to delete any younger than 30 days. Each decision says where its reviewer's
-name came from (`reviewer_source`): typed by the client, or the deployment's authenticated user.
+Which scored images belong to which sample and who uploaded them, every decision a reviewer
+made, and the uploads their owners withdrew (app/records/withdrawals.py). No row holds an image
+or a file name, only the image's sha256 and the request that scored it. Rows are never
+updated; a changed decision is a new row (the latest counts), a withdrawal is a row of its
+own, and a decision retried under its Idempotency-Key is its first row again
+(app/records/decision_replays.py). Rows older than the retention
+(LEUKOLENS_RECORDS_RETENTION_DAYS) are deleted, at start-up and then hourly, where the
+database role may delete (app/records/privileges.py); the triggers refuse to delete any
+younger than 30 days. Each decision says where its reviewer's name came from
+(`reviewer_source`): typed by the client, or the deployment's authenticated user.
 
 Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
-recorded as a repeat of the first (`repeat_of`) and counted once everywhere.
+recorded as a repeat of the first (`repeat_of`) and counted once everywhere. Writes to a sample
+take turns (a lock in this process, and on PostgreSQL one across replicas), so that two
+uploads of the same bytes, or a withdrawal and a decision, never interleave; each write
+rewrites the sample's summary row in its own transaction, so that the list of samples is one
+indexed query (app/records/sample_summaries.py).
 """
 
 from __future__ import annotations
@@ -20,27 +27,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import get_args
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from app.core.answer_states import AnswerState
+from app.core.identities import ANONYMOUS, Identity
 from app.records import records_db, sample_summaries
+from app.records.decision_replays import earlier_record, fingerprint
+from app.records.privileges import may_delete
+from app.records.sample_reads import cells, decision_record, decisions, sample_counts, utc
+from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
 from app.schemas import (
     Prediction,
-    ReviewDecision,
     ReviewerSource,
     ReviewRecord,
     ReviewRequest,
-    SampleCounts,
-    SamplePrediction,
     SampleReport,
     SampleSummary,
 )
@@ -49,18 +55,22 @@ log = logging.getLogger("leukolens.records")
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
-WITHDRAWALS = records_db.sample_withdrawals
 SECONDS_PER_DAY = 86_400.0
 PRUNE_EVERY_SECONDS = 3_600.0
+IN_MEMORY = ":memory:"
 
 
 class UnknownPredictionError(LookupError):
-    """A decision names an image that was not scored for that sample."""
+    """A decision names an image that was not scored for that sample (or was withdrawn)."""
 
 
 class RecordsUnavailableError(RuntimeError):
     """The records' database cannot take or give a row now (locked past the busy timeout,
     unreachable, full): the request is refused with the reason, never answered as recorded."""
+
+
+class RecordsDatabaseError(RuntimeError):
+    """The records' database cannot be opened or migrated: the server does not start."""
 
 
 def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
@@ -78,15 +88,17 @@ class ReviewRecords:
         busy_timeout_seconds: float = 10.0,
         retention_days: float | None = None,
     ) -> None:
-        """`database`: a SQLite file, `:memory:`, or a SQLAlchemy URL (postgresql+psycopg://).
-        `retention_days`: rows older than this are pruned (at least the triggers' floor,
-        records_db.MIN_RETENTION_DAYS); None keeps every row."""
+        """`database`: a SQLite file, `:memory:` (records lost at exit: `durable` is False), or
+        a SQLAlchemy URL (postgresql+psycopg://). `retention_days`: rows older than this are
+        pruned (at least the triggers' floor, records_db.MIN_RETENTION_DAYS); None keeps every
+        row."""
         if retention_days is not None and retention_days < records_db.MIN_RETENTION_DAYS:
             raise ValueError(
                 f"records are kept at least {records_db.MIN_RETENTION_DAYS} days, "
                 f"not {retention_days}"
             )
-        if database == ":memory:":
+        self.durable = database != IN_MEMORY
+        if database == IN_MEMORY:
             # One connection shared by every thread: the records live as long as the process.
             self._engine = sa.create_engine(
                 "sqlite://",
@@ -94,37 +106,61 @@ class ReviewRecords:
                 poolclass=StaticPool,
             )
         else:
-            if isinstance(database, Path):
-                database.parent.mkdir(parents=True, exist_ok=True)
             url = records_db.sqlite_url(database) if isinstance(database, Path) else database
             self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
-        records_db.migrate(self._engine)
+        try:
+            if isinstance(database, Path):
+                database.parent.mkdir(parents=True, exist_ok=True)
+            records_db.migrate(self._engine)
+            self._may_prune = may_delete(self._engine, DECISIONS.name)
+        except (OSError, SQLAlchemyError, records_db.SchemaBehindError) as error:
+            self._engine.dispose()
+            where = (
+                database.resolve()
+                if isinstance(database, Path)
+                else sa.make_url(database).render_as_string(hide_password=True)
+            )
+            raise RecordsDatabaseError(
+                f"cannot open the sample records at {where}: {error}. Set "
+                "LEUKOLENS_AUDIT_LOG_PATH to a writable file or LEUKOLENS_DATABASE_URL to a "
+                "reachable database (or, for a demonstration only, LEUKOLENS_RECORDS_IN_MEMORY"
+                "=true: records lost when the server stops)"
+            ) from error
         self._sample_lock = threading.Lock()
         self.retention_days = retention_days
+        if retention_days is not None and not self._may_prune:
+            log.info(
+                "the records' database role may not delete: pruning is left to the owner's "
+                "role (python -m app.records prune)"
+            )
         self._pruned_at = 0.0
         self._prune_lock = threading.Lock()
         self.prune_if_due()
 
-    def add_predictions(
-        self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str = ""
-    ) -> None:
-        """Record the sample's scored images; an image the sample already holds is recorded as
-        a repeat of it, and the prediction says so (`repeat_of`)."""
+    @contextmanager
+    def _writing(self, sample_id: str) -> Iterator[Connection]:
+        """One transaction that writes the sample, its turn taken: a lock in this process, and
+        on PostgreSQL one across replicas; the sample's summary is rewritten before it ends."""
         try:
-            self._add_predictions(sample_id, predictions, client_request_id)
+            with self._sample_lock, self._engine.begin() as connection:
+                lock_sample(connection, sample_id)
+                yield connection
+                sample_summaries.refresh(connection, sample_id)
         except SQLAlchemyError as error:
             raise _unavailable(error) from error
-        self.prune_if_due()
 
-    def _add_predictions(
-        self, sample_id: str, predictions: Sequence[Prediction], client_request_id: str
+    def add_predictions(
+        self,
+        sample_id: str,
+        predictions: Sequence[Prediction],
+        client_request_id: str = "",
+        uploader: Identity = ANONYMOUS,
     ) -> None:
+        """Record the sample's scored images as `uploader`'s; an image the sample already
+        holds is recorded as a repeat of it, and the prediction says so (`repeat_of`)."""
         now = time.time()
-        # One writer per sample at a time, so that two uploads of the same bytes cannot both be
-        # taken for the first: a lock in this process, and on PostgreSQL one across replicas.
-        with self._sample_lock, self._engine.begin() as connection:
-            lock_sample(connection, sample_id)
-            first = self._first_requests(connection, sample_id)
+        with self._writing(sample_id) as connection:
+            first = {cell.image_sha256: cell.request_id for cell in cells(connection, sample_id)}
             rows = []
             for prediction in predictions:
                 sha = prediction.image_sha256 or ""
@@ -149,106 +185,122 @@ class ReviewRecords:
                         "threshold": prediction.threshold,
                         "tta": int(prediction.tta),
                         "warnings": ";".join(w.code for w in prediction.warnings),
+                        "uploader": uploader.name,
+                        "uploader_source": uploader.source,
                     }
                 )
             if rows:
                 connection.execute(PREDICTIONS.insert(), rows)
-                sample_summaries.refresh(connection, sample_id)
+        self.prune_if_due()
 
-    def withdraw(self, sample_id: str, client_request_id: str) -> None:
-        """The page dropped the answers of this request (a cancelled upload): they no longer
-        belong to the sample, whenever they are written. The audit keeps them."""
-        try:
-            with self._sample_lock, self._engine.begin() as connection:
-                lock_sample(connection, sample_id)
-                connection.execute(
-                    WITHDRAWALS.insert(),
-                    {
-                        "time": time.time(),
-                        "sample_id": sample_id,
-                        "client_request_id": client_request_id,
-                    },
-                )
-                sample_summaries.refresh(connection, sample_id)
-        except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+    def withdraw(self, sample_id: str, client_request_id: str, owner: Identity) -> None:
+        """`owner` takes their upload back out of the sample (app/records/withdrawals.py says
+        when it is refused). The audit keeps its answers."""
+        with self._writing(sample_id) as connection:
+            withdraw(connection, sample_id, client_request_id, owner, time.time())
 
     def add_decision(
         self, review: ReviewRequest, *, reviewer_source: ReviewerSource = "free_text"
     ) -> ReviewRecord:
-        """Append one decision; refused unless that image was scored for that sample.
-        `reviewer_source` says whether the name was typed or authenticated."""
-        if review.reviewer is None:
-            raise ValueError("a decision is recorded under a reviewer's name")
-        try:
-            record = self._add_decision(review, reviewer_source)
-        except SQLAlchemyError as error:
-            raise _unavailable(error) from error
-        self.prune_if_due()
+        """Append one decision; refused unless that image was scored for that sample (and
+        not withdrawn). `reviewer_source` says whether the name was typed or authenticated."""
+        record, _ = self.add_decision_once(review, reviewer_source=reviewer_source)
         return record
 
-    def _add_decision(self, review: ReviewRequest, reviewer_source: ReviewerSource) -> ReviewRecord:
-        now = time.time()
-        with self._sample_lock, self._engine.begin() as connection:
-            lock_sample(connection, review.sample_id)
-            known = connection.execute(
-                sa.select(PREDICTIONS.c.id)
-                .where(
-                    PREDICTIONS.c.sample_id == review.sample_id,
-                    PREDICTIONS.c.request_id == review.request_id,
-                    PREDICTIONS.c.image_sha256 == review.image_sha256,
-                )
-                .limit(1)
-            ).first()
-            if known is None:
-                raise UnknownPredictionError(
-                    "no prediction with this request_id and image_sha256 in this sample"
-                )
-            fields = {**review.model_dump(), "reviewer_source": reviewer_source}
-            result = connection.execute(
-                DECISIONS.insert().returning(DECISIONS.c.id), {"time": now, **fields}
+    def add_decision_once(
+        self,
+        review: ReviewRequest,
+        *,
+        reviewer_source: ReviewerSource = "free_text",
+        idempotency_key: str | None = None,
+    ) -> tuple[ReviewRecord, bool]:
+        """As `add_decision`; under an `idempotency_key` already used for this decision, its
+        first record (and True: replayed) with nothing new stored. IdempotencyConflictError
+        when the key was used for another decision."""
+        if review.reviewer is None:
+            raise ValueError("a decision is recorded under a reviewer's name")
+        fields = {**review.model_dump(), "reviewer_source": reviewer_source}
+        digest = fingerprint(fields)
+        for attempt in range(2):
+            try:
+                with self._writing(review.sample_id) as connection:
+                    if idempotency_key is not None:
+                        earlier = earlier_record(connection, idempotency_key, digest)
+                        if earlier is not None:
+                            return decision_record(earlier, durable=self.durable), True
+                    record = self._insert_decision(
+                        connection, review, fields, idempotency_key, digest
+                    )
+                break
+            except RecordsUnavailableError as error:
+                # Another request under the same key (another sample's turn) won the race:
+                # its record is the answer, read on the second pass.
+                if not isinstance(error.__cause__, IntegrityError) or attempt:
+                    raise
+        self.prune_if_due()
+        return record, False
+
+    def _insert_decision(
+        self,
+        connection: Connection,
+        review: ReviewRequest,
+        fields: dict[str, object],
+        idempotency_key: str | None,
+        digest: str,
+    ) -> ReviewRecord:
+        known = connection.execute(
+            sa.select(PREDICTIONS.c.id)
+            .where(
+                PREDICTIONS.c.sample_id == review.sample_id,
+                PREDICTIONS.c.request_id == review.request_id,
+                PREDICTIONS.c.image_sha256 == review.image_sha256,
+                ~withdrawn(),
             )
-            record_id = int(result.scalar_one())
-            sample_summaries.refresh(connection, review.sample_id)
-        return ReviewRecord(id=record_id, time=utc(now), **fields)
+            .limit(1)
+        ).first()
+        if known is None:
+            raise UnknownPredictionError(
+                "no prediction with this request_id and image_sha256 in this sample"
+            )
+        now = time.time()
+        result = connection.execute(
+            DECISIONS.insert().returning(DECISIONS.c.id),
+            {
+                "time": now,
+                **fields,
+                "idempotency_key": idempotency_key,
+                "request_fingerprint": digest if idempotency_key is not None else None,
+            },
+        )
+        record_id = int(result.scalar_one())
+        return ReviewRecord(id=record_id, time=utc(now), durable=self.durable, **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
-        with self._engine.connect() as connection:
-            predictions = self._cells(connection, sample_id)
-            decided = connection.execute(
-                sa.select(DECISIONS)
-                .where(DECISIONS.c.sample_id == sample_id)
-                .order_by(DECISIONS.c.id)
-            ).all()
+        try:
+            with self._engine.connect() as connection:
+                predictions = cells(connection, sample_id)
+                decided = decisions(connection, sample_id, durable=self.durable)
+        except SQLAlchemyError as error:
+            raise _unavailable(error) from error
         if not predictions:
             return None
-        decisions = [
-            ReviewRecord(
-                id=row.id,
-                time=utc(row.time),
-                sample_id=row.sample_id,
-                request_id=row.request_id,
-                image_sha256=row.image_sha256,
-                decision=row.decision,
-                reviewer=row.reviewer,
-                comment=row.comment,
-                reviewer_source=row.reviewer_source,
-            )
-            for row in decided
-        ]
         return SampleReport(
             sample_id=sample_id,
             predictions=predictions,
-            decisions=decisions,
-            counts=sample_counts(predictions, decisions),
+            decisions=decided,
+            counts=sample_counts(predictions, decided),
+            durable=self.durable,
         )
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
         """A page of samples, the most recently changed first, and how many there are: one
         query on the samples' summaries, whatever the records hold. Only live cells count,
         and only decisions on them."""
-        with self._engine.connect() as connection:
-            summaries, total = sample_summaries.page(connection, limit=limit, offset=offset)
+        try:
+            with self._engine.connect() as connection:
+                summaries, total = sample_summaries.page(connection, limit=limit, offset=offset)
+        except SQLAlchemyError as error:
+            raise _unavailable(error) from error
         return [
             SampleSummary(
                 sample_id=summary.sample_id,
@@ -269,10 +321,7 @@ class ReviewRecords:
         # borderline row abort the whole prune (at the smallest retention allowed).
         floor = records_db.MIN_RETENTION_DAYS + 1
         cutoff = now - max(self.retention_days, floor) * SECONDS_PER_DAY
-        live_withdrawn = sa.exists().where(
-            PREDICTIONS.c.sample_id == WITHDRAWALS.c.sample_id,
-            PREDICTIONS.c.client_request_id == WITHDRAWALS.c.client_request_id,
-        )
+        live_withdrawn = sa.exists().where(withdraws())
         try:
             with self._sample_lock, self._engine.begin() as connection:
                 touched = sample_summaries.samples_touched_before(connection, cutoff)
@@ -292,7 +341,10 @@ class ReviewRecords:
             raise _unavailable(error) from error
 
     def prune_if_due(self) -> None:
-        """Prune at most hourly, from whichever write comes first; a failure waits its turn."""
+        """Prune at most hourly, from whichever write comes first; a failure waits its turn.
+        A role that may not delete leaves it to the owner's (python -m app.records prune)."""
+        if not self._may_prune:
+            return
         now = time.time()
         with self._prune_lock:
             if now - self._pruned_at < PRUNE_EVERY_SECONDS:
@@ -303,74 +355,20 @@ class ReviewRecords:
         except RecordsUnavailableError as error:
             log.warning("old sample records were not pruned: %s", error)
 
+    @property
+    def engine(self) -> Engine:
+        """For the readers of the same records (app/records/performance_read.py)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
-
-    def _withdrawn_condition(self) -> sa.ColumnElement[bool]:
-        return sample_summaries.withdrawn()
-
-    def _first_requests(self, connection: Connection, sample_id: str) -> dict[str, str]:
-        """sha256 -> the request that first scored it, among the sample's live cells."""
-        return {cell.image_sha256: cell.request_id for cell in self._cells(connection, sample_id)}
-
-    def _cells(self, connection: Connection, sample_id: str) -> list[SamplePrediction]:
-        """The sample's cells: each image once (its first scoring), withdrawn requests left out."""
-        rows = connection.execute(
-            sa.select(PREDICTIONS)
-            .where(PREDICTIONS.c.sample_id == sample_id, ~self._withdrawn_condition())
-            .order_by(PREDICTIONS.c.id)
-        ).all()
-        cells: dict[str, SamplePrediction] = {}
-        for row in rows:
-            if row.image_sha256 in cells:
-                continue
-            cells[row.image_sha256] = SamplePrediction(
-                time=utc(row.time),
-                request_id=row.request_id,
-                image_sha256=row.image_sha256,
-                model_id=row.model_id,
-                model_version=row.model_version,
-                probability_all=row.probability_all,
-                label=row.label if row.assessable else None,
-                state=row.state,
-                assessable=bool(row.assessable),
-                threshold=row.threshold,
-                tta=None if row.tta is None else bool(row.tta),
-                warnings=[code for code in row.warnings.split(";") if code],
-            )
-        return list(cells.values())
 
 
 def lock_sample(connection: Connection, sample_id: str) -> None:
     """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
-    the transaction's end): the sample's summary is counted from what it holds."""
+    the transaction's end)."""
     if connection.dialect.name == "postgresql":
         connection.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
             {"sample": f"leukolens-sample:{sample_id}"},
         )
-
-
-def utc(seconds: float) -> datetime:
-    """A record's time (stored as seconds since the epoch) as the API answers it."""
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-def sample_counts(
-    predictions: Sequence[SamplePrediction], decisions: Sequence[ReviewRecord]
-) -> SampleCounts:
-    """Counts per answer state, and per reviewer decision where the latest one counts (one
-    image is one cell: decisions are keyed by its sha256)."""
-    cells = {p.image_sha256 for p in predictions}
-    by_state: Counter[str] = Counter(p.state for p in predictions)
-    latest = {d.image_sha256: d.decision for d in decisions if d.image_sha256 in cells}
-    by_decision: Counter[str] = Counter(latest.values())
-    assessable = sum(1 for p in predictions if p.assessable)
-    all_like = by_state["suggests_all"]
-    return SampleCounts(
-        images=len(predictions),
-        by_state={state: by_state[state] for state in get_args(AnswerState)},
-        decided=len(latest),
-        by_decision={decision: by_decision[decision] for decision in get_args(ReviewDecision)},
-        all_like_share_of_assessable=all_like / assessable if assessable else None,
-    )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from app.records import records_db
+from app.records.withdrawals import withdrawn
 
 CELLS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
@@ -31,15 +32,6 @@ class Summary:
     cells: int
     reviewed: int
     last_change: float
-
-
-def withdrawn() -> sa.ColumnElement[bool]:
-    """A cell row whose upload the page withdrew (by the request id the page sent)."""
-    return sa.exists().where(
-        WITHDRAWALS.c.sample_id == CELLS.c.sample_id,
-        WITHDRAWALS.c.client_request_id == CELLS.c.client_request_id,
-        CELLS.c.client_request_id != "",
-    )
 
 
 def summary_of(connection: Connection, sample_id: str) -> Summary | None:

@@ -3,7 +3,7 @@ labels, on the same augmented batches."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -28,16 +28,28 @@ def teacher_runs(teacher: Path, val_fold: int | None) -> list[RunDir]:
     return folds
 
 
-def load_teachers(config: TrainConfig, recipe: PreprocessConfig) -> list[CellClassifier]:
-    """The teacher model(s) of a distillation run, frozen; they must read the same recipe."""
+def load_teachers(
+    config: TrainConfig, recipe: PreprocessConfig, held_out: Collection[str] = ()
+) -> list[CellClassifier]:
+    """The teacher model(s) of a distillation run, frozen; they must read the same recipe, and
+    none may have learned from a person the student holds out (`held_out`): its soft targets
+    would carry that person's labels into the student's validation figures."""
     if config.teacher is None:
         return []
     teachers = []
     for run in teacher_runs(config.teacher, config.val_fold):
-        teacher_recipe = run.read_config().preprocessing
+        teacher_config = run.read_config()
+        teacher_recipe = teacher_config.preprocessing
         ignored = {"mean", "std"}  # measured per split, on the same subjects
         if teacher_recipe.model_dump(exclude=ignored) != recipe.model_dump(exclude=ignored):
             raise ValueError(f"teacher {run.path} was trained with another recipe")
+        seen = sorted(set(teacher_config.train_subjects) & set(held_out))
+        if seen:
+            raise ValueError(
+                f"teacher {run.path} learned from {len(seen)} people this run holds out "
+                f"({', '.join(seen[:5])}{', ...' if len(seen) > 5 else ''}): deal the teacher's "
+                "folds from the same cells (--folds, --seed, --max-images-per-subject)"
+            )
         teacher = load_trained_model(run.path)
         for parameter in teacher.parameters():
             parameter.requires_grad_(False)

@@ -14,7 +14,9 @@ of the images), so that one feature extraction serves every fold.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +31,13 @@ from training.data.cell_dataset import CellDataset
 from training.data.dataset_index import CellImage, DatasetError, DatasetIndex, index_training_data
 from training.data.image_batches import preprocessed_batches
 from training.data.predictions import Predictions
-from training.data.splits import subject_grouped_folds, subsample_per_subject
+from training.data.splits import Split, subject_grouped_folds, subsample_per_subject
 from training.fit.artifacts import CvDir, FoldSummary, RunConfig, RunDir
 from training.fit.cross_validation import FIXED_THRESHOLD, cv_summary
-from training.fit.models import create_classifier
+from training.fit.models import CellClassifier, create_classifier
 from training.fit.train_config import TrainConfig
 from training.fit.training_data import describe_subjects, subject_balanced_weights
 from training.metrics.classification_metrics import binary_metrics
-from training.studies.population_report import cv_population_report
 
 REGULARISATION_C = 0.1
 """Inverse L2 strength on standardised features: fixed before the runs, never tuned on folds."""
@@ -45,18 +46,22 @@ REGULARISATION_C = 0.1
 def frozen_features(
     images: Sequence[CellImage],
     recipe: PreprocessConfig,
-    arch: str,
-    init_weights: Path | None,
+    backbone: CellClassifier,
     *,
     batch_size: int = 64,
 ) -> np.ndarray:
     """The backbone's pooled features of every cell, prepared by the served recipe."""
-    model = create_classifier(arch, init_weights=init_weights).eval()
     parts = []
     with torch.inference_mode():
         for batch in preprocessed_batches([image.path for image in images], recipe, batch_size):
-            parts.append(model.backbone(torch.from_numpy(batch)).numpy())
+            parts.append(backbone.eval().backbone(torch.from_numpy(batch)).numpy())
     return np.concatenate(parts)
+
+
+def frozen_classifier(config: TrainConfig) -> CellClassifier:
+    """The network whose backbone gives the features; each fitted head is folded into a copy
+    of it, so a run scores exactly with the backbone its head was fitted on."""
+    return create_classifier(config.arch, config.head, init_weights=config.init_weights).eval()
 
 
 def recipe_over(config: TrainConfig, images: Sequence[CellImage]) -> PreprocessConfig:
@@ -91,6 +96,15 @@ def folded_linear_layer(head: Pipeline) -> tuple[np.ndarray, float]:
     return weight, bias
 
 
+@dataclass(frozen=True)
+class FoldHead:
+    """One fold's head, fitted on the other folds' people, and its held-out predictions."""
+
+    split: Split
+    head: Pipeline
+    predictions: Predictions
+
+
 def out_of_fold(
     features: np.ndarray,
     images: Sequence[CellImage],
@@ -98,16 +112,53 @@ def out_of_fold(
     folds: int,
     seed: int,
     factors: dict[str, float],
-) -> list[Predictions]:
+) -> list[FoldHead]:
     """Each fold's held-out cells scored by the head fitted on the other folds' people."""
     position = {image.path: i for i, image in enumerate(images)}
     parts = []
     for split in subject_grouped_folds(images, folds, seed):
         train = [position[image.path] for image in split.train]
         held = [position[image.path] for image in split.validation]
-        logits = fit_head(features[train], split.train, factors).decision_function(features[held])
-        parts.append(Predictions(split.validation, logits, sigmoid(logits)))
+        head = fit_head(features[train], split.train, factors)
+        logits = head.decision_function(features[held])
+        parts.append(FoldHead(split, head, Predictions(split.validation, logits, sigmoid(logits))))
     return parts
+
+
+def write_linear_run(
+    run: RunDir,
+    classifier: CellClassifier,
+    config: TrainConfig,
+    recipe: PreprocessConfig,
+    head: Pipeline,
+    split: Split | None,
+    images: Sequence[CellImage],
+    duplicates_removed: int,
+) -> None:
+    """The backbone with `head` folded into its linear layer, as a run directory: `export`
+    and `--teacher` read it like a trained run."""
+    run.path.mkdir(parents=True, exist_ok=True)
+    weight, bias = folded_linear_layer(head)
+    model = copy.deepcopy(classifier)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
+        model.head.bias.fill_(bias)
+    trained_on = list(split.train) if split else list(images)
+    run.write_config(
+        RunConfig(
+            train=config,
+            preprocessing=recipe,
+            split=split.name if split else None,
+            train_subjects=describe_subjects(trained_on),
+            validation_subjects=describe_subjects(split.validation) if split else {},
+            subject_populations={i.subject: i.population for i in images if i.population},
+            duplicates_removed=duplicates_removed,
+            torch=torch.__version__,
+        )
+    )
+    checkpoint = {"model": model.state_dict(), "phase": "linear head", "epoch": 0}
+    torch.save(checkpoint, run.best_checkpoint)
+    torch.save(checkpoint, run.last_checkpoint)
 
 
 def _indexed(config: TrainConfig) -> tuple[DatasetIndex, list[CellImage]]:
@@ -124,10 +175,26 @@ def linear_head_cv(config: TrainConfig) -> Path:
     cv.write_config(config)
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
-    features = frozen_features(images, recipe, config.arch, config.init_weights)
-    parts = out_of_fold(
+    classifier = frozen_classifier(config)
+    features = frozen_features(images, recipe, classifier)
+    fold_heads = out_of_fold(
         features, images, folds=config.folds, seed=config.seed, factors=config.population_weights
     )
+    for fold, part in enumerate(fold_heads):
+        fold_config = TrainConfig.model_validate(
+            config.model_copy(update={"val_fold": fold, "out": cv.fold(fold).path}).model_dump()
+        )
+        write_linear_run(
+            cv.fold(fold),
+            classifier,
+            fold_config,
+            recipe,
+            part.head,
+            part.split,
+            images,
+            index.duplicates_removed,
+        )
+    parts = [part.predictions for part in fold_heads]
     per_fold = [
         FoldSummary(
             fold=fold,
@@ -139,35 +206,16 @@ def linear_head_cv(config: TrainConfig) -> Path:
     pooled = Predictions.concatenate(parts)
     cv.write_out_of_fold(pooled)
     cv.write_summary(cv_summary(config, index, per_fold, pooled))
-    cv_population_report(cv.path)
     return cv.path
 
 
 def linear_head_run(config: TrainConfig) -> Path:
     """The linear head fitted on every indexed person: a run directory `export --run` reads."""
     run = RunDir(config.out)
-    run.path.mkdir(parents=True, exist_ok=True)
     index, images = _indexed(config)
     recipe = recipe_over(config, images)
-    features = frozen_features(images, recipe, config.arch, config.init_weights)
-    weight, bias = folded_linear_layer(fit_head(features, images, config.population_weights))
-    model = create_classifier(config.arch, config.head, init_weights=config.init_weights)
-    with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
-        model.head.bias.fill_(bias)
-    run.write_config(
-        RunConfig(
-            train=config,
-            preprocessing=recipe,
-            split=None,
-            train_subjects=describe_subjects(images),
-            validation_subjects={},
-            subject_populations={i.subject: i.population for i in images if i.population},
-            duplicates_removed=index.duplicates_removed,
-            torch=torch.__version__,
-        )
-    )
-    checkpoint = {"model": model.state_dict(), "phase": "linear head", "epoch": 0}
-    torch.save(checkpoint, run.best_checkpoint)
-    torch.save(checkpoint, run.last_checkpoint)
+    classifier = frozen_classifier(config)
+    features = frozen_features(images, recipe, classifier)
+    head = fit_head(features, images, config.population_weights)
+    write_linear_run(run, classifier, config, recipe, head, None, images, index.duplicates_removed)
     return run.path

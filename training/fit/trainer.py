@@ -141,7 +141,8 @@ def _train(
     # Under torchrun each process takes its own GPU (or the CPU); otherwise --device decides.
     device = group.device if group.launched else resolve_device(config.device)
     model = build_model(config, device)
-    teachers = [teacher.to(device) for teacher in load_teachers(config, data.recipe)]
+    held_out = {image.subject for image in data.val_images}
+    teachers = [t.to(device) for t in load_teachers(config, data.recipe, held_out)]
     generator = torch.Generator().manual_seed(config.seed)
     sampler, criterion = sampler_and_criterion(config, data, group, generator, device)
     loss = TrainingLoss(

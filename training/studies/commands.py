@@ -80,6 +80,30 @@ def add_sample_simulation_parser(commands: Subparsers) -> None:
     simulation.add_argument("--out", type=Path, help="write the report as JSON here")
 
 
+def add_share_readability_parser(commands: Subparsers) -> None:
+    readability = add_command(commands, "share-readability", run_share_readability)
+    readability.add_argument("--card", type=Path, required=True, help="a model directory")
+    readability.add_argument("--json", type=Path, help="also write the table here")
+
+
+def run_share_readability(args: argparse.Namespace) -> None:
+    """from how many cells, if any, a sample's corrected blast-like share is readable with a
+    card's error rates (the server's estimator on samples of each size and apparent share)"""
+    from training.studies.share_readability import markdown_table, share_readability
+
+    try:
+        report = share_readability(args.card)
+    except (OSError, ValueError) as error:
+        raise CommandError(str(error)) from error
+    if args.json is not None:
+        write_json(args.json, report.model_dump(mode="json"))
+    print(
+        f"{report.model}: sensitivity {report.sensitivity:.3f}, specificity "
+        f"{report.specificity:.3f} ({report.rates}; {report.source})"
+    )
+    print(markdown_table(report))
+
+
 def run_evaluate(args: argparse.Namespace) -> None:
     """evaluate an exported model on a C-NMC folder"""
     from training.studies.served_model_evaluation import evaluate_model, format_table, save_plots
@@ -93,10 +117,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_counterfactual(args: argparse.Namespace) -> None:
     """colour-counterfactual test: re-colour each cell to the other class and re-score"""
     from app.core.classifier import OnnxCellClassifier
-    from training.studies.colour_counterfactual import colour_counterfactual
+    from training.evaluation.colour_counterfactual import colour_counterfactual
 
     if args.cv is not None:
-        from training.fit.cross_validation import counterfactual_on_held_out_folds
+        from training.evaluation.cross_validation_reports import counterfactual_on_held_out_folds
 
         cv_report = counterfactual_on_held_out_folds(args.cv)
         print(
@@ -121,7 +145,7 @@ def run_counterfactual(args: argparse.Namespace) -> None:
 
 def run_heat_in_cell(args: argparse.Namespace) -> None:
     """share of each fold's Grad-CAM heat inside the cell, on its held-out subjects"""
-    from training.fit.cross_validation import heat_on_held_out_folds
+    from training.evaluation.cross_validation_reports import heat_on_held_out_folds
 
     report = heat_on_held_out_folds(args.cv)
     figures = report.model_dump(mode="json") if args.json else report.pooled

@@ -20,13 +20,13 @@ from training.command_line import (
 )
 
 if TYPE_CHECKING:
-    from training.studies.population_report import PopulationReport
+    from training.evaluation.population_report import PopulationReport
 
 
 def print_reports(args: argparse.Namespace, reports: Sequence[PopulationReport]) -> None:
     """The table per population that populations and weighting print, and its reports as JSON
     in --json when given."""
-    from training.studies.population_report import markdown_table
+    from training.evaluation.population_report import markdown_table
 
     if args.json is not None:
         payload = [report.model_dump(mode="json") for report in reports]
@@ -86,6 +86,13 @@ def add_populations_parser(commands: Subparsers) -> None:
         metavar=("CV_A", "CV_B"),
         help="also the equal-weight blend of two cvs' out-of-fold logits (repeatable)",
     )
+    populations.add_argument(
+        "--against",
+        type=Path,
+        metavar="CV",
+        help="the default's cv: each CV_DIR's rule-score difference against it on the same "
+        "people, with a paired people-resampled interval (the rule: it must lie above 0)",
+    )
     add_report_arguments(populations)
 
 
@@ -128,10 +135,10 @@ def add_morphology_parser(commands: Subparsers) -> None:
 def run_external(args: argparse.Namespace) -> None:
     """measure on patients outside the training data (per part, per subject, intervals from
     resampling subjects, image-only baselines); never tune on it"""
+    from training.evaluation.external_evaluation import external_report, index_external
+    from training.evaluation.external_report_writing import markdown, write_report
+    from training.evaluation.scorers import score_cross_validation, score_model_dir
     from training.release.model_card import record_in_card
-    from training.studies.external_evaluation import external_report, index_external
-    from training.studies.external_report_writing import markdown, write_report
-    from training.studies.scorers import score_cross_validation, score_model_dir
 
     data = index_external(args.data)
     if args.cv is not None:
@@ -154,7 +161,9 @@ def run_populations(args: argparse.Namespace) -> None:
     """the candidate table per population: each cv's out-of-fold figures, served models on the
     people they never saw, and the cell-area and mean-grey baselines"""
     from training.data.dataset_index import index_training_data
-    from training.studies.population_report import (
+    from training.evaluation.paired_difference import markdown_table as paired_table
+    from training.evaluation.paired_difference import paired_difference
+    from training.evaluation.population_report import (
         baseline_reports,
         blended_report,
         cv_population_report,
@@ -167,6 +176,11 @@ def run_populations(args: argparse.Namespace) -> None:
     try:
         reports = [cv_population_report(cv_dir, **draws) for cv_dir in args.cv_dirs]
         reports += [blended_report(first, second, **draws) for first, second in args.blend]
+        differences = [
+            paired_difference(cv_dir, args.against, **draws)
+            for cv_dir in args.cv_dirs
+            if args.against is not None and cv_dir.resolve() != args.against.resolve()
+        ]
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from error
     if args.data is not None:
@@ -177,6 +191,12 @@ def run_populations(args: argparse.Namespace) -> None:
         if args.baselines:
             reports += baseline_reports(images, **draws)
     print_reports(args, reports)
+    if differences:
+        print()
+        print(paired_table(differences))
+        if args.json is not None:
+            paired_json = args.json.with_name(args.json.stem + "-paired.json")
+            write_json(paired_json, [row.model_dump(mode="json") for row in differences])
 
 
 def run_weighting(args: argparse.Namespace) -> None:
@@ -185,11 +205,13 @@ def run_weighting(args: argparse.Namespace) -> None:
     from training.data.dataset_index import index_training_data
     from training.fit.artifacts import RunDir
     from training.fit.linear_head import frozen_features
+    from training.fit.models import create_classifier
     from training.studies.weighting_study import weighting_reports
 
     recipe = RunDir(args.recipe_from).read_config().preprocessing
     images = index_training_data(args.data, args.extra_data).images
-    features = frozen_features(images, recipe, args.arch, args.init_weights)
+    backbone = create_classifier(args.arch, init_weights=args.init_weights)
+    features = frozen_features(images, recipe, backbone)
     reports = weighting_reports(
         features,
         images,

@@ -5,7 +5,7 @@ scored out of fold on the same subject-grouped folds, per population.
 
 Frozen features make the comparison cheap (the backbone runs once per cell) and fair (only the
 weights change between rows); the head, its folds, the weighting and the report are the ones
-every candidate uses (training/fit/linear_head.py, training/studies/population_report.py).
+every candidate uses (training/fit/linear_head.py, training/evaluation/population_report.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from training.data.dataset_index import EXTERNAL_FOLDS, EXTERNAL_PRELIM, CellImage
+from training.evaluation.population_report import PopulationReport, population_report
 from training.fit.linear_head import out_of_fold
-from training.studies.population_report import PopulationReport, population_report
 
 
 def out_of_fold_probabilities(
@@ -31,7 +31,8 @@ def out_of_fold_probabilities(
     factors = {EXTERNAL_FOLDS: external_factor, EXTERNAL_PRELIM: external_factor}
     position = {image.path: index for index, image in enumerate(images)}
     scores = np.full(len(images), np.nan)
-    for predictions in out_of_fold(features, images, folds=folds, seed=seed, factors=factors):
+    for part in out_of_fold(features, images, folds=folds, seed=seed, factors=factors):
+        predictions = part.predictions
         scores[[position[image.path] for image in predictions.images]] = predictions.probabilities
     return scores
 

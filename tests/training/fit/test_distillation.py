@@ -58,3 +58,26 @@ def test_a_cv_teaches_fold_by_fold_and_a_run_alone(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     assert teacher_runs(run, val_fold=1) == [RunDir(run)]
+
+
+def test_a_teacher_that_learned_from_a_held_out_person_is_refused(tmp_path):
+    from training.fit.artifacts import RunConfig
+    from training.fit.distillation import load_teachers
+
+    teacher = RunDir(tmp_path / "teacher")
+    teacher.path.mkdir()
+    taught = TrainConfig(data=tmp_path, out=teacher.path, img_size=32)
+    teacher.write_config(
+        RunConfig(
+            train=taught,
+            preprocessing=taught.preprocess_config(),
+            split=None,
+            train_subjects={"1": 3, "2": 3, "H1": 2},
+            validation_subjects={},
+        )
+    )
+    student = TrainConfig(
+        data=tmp_path, out=tmp_path / "student", img_size=32, teacher=teacher.path
+    )
+    with pytest.raises(ValueError, match=r"learned from 1 people this run holds out \(H1\)"):
+        load_teachers(student, student.preprocess_config(), held_out={"H1", "H9"})

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.core.identities import Identity
 from app.inference.budget import WorkBudget
 from app.inference.outcomes import Outcome
 from app.inference.prediction_path import Upload
@@ -28,6 +29,7 @@ from app.schemas import (
     Prediction,
 )
 from app.web.api.deps import (
+    CallerDep,
     OneFileFieldDep,
     RequestIdDep,
     ReviewRecordsDep,
@@ -71,17 +73,22 @@ async def _record_sample(
     sample_ids: SampleIdsDep,
     sample_id: str | None,
     predictions: list[Prediction],
+    uploader: Identity,
 ) -> None:
     if sample_id is None or not predictions:
         return
     warning = sample_ids.warning(sample_id)
     for prediction in predictions:
         prediction.sample_id_warning = warning
-    # The client's X-Request-ID names the upload, so that a page that cancels it can withdraw
-    # its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
+    # The client's X-Request-ID names the upload, so that its uploader, cancelling it, can
+    # withdraw its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
     try:
         await run_in_threadpool(
-            records.add_predictions, sample_id, predictions, current_client_request_id.get()
+            records.add_predictions,
+            sample_id,
+            predictions,
+            current_client_request_id.get(),
+            uploader,
         )
     except RecordsUnavailableError:
         service.unanswered(predictions)  # answered 503: the audit must not claim otherwise
@@ -104,6 +111,7 @@ async def predict(
     records: ReviewRecordsDep,
     sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
+    caller: CallerDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
     tta: TtaQuery = None,
@@ -124,7 +132,7 @@ async def predict(
         request.is_disconnected,
         budget,
     )
-    await _record_sample(service, records, sample_ids, sample_id, [prediction])
+    await _record_sample(service, records, sample_ids, sample_id, [prediction], caller)
     return prediction
 
 
@@ -142,6 +150,7 @@ async def predict_batch(
     records: ReviewRecordsDep,
     sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
+    caller: CallerDep,
     model: ModelQuery = None,
     tta: TtaQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
@@ -177,6 +186,7 @@ async def predict_batch(
         sample_ids,
         sample_id,
         [outcome for outcome in outcomes if isinstance(outcome, Prediction)],
+        caller,
     )
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
+from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
 from app.schemas import ErrorResponse, SampleList, SampleReport
-from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep
+from app.web.api.deps import CallerDep, RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
 router = APIRouter(prefix="/samples", tags=["review"])
 
@@ -36,7 +37,9 @@ async def list_samples(
 ) -> SampleList:
     """Every sample, the most recently changed first: to reopen one in any browser."""
     summaries, total = await run_in_threadpool(records.samples, limit=limit, offset=offset)
-    return SampleList(samples=summaries, total=total, limit=limit, offset=offset)
+    return SampleList(
+        samples=summaries, total=total, limit=limit, offset=offset, durable=records.durable
+    )
 
 
 @router.get(
@@ -50,7 +53,7 @@ def get_sample(
     """The sample's images (each once) and decisions, with its share of blast-like cells
     (corrected for the model's errors on patients it never saw, with a 95% interval): a
     research aid, not a diagnosis."""
-    report = records.sample(sample_id)
+    report = records.sample(sample_id)  # a plain def: FastAPI runs it on a worker thread
     if report is None:
         raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
 
@@ -63,10 +66,30 @@ def get_sample(
     return report
 
 
-@router.post("/{sample_id}/withdrawals", status_code=204)
+@router.post(
+    "/{sample_id}/withdrawals",
+    status_code=204,
+    responses={
+        403: {"model": ErrorResponse, "description": "the upload belongs to someone else"},
+        404: {"model": ErrorResponse, "description": "no such upload in the sample (now)"},
+        409: {"model": ErrorResponse, "description": "a cell of the upload has a decision"},
+    },
+)
 async def withdraw_upload(
-    sample_id: SampleIdPathDep, withdrawal: Withdrawal, records: ReviewRecordsDep
+    sample_id: SampleIdPathDep,
+    withdrawal: Withdrawal,
+    records: ReviewRecordsDep,
+    caller: CallerDep,
 ) -> None:
-    """The page cancelled an upload: its answers, whenever they are recorded, leave the sample.
-    A record of its own, never a deletion; the audit keeps every answer."""
-    await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id)
+    """Whoever uploaded it (the same reviewer's key, signed-in user, shared key, or anonymous
+    client) takes a cancelled upload back out of the sample: its answers recorded so far, and
+    nothing recorded later. A record of its own, never a deletion; the audit keeps every
+    answer. A cell with a stored decision stays: record "not_assessable" on it instead."""
+    try:
+        await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id, caller)
+    except UploadNotFoundError as error:
+        raise HTTPException(404, str(error)) from error
+    except NotYourUploadError as error:
+        raise HTTPException(403, str(error)) from error
+    except DecidedCellError as error:
+        raise HTTPException(409, str(error)) from error
