@@ -18,6 +18,7 @@ from app.records.withdrawals import DecidedCellError, NotYourUploadError, Upload
 from app.schemas import ErrorResponse, SampleList, SampleReport
 from app.web.api.deps import CallerDep, RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
+MAX_OFFSET = 2**31 - 1
 router = APIRouter(prefix="/samples", tags=["review"])
 
 
@@ -33,7 +34,8 @@ class Withdrawal(BaseModel):
 async def list_samples(
     records: ReviewRecordsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # The page is read with OFFSET in SQL: a number both engines take (no list comes near it).
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SampleList:
     """Every sample, the most recently changed first: to reopen one in any browser."""
     summaries, total = await run_in_threadpool(records.samples, limit=limit, offset=offset)
