@@ -89,9 +89,13 @@ def seed(source: Path, url: str) -> str:
     return done.stdout.strip()
 
 
-def median_seconds(call: Callable[[], httpx.Response], repeats: int = 15) -> float:
-    durations = []
-    for _ in range(repeats):
+def median_seconds(
+    call: Callable[[], httpx.Response], repeats: int = 15, budget: float = 30.0
+) -> float:
+    """The median of `repeats` calls, or of as many as `budget` seconds allow (3 at least)."""
+    durations: list[float] = []
+    deadline = time.monotonic() + budget
+    while len(durations) < repeats and (len(durations) < 3 or time.monotonic() < deadline):
         started = time.perf_counter()
         call().raise_for_status()
         durations.append(time.perf_counter() - started)
@@ -120,9 +124,10 @@ def pages_at_once(base: str, seconds: float) -> dict[str, object]:
     return {"pages_read": len(durations), "page_median_s": round(statistics.median(durations), 4)}
 
 
-def rounds_beside_pages(base: str, rounds: int = 30) -> dict[str, object]:
+def rounds_beside_pages(base: str, rounds: int = 30, budget: float = 120.0) -> dict[str, object]:
     """Each round: 16 page requests and one prediction sent at the same moment; the
-    prediction's seconds. And the same prediction alone, as many times."""
+    prediction's seconds. And the same prediction alone, as many times. As many rounds as
+    `budget` seconds allow (3 at least)."""
     from bench.hostile_uploads import GOOD_CELL
 
     cell = GOOD_CELL.read_bytes()
@@ -138,9 +143,11 @@ def rounds_beside_pages(base: str, rounds: int = 30) -> dict[str, object]:
         client.post(f"{base}/api/v1/predict", files={"file": ("c.png", cell)}).raise_for_status()
         return time.perf_counter() - started
 
-    alone, beside = [], []
+    alone: list[float] = []
+    beside: list[float] = []
+    deadline = time.monotonic() + budget
     try:
-        for _ in range(rounds):
+        while len(beside) < rounds and (len(beside) < 3 or time.monotonic() < deadline):
             alone.append(predict(clients[-1]))
             time.sleep(0.1)
             threads = [
@@ -160,6 +167,7 @@ def rounds_beside_pages(base: str, rounds: int = 30) -> dict[str, object]:
             client.close()
     idle, loaded = statistics.median(alone), statistics.median(beside)
     return {
+        "rounds": len(beside),
         "prediction_alone_median_s": round(idle, 4),
         "prediction_beside_16_pages_median_s": round(loaded, 4),
         "prediction_ratio": round(loaded / idle, 2),

@@ -1,14 +1,10 @@
 """Issue 36: a file part just over the per-file limit was written to TMPDIR before its 413, and
 a batch of one large part filled a 64 MiB /tmp. Every part is now counted as it arrives."""
 
-import contextlib
 import os
-import socket
 import subprocess
 import threading
-import time
 from functools import partial
-from pathlib import Path
 
 import cv2
 import httpx
@@ -17,15 +13,9 @@ import pytest
 from fastapi import FastAPI, Request
 
 from app.web.middleware.part_size_limit import PartSizeLimitMiddleware, PartSizes
+from bench.hostile_round3 import UsageWatch, form_head, raw_post, status_of, tmpfs_used
 
 MIB = 1024 * 1024
-
-
-def form_head(name: str = "file", filename: str = "x.png", boundary: str = "b") -> bytes:
-    return (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-        f'filename="{filename}"\r\nContent-Type: image/png\r\n\r\n'
-    ).encode()
 
 
 def make_app(limit: int = 1000) -> FastAPI:
@@ -77,34 +67,6 @@ def test_part_sizes_restart_with_each_part():
 # -- a real server with TMPDIR on a small tmpfs --------------------------------------------
 
 
-def tmpfs_used(path: Path) -> int:
-    stats = os.statvfs(path)
-    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
-
-
-class UsageWatch:
-    """The most bytes the tmpfs held while it was watched (every millisecond)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, tmpfs_used(self.path))
-            time.sleep(0.001)
-
-    def __enter__(self) -> "UsageWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.fixture
 def small_tmp(tmp_path):
     """A 64 MiB tmpfs (the manifest's emptyDir for /tmp), mounted for the test: root only."""
@@ -124,55 +86,6 @@ def small_tmp(tmp_path):
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def raw_post(port: int, path: str, head: bytes, part_bytes: int, *, finish: bool) -> bytes:
-    """Send a multipart upload of one part of `part_bytes` (chunked: no length declared),
-    reading the answer while sending, as a client does that must not lose it to a reset;
-    without `finish` the body stays open after the part. The answer's head (b"" if none
-    came within 10 s)."""
-    block = b"\0" * MIB
-    pieces = [head] + [block] * (part_bytes // MIB) + [block[: part_bytes % MIB]]
-    if finish:
-        pieces.append(b"\r\n--b--\r\n")
-    chunks = [f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces if piece]
-    if finish:
-        chunks.append(b"0\r\n\r\n")
-    answer = b""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-            "Content-Type: multipart/form-data; boundary=b\r\n\r\n".encode()
-        )
-        sock.setblocking(False)
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view and not answer:
-                with contextlib.suppress(BlockingIOError):
-                    answer += sock.recv(65536)
-                try:
-                    view = view[sock.send(view) :]
-                except BlockingIOError:
-                    time.sleep(0.001)
-                except OSError:
-                    break
-        deadline = time.monotonic() + 10
-        while b"\r\n\r\n" not in answer and time.monotonic() < deadline:
-            try:
-                more = sock.recv(65536)
-            except BlockingIOError:
-                time.sleep(0.01)
-                continue
-            except OSError:
-                break
-            if not more:
-                break
-            answer += more
-    return answer
-
-
-def status_of(answer: bytes) -> int:
-    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
 
 
 def test_no_upload_writes_to_tmpdir_and_a_small_tmp_is_never_filled(upload_server, small_tmp):
