@@ -55,6 +55,7 @@ from app.web.peer_address import REFUSAL as REWRITING_REFUSAL
 from app.web.peer_address import server_rewrites_client_address
 from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
 from app.web.prometheus_metrics import router as metrics_router
+from app.web.record_reads import RecordReads
 
 log = logging.getLogger("leukolens.records")
 
@@ -106,11 +107,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.performance_refresh_seconds,
         )
         watch.start()
+        app.state.record_reads = RecordReads()
         await service.run(service.registry.warm_up)
         try:
             yield
         finally:
             watch.stop()
+            app.state.record_reads.close()
             await service.aclose()
             app.state.review_records.close()
 

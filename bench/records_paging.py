@@ -10,7 +10,8 @@ Seeds 200,000 cells in 5,000 samples, 50,000 decisions, 50 withdrawals and 200,0
   export: median seconds;
 - 16 pages at once beside one plain prediction, 30 rounds: the prediction's median against
   the same prediction alone (the issue's measure), and the peak resident memory of the server
-  and its children over idle (VmHWM, reset first);
+  and its children over idle (VmHWM, reset first); the same with 16 `/healthz` instead of
+  pages, the floor that serving any 16 requests sets on this machine;
 - a harsher load for comparison: 16 clients reading pages back to back for 10 s (about a
   thousand pages a second here), with a prediction every 0.2 s beside them.
 Compare within one run: the machine is shared.
@@ -124,10 +125,12 @@ def pages_at_once(base: str, seconds: float) -> dict[str, object]:
     return {"pages_read": len(durations), "page_median_s": round(statistics.median(durations), 4)}
 
 
-def rounds_beside_pages(base: str, rounds: int = 30, budget: float = 120.0) -> dict[str, object]:
-    """Each round: 16 page requests and one prediction sent at the same moment; the
-    prediction's seconds. And the same prediction alone, as many times. As many rounds as
-    `budget` seconds allow (3 at least)."""
+def rounds_beside(
+    base: str, path: str = "/api/v1/samples", rounds: int = 30, budget: float = 120.0
+) -> dict[str, object]:
+    """Each round: 16 GETs of `path` (pages, at offsets across the list) and one prediction
+    sent at the same moment; the prediction's seconds. And the same prediction alone, as many
+    times. As many rounds as `budget` seconds allow (3 at least)."""
     from bench.hostile_uploads import GOOD_CELL
 
     cell = GOOD_CELL.read_bytes()
@@ -136,7 +139,7 @@ def rounds_beside_pages(base: str, rounds: int = 30, budget: float = 120.0) -> d
 
     def page(client: httpx.Client, offset: int) -> None:
         start.wait()
-        client.get(f"{base}/api/v1/samples", params={"limit": 50, "offset": offset})
+        client.get(f"{base}{path}", params={"limit": 50, "offset": offset})
 
     def predict(client: httpx.Client) -> float:
         started = time.perf_counter()
@@ -202,8 +205,11 @@ def measure(source: Path, engine: str, url: str, environment: dict[str, str]) ->
         time.sleep(1.0)
         reset_peaks(pid)
         idle = memory_mb(pid, "VmRSS")
-        row.update(rounds_beside_pages(base))
+        row.update(rounds_beside(base))
         row["16_pages_peak_mb_over_idle"] = round(memory_mb(pid, "VmHWM") - idle, 1)
+        # The floor: 16 of the cheapest requests there are, beside the same prediction.
+        floor = rounds_beside(base, "/healthz")
+        row["healthz_floor"] = {k: floor[k] for k in ("rounds", "prediction_ratio")}
         idle_predictions = plain_latencies(base, 6.0, lambda: True)
         reset_peaks(pid)
         idle = memory_mb(pid, "VmRSS")

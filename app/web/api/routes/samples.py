@@ -16,7 +16,13 @@ from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
 from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
 from app.schemas import ErrorResponse, SampleList, SampleReport
-from app.web.api.deps import CallerDep, RegistryDep, ReviewRecordsDep, SampleIdPathDep
+from app.web.api.deps import (
+    CallerDep,
+    RecordReadsDep,
+    RegistryDep,
+    ReviewRecordsDep,
+    SampleIdPathDep,
+)
 
 MAX_OFFSET = 2**31 - 1
 router = APIRouter(prefix="/samples", tags=["review"])
@@ -33,12 +39,13 @@ class Withdrawal(BaseModel):
 @router.get("", response_model=SampleList)
 async def list_samples(
     records: ReviewRecordsDep,
+    reads: RecordReadsDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     # The page is read with OFFSET in SQL: a number both engines take (no list comes near it).
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SampleList:
     """Every sample, the most recently changed first: to reopen one in any browser."""
-    summaries, total = await run_in_threadpool(records.samples, limit=limit, offset=offset)
+    summaries, total = await reads.run(records.samples, limit=limit, offset=offset)
     return SampleList(
         samples=summaries, total=total, limit=limit, offset=offset, durable=records.durable
     )
@@ -49,22 +56,30 @@ async def list_samples(
     response_model=SampleReport,
     responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
 )
-def get_sample(
-    sample_id: SampleIdPathDep, records: ReviewRecordsDep, registry: RegistryDep
+async def get_sample(
+    sample_id: SampleIdPathDep,
+    records: ReviewRecordsDep,
+    registry: RegistryDep,
+    reads: RecordReadsDep,
 ) -> SampleReport:
     """The sample's images (each once) and decisions, with its share of blast-like cells
     (corrected for the model's errors on patients it never saw, with a 95% interval): a
     research aid, not a diagnosis."""
-    report = records.sample(sample_id)  # a plain def: FastAPI runs it on a worker thread
-    if report is None:
-        raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
 
     def card_for(model_id: str) -> ModelManifest | None:
         model = registry.models.get(model_id)
         return model.manifest if model is not None else None
 
-    report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
-    report.sample_score = sample_score(report.predictions)
+    def read() -> SampleReport | None:
+        report = records.sample(sample_id)
+        if report is not None:
+            report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
+            report.sample_score = sample_score(report.predictions)
+        return report
+
+    report = await reads.run(read)  # on the readers' thread (app/web/record_reads.py)
+    if report is None:
+        raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
     return report
 
 
