@@ -25,8 +25,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import exc
 
-from app.records import records_db
-
 log = logging.getLogger("leukolens.audit")
 
 Row = dict[str, Any]
