@@ -23,7 +23,7 @@ from app.records.review_records import ReviewRecords
 from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
 from app.web import pages
 from app.web.api.deps import ApiKeyDep
-from app.web.api.routes import health, models, predictions, reviews, samples
+from app.web.api.routes import fhir, health, models, predictions, reviews, samples, sign_off
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.errors import add_error_handlers
 from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys
@@ -173,6 +173,8 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(models.router)
     api.include_router(reviews.router)
     api.include_router(samples.router)
+    api.include_router(sign_off.router)
+    api.include_router(fhir.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics_router)

@@ -171,6 +171,13 @@ class ReviewRequest(BaseModel):
         "authenticated name (else 403).",
     )
     comment: str = Field("", max_length=2000)
+    amendment: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Why this decision changes a signed-off sample: required once the sample "
+        "is signed off (else 409), refused before (409). The sample becomes 'amended'.",
+    )
 
 
 class ReviewRecord(ReviewRequest):
@@ -221,8 +228,10 @@ class SampleCounts(BaseModel):
     by_state: dict[AnswerState, int]
     decided: int
     by_decision: dict[ReviewDecision, int]
-    all_like_share_of_assessable: float | None = Field(
-        description="Suggested ALL-like among assessable images (indeterminate included)."
+    model_suggested_all_like_share: float | None = Field(
+        description="The model's suggestions alone: cells it suggests ALL-like among the cells "
+        "it could assess (indeterminate ones not counted as ALL-like); no reviewer's decision "
+        "enters it. The sample's headline is `headline.share`."
     )
 
 
@@ -273,13 +282,78 @@ class BlastShare(BaseModel):
     note: str = ""
 
 
+SampleStatus = Literal["preliminary", "final", "amended"]
+
+
+class SignOffRecord(BaseModel):
+    """A person's sign-off of the sample, bound to what they signed."""
+
+    id: int
+    by: str = Field(description="The signer: the authenticated reviewer, or the typed name.")
+    by_source: ReviewerSource
+    time: datetime = Field(description="When it was signed (ISO 8601, UTC).")
+    comment: str
+    cells: int = Field(description="Cells of the sample when it was signed.")
+    undecided_cells: int = Field(description="Cells left undecided at sign-off (0 unless left).")
+    content_sha256: str = Field(
+        description="SHA-256 of the sample's canonical content as signed (cells by image "
+        "sha256, each latest decision with reviewer and time, withdrawals, model id and "
+        "version); GET .../verification recomputes it."
+    )
+
+
+class Amendment(BaseModel):
+    """A decision that changed a signed-off sample, with why."""
+
+    decision_id: int
+    image_sha256: str
+    old_decision: ReviewDecision | None = Field(description="Null: the cell was undecided.")
+    new_decision: ReviewDecision
+    reviewer: str
+    time: datetime
+    reason: str
+
+
+class SampleWithdrawal(BaseModel):
+    client_request_id: str
+    time: datetime
+
+
+class SampleHeadline(BaseModel):
+    """The one share the sample is read by: what reviewers confirmed, and what it counts."""
+
+    share: float | None = Field(
+        description="Reviewer-confirmed ALL-like among the assessable reviewed cells; null "
+        "before a reviewer confirmed any cell ALL-like or normal."
+    )
+    confirmed_all_like: int
+    confirmed_normal: int
+    assessable_reviewed: int = Field(description="The share's denominator.")
+    not_assessable: int = Field(description="Cells a reviewer marked not assessable.")
+    undecided: int
+    text: str = Field(description='e.g. "66.7% of 3 assessable reviewed cells; 1 not assessable".')
+
+
 class SampleReport(BaseModel):
     sample_id: str
+    status: SampleStatus = Field(
+        "preliminary",
+        description="preliminary until signed off; final once signed; amended when a decision "
+        "changed it after the latest sign-off (a new sign-off makes it final again).",
+    )
+    signed_off: SignOffRecord | None = Field(None, description="The latest sign-off.")
+    sign_offs: list[SignOffRecord] = Field(default_factory=list, description="Oldest first.")
+    amendments: list[Amendment] = Field(default_factory=list, description="Oldest first.")
+    headline: SampleHeadline | None = None
     predictions: list[SamplePrediction]
     decisions: list[ReviewRecord] = Field(description="Every decision, oldest first.")
+    withdrawals: list[SampleWithdrawal] = Field(
+        default_factory=list, description="Uploads the page withdrew, oldest first."
+    )
     counts: SampleCounts
     blast_share: BlastShare | None = None
     sample_score: float | None = Field(
         None,
-        description="Mean calibrated probability of the assessable cells, for ranking samples.",
+        description="Mean calibrated probability of the assessable cells, for ranking samples "
+        "(not a share of cells).",
     )

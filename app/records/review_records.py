@@ -32,7 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.answer_states import AnswerState
-from app.records import records_db
+from app.records import records_db, sign_off
+from app.records.records_errors import RecordsUnavailableError, unavailable
 from app.schemas import (
     Prediction,
     ReviewDecision,
@@ -43,6 +44,7 @@ from app.schemas import (
     SamplePrediction,
     SampleReport,
     SampleSummary,
+    SampleWithdrawal,
 )
 
 log = logging.getLogger("leukolens.records")
@@ -50,24 +52,14 @@ log = logging.getLogger("leukolens.records")
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
 WITHDRAWALS = records_db.sample_withdrawals
+SIGN_OFFS = records_db.sample_sign_offs
+__all__ = ["RecordsUnavailableError", "ReviewRecords", "UnknownPredictionError"]
 SECONDS_PER_DAY = 86_400.0
 PRUNE_EVERY_SECONDS = 3_600.0
 
 
 class UnknownPredictionError(LookupError):
     """A decision names an image that was not scored for that sample."""
-
-
-class RecordsUnavailableError(RuntimeError):
-    """The records' database cannot take or give a row now (locked past the busy timeout,
-    unreachable, full): the request is refused with the reason, never answered as recorded."""
-
-
-def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
-    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    return RecordsUnavailableError(
-        f"the sample's records could not be written ({reason}); nothing was recorded: retry"
-    )
 
 
 class ReviewRecords:
@@ -99,6 +91,7 @@ class ReviewRecords:
             url = records_db.sqlite_url(database) if isinstance(database, Path) else database
             self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
         records_db.migrate(self._engine)
+        self.sign_offs = sign_off.SignOffs(self._engine)
         self._sample_lock = threading.Lock()
         self.retention_days = retention_days
         self._pruned_at = 0.0
@@ -113,7 +106,7 @@ class ReviewRecords:
         try:
             self._add_predictions(sample_id, predictions, client_request_id)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
         self.prune_if_due()
 
     def _add_predictions(
@@ -123,11 +116,7 @@ class ReviewRecords:
         # One writer per sample at a time, so that two uploads of the same bytes cannot both be
         # taken for the first: a lock in this process, and on PostgreSQL one across replicas.
         with self._sample_lock, self._engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
-                    {"sample": f"leukolens-sample:{sample_id}"},
-                )
+            sign_off.refuse_once_signed(connection, sample_id, "a new cell")  # takes the lock
             first = self._first_requests(connection, sample_id)
             rows = []
             for prediction in predictions:
@@ -163,6 +152,7 @@ class ReviewRecords:
         belong to the sample, whenever they are written. The audit keeps them."""
         try:
             with self._engine.begin() as connection:
+                sign_off.refuse_once_signed(connection, sample_id, "withdrawing an upload")
                 connection.execute(
                     WITHDRAWALS.insert(),
                     {
@@ -172,7 +162,7 @@ class ReviewRecords:
                     },
                 )
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def add_decision(
         self, review: ReviewRequest, *, reviewer_source: ReviewerSource = "free_text"
@@ -184,13 +174,14 @@ class ReviewRecords:
         try:
             record = self._add_decision(review, reviewer_source)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
         self.prune_if_due()
         return record
 
     def _add_decision(self, review: ReviewRequest, reviewer_source: ReviewerSource) -> ReviewRecord:
         now = time.time()
         with self._engine.begin() as connection:
+            sign_off.refuse_decision_unless_amendment(connection, review)
             known = connection.execute(
                 sa.select(PREDICTIONS.c.id)
                 .where(
@@ -212,35 +203,48 @@ class ReviewRecords:
         return ReviewRecord(id=record_id, time=utc(now), **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
+        """The sample as recorded; None when no record names it. A sample whose every cell
+        was withdrawn is still one: no cell, and its withdrawals."""
         with self._engine.connect() as connection:
             predictions = self._cells(connection, sample_id)
-            decided = connection.execute(
-                sa.select(DECISIONS)
-                .where(DECISIONS.c.sample_id == sample_id)
-                .order_by(DECISIONS.c.id)
-            ).all()
-        if not predictions:
-            return None
-        decisions = [
-            ReviewRecord(
-                id=row.id,
-                time=utc(row.time),
-                sample_id=row.sample_id,
-                request_id=row.request_id,
-                image_sha256=row.image_sha256,
-                decision=row.decision,
-                reviewer=row.reviewer,
-                comment=row.comment,
-                reviewer_source=row.reviewer_source,
+            decided, withdrawn = (
+                connection.execute(
+                    sa.select(table).where(table.c.sample_id == sample_id).order_by(table.c.id)
+                ).all()
+                for table in (DECISIONS, WITHDRAWALS)
             )
-            for row in decided
-        ]
-        return SampleReport(
-            sample_id=sample_id,
-            predictions=predictions,
-            decisions=decisions,
-            counts=sample_counts(predictions, decisions),
-        )
+            scored = connection.execute(
+                sa.select(PREDICTIONS.c.id).where(PREDICTIONS.c.sample_id == sample_id).limit(1)
+            ).first()
+            if scored is None and not withdrawn:
+                return None
+            decisions = [
+                ReviewRecord(
+                    id=row.id,
+                    time=utc(row.time),
+                    sample_id=row.sample_id,
+                    request_id=row.request_id,
+                    image_sha256=row.image_sha256,
+                    decision=row.decision,
+                    reviewer=row.reviewer,
+                    comment=row.comment,
+                    reviewer_source=row.reviewer_source,
+                    amendment=row.amendment,
+                )
+                for row in decided
+            ]
+            report = SampleReport(
+                sample_id=sample_id,
+                predictions=predictions,
+                decisions=decisions,
+                withdrawals=[
+                    SampleWithdrawal(client_request_id=w.client_request_id, time=utc(w.time))
+                    for w in withdrawn
+                ],
+                counts=sample_counts(predictions, decisions),
+            )
+            sign_off.annotate(connection, report)
+        return report
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
         """A page of samples, the most recently changed first, and how many there are. Only
@@ -304,10 +308,11 @@ class ReviewRecords:
                         DECISIONS.delete().where(DECISIONS.c.time < cutoff),
                         PREDICTIONS.delete().where(PREDICTIONS.c.time < cutoff),
                         WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
+                        SIGN_OFFS.delete().where(SIGN_OFFS.c.time < cutoff),
                     )
                 )
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def prune_if_due(self) -> None:
         """Prune at most hourly, from whichever write comes first; a failure waits its turn."""
@@ -384,5 +389,5 @@ def sample_counts(
         by_state={state: by_state[state] for state in get_args(AnswerState)},
         decided=len(latest),
         by_decision={decision: by_decision[decision] for decision in get_args(ReviewDecision)},
-        all_like_share_of_assessable=all_like / assessable if assessable else None,
+        model_suggested_all_like_share=all_like / assessable if assessable else None,
     )

@@ -78,7 +78,7 @@ export function renderReport() {
   }
   const performance = document.createElement("p");
   const modelIds = [...new Set(rows.filter((r) => r.prediction).map((r) => r.prediction.model.id))];
-  performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.summary || m).join(" ");
+  performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.errorRates || m).join(" ");
   const signOff = document.createElement("p");
   signOff.className = "report-sign-off";
   signOff.textContent = "Reviewed and signed off by: ______________________________   " +

@@ -5,6 +5,17 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
+
+def head_revision() -> str:
+    """The newest migration, whichever it is: these tests check that a start reaches it."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(records_db.MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 # One image's answer from one model, as the predictions and sample_predictions rows hold it.
 MODEL_CALL = {
     "request_id": "r",
@@ -51,7 +62,7 @@ def test_migrations_build_the_same_schema_on_both_engines(database_url):
     assert columns == {column.name: column.nullable for column in records_db.predictions.columns}
     assert ("predictions_key", ("request_id", "item"), True) in indexes
     assert ("predictions_time", ("time",), False) in indexes
-    assert version == "0003"
+    assert version == head_revision()
 
 
 def test_the_migrated_schema_matches_the_declared_one(database_url):
@@ -98,7 +109,7 @@ def test_replicas_migrating_at_once_take_turns(postgres_url):
     _, _, version = schema_of(engines[0])
     for engine in engines:
         engine.dispose()
-    assert version == "0003"
+    assert version == head_revision()
 
 
 def move_to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
@@ -142,7 +153,7 @@ def test_decisions_recorded_before_0003_are_marked_free_text(database_url):
         assert sources.scalars().all() == ["free_text"]
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == "0003"
+    assert version == head_revision()
 
 
 def test_only_rows_older_than_the_floor_may_be_deleted_and_none_updated(database_url):
@@ -199,7 +210,7 @@ def test_0003_downgrades_to_the_strict_triggers(database_url):
     records_db.migrate(engine)  # and up again
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == "0003"
+    assert version == head_revision()
 
 
 def test_the_floor_of_the_triggers_is_the_settings_floor():
@@ -207,3 +218,23 @@ def test_the_floor_of_the_triggers_is_the_settings_floor():
 
     migration = import_module("app.records.migrations.versions.0003_reviewer_identity")
     assert migration.MIN_RETENTION_DAYS == records_db.MIN_RETENTION_DAYS
+
+
+def test_0005_adds_sign_offs_and_amendments_and_goes_back(database_url):
+    """Decisions recorded before 0005 amend nothing; going back to 0003 drops the sign-offs'
+    table and the column, and up again restores them."""
+    engine = records_db.create_engine(database_url)
+    move_to(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(records_db.review_decisions.insert().values(time=1.0, **DECISION))
+    records_db.migrate(engine)
+    with engine.connect() as connection:
+        amendments = connection.execute(sa.select(records_db.review_decisions.c.amendment))
+        assert amendments.scalars().all() == [None]
+    move_to(engine, "0003", down=True)
+    inspector = sa.inspect(engine)
+    assert not inspector.has_table("sample_sign_offs")
+    assert "amendment" not in {c["name"] for c in inspector.get_columns("review_decisions")}
+    records_db.migrate(engine)
+    assert sa.inspect(engine).has_table("sample_sign_offs")
+    engine.dispose()

@@ -26,6 +26,11 @@ router = APIRouter(tags=["review"])
             "description": "identity header from an untrusted address, a key that names no "
             "reviewer, or a 'reviewer' other than the authenticated one",
         },
+        409: {
+            "model": ErrorResponse,
+            "description": "the sample is signed off and the decision carries no 'amendment' "
+            "reason, or it carries one while the sample is not signed off",
+        },
         422: {"model": ErrorResponse, "description": "unknown prediction or bad field"},
     },
 )
@@ -35,7 +40,8 @@ def add_review(
     reviewer: ReviewerDep,
     sample_ids: SampleIdsDep,
 ) -> ReviewRecord:
-    """Record a decision (ALL, HEM or not assessable) on an image scored for a sample."""
+    """Record a decision (ALL, HEM or not assessable) on an image scored for a sample. Once the
+    sample is signed off, a decision must say why it changes it (`amendment`)."""
     checked_sample_id(sample_ids, review.sample_id, ("body", "sample_id"))
     decided_by = who_decided(review.reviewer, reviewer)
     try:

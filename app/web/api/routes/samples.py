@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field
 
 from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
+from app.core.model_registry import ModelRegistry
+from app.core.sample_headline import sample_headline
+from app.records.review_records import ReviewRecords
 from app.schemas import ErrorResponse, SampleList, SampleReport
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
@@ -42,14 +45,21 @@ async def list_samples(
 @router.get(
     "/{sample_id}",
     response_model=SampleReport,
-    responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
+    responses={404: {"model": ErrorResponse, "description": "no record names this sample"}},
 )
 def get_sample(
     sample_id: SampleIdPathDep, records: ReviewRecordsDep, registry: RegistryDep
 ) -> SampleReport:
-    """The sample's images (each once) and decisions, with its share of blast-like cells
-    (corrected for the model's errors on patients it never saw, with a 95% interval): a
-    research aid, not a diagnosis."""
+    """The sample's images (each once), decisions and withdrawals; its status (preliminary,
+    final, amended) with its sign-offs and amendments; its headline (the reviewer-confirmed
+    share, saying what it counts); and the model's share of blast-like cells (corrected for
+    its errors on patients it never saw, with a 95% interval): a research aid, not a
+    diagnosis."""
+    return sample_answer(sample_id, records, registry)
+
+
+def sample_answer(sample_id: str, records: ReviewRecords, registry: ModelRegistry) -> SampleReport:
+    """The sample answer every export is made from (JSON, FHIR); 404 when no record names it."""
     report = records.sample(sample_id)
     if report is None:
         raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
@@ -58,15 +68,21 @@ def get_sample(
         model = registry.models.get(model_id)
         return model.manifest if model is not None else None
 
+    report.headline = sample_headline(report.predictions, report.decisions)
     report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
     report.sample_score = sample_score(report.predictions)
     return report
 
 
-@router.post("/{sample_id}/withdrawals", status_code=204)
+@router.post(
+    "/{sample_id}/withdrawals",
+    status_code=204,
+    responses={409: {"model": ErrorResponse, "description": "the sample is signed off"}},
+)
 async def withdraw_upload(
     sample_id: SampleIdPathDep, withdrawal: Withdrawal, records: ReviewRecordsDep
 ) -> None:
     """The page cancelled an upload: its answers, whenever they are recorded, leave the sample.
-    A record of its own, never a deletion; the audit keeps every answer."""
+    A record of its own, never a deletion; the audit keeps every answer. Refused (409) once the
+    sample is signed off."""
     await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id)
