@@ -3,7 +3,7 @@
 import { el, optionFor } from "./dom.js";
 import { decide } from "./review-keys.js";
 import { live, state } from "./state.js";
-import { DECISION_WORDS, STATE_WORDS, percent, plural, rowState } from "./words.js";
+import { DECISION_WORDS, humanTime, percent, plural, rowState, STATE_WORDS } from "./words.js";
 
 export function renderDetail() {
   const row = state.rows.find((r) => r.key === state.selectedKey && r.sampleId === state.currentSample);
@@ -66,7 +66,7 @@ export function renderDetail() {
   }
   const decisionState = card.querySelector(".decision-state");
   if (row.decision) {
-    const when = new Date(row.decision.time).toLocaleString();
+    const when = humanTime(row.decision.time);
     decisionState.textContent = `Decision: ${DECISION_WORDS[row.decision.decision]} by ${row.decision.reviewer}, ${when}` +
       (row.decision.stored ? " (stored)" : row.decision.error ? ` (not stored: ${row.decision.error})` : " (storing…)");
     card.querySelector(".comment").value = row.decision.comment || "";

@@ -10,11 +10,12 @@ import { renderTable, wireResultsTable } from "./results-table.js";
 import { wireReviewKeys } from "./review-keys.js";
 import { renderCounts, renderSampleSelect, renderShare } from "./sample-summary.js";
 import { clearSession, openSample, restoreSession, saveSession } from "./session-store.js";
+import { renderSignOff, wireSignOff } from "./sign-off.js";
 import { state, subscribe } from "./state.js";
 import { describeChoice, setRunning, wireUploads } from "./upload-queue.js";
 
 // The fields the whole workstation is drawn from.
-const PAGE_FIELDS = ["rows", "currentSample", "selectedKey", "shares"];
+const PAGE_FIELDS = ["rows", "currentSample", "selectedKey", "shares", "records"];
 
 function render() {
   el.workstation.hidden = state.rows.length === 0 && !state.currentSample;
@@ -24,6 +25,7 @@ function render() {
     return;
   }
   el.sampleTitle.textContent = state.currentSample;
+  renderSignOff();
   renderCounts();
   renderShare();
   // Focus stays in the gallery, on the current cell (never on the one just left).
@@ -40,6 +42,7 @@ function render() {
 subscribe((changed) => {
   if (changed.has("run")) {
     setRunning(state.run !== null); // describes the choice too
+    renderSignOff();
   } else if (changed.has("chosen")) {
     describeChoice();
   }
@@ -57,6 +60,11 @@ wireUploads();
 wireResultsTable();
 wireReport();
 wireDetailPane();
+wireSignOff();
+// The chosen model's one sentence of error rates, under the model selector.
+el.modelSelect.addEventListener("change", () => {
+  el.byId("model-error-rates").textContent = el.modelSelect.selectedOptions[0]?.dataset.errorRates || "";
+});
 el.byId("clear-button").addEventListener("click", clearSession);
 el.sampleSelect.addEventListener("change", () => { if (!state.run) openSample(el.sampleSelect.value); });
 el.byId("open-sample-button").addEventListener("click", () => {

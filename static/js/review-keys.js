@@ -4,6 +4,7 @@ import { postReview } from "./api.js";
 import { el, setStatus, showAlert } from "./dom.js";
 import { select } from "./gallery.js";
 import { saveSession, syncSample } from "./session-store.js";
+import { amendmentFor } from "./sign-off.js";
 import { galleryOrder, recordDecision, rowByKey, settleDecision, state } from "./state.js";
 
 function move(step) {
@@ -36,6 +37,9 @@ export async function decide(decision) {
     return;
   }
   showAlert("");
+  // A signed-off sample changes only with a reason (an amendment); cancelled: nothing changes.
+  const amendment = await amendmentFor(row, decision);
+  if (amendment === null) return;
   const comment = el.detail.querySelector(".comment")?.value.trim() || "";
   const record = { decision, reviewer, comment, time: new Date().toISOString(), stored: false };
   recordDecision(row.key, record);
@@ -45,7 +49,7 @@ export async function decide(decision) {
   try {
     const stored = await postReview({
       request_id: row.requestId, image_sha256: row.sha256, sample_id: row.sampleId,
-      decision, reviewer, comment,
+      decision, reviewer, comment, ...(amendment ? { amendment } : {}),
     });
     outcome = { stored: true, id: stored.id, time: new Date(stored.time).toISOString() };
   } catch (error) {
@@ -64,7 +68,8 @@ function typing(target) {
 
 export function wireReviewKeys() {
   document.addEventListener("keydown", (event) => {
-    if (el.workstation.hidden || el.dialog.open || event.altKey || event.ctrlKey || event.metaKey) return;
+    if (el.workstation.hidden || document.querySelector("dialog[open]") || event.altKey || event.ctrlKey
+      || event.metaKey) return;
     if (typing(event.target)) return;
     const key = event.key.toLowerCase();
     const actions = {

@@ -3,10 +3,10 @@
 import { fetchSample, fetchSamples } from "./api.js";
 import { el, newSampleId, setStatus, showAlert } from "./dom.js";
 import {
-  SESSION_FIELDS, clearAll, firstCellKey, markSaved, openSampleId, renameLive, replaceSample,
-  restore, sampleRows, setServerSamples, state, update,
+  SESSION_FIELDS, clearAll, firstCellKey, markSaved, noteSampleRecord, openSampleId, renameLive,
+  replaceSample, restore, sampleRows, setServerSamples, state, update,
 } from "./state.js";
-import { plural } from "./words.js";
+import { humanTime, plural } from "./words.js";
 
 const DB_NAME = "leukolens";
 const STORE = "session";
@@ -52,7 +52,7 @@ export async function restoreSession() {
       if (saved.reviewer && !el.reviewerInput.value) el.reviewerInput.value = saved.reviewer;
       el.sampleInput.value = saved.currentSample;
       restore(saved, firstCellKey({ rows: saved.rows, currentSample: saved.currentSample }));
-      setStatus(`Restored the session saved ${new Date(saved.savedAt).toLocaleString()}: ` +
+      setStatus(`Restored the session saved ${humanTime(saved.savedAt)}: ` +
         `${plural(state.rows.length, "image")}.`);
     }
   } catch (error) {
@@ -95,7 +95,8 @@ export async function fetchSampleList() {
 
 function decisionFromServer(record) {
   return { decision: record.decision, reviewer: record.reviewer, comment: record.comment,
-    time: new Date(record.time).toISOString(), stored: true, id: record.id };
+    time: new Date(record.time).toISOString(), stored: true, id: record.id,
+    ...(record.amendment ? { amendment: record.amendment } : {}) };
 }
 
 function predictionFromServer(cell) {
@@ -166,6 +167,7 @@ export async function syncSample(sampleId) {
     return row;
   });
   const kept = refused.map((row, position) => ({ ...row, index: rows.length + position }));
+  noteSampleRecord(sampleId, answer.ok ? answer.body : null);
   replaceSample(sampleId, [...rows, ...kept], answer.ok ? { ...answer.body.blast_share } : null, selectedKey);
   saveSession();
   return true;

@@ -5,8 +5,9 @@ import { STATES, rowState } from "./words.js";
 
 // The session: what IndexedDB keeps, a cache of the server's samples. Every row is one file
 // of a sample, keyed by sample id and image sha256 (refused files by request and position).
-export const SESSION_FIELDS = ["rows", "currentSample", "exported", "savedAt", "shares"];
-const emptySession = () => ({ rows: [], currentSample: "", exported: true, savedAt: null, shares: {} });
+export const SESSION_FIELDS = ["rows", "currentSample", "exported", "savedAt", "shares", "records"];
+const emptySession = () => ({ rows: [], currentSample: "", exported: true, savedAt: null, shares: {},
+  records: {} });
 
 export let state = freeze({
   ...emptySession(),
@@ -38,7 +39,7 @@ function freezeRow(row) {
 
 function freeze(next) {
   next.rows = Object.isFrozen(next.rows) ? next.rows : Object.freeze(next.rows.map(freezeRow));
-  for (const key of ["chosen", "shares", "serverSamples", "sort"]) Object.freeze(next[key]);
+  for (const key of ["chosen", "shares", "records", "serverSamples", "sort"]) Object.freeze(next[key]);
   return Object.freeze(next);
 }
 
@@ -127,6 +128,20 @@ export function replaceSample(sampleId, sampleRowsNow, share, renamedSelection) 
   update({ rows, shares, selectedKey });
 }
 
+// Where the server says the sample is in its life cycle (status, sign-offs, amendments, its
+// headline), from its answer; null: the server holds no such sample. Quiet: the sample's rows
+// follow (replaceSample), and the page redraws once.
+export function noteSampleRecord(sampleId, answer) {
+  const records = { ...state.records };
+  if (answer) {
+    const { status, signed_off, sign_offs, amendments, headline } = answer;
+    records[sampleId] = Object.freeze({ status, signed_off, sign_offs, amendments, headline });
+  } else {
+    delete records[sampleId];
+  }
+  update({ records }, { quiet: true });
+}
+
 // A decision taken on the page: shown at once (quietly: the move to the next cell draws it).
 export function recordDecision(key, record) {
   const rows = state.rows.map((row) => (row.key === key ? { ...row, decision: record } : row));
@@ -148,7 +163,7 @@ export function openSampleId(sampleId) {
 
 export function restore(saved, selectedKey) {
   update({ rows: saved.rows, currentSample: saved.currentSample, exported: saved.exported,
-    savedAt: saved.savedAt, shares: saved.shares || {}, selectedKey });
+    savedAt: saved.savedAt, shares: saved.shares || {}, records: saved.records || {}, selectedKey });
 }
 
 // Quiet: the page shows the cleared session once the browser's copy is gone.
