@@ -8,7 +8,7 @@ last component: they name the training machine's folders, which say nothing to a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.core.blast_share import held_out_counts
 from app.core.error_rates import error_rates_sentence
@@ -84,16 +84,52 @@ class OperatingPoint:
 @dataclass(frozen=True)
 class OperatingDot:
     """One dot of the ROC plot: operating points that fall on the same place share it, and
-    one label names every threshold there (two labels on one dot would overprint)."""
+    one label names every threshold there (two labels on one dot would overprint). The label
+    is placed where no other dot's label is (plot units: 200 wide, y down)."""
 
     false_alarm_rate: float
     sensitivity: float
     served: bool
-    label: str
+    lines: tuple[str, ...]
+    """The label in short lines: ("threshold 0.497", "(served)"), or for thresholds on one
+    place ("thresholds 0.500", "and 0.613 (served)")."""
+    label_x: float = 0.0
+    label_y: float = 0.0
+    label_on_left: bool = False
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.lines)
 
 
+# A 10-unit font is about 5.5 units a character; a line is 12 units high.
+LABEL_UNITS_PER_CHARACTER = 5.5
+LINE_HEIGHT = 12
+PLOT_RIGHT = 220  # the right edge of the plot's view box
 # Points closer than this (in ROC units, a plot 200 px wide: 2 px) are drawn as one dot.
 SAME_DOT = 0.01
+Box = tuple[float, float, float, float]
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _placed(dot: OperatingDot, taken: list[Box]) -> OperatingDot:
+    """The dot with its label beside it, moved down a line at a time until it overlaps no
+    label already placed; on the dot's left where the right would leave the plot."""
+    x, y = 200 * dot.false_alarm_rate, 200 - 200 * dot.sensitivity
+    width = LABEL_UNITS_PER_CHARACTER * max(len(line) for line in dot.lines)
+    left = x + 8 + width > PLOT_RIGHT
+    start = x - 8 - width if left else x + 8
+    baseline = y + 14
+    while True:
+        box = (start, start + width, baseline - 10, baseline - 10 + LINE_HEIGHT * len(dot.lines))
+        if not any(_overlaps(box, other) for other in taken):
+            break
+        baseline += LINE_HEIGHT
+    taken.append(box)
+    return replace(dot, label_x=x - 8 if left else x + 8, label_y=baseline, label_on_left=left)
 
 
 def operating_dots(points: list[OperatingPoint]) -> list[OperatingDot]:
@@ -111,20 +147,26 @@ def operating_dots(points: list[OperatingPoint]) -> list[OperatingDot]:
             groups.append([point])
     dots = []
     for group in groups:
-        names = [
-            f"{p.threshold:.3f}{' (served)' if p.served else ''}"
-            for p in sorted(group, key=lambda p: p.threshold)
-        ]
-        label = f"threshold{'s' if len(names) > 1 else ''} {' and '.join(names)}"
+        ordered = sorted(group, key=lambda p: p.threshold)
+        names = [f"{p.threshold:.3f}{' (served)' if p.served else ''}" for p in ordered]
+        # Short lines keep a label inside the plot: "(served)" alone under a single threshold.
+        lines = [f"threshold{'s' if len(names) > 1 else ''} {names[0]}"]
+        lines += [f"and {name}" for name in names[1:]]
+        if len(names) == 1 and lines[0].endswith(" (served)"):
+            lines = [lines[0].removesuffix(" (served)"), "(served)"]
+        served = [p for p in ordered if p.served]
         dots.append(
             OperatingDot(
                 false_alarm_rate=group[0].false_alarm_rate,
                 sensitivity=group[0].sensitivity,
-                served=any(p.served for p in group),
-                label=label,
+                served=bool(served),
+                lines=tuple(lines),
             )
         )
-    return dots
+    taken: list[Box] = []
+    # Placed from the top of the plot down, so that a label moves below its neighbour's.
+    placed = {id(d): _placed(d, taken) for d in sorted(dots, key=lambda d: -d.sensitivity)}
+    return [placed[id(d)] for d in dots]
 
 
 @dataclass(frozen=True)

@@ -71,8 +71,9 @@ def test_operating_points_on_one_place_share_one_dot_and_one_label():
     assert [d.label for d in dots] == ["threshold 0.700", "thresholds 0.500 and 0.613 (served)"]
     assert [d.served for d in dots] == [False, True]
     manifest = ModelRegistry.load(bundled_model_store(), None).get().manifest
-    labels = [d.label for d in card_view(manifest).dots]
-    assert labels == ["thresholds 0.500 and 0.613 (served)"]
+    (dot,) = card_view(manifest).dots
+    assert dot.lines == ("thresholds 0.500", "and 0.613 (served)")  # one label, two lines
+    assert not dot.label_on_left
 
 
 def test_the_unseen_patients_are_shown_per_part_with_their_interval():
@@ -85,3 +86,25 @@ def test_the_unseen_patients_are_shown_per_part_with_their_interval():
     assert prelim.roc_auc == unseen.metrics["roc_auc_preliminary_test"]
     assert prelim.low <= prelim.roc_auc <= prelim.high
     assert prelim.cells == unseen.metrics["cells_preliminary_test"]
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    ["efficientnet-lite0-linear-128-cell", "convnext-atto-128-cell", "efficientnet-lite0-128-cell"],
+)
+def test_the_roc_labels_of_every_bundled_card_neither_collide_nor_leave_the_plot(model_id):
+    from app.web.model_card_view import LABEL_UNITS_PER_CHARACTER, LINE_HEIGHT
+
+    manifest = ModelRegistry.load(bundled_model_store(), None).get(model_id).manifest
+    boxes = []
+    for dot in card_view(manifest).dots:
+        width = LABEL_UNITS_PER_CHARACTER * max(len(line) for line in dot.lines)
+        left = dot.label_x - width if dot.label_on_left else dot.label_x
+        top = dot.label_y - 10
+        boxes.append((left, left + width, top, top + LINE_HEIGHT * len(dot.lines)))
+    for box in boxes:
+        assert box[0] >= -45, box  # the plot's view box
+        assert box[1] <= 220, box
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]), (a, b)
