@@ -34,7 +34,8 @@ def main() -> None:
         loop=settings.event_loop,  # uvicorn's auto: uvloop where installed
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # With a sign-on header, the trusted-proxy check must see the TCP peer itself: uvicorn
-        # would otherwise replace it with X-Forwarded-For's first address.
+        # would otherwise replace it with an address X-Forwarded-For names (the app refuses to
+        # start under such a server: app/web/peer_address.py).
         proxy_headers=settings.reviewer_header is None,
     )
 

@@ -19,11 +19,28 @@ from app.inference.decoder_processes import DecoderProcesses
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
 from app.records.audit_log import AuditLog
+from app.records.performance_watch import PerformanceWatch
 from app.records.review_records import ReviewRecords
-from app.settings import BATCH_BODY_FILES_AT_LIMIT, STATIC_DIR, Settings, get_settings
-from app.web import pages
+from app.settings import (
+    BATCH_BODY_FILES_AT_LIMIT,
+    RECORDS_IN_MEMORY,
+    STATIC_DIR,
+    Settings,
+    get_settings,
+)
+from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
-from app.web.api.routes import fhir, health, models, predictions, reviews, samples, sign_off
+from app.web.api.routes import (
+    fhir,
+    health,
+    identity,
+    models,
+    performance,
+    predictions,
+    reviews,
+    samples,
+    sign_off,
+)
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.errors import add_error_handlers
 from app.web.middleware.api_key import ApiKeyMiddleware, accepted_keys
@@ -33,6 +50,8 @@ from app.web.middleware.head_as_get import HeadAsGetMiddleware
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
 from app.web.middleware.request_id import RequestIdMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
+from app.web.peer_address import REFUSAL as REWRITING_REFUSAL
+from app.web.peer_address import server_rewrites_client_address
 from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
 from app.web.prometheus_metrics import router as metrics_router
 
@@ -66,17 +85,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.reviewer_header is not None and server_rewrites_client_address():
+            raise RuntimeError(REWRITING_REFUSAL)
         service = build_prediction_service(settings, metrics)
         app.state.service = service
-        app.state.review_records = ReviewRecords(
-            records_database(settings),
-            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
-            retention_days=settings.records_retention_days,
+        try:
+            app.state.review_records = ReviewRecords(
+                records_database(settings),
+                busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+                retention_days=settings.records_retention_days,
+            )
+        except BaseException:
+            await service.aclose()  # a server that cannot keep its records starts nothing
+            raise
+        watch = PerformanceWatch(
+            app.state.review_records.engine,
+            [classifier.manifest for classifier in service.registry.models.values()],
+            metrics.publish_local_performance,
+            settings.performance_refresh_seconds,
         )
+        watch.start()
         await service.run(service.registry.warm_up)
         try:
             yield
         finally:
+            watch.stop()
             await service.aclose()
             app.state.review_records.close()
 
@@ -101,18 +134,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def records_database(settings: Settings) -> Path | str:
-    """Where samples and decisions live: the audit's database, PostgreSQL when a URL is set
-    (every replica shares it). With the audit switched off and no URL they stay in memory, and
-    start-up says so: a review must not be silently volatile."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    if settings.audit_log:
-        return settings.audit_log_path
-    log.warning(
-        "LEUKOLENS_AUDIT_LOG=false without LEUKOLENS_DATABASE_URL: samples and reviewers' "
-        "decisions are kept in memory only and are lost when the server stops"
-    )
-    return ":memory:"
+    """Where samples and decisions live (Settings.records_location): in a database whatever
+    the audit's setting, unless LEUKOLENS_RECORDS_IN_MEMORY asks for memory, which start-up
+    says, as every record answer and the page do: a review must never be silently volatile."""
+    location = settings.records_location
+    if location == RECORDS_IN_MEMORY:
+        log.warning(
+            "LEUKOLENS_RECORDS_IN_MEMORY=true: samples and reviewers' decisions are kept in "
+            "memory only and are lost when the server stops"
+        )
+    return location
 
 
 def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:
@@ -123,6 +154,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         intra_op_threads=settings.intra_op_threads,
         int8=settings.int8,
         execution_provider=settings.execution_provider,
+        force_default=settings.force_default_model,
     )
     audit_log = (
         AuditLog(
@@ -175,10 +207,13 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(samples.router)
     api.include_router(sign_off.router)
     api.include_router(fhir.router)
+    api.include_router(performance.router)
+    api.include_router(identity.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(pages.router)
+    app.include_router(performance_page.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
@@ -222,7 +257,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["X-API-Key", "X-Request-ID"],
+            allow_headers=["X-API-Key", "X-Request-ID", "Idempotency-Key"],
         )
     if settings.limit_concurrency is not None:
         app.add_middleware(

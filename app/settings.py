@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.identities import reviewer_name_problem
 from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN, SampleIdPolicy
 from app.inference.upload_checks import (
     DEFAULT_MAX_DECODED_BYTES,
@@ -28,13 +29,13 @@ from app.records.records_db import MIN_RETENTION_DAYS
 
 HttpImplementation = Literal["auto", "httptools", "h11"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
-REVIEWER_NAME_MAX = 100
 HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # what a header name may be
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A batch's body holds this many files at the per-file limit by default.
 BATCH_BODY_FILES_AT_LIMIT = 4
 AUDIT_DATABASE_NAME = "audit.sqlite3"
+RECORDS_IN_MEMORY = ":memory:"
 
 
 def beside_app(name: str) -> Path:
@@ -60,6 +61,12 @@ class Settings(BaseSettings):
         None,
         description="Model id served when a request names none; else store.json's default "
         "(without either the server refuses to start).",
+    )
+    force_default_model: bool = Field(
+        False,
+        description="Serve as the default an adapted model whose card says not recommended "
+        "(its gain over its parent on the lab's held-out samples is not above 0); without it "
+        "the server refuses to start with such a default.",
     )
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Per image file.")
     max_image_pixels: int = Field(
@@ -137,7 +144,11 @@ class Settings(BaseSettings):
         description="Where the server keeps its files (the audit database and its journal); "
         "relative paths are taken from the folder the server starts in.",
     )
-    audit_log: bool = True
+    audit_log: bool = Field(
+        True,
+        description="Keep the audit of predictions. Off, the sample records still go to the "
+        "database (audit_log_path, or database_url): only records_in_memory keeps them out.",
+    )
     audit_log_path: Path = Field(
         None,  # type: ignore[assignment]  # unset: filled in from data_dir below
         description=f"The SQLite audit database; unset: {AUDIT_DATABASE_NAME} in data_dir.",
@@ -161,6 +172,18 @@ class Settings(BaseSettings):
         ge=MIN_RETENTION_DAYS,
         description="Sample cells, decisions and withdrawals older than this are deleted "
         "(at start-up and hourly); the database refuses to delete any younger than 30 days.",
+    )
+    performance_refresh_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the server looks for new records (one indexed lookup) and, when "
+        "there are, counts the local performance gauges (leukolens_local_*) again.",
+    )
+    records_in_memory: bool = Field(
+        False,
+        description="Keep samples and decisions in memory only, for a demonstration: they are "
+        'lost when the server stops, every record answer says "durable": false and the '
+        "page shows it. Never with database_url.",
     )
     sample_id_pattern: str = Field(
         DEFAULT_SAMPLE_ID_PATTERN,
@@ -248,6 +271,17 @@ class Settings(BaseSettings):
         return header
 
     @property
+    def records_location(self) -> Path | str:
+        """Where samples and decisions live: PostgreSQL (or any URL) when database_url is
+        set, shared by every replica; else the SQLite file at audit_log_path, whether or not
+        the audit is on; memory only when records_in_memory says so."""
+        if self.records_in_memory:
+            return RECORDS_IN_MEMORY
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return self.audit_log_path
+
+    @property
     def journal_path(self) -> Path | None:
         if not (self.audit_log and self.audit_journal):
             return None
@@ -278,12 +312,26 @@ class Settings(BaseSettings):
                 "the sign-on proxy, the only peers whose header is believed"
             )
         secrets = [key.get_secret_value() for key in self.reviewer_keys.values()]
-        if any(not name.strip() or len(name) > REVIEWER_NAME_MAX for name in self.reviewer_keys):
-            raise ValueError(f"reviewer names are 1 to {REVIEWER_NAME_MAX} characters")
+        for name in self.reviewer_keys:
+            problem = reviewer_name_problem(name)
+            if problem is not None or name != name.strip():
+                raise ValueError(
+                    f"LEUKOLENS_REVIEWER_KEYS: {name!r}: "
+                    f"{problem or 'surrounding spaces would be recorded'}"
+                )
         if any(not secret for secret in secrets) or len(set(secrets)) != len(secrets):
             raise ValueError("every reviewer key must be set and differ from the others")
         if self.api_key is not None and self.api_key.get_secret_value() in secrets:
             raise ValueError("a reviewer key must differ from LEUKOLENS_API_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _records_in_one_place(self) -> Self:
+        if self.records_in_memory and self.database_url is not None:
+            raise ValueError(
+                "LEUKOLENS_RECORDS_IN_MEMORY=true and LEUKOLENS_DATABASE_URL disagree on where "
+                "the records live: set one"
+            )
         return self
 
 

@@ -40,8 +40,8 @@ from bench.common import check_install_target, interleaved_p50_ms, ort_session, 
 from bench.same_run import ROOT, git
 from training.data.dataset_index import list_images, read_image
 from training.data.image_batches import batched, preprocess_batch
+from training.evaluation.external_evaluation import index_external
 from training.release.gelu_fusion import reorder_gelu_for_fusion
-from training.studies.external_evaluation import index_external
 
 EXPLAINED_IMAGES = 32
 

@@ -125,3 +125,36 @@ def test_the_image_builds_and_serves_as_documented(built_image, real_cell_png, s
             " os.access('/srv/data', os.W_OK))",
         )
         assert inside.stdout.split() == ["10001", "True", "True"], inside.stderr
+
+
+def test_help_prints_the_usage_and_exits_0():
+    done = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0
+    assert "scripts/buildah-image [--stand-in-base]" in done.stdout
+    assert "--serve PORT" in done.stdout
+    wrong = subprocess.run([str(SCRIPT), "--bogus"], capture_output=True, text=True, check=False)
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith("unknown argument: --bogus\n")
+
+
+def test_a_port_in_use_is_said_in_one_line_before_any_build(tmp_path):
+    reason = why_buildah_cannot_run()
+    if reason:
+        pytest.skip(reason)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(SCRIPT), "--storage", str(tmp_path), "--serve", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert done.stderr == (
+        f"port {port} on 127.0.0.1 is already in use: stop what serves there or pick another "
+        "--serve PORT\n"
+    )
+    assert not any(tmp_path.iterdir())  # nothing was built

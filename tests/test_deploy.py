@@ -23,12 +23,105 @@ def manifests() -> dict[str, dict]:
     return {document["kind"]: document for path in MANIFESTS for document in documents(path)}
 
 
+# The Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1), which the Kubernetes
+# schemas do not hold: its fields as the operator's CRD documents them, strict (no field it does
+# not know), the metadata checked against Kubernetes' own ObjectMeta schema.
+DURATION = (
+    "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+)
+STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+PROMETHEUS_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": {"type": "object"},
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string", "pattern": DURATION},
+                            "labels": STRINGS,
+                            "rules": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["expr"],
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string"},
+                                        "record": {"type": "string"},
+                                        "expr": {"type": ["string", "integer"]},
+                                        "for": {"type": "string", "pattern": DURATION},
+                                        "keep_firing_for": {"type": "string", "pattern": DURATION},
+                                        "labels": STRINGS,
+                                        "annotations": STRINGS,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def validate(document: dict) -> None:
+    """Against the Kubernetes schemas, or the PrometheusRule's for that custom resource."""
+    if document["kind"] != "PrometheusRule":
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        return
+    import json
+
+    import jsonschema
+    from importlib_resources import files
+
+    jsonschema.validate(document, PROMETHEUS_RULE)
+    schemas = files("kubernetes_validate") / "kubernetes-json-schema"
+    meta = schemas / f"v{KUBERNETES_VERSION}-local-strict" / "objectmeta-meta-v1.json"
+    jsonschema.validate(document["metadata"], json.loads(meta.read_text()))
+
+
+def pod_spec(document: dict) -> dict:
+    """The pod a Deployment, a Job or a CronJob runs."""
+    spec = document["spec"]
+    if document["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["spec"]
+
+
+def secret_keys_of(document: dict) -> dict[str, str]:
+    """Environment variable -> the Secret key it comes from, in the pod's one container."""
+    (container,) = pod_spec(document)["containers"]
+    return {
+        variable["name"]: variable["valueFrom"]["secretKeyRef"]["key"]
+        for variable in container.get("env", [])
+    }
+
+
 def test_the_folder_holds_every_kind_the_deployment_needs():
     assert set(manifests()) == {
         "ConfigMap",
+        "CronJob",
         "Deployment",
         "HorizontalPodAutoscaler",
+        "Job",
         "PodDisruptionBudget",
+        "PrometheusRule",
         "Secret",
         "Service",
     }
@@ -37,7 +130,7 @@ def test_the_folder_holds_every_kind_the_deployment_needs():
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
 def test_every_manifest_is_valid_against_the_kubernetes_schemas(path):
     for document in documents(path):
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        validate(document)
 
 
 def test_a_broken_manifest_is_caught():
@@ -75,7 +168,12 @@ def test_settings_come_from_the_config_map_and_secrets_from_the_secret():
     assert set(from_secret) == {"LEUKOLENS_API_KEY", "LEUKOLENS_DATABASE_URL"}
     secret = found["Secret"]
     assert {reference["name"] for reference in from_secret.values()} == {secret["metadata"]["name"]}
-    assert {reference["key"] for reference in from_secret.values()} == set(secret["stringData"])
+    used = {
+        key
+        for kind in ("Deployment", "Job", "CronJob")
+        for key in secret_keys_of(found[kind]).values()
+    }
+    assert used == set(secret["stringData"])
     # Every ConfigMap key is a real setting, read as the server reads its environment.
     config = found["ConfigMap"]["data"]
     known = {f"LEUKOLENS_{name.upper()}" for name in Settings.model_fields}
@@ -99,15 +197,24 @@ def test_compose_runs_two_replicas_on_postgresql_scraped_by_prometheus():
     replicas = [
         name
         for name, service in services.items()
-        if service.get("image", "").startswith("leukolens")
+        if service.get("image", "").startswith("leukolens") and "ports" in service
     ]
     assert len(replicas) == 2
     for name in replicas:
         service = services[name]
-        assert service["environment"]["LEUKOLENS_DATABASE_URL"].startswith("postgresql+psycopg://")
-        assert "@postgres:5432/" in service["environment"]["LEUKOLENS_DATABASE_URL"]
+        url = service["environment"]["LEUKOLENS_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://leukolens_app:")
+        assert "@postgres:5432/" in url
         assert service["read_only"] is True
-        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name, command in (("migrate", "migrate"), ("prune", "prune")):
+        service = services[name]
+        url = service["environment"]["LEUKOLENS_DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://leukolens_owner:")
+        assert f"python -m app.records {command}" in " ".join(service["command"])
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    init = services["postgres"]["volumes"]
+    assert "./postgresql/roles.sql:/leukolens/roles.sql:ro" in init
     assert services["postgres"]["image"].startswith("postgres:15")
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     (job,) = prometheus["scrape_configs"]
@@ -115,3 +222,47 @@ def test_compose_runs_two_replicas_on_postgresql_scraped_by_prometheus():
     assert sorted(job["static_configs"][0]["targets"]) == sorted(
         f"{name}:8000" for name in replicas
     )
+
+
+def test_the_alert_rule_watches_the_gauge_the_server_exports():
+    """The rule reads leukolens_local_performance_alert, by model, as the app exports it; a
+    misspelled field in it is caught like in any other manifest."""
+    from app.web.prometheus_metrics import ServerMetrics
+
+    rule = manifests()["PrometheusRule"]
+    (group,) = rule["spec"]["groups"]
+    below = next(r for r in group["rules"] if r["alert"] == "LeukoLensLocalPerformanceBelowCard")
+    exported = {metric.name for metric in ServerMetrics().registry.collect()}
+    assert "leukolens_local_performance_alert" in exported
+    assert "leukolens_local_reviewed_cells" in exported
+    assert below["expr"] == "max by (model) (leukolens_local_performance_alert) == 1"
+    labels = rule["metadata"]["labels"]
+    assert (
+        labels.items()
+        <= manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    broken = {**below, "fro": below["for"]}
+    group_broken = {**group, "rules": [broken]}
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError, match="fro"):
+        validate({**rule, "spec": {"groups": [group_broken]}})
+    with pytest.raises(jsonschema.ValidationError, match="nme"):
+        validate({**rule, "metadata": {"nme": "x"}})
+
+
+def test_the_servers_hold_the_app_roles_url_and_only_maintenance_the_owners():
+    """Issue 35, item 6: the servers connect as the least-privilege role; migrations (a Job)
+    and the retention's pruning (a CronJob) run as the tables' owner, apart from them."""
+    found = manifests()
+    assert secret_keys_of(found["Deployment"])["LEUKOLENS_DATABASE_URL"] == "database-url"
+    for kind, command in (("Job", "migrate"), ("CronJob", "prune")):
+        (container,) = pod_spec(found[kind])["containers"]
+        assert container["command"][:4] == ["python", "-m", "app.records", command]
+        assert secret_keys_of(found[kind]) == {"LEUKOLENS_DATABASE_URL": "database-owner-url"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    (migrate,) = pod_spec(found["Job"])["containers"]
+    assert migrate["command"][-2:] == ["--grant-to", "leukolens_app"]
+    secret = found["Secret"]["stringData"]
+    assert "leukolens_app" in secret["database-url"]
+    assert "leukolens_owner" in secret["database-owner-url"]

@@ -142,3 +142,10 @@ def test_the_image_cmd_serves_the_bundled_model(image, real_cell_png, tmp_path, 
     finally:
         process.terminate()
         process.communicate(timeout=20)
+
+
+def test_the_build_context_leaves_out_what_is_local_to_a_machine():
+    """What a checkout gathers (the buildah storage, the records' data folder, runs, databases)
+    must not travel into `docker build`: gigabytes, and records that are not the image's."""
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", ".git", "runs", "build", "data", "*.sqlite3*", "*.journal"} <= ignored

@@ -1,5 +1,7 @@
-"""`python -m training <job>`, a command per job: index, train, cv, export, evaluate,
-counterfactual, heat-in-cell, external, compare, populations, weighting, sample-simulation.
+"""`python -m training <job>`, a command per job: index; train, linear-head (fitting); cv,
+linear-head-cv (a cross-validation and its figures); export, adapt, recipe-rates (release);
+evaluate, counterfactual, heat-in-cell, external, morphology, compare, populations, weighting,
+summarize, sample-simulation, share-readability (measurements).
 
 The train and cv flags are generated from `TrainConfig`, so every flag is a config field and
 every saved config can be turned back into the command that reproduces it; `--config FILE`
@@ -16,6 +18,7 @@ from pathlib import Path
 from training.command_line import CommandError
 from training.data.commands import add_index_parser
 from training.data.dataset_index import DatasetError
+from training.evaluation.commands import add_cross_validation_parsers
 from training.fit.artifacts import read_train_config
 from training.fit.commands import add_summarize_parser, add_training_parsers
 from training.fit.config_flags import CONFIG_COMMANDS
@@ -48,6 +51,7 @@ def build_parser(saved: TrainConfig | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_index_parser(commands)
     add_training_parsers(commands, saved)
+    add_cross_validation_parsers(commands, saved)
     add_export_parser(commands)
     add_evaluate_parser(commands)
     add_counterfactual_parser(commands)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.portable_paths import portable_paths
 from app.core.quality_checks import QualityReference
 from app.core.recipe import PreprocessConfig
 
@@ -169,10 +169,55 @@ class TestTimeAugmentationCard(StrictModel):
     latency_ms_with: float
 
 
+class InitWeights(StrictModel):
+    """The weights a network started from, named so that anyone can get the same file: its
+    package and version where it came from one, and its sha256 (never a local path)."""
+
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    package: str | None = None
+    package_version: str | None = None
+
+    def portable_name(self) -> str:
+        """What the card's command and config say in place of the local path."""
+        if self.package is None:
+            return self.file
+        return f"{self.package}=={self.package_version}:{self.file}"
+
+
 class Provenance(StrictModel):
     training_command: str
     run_config: dict[str, object]
     software: dict[str, str]
+    init_weights: InitWeights | None = None
+
+
+class RateInterval(StrictModel):
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+class HeldOutRates(StrictModel):
+    """Local rates on the lab's held-out reviewed samples, as the performance page counts
+    them (app/core/local_rates.py), with intervals from resampling whole samples."""
+
+    sensitivity: RateInterval
+    specificity: RateInterval
+    balanced_accuracy: RateInterval
+    samples: int
+    cells: int
+    method: str | None
+
+
+class AdaptationGain(StrictModel):
+    """Balanced accuracy of the adaptation minus the parent's on the same held-out samples,
+    with a paired 95% interval from resampling whole samples (people)."""
+
+    value: float
+    low: float
+    high: float
+    resamples: int
 
 
 class Adaptation(StrictModel):
@@ -190,6 +235,21 @@ class Adaptation(StrictModel):
     before: Evaluation = Field(description="The parent as served, on the held-out subjects.")
     after: Evaluation = Field(description="The adaptation fitted without each held-out subject.")
     better_on_held_out: bool
+    recommended: bool | None = Field(
+        None,
+        description="Adopt it only if true: the interval of its gain over the parent on held-out "
+        "samples lies above 0. A store refuses to make a not-recommended model its default "
+        "unless forced. None: adapted before this rule.",
+    )
+    gain: AdaptationGain | None = None
+    local_before: HeldOutRates | None = Field(None, description="The parent as served.")
+    local_after: HeldOutRates | None = Field(None, description="The adaptation, held out.")
+    head_l2: float | None = Field(None, description="The pull toward the parent's head.")
+
+
+def not_recommended(manifest: ModelManifest) -> bool:
+    """An adapted model whose card says not to adopt it."""
+    return manifest.adaptation is not None and manifest.adaptation.recommended is False
 
 
 class ChangelogEntry(StrictModel):
@@ -267,56 +327,10 @@ def card_sha256(model_dir: Path) -> str:
     return file_sha256(model_dir / MANIFEST_FILENAME)
 
 
-# An absolute path in free text: not glued to a word, a URL or another path.
-_NAME = r"[^\s/'\",;()\[\]]+"  # a path component: up to a space, quote or punctuation
-ABSOLUTE_PATH = re.compile(rf"(?<![\w.~:/-])/{_NAME}(?:/{_NAME})*")
-# What may continue a path after a space ("/home/Jane Doe/cnmc"), slashes included.
-_AFTER_SPACE = re.compile(r" [^\s'\",;()\[\]]+")
-
-
-def portable_path_text(text: str, *, base: Path | None = None) -> str:
-    """Absolute paths of the writing machine become relative to `base` (default: the current
-    folder) when inside it, else "…/<name>": a card travels, the folders it was made in do not
-    (and can name people or machines). Only paths whose top folder exists here are touched, so
-    an API route such as /api/v1 in a sentence stays."""
-    here = (base or Path.cwd()).resolve()
-    pieces: list[str] = []
-    position = 0
-    for match in ABSOLUTE_PATH.finditer(text):
-        if match.start() < position:
-            continue  # inside a path already taken whole (one with spaces)
-        path = Path(match.group(0))
-        if len(path.parts) < 2 or not Path(path.anchor, path.parts[1]).exists():
-            continue
-        end = match.end()
-        # A folder name with spaces ("/home/Jane Doe/cnmc") is one path where it exists here.
-        while (more := _AFTER_SPACE.match(text, end)) and Path(
-            text[match.start() : more.end()]
-        ).exists():
-            end = more.end()
-        path = Path(text[match.start() : end])
-        shortened = (
-            str(path.relative_to(here)) or "." if path.is_relative_to(here) else f"…/{path.name}"
-        )
-        pieces += [text[position : match.start()], shortened]
-        position = end
-    return "".join(pieces) + text[position:]
-
-
-def _portable(value: object) -> object:
-    if isinstance(value, str):
-        return portable_path_text(value)
-    if isinstance(value, list):
-        return [_portable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _portable(item) for key, item in value.items()}
-    return value
-
-
 def write_manifest(manifest: ModelManifest, model_dir: Path) -> Path:
     """Every string is written with the writing machine's paths made portable."""
     path = model_dir / MANIFEST_FILENAME
-    document = _portable(manifest.model_dump(mode="json"))
+    document = portable_paths(manifest.model_dump(mode="json"))
     ModelManifest.model_validate(document)  # still a card after the paths were shortened
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

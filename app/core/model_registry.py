@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.classifier import OnnxCellClassifier
-from app.core.manifest import MANIFEST_FILENAME, card_sha256, load_manifest
+from app.core.manifest import (
+    MANIFEST_FILENAME,
+    ModelManifest,
+    card_sha256,
+    load_manifest,
+    not_recommended,
+)
 
 STORE_INDEX = "store.json"
 
@@ -65,12 +71,28 @@ class StoreIndex:
         return path
 
 
-def record_model(store: Path, model_dir: Path, *, default: bool = False) -> Path:
-    """Record a model's card checksum in the store's index (made if missing); returns it."""
+def refuse_not_recommended(manifest: ModelManifest) -> None:
+    if not_recommended(manifest):
+        raise ModelStoreError(
+            f"{manifest.id} is an adapted model whose card says not recommended (its gain over "
+            f"{manifest.adaptation.parent_id if manifest.adaptation else 'its parent'} on the "
+            "lab's held-out samples is not above 0): not made the default unless forced "
+            "(LEUKOLENS_FORCE_DEFAULT_MODEL=true)"
+        )
+
+
+def record_model(
+    store: Path, model_dir: Path, *, default: bool = False, force: bool = False
+) -> Path:
+    """Record a model's card checksum in the store's index (made if missing); returns it.
+    A model whose card says not recommended becomes the default only when forced."""
     manifest = load_manifest(model_dir, verify_checksum=False)
+    if default and not force:
+        refuse_not_recommended(manifest)
     index = StoreIndex.read(store)
     checksums = {**index.card_checksums, manifest.id: card_sha256(model_dir)}
-    chosen = manifest.id if default or index.default is None else index.default
+    first = index.default is None and not not_recommended(manifest)
+    chosen = manifest.id if default or first else index.default
     return StoreIndex(default=chosen, card_checksums=checksums).write(store)
 
 
@@ -89,8 +111,10 @@ class ModelRegistry:
         intra_op_threads: int = 1,
         int8: bool = False,
         execution_provider: str = "cpu",
+        force_default: bool = False,
     ) -> ModelRegistry:
-        """Refuse to start on a broken store rather than serve a model that cannot be trusted."""
+        """Refuse to start on a broken store rather than serve a model that cannot be trusted,
+        or with a default whose card says not recommended (unless `force_default`)."""
         if not store.is_dir():
             raise ModelStoreError(f"model store {store} is not a directory")
         index_path = store / STORE_INDEX
@@ -139,6 +163,8 @@ class ModelRegistry:
             )
         if default_id not in models:
             raise ModelStoreError(f"default model {default_id!r} is not in {store}")
+        if not force_default:
+            refuse_not_recommended(models[default_id].manifest)
         return cls(models=models, default_id=default_id)
 
     def get(self, model_id: str | None = None) -> OnnxCellClassifier:

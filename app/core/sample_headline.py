@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from app.core.error_rates import percent
-from app.schemas import ReviewRecord, SampleHeadline, SamplePrediction
+from app.sample_schemas import SampleHeadline, SamplePrediction
+from app.schemas import ReviewRecord
 
 LABEL = "Reviewer-confirmed ALL-like share"
 

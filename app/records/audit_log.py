@@ -47,6 +47,7 @@ from app.records.audit_rows import (
     is_transient,
     settled_future,
 )
+from app.records.privileges import may_delete
 
 __all__ = ["AuditLog", "AuditLogError", "AuditRecord", "AuditUnavailableError"]
 
@@ -100,7 +101,9 @@ class AuditLog:
                 database.parent.mkdir(parents=True, exist_ok=True)
             self._engine = records_db.create_engine(url, busy_timeout_seconds=busy_timeout_seconds)
             records_db.migrate(self._engine)
-        except (OSError, SQLAlchemyError) as error:
+            # A least-privilege role leaves pruning to the owner's (python -m app.records prune).
+            self._may_prune = may_delete(self._engine, records_db.predictions.name)
+        except (OSError, SQLAlchemyError, records_db.SchemaBehindError) as error:
             setting = (
                 "LEUKOLENS_AUDIT_LOG_PATH to a writable file"
                 if isinstance(database, Path)
@@ -319,10 +322,12 @@ class AuditLog:
         return Write.GIVEN_UP
 
     def prune(self) -> int:
-        """Delete records older than the retention period."""
+        """Delete records older than the retention period (where the role may)."""
         cutoff = time.time() - self.retention_days * SECONDS_PER_DAY
         with self._lock:
             self._writes = 0
+        if not self._may_prune:
+            return 0
         table = records_db.predictions
         with self._engine.begin() as connection:
             return connection.execute(table.delete().where(table.c.time < cutoff)).rowcount

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -20,6 +21,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 MIN_RETENTION_DAYS = 30
 # pg_advisory_xact_lock key: any constant shared by every replica ("LEUKOLEN" in ASCII).
 MIGRATION_LOCK_KEY = 0x4C45554B4F4C454E
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied"
 
 metadata = sa.MetaData()
 
@@ -33,6 +35,13 @@ def _answer_columns() -> list[sa.Column]:
         sa.Column("model_version", sa.Text, nullable=False),
         sa.Column("probability_all", sa.Float, nullable=False),
         sa.Column("label", sa.Text, nullable=False),
+    ]
+
+
+def _owner_columns() -> list[sa.Column]:
+    return [
+        sa.Column("uploader", sa.Text, nullable=False, server_default=""),
+        sa.Column("uploader_source", sa.Text, nullable=False, server_default="unrecorded"),
     ]
 
 
@@ -73,8 +82,12 @@ sample_predictions = sa.Table(
     sa.Column("threshold", sa.Float, nullable=True),
     sa.Column("tta", sa.Integer, nullable=True),
     sa.Column("warnings", sa.Text, nullable=False, server_default=""),
+    # Whom the upload belongs to (migration 0005; app.core.identities): only that identity can
+    # withdraw it. Earlier rows are `unrecorded`, and nobody can.
+    *_owner_columns(),
     sa.Index("sample_predictions_sample", "sample_id"),
     sa.Index("sample_predictions_time", "time"),
+    sa.Index("sample_predictions_cell", "sample_id", "image_sha256", "id"),
     sqlite_autoincrement=True,
 )
 review_decisions = sa.Table(
@@ -91,10 +104,17 @@ review_decisions = sa.Table(
     # free_text (typed by the client, unverified), sso_header or reviewer_key (migration 0003;
     # every earlier row is free_text).
     sa.Column("reviewer_source", sa.Text, nullable=False, server_default="free_text"),
-    # Why a decision changed a signed-off sample (migration 0005); null before any sign-off.
+    # The client's Idempotency-Key and a digest of what was recorded under it (migration 0005):
+    # a retried POST answers the first record again instead of storing a second.
+    sa.Column("idempotency_key", sa.Text, nullable=True),
+    sa.Column("request_fingerprint", sa.Text, nullable=True),
+    # Why a decision changed a signed-off sample (migration 0006); null before any sign-off.
     sa.Column("amendment", sa.Text, nullable=True),
     sa.Index("review_decisions_sample", "sample_id"),
     sa.Index("review_decisions_time", "time"),
+    # Covers the lookup of a cell's latest decision (migration 0004).
+    sa.Index("review_decisions_cell", "sample_id", "image_sha256", "id", "decision", "reviewer"),
+    sa.Index("review_decisions_idempotency", "idempotency_key", unique=True),
     sqlite_autoincrement=True,
 )
 sample_withdrawals = sa.Table(
@@ -104,6 +124,10 @@ sample_withdrawals = sa.Table(
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("sample_id", sa.Text, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False),
+    # Who withdrew (the upload's owner) and the last row of the upload it covers (migration
+    # 0005): rows recorded after it, or another identity's under the same id, stay.
+    *_owner_columns(),
+    sa.Column("through_id", sa.Integer, nullable=True),
     sa.Index("sample_withdrawals_sample", "sample_id"),
     sa.Index("sample_withdrawals_time", "time"),
     sqlite_autoincrement=True,
@@ -166,17 +190,31 @@ def create_engine(url: str, *, busy_timeout_seconds: float = 5.0) -> Engine:
     )
 
 
+class SchemaBehindError(RuntimeError):
+    """The schema needs migrating and the connected role may not (a least-privilege role)."""
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (creates it when empty)."""
+    """Bring the database to the newest schema (creates it when empty). A role that may not
+    change the schema passes when it is current, and raises SchemaBehindError when not."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except ProgrammingError as error:
+        if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        raise SchemaBehindError(
+            "the records' schema needs migrating and this database role may not change it: "
+            "run `python -m app.records migrate` as the tables' owner first "
+            f"({str(error.orig).strip().splitlines()[0]})"
+        ) from error
 
 
 def insert_once(connection: Connection) -> Insert:

@@ -1,4 +1,5 @@
-"""The records' refusal when their database cannot take or give a row now."""
+"""The records' refusals: a database that cannot take or give a row now, and one that cannot
+be opened at all."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 class RecordsUnavailableError(RuntimeError):
     """The records' database cannot take or give a row now (locked past the busy timeout,
     unreachable, full): the request is refused with the reason, never answered as recorded."""
+
+
+class RecordsDatabaseError(RuntimeError):
+    """The records' database cannot be opened or migrated: the server does not start."""
 
 
 def unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:

@@ -10,6 +10,11 @@ they are now, read by their ids wherever they went, and names every row that cha
 appeared among the signed ones: also a row rewritten straight in the database file, behind the
 API and its triggers. The content digest alone cannot say which row changed; the rows' digests
 can, and a changed row that no longer counts (a superseded decision) still shows.
+
+The signed form is versioned, and every sign-off's manifest says which it used, so that a
+signature stays verifiable after the schema grows. Form 2 adds whose each upload is (its
+uploader) and who withdrew it: a signer vouches for what the record says about who did what.
+A decision's Idempotency-Key and its fingerprint are transport, not content: never signed.
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from sqlalchemy.engine import Connection
 
 from app.records import records_db
 
-FORMAT = "leukolens-sample-content/1"
 Row = Mapping[str, Any]
-# The columns of each table a signature covers, in no particular order (the JSON is sorted).
-SIGNED_COLUMNS: dict[str, tuple[str, ...]] = {
+CURRENT_FORM = 2
+FORMATS = {1: "leukolens-sample-content/1", 2: "leukolens-sample-content/2"}
+# The columns of each table a form-1 signature covers, in no particular order (sorted JSON).
+FORM_1_COLUMNS: dict[str, tuple[str, ...]] = {
     "sample_predictions": (
         "id",
         "time",
@@ -63,6 +69,19 @@ SIGNED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "sample_withdrawals": ("id", "time", "sample_id", "client_request_id"),
 }
+OWNER_COLUMNS = ("uploader", "uploader_source")
+SIGNED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    1: FORM_1_COLUMNS,
+    2: {
+        "sample_predictions": (*FORM_1_COLUMNS["sample_predictions"], *OWNER_COLUMNS),
+        "review_decisions": FORM_1_COLUMNS["review_decisions"],
+        "sample_withdrawals": (
+            *FORM_1_COLUMNS["sample_withdrawals"],
+            *OWNER_COLUMNS,
+            "through_id",
+        ),
+    },
+}
 TABLES = {
     "sample_predictions": records_db.sample_predictions,
     "review_decisions": records_db.review_decisions,
@@ -87,6 +106,7 @@ class SignOffCheck(BaseModel):
     sign_off_id: int
     signed_by: str
     time: datetime
+    content_format: str = Field(description="The signed form the digests were computed in.")
     signed_content_sha256: str
     recomputed_content_sha256: str
     matches: bool
@@ -125,8 +145,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def row_digest(table: str, row: Row) -> str:
-    return sha256_hex(canonical_json({column: row[column] for column in SIGNED_COLUMNS[table]}))
+def row_digest(table: str, row: Row, form: int = CURRENT_FORM) -> str:
+    columns = SIGNED_COLUMNS[form][table]
+    return sha256_hex(canonical_json({column: row[column] for column in columns}))
 
 
 def _mapping(row: sa.Row[Any]) -> dict[str, Any]:
@@ -172,18 +193,32 @@ def iso(seconds: float) -> str:
     return utc(seconds).isoformat()
 
 
+def _withdrawn(row: Row, withdrawals: Iterable[Row]) -> bool:
+    """As app/records/withdrawals.py: the owner's rows of that upload, up to `through_id`."""
+    return bool(row["client_request_id"]) and any(
+        w["client_request_id"] == row["client_request_id"]
+        and (w["uploader"], w["uploader_source"]) == (row["uploader"], row["uploader_source"])
+        and (w["through_id"] is None or row["id"] <= w["through_id"])
+        for w in withdrawals
+    )
+
+
 def live_cells(rows: SampleRows) -> dict[str, dict[str, Any]]:
     """sha256 -> the first scoring of each image, withdrawn uploads left out (as the API)."""
-    withdrawn = {w["client_request_id"] for w in rows.of("sample_withdrawals")}
+    withdrawals = rows.of("sample_withdrawals")
     cells: dict[str, dict[str, Any]] = {}
     for row in rows.of("sample_predictions"):
-        if row["client_request_id"] and row["client_request_id"] in withdrawn:
-            continue
-        cells.setdefault(row["image_sha256"], row)
+        if not _withdrawn(row, withdrawals):
+            cells.setdefault(row["image_sha256"], row)
     return cells
 
 
-def canonical_content(sample_id: str, rows: SampleRows) -> dict[str, Any]:
+def _owner(row: Row) -> dict[str, str]:
+    return {"uploader": row["uploader"], "uploader_source": row["uploader_source"]}
+
+
+def canonical_content(sample_id: str, rows: SampleRows, form: int = CURRENT_FORM) -> dict[str, Any]:
+    owned = form >= 2
     cells = live_cells(rows)
     latest: dict[str, dict[str, Any]] = {}
     for decision in rows.of("review_decisions"):
@@ -203,6 +238,7 @@ def canonical_content(sample_id: str, rows: SampleRows) -> dict[str, Any]:
                 "state": cell["state"],
                 "assessable": bool(cell["assessable"]),
                 "threshold": cell["threshold"],
+                **(_owner(cell) if owned else {}),
                 "decision": None
                 if decision is None
                 else {
@@ -217,12 +253,16 @@ def canonical_content(sample_id: str, rows: SampleRows) -> dict[str, Any]:
             }
         )
     return {
-        "format": FORMAT,
+        "format": FORMATS[form],
         "sample_id": sample_id,
         "cells": content_cells,
         "withdrawals": sorted(
             (
-                {"client_request_id": w["client_request_id"], "time": iso(w["time"])}
+                {
+                    "client_request_id": w["client_request_id"],
+                    "time": iso(w["time"]),
+                    **(_owner(w) if owned else {}),
+                }
                 for w in rows.of("sample_withdrawals")
             ),
             key=lambda w: (w["time"], w["client_request_id"]),
@@ -234,17 +274,27 @@ def canonical_content(sample_id: str, rows: SampleRows) -> dict[str, Any]:
     }
 
 
-def content_sha256(sample_id: str, rows: SampleRows) -> str:
-    return sha256_hex(canonical_json(canonical_content(sample_id, rows)))
+def content_sha256(sample_id: str, rows: SampleRows, form: int = CURRENT_FORM) -> str:
+    return sha256_hex(canonical_json(canonical_content(sample_id, rows, form)))
 
 
-def row_manifest(rows: SampleRows, max_ids: Mapping[str, int]) -> str:
-    """What a sign-off keeps of its rows: each one's digest by table and id, and the tables'
-    highest ids then (a row of the sample below them that was not signed was slipped in)."""
+def row_manifest(rows: SampleRows, max_ids: Mapping[str, int], form: int = CURRENT_FORM) -> str:
+    """What a sign-off keeps of its rows: the signed form, each row's digest by table and id,
+    and the tables' highest ids then (a row of the sample below them, not signed, was slipped
+    in)."""
     digests = {
-        name: {str(row["id"]): row_digest(name, row) for row in rows.of(name)} for name in TABLES
+        name: {str(row["id"]): row_digest(name, row, form) for row in rows.of(name)}
+        for name in TABLES
     }
-    return json.dumps({"rows": digests, "max_ids": dict(max_ids)}, sort_keys=True)
+    manifest: dict[str, object] = {"rows": digests, "max_ids": dict(max_ids)}
+    if form != 1:  # form 1's manifests said no form
+        manifest["form"] = form
+    return json.dumps(manifest, sort_keys=True)
+
+
+def manifest_form(manifest_json: str) -> int:
+    """The signed form a manifest's digests were computed in (none said: form 1)."""
+    return int(json.loads(manifest_json).get("form", 1))
 
 
 def _change(table: str, row: Row, change: str, detail: str) -> RowChange:
@@ -265,6 +315,7 @@ def changed_rows(
     `sample_now`: the sample's rows now; `latest`: the sample's latest sign-off, after which
     only decisions carrying an amendment may have been added."""
     manifest = json.loads(manifest_json)
+    form = manifest_form(manifest_json)
     signed: dict[str, dict[str, str]] = manifest["rows"]
     max_ids: dict[str, int] = manifest["max_ids"]
     changes: list[RowChange] = []
@@ -281,7 +332,7 @@ def changed_rows(
                         detail=f"{name} row {row_id} was signed and is gone",
                     )
                 )
-            elif row_digest(name, row) != digest:
+            elif row_digest(name, row, form) != digest:
                 changes.append(
                     _change(
                         name, row, "changed", f"{name} row {row_id} differs from what was signed"

@@ -3,37 +3,27 @@ off, amended when a decision changes it afterwards (with the reason), final agai
 anew. Every sign-off is an append-only row bound to what was signed (app/records/sample_digest.py).
 
 Once a sample is signed off, the records refuse what would change it silently: a decision without
-an amendment reason, a new cell, a withdrawal. Each check runs inside the writing transaction,
-under the sample's lock on PostgreSQL (the one `ReviewRecords.add_predictions` takes), so that a
-sign-off and a decision can never pass each other unseen.
+an amendment reason, a new cell, a withdrawal. Each check, and the sign-off itself, runs inside
+the sample's write turn (`ReviewRecords._writing`: a lock in this process, and on PostgreSQL one
+across replicas), so that a sign-off and a decision can never pass each other unseen.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.records import records_db, sample_digest
-from app.records.records_errors import unavailable
 from app.records.sample_digest import SignOffCheck, Verification
-from app.schemas import (
-    Amendment,
-    ReviewDecision,
-    ReviewerSource,
-    ReviewRecord,
-    ReviewRequest,
-    SampleReport,
-    SampleStatus,
-    SignOffRecord,
-)
+from app.sample_schemas import Amendment, SampleReport, SampleStatus, SignOffRecord
+from app.schemas import ReviewDecision, ReviewerSource, ReviewRecord, ReviewRequest
 
 SIGN_OFFS = records_db.sample_sign_offs
 DECISIONS = records_db.review_decisions
@@ -59,14 +49,8 @@ class SignOffRow:
     rows_sha256: str
 
 
-def lock_sample(connection: Connection, sample_id: str) -> None:
-    """Writers of one sample take turns across replicas (PostgreSQL); SQLite writes one at a
-    time already, and refuses a write on a snapshot another transaction changed."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
-            {"sample": f"leukolens-sample:{sample_id}"},
-        )
+# Opens one transaction that writes the sample, its turn taken (ReviewRecords._writing).
+SampleWriting = Callable[[str], AbstractContextManager[Connection]]
 
 
 def sign_off_rows(connection: Connection, sample_id: str) -> list[SignOffRow]:
@@ -93,7 +77,7 @@ def sign_off_rows(connection: Connection, sample_id: str) -> list[SignOffRow]:
 
 
 def _signed_state(connection: Connection, sample_id: str) -> SignOffRow | None:
-    lock_sample(connection, sample_id)
+    """The latest sign-off; read inside the sample's write turn, so that none slips past."""
     rows = sign_off_rows(connection, sample_id)
     return rows[-1] if rows else None
 
@@ -164,9 +148,9 @@ def annotate(connection: Connection, report: SampleReport) -> None:
 class SignOffs:
     """Signing a sample off and checking, later, that it is still what was signed."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writing: SampleWriting) -> None:
         self._engine = engine
-        self._lock = threading.Lock()
+        self._writing = writing
 
     def sign_off(
         self,
@@ -177,13 +161,10 @@ class SignOffs:
         comment: str = "",
         leave_undecided: bool = False,
     ) -> SignOffRecord:
-        try:
-            with self._lock, self._engine.begin() as connection:
-                return self._sign_off(
-                    connection, sample_id, signer, signer_source, comment, leave_undecided
-                )
-        except SQLAlchemyError as error:
-            raise unavailable(error) from error
+        with self._writing(sample_id) as connection:
+            return self._sign_off(
+                connection, sample_id, signer, signer_source, comment, leave_undecided
+            )
 
     def _sign_off(
         self,
@@ -257,8 +238,9 @@ class SignOffs:
                     table: [int(i) for i in digests]
                     for table, digests in json.loads(row.rows_sha256)["rows"].items()
                 }
+                form = sample_digest.manifest_form(row.rows_sha256)
                 signed_now = sample_digest.rows_by_id(connection, ids)
-                recomputed = sample_digest.content_sha256(sample_id, signed_now)
+                recomputed = sample_digest.content_sha256(sample_id, signed_now, form)
                 changes = sample_digest.changed_rows(
                     row.rows_sha256, signed_now, sample_now, latest=index == len(signed) - 1
                 )
@@ -267,6 +249,7 @@ class SignOffs:
                         sign_off_id=row.record.id,
                         signed_by=row.record.by,
                         time=row.record.time,
+                        content_format=sample_digest.FORMATS[form],
                         signed_content_sha256=row.record.content_sha256,
                         recomputed_content_sha256=recomputed,
                         matches=recomputed == row.record.content_sha256 and not changes,

@@ -28,7 +28,7 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
 from app.core.sample_headline import LABEL
-from app.schemas import BlastShare, SampleReport
+from app.sample_schemas import BlastShare, SampleReport
 
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json; fhirVersion=4.0"

@@ -62,7 +62,15 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
             "max_batch_files": settings.max_batch_files,
             "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),
             "max_upload_bytes": settings.max_upload_bytes,
-            "api_key_required": bool(accepted_keys(settings)),
+            "key_required": bool(accepted_keys(settings)),
+            "identity_mode": (
+                "reviewer_keys"
+                if settings.reviewer_keys
+                else "sign_on"
+                if settings.reviewer_header is not None
+                else "free_text"
+            ),
+            "records_durable": not settings.records_in_memory,
         },
     )
 

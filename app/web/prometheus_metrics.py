@@ -7,6 +7,7 @@ counters.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -21,6 +22,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.performance_schemas import LocalPerformance
 
 access_log = logging.getLogger("leukolens.access")
 
@@ -74,6 +77,43 @@ class ServerMetrics:
             ["model", "version", "architecture", "default"],
             registry=self.registry,
         )
+
+        # The lab's own figures, from its reviewers' latest decisions (GET /api/v1/performance
+        # without parameters): labelled by model id only, so that versions never multiply them.
+        self.local_sensitivity = Gauge(
+            "leukolens_local_sensitivity",
+            "Sensitivity (ALL found) on the lab's reviewed cells; NaN without ALL cells.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.local_specificity = Gauge(
+            "leukolens_local_specificity",
+            "Specificity (normal kept) on the lab's reviewed cells; NaN without normal cells.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.local_reviewed_cells = Gauge(
+            "leukolens_local_reviewed_cells",
+            "Reviewed cells behind the local rates (decided ALL or normal, counted once).",
+            ["model"],
+            registry=self.registry,
+        )
+        self.local_performance_alert = Gauge(
+            "leukolens_local_performance_alert",
+            "1 when a local rate's 95% interval lies wholly below the card's on unseen patients.",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def publish_local_performance(self, figures: LocalPerformance) -> None:
+        model = figures.model.id
+        for gauge, rate in (
+            (self.local_sensitivity, figures.sensitivity),
+            (self.local_specificity, figures.specificity),
+        ):
+            gauge.labels(model).set(math.nan if rate.value is None else rate.value)
+        self.local_reviewed_cells.labels(model).set(figures.cells)
+        self.local_performance_alert.labels(model).set(int(figures.drift.alert))
 
     def observe_inference(self, model_id: str, images: int, seconds: float) -> None:
         self.inference_latency.labels(model_id).observe(seconds)

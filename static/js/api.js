@@ -1,8 +1,10 @@
-// Talking to the server: the API key header, JSON bodies, and the server's reasons as errors.
+// Talking to the server: this tab's API key, JSON bodies, and every answer as { status, ok,
+// body, detail } so that callers can say what happened in the lab's words (refusals.js).
+import { apiKey, randomId } from "./tab-session.js";
 
 export function apiHeaders() {
-  const key = document.getElementById("api-key");
-  return key && key.value ? { "X-API-Key": key.value } : {};
+  const key = apiKey();
+  return key ? { "X-API-Key": key } : {};
 }
 
 function detailOf(body, status) {
@@ -20,22 +22,28 @@ async function bodyOf(response) {
   }
 }
 
-// Never throws on an HTTP error: the caller reads the status (a 404 is an answer too).
-export async function getJson(url) {
-  const response = await fetch(url, { headers: apiHeaders() });
-  return { status: response.status, ok: response.ok, body: await bodyOf(response) };
+// Never throws on an HTTP error (a 404 is an answer too); throws when the server could not be
+// reached at all (status 0 for the caller that catches it).
+async function call(url, options = {}) {
+  const response = await fetch(url, { ...options, headers: { ...apiHeaders(), ...options.headers } });
+  const body = await bodyOf(response);
+  return { status: response.status, ok: response.ok, body, detail: response.ok ? "" : detailOf(body, response.status),
+    headers: response.headers };
 }
 
-export async function postJson(url, body) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...apiHeaders() },
-    body: JSON.stringify(body),
-  });
-  const answer = await bodyOf(response);
-  if (!response.ok) throw new Error(detailOf(answer, response.status));
-  return answer;
+export const getJson = (url) => call(url);
+
+// An answer even when the network failed: status 0, so that callers retry rather than throw.
+async function reachable(url, options) {
+  try {
+    return await call(url, options);
+  } catch {
+    return { status: 0, ok: false, body: null, detail: "the server could not be reached", headers: null };
+  }
 }
+
+const postJson = (url, body, headers = {}) => reachable(url, {
+  method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify(body) });
 
 // XMLHttpRequest, not fetch: it reports upload progress. The AbortController cancels it.
 export function postFiles(url, files, signal, onProgress, clientRequestId) {
@@ -59,32 +67,36 @@ export function postFiles(url, files, signal, onProgress, clientRequestId) {
       if (xhr.status >= 200 && xhr.status < 300) {
         resolve({ body: xhr.response, requestId: xhr.getResponseHeader("X-Request-ID") });
       } else {
-        reject(new Error(detailOf(xhr.response, xhr.status)));
+        const error = new Error(detailOf(xhr.response, xhr.status));
+        error.status = xhr.status;
+        reject(error);
       }
     });
-    xhr.addEventListener("error", () => reject(new Error("the server could not be reached")));
+    xhr.addEventListener("error", () => {
+      const error = new Error("the server could not be reached");
+      error.status = 0;
+      reject(error);
+    });
     xhr.addEventListener("abort", () => reject(new DOMException("cancelled", "AbortError")));
     signal.addEventListener("abort", () => xhr.abort(), { once: true });
     xhr.send(data);
   });
 }
 
-export function newClientRequestId() {
-  const random = crypto.randomUUID ? crypto.randomUUID()
-    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `upload-${random}`;
-}
+export const newClientRequestId = () => `upload-${randomId()}`;
+export const newIdempotencyKey = () => `decision-${randomId()}`;
 
-// Whether the server took the withdrawal; throws when it could not be reached.
-export async function postWithdrawal(sampleId, clientRequestId) {
-  const response = await fetch(`/api/v1/samples/${encodeURIComponent(sampleId)}/withdrawals`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...apiHeaders() },
-    body: JSON.stringify({ client_request_id: clientRequestId }),
-  });
-  return response.ok;
-}
+export const postWithdrawal = (sampleId, clientRequestId) => postJson(
+  `/api/v1/samples/${encodeURIComponent(sampleId)}/withdrawals`, { client_request_id: clientRequestId });
 
+// One decision under its Idempotency-Key: sent again after a lost answer, it is stored once.
+export const postReview = (body, idempotencyKey) =>
+  postJson("/api/v1/reviews", body, { "Idempotency-Key": idempotencyKey });
+
+// A sign-off: sent once; a retry after a lost answer is refused (nothing changed since).
+export const postSignOff = (sampleId, body) =>
+  postJson(`/api/v1/samples/${encodeURIComponent(sampleId)}/sign-off`, body);
+
+export const fetchWhoami = () => reachable("/api/v1/whoami");
 export const fetchSample = (sampleId) => getJson(`/api/v1/samples/${encodeURIComponent(sampleId)}`);
 export const fetchSamples = () => getJson("/api/v1/samples?limit=200");
-export const postReview = (body) => postJson("/api/v1/reviews", body);

@@ -1,9 +1,61 @@
 // The detail pane: the current cell's suggestion, probability, warnings, decision buttons and
 // views (with the Grad-CAM heatmap where the model explains), and the native-resolution image.
+// The decision line says what the server stored; a decision not yet stored is said apart, with
+// why and what to do (retry, sign in).
+import { commentChanged, retry } from "./decisions.js";
 import { el, optionFor } from "./dom.js";
-import { decide } from "./review-keys.js";
+import { askToSignIn } from "./identity.js";
+import { decideCurrent } from "./review-keys.js";
 import { live, state } from "./state.js";
-import { DECISION_WORDS, humanTime, percent, plural, rowState, STATE_WORDS } from "./words.js";
+import {
+  DECISION_WORDS, STATE_WORDS, humanTime, percent, plural, rowState, warningWords,
+} from "./words.js";
+
+// The comment being typed survives a redraw (a sync, a stored decision): kept with its caret.
+function typedComment(key) {
+  const input = el.detail.querySelector(".comment");
+  if (!input || input !== document.activeElement || input.closest("[data-key]")?.dataset.key !== key) return null;
+  return { value: input.value, start: input.selectionStart, end: input.selectionEnd };
+}
+
+function renderDecision(card, row) {
+  const stored = row.decision;
+  const pending = state.pending[row.key];
+  const line = card.querySelector(".decision-state");
+  line.textContent = stored
+    ? `Decision: ${DECISION_WORDS[stored.decision]} by ${stored.reviewer}, ${humanTime(stored.time)} ` +
+      `(stored${stored.amendment ? `; amendment after sign-off: ${stored.amendment}` : ""}).`
+    : "No decision stored yet.";
+  const note = card.querySelector(".decision-pending");
+  if (pending) {
+    note.hidden = false;
+    note.dataset.status = pending.status;
+    const who = pending.reviewer ? ` by ${pending.reviewer}` : "";
+    const why = pending.amendment ? `, amending the signed-off sample (${pending.amendment})` : "";
+    const what = `${DECISION_WORDS[pending.decision]}${who}${why}`;
+    note.querySelector(".pending-text").textContent = pending.status === "refused"
+      ? `Not stored: ${what}. ${pending.reason} It is not counted until it is stored.`
+      : `Pending: ${what}, not yet stored${pending.reason ? ` (${pending.reason})` : ""}. ` +
+        "It is not counted until the server has it.";
+    const retryButton = note.querySelector(".pending-retry");
+    retryButton.hidden = pending.status !== "refused";
+    retryButton.addEventListener("click", () => retry(row.key));
+    const signIn = note.querySelector(".pending-sign-in");
+    signIn.hidden = !(pending.status === "refused" && pending.signIn);
+    signIn.addEventListener("click", askToSignIn);
+  }
+  const comment = card.querySelector(".comment");
+  comment.value = row.key in state.drafts ? state.drafts[row.key]
+    : (pending || stored)?.comment || "";
+  comment.addEventListener("change", () => commentChanged(row.key, comment.value));
+  comment.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") comment.blur(); // Enter records it, as leaving the box does
+  });
+  for (const button of card.querySelectorAll("[data-decision]")) {
+    button.setAttribute("aria-pressed", String(stored?.decision === button.dataset.decision));
+    button.addEventListener("click", () => decideCurrent(button.dataset.decision));
+  }
+}
 
 export function renderDetail() {
   const row = state.rows.find((r) => r.key === state.selectedKey && r.sampleId === state.currentSample);
@@ -60,23 +112,12 @@ export function renderDetail() {
     const item = document.createElement("li");
     item.dataset.code = warning.code;
     // A sample reopened from the server keeps the warnings' codes, not their messages.
-    item.textContent = warning.message
-      ? `${warning.code.replaceAll("_", " ")}: ${warning.message}` : warning.code.replaceAll("_", " ");
+    const words = warningWords(warning.code);
+    item.textContent = warning.message && warning.message !== words ? `${words}. ${warning.message}` : `${words}.`;
     list.appendChild(item);
   }
-  const decisionState = card.querySelector(".decision-state");
-  if (row.decision) {
-    const when = humanTime(row.decision.time);
-    decisionState.textContent = `Decision: ${DECISION_WORDS[row.decision.decision]} by ${row.decision.reviewer}, ${when}` +
-      (row.decision.stored ? " (stored)" : row.decision.error ? ` (not stored: ${row.decision.error})` : " (storing…)");
-    card.querySelector(".comment").value = row.decision.comment || "";
-  } else {
-    decisionState.textContent = "No decision yet.";
-  }
-  for (const button of card.querySelectorAll("[data-decision]")) {
-    button.setAttribute("aria-pressed", String(row.decision?.decision === button.dataset.decision));
-    button.addEventListener("click", () => decide(button.dataset.decision));
-  }
+  const typed = typedComment(row.key);
+  renderDecision(card, row);
   renderViews(card, row, prediction);
   const option = optionFor(prediction.model.id);
   const name = option ? option.dataset.name : prediction.model.id;
@@ -85,6 +126,12 @@ export function renderDetail() {
     `request ${prediction.request_id} · image sha256 ${row.sha256.slice(0, 12)}…`;
   card.querySelector(".meta").dataset.sha256 = row.sha256;
   el.detail.replaceChildren(card);
+  if (typed) {
+    const comment = card.querySelector(".comment");
+    comment.value = typed.value;
+    comment.focus({ preventScroll: true });
+    comment.setSelectionRange(typed.start, typed.end);
+  }
 }
 
 function renderViews(card, row, prediction) {
@@ -93,11 +140,17 @@ function renderViews(card, row, prediction) {
   if (!full || !full.views) {
     views.querySelector(".view-enhanced").closest("figure").remove();
     views.querySelector(".crop-figure").remove();
-    const image = views.querySelector(".view-original");
-    if (row.thumb) image.src = row.thumb;
-    image.classList.add("thumb-only"); // shown at its own size, never stretched
-    image.alt = row.thumb ? `thumbnail of ${row.filename}` : "";
     card.querySelector(".views-missing").hidden = false;
+    if (!row.thumb) {
+      // Analysed in another browser: no image here at all, so no picture and no caption.
+      views.remove();
+      return;
+    }
+    const image = views.querySelector(".view-original");
+    image.src = row.thumb;
+    image.classList.add("thumb-only"); // shown at its own size, never stretched
+    image.alt = `thumbnail of ${row.filename}`;
+    views.querySelector("figcaption").textContent = "Thumbnail kept in this browser (select to enlarge)";
   } else {
     for (const name of ["original", "enhanced", "cropped"]) {
       const image = card.querySelector(`.view-${name}`);

@@ -1,14 +1,35 @@
 // The gallery: the sample's cells as thumbnails grouped by suggestion; the current cell is
-// the one the review keys act on.
+// the one the review keys act on. A stored decision is ticked; one not yet stored is marked
+// pending (or not stored, when refused) and drawn apart.
 import { el, setStatus } from "./dom.js";
 import { galleryOrder, selectCell, state } from "./state.js";
-import { DECISION_WORDS, STATES, STATE_WORDS, plural, rowState } from "./words.js";
+import { DECISION_SHORT, DECISION_WORDS, STATES, STATE_WORDS, plural, rowState } from "./words.js";
 
 let pointerAt = 0; // when the gallery was last touched or clicked (a tap reveals the detail)
 
+export const narrowScreen = () => window.matchMedia("(max-width: 900px)").matches;
+
+// What the cell's decision is, in words: stored, pending, or refused.
+export function decisionWords(row) {
+  const pending = state.pending[row.key];
+  const stored = row.decision ? DECISION_WORDS[row.decision.decision] : "not yet decided";
+  if (!pending) return stored;
+  const status = pending.status === "refused" ? "not stored" : "pending, not yet stored";
+  return `${DECISION_WORDS[pending.decision]} ${status}` + (row.decision ? ` (stored: ${stored})` : "");
+}
+
 function thumbLabel(row) {
-  const decision = row.decision ? `, ${DECISION_WORDS[row.decision.decision]}` : ", not yet decided";
-  return `${row.filename}: ${STATE_WORDS[rowState(row)]}${row.status === "ok" ? decision : ""}`;
+  return `${row.filename}: ${STATE_WORDS[rowState(row)]}${row.status === "ok" ? `, ${decisionWords(row)}` : ""}`;
+}
+
+function markOf(row) {
+  const pending = state.pending[row.key];
+  if (pending) {
+    return { text: `${DECISION_SHORT[pending.decision]} ${pending.status === "refused" ? "✗" : "…"}`,
+      kind: pending.status === "refused" ? "refused" : "pending" };
+  }
+  if (row.decision) return { text: `${DECISION_SHORT[row.decision.decision]} ✓`, kind: "stored" };
+  return { text: `#${row.index + 1}`, kind: "none" };
 }
 
 export function renderGallery() {
@@ -44,11 +65,10 @@ export function renderGallery() {
         button.appendChild(placeholder);
       }
       const mark = document.createElement("span");
-      mark.className = "thumb-mark";
-      mark.textContent = row.decision
-        ? { ALL: "ALL ✓", HEM: "normal ✓", not_assessable: "n/a ✓" }[row.decision.decision]
-        : `#${row.index + 1}`;
-      if (row.decision && !row.decision.stored) mark.textContent += " …";
+      const { text, kind: decided } = markOf(row);
+      mark.className = `thumb-mark mark-${decided}`;
+      mark.textContent = text;
+      button.dataset.decision = decided;
       const name = document.createElement("span");
       name.className = "thumb-name";
       name.textContent = row.filename;
@@ -74,6 +94,8 @@ export function renderGallery() {
 
 // Makes a cell the current one: the state redraws the page, then the detail opens at its top,
 // comes into view on a phone, and the cell is announced.
+// reveal: on a phone (one column) the detail comes into view, and focusing the thumbnail does
+// not scroll the gallery back.
 export function select(key, { focus = false, reveal = false } = {}) {
   const changed = key !== state.selectedKey;
   selectCell(key);
@@ -81,18 +103,16 @@ export function select(key, { focus = false, reveal = false } = {}) {
     el.detail.scrollTop = 0;
     el.detailSection.scrollTop = 0;
   }
-  if (reveal && window.matchMedia("(max-width: 760px)").matches) {
-    el.detailSection.scrollIntoView({ block: "start" });
-  }
+  const revealing = reveal && narrowScreen();
+  if (revealing) el.detailSection.scrollIntoView({ block: "start" });
   const row = state.rows.find((r) => r.key === key);
   if (!row) return;
   const order = galleryOrder().filter((r) => r.status === "ok");
-  const decision = row.decision ? DECISION_WORDS[row.decision.decision] : "not yet decided";
   if (row.status === "ok") {
     setStatus(`Cell ${order.indexOf(row) + 1} of ${order.length}, ${row.filename}: ` +
-      `${STATE_WORDS[rowState(row)]}, ${plural(row.prediction.warnings.length, "quality warning")}; ${decision}.`);
+      `${STATE_WORDS[rowState(row)]}, ${plural(row.prediction.warnings.length, "quality warning")}; ${decisionWords(row)}.`);
   }
-  if (focus) el.gallery.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus();
+  if (focus) el.gallery.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus({ preventScroll: revealing });
 }
 
 export function wireGallery() {

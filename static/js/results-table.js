@@ -1,8 +1,8 @@
 // The results table: one row per file of the sample, sortable by any column.
 import { el } from "./dom.js";
-import { select } from "./gallery.js";
+import { decisionWords, select } from "./gallery.js";
 import { sampleRows, sortBy, state } from "./state.js";
-import { DECISION_WORDS, STATES, STATE_WORDS, percent, rowState } from "./words.js";
+import { STATES, STATE_WORDS, percent, rowState } from "./words.js";
 
 function sortValue(row, key) {
   if (key === "probability") return row.status === "ok" ? row.prediction.probability_all : -1;
@@ -32,7 +32,7 @@ export function renderTable() {
       STATE_WORDS[rowState(row)],
       p ? (p.assessable ? percent(p.probability_all) : "hidden") : row.error.detail,
       p ? String(p.warnings.length) : "",
-      row.decision ? DECISION_WORDS[row.decision.decision] : "",
+      row.decision || state.pending[row.key] ? decisionWords(row) : "",
     ];
     for (const text of cells) {
       const td = document.createElement("td");

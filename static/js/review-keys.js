@@ -1,64 +1,45 @@
 // Keyboard review: J/→ and K/← move between cells, A/N/X decide the current cell and move on,
-// U finds the next undecided cell. Decisions show at once and are stored on the server.
-import { postReview } from "./api.js";
-import { el, setStatus, showAlert } from "./dom.js";
-import { select } from "./gallery.js";
-import { saveSession, syncSample } from "./session-store.js";
-import { amendmentFor } from "./sign-off.js";
-import { galleryOrder, recordDecision, rowByKey, settleDecision, state } from "./state.js";
+// U goes to the next undecided cell from the current one (the current one itself when it is
+// undecided). A decision shows at once as pending and counts once the server stored it
+// (decisions.js); on a signed-off sample it waits for the amendment's reason first.
+import { decide } from "./decisions.js";
+import { el, setStatus } from "./dom.js";
+import { narrowScreen, select } from "./gallery.js";
+import { galleryOrder, isDecided, state } from "./state.js";
 
-function move(step) {
-  const order = galleryOrder().filter((row) => row.status === "ok");
+const cellsInOrder = () => galleryOrder().filter((row) => row.status === "ok");
+
+function move(step, { reveal = false } = {}) {
+  const order = cellsInOrder();
   if (!order.length) return;
   const at = order.findIndex((row) => row.key === state.selectedKey);
   const next = at < 0 ? 0 : Math.min(order.length - 1, Math.max(0, at + step));
-  select(order[next].key, { focus: true });
+  select(order[next].key, { focus: true, reveal });
 }
 
-function nextUndecided() {
-  const order = galleryOrder().filter((row) => row.status === "ok");
-  const at = order.findIndex((row) => row.key === state.selectedKey);
-  const rotated = [...order.slice(at + 1), ...order.slice(0, at + 1)];
-  const next = rotated.find((row) => !row.decision);
+// From the current cell on, wrapping round: the first without a decision.
+export function nextUndecided() {
+  const order = cellsInOrder();
+  const at = Math.max(0, order.findIndex((row) => row.key === state.selectedKey));
+  const next = [...order.slice(at), ...order.slice(0, at)].find((row) => !isDecided(row));
   if (next) {
-    select(next.key, { focus: true });
+    select(next.key, { focus: true, reveal: narrowScreen() });
   } else {
     setStatus("Every cell of this sample has a decision.");
   }
 }
 
-export async function decide(decision) {
-  const row = rowByKey(state.selectedKey);
-  if (!row || row.status !== "ok") return;
-  const reviewer = el.reviewerInput.value.trim();
-  if (!reviewer) {
-    showAlert("Enter the reviewer's name before recording decisions.");
-    el.reviewerInput.focus();
-    return;
-  }
-  showAlert("");
-  // A signed-off sample changes only with a reason (an amendment); cancelled: nothing changes.
-  const amendment = await amendmentFor(row, decision);
-  if (amendment === null) return;
-  const comment = el.detail.querySelector(".comment")?.value.trim() || "";
-  const record = { decision, reviewer, comment, time: new Date().toISOString(), stored: false };
-  recordDecision(row.key, record);
-  move(1); // draws the decision with the move
-  saveSession();
-  let outcome;
-  try {
-    const stored = await postReview({
-      request_id: row.requestId, image_sha256: row.sha256, sample_id: row.sampleId,
-      decision, reviewer, comment, ...(amendment ? { amendment } : {}),
-    });
-    outcome = { stored: true, id: stored.id, time: new Date(stored.time).toISOString() };
-  } catch (error) {
-    outcome = { error: error.message };
-    showAlert(`The decision on ${row.filename} was not stored: ${error.message}`);
-  }
-  settleDecision(record, outcome);
-  saveSession();
-  if (outcome.stored && !state.run) await syncSample(row.sampleId); // a run syncs at its end
+// Decides the current cell and moves on. On a phone the next cell's detail (and its buttons)
+// stays in view; the gallery is not scrolled to. An amendment moves on once its reason is
+// given, unless the reviewer went elsewhere meanwhile.
+export function decideCurrent(decision) {
+  const key = state.selectedKey;
+  const moveOn = (queued) => {
+    if (queued && state.selectedKey === key) move(1, { reveal: narrowScreen() });
+  };
+  const queued = decide(key, decision);
+  if (queued instanceof Promise) queued.then(moveOn);
+  else moveOn(queued);
 }
 
 function typing(target) {
@@ -68,14 +49,14 @@ function typing(target) {
 
 export function wireReviewKeys() {
   document.addEventListener("keydown", (event) => {
-    if (el.workstation.hidden || document.querySelector("dialog[open]") || event.altKey || event.ctrlKey
-      || event.metaKey) return;
+    if (el.workstation.hidden || document.querySelector("dialog[open]")
+      || event.altKey || event.ctrlKey || event.metaKey) return;
     if (typing(event.target)) return;
     const key = event.key.toLowerCase();
     const actions = {
       j: () => move(1), arrowright: () => move(1), k: () => move(-1), arrowleft: () => move(-1),
-      a: () => decide("ALL"), n: () => decide("HEM"), x: () => decide("not_assessable"),
-      u: () => nextUndecided(),
+      a: () => decideCurrent("ALL"), n: () => decideCurrent("HEM"),
+      x: () => decideCurrent("not_assessable"), u: () => nextUndecided(),
     };
     if (actions[key]) {
       event.preventDefault();

@@ -1,15 +1,28 @@
 // The sample's summary: its counts and figures, the reading of its blast share, and the two
 // lists of samples (this browser's and the server's).
 import { el } from "./dom.js";
-import { countEntries, headline, headlineEntries, modelRates, shareSentences } from "./share.js";
+import {
+  countEntries, headline, headlineEntries, modelRates, sampleCounts, shareSentences,
+} from "./share.js";
 import { sampleRows, state } from "./state.js";
 import { plural } from "./words.js";
 
+// The record's counts, then (on the page only) the decisions not yet stored, said apart.
 export function renderCounts() {
   el.counts.replaceChildren();
-  const entries = [...headlineEntries(state.currentSample), ...countEntries(sampleRows())];
+  const rows = sampleRows();
+  const entries = [...headlineEntries(state.currentSample), ...countEntries(rows)];
+  const pending = rows.filter((row) => state.pending[row.key]);
+  const refused = pending.filter((row) => state.pending[row.key].status === "refused").length;
+  if (pending.length) {
+    entries.push(["Not yet stored (not counted)", refused
+      ? `${pending.length} (${refused} refused: see the cell)` : String(pending.length)]);
+  }
+  el.counts.dataset.stored = String(sampleCounts(rows).decidedTotal);
+  el.counts.dataset.pending = String(pending.length);
   for (const [term, value] of entries) {
     const wrapper = document.createElement("div");
+    if (term.startsWith("Not yet stored")) wrapper.className = "counts-pending";
     const dt = document.createElement("dt");
     const dd = document.createElement("dd");
     dt.textContent = term;
@@ -63,7 +76,9 @@ export function renderSampleSelect() {
   const keep = el.openSelect.value;
   const first = document.createElement("option");
   first.value = "";
-  first.textContent = ids.length ? "Choose a sample…" : "No sample on the server yet";
+  const signedOut = ["key", "badKey", "signOn"].includes(state.identity.problem);
+  first.textContent = ids.length ? "Choose a sample…"
+    : signedOut ? "Sign in to see the server's samples" : "No sample on the server yet";
   el.openSelect.replaceChildren(first, ...ids.map((id) => {
     const option = document.createElement("option");
     option.value = id;

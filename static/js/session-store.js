@@ -1,15 +1,23 @@
-// The session in this browser's IndexedDB, and the server's samples it caches: the server holds
-// every sample (any tab, browser or reviewer sees the same), the page keeps what only it has.
-import { fetchSample, fetchSamples } from "./api.js";
-import { el, newSampleId, setStatus, showAlert } from "./dom.js";
+// This browser's IndexedDB: one session per tab and one cache per sample. The server holds every
+// sample (any tab, browser or reviewer sees the same); the browser keeps what only it has.
+//   "tab:<id>"     this tab's session (tab-session.js names it): the sample on screen, the
+//                  typed reviewer name, the decisions not yet stored, the comment drafts. A
+//                  reload restores the tab's own; another tab never reads it.
+//   "sample:<id>"  the rows of a sample as this browser last saw them, with the file names and
+//                  thumbnails of the images it analysed, its share and where it stood in its
+//                  life cycle (status, sign-offs): shared by the tabs, merged on save.
+import { el, setStatus, showAlert } from "./dom.js";
 import {
-  SESSION_FIELDS, clearAll, firstCellKey, markSaved, noteSampleRecord, openSampleId, renameLive,
-  replaceSample, restore, sampleRows, setServerSamples, state, update,
+  TAB_FIELDS, adoptCachedRows, clearAll, firstCellKey, markSaved, restore, sampleRows, state, update,
 } from "./state.js";
+import { tabId } from "./tab-session.js";
 import { humanTime, plural } from "./words.js";
 
 const DB_NAME = "leukolens";
 const STORE = "session";
+const LEGACY_SESSION = "current"; // the one shared session of earlier releases
+const TAB_RECORD = `tab:${tabId}`;
+const FORGET_TABS_AFTER_DAYS = 30;
 let database = null;
 
 function openDatabase() {
@@ -23,162 +31,163 @@ function openDatabase() {
   return database;
 }
 
-async function storeOp(mode, operation) {
+// One transaction: `work(store)` may read and write; resolves with what it returns.
+async function transact(mode, work) {
   const db = await openDatabase();
   return new Promise((resolve, reject) => {
     const transaction = db.transaction(STORE, mode);
-    const request = operation(transaction.objectStore(STORE));
-    transaction.addEventListener("complete", () => resolve(request.result));
+    let result;
+    Promise.resolve(work(transaction.objectStore(STORE))).then((value) => { result = value; },
+      (error) => { transaction.abort(); reject(error); });
+    transaction.addEventListener("complete", () => resolve(result));
     transaction.addEventListener("error", () => reject(transaction.error));
   });
+}
+
+const read = (store, key) => new Promise((resolve, reject) => {
+  const request = store.get(key);
+  request.addEventListener("success", () => resolve(request.result));
+  request.addEventListener("error", () => reject(request.error));
+});
+
+const sampleRecord = (sampleId) => `sample:${sampleId}`;
+
+// Two tabs' copies of a sample: by row, this tab's, keeping the file name and thumbnail the
+// other tab had where this one has none (the cell was analysed there).
+function mergeRows(mine, theirs) {
+  const merged = new Map((theirs || []).map((row) => [row.key, row]));
+  for (const row of mine) {
+    const other = merged.get(row.key);
+    merged.set(row.key, other && other.attached && !row.attached
+      ? { ...row, filename: other.filename, thumb: other.thumb, attached: true } : row);
+  }
+  return [...merged.values()].sort((a, b) => a.index - b.index);
 }
 
 // Saves queue up, so that an older snapshot never lands after a newer one.
 let saving = Promise.resolve();
 export function saveSession() {
   markSaved(new Date().toISOString());
-  const kept = Object.fromEntries(SESSION_FIELDS.map((name) => [name, state[name]]));
-  const snapshot = JSON.parse(JSON.stringify({ ...kept, reviewer: el.reviewerInput.value }));
+  const tab = JSON.parse(JSON.stringify({
+    ...Object.fromEntries(TAB_FIELDS.map((name) => [name, state[name]])),
+    reviewer: el.reviewerInput.readOnly ? "" : el.reviewerInput.value, // a typed name only
+    selectedKey: state.selectedKey,
+  }));
+  const samples = new Map();
+  for (const row of state.rows) {
+    if (!samples.has(row.sampleId)) samples.set(row.sampleId, []);
+    samples.get(row.sampleId).push(row);
+  }
+  const copies = JSON.parse(JSON.stringify([...samples].map(([id, rows]) =>
+    [id, { rows, share: state.shares[id] || null, record: state.records[id] || null,
+      savedAt: tab.savedAt }])));
   saving = saving
-    .then(() => storeOp("readwrite", (store) => store.put(snapshot, "current")))
-    .then(() => { document.body.dataset.savedAt = snapshot.savedAt; })
+    .then(() => transact("readwrite", async (store) => {
+      store.put(tab, TAB_RECORD);
+      for (const [id, copy] of copies) {
+        const cached = await read(store, sampleRecord(id));
+        store.put({ ...copy, rows: mergeRows(copy.rows, cached?.rows) }, sampleRecord(id));
+      }
+    }))
+    .then(() => { document.body.dataset.savedAt = tab.savedAt; })
     .catch((error) => showAlert(`The session could not be saved in this browser: ${error.message}`));
+  return saving;
 }
 
-export async function restoreSession() {
+// The rows this browser cached for a sample (any tab's), added to the page's.
+export async function loadCachedSample(sampleId) {
   try {
-    const saved = await storeOp("readonly", (store) => store.get("current"));
-    if (saved && saved.rows && saved.rows.length) {
-      if (saved.reviewer && !el.reviewerInput.value) el.reviewerInput.value = saved.reviewer;
-      el.sampleInput.value = saved.currentSample;
-      restore(saved, firstCellKey({ rows: saved.rows, currentSample: saved.currentSample }));
-      setStatus(`Restored the session saved ${humanTime(saved.savedAt)}: ` +
-        `${plural(state.rows.length, "image")}.`);
+    const cached = await transact("readonly", (store) => read(store, sampleRecord(sampleId)));
+    if (cached?.rows) {
+      adoptCachedRows(sampleId, cached.rows);
+      if (cached.share && !state.shares[sampleId]) {
+        update({ shares: { ...state.shares, [sampleId]: cached.share } }, { quiet: true });
+      }
+      if (cached.record && !state.records[sampleId]) {
+        update({ records: { ...state.records, [sampleId]: cached.record } }, { quiet: true });
+      }
     }
+  } catch {
+    // a cache: the server's copy comes next
+  }
+}
+
+// Earlier releases kept one session for every tab: its rows become the samples' caches (file
+// names and thumbnails kept); its reviewer and sample belong to no tab in particular, so none
+// adopts them.
+async function adoptLegacySession(store) {
+  const legacy = await read(store, LEGACY_SESSION);
+  if (!legacy?.rows?.length) return;
+  const bySample = new Map();
+  for (const row of legacy.rows) {
+    if (!bySample.has(row.sampleId)) bySample.set(row.sampleId, []);
+    bySample.get(row.sampleId).push({ ...row, decision: null });
+  }
+  for (const [id, rows] of bySample) {
+    const cached = await read(store, sampleRecord(id));
+    store.put({ rows: mergeRows(rows, cached?.rows), share: null, record: null, savedAt: legacy.savedAt },
+      sampleRecord(id));
+  }
+  store.delete(LEGACY_SESSION);
+}
+
+// Tabs closed long ago leave their sessions behind: forgotten after a month.
+function forgetOldTabs(store) {
+  const cutoff = Date.now() - FORGET_TABS_AFTER_DAYS * 86_400_000;
+  const request = store.openCursor();
+  request.addEventListener("success", () => {
+    const cursor = request.result;
+    if (!cursor) return;
+    if (String(cursor.key).startsWith("tab:") && cursor.key !== TAB_RECORD
+      && Date.parse(cursor.value?.savedAt || 0) < cutoff) cursor.delete();
+    cursor.continue();
+  });
+}
+
+// This tab's session as it was before the reload, with its sample's cached rows; null for a
+// new tab. The server's copy of the sample is read next (sample-sync.js).
+export async function restoreTab() {
+  try {
+    const { tab, cached } = await transact("readwrite", async (store) => {
+      await adoptLegacySession(store);
+      forgetOldTabs(store);
+      const saved = await read(store, TAB_RECORD);
+      const copy = saved?.currentSample ? await read(store, sampleRecord(saved.currentSample)) : null;
+      return { tab: saved, cached: copy };
+    });
+    if (!tab) return null;
+    const rows = cached?.rows || [];
+    const shares = cached?.share ? { [tab.currentSample]: cached.share } : {};
+    const records = cached?.record ? { [tab.currentSample]: cached.record } : {};
+    const from = { rows, currentSample: tab.currentSample };
+    const selectedKey = rows.some((row) => row.key === tab.selectedKey) ? tab.selectedKey : firstCellKey(from);
+    restore({ ...tab, shares, records }, rows, selectedKey);
+    if (tab.reviewer && !el.reviewerInput.value && !el.reviewerInput.readOnly) el.reviewerInput.value = tab.reviewer;
+    if (tab.currentSample) {
+      el.sampleInput.value = tab.currentSample;
+      setStatus(`Restored sample ${tab.currentSample}: ${plural(sampleRows().length, "image")} ` +
+        `(saved ${humanTime(tab.savedAt)}).`);
+    }
+    return tab;
   } catch (error) {
     showAlert(`The saved session could not be read: ${error.message}`);
+    return null;
   }
-  // This browser's copy is a cache: the sample on screen is read again from the server,
-  // and the server's list of samples with it.
-  if (state.currentSample) {
-    await syncSample(state.currentSample);
-  } else {
-    try {
-      await fetchSampleList();
-    } catch {
-      // The list is a convenience; the cached samples stay reachable.
-    }
-  }
-  document.body.dataset.restored = "true";
 }
 
-export async function clearSession() {
+// Forgets this tab's session and this browser's copies of its samples (the server keeps them).
+export async function clearSession(newSampleId) {
   if (state.run) return;
-  if (!state.exported && !window.confirm("Clear this session? Results not yet exported are lost (decisions already stored on the server stay there).")) return;
+  if ((!state.exported || Object.keys(state.pending).length)
+    && !window.confirm("Clear this session? Results not yet exported, and decisions not yet " +
+      "stored, are lost here (decisions already stored on the server stay there).")) return;
+  const samples = [...new Set(state.rows.map((row) => row.sampleId))];
   clearAll();
-  await storeOp("readwrite", (store) => store.delete("current"));
+  await transact("readwrite", (store) => {
+    store.delete(TAB_RECORD);
+    for (const id of samples) store.delete(sampleRecord(id));
+  });
   el.sampleInput.value = newSampleId();
   update({}); // the page shows the cleared session now that the browser's copy is gone
   setStatus("Session cleared.");
-}
-
-// -- the sample on the server: the page's rows are a cache of it ----------------------------
-
-export const cellKey = (sampleId, sha256) => `${sampleId}:${sha256}`;
-
-// The server's samples, newest change first (every sync reads them: the lists stay current).
-export async function fetchSampleList() {
-  const answer = await fetchSamples();
-  if (answer.ok) setServerSamples(answer.body.samples);
-  return answer;
-}
-
-function decisionFromServer(record) {
-  return { decision: record.decision, reviewer: record.reviewer, comment: record.comment,
-    time: new Date(record.time).toISOString(), stored: true, id: record.id,
-    ...(record.amendment ? { amendment: record.amendment } : {}) };
-}
-
-function predictionFromServer(cell) {
-  return { request_id: cell.request_id, image_sha256: cell.image_sha256,
-    probability_all: cell.probability_all, threshold: cell.threshold ?? 0.5,
-    label: cell.label, state: cell.state, assessable: cell.assessable, tta: Boolean(cell.tta),
-    model: { id: cell.model_id, version: cell.model_version },
-    warnings: (cell.warnings || []).map((code) => ({ code, message: "" })) };
-}
-
-// What the page's own answer knows beyond the record: the warnings' messages, its explanation.
-function pick(prediction) {
-  const kept = {};
-  if (prediction.warnings?.some((w) => w.message)) kept.warnings = prediction.warnings;
-  if (prediction.explanation) kept.explanation = prediction.explanation;
-  return kept;
-}
-
-// The server holds the sample: its cells (each image once, withdrawn uploads left out) and
-// every decision. The page takes them as they are, keeping what only it has (file names,
-// thumbnails, views of images dropped in this browser) and its refused files.
-const syncTurns = new Map(); // sample id -> the latest sync asked for it
-
-export async function syncSample(sampleId) {
-  const turn = (syncTurns.get(sampleId) || 0) + 1;
-  syncTurns.set(sampleId, turn);
-  let answer;
-  try {
-    const listed = await fetchSampleList();
-    const known = !listed.ok || listed.body.total > listed.body.samples.length
-      || state.serverSamples.some((s) => s.sample_id === sampleId);
-    // A sample the server does not hold (every upload cancelled) has no cells: no request
-    // that could only answer 404.
-    answer = known ? await fetchSample(sampleId) : { ok: false, status: 404, body: null };
-  } catch {
-    return false; // the server is away: the cached rows stay until the next answer
-  }
-  if (!answer.ok && answer.status !== 404) return false;
-  // A newer sync was asked for meanwhile, or an analysis began: its answer, or the run's own
-  // end, brings the sample up to date; this older answer would undo what came after it.
-  if (syncTurns.get(sampleId) !== turn || state.run) return false;
-  const cells = answer.ok ? answer.body.predictions : [];
-  const latest = new Map();
-  for (const record of answer.ok ? answer.body.decisions : []) latest.set(record.image_sha256, record);
-  // By sha256, not by key: rows cached by an earlier release were keyed by request id.
-  const local = new Map(sampleRows(sampleId).filter((row) => row.status === "ok").map((row) => [row.sha256, row]));
-  const refused = sampleRows(sampleId).filter((row) => row.status !== "ok");
-  let selectedKey = state.selectedKey;
-  const rows = cells.map((cell, position) => {
-    const key = cellKey(sampleId, cell.image_sha256);
-    const known = local.get(cell.image_sha256);
-    if (known && known.key !== key) {
-      renameLive(known.key, key);
-      if (selectedKey === known.key) selectedKey = key;
-    }
-    const row = known ? { ...known, key } : { key, sampleId, sha256: cell.image_sha256,
-      status: "ok", thumb: null, filename: `image ${cell.image_sha256.slice(0, 8)} (not in this browser)`,
-      attached: false, time: new Date(cell.time).toISOString(), decision: null };
-    row.index = position;
-    row.requestId = cell.request_id;
-    row.prediction = { ...predictionFromServer(cell), ...(known ? pick(known.prediction) : {}) };
-    const record = latest.get(cell.image_sha256);
-    if (record) {
-      row.decision = decisionFromServer(record);
-    } else if (row.decision && row.decision.stored) {
-      row.decision = null; // the server has no decision on it
-    }
-    return row;
-  });
-  const kept = refused.map((row, position) => ({ ...row, index: rows.length + position }));
-  noteSampleRecord(sampleId, answer.ok ? answer.body : null);
-  replaceSample(sampleId, [...rows, ...kept], answer.ok ? { ...answer.body.blast_share } : null, selectedKey);
-  saveSession();
-  return true;
-}
-
-export async function openSample(sampleId) {
-  el.sampleInput.value = sampleId;
-  openSampleId(sampleId);
-  setStatus(`Opening sample ${sampleId} from the server…`);
-  const synced = await syncSample(sampleId);
-  update({ selectedKey: firstCellKey() });
-  setStatus(synced ? `Sample ${sampleId}: ${plural(sampleRows(sampleId).length, "image")}, as the server holds it.`
-    : `Sample ${sampleId} could not be read from the server; showing this browser's copy.`);
 }

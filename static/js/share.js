@@ -112,22 +112,21 @@ export function shareSentences(sampleId) {
   return [reading, rates, COUNTING_RULE, aid].filter(Boolean).join(" ");
 }
 
-function sampleCounts(rows) {
+// Only decisions the server stored count (a row's `decision` is only ever one); those on their
+// way are counted apart, as pending, by the page alone.
+export function sampleCounts(rows) {
   const tally = Object.fromEntries(STATES.map(([key]) => [key, 0]));
   const decided = { ALL: 0, HEM: 0, not_assessable: 0 };
-  let stored = 0;
   for (const row of rows) {
     tally[rowState(row)] += 1;
-    if (row.decision) {
-      decided[row.decision.decision] += 1;
-      if (row.decision.stored) stored += 1;
-    }
+    if (row.decision) decided[row.decision.decision] += 1;
   }
   const cells = rows.filter((row) => row.status === "ok").length;
   const decidedTotal = decided.ALL + decided.HEM + decided.not_assessable;
-  return { tally, decided, stored, cells, decidedTotal, undecided: cells - decidedTotal };
+  return { tally, decided, cells, decidedTotal, undecided: cells - decidedTotal };
 }
 
+// The counts of the record: the same on the page, in the printed report and in the lab CSV.
 export function countEntries(rows) {
   const c = sampleCounts(rows);
   const entries = [
@@ -135,7 +134,7 @@ export function countEntries(rows) {
     ["Suggests ALL-like / normal / indeterminate",
       `${c.tally.suggests_all} / ${c.tally.suggests_normal} / ${c.tally.indeterminate}`],
     ["Not assessable (model)", String(c.tally.not_assessable)],
-    ["Reviewed", `${c.decidedTotal} of ${c.cells} (${c.stored} stored)`],
+    ["Reviewed (stored on the server)", `${c.decidedTotal} of ${c.cells}`],
     ["Undecided", String(c.undecided)],
     ["Confirmed ALL / normal / not assessable", `${c.decided.ALL} / ${c.decided.HEM} / ${c.decided.not_assessable}`],
   ];

@@ -1,9 +1,13 @@
 // The sample's life cycle on the page: its status (preliminary, final, amended), the "Sign off"
 // action with a confirmation that names the counts, and the reason a decision on a signed-off
-// sample must give (an amendment). The server holds the record; the page asks and shows.
-import { postJson } from "./api.js";
+// sample must give (an amendment, sent as any decision is: decisions.js). The server holds the
+// record; the page asks and shows. The signer is whom the server names (whoami: a reviewer's
+// own key or the lab's sign-on), or the typed name where it authenticates nobody.
+import { postSignOff } from "./api.js";
 import { el, setStatus, showAlert } from "./dom.js";
-import { syncSample } from "./session-store.js";
+import { askToSignIn, nameFromServer } from "./identity.js";
+import { signOffRefusal } from "./refusals.js";
+import { syncSample } from "./sample-sync.js";
 import { headline } from "./share.js";
 import { sampleRows, state } from "./state.js";
 import { DECISION_WORDS, humanTime, plural } from "./words.js";
@@ -28,18 +32,26 @@ export function statusSentence(record) {
   return `Final — signed off by ${by}${left}.`;
 }
 
-// The counts the confirmation names, from the page's rows (the server's, synced).
+// The counts the confirmation names, from the page's rows: the server's stored decisions
+// alone; a decision still pending (or refused) is named apart and holds the sign-off back.
 function signOffCounts(sampleId) {
   const rows = sampleRows(sampleId).filter((row) => row.status === "ok");
   const tally = { ALL: 0, HEM: 0, not_assessable: 0 };
   let unstored = 0;
   for (const row of rows) {
-    if (!row.decision) continue;
-    tally[row.decision.decision] += 1;
-    if (!row.decision.stored) unstored += 1;
+    if (state.pending[row.key]) unstored += 1;
+    if (row.decision) tally[row.decision.decision] += 1;
   }
   const decided = tally.ALL + tally.HEM + tally.not_assessable;
   return { cells: rows.length, tally, undecided: rows.length - decided, unstored };
+}
+
+// Why this tab cannot sign now (the shared key names nobody; a keyed server wants a sign-in);
+// "" when it can.
+function cannotSign() {
+  if (state.identity.source === "shared_key") return "The lab's shared key cannot sign off: sign in with your own key.";
+  if (nameFromServer() && !state.identity.reviewer) return "Sign in to sign off: the signer's name comes with the sign-in.";
+  return "";
 }
 
 export function renderSignOff() {
@@ -51,7 +63,9 @@ export function renderSignOff() {
   line.textContent = statusSentence(record);
   const button = el.byId("sign-off-button");
   button.textContent = status === "amended" ? "Sign off again…" : "Sign off…";
-  button.disabled = Boolean(state.run) || !id || status === "final" || !record;
+  const why = cannotSign();
+  button.disabled = Boolean(state.run) || !id || status === "final" || !record || Boolean(why);
+  button.title = why;
 }
 
 function openSignOff() {
@@ -67,7 +81,8 @@ function openSignOff() {
   const warning = el.byId("sign-off-warning");
   warning.hidden = c.unstored === 0;
   warning.textContent = c.unstored
-    ? `${plural(c.unstored, "decision")} not yet stored on the server: wait until stored, then sign off.` : "";
+    ? `${plural(c.unstored, "decision")} not yet stored on the server (pending or refused): ` +
+      "wait until stored, or settle the refused ones, then sign off." : "";
   const leave = el.byId("sign-off-leave");
   leave.checked = false;
   el.byId("sign-off-leave-label").hidden = c.undecided === 0;
@@ -83,28 +98,38 @@ function openSignOff() {
 }
 
 async function signOff(sampleId) {
-  const reviewer = el.reviewerInput.value.trim();
   const body = {
     comment: el.byId("sign-off-comment").value.trim(),
     undecided_cells: el.byId("sign-off-leave").checked ? "leave" : "refuse",
-    ...(reviewer ? { reviewer } : {}),
   };
-  try {
-    const signed = await postJson(`/api/v1/samples/${encodeURIComponent(sampleId)}/sign-off`, body);
+  if (!nameFromServer()) { // the server names nobody: the typed name signs
+    const typed = el.reviewerInput.value.trim();
+    if (!typed) {
+      showAlert("Enter the reviewer's name before signing off: it is the signer's.");
+      el.reviewerInput.focus();
+      return;
+    }
+    body.reviewer = typed;
+  }
+  const answer = await postSignOff(sampleId, body);
+  if (answer.ok) {
     showAlert("");
-    setStatus(`Sample ${sampleId} signed off by ${signed.by}, ${humanTime(signed.time)}.`);
-  } catch (error) {
-    showAlert(`Sample ${sampleId} was not signed off: ${error.message}`);
+    setStatus(`Sample ${sampleId} signed off by ${answer.body.by}, ${humanTime(answer.body.time)}.`);
+  } else {
+    const refusal = signOffRefusal(answer);
+    showAlert(`Sample ${sampleId} was not signed off: ${refusal.words}`);
+    if (refusal.signIn) askToSignIn();
   }
   await syncSample(sampleId);
 }
 
 // Why a decision changes a signed-off sample: undefined when the sample is not signed off (no
-// reason is asked), null when the reviewer cancels, else the reason.
+// reason is asked), else a promise of the reason, or of null when the reviewer cancels.
 export function amendmentFor(row, decision) {
-  if (sampleStatus(row.sampleId) === "preliminary") return Promise.resolve(undefined);
+  if (sampleStatus(row.sampleId) === "preliminary") return undefined;
   const signed = sampleRecord(row.sampleId).signed_off;
   const dialog = el.byId("amend-dialog");
+  if (dialog.open) return Promise.resolve(null); // one reason at a time
   const before = row.decision ? DECISION_WORDS[row.decision.decision] : "undecided";
   el.byId("amend-what").textContent = `Sample ${row.sampleId} was signed off by ${signed.by}, ` +
     `${humanTime(signed.time)}. Changing cell ${row.index + 1} (${row.filename}) from ${before} to ` +

@@ -3,11 +3,20 @@
 // Each change tells the subscribed renderers which fields moved, so each redraws what it shows.
 import { STATES, rowState } from "./words.js";
 
-// The session: what IndexedDB keeps, a cache of the server's samples. Every row is one file
-// of a sample, keyed by sample id and image sha256 (refused files by request and position).
-export const SESSION_FIELDS = ["rows", "currentSample", "exported", "savedAt", "shares", "records"];
-const emptySession = () => ({ rows: [], currentSample: "", exported: true, savedAt: null, shares: {},
-  records: {} });
+// This tab's session (session-store.js keeps it per tab; the rows, per sample, are a cache of
+// the server's samples shared by the tabs). A row is one file of a sample, keyed by sample id
+// and image sha256 (refused files by request and position); its `decision` is the latest one
+// the server stored, never one it has not.
+//   pending: row key -> a decision not yet stored { decision, comment, reviewer, amendment
+//            (why it changes a signed-off sample), key (its Idempotency-Key), time, status:
+//            "sending" | "waiting" | "refused", reason, signIn (a sign-in would help),
+//            signedOff (refused for the sample's sign-off) }: drawn apart, counted nowhere.
+//   drafts:  row key -> a comment typed before any decision on the cell.
+//   records: sample id -> where the server says the sample is in its life cycle (status,
+//            sign-offs, amendments, headline); cached with the sample's rows.
+export const TAB_FIELDS = ["currentSample", "exported", "savedAt", "pending", "drafts"];
+const emptySession = () => ({ rows: [], currentSample: "", exported: true, savedAt: null,
+  shares: {}, records: {}, pending: {}, drafts: {} });
 
 export let state = freeze({
   ...emptySession(),
@@ -16,6 +25,8 @@ export let state = freeze({
   run: null, // the analysis in progress: { controller }
   serverSamples: [], // the server's samples, newest change first
   sort: { key: "index", ascending: true }, // the results table's order
+  // Whom the server takes this tab for (identity.js): source "unknown" until it has said.
+  identity: { source: "unknown", reviewer: null, problem: null, durable: true },
 });
 
 // What only this tab has and never stores: the files and full answers (views, heatmap) of the
@@ -23,7 +34,7 @@ export let state = freeze({
 export const live = { files: new Map(), views: new Map() };
 
 const listeners = [];
-let pending = new Set(); // fields changed quietly, announced with the next update
+let quietlyChanged = new Set(); // fields changed quietly, announced with the next update
 
 export function subscribe(listener) {
   listeners.push(listener);
@@ -39,7 +50,11 @@ function freezeRow(row) {
 
 function freeze(next) {
   next.rows = Object.isFrozen(next.rows) ? next.rows : Object.freeze(next.rows.map(freezeRow));
-  for (const key of ["chosen", "shares", "records", "serverSamples", "sort"]) Object.freeze(next[key]);
+  for (const key of ["chosen", "shares", "records", "serverSamples", "sort", "pending", "drafts",
+    "identity"]) {
+    Object.freeze(next[key]);
+  }
+  for (const pending of Object.values(next.pending)) Object.freeze(pending);
   return Object.freeze(next);
 }
 
@@ -51,12 +66,12 @@ export function update(patch, { quiet = false } = {}) {
   // Rows always belong to a sample on screen: the newest row's, when none was named.
   if (next.rows.length && !next.currentSample) next.currentSample = next.rows[next.rows.length - 1].sampleId;
   for (const key of Object.keys(next)) {
-    if (next[key] !== state[key]) pending.add(key);
+    if (next[key] !== state[key]) quietlyChanged.add(key);
   }
   state = freeze(next);
   if (quiet) return;
-  const changed = pending;
-  pending = new Set();
+  const changed = quietlyChanged;
+  quietlyChanged = new Set();
   for (const listener of listeners) listener(changed);
 }
 
@@ -79,6 +94,16 @@ export function galleryOrder(from = state) {
 }
 
 export const firstCellKey = (from = state) => galleryOrder(from).find((row) => row.status === "ok")?.key || null;
+
+// Decided, for moving on: a stored decision, or one on its way (a refused one needs the
+// reviewer again).
+export function isDecided(row) {
+  const pending = state.pending[row.key];
+  return Boolean(row.decision) || Boolean(pending && pending.status !== "refused");
+}
+
+// Something the server does not hold yet: an analysis running, or a decision not stored.
+export const somethingUnstored = () => state.run !== null || Object.keys(state.pending).length > 0;
 
 // -- actions -------------------------------------------------------------------------------
 
@@ -108,6 +133,13 @@ export function addAnalysed(sampleId, made, reattached) {
   const selectedKey = ofSample.some((row) => row.key === state.selectedKey) ? state.selectedKey
     : ofSample.find((row) => row.status === "ok")?.key || null;
   update({ rows, exported: false, selectedKey });
+}
+
+// Rows of a sample this browser cached (another tab's analysis, a reload): added where the
+// page has none of that sample yet.
+export function adoptCachedRows(sampleId, cached) {
+  if (!cached.length || sampleRows(sampleId).length) return;
+  update({ rows: [...state.rows, ...cached] }, { quiet: true });
 }
 
 // The sample as the server holds it replaces the page's rows of that sample; share is its
@@ -142,28 +174,42 @@ export function noteSampleRecord(sampleId, answer) {
   update({ records }, { quiet: true });
 }
 
-// A decision taken on the page: shown at once (quietly: the move to the next cell draws it).
-export function recordDecision(key, record) {
-  const rows = state.rows.map((row) => (row.key === key ? { ...row, decision: record } : row));
-  update({ rows, exported: false }, { quiet: true });
+// A decision on its way: shown at once, drawn as pending (quietly: the move to the next cell
+// draws it).
+export function setPending(key, pending, { quiet = false } = {}) {
+  const drafts = { ...state.drafts };
+  delete drafts[key];
+  update({ pending: { ...state.pending, [key]: pending }, drafts, exported: false }, { quiet });
 }
 
-// The server's answer to a decision, where the row still holds that decision (a sync may have
-// brought the server's record meanwhile).
-export function settleDecision(record, outcome) {
-  if (!state.rows.some((row) => row.decision === record)) return;
-  const rows = state.rows.map((row) =>
-    (row.decision === record ? { ...row, decision: { ...record, ...outcome } } : row));
-  update({ rows });
+// The pending decision under `idempotencyKey` changed (its status) or was stored (`stored`:
+// the server's record, which becomes the row's decision). A newer pending decision on the
+// same cell stays pending.
+export function settlePending(rowKey, idempotencyKey, { stored = null, ...change } = {}) {
+  const pending = { ...state.pending };
+  const current = pending[rowKey];
+  if (current && current.key === idempotencyKey) {
+    if (stored) delete pending[rowKey];
+    else pending[rowKey] = { ...current, ...change };
+  }
+  const rows = stored
+    ? state.rows.map((row) => (row.key === rowKey ? { ...row, decision: stored } : row))
+    : state.rows;
+  update({ pending, rows });
+}
+
+export function setDraft(key, comment) {
+  update({ drafts: { ...state.drafts, [key]: comment } }, { quiet: true });
 }
 
 export function openSampleId(sampleId) {
   update({ currentSample: sampleId, selectedKey: null });
 }
 
-export function restore(saved, selectedKey) {
-  update({ rows: saved.rows, currentSample: saved.currentSample, exported: saved.exported,
-    savedAt: saved.savedAt, shares: saved.shares || {}, records: saved.records || {}, selectedKey });
+export function restore(saved, rows, selectedKey) {
+  update({ rows, currentSample: saved.currentSample || "", exported: saved.exported ?? true,
+    savedAt: saved.savedAt || null, shares: saved.shares || {}, records: saved.records || {},
+    pending: saved.pending || {}, drafts: saved.drafts || {}, selectedKey });
 }
 
 // Quiet: the page shows the cleared session once the browser's copy is gone.
@@ -176,6 +222,7 @@ export function clearAll() {
 export const markExported = () => update({ exported: true });
 export const markSaved = (savedAt) => update({ savedAt }, { quiet: true });
 export const setServerSamples = (samples) => update({ serverSamples: samples });
+export const setIdentity = (identity) => update({ identity: { ...state.identity, ...identity } });
 
 export function sortBy(key) {
   const ascending = state.sort.key === key ? !state.sort.ascending : true;

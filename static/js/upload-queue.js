@@ -2,9 +2,17 @@
 // withdraws what the server scored of the cancelled upload, and the rows the answers make.
 import { newClientRequestId, postFiles, postWithdrawal } from "./api.js";
 import { el, newSampleId, optionFor, setStatus, showAlert } from "./dom.js";
-import { cellKey, saveSession, syncSample } from "./session-store.js";
+import { askToSignIn } from "./identity.js";
+import { analysisRefusal, withdrawalRefusal } from "./refusals.js";
+import { cellKey, syncSample } from "./sample-sync.js";
+import { saveSession } from "./session-store.js";
 import { addAnalysed, choose, endRun, live, sampleRows, startRun, state } from "./state.js";
 import { plural } from "./words.js";
+
+// A cancelled upload the server is still recording is not there yet: the withdrawal, which
+// names only what exists, is tried again for a few seconds.
+const WITHDRAWAL_TRIES = 6;
+const WITHDRAWAL_WAIT_MS = 500;
 
 const maxFiles = Number(el.uploadPanel.dataset.maxFiles);
 const maxBytes = Number(el.uploadPanel.dataset.maxBytes);
@@ -167,6 +175,8 @@ async function analyse(event) {
   const controller = new AbortController();
   startRun(controller, sampleId);
   let done = 0;
+  let analysed = 0; // of this run: answered with a prediction, and refused
+  let refusedFiles = 0;
   let outcome = ""; // said once the page holds what the server holds
   let inFlight = null; // the client request id of the upload whose answers are not yet kept
   setStatus(`Analysing ${plural(files.length, "image")} for sample ${sampleId}…`);
@@ -181,22 +191,28 @@ async function analyse(event) {
       const { made, reattached } = await rowsFrom(part, answer, sampleId);
       inFlight = null;
       done += part.length;
+      const failed = answer.body.results.filter((result) => result.status !== "ok").length;
+      refusedFiles += failed;
+      analysed += part.length - failed;
       showProgress(done, files.length, 0, 0);
       addAnalysed(sampleId, made, reattached);
       saveSession();
     }
-    const failed = state.rows.filter((r) => r.sampleId === sampleId && r.status !== "ok").length;
-    outcome = `Done: ${plural(done, "image")} analysed for sample ${sampleId}` +
-      (failed ? `, ${failed} could not be analysed.` : ".");
+    outcome = `Done: ${plural(analysed, "image")} analysed for sample ${sampleId}` +
+      (refusedFiles ? `, ${refusedFiles} could not be analysed.` : ".");
   } catch (error) {
     if (error.name === "AbortError") {
       // The server may have scored (or may still be scoring) the cancelled upload: it is
       // withdrawn from the sample, so that page and server hold the same cells.
-      if (inFlight) await withdraw(sampleId, inFlight);
+      if (inFlight) {
+        setStatus("Cancelling: taking the stopped upload's images back out of the sample…");
+        await withdraw(sampleId, inFlight);
+      }
       outcome = `Cancelled after ${done} of ${files.length} images; the finished ones are kept.`;
     } else {
-      showAlert(`Could not analyse: ${error.message}`);
+      showAlert(analysisRefusal(error));
       setStatus("");
+      if (error.status === 401) askToSignIn();
     }
   } finally {
     endRun();
@@ -207,14 +223,17 @@ async function analyse(event) {
   if (outcome) setStatus(outcome);
 }
 
+// The server holds the cancelled upload once it has recorded it (404 until then, and for good
+// when it never received it: nothing to withdraw); another's upload or a decided cell stays.
 async function withdraw(sampleId, clientRequestId) {
-  const failed = "The cancelled images could not be withdrawn: the server may count them. " +
-    "Reload to see what it holds.";
-  try {
-    if (!(await postWithdrawal(sampleId, clientRequestId))) showAlert(failed);
-  } catch {
-    showAlert(failed);
+  let answer = null;
+  for (let attempt = 1; attempt <= WITHDRAWAL_TRIES; attempt += 1) {
+    answer = await postWithdrawal(sampleId, clientRequestId);
+    if (answer.ok) return;
+    if (answer.status !== 404 && answer.status !== 0 && answer.status < 500) break;
+    await new Promise((resolve) => { setTimeout(resolve, WITHDRAWAL_WAIT_MS); });
   }
+  if (answer.status !== 404) showAlert(withdrawalRefusal(answer));
 }
 
 export function wireUploads() {

@@ -10,6 +10,7 @@ export const STATES = [
 ];
 export const STATE_WORDS = Object.fromEntries(STATES.map(([key, words]) => [key, words]));
 export const DECISION_WORDS = { ALL: "ALL confirmed", HEM: "normal confirmed", not_assessable: "not assessable" };
+export const DECISION_SHORT = { ALL: "ALL", HEM: "normal", not_assessable: "n/a" };
 
 export const percent = (value) => `${(value * 100).toFixed(1)}%`;
 export const rowState = (row) => (row.status === "ok" ? row.prediction.state : "error");
@@ -28,3 +29,17 @@ export function humanTime(value) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
     `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zone}`;
 }
+
+// Quality warnings as the page says them (the codes stay in the lab CSV and the API).
+export const WARNING_WORDS = {
+  no_cell: "No cell found on the background",
+  no_background: "No black background around the cell",
+  multiple_objects: "More than one object in the image",
+  touches_border: "The cell touches the edge of the image",
+  too_small: "The cell is smaller than the training cells",
+  too_large: "The cell is larger than the training cells",
+  blurry: "The image is blurred",
+  unusual_stain: "The staining looks unlike the training images",
+  uncertain: "Close to the threshold: the model is unsure",
+};
+export const warningWords = (code) => WARNING_WORDS[code] || code.replaceAll("_", " ");

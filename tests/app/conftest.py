@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,75 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_url(postgres: PostgresServer) -> str:
     return postgres.new_database()
+
+
+# The least-privilege split of deploy/postgresql/roles.sql: the owner migrates and prunes, the
+# servers connect as the app's role.
+ROLES_SQL = Path(__file__).parents[2] / "deploy" / "postgresql" / "roles.sql"
+OWNER_ROLE = "leukolens_owner"
+APP_ROLE = "leukolens_app"
+
+
+@pytest.fixture(scope="session")
+def postgres_roles(postgres: PostgresServer) -> PostgresServer:
+    """The cluster with deploy/postgresql/roles.sql run once, as a DBA would (by psql)."""
+    subprocess.run(
+        [
+            str(POSTGRES_BIN / "psql"),
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "owner_password=owner",
+            "-v",
+            "app_password=app",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-f",
+            str(ROLES_SQL),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return postgres
+
+
+@dataclass(frozen=True)
+class SplitDatabase:
+    """One database, migrated by its owner, with the app's role granted what it needs."""
+
+    owner_url: str
+    app_url: str
+
+
+@pytest.fixture
+def least_privilege_database(postgres_roles: PostgresServer) -> SplitDatabase:
+    """A fresh database set up as roles.sql sets up `leukolens`, migrated as the owner and
+    granted to the app's role as `python -m app.records migrate --grant-to` does."""
+    import psycopg
+
+    from app.records import records_db
+    from app.records.privileges import grant_app_role
+
+    name = f"leukolens_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_roles.url("postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}')
+        connection.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+        connection.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {APP_ROLE}')
+    with psycopg.connect(postgres_roles.url(name), autocommit=True) as connection:
+        connection.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        connection.execute(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}")
+        connection.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    base = f"postgresql+psycopg://{{}}@127.0.0.1:{postgres_roles.port}/{name}"
+    split = SplitDatabase(owner_url=base.format(OWNER_ROLE), app_url=base.format(APP_ROLE))
+    engine = records_db.create_engine(split.owner_url)
+    records_db.migrate(engine)
+    grant_app_role(engine, APP_ROLE)
+    engine.dispose()
+    return split

@@ -70,7 +70,11 @@ def test_the_reviewer_identity_comes_from_the_environment(monkeypatch):
         ({"trusted_proxies": ["10.0.0.1/8"]}, "network"),  # host bits: a typo, not a network
         ({"reviewer_keys": {"a": "same", "b": "same"}}, "differ"),
         ({"reviewer_keys": {"a": "k"}, "api_key": "k"}, "LEUKOLENS_API_KEY"),
-        ({"reviewer_keys": {" ": "k"}}, "reviewer names"),
+        ({"reviewer_keys": {" ": "k"}}, "blank"),
+        ({"reviewer_keys": {"Doe, Jane": "k"}}, "comma"),
+        ({"reviewer_keys": {"Dr\u200bA": "k"}}, "control"),
+        ({"reviewer_keys": {" Dr A": "k"}}, "surrounding spaces"),
+        ({"records_in_memory": True, "database_url": "postgresql://x/y"}, "set one"),
         ({"records_retention_days": 7}, "30"),
         ({"sample_id_pattern": "[unclosed"}, "sample id pattern"),
     ],
@@ -87,3 +91,12 @@ def test_records_are_kept_a_year_and_ids_are_lab_numbers_by_default():
     assert settings.records_retention_days == 365
     assert settings.sample_id_pattern == DEFAULT_SAMPLE_ID_PATTERN
     assert (settings.reviewer_header, settings.reviewer_keys) == (None, {})
+
+
+def test_records_live_in_a_database_unless_memory_is_asked_for(tmp_path):
+    """Issue 35, item 7: with the audit off the records went to memory, unasked."""
+    path = tmp_path / "audit.sqlite3"
+    assert Settings(audit_log=False, audit_log_path=path).records_location == path
+    url = "postgresql+psycopg://app@db/leukolens"
+    assert Settings(audit_log=False, database_url=url).records_location == url
+    assert Settings(records_in_memory=True).records_location == ":memory:"

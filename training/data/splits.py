@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from training.data.dataset_index import LABEL_ALL, LABEL_HEM, CellImage, DatasetError
-from training.fit.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -125,14 +124,3 @@ def subsample_per_subject(images: Sequence[CellImage], limit: int | None) -> lis
             kept.append(image)
             taken[image.subject] += 1
     return kept
-
-
-def make_split(config: TrainConfig, images: Sequence[CellImage]) -> Split | None:
-    """The split a training configuration asks for; None without validation."""
-    if config.val_fold is not None:
-        return subject_grouped_folds(images, config.folds, config.seed)[config.val_fold]
-    if config.val_subjects is not None:
-        return held_out_subjects_split(images, config.val_subjects)
-    if config.val_official_fold is not None:
-        return official_fold_split(images, config.val_official_fold)
-    return None

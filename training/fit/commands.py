@@ -1,5 +1,5 @@
-"""`train`, `cv`, `linear-head`, `linear-head-cv` (a flag per `TrainConfig` field) and
-`summarize` (a cv's summary again from its out-of-fold predictions)."""
+"""`train` and `linear-head` (a flag per `TrainConfig` field) and `summarize` (a cv's summary
+again from its out-of-fold predictions); their cross-validations are evaluation's commands."""
 
 from __future__ import annotations
 
@@ -13,13 +13,8 @@ from training.fit.train_config import TrainConfig
 
 
 def add_training_parsers(commands: Subparsers, saved: TrainConfig | None) -> None:
-    """train and cv: a flag per TrainConfig field."""
-    for name, handler in (
-        ("train", run_train),
-        ("cv", run_cv),
-        ("linear-head", run_linear_head),
-        ("linear-head-cv", run_linear_head_cv),
-    ):
+    """train and linear-head: a flag per TrainConfig field."""
+    for name, handler in (("train", run_train), ("linear-head", run_linear_head)):
         # No abbreviations: `--conf` must not pass silently for a flag the pre-parser never saw.
         parser = add_command(commands, name, handler, allow_abbrev=False)
         add_config_arguments(parser, saved)
@@ -58,28 +53,6 @@ def run_linear_head(args: argparse.Namespace) -> None:
     run = linear_head_run(config)
     RunDir(run).write_command(command_for("linear-head", config))
     print(f"run written to {run}")
-
-
-def run_linear_head_cv(args: argparse.Namespace) -> None:
-    """the subject-grouped cross-validation of linear-head"""
-    from training.fit.artifacts import CvDir
-    from training.fit.linear_head import linear_head_cv
-    from training.studies.population_report import markdown_table, read_population_report
-
-    config = config_from_args(args)
-    cv = linear_head_cv(config)
-    CvDir(cv).write_command(command_for("linear-head-cv", config))
-    print(markdown_table([read_population_report(cv)]))
-
-
-def run_cv(args: argparse.Namespace) -> None:
-    """subject-grouped cross-validation"""
-    from training.fit.cross_validation import run_cross_validation
-
-    config = config_from_args(args)
-    summary = run_cross_validation(config, command=command_for("cv", config))
-    figures = summary.model_dump(mode="json", include={"mean_std", "pooled"})
-    print(json.dumps({k: figures[k] for k in ("mean_std", "pooled")}, indent=2))
 
 
 def run_summarize(args: argparse.Namespace) -> None:

@@ -53,7 +53,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, saved: TrainConfig | N
         if saved is not None and name != "out":
             default = getattr(saved, name)
         else:
-            default = None if name in REQUIRED_TRAIN_FLAGS else field.default
+            default = (
+                None
+                if name in REQUIRED_TRAIN_FLAGS
+                else field.get_default(call_default_factory=True)
+            )
         required = name in REQUIRED_TRAIN_FLAGS and (saved is None or name == "out")
         _add_field_argument(parser, name, field, default, required=required)
 
@@ -67,7 +71,9 @@ def _add_field_argument(
     required: bool,
 ) -> None:
     annotation = _unwrap_optional(field.annotation)
-    shown = None if name in REQUIRED_TRAIN_FLAGS else field.default
+    shown = None if name in REQUIRED_TRAIN_FLAGS else field.get_default(call_default_factory=True)
+    if shown in ([], {}):
+        shown = None  # an empty list or mapping: "none given" needs no default text
     help_text = (field.description or "") + (f" (default: {shown})" if shown is not None else "")
     flag, text = _flag(name), help_text or None
     if isinstance(default, Enum):

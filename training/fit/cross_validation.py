@@ -11,34 +11,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from app.core.gradcam import HEAT_ON_CELL_GOAL
 from app.core.recipe import PreprocessConfig
 from training.data.cell_dataset import PreparedCache
 from training.data.dataset_index import DatasetIndex, index_training_data
 from training.data.predictions import Predictions
-from training.data.splits import Split, make_split, subsample_per_subject
-from training.fit.artifacts import CvDir, CvSummary, FoldSummary, HeldOutReport, MeanStd, RunDir
-from training.fit.checkpoints import load_trained_model
-from training.fit.models import probability_scorer
+from training.data.splits import Split, subsample_per_subject
+from training.fit.artifacts import CvDir, CvSummary, FoldSummary, MeanStd, RunDir
 from training.fit.train_config import TrainConfig
 from training.fit.trainer import train
+from training.fit.training_data import make_split
 from training.metrics.classification_metrics import (
     binary_metrics,
     mean_and_std,
     per_subject_accuracy,
 )
-from training.studies.colour_counterfactual import CounterfactualScores, score_counterfactual
-from training.studies.heat_in_cell import HeatScores, score_heat, summarize_scores
-from training.studies.population_report import cv_population_report
 
 FIXED_THRESHOLD = 0.5
 
 
 def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> CvSummary:
     """Train one model per fold into out/fold<k>; write oof_predictions.csv and cv_summary.json.
-    The config (and `command`, the command line) are saved when it starts."""
+    The config (and `command`, the command line) are saved when it starts. What is measured on
+    the held-out people afterwards is the evaluation layer's (`evaluate_cross_validation`)."""
     cv = CvDir(config.out)
     cv.path.mkdir(parents=True, exist_ok=True)
     cv.write_config(config)
@@ -65,11 +59,6 @@ def run_cross_validation(config: TrainConfig, *, command: str | None = None) -> 
     pooled = Predictions.concatenate(out_of_fold)
     cv.write_out_of_fold(pooled)
     summary = cv_summary(config, index, per_fold, pooled)
-    if any(image.population for image in pooled.images):
-        cv_population_report(cv.path)
-    if config.held_out_studies:
-        summary.colour_counterfactual = counterfactual_on_held_out_folds(cv.path, index)
-        summary.heat_in_cell = heat_on_held_out_folds(cv.path, index)
     cv.write_summary(summary)
     return summary
 
@@ -87,7 +76,7 @@ def cv_summary(
         config=config,
         images_indexed=len(subsample_per_subject(index.images, config.max_images_per_subject)),
         per_fold=per_fold,
-        mean_std=_mean_std([fold.metrics.as_dict() for fold in per_fold]),
+        mean_std=mean_std_of([fold.metrics.as_dict() for fold in per_fold]),
         pooled=binary_metrics(pooled.labels, pooled.probabilities, FIXED_THRESHOLD),
         per_subject_accuracy=per_subject_accuracy(
             pooled.subjects, pooled.labels.tolist(), pooled.probabilities.tolist(), FIXED_THRESHOLD
@@ -120,7 +109,7 @@ def summarize_out_of_fold(cv_dir: Path) -> CvSummary:
     return summary
 
 
-def _mean_std(per_fold: list[dict[str, object]]) -> dict[str, MeanStd]:
+def mean_std_of(per_fold: list[dict[str, object]]) -> dict[str, MeanStd]:
     return {name: MeanStd(**spread) for name, spread in mean_and_std(per_fold).items()}
 
 
@@ -149,68 +138,3 @@ def held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> Iterator[
         if split is None:
             raise ValueError(f"{run.path} was trained without held-out subjects")
         yield HeldOutFold(run, config, recipe, split)
-
-
-Figures = dict[str, float | int | None]
-
-
-def _held_out_report(protocol: str, per_fold: list[Figures], pooled: Figures) -> HeldOutReport:
-    """Per-fold figures, their mean ± std (counts left out) and the pooled figures."""
-    counts = ("fold", "images")
-    return HeldOutReport(
-        protocol=protocol,
-        per_fold=per_fold,
-        mean_std=_mean_std([{k: v for k, v in f.items() if k not in counts} for f in per_fold]),
-        pooled=pooled,
-    )
-
-
-def counterfactual_on_held_out_folds(
-    cv_dir: Path, index: DatasetIndex | None = None
-) -> HeldOutReport:
-    """The colour-counterfactual test out of sample: each fold's model on its held-out
-    subjects, re-coloured to the statistics of the other class among its training subjects.
-    Written to colour_counterfactual.json in `cv_dir`."""
-    per_fold: list[Figures] = []
-    parts: list[CounterfactualScores] = []
-    for fold in held_out_folds(cv_dir, index):
-        scores = score_counterfactual(
-            probability_scorer(load_trained_model(fold.run.path), fold.config.threads),
-            fold.recipe,
-            fold.split.validation,
-            fold.split.train,
-        )
-        parts.append(scores)
-        per_fold.append({"fold": fold.config.val_fold, **scores.result().as_json()})
-    report = _held_out_report(
-        "each fold's model on its held-out subjects, every cell re-coloured to the "
-        "inside-cell channel mean/std of the other class among that fold's training cells",
-        per_fold,
-        CounterfactualScores.combine(parts).result().as_json(),
-    )
-    CvDir(cv_dir).write_counterfactual(report)
-    return report
-
-
-def heat_on_held_out_folds(cv_dir: Path, index: DatasetIndex | None = None) -> HeldOutReport:
-    """Where each fold's model puts its Grad-CAM heat on its held-out subjects: the share
-    inside the cell. Written to heat_in_cell.json in `cv_dir`."""
-    per_fold: list[Figures] = []
-    parts: list[HeatScores] = []
-    for fold in held_out_folds(cv_dir, index):
-        if fold.config.threads is not None:
-            torch.set_num_threads(fold.config.threads)
-        scores = score_heat(load_trained_model(fold.run.path), fold.recipe, fold.split.validation)
-        parts.append(scores)
-        per_fold.append({"fold": fold.config.val_fold, **summarize_scores(scores)})
-    report = _held_out_report(
-        "each fold's model on its held-out subjects: autograd Grad-CAM on the map the explain "
-        "graph reads, upsampled as the server does; share of the heat inside the foreground "
-        f"mask of the model's crop (goal {HEAT_ON_CELL_GOAL}); deletion check: change of the "
-        "ALL logit when the hottest quarter of the cell, or a random quarter, is flattened to "
-        "the cell's mean colour",
-        per_fold,
-        summarize_scores(HeatScores.combine(parts)),
-    )
-    CvDir(cv_dir).write_heat(report)
-    return report

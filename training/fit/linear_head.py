@@ -38,7 +38,6 @@ from training.fit.models import CellClassifier, create_classifier
 from training.fit.train_config import TrainConfig
 from training.fit.training_data import describe_subjects, subject_balanced_weights
 from training.metrics.classification_metrics import binary_metrics
-from training.studies.population_report import cv_population_report
 
 REGULARISATION_C = 0.1
 """Inverse L2 strength on standardised features: fixed before the runs, never tuned on folds."""
@@ -207,7 +206,6 @@ def linear_head_cv(config: TrainConfig) -> Path:
     pooled = Predictions.concatenate(parts)
     cv.write_out_of_fold(pooled)
     cv.write_summary(cv_summary(config, index, per_fold, pooled))
-    cv_population_report(cv.path)
     return cv.path
 
 

@@ -16,8 +16,14 @@ HeadKind = Literal["timm", "paper"]
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    data: Path
-    out: Path
+    data: Path = Field(
+        description="The C-NMC root to train on: the official release (training_data/fold_*/"
+        "{all,hem}, BMP) or a copy of it in PNG, e.g. ../shared/data/C-NMC_Leukemia."
+    )
+    out: Path = Field(
+        description="Where the run (train, linear-head) or the cross-validation (cv, "
+        "linear-head-cv) is written; its config is saved there beside the results."
+    )
     extra_data: list[Path] = Field(
         default_factory=list,
         description="More roots of other people that join training (official training folds "

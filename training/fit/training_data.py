@@ -26,7 +26,13 @@ from training.data.dataset_index import (
     DatasetError,
     DatasetIndex,
 )
-from training.data.splits import Split, make_split, subsample_per_subject
+from training.data.splits import (
+    Split,
+    held_out_subjects_split,
+    official_fold_split,
+    subject_grouped_folds,
+    subsample_per_subject,
+)
 from training.fit import distributed
 from training.fit.artifacts import RunConfig
 from training.fit.train_config import TrainConfig
@@ -121,6 +127,17 @@ def measured_recipe(
     mean, std = channel_statistics(prepared)
     recipe = unmeasured.model_copy(update={"mean": mean, "std": std})
     return PreprocessConfig.model_validate(recipe.model_dump())
+
+
+def make_split(config: TrainConfig, images: Sequence[CellImage]) -> Split | None:
+    """The split a training configuration asks for; None without validation."""
+    if config.val_fold is not None:
+        return subject_grouped_folds(images, config.folds, config.seed)[config.val_fold]
+    if config.val_subjects is not None:
+        return held_out_subjects_split(images, config.val_subjects)
+    if config.val_official_fold is not None:
+        return official_fold_split(images, config.val_official_fold)
+    return None
 
 
 def build_data(

@@ -13,6 +13,8 @@ from sklearn import metrics as skm
 
 MetricValue = float | int | list[list[int]]
 Monitor = Literal["roc_auc", "balanced_accuracy"]
+SINGLE_CLASS_THRESHOLD = 0.5
+"""What `best_balanced_accuracy_threshold` answers when only one class is there to separate."""
 
 
 class BinaryMetrics(BaseModel):
@@ -87,3 +89,16 @@ def mean_and_std(per_fold: Sequence[Mapping[str, object]]) -> dict[str, dict[str
         values = np.asarray([fold[key] for fold in per_fold], dtype=float)
         summary[key] = {"mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
     return summary
+
+
+def best_balanced_accuracy_threshold(
+    labels: Sequence[int] | np.ndarray, probabilities: Sequence[float] | np.ndarray
+) -> float:
+    """The threshold with the best balanced accuracy (Youden's J); 0.5 for one class."""
+    y_true = np.asarray(labels, dtype=int)
+    if len(np.unique(y_true)) < 2:
+        return SINGLE_CLASS_THRESHOLD
+    fpr, tpr, thresholds = skm.roc_curve(y_true, np.asarray(probabilities, dtype=float))
+    finite = np.isfinite(thresholds)
+    best = int(np.argmax((tpr - fpr)[finite]))
+    return float(np.clip(thresholds[finite][best], 0.0, 1.0))

@@ -20,14 +20,21 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from app.core.classifier import OnnxCellClassifier, logit, sigmoid
-from app.core.manifest import Evaluation, ModelManifest, load_manifest
+from app.core.local_rates import paired_gain, rate_figures
+from app.core.manifest import (
+    AdaptationGain,
+    Evaluation,
+    HeldOutRates,
+    ModelManifest,
+    RateInterval,
+    load_manifest,
+)
 from app.core.model_registry import STORE_INDEX, record_model
 from training.metrics.subject_resampling import (
     Interval,
@@ -36,9 +43,9 @@ from training.metrics.subject_resampling import (
     subject_resamples,
     threshold_metrics,
 )
-from training.release.model_card import AdaptedFrom, adapted_card, write_card
+from training.release.card_inputs import AdaptedFrom, HeldOutResult
+from training.release.model_card import adapted_card, write_card
 from training.release.site_refit import (
-    DEFAULT_HEAD_L2,
     FittedRule,
     ParentOutputs,
     Strength,
@@ -50,6 +57,7 @@ from training.release.site_reviews import (
     AdaptationError,
     ReviewedCell,
     check_enough_subjects,
+    read_records,
     read_reviews,
 )
 
@@ -70,12 +78,31 @@ def held_out_splits(subjects: Sequence[str], labels: np.ndarray) -> list[np.ndar
     return [held for _, held in folds.split(np.zeros(len(labels)), labels, groups=subjects)]
 
 
-@dataclass(frozen=True)
-class HeldOutResult:
-    protocol: str
-    before: Evaluation
-    after: Evaluation
-    better: bool
+def per_sample_counts(subjects: Sequence[str], labels: np.ndarray, calls: np.ndarray) -> np.ndarray:
+    """(samples, 4) true and false positives and negatives per sample, as the performance
+    figures count them."""
+    order = sorted(set(subjects))
+    index = {subject: i for i, subject in enumerate(order)}
+    counts = np.zeros((len(order), 4), np.int64)
+    for subject, label, call in zip(subjects, labels, calls, strict=True):
+        kind = (0 if call else 3) if label == 1 else (1 if call else 2)  # tp, fp, tn, fn
+        counts[index[subject], kind] += 1
+    return counts
+
+
+def held_out_rates(counts: np.ndarray, resamples: int) -> HeldOutRates:
+    """The local rates of held-out calls, by the one function the performance page uses."""
+    figures = rate_figures(counts, resamples=resamples)
+    return HeldOutRates(
+        **{
+            name: RateInterval(value=rate.value, low=rate.low, high=rate.high)
+            for name in ("sensitivity", "specificity", "balanced_accuracy")
+            for rate in [getattr(figures, name)]
+        },
+        samples=int((counts.sum(axis=1) > 0).sum()),
+        cells=int(counts.sum()),
+        method=figures.method,
+    )
 
 
 def _figures(
@@ -107,7 +134,7 @@ def evaluate_held_out(
     cells: Sequence[ReviewedCell],
     strength: Strength,
     *,
-    head_l2: float = DEFAULT_HEAD_L2,
+    head_l2: float | None = None,
     resamples: int = RESAMPLES,
 ) -> HeldOutResult:
     """The parent as served against the adaptation fitted without each held-out subject."""
@@ -118,7 +145,9 @@ def evaluate_held_out(
     splits = held_out_splits(subjects, labels)
     for held in splits:
         fit_rows = np.setdiff1d(every, held)
-        rule = fit(strength, parent, fit_rows, labels[fit_rows], head_l2)
+        rule = fit(
+            strength, parent, fit_rows, labels[fit_rows], head_l2, [subjects[i] for i in fit_rows]
+        )
         # Each fit's held-out scores relative to its own threshold, so that the fits' scores
         # can be ranked together.
         margins[held] = logit(rule.probability(held)) - logit(np.asarray(rule.threshold))
@@ -146,6 +175,11 @@ def evaluate_held_out(
     better = after_figures["balanced_accuracy"].value > before_figures["balanced_accuracy"].value
     if strength == "head_refit":
         better = better and after_figures["roc_auc"].value >= before_figures["roc_auc"].value
+    # The gain on the same held-out samples, with an interval from the same resamples of whole
+    # samples for both (paired): adopt only when it lies above 0.
+    counts_before = per_sample_counts(subjects, labels, served_calls)
+    counts_after = per_sample_counts(subjects, labels, calls)
+    gain = paired_gain(counts_before, counts_after, resamples=resamples)
     return HeldOutResult(
         protocol=protocol,
         before=Evaluation(
@@ -153,6 +187,10 @@ def evaluate_held_out(
         ),
         after=Evaluation(protocol=f"{strength}, held out: {protocol}", metrics=after),
         better=better,
+        recommended=bool(np.isfinite(gain.low) and gain.low > 0),
+        gain=AdaptationGain(value=gain.value, low=gain.low, high=gain.high, resamples=resamples),
+        local_before=held_out_rates(counts_before, resamples),
+        local_after=held_out_rates(counts_after, resamples),
     )
 
 
@@ -166,22 +204,36 @@ def adapt_model(
     model_id: str,
     version: str = "1",
     minimum_subjects_per_class: int = MINIMUM_SUBJECTS_PER_CLASS,
-    head_l2: float = DEFAULT_HEAD_L2,
+    head_l2: float | None = None,
     command: str = "",
     resamples: int = RESAMPLES,
+    from_records: bool = False,
+    since: float | None = None,
+    until: float | None = None,
 ) -> ModelManifest:
-    """A new model directory adapted from `parent_dir`; refuses to touch an existing one."""
+    """A new model directory adapted from `parent_dir`; refuses to touch an existing one.
+    `from_records`: `reviews` is the records' database (a URL), read as the performance page
+    counts it for the parent's version (`since`/`until`: seconds since the epoch); `head_l2`
+    None: chosen by inner sample-grouped folds."""
     if out_dir.exists():
         raise AdaptationError(f"{out_dir} exists: an adapted model never replaces another")
-    cells = read_reviews(reviews, images)
-    check_enough_subjects(cells, minimum_subjects_per_class)
     classifier = OnnxCellClassifier(parent_dir)
+    if from_records:
+        parent_card = classifier.manifest
+        cells = read_records(
+            reviews, images, parent_card.id, parent_card.version, since=since, until=until
+        )
+    else:
+        cells = read_reviews(reviews, images)
+    check_enough_subjects(cells, minimum_subjects_per_class)
     parent = parent_outputs(classifier, [c.path for c in cells])
     labels = np.asarray([c.label for c in cells])
     held_out = evaluate_held_out(
         parent, classifier, cells, strength, head_l2=head_l2, resamples=resamples
     )
-    final = fit(strength, parent, np.arange(len(cells)), labels, head_l2)
+    final = fit(
+        strength, parent, np.arange(len(cells)), labels, head_l2, [c.subject for c in cells]
+    )
     manifest = classifier.manifest
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -204,7 +256,9 @@ def adapt_model(
         write_card(adapted, staging)
         load_manifest(staging)  # the graphs are the files the card describes
         staging.rename(out_dir)
-        if (out_dir.parent / STORE_INDEX).is_file():  # served beside the others, not as default
+        # Served beside the others, never as the default: a lab makes it the default itself,
+        # and the store refuses to for one whose card says not recommended.
+        if (out_dir.parent / STORE_INDEX).is_file():
             record_model(out_dir.parent, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,24 +12,24 @@ import numpy as np
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation
 from training.data.dataset_index import EXTERNAL_FOLDS, EXTERNAL_PRELIM, populations_of
 from training.data.predictions import Predictions
-from training.fit.artifacts import CvDir, CvSummary, RunDir
-from training.metrics.classification_metrics import binary_metrics, per_subject_accuracy
-from training.metrics.subject_resampling import Interval
-from training.release.decision_rule import DecisionRule, HeldOut
-from training.studies.external_evaluation import (
+from training.evaluation.external_evaluation import (
     PART_ALL,
     PART_TITLES,
     ExternalReport,
     PartFigures,
     ScorerReport,
 )
-from training.studies.population_report import (
+from training.evaluation.population_report import (
     DEFAULT_RESAMPLES,
     EXTERNAL,
     FIXED_THRESHOLD,
     PopulationFigures,
     population_report,
 )
+from training.fit.artifacts import CvDir, CvSummary, RunDir
+from training.metrics.classification_metrics import binary_metrics, per_subject_accuracy
+from training.metrics.subject_resampling import Interval
+from training.release.decision_rule import DecisionRule, HeldOut
 
 
 def card_evaluations(

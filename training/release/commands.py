@@ -7,6 +7,7 @@ import argparse
 import re
 import shlex
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from training.command_line import CommandError, Subparsers, add_command
@@ -57,13 +58,22 @@ def add_export_parser(commands: Subparsers) -> None:
 def add_adapt_parser(commands: Subparsers) -> None:
     adapt = add_command(commands, "adapt", run_adapt)
     adapt.add_argument("--model", type=Path, required=True, help="the parent model directory")
-    adapt.add_argument(
+    source = adapt.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--reviews",
-        required=True,
         help="the review records: the server's database (its SQLite file, or the "
         "LEUKOLENS_DATABASE_URL of a PostgreSQL deployment), or a CSV with the columns "
         "image,label,subject",
     )
+    source.add_argument(
+        "--from-records",
+        metavar="URL",
+        help="the server's records database (sqlite:///data/audit.sqlite3, or the deployment's "
+        "LEUKOLENS_DATABASE_URL): the reviewed cells of the parent's version exactly as the "
+        "performance page counts them",
+    )
+    adapt.add_argument("--since", help="with --from-records: cells scored from (ISO 8601)")
+    adapt.add_argument("--until", help="with --from-records: cells scored before (ISO 8601)")
     adapt.add_argument(
         "--images", type=Path, required=True, help="folder the reviewed images are under"
     )
@@ -74,7 +84,12 @@ def add_adapt_parser(commands: Subparsers) -> None:
     adapt.add_argument("--id", dest="model_id", required=True, help="the adapted model's id")
     adapt.add_argument("--version", default="1")
     adapt.add_argument("--min-subjects-per-class", type=int, default=3)
-    adapt.add_argument("--head-l2", type=float, default=1.0, help="pull toward the parent head")
+    adapt.add_argument(
+        "--head-l2",
+        type=float,
+        default=None,
+        help="pull toward the parent head (default: chosen by inner sample-grouped folds)",
+    )
 
 
 def add_recipe_rates_parser(commands: Subparsers) -> None:
@@ -102,15 +117,20 @@ def run_recipe_rates(args: argparse.Namespace) -> None:
 def run_export(args: argparse.Namespace) -> None:
     """export a run to ONNX with its model card"""
     from training.fit.artifacts import RunDir
-    from training.release.export import ExportOptions, export_run
+    from training.release.card_inputs import ExportOptions
+    from training.release.export import export_run
 
-    config = RunDir(args.run).read_config().train
+    run = RunDir(args.run)
+    config = run.read_config().train
+    # The command the run saved (linear-head, train, ...), else the train command its config
+    # reproduces.
+    command = run.read_command() if run.command_file.is_file() else command_for("train", config)
     folder_id = args.out.name if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.out.name) else None
     options = ExportOptions(
         model_id=args.model_id or folder_id,
         version=args.version,
         cv_dir=args.cv,
-        training_command=command_for("train", config),
+        training_command=command,
         selection=args.selection,
         measure_tta_gain=not args.no_tta_measurement,
         threshold_rule=args.threshold_rule,
@@ -123,16 +143,28 @@ def run_export(args: argparse.Namespace) -> None:
     )
 
 
+def _epoch(moment: str | None) -> float | None:
+    """An ISO 8601 time as seconds since the epoch; without a zone, UTC (as the records)."""
+    if moment is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError as error:
+        raise CommandError(f"{moment!r} is not an ISO 8601 time") from error
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
 def run_adapt(args: argparse.Namespace) -> None:
     """a site model from a lab's reviewed cells (recalibration or head refit), measured on the
     lab's held-out subjects; written as a new model directory"""
     from training.release.adaptation import adapt_model
     from training.release.site_reviews import AdaptationError
 
+    since, until = (_epoch(args.since), _epoch(args.until))
     try:
         manifest = adapt_model(
             args.model,
-            args.reviews,
+            args.from_records or args.reviews,
             args.images,
             args.out,
             strength=args.strength,
@@ -141,6 +173,9 @@ def run_adapt(args: argparse.Namespace) -> None:
             minimum_subjects_per_class=args.min_subjects_per_class,
             head_l2=args.head_l2,
             command=shlex.join(["python", "-m", "training", *sys.argv[1:]]),
+            from_records=args.from_records is not None,
+            since=since,
+            until=until,
         )
     except AdaptationError as error:
         raise CommandError(str(error)) from error
@@ -154,6 +189,12 @@ def run_adapt(args: argparse.Namespace) -> None:
             f"[{after[name + '_low']:.2f}, {after[name + '_high']:.2f}]"
         )
     print(f"held out: {adaptation.held_out_protocol}")
-    if not adaptation.better_on_held_out:
-        print("NOT better than the parent on held-out subjects: keep using the parent.")
+    gain = adaptation.gain
+    if gain is not None:
+        print(
+            f"gain in balanced accuracy {gain.value:+.3f} "
+            f"[{gain.low:+.3f}, {gain.high:+.3f}] (whole samples resampled)"
+        )
+    if not adaptation.recommended:
+        print("NOT RECOMMENDED: the gain's interval does not lie above 0; keep using the parent.")
     print(f"written to {args.out} ({manifest.id} v{manifest.version})")

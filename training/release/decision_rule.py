@@ -7,17 +7,16 @@ rule is the uncalibrated default 0.5. Torch-free.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn import metrics as skm
 
 from app.core.classifier import sigmoid
 from app.core.manifest import Calibration, ThresholdChoice
 from training.data.predictions import Predictions
 from training.fit.artifacts import CvDir, RunDir
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 from training.release.calibration import calibrate
 
 DEFAULT_THRESHOLD = 0.5
@@ -28,19 +27,6 @@ UNCALIBRATED_HALF = (
 )
 ThresholdRule = Literal["best_balanced_accuracy", "uncalibrated_half"]
 NO_VALIDATION_DATA = "default 0.5: no validation data was given"
-
-
-def best_balanced_accuracy_threshold(
-    labels: Sequence[int] | np.ndarray, probabilities: Sequence[float] | np.ndarray
-) -> float:
-    """The threshold with the best balanced accuracy (Youden's J); 0.5 for one class."""
-    y_true = np.asarray(labels, dtype=int)
-    if len(np.unique(y_true)) < 2:
-        return DEFAULT_THRESHOLD
-    fpr, tpr, thresholds = skm.roc_curve(y_true, np.asarray(probabilities, dtype=float))
-    finite = np.isfinite(thresholds)
-    best = int(np.argmax((tpr - fpr)[finite]))
-    return float(np.clip(thresholds[finite][best], 0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.manifest import (
@@ -25,13 +24,9 @@ from app.core.manifest import (
     load_manifest,
 )
 from app.core.model_registry import record_model
-from app.core.recipe import PreprocessConfig
 from training.data.image_batches import preprocess_batch
-from training.fit.artifacts import CvDir, RunConfig, RunDir
-from training.fit.checkpoints import load_trained_model
-from training.fit.models import CellClassifier
-from training.fit.train_config import TrainConfig
-from training.release.decision_rule import ThresholdRule
+from training.fit.artifacts import CvDir, RunDir
+from training.release.card_inputs import ExportOptions, TrainedRun
 from training.release.model_card import exported_card, write_card
 from training.release.onnx_export import check_parity, export_onnx, parity_images
 from training.release.tta_evaluation import measure_tta
@@ -41,54 +36,6 @@ PARITY_TOLERANCE = 1e-4
 
 class ExportError(RuntimeError):
     """The export failed a check; --out was left as it was."""
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What `export_run` writes besides the run's model: the card's names, where the decision
-    rule and its figures come from, and which checks it measures."""
-
-    model_id: str | None = None
-    """Default: arch-size-crop (`default_model_id`)."""
-    version: str = "1"
-    cv_dir: Path | None = None
-    """A cross-validation of the same recipe: its out-of-fold predictions choose the
-    calibration and threshold, and its figures go into the card."""
-    training_command: str = ""
-    selection: str | None = None
-    """How this model was chosen against the others, in words for the card."""
-    parity_count: int = 16
-    """Real cells on which onnxruntime must match PyTorch."""
-    measure_tta_gain: bool = True
-    threshold_rule: ThresholdRule = "best_balanced_accuracy"
-    """How the threshold is chosen on the held-out predictions (decision_rule.py)."""
-    changes: str = ""
-    """What is new in this version, for the card's changelog (a default names the run)."""
-
-    @property
-    def cv(self) -> CvDir | None:
-        return None if self.cv_dir is None else CvDir(self.cv_dir)
-
-
-@dataclass(frozen=True)
-class TrainedRun:
-    """A run directory with its configuration and its kept checkpoint, read once."""
-
-    run: RunDir
-    resolved: RunConfig
-    model: CellClassifier
-
-    @classmethod
-    def load(cls, run_dir: Path) -> TrainedRun:
-        return cls(RunDir(run_dir), RunDir(run_dir).read_config(), load_trained_model(run_dir))
-
-    @property
-    def config(self) -> TrainConfig:
-        return self.resolved.train
-
-    @property
-    def recipe(self) -> PreprocessConfig:
-        return self.resolved.preprocessing
 
 
 def export_run(run_dir: Path, out_dir: Path, options: ExportOptions | None = None) -> ModelManifest:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from app.core.manifest import (
     EXPLAIN_ONNX_FILENAME,
@@ -40,6 +38,14 @@ from training.data.dataset_index import (
     read_image,
     subject_label,
 )
+from training.evaluation.external_evaluation import (
+    PART_ALL,
+    PART_PRELIM,
+    PART_TITLES,
+    PART_TRAINING_FOLDS,
+    ExternalReport,
+    ScorerReport,
+)
 from training.fit.artifacts import RunConfig
 from training.fit.models import count_parameters
 from training.fit.train_config import TrainConfig
@@ -49,21 +55,10 @@ from training.release.card_evaluations import (
     population_evaluation,
     unseen_people_evaluation,
 )
+from training.release.card_inputs import AdaptedFrom, ExportOptions, TrainedRun
 from training.release.decision_rule import choose_decision_rule, held_out_predictions
-from training.release.site_refit import FittedRule, Strength
-from training.release.site_reviews import ReviewedCell, reviews_source_name
-from training.studies.external_evaluation import (
-    PART_ALL,
-    PART_PRELIM,
-    PART_TITLES,
-    PART_TRAINING_FOLDS,
-    ExternalReport,
-    ScorerReport,
-)
-
-if TYPE_CHECKING:  # they call this module: their types only
-    from training.release.adaptation import HeldOutResult
-    from training.release.export import ExportOptions, TrainedRun
+from training.release.init_weights import describe_init_weights, without_local_path
+from training.release.site_reviews import reviews_source_name
 
 
 def write_card(manifest: ModelManifest, model_dir: Path) -> Path:
@@ -221,6 +216,23 @@ def _software() -> dict[str, str]:
     return versions
 
 
+def _provenance(trained: TrainedRun, command: str) -> Provenance:
+    """How the run was made, with the starting weights named by package and sha256."""
+    run_config = trained.resolved.as_card_json()
+    path = trained.config.init_weights
+    if path is None or not path.is_file():
+        return Provenance(training_command=command, run_config=run_config, software=_software())
+    weights = describe_init_weights(path)
+    portable_config = without_local_path(run_config, path, weights)
+    assert isinstance(portable_config, dict)
+    return Provenance(
+        training_command=str(without_local_path(command, path, weights)),
+        run_config=portable_config,
+        software=_software(),
+        init_weights=weights,
+    )
+
+
 def exported_card(
     trained: TrainedRun, options: ExportOptions, onnx_sha256: str, explain_onnx_sha256: str
 ) -> ModelManifest:
@@ -256,27 +268,11 @@ def exported_card(
         quality_reference=quality_reference_for(config, trained.resolved),
         selection=options.selection,
         limitations=known_limitations(training_data, recipe, config.off_cell_heat_penalty),
-        provenance=Provenance(
-            training_command=options.training_command,
-            run_config=trained.resolved.as_card_json(),
-            software=_software(),
-        ),
+        provenance=_provenance(trained, options.training_command),
         onnx_sha256=onnx_sha256,
         explain_onnx_file=EXPLAIN_ONNX_FILENAME,
         explain_onnx_sha256=explain_onnx_sha256,
     )
-
-
-@dataclass(frozen=True)
-class AdaptedFrom:
-    """What an adaptation was made from and how it did: everything its card records."""
-
-    cells: list[ReviewedCell]
-    reviews: Path | str
-    strength: Strength
-    final: FittedRule
-    held_out: HeldOutResult
-    minimum_subjects_per_class: int
 
 
 def adapted_card(
@@ -292,7 +288,14 @@ def adapted_card(
     cells, held_out = made.cells, made.held_out
     subjects = len({c.subject for c in cells})
     counts = Counter((c.subject, c.label) for c in cells)
-    verdict = "better" if held_out.better else "NOT better"
+    gain = held_out.gain
+    figures = (
+        f"gain in balanced accuracy over {manifest.id} on the lab's held-out samples "
+        f"{gain.value:+.3f} (95% {gain.low:+.3f} to {gain.high:+.3f}, samples resampled)"
+        if gain is not None
+        else "no gain measured"
+    )
+    verdict = "recommended" if held_out.recommended else "NOT RECOMMENDED"
     adapted = manifest.model_copy(
         update={
             "id": model_id,
@@ -309,10 +312,12 @@ def adapted_card(
             "limitations": [
                 *(
                     []
-                    if held_out.better
+                    if held_out.recommended
                     else [
-                        "On the lab's held-out subjects this adapted model was NOT better "
-                        f"than its parent {manifest.id}: use the parent."
+                        f"Not recommended: {figures}; its interval does not lie above 0, so "
+                        f"it may do worse than {manifest.id} for the lab's next patient. Keep "
+                        "using the parent; the store refuses to make it the default unless "
+                        "forced."
                     ]
                 ),
                 f"Adapted on {len(cells)} reviewed cells of {subjects} "
@@ -323,8 +328,7 @@ def adapted_card(
                 changelog_entry(
                     version,
                     f"Adapted from {manifest.id} v{manifest.version} ({made.strength}) on "
-                    f"{len(cells)} reviewed cells of {subjects} subjects; {verdict} than the "
-                    "parent on the lab's held-out subjects.",
+                    f"{len(cells)} reviewed cells of {subjects} samples; {verdict}: {figures}.",
                 )
             ],
             "onnx_sha256": file_sha256(staging / manifest.onnx_file),
@@ -348,6 +352,11 @@ def adapted_card(
                 before=held_out.before,
                 after=held_out.after,
                 better_on_held_out=held_out.better,
+                recommended=held_out.recommended,
+                gain=held_out.gain,
+                local_before=held_out.local_before,
+                local_after=held_out.local_after,
+                head_l2=made.final.head_l2,
             ),
             "provenance": manifest.provenance.model_copy(
                 update={"training_command": command or "python -m training adapt"}

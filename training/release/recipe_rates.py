@@ -20,6 +20,7 @@ from app.core.manifest import (
 )
 from app.core.model_registry import STORE_INDEX, record_model
 from training.data.dataset_index import DatasetError
+from training.evaluation.population_report import DEFAULT_RESAMPLES
 from training.fit.artifacts import CvDir
 from training.fit.train_config import TrainConfig
 from training.release.card_evaluations import (
@@ -29,7 +30,6 @@ from training.release.card_evaluations import (
 )
 from training.release.decision_rule import DecisionRule
 from training.release.model_card import write_card
-from training.studies.population_report import DEFAULT_RESAMPLES
 
 RECIPE_FIELDS = (
     "arch",

@@ -5,7 +5,7 @@ the parent's graph with that head written in."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -14,12 +14,13 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 from scipy.optimize import minimize
+from sklearn.model_selection import StratifiedGroupKFold
 
 from app.core.classifier import OnnxCellClassifier, sigmoid
 from app.core.manifest import Calibration
 from training.data.image_batches import preprocessed_batches
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 from training.release.calibration import calibrate
-from training.release.decision_rule import best_balanced_accuracy_threshold
 from training.release.site_reviews import AdaptationError
 
 Strength = Literal["recalibration", "head_refit"]
@@ -93,6 +94,7 @@ class FittedRule:
     calibration: Calibration | None = None
     head_weight: np.ndarray | None = None
     head_bias: float | None = None
+    head_l2: float | None = None
 
 
 def fit_recalibration(parent: ParentOutputs, rows: np.ndarray, labels: np.ndarray) -> FittedRule:
@@ -134,13 +136,52 @@ def fit_head(
 
 
 FITS = {"recalibration": fit_recalibration, "head_refit": fit_head}
+HEAD_L2_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+INNER_FOLDS = 3
+
+
+def _balanced_log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    losses = [
+        float(-np.log(np.where(labels == c, p if c else 1 - p, 1)[labels == c]).mean())
+        for c in (0, 1)
+        if (labels == c).any()
+    ]
+    return float(np.mean(losses))
+
+
+def choose_head_l2(
+    parent: ParentOutputs, rows: np.ndarray, labels: np.ndarray, groups: Sequence[str]
+) -> float:
+    """The pull toward the parent's head that predicts held-out samples best: inner folds
+    that keep each sample (person) whole, scored by the class-balanced log loss. With fewer
+    than two samples of a class to fold, the default."""
+    per_class = [len({g for g, y in zip(groups, labels, strict=True) if y == c}) for c in (0, 1)]
+    splits = min(INNER_FOLDS, *per_class)
+    if splits < 2:
+        return DEFAULT_HEAD_L2
+    folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=0)
+    losses = dict.fromkeys(HEAD_L2_GRID, 0.0)
+    for train, held in folds.split(np.zeros(len(rows)), labels, groups=list(groups)):
+        for l2 in HEAD_L2_GRID:
+            rule = fit_head(parent, rows[train], labels[train], l2)
+            losses[l2] += _balanced_log_loss(labels[held], rule.probability(rows[held]))
+    return min(losses, key=lambda l2: (losses[l2], -l2))  # ties: the stronger pull
 
 
 def fit(
-    strength: Strength, parent: ParentOutputs, rows: np.ndarray, labels: np.ndarray, l2: float
+    strength: Strength,
+    parent: ParentOutputs,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    l2: float | None,
+    groups: Sequence[str] = (),
 ) -> FittedRule:
+    """`l2` None: chosen by inner sample-grouped folds on these rows (`groups`: their samples)."""
     if strength == "head_refit":
-        return fit_head(parent, rows, labels, l2)
+        chosen = choose_head_l2(parent, rows, labels, groups) if l2 is None else l2
+        rule = fit_head(parent, rows, labels, chosen)
+        return replace(rule, head_l2=chosen)
     return fit_recalibration(parent, rows, labels)
 
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.records.decisions_read import latest_decisions_in
+from app.records.performance_read import Selection, counted_cells, open_existing
 from training.data.dataset_index import LABEL_ALL, LABEL_HEM, LABEL_NAMES
 
 
@@ -79,6 +80,41 @@ def read_review_database(database: Path | str, images: Path) -> list[ReviewedCel
     return cells
 
 
+def read_records(
+    database: Path | str,
+    images: Path,
+    model_id: str,
+    model_version: str,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[ReviewedCell]:
+    """The cells the lab's performance figures count for this model version (each cell once,
+    by its latest ALL or HEM decision; withdrawn cells, repeats and not-assessable ones left
+    out), read by the same SQL, matched to the files under `images` by sha256."""
+    by_hash: dict[str, Path] = {}
+    for path in sorted(p for p in images.rglob("*") if p.is_file()):
+        by_hash.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    try:
+        engine = open_existing(database)
+    except (LookupError, SQLAlchemyError) as error:
+        raise AdaptationError(f"{database}: no review records ({error})") from error
+    try:
+        with engine.connect() as connection:
+            selection = Selection(model_id, model_version, since, until)
+            counted = counted_cells(connection, selection)
+    finally:
+        engine.dispose()
+    cells = [
+        ReviewedCell(by_hash[c.image_sha256], c.sample_id, DECISIONS[c.decision])
+        for c in counted
+        if c.image_sha256 in by_hash
+    ]
+    if len(cells) < len(counted):
+        print(f"{len(counted) - len(cells)} reviewed images are not under {images}; left out")
+    return cells
+
+
 def reviews_source_name(reviews: Path | str) -> str:
     """For the card: a file's name, or a database URL without its password or host."""
     if "://" in str(reviews):
@@ -112,6 +148,4 @@ def check_enough_subjects(cells: Sequence[ReviewedCell], minimum: int) -> None:
             f"each one out and still fit on two of its class; the reviews have "
             f"{' and '.join(short)} subject(s). Review cells of more people first."
         )
-    mixed = {c.subject for c in cells if c.subject in subjects[LABEL_ALL]} & subjects[LABEL_HEM]
-    if mixed:
-        raise AdaptationError(f"subjects with both ALL and HEM cells: {sorted(mixed)}")
+    # A lab's sample (a person) may hold cells of both classes: it counts for each.

@@ -1,2 +1,2 @@
-"""Measurements that choose between models: unseen subjects, populations, colour and heat
-checks, morphology, sample simulation and the bake-off table."""
+"""Studies that choose between models, built on the evaluation layer: the candidate tables
+(populations, weighting, morphology, the bake-off), sample simulation and share readability."""

@@ -117,10 +117,10 @@ def run_evaluate(args: argparse.Namespace) -> None:
 def run_counterfactual(args: argparse.Namespace) -> None:
     """colour-counterfactual test: re-colour each cell to the other class and re-score"""
     from app.core.classifier import OnnxCellClassifier
-    from training.studies.colour_counterfactual import colour_counterfactual
+    from training.evaluation.colour_counterfactual import colour_counterfactual
 
     if args.cv is not None:
-        from training.fit.cross_validation import counterfactual_on_held_out_folds
+        from training.evaluation.cross_validation_reports import counterfactual_on_held_out_folds
 
         cv_report = counterfactual_on_held_out_folds(args.cv)
         print(
@@ -145,7 +145,7 @@ def run_counterfactual(args: argparse.Namespace) -> None:
 
 def run_heat_in_cell(args: argparse.Namespace) -> None:
     """share of each fold's Grad-CAM heat inside the cell, on its held-out subjects"""
-    from training.fit.cross_validation import heat_on_held_out_folds
+    from training.evaluation.cross_validation_reports import heat_on_held_out_folds
 
     report = heat_on_held_out_folds(args.cv)
     figures = report.model_dump(mode="json") if args.json else report.pooled

@@ -15,17 +15,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from training.fit.artifacts import CvDir, HeldOutReport, RunDir
-from training.fit.checkpoints import load_trained_model
-from training.fit.models import CellClassifier, count_parameters
-from training.metrics.subject_resampling import Interval
-from training.studies.external_evaluation import (
+from training.evaluation.external_evaluation import (
     PART_ALL,
     PART_PRELIM,
     PART_TRAINING_FOLDS,
     ExternalReport,
 )
-from training.studies.external_report_writing import read_report
+from training.evaluation.external_report_writing import read_report
+from training.fit.artifacts import CvDir, HeldOutReport, RunDir
+from training.fit.checkpoints import load_trained_model
+from training.fit.models import CellClassifier, count_parameters
+from training.metrics.subject_resampling import Interval
 
 LATENCY_REPEATS = 30
 

@@ -10,19 +10,18 @@ import numpy as np
 
 from training.data.dataset_index import index_dataset, index_training_data
 from training.data.predictions import Predictions
+from training.evaluation.external_evaluation import external_report, index_external
+from training.evaluation.external_report_writing import markdown, write_report
+from training.evaluation.population_report import cv_population_report, markdown_table
+from training.evaluation.scorers import Scores, score_model_dir
 from training.fit.artifacts import CvDir
-from training.metrics.classification_metrics import binary_metrics
-from training.release.decision_rule import best_balanced_accuracy_threshold
-from training.studies.external_evaluation import external_report, index_external
-from training.studies.external_report_writing import markdown, write_report
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold, binary_metrics
 from training.studies.morphology import (
     feature_matrix,
     morphology_classifier,
     out_of_fold_probabilities,
 )
-from training.studies.population_report import cv_population_report, markdown_table
 from training.studies.score_blending import threshold_centred_blend
-from training.studies.scorers import Scores, score_model_dir
 
 
 def morphology_candidate(

@@ -31,7 +31,7 @@ from sklearn import metrics as skm
 from app.core.blast_share import CellCalls, HeldOutCounts, estimate_blast_share, held_out_counts
 from app.core.manifest import load_manifest
 from training.fit.artifacts import CvDir
-from training.release.decision_rule import best_balanced_accuracy_threshold
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 
 SIZES = (10, 20, 50, 100, 200)
 SHARES = (0.0, 0.05, 0.2, 0.5, 1.0)
@@ -218,8 +218,8 @@ def unseen_subjects(model_dir: Path, data_root: Path) -> dict[str, object]:
 
     The subject-level ROC AUC of the sample score, and per subject the corrected share with its
     interval against that truth. Every cell counts as assessable (the cells are segmented)."""
-    from training.studies.external_evaluation import index_external
-    from training.studies.scorers import score_model_dir
+    from training.evaluation.external_evaluation import index_external
+    from training.evaluation.scorers import score_model_dir
 
     manifest = load_manifest(model_dir, verify_checksum=False)
     counts = held_out_counts(manifest)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from app.core.classifier import logit
-from training.studies.scorers import Scores
+from training.evaluation.scorers import Scores
 
 EPSILON = 1e-6
 BLEND_THRESHOLD = 0.5

@@ -20,13 +20,13 @@ from training.command_line import (
 )
 
 if TYPE_CHECKING:
-    from training.studies.population_report import PopulationReport
+    from training.evaluation.population_report import PopulationReport
 
 
 def print_reports(args: argparse.Namespace, reports: Sequence[PopulationReport]) -> None:
     """The table per population that populations and weighting print, and its reports as JSON
     in --json when given."""
-    from training.studies.population_report import markdown_table
+    from training.evaluation.population_report import markdown_table
 
     if args.json is not None:
         payload = [report.model_dump(mode="json") for report in reports]
@@ -135,10 +135,10 @@ def add_morphology_parser(commands: Subparsers) -> None:
 def run_external(args: argparse.Namespace) -> None:
     """measure on patients outside the training data (per part, per subject, intervals from
     resampling subjects, image-only baselines); never tune on it"""
+    from training.evaluation.external_evaluation import external_report, index_external
+    from training.evaluation.external_report_writing import markdown, write_report
+    from training.evaluation.scorers import score_cross_validation, score_model_dir
     from training.release.model_card import record_in_card
-    from training.studies.external_evaluation import external_report, index_external
-    from training.studies.external_report_writing import markdown, write_report
-    from training.studies.scorers import score_cross_validation, score_model_dir
 
     data = index_external(args.data)
     if args.cv is not None:
@@ -161,9 +161,9 @@ def run_populations(args: argparse.Namespace) -> None:
     """the candidate table per population: each cv's out-of-fold figures, served models on the
     people they never saw, and the cell-area and mean-grey baselines"""
     from training.data.dataset_index import index_training_data
-    from training.studies.paired_difference import markdown_table as paired_table
-    from training.studies.paired_difference import paired_difference
-    from training.studies.population_report import (
+    from training.evaluation.paired_difference import markdown_table as paired_table
+    from training.evaluation.paired_difference import paired_difference
+    from training.evaluation.population_report import (
         baseline_reports,
         blended_report,
         cv_population_report,

@@ -5,7 +5,7 @@ scored out of fold on the same subject-grouped folds, per population.
 
 Frozen features make the comparison cheap (the backbone runs once per cell) and fair (only the
 weights change between rows); the head, its folds, the weighting and the report are the ones
-every candidate uses (training/fit/linear_head.py, training/studies/population_report.py).
+every candidate uses (training/fit/linear_head.py, training/evaluation/population_report.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from training.data.dataset_index import EXTERNAL_FOLDS, EXTERNAL_PRELIM, CellImage
+from training.evaluation.population_report import PopulationReport, population_report
 from training.fit.linear_head import out_of_fold
-from training.studies.population_report import PopulationReport, population_report
 
 
 def out_of_fold_probabilities(

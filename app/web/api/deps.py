@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, Security
+from fastapi import Depends, Header, HTTPException, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 
+from app.core.identities import Identity
 from app.core.model_registry import ModelRegistry
 from app.core.sample_ids import SampleIdPolicy
 from app.inference.service import PredictionService
@@ -22,7 +23,7 @@ from app.web.middleware.api_key import (
     api_key_header,
     matches_any,
 )
-from app.web.reviewer_identity import Reviewer, authenticated_reviewer
+from app.web.reviewer_identity import Reviewer, authenticated_reviewer, caller_identity
 
 SAMPLE_ID_HELP = (
     "The sample's lab number (LEUKOLENS_SAMPLE_ID_PATTERN), never a patient's name or birth date."
@@ -104,6 +105,17 @@ async def one_file_field(request: Request) -> None:
         )
 
 
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[\x21-\x7e]{1,128}$",
+        description="Any 1 to 128 visible ASCII characters, new for each decision (a UUID): "
+        "sent again with the same decision, the first record is answered again and nothing new "
+        "is stored; with another decision, 409.",
+    ),
+]
+
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
@@ -113,5 +125,6 @@ SampleIdsDep = Annotated[SampleIdPolicy, Depends(get_sample_ids)]
 SampleIdQueryDep = Annotated[str | None, Depends(sample_id_query)]
 SampleIdPathDep = Annotated[str, Depends(sample_id_path)]
 ReviewerDep = Annotated[Reviewer | None, Depends(authenticated_reviewer)]
+CallerDep = Annotated[Identity, Depends(caller_identity)]
 ApiKeyDep = Depends(require_api_key)
 OneFileFieldDep = Depends(one_file_field)

@@ -1,7 +1,8 @@
 from datetime import UTC, datetime
 
 from app.core.sample_headline import headline_text, sample_headline
-from app.schemas import ReviewRecord, SamplePrediction
+from app.sample_schemas import SamplePrediction
+from app.schemas import ReviewRecord
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 

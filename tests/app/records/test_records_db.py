@@ -5,16 +5,7 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
-
-def head_revision() -> str:
-    """The newest migration, whichever it is: these tests check that a start reaches it."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(records_db.MIGRATIONS))
-    return ScriptDirectory.from_config(config).get_current_head()
-
+HEAD = "0006"  # the newest migration
 
 # One image's answer from one model, as the predictions and sample_predictions rows hold it.
 MODEL_CALL = {
@@ -62,7 +53,7 @@ def test_migrations_build_the_same_schema_on_both_engines(database_url):
     assert columns == {column.name: column.nullable for column in records_db.predictions.columns}
     assert ("predictions_key", ("request_id", "item"), True) in indexes
     assert ("predictions_time", ("time",), False) in indexes
-    assert version == head_revision()
+    assert version == HEAD
 
 
 def test_the_migrated_schema_matches_the_declared_one(database_url):
@@ -109,7 +100,7 @@ def test_replicas_migrating_at_once_take_turns(postgres_url):
     _, _, version = schema_of(engines[0])
     for engine in engines:
         engine.dispose()
-    assert version == head_revision()
+    assert version == HEAD
 
 
 def move_to(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
@@ -153,7 +144,7 @@ def test_decisions_recorded_before_0003_are_marked_free_text(database_url):
         assert sources.scalars().all() == ["free_text"]
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == head_revision()
+    assert version == HEAD
 
 
 def test_only_rows_older_than_the_floor_may_be_deleted_and_none_updated(database_url):
@@ -210,7 +201,7 @@ def test_0003_downgrades_to_the_strict_triggers(database_url):
     records_db.migrate(engine)  # and up again
     _, _, version = schema_of(engine)
     engine.dispose()
-    assert version == head_revision()
+    assert version == HEAD
 
 
 def test_the_floor_of_the_triggers_is_the_settings_floor():
@@ -220,21 +211,171 @@ def test_the_floor_of_the_triggers_is_the_settings_floor():
     assert migration.MIN_RETENTION_DAYS == records_db.MIN_RETENTION_DAYS
 
 
-def test_0005_adds_sign_offs_and_amendments_and_goes_back(database_url):
-    """Decisions recorded before 0005 amend nothing; going back to 0003 drops the sign-offs'
+def test_0006_adds_sign_offs_and_amendments_and_goes_back(database_url):
+    """Decisions recorded before 0006 amend nothing; going back to 0005 drops the sign-offs'
     table and the column, and up again restores them."""
     engine = records_db.create_engine(database_url)
-    move_to(engine, "0003")
+    move_to(engine, "0005")
     with engine.begin() as connection:
         connection.execute(records_db.review_decisions.insert().values(time=1.0, **DECISION))
     records_db.migrate(engine)
     with engine.connect() as connection:
         amendments = connection.execute(sa.select(records_db.review_decisions.c.amendment))
         assert amendments.scalars().all() == [None]
-    move_to(engine, "0003", down=True)
+    move_to(engine, "0005", down=True)
     inspector = sa.inspect(engine)
     assert not inspector.has_table("sample_sign_offs")
     assert "amendment" not in {c["name"] for c in inspector.get_columns("review_decisions")}
     records_db.migrate(engine)
     assert sa.inspect(engine).has_table("sample_sign_offs")
     engine.dispose()
+
+
+def recorded_decision(path) -> int:
+    """A SQLite records file holding one scored cell and one ALL decision; the decision's id."""
+    from app.records.review_records import ReviewRecords
+    from tests.app.records.test_review_records import SHA_A, prediction, review
+
+    records = ReviewRecords(path)
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    record = records.add_decision_once(review(SHA_A, "ALL"), idempotency_key="k-1")[0]
+    records.close()
+    return record.id
+
+
+REWRITES = [
+    "REPLACE INTO review_decisions (id, time, sample_id, request_id, image_sha256, decision, "
+    "reviewer, comment) VALUES (:id, 1.0, 'S-1', 'r1', :sha, 'HEM', 'Mallory', '')",
+    "INSERT OR REPLACE INTO review_decisions (id, time, sample_id, request_id, image_sha256, "
+    "decision, reviewer, comment) VALUES (:id, 1.0, 'S-1', 'r1', :sha, 'HEM', 'Mallory', '')",
+    "INSERT INTO review_decisions (id, time, sample_id, request_id, image_sha256, decision, "
+    "reviewer, comment) VALUES (:id, 1.0, 'S-1', 'r1', :sha, 'HEM', 'Mallory', '') "
+    "ON CONFLICT(id) DO UPDATE SET decision = 'HEM'",
+    # a REPLACE that collides on the idempotency key instead of the id
+    "INSERT OR REPLACE INTO review_decisions (time, sample_id, request_id, image_sha256, "
+    "decision, reviewer, comment, idempotency_key) "
+    "VALUES (1.0, 'S-1', 'r1', :sha, 'HEM', 'Mallory', '', 'k-1')",
+]
+
+
+@pytest.mark.parametrize("statement", REWRITES, ids=["replace", "or-replace", "upsert", "by-key"])
+def test_sqlite_refuses_replacing_a_decision_through_the_driver(tmp_path, statement):
+    """Issue 35, item 6: `REPLACE INTO review_decisions` over a decision's id rewrote an ALL
+    decision to HEM: SQLite's REPLACE deletes without firing delete triggers."""
+    import sqlite3
+
+    from tests.app.records.test_review_records import SHA_A
+
+    path = tmp_path / "audit.sqlite3"
+    decision_id = recorded_decision(path)
+    connection = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="append only"):
+        connection.execute(statement.replace(":id", str(decision_id)).replace(":sha", f"'{SHA_A}'"))
+    connection.rollback()
+    rows = connection.execute("SELECT id, decision, reviewer FROM review_decisions").fetchall()
+    connection.close()
+    assert rows == [(decision_id, "ALL", "Dr A")]
+
+
+@pytest.mark.parametrize("table", ["sample_predictions", "sample_withdrawals", "sample_sign_offs"])
+def test_sqlite_refuses_replacing_any_record_row(tmp_path, table):
+    import sqlite3
+
+    from app.records.review_records import ReviewRecords
+
+    path = tmp_path / "audit.sqlite3"
+    recorded_decision(path)
+    records = ReviewRecords(path)
+    records.sign_offs.sign_off("S-1", signer="Dr B", signer_source="free_text")
+    records.close()
+    connection = sqlite3.connect(path)
+    connection.execute(
+        "INSERT INTO sample_withdrawals (time, sample_id, client_request_id) VALUES (1, 'S', 'u')"
+    )
+    connection.commit()
+    (row_id,) = connection.execute(f"SELECT max(id) FROM {table}").fetchone()
+    columns = [c[1] for c in connection.execute(f"PRAGMA table_info({table})")]
+    row = connection.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    marks = ", ".join("?" * len(columns))
+    with pytest.raises(sqlite3.IntegrityError, match="append only"):
+        connection.execute(f"REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", row)
+    connection.close()
+
+
+def test_postgresql_refuses_truncate_even_to_the_tables_owner(postgres_url):
+    """Issue 35, item 6: the app's database user could TRUNCATE review_decisions (306 -> 0):
+    TRUNCATE fires no row trigger. A statement trigger refuses it now, whoever asks (the
+    app's own role may not even try: app/records/privileges.py)."""
+    import psycopg
+
+    from app.records.review_records import ReviewRecords
+    from tests.app.records.test_review_records import SHA_A, prediction, review
+
+    records = ReviewRecords(postgres_url)
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    records.add_decision(review(SHA_A, "ALL"))
+    records.close()
+    with psycopg.connect(postgres_url.replace("+psycopg", "")) as connection:
+        tables = (
+            "review_decisions",
+            "sample_predictions",
+            "sample_withdrawals",
+            "sample_sign_offs",
+        )
+        for table in tables:
+            with pytest.raises(psycopg.errors.RaiseException, match="append only"):
+                connection.execute(f"TRUNCATE {table} CASCADE")
+            connection.rollback()
+        assert connection.execute("SELECT count(*) FROM review_decisions").fetchone() == (1,)
+
+
+def test_0005_adopts_an_earlier_database_its_rows_and_withdrawals(database_url):
+    """Rows of the earlier schema are kept: their owner is `unrecorded`, and an earlier
+    withdrawal still covers the rows it covered."""
+    from app.records.review_records import ReviewRecords
+
+    engine = records_db.create_engine(database_url)
+    move_to(engine, "0003")
+    cell = {
+        "time": 1.0e9,
+        "sample_id": "S-1",
+        **MODEL_CALL,
+        "state": "suggests_all",
+        "assessable": 1,
+        "client_request_id": "u-1",
+    }
+    with engine.begin() as connection:
+        for request_id, sha in (("r1", "a" * 64), ("r2", "b" * 64)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO sample_predictions (time, sample_id, request_id, image_sha256, "
+                    "model_id, model_version, probability_all, label, state, assessable, "
+                    "client_request_id) VALUES (:time, :sample_id, :request_id, :sha, "
+                    ":model_id, :model_version, :probability_all, :label, :state, "
+                    ":assessable, :client_request_id)"
+                ),
+                {
+                    **cell,
+                    "request_id": request_id,
+                    "sha": sha,
+                    "client_request_id": "u-kept" if request_id == "r1" else "u-gone",
+                },
+            )
+        connection.execute(
+            sa.text(
+                "INSERT INTO sample_withdrawals (time, sample_id, client_request_id) "
+                "VALUES (1.0e9, 'S-1', 'u-gone')"
+            )
+        )
+    engine.dispose()
+    records = ReviewRecords(database_url)  # migrates to the head
+    (only,) = records.sample("S-1").predictions
+    assert (only.request_id, only.uploader_source) == ("r1", "unrecorded")
+    records.close()
+    engine = records_db.create_engine(database_url)
+    _, _, version = schema_of(engine)
+    assert version == HEAD
+    move_to(engine, "0003", down=True)
+    _, _, version = schema_of(engine)
+    engine.dispose()
+    assert version == "0003"

@@ -164,24 +164,6 @@ def test_the_same_image_again_is_a_repeat_and_counts_once(records):
     assert other[0].repeat_of is None
 
 
-def test_a_withdrawn_upload_leaves_the_sample_whenever_it_is_written(records):
-    records.add_predictions(
-        "S-1", [prediction(SHA_A, 0.9, "suggests_all", request_id="r1")], "upload-1"
-    )
-    records.withdraw("S-1", "upload-2")  # before its answers are recorded
-    records.add_predictions(
-        "S-1", [prediction(SHA_B, 0.2, "suggests_normal", request_id="r2")], "upload-2"
-    )
-    assert [p.image_sha256 for p in records.sample("S-1").predictions] == [SHA_A]
-    # dropped again later, the image is a cell once more, and not a repeat of the withdrawn one
-    again = [prediction(SHA_B, 0.2, "suggests_normal", request_id="r3")]
-    records.add_predictions("S-1", again, "upload-3")
-    assert again[0].repeat_of is None
-    assert [p.request_id for p in records.sample("S-1").predictions] == ["r1", "r3"]
-    listed, total = records.samples(limit=10)
-    assert (listed[0].cells, total) == (2, 1)
-
-
 def test_samples_are_listed_newest_change_first_and_paged(records):
     for n in range(5):
         records.add_predictions(f"S-{n}", [prediction(f"{n:064x}", 0.9, "suggests_all")])
@@ -230,17 +212,6 @@ def test_uploads_of_the_same_bytes_at_once_make_one_first_and_repeats(records):
     firsts = [batch[0].request_id for batch in uploads if batch[0].repeat_of is None]
     assert len(firsts) == 1
     assert {batch[0].repeat_of for batch in uploads if batch[0].repeat_of} == set(firsts)
-
-
-def test_decisions_on_withdrawn_cells_do_not_count_as_reviewed(records):
-    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")], "kept")
-    records.add_predictions(
-        "S-1", [prediction(SHA_B, 0.9, "suggests_all", request_id="r2")], "dropped"
-    )
-    records.add_decision(review(SHA_B, "ALL", request_id="r2"))
-    records.withdraw("S-1", "dropped")
-    (summary,), _ = records.samples(limit=5)
-    assert (summary.cells, summary.reviewed) == (1, 0)
 
 
 DAY = 86_400.0

@@ -5,12 +5,18 @@ from app.records.sample_digest import (
     canonical_json,
     changed_rows,
     content_sha256,
+    live_cells,
+    manifest_form,
     row_digest,
     row_manifest,
 )
 
+# An upload recorded before uploads had owners (as migration 0005 leaves earlier rows).
+UNRECORDED = {"uploader": "", "uploader_source": "unrecorded"}
+DR_A = {"uploader": "Dr A", "uploader_source": "reviewer_key"}
 
-def cell(row_id: int, sha: str, client_request_id: str = "") -> dict:
+
+def cell(row_id: int, sha: str, client_request_id: str = "", owner: dict = DR_A) -> dict:
     return {
         "id": row_id,
         "time": 1_765_000_000.25,
@@ -28,6 +34,7 @@ def cell(row_id: int, sha: str, client_request_id: str = "") -> dict:
         "threshold": 0.5,
         "tta": 0,
         "warnings": "",
+        **owner,
     }
 
 
@@ -43,6 +50,17 @@ def decision(row_id: int, sha: str, what: str, amendment: str | None = None) -> 
         "reviewer_source": "free_text",
         "comment": "",
         "amendment": amendment,
+    }
+
+
+def withdrawal(row_id: int, client_request_id: str, owner: dict = DR_A, through: int | None = None):
+    return {
+        "id": row_id,
+        "time": 1_765_000_050.0,
+        "sample_id": "S-1",
+        "client_request_id": client_request_id,
+        **owner,
+        "through_id": through,
     }
 
 
@@ -70,7 +88,7 @@ def test_the_content_is_the_latest_decision_per_live_cell_whatever_the_row_order
     withdrawn = rows(
         [cell(1, a), cell(2, b, "upload-2")],
         [decision(1, a, "HEM"), decision(2, a, "ALL")],
-        [{"id": 1, "time": 1.0, "sample_id": "S-1", "client_request_id": "upload-2"}],
+        [withdrawal(1, "upload-2", through=2)],
     )
     assert content_sha256("S-1", withdrawn) != content_sha256("S-1", signed)
     assert content_sha256("S-2", signed) != content_sha256("S-1", signed)
@@ -119,3 +137,75 @@ def test_changed_deleted_and_slipped_in_rows_are_named():
         (6, "inserted")
     ]
     assert changed_rows(manifest, signed, after, latest=False) == []  # a later sign-off's
+
+
+def test_the_signed_content_names_whose_each_upload_is_and_never_the_idempotency_key():
+    a = "a" * 64
+    signed = rows([cell(1, a)], [decision(2, a, "HEM")])
+    by_bob = rows([cell(1, a, owner={"uploader": "Dr B", "uploader_source": "reviewer_key"})])
+    by_bob.tables["review_decisions"] = signed.of("review_decisions")
+    assert content_sha256("S-1", by_bob) != content_sha256("S-1", signed)
+    assert row_digest("sample_predictions", by_bob.of("sample_predictions")[0]) != row_digest(
+        "sample_predictions", signed.of("sample_predictions")[0]
+    )
+    keyed = {**decision(2, a, "HEM"), "idempotency_key": "k-1", "request_fingerprint": "f" * 64}
+    rekeyed = {**keyed, "idempotency_key": "k-2", "request_fingerprint": "0" * 64}
+    assert row_digest("review_decisions", keyed) == row_digest("review_decisions", rekeyed)
+    # Form 1, signed before uploads had owners, never saw them.
+    assert content_sha256("S-1", by_bob, 1) == content_sha256("S-1", signed, 1)
+
+
+def test_a_withdrawal_covers_its_owners_rows_up_to_its_last_as_the_api_reads_them():
+    a, b = "a" * 64, "b" * 64
+    mine = rows([cell(1, a), cell(2, b, "upload-2")])
+    withdrawn = rows(
+        [cell(1, a), cell(2, b, "upload-2")], (), [withdrawal(1, "upload-2", through=2)]
+    )
+    assert set(live_cells(withdrawn)) == {a}
+    assert content_sha256("S-1", withdrawn) != content_sha256("S-1", mine)
+    for not_covering in (
+        withdrawal(1, "upload-2", owner={"uploader": "Dr B", "uploader_source": "reviewer_key"}),
+        withdrawal(1, "upload-2", through=1),  # filed before row 2 was recorded
+    ):
+        others = rows([cell(1, a), cell(2, b, "upload-2")], (), [not_covering])
+        assert set(live_cells(others)) == {a, b}
+        assert content_sha256("S-1", others) != content_sha256("S-1", withdrawn)
+
+
+def test_a_sign_off_made_before_uploads_had_owners_still_verifies():
+    """Digests written by the first signed form (before owners were recorded) as it computed
+    them, over rows as migration 0005 leaves them: they still match, and a change still shows."""
+    a, b = "a" * 64, "b" * 64
+    then = rows(
+        [cell(1, a, owner=UNRECORDED), cell(2, b, "upload-2", owner=UNRECORDED)],
+        [decision(3, a, "HEM")],
+        [withdrawal(1, "upload-2", owner=UNRECORDED)],
+    )
+    manifest = json.dumps(
+        {
+            "max_ids": {"review_decisions": 3, "sample_predictions": 2, "sample_withdrawals": 1},
+            "rows": {
+                "review_decisions": {
+                    "3": "979c45719b3d373ef157c0883c7abd4833e5cd70a1419dc6f9d3756e8988aab3"
+                },
+                "sample_predictions": {
+                    "1": "385e18572507fa780f353142a7cc1cebbf338aee824b5795ced361249084f35b",
+                    "2": "93700d2c2955dcda9bfde16a352b632214eacb472ec34b48c89e31523d14fed4",
+                },
+                "sample_withdrawals": {
+                    "1": "583ec9353b144ba4b1119a2e18ba253f8784fd510dfab3e01a5b77245e713025"
+                },
+            },
+        }
+    )
+    assert manifest_form(manifest) == 1
+    assert content_sha256("S-1", then, 1) == (
+        "9fa6f880c2c04943dde39ad3eb02cbd3b17922b2d0cb6bcb353e9777fcb3cc1d"
+    )
+    assert changed_rows(manifest, then, then, latest=True) == []
+    rewritten = rows(
+        then.of("sample_predictions"), [decision(3, a, "ALL")], then.of("sample_withdrawals")
+    )
+    (change,) = changed_rows(manifest, rewritten, rewritten, latest=True)
+    assert (change.table, change.row_id, change.change) == ("review_decisions", 3, "changed")
+    assert manifest_form(row_manifest(then, {})) == 2

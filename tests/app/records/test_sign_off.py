@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from app.core.identities import ANONYMOUS, Identity
 from app.records import records_db
+from app.records.decision_replays import IdempotencyConflictError
 from app.records.review_records import ReviewRecords
 from app.records.sign_off import SampleStateError, SignOffRow, UnknownSampleError, life_cycle
-from app.schemas import ReviewRecord, SignOffRecord
+from app.sample_schemas import SignOffRecord
+from app.schemas import ReviewRecord
 from tests.app.records.test_review_records import SHA_A, SHA_B, prediction, review
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
@@ -80,7 +83,7 @@ def test_signing_off_binds_the_sample_and_refuses_silent_changes(records):
     with pytest.raises(SampleStateError, match="a new cell"):
         records.add_predictions("S-1", [prediction(SHA_B, 0.2, "suggests_normal")])
     with pytest.raises(SampleStateError, match="withdrawing an upload"):
-        records.withdraw("S-1", "upload-1")
+        records.withdraw("S-1", "upload-1", ANONYMOUS)
     with pytest.raises(SampleStateError, match="'amendment'"):
         records.add_decision(review(SHA_A, "HEM"))
     records.add_decision(review(SHA_A, "HEM", amendment="misread"))
@@ -93,6 +96,44 @@ def test_signing_off_binds_the_sample_and_refuses_silent_changes(records):
     assert records.sign_offs.verify("S-1").verdict == "matches"
     with pytest.raises(UnknownSampleError):
         records.sign_offs.sign_off("S-9", signer="B", signer_source="free_text")
+
+
+def test_after_sign_off_not_even_the_owner_withdraws_an_undecided_upload(records):
+    owner = Identity("Dr A", "reviewer_key")
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")], "upload-1", owner)
+    records.add_predictions("S-1", [prediction(SHA_B, 0.2, "suggests_normal")], "upload-2", owner)
+    records.add_decision(review(SHA_A, "ALL"))
+    signed = records.sign_offs.sign_off(
+        "S-1", signer="B", signer_source="free_text", leave_undecided=True
+    )
+    assert (signed.cells, signed.undecided_cells) == (2, 1)
+    with pytest.raises(SampleStateError, match="withdrawing an upload would change it"):
+        records.withdraw("S-1", "upload-2", owner)
+    report = records.sample("S-1")
+    assert (len(report.predictions), report.withdrawals) == (2, [])
+    assert records.sign_offs.verify("S-1").verdict == "matches"
+
+
+def test_an_amendment_is_replayed_under_its_idempotency_key(records):
+    """A decision kept before sign-off and sent again after it is its first record (no 409);
+    an amendment sent twice under one key is stored once; another reason under it is refused."""
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    first, _ = records.add_decision_once(review(SHA_A, "ALL"), idempotency_key="k-1")
+    records.sign_offs.sign_off("S-1", signer="B", signer_source="free_text")
+    again, replayed = records.add_decision_once(review(SHA_A, "ALL"), idempotency_key="k-1")
+    assert (again.id, replayed) == (first.id, True)
+    amend = review(SHA_A, "HEM", amendment="misread")
+    stored, replayed = records.add_decision_once(amend, idempotency_key="k-2")
+    assert (stored.amendment, replayed) == ("misread", False)
+    same, replayed = records.add_decision_once(amend, idempotency_key="k-2")
+    assert (same.id, same.amendment, replayed) == (stored.id, "misread", True)
+    with pytest.raises(IdempotencyConflictError):
+        records.add_decision_once(
+            review(SHA_A, "HEM", amendment="another reason"), idempotency_key="k-2"
+        )
+    report = records.sample("S-1")
+    assert [d.decision for d in report.decisions] == ["ALL", "HEM"]
+    assert (report.status, [a.reason for a in report.amendments]) == ("amended", ["misread"])
 
 
 def test_an_unsigned_sample_verifies_as_not_signed(records):

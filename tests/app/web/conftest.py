@@ -1,6 +1,7 @@
 """The browser tests' shared fixtures: Debian's Chromium under Playwright, and a review server."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -44,12 +45,33 @@ def context(browser):
     context.close()
 
 
+# Chromium logs every HTTP 4xx answer to a fetch as a console error. The page asks for some on
+# purpose and handles them (401: the sign-in prompt; 403 and 409: a refusal in words; 404: a
+# withdrawal of an upload the server never recorded), so those lines are no script error.
+HANDLED_ANSWER = re.compile(
+    r"^Failed to load resource: the server responded with a status of 4\d\d"
+)
+
+
+def console_errors_of(page) -> list[str]:
+    """Script errors and Content-Security-Policy violations, as they happen."""
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(m.text)
+            if m.type == "error" and not HANDLED_ANSWER.match(m.text)
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
 @pytest.fixture
 def page(context):
     page = context.new_page()
-    console_errors: list[str] = []
-    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: console_errors.append(str(error)))
+    console_errors = console_errors_of(page)
     # Leaving a session that was not exported asks first; the tests that reload accept.
     page.on("dialog", lambda dialog: dialog.accept())
     yield page

@@ -20,6 +20,7 @@ from tests.app.web.test_browser_ui import (
     sha256,
     shot,
     wait_for_run_end,
+    wait_for_stored,
 )
 
 pytestmark = pytest.mark.browser
@@ -182,7 +183,7 @@ def test_two_tabs_with_two_samples_both_reopen_after_a_reload(context, review_se
         wait_for_run_end(tab)
         tab.locator("#gallery .thumb").first.click()
         tab.keyboard.press("a")
-        tab.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+        wait_for_stored(tab, 1)
     reload(first)
     options = first.locator("#open-sample option").all_inner_texts()
     assert any(o.startswith("TAB-1") for o in options)
@@ -206,7 +207,7 @@ def test_a_sample_reopens_in_another_browser_and_the_files_reattach(
         wait_for_run_end(one)
         one.locator("#gallery .thumb").first.click()
         one.keyboard.press("n")
-        one.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+        wait_for_stored(one, 1)
         two.goto(review_server)
         two.locator("body[data-restored=true]").wait_for()
         open_sample(two, "ELSEWHERE-1")
@@ -243,7 +244,7 @@ def test_review_keys_act_on_the_current_cell_and_u_finds_the_next_undecided(
     current = page.locator("#gallery .thumb[aria-current=true]").get_attribute("data-key")
     assert focused == current
     page.keyboard.press("a")
-    page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+    wait_for_stored(page, 1)
     sample = httpx.get(f"{review_server}/api/v1/samples/KEYS-1").json()
     assert [d["image_sha256"] for d in sample["decisions"]] == [focused.split(":")[1]]
     # selected and focused look different
@@ -294,7 +295,7 @@ def test_the_printed_report_renders_to_png(page, review_server, cnmc_root, tmp_p
     wait_for_run_end(page)
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("a")
-    page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+    wait_for_stored(page, 1)
     page.evaluate("() => { window.print = () => {}; }")
     page.click("#print-button")
     page.emulate_media(media="print")

@@ -1,9 +1,11 @@
-"""Issue 38 in a real browser: signing a sample off from the page, an amendment after it, the
-printed report (status and "page N of M" on every page, as PDF and as PNG), one sentence of
+"""Issue 38 in a real browser: signing a sample off from the page, an amendment after it (pending
+until stored, like every decision: a refused one is never shown, counted or printed as stored),
+the printed report (status and "page N of M" on every page, as PDF and as PNG), one sentence of
 error rates everywhere, and ISO 8601 times in the lab CSV."""
 
 import csv
 import io
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -12,6 +14,8 @@ import httpx
 import pytest
 
 from app.core.error_rates import README_BLOCK
+from tests.app.web.conftest import console_errors_of
+from tests.app.web.test_browser_identity import KEYS, SHARED, sign_in, start_without_a_name
 from tests.app.web.test_browser_ui import (
     ARTIFACTS,
     AXE,
@@ -20,6 +24,7 @@ from tests.app.web.test_browser_ui import (
     distinct_cells,
     fixture_cells,
     gallery_rows,
+    wait_for_stored,
 )
 from tests.app.web.test_browser_ui import shot as screenshot
 
@@ -36,9 +41,7 @@ def berlin_page(browser):
         viewport={"width": 1280, "height": 1000}, accept_downloads=True, timezone_id="Europe/Berlin"
     )
     page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    errors = console_errors_of(page)
     yield page
     context.close()
     assert errors == []
@@ -77,7 +80,8 @@ def test_sign_off_from_the_page_then_an_amendment_and_the_printed_report(
     page.locator("#gallery .thumb").first.click()
     for key in ["a", "n", "x"] * 7 + ["a", "n"]:  # 23 of 24 decided
         page.keyboard.press(key)
-    page.locator("#sample-counts").filter(has_text="23 of 24 (23 stored)").wait_for(timeout=60_000)
+    wait_for_stored(page, 23, timeout_ms=60_000)
+    assert page.locator("#sample-counts").get_attribute("data-pending") == "0"
 
     page.click("#sign-off-button")
     dialog = page.locator("#sign-off-dialog")
@@ -122,8 +126,41 @@ def test_sign_off_from_the_page_then_an_amendment_and_the_printed_report(
     screenshot(page.locator("#amend-dialog"), "amend-dialog.png")
     if AXE.exists():
         assert axe_violations(page) == []
+    # The server refuses it the first time: the amendment stays pending, refused, uncounted.
+    page.route(
+        "**/api/v1/reviews",
+        lambda route: route.fulfill(
+            status=422,
+            content_type="application/json",
+            body=json.dumps({"detail": "the reviewer's name holds a control character"}),
+        ),
+    )
     page.click("#amend-confirm")
+    thumb = page.locator(f'#gallery .thumb[data-key="{rows[0]["key"]}"]')
+    page.locator(f'#gallery .thumb[data-key="{rows[0]["key"]}"] .mark-refused').wait_for()
+    assert page.locator("#sample-status").get_attribute("data-status") == "final"
+    counts = page.locator("#sample-counts")
+    assert (counts.get_attribute("data-stored"), counts.get_attribute("data-pending")) == (
+        "23",
+        "1",
+    )
+    thumb.click()
+    refused_note = page.locator("#detail .decision-pending").inner_text()
+    assert (
+        "Not stored: normal confirmed by R. Viewer, amending the signed-off sample" in refused_note
+    )
+    stored_line = page.locator("#detail .decision-state").inner_text()
+    assert stored_line.startswith("Decision: ALL confirmed by R. Viewer")  # the stored one still
+    page.evaluate("() => { window.print = () => {}; }")
+    page.click("#print-button")
+    assert "second look" not in page.locator("#report").inner_text()
+    assert httpx.get(f"{review_server}/api/v1/samples/LAB-SIGN").json()["amendments"] == []
+    screenshot(page.locator("#detail"), "amendment-refused.png")
+    page.unroute("**/api/v1/reviews")
+    page.click("#detail .pending-retry")  # goes again with its reason
     page.locator("#sample-status[data-status=amended]").wait_for(timeout=30_000)
+    page.locator("#sample-counts[data-pending='0']").wait_for(state="attached")
+    wait_for_stored(page, 23)
     sample = httpx.get(f"{review_server}/api/v1/samples/LAB-SIGN").json()
     (amendment,) = sample["amendments"]
     assert amendment["reason"] == "second look: a large lymphocyte"
@@ -204,3 +241,84 @@ def test_one_sentence_of_error_rates_on_the_page_report_card_and_readme(
     assert selector.startswith("Error rates on ")
     assert "".join(selector.split()) in "".join(pdf_text.split())  # and in print
     assert "Of 100" not in pdf_text
+
+
+@pytest.fixture(scope="module")
+def keyed_server(module_server_launcher, review_model_store) -> str:
+    """Reviewers' own keys beside the lab's shared one."""
+    return module_server_launcher(
+        LEUKOLENS_MODEL_STORE=str(review_model_store),
+        LEUKOLENS_API_KEY=SHARED,
+        LEUKOLENS_REVIEWER_KEYS=json.dumps(KEYS),
+    )
+
+
+def test_on_a_keyed_server_the_signed_in_reviewer_signs_and_a_late_change_is_an_amendment(
+    page, keyed_server, cnmc_root
+):
+    """The shared key cannot sign; the reviewer whom whoami names signs, never a typed name.
+    A decision made while another reviewer signed the sample off is refused (pending, never
+    counted); its retry reads the sample again and asks for the amendment's reason."""
+    page.goto(keyed_server)
+    sign_in(page, SHARED)
+    page.locator("#sign-in-dialog").wait_for(state="hidden")
+    start_without_a_name(page, fixture_cells(cnmc_root)[:2], "KEYED-SIGN")
+    page.locator("#gallery .thumb").nth(1).wait_for()
+    button = page.locator("#sign-off-button")
+    assert button.is_disabled()
+    assert "shared key cannot sign off" in button.get_attribute("title")
+    page.click("#sign-in-button")
+    sign_in(page, KEYS["Dr Alice"])
+    page.locator("#sign-in-dialog").wait_for(state="hidden")
+    page.locator("#reviewer[readonly]").wait_for(state="attached")
+    assert page.input_value("#reviewer") == "Dr Alice"
+    rows = gallery_rows(page)
+    page.locator(f'#gallery .thumb[data-key="{rows[0]["key"]}"]').click()
+    page.keyboard.press("a")
+    wait_for_stored(page, 1)
+
+    # Dr Bob signs it off elsewhere, leaving the second cell; this page does not know yet.
+    bob = {"X-API-Key": KEYS["Dr Bob"]}
+    signed = httpx.post(
+        f"{keyed_server}/api/v1/samples/KEYED-SIGN/sign-off",
+        json={"undecided_cells": "leave"},
+        headers=bob,
+        timeout=30,
+    )
+    assert signed.status_code == 201
+    page.locator(f'#gallery .thumb[data-key="{rows[1]["key"]}"]').click()
+    page.keyboard.press("n")
+    page.locator(f'#gallery .thumb[data-key="{rows[1]["key"]}"] .mark-refused').wait_for()
+    counts = page.locator("#sample-counts")
+    assert (counts.get_attribute("data-stored"), counts.get_attribute("data-pending")) == ("1", "1")
+    note = page.locator("#detail .decision-pending").inner_text()
+    assert "signed off meanwhile" in note
+    assert not any(word in note for word in ("LEUKOLENS", "'amendment'", "409"))
+    page.click("#detail .pending-retry")
+    page.locator("#amend-dialog").wait_for()
+    assert "signed off by Dr Bob" in page.locator("#amend-what").inner_text()
+    page.fill("#amend-reason", "decided after the sign-off")
+    page.click("#amend-confirm")
+    page.locator("#sample-status[data-status=amended]").wait_for(timeout=30_000)
+    wait_for_stored(page, 2)
+    sample = httpx.get(f"{keyed_server}/api/v1/samples/KEYED-SIGN", headers=bob, timeout=30).json()
+    (amendment,) = sample["amendments"]
+    assert (amendment["reviewer"], amendment["old_decision"], amendment["new_decision"]) == (
+        "Dr Alice",
+        None,
+        "HEM",
+    )
+    assert amendment["reason"] == "decided after the sign-off"
+
+    page.click("#sign-off-button")
+    page.locator("#sign-off-dialog").wait_for()
+    page.click("#sign-off-confirm")
+    page.locator("#sample-status[data-status=final]").wait_for(timeout=30_000)
+    assert page.locator("#sample-status").inner_text().startswith("Final — signed off by Dr Alice")
+    sample = httpx.get(f"{keyed_server}/api/v1/samples/KEYED-SIGN", headers=bob, timeout=30).json()
+    assert [(s["by"], s["by_source"]) for s in sample["sign_offs"]] == [
+        ("Dr Bob", "reviewer_key"),
+        ("Dr Alice", "reviewer_key"),
+    ]
+    if AXE.exists():
+        assert axe_violations(page) == []

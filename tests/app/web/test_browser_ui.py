@@ -57,6 +57,14 @@ def wait_for_run_end(page, timeout_ms: int = 60_000) -> None:
     page.locator("#status").filter(has_text="Done").wait_for(timeout=timeout_ms)
 
 
+def wait_for_stored(page, decisions: int, timeout_ms: int = 30_000) -> None:
+    """Until the sample's counts hold `decisions` decisions stored on the server (pending ones
+    are never counted)."""
+    page.locator(f"#sample-counts[data-stored='{decisions}']").wait_for(
+        state="attached", timeout=timeout_ms
+    )
+
+
 def gallery_rows(page) -> list[dict[str, str]]:
     return [
         {
@@ -238,7 +246,7 @@ def test_keyboard_review_of_a_30_cell_sample_is_stored_on_the_server(
     started = time.perf_counter()
     for index in range(30):
         page.keyboard.press(keys[index % 3])
-    page.locator("#sample-counts").filter(has_text="30 of 30 (30 stored)").wait_for(timeout=60_000)
+    wait_for_stored(page, 30, timeout_ms=60_000)
     seconds = time.perf_counter() - started
     # J and K move without deciding: back one cell, and the decision there is unchanged.
     page.keyboard.press("k")
@@ -278,7 +286,7 @@ def test_a_reload_restores_the_session_and_the_lab_csv(page, review_server, cnmc
     assert "Done: 4 images analysed" in page.locator("#status[role=status]").inner_text()
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("a")
-    page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+    wait_for_stored(page, 1)
     saved = page.locator("body").get_attribute("data-saved-at")
     page.reload()  # not yet exported: the page asks first; the fixture accepts
     page.locator("body[data-restored=true]").wait_for()
@@ -335,7 +343,7 @@ def test_the_printed_report_is_the_current_sample_alone_with_a_sign_off(
     assert shown in {p.name for p in cells[3:8]}
     page.locator("#gallery .thumb").first.click()
     page.keyboard.press("x")
-    page.locator("#sample-counts").filter(has_text="(1 stored)").wait_for()
+    wait_for_stored(page, 1)
     # The figures are the server's, fetched again after the decision: one per thing described.
     counts = page.locator("#sample-counts")
     counts.filter(has_text="Estimated share of blast-like cells").wait_for()

@@ -8,10 +8,10 @@ from app.core.manifest import load_manifest
 from training.cli import main
 from training.data.dataset_index import LABEL_HEM, subject_label
 from training.data.predictions import Predictions
+from training.evaluation.cross_validation_reports import heat_on_held_out_folds
+from training.evaluation.external_report_writing import read_report
 from training.fit.artifacts import CV_COUNTERFACTUAL, CV_HEAT_IN_CELL, CV_SUMMARY, OOF_PREDICTIONS
-from training.fit.cross_validation import heat_on_held_out_folds
-from training.release.decision_rule import best_balanced_accuracy_threshold
-from training.studies.external_report_writing import read_report
+from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 
 pytestmark = pytest.mark.slow
 

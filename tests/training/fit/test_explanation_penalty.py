@@ -6,12 +6,12 @@ import torch
 
 from app.core.recipe import PreprocessConfig, normalize_to_tensor, prepare_image
 from training.data.dataset_index import index_dataset, read_image
+from training.evaluation.heat_in_cell import heat_in_cell_fractions
 from training.fit.checkpoints import load_trained_model
 from training.fit.explanation_penalty import cell_share_per_position, logits_and_heat_off_cell
 from training.fit.models import create_classifier
 from training.fit.train_config import TrainConfig
 from training.fit.trainer import train
-from training.studies.heat_in_cell import heat_in_cell_fractions
 
 RECIPE = PreprocessConfig(input_size=64, mean=(0.1, 0.1, 0.1), std=(0.2, 0.2, 0.2))
 

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from training.data.dataset_index import LABEL_ALL
 from training.metrics.classification_metrics import (
+    best_balanced_accuracy_threshold,
     binary_metrics,
     mean_and_std,
     per_subject_accuracy,
@@ -54,3 +56,12 @@ def test_metrics_keep_the_report_order_and_name_the_monitored_figure():
     ]
     assert metrics.monitored("roc_auc") == metrics.roc_auc == 1.0
     assert metrics.monitored("balanced_accuracy") == metrics.balanced_accuracy == 0.75
+
+
+def test_threshold_maximises_balanced_accuracy():
+    labels = [0, 0, 0, 1, 1, 1]
+    probabilities = [0.60, 0.65, 0.70, 0.80, 0.85, 0.90]
+    threshold = best_balanced_accuracy_threshold(labels, probabilities)
+    assert 0.70 < threshold <= 0.80
+    assert binary_metrics(labels, probabilities, threshold).balanced_accuracy == 1.0
+    assert best_balanced_accuracy_threshold([LABEL_ALL, LABEL_ALL], [0.2, 0.9]) == 0.5

@@ -83,6 +83,9 @@ def test_a_head_refit_learns_what_the_parent_ignores_and_a_recalibration_cannot(
     assert recalibrated.before.metrics["roc_auc"] < 0.75  # red carries no class
     assert refit.after.metrics["roc_auc"] > 0.95  # blue does, and the refit found it
     assert refit.better_on_held_out
+    assert refit.recommended  # blue separates the classes: the gain's interval lies above 0
+    assert refit.gain.low > 0
+    assert refit.local_after.sensitivity.value > refit.local_before.sensitivity.value - 1
     assert refit.parent_id == "parent"
     assert {c.subject for c in refit.reviewed_cells} == {
         "A0",
@@ -133,5 +136,20 @@ def test_the_command_says_when_the_adaptation_is_not_better(parent, tmp_path, ca
     card = load_manifest(out)
     assert card.adaptation is not None
     assert not card.adaptation.better_on_held_out
-    assert "NOT better than the parent" in printed
-    assert card.limitations[0].startswith("On the lab's held-out subjects")
+    assert "NOT RECOMMENDED" in printed
+    assert card.adaptation.recommended is False
+    assert card.adaptation.gain.low <= 0
+    assert card.limitations[0].startswith("Not recommended: gain in balanced accuracy")
+    assert card.adaptation.local_before.method == "sample_resampling"
+    assert card.adaptation.head_l2 in (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)  # inner folds
+    # The store keeps it beside the parent but refuses to make it the default unless forced.
+    from app.core.model_registry import ModelRegistry, ModelStoreError, record_model
+
+    record_model(out.parent, parent, default=True)
+    record_model(out.parent, out)  # beside the parent
+    with pytest.raises(ModelStoreError, match="not recommended"):
+        record_model(out.parent, out, default=True)
+    with pytest.raises(ModelStoreError, match="not recommended"):
+        ModelRegistry.load(out.parent, "noise")
+    assert ModelRegistry.load(out.parent, "noise", force_default=True).default_id == "noise"
+    record_model(out.parent, out, default=True, force=True)

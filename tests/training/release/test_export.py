@@ -14,7 +14,8 @@ from app.core.recipe import preprocess
 from training.cli import main
 from training.fit.checkpoints import load_trained_model
 from training.release import export as export_module
-from training.release.export import ExportError, ExportOptions, export_run
+from training.release.card_inputs import ExportOptions
+from training.release.export import ExportError, export_run
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import pytest
 
 from app.core.image_decoding import decode_image
 from training.cli import main
-from training.studies.external_evaluation import ExternalReport
+from training.evaluation.external_evaluation import ExternalReport
 from training.studies.morphology import FEATURE_NAMES, cell_features
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from training.evaluation.scorers import Scores
 from training.studies.score_blending import BLEND_THRESHOLD, threshold_centred_blend
-from training.studies.scorers import Scores
 
 
 def test_scorers_on_their_own_thresholds_blend_to_the_blend_threshold():

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from app.core.manifest import card_sha256
 from app.core.model_registry import ModelRegistry
 from app.rendering.fhir_report import MEDIA_TYPE, ModelDevice, sample_bundle
-from app.schemas import ErrorResponse, SampleReport
+from app.sample_schemas import SampleReport
+from app.schemas import ErrorResponse
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep, SettingsDep
 from app.web.api.routes.samples import sample_answer
 from app.web.model_card_view import human_model_name

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.core.identities import Identity
 from app.inference.budget import WorkBudget
 from app.inference.outcomes import Outcome
 from app.inference.prediction_path import Upload
@@ -27,6 +28,7 @@ from app.schemas import (
     Prediction,
 )
 from app.web.api.deps import (
+    CallerDep,
     OneFileFieldDep,
     RequestIdDep,
     ReviewRecordsDep,
@@ -65,14 +67,17 @@ ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the 
 
 
 async def _record_sample(
-    records: ReviewRecordsDep, sample_id: str | None, predictions: list[Prediction]
+    records: ReviewRecordsDep,
+    sample_id: str | None,
+    predictions: list[Prediction],
+    uploader: Identity,
 ) -> None:
     if sample_id is None or not predictions:
         return
-    # The client's X-Request-ID names the upload, so that a page that cancels it can withdraw
-    # its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
+    # The client's X-Request-ID names the upload, so that its uploader, cancelling it, can
+    # withdraw its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
     await run_in_threadpool(
-        records.add_predictions, sample_id, predictions, current_client_request_id.get()
+        records.add_predictions, sample_id, predictions, current_client_request_id.get(), uploader
     )
 
 
@@ -91,6 +96,7 @@ async def predict(
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
     sample_id: SampleIdQueryDep,
+    caller: CallerDep,
     model: ModelQuery = None,
     views: ViewsQuery = False,
     tta: TtaQuery = None,
@@ -111,7 +117,7 @@ async def predict(
         request.is_disconnected,
         budget,
     )
-    await _record_sample(records, sample_id, [prediction])
+    await _record_sample(records, sample_id, [prediction], caller)
     return prediction
 
 
@@ -128,6 +134,7 @@ async def predict_batch(
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
     sample_id: SampleIdQueryDep,
+    caller: CallerDep,
     model: ModelQuery = None,
     tta: TtaQuery = None,
     format: Annotated[Literal["json", "csv"], Query(description="Response format.")] = "json",
@@ -158,7 +165,10 @@ async def predict_batch(
         budget,
     )
     await _record_sample(
-        records, sample_id, [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+        records,
+        sample_id,
+        [outcome for outcome in outcomes if isinstance(outcome, Prediction)],
+        caller,
     )
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)

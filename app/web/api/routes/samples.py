@@ -17,8 +17,10 @@ from app.core.manifest import ModelManifest
 from app.core.model_registry import ModelRegistry
 from app.core.sample_headline import sample_headline
 from app.records.review_records import ReviewRecords
-from app.schemas import ErrorResponse, SampleList, SampleReport
-from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep
+from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
+from app.sample_schemas import SampleList, SampleReport
+from app.schemas import ErrorResponse
+from app.web.api.deps import CallerDep, RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
 router = APIRouter(prefix="/samples", tags=["review"])
 
@@ -39,7 +41,9 @@ async def list_samples(
 ) -> SampleList:
     """Every sample, the most recently changed first: to reopen one in any browser."""
     summaries, total = await run_in_threadpool(records.samples, limit=limit, offset=offset)
-    return SampleList(samples=summaries, total=total, limit=limit, offset=offset)
+    return SampleList(
+        samples=summaries, total=total, limit=limit, offset=offset, durable=records.durable
+    )
 
 
 @router.get(
@@ -55,7 +59,7 @@ def get_sample(
     share, saying what it counts); and the model's share of blast-like cells (corrected for
     its errors on patients it never saw, with a 95% interval): a research aid, not a
     diagnosis."""
-    return sample_answer(sample_id, records, registry)
+    return sample_answer(sample_id, records, registry)  # a plain def: run on a worker thread
 
 
 def sample_answer(sample_id: str, records: ReviewRecords, registry: ModelRegistry) -> SampleReport:
@@ -77,12 +81,31 @@ def sample_answer(sample_id: str, records: ReviewRecords, registry: ModelRegistr
 @router.post(
     "/{sample_id}/withdrawals",
     status_code=204,
-    responses={409: {"model": ErrorResponse, "description": "the sample is signed off"}},
+    responses={
+        403: {"model": ErrorResponse, "description": "the upload belongs to someone else"},
+        404: {"model": ErrorResponse, "description": "no such upload in the sample (now)"},
+        409: {
+            "model": ErrorResponse,
+            "description": "a cell of the upload has a decision, or the sample is signed off",
+        },
+    },
 )
 async def withdraw_upload(
-    sample_id: SampleIdPathDep, withdrawal: Withdrawal, records: ReviewRecordsDep
+    sample_id: SampleIdPathDep,
+    withdrawal: Withdrawal,
+    records: ReviewRecordsDep,
+    caller: CallerDep,
 ) -> None:
-    """The page cancelled an upload: its answers, whenever they are recorded, leave the sample.
-    A record of its own, never a deletion; the audit keeps every answer. Refused (409) once the
-    sample is signed off."""
-    await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id)
+    """Whoever uploaded it (the same reviewer's key, signed-in user, shared key, or anonymous
+    client) takes a cancelled upload back out of the sample: its answers recorded so far, and
+    nothing recorded later. A record of its own, never a deletion; the audit keeps every
+    answer. A cell with a stored decision stays: record "not_assessable" on it instead.
+    Refused (409) once the sample is signed off."""
+    try:
+        await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id, caller)
+    except UploadNotFoundError as error:
+        raise HTTPException(404, str(error)) from error
+    except NotYourUploadError as error:
+        raise HTTPException(403, str(error)) from error
+    except DecidedCellError as error:
+        raise HTTPException(409, str(error)) from error

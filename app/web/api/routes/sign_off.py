@@ -12,11 +12,12 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from app.core.identities import REVIEWER_NAME_MAX, clean_reviewer_name
 from app.records.sample_digest import Verification
-from app.schemas import ErrorResponse, SignOffRecord
-from app.settings import REVIEWER_NAME_MAX
+from app.sample_schemas import SignOffRecord
+from app.schemas import ErrorResponse
 from app.web.api.deps import ReviewerDep, ReviewRecordsDep, SampleIdPathDep
 from app.web.reviewer_identity import who_decided
 
@@ -34,9 +35,15 @@ class SignOffRequest(BaseModel):
         None,
         min_length=1,
         max_length=REVIEWER_NAME_MAX,
-        description="Who signs. Required where the server authenticates no reviewer; where it "
-        "does, optional and, if sent, it must be the authenticated name (else 403).",
+        description="Who signs: one person's name, as for a decision. Required where the "
+        "server authenticates no reviewer; where it does, optional and, if sent, it must be the "
+        "authenticated name (else 403).",
     )
+
+    @field_validator("reviewer")
+    @classmethod
+    def _one_person(cls, reviewer: str | None) -> str | None:
+        return None if reviewer is None else clean_reviewer_name(reviewer)
 
 
 @router.post(
@@ -45,7 +52,11 @@ class SignOffRequest(BaseModel):
     status_code=201,
     responses={
         401: {"model": ErrorResponse, "description": "no authenticated reviewer"},
-        403: {"model": ErrorResponse, "description": "a 'reviewer' other than the authenticated"},
+        403: {
+            "model": ErrorResponse,
+            "description": "the shared key (it names nobody), or a 'reviewer' other than the "
+            "authenticated one",
+        },
         404: {"model": ErrorResponse, "description": "no record names this sample"},
         409: {
             "model": ErrorResponse,

@@ -89,7 +89,9 @@ def test_reviews_need_the_api_key_when_one_is_set(settings, real_cell_png):
         assert client.get("/api/v1/samples/S-1").status_code == 401
 
 
-def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
+def test_with_the_audit_off_reviews_still_go_to_the_database(settings, real_cell_png):
+    """Issue 35, item 7: with LEUKOLENS_AUDIT_LOG=false, a decision answered 201 was gone after
+    a restart (404): the records lived in memory, and only a start-up warning said so."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
@@ -98,20 +100,55 @@ def test_without_an_audit_file_reviews_live_in_memory(settings, real_cell_png):
     with TestClient(create_app(no_audit)) as client:
         scored = score(client, real_cell_png, sample_id="MEM-1")
         body = review_json(scored, "MEM-1", decision="HEM", reviewer="A. Tech")
-        assert client.post("/api/v1/reviews", json=body).status_code == 201
-        assert client.get("/api/v1/samples/MEM-1").json()["counts"]["decided"] == 1
-    assert not no_audit.audit_log_path.exists()
+        stored = client.post("/api/v1/reviews", json=body).json()
+    with TestClient(create_app(no_audit)) as restarted:
+        sample = restarted.get("/api/v1/samples/MEM-1")
+        assert sample.status_code == 200  # it was 404
+        assert sample.json()["counts"]["decided"] == 1
+        assert stored["durable"] is True
+        # the audit itself stays off: no prediction row was written
+        from app.records.audit_log import AuditLog
+
+        audit = AuditLog(no_audit.audit_log_path, 365)
+        assert audit.rows() == []
+        audit.close()
 
 
-def test_reviews_kept_in_memory_only_are_warned_about_at_start_up(settings, caplog):
-    """Issue 30: with the audit off, a review answered 201 was gone after a restart, unsaid."""
+def test_records_in_memory_only_by_an_explicit_setting_and_every_answer_says_so(
+    settings, real_cell_png, caplog
+):
     import logging
 
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
-    no_audit = settings.model_copy(update={"audit_log": False})
-    with caplog.at_level(logging.WARNING), TestClient(create_app(no_audit)):
-        pass
+    demo = settings.model_copy(update={"records_in_memory": True})
+    with caplog.at_level(logging.WARNING), TestClient(create_app(demo)) as client:
+        scored = score(client, real_cell_png, sample_id="MEM-2")
+        body = review_json(scored, "MEM-2", decision="HEM", reviewer="A. Tech")
+        assert client.post("/api/v1/reviews", json=body).json()["durable"] is False
+        assert client.get("/api/v1/samples/MEM-2").json()["durable"] is False
+        assert client.get("/api/v1/samples").json()["durable"] is False
+        assert client.get("/api/v1/whoami").json()["durable"] is False
+        assert 'id="records-volatile"' in client.get("/").text
     assert any("memory only" in record.getMessage() for record in caplog.records)
+    with TestClient(create_app(demo)) as restarted:
+        assert restarted.get("/api/v1/samples/MEM-2").status_code == 404
+
+
+def test_records_that_cannot_be_opened_stop_the_start_with_the_setting_to_change(
+    settings, tmp_path
+):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.records.review_records import RecordsDatabaseError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    unwritable = settings.model_copy(
+        update={"audit_log": False, "audit_log_path": blocker / "audit.sqlite3"}
+    )
+    with pytest.raises(RecordsDatabaseError, match="LEUKOLENS_RECORDS_IN_MEMORY"):
+        TestClient(create_app(unwritable)).__enter__()

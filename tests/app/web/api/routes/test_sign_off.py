@@ -176,6 +176,7 @@ def test_nothing_changes_a_signed_sample_without_a_reason(client, real_cell_png,
         "/api/v1/samples/SHUT-1/withdrawals", json={"client_request_id": "upload-1"}
     )
     assert withdrawn.status_code == 409
+    assert "withdrawing an upload would change it" in withdrawn.json()["detail"]
     sample = client.get("/api/v1/samples/SHUT-1").json()
     assert (sample["status"], sample["counts"]["images"]) == ("final", 1)
     assert client.get("/api/v1/samples/SHUT-1/verification").json()["verdict"] == "matches"
@@ -233,3 +234,70 @@ def test_verification_names_a_decision_rewritten_in_the_database_file(settings):
         assert changed["image_sha256"] == target["image_sha256"]
         # The sample answer shows the rewritten decision: only the check can say it was not signed.
         assert client.get("/api/v1/samples/TAMPER-1").json()["decisions"][1]["decision"] == "ALL"
+
+
+def test_a_retried_decision_or_amendment_is_stored_once_after_sign_off(keyed_client):
+    """A decision kept before sign-off and retried after it (its answer was lost) is its first
+    record, not a 409; an amendment retried under its Idempotency-Key is stored once."""
+    client = keyed_client
+    (cell,) = scored_cells(client, "LC-4", 1, ALICE)
+    first = decide(client, cell, "LC-4", "HEM", {**ALICE, "Idempotency-Key": "decide-1"})
+    assert first.status_code == 201
+    assert client.post("/api/v1/samples/LC-4/sign-off", json={}, headers=BOB).status_code == 201
+    retried = decide(client, cell, "LC-4", "HEM", {**ALICE, "Idempotency-Key": "decide-1"})
+    assert (retried.status_code, retried.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert retried.json()["id"] == first.json()["id"]
+    amending = {**ALICE, "Idempotency-Key": "amend-1"}
+    stored = decide(client, cell, "LC-4", "ALL", amending, amendment="second look")
+    again = decide(client, cell, "LC-4", "ALL", amending, amendment="second look")
+    assert (stored.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["id"] == stored.json()["id"]
+    other = decide(client, cell, "LC-4", "ALL", amending, amendment="another reason")
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json()["detail"]
+    sample = client.get("/api/v1/samples/LC-4", headers=ALICE).json()
+    assert [d["decision"] for d in sample["decisions"]] == ["HEM", "ALL"]
+    assert (sample["status"], len(sample["amendments"])) == ("amended", 1)
+
+
+@pytest.mark.parametrize("name", ["   ", "Dr A, Dr B", "Dr\nA"])
+def test_a_signer_is_one_persons_name(client, real_cell_png, name):
+    scored = client.post(
+        "/api/v1/predict?sample_id=OPEN-2", files={"file": ("c.png", real_cell_png)}
+    ).json()
+    client.post("/api/v1/reviews", json=review_json(scored, "OPEN-2", decision="HEM", reviewer="A"))
+    refused = client.post("/api/v1/samples/OPEN-2/sign-off", json={"reviewer": name})
+    assert refused.status_code == 422
+    assert client.get("/api/v1/samples/OPEN-2").json()["status"] == "preliminary"
+
+
+def test_the_signature_covers_whose_upload_it_is_never_the_idempotency_key(settings):
+    """Who uploaded a cell is part of what the signer vouches for; the key a page retried a
+    decision under is transport, and rewriting it changes nothing signed."""
+    database = settings.audit_log_path
+    with TestClient(create_app(keyed_settings(settings))) as client:
+        (cell,) = scored_cells(client, "OWN-1", 1, ALICE)
+        decide(client, cell, "OWN-1", "HEM", {**ALICE, "Idempotency-Key": "k-1"})
+        assert client.post("/api/v1/samples/OWN-1/sign-off", json={}, headers=ALICE).is_success
+        with sqlite3.connect(database) as connection:
+            for (trigger,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            ).fetchall():
+                connection.execute(f"DROP TRIGGER {trigger}")
+            connection.execute(
+                "UPDATE review_decisions SET idempotency_key = 'k-2', request_fingerprint = ''"
+            )
+        kept = client.get("/api/v1/samples/OWN-1/verification", headers=ALICE).json()
+        assert kept["verdict"] == "matches"
+        assert kept["sign_offs"][0]["content_format"] == "leukolens-sample-content/2"
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE sample_predictions SET uploader = 'Dr Bob'")
+        after = client.get("/api/v1/samples/OWN-1/verification", headers=ALICE).json()
+        assert after["verdict"] == "changed"
+        (changed,) = after["sign_offs"][0]["changed_rows"]
+        assert (changed["table"], changed["change"], changed["image_sha256"]) == (
+            "sample_predictions",
+            "changed",
+            cell["image_sha256"],
+        )

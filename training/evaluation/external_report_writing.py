@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from training.evaluation.external_evaluation import PART_TITLES, ExternalReport, PartFigures
 from training.fit.artifacts import EXTERNAL_REPORT
 from training.metrics.subject_resampling import Interval
-from training.studies.external_evaluation import PART_TITLES, ExternalReport, PartFigures
 
 
 def _cell(interval: Interval | None) -> str:

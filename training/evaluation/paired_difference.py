@@ -15,9 +15,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from training.data.predictions import Predictions
+from training.evaluation.population_report import DEFAULT_RESAMPLES, RULE_POPULATIONS
 from training.fit.artifacts import CvDir
 from training.metrics.subject_resampling import Interval, roc_auc, subject_resamples
-from training.studies.population_report import DEFAULT_RESAMPLES, RULE_POPULATIONS
 
 
 class PairedDifference(BaseModel):

@@ -31,6 +31,7 @@ from training.data.dataset_index import (
     list_extra_root,
     remove_duplicates,
 )
+from training.evaluation.scorers import Scores, cell_appearance_baselines
 from training.metrics.subject_resampling import (
     AtThreshold,
     Interval,
@@ -38,7 +39,6 @@ from training.metrics.subject_resampling import (
     roc_auc,
     subject_resamples,
 )
-from training.studies.scorers import Scores, cell_appearance_baselines
 
 PART_ALL = "all"
 PART_TRAINING_FOLDS = "training_folds"

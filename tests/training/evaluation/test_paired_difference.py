@@ -6,9 +6,9 @@ import pytest
 from app.core.classifier import sigmoid
 from training.data.dataset_index import CellImage, subject_label
 from training.data.predictions import Predictions
+from training.evaluation.paired_difference import markdown_table, paired_difference
 from training.fit.artifacts import CvDir
 from training.metrics.subject_resampling import roc_auc
-from training.studies.paired_difference import markdown_table, paired_difference
 
 
 def cohort() -> list[CellImage]:

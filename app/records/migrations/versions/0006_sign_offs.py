@@ -1,11 +1,12 @@
 """Sign-offs, bound to what was signed, and amendments after them.
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 `sample_sign_offs` records who signed a sample off, when, with the SHA-256 of its canonical
 content and of each row signed (app/records/sign_off.py). Like every sample record it is append
 only: an update is refused, and a row goes only once older than MIN_RETENTION_DAYS (the
-functions of 0002 and 0003 on PostgreSQL, the same rule in SQLite triggers).
+functions of 0002 and 0003 on PostgreSQL, the same rule in SQLite triggers); as in 0005, an
+insert over an existing id (SQLite's REPLACE) and PostgreSQL's TRUNCATE are refused too.
 `review_decisions.amendment` holds why a decision changed a signed-off sample (null otherwise);
 added in place, so the table's triggers stay.
 """
@@ -15,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0003"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -62,6 +63,9 @@ def upgrade() -> None:
             f"CREATE TRIGGER {TABLE}_append_only_delete BEFORE DELETE ON {TABLE} "
             f"WHEN OLD.time >= {now} - {MIN_RETENTION_SECONDS} "
             f"BEGIN SELECT RAISE(ABORT, '{REFUSED}'); END",
+            f"CREATE TRIGGER {TABLE}_append_only_insert BEFORE INSERT ON {TABLE} "
+            f"WHEN EXISTS (SELECT 1 FROM {TABLE} WHERE id = NEW.id) "
+            "BEGIN SELECT RAISE(ABORT, 'append only: a record is never replaced'); END",
         )
         return
     _run(
@@ -69,6 +73,8 @@ def upgrade() -> None:
         "FOR EACH ROW EXECUTE FUNCTION leukolens_append_only()",
         f"CREATE TRIGGER {TABLE}_append_only_delete BEFORE DELETE ON {TABLE} "
         "FOR EACH ROW EXECUTE FUNCTION leukolens_delete_expired_only()",
+        f"CREATE TRIGGER {TABLE}_append_only_truncate BEFORE TRUNCATE ON {TABLE} "
+        "FOR EACH STATEMENT EXECUTE FUNCTION leukolens_append_only()",
     )
 
 

@@ -28,6 +28,7 @@ from training.data.dataset_index import (
     CellImage,
     populations_of,
 )
+from training.evaluation.scorers import cell_appearance_baselines
 from training.fit.artifacts import CvDir
 from training.metrics.subject_resampling import (
     AtThreshold,
@@ -36,7 +37,6 @@ from training.metrics.subject_resampling import (
     roc_auc,
     subject_resamples,
 )
-from training.studies.scorers import cell_appearance_baselines
 
 EXTERNAL = "external"
 """Both external populations together: every person outside fold 1."""
@@ -246,7 +246,7 @@ def served_model_report(
     seed: int = 0,
 ) -> PopulationReport:
     """An exported model as served, on the populations it never saw (`unseen`)."""
-    from training.studies.scorers import score_model_dir
+    from training.evaluation.scorers import score_model_dir
 
     chosen = [image for image in images if image.population in unseen]
     scores = score_model_dir(model_dir, chosen)

@@ -72,7 +72,7 @@ def score_cross_validation(cv_dir: Path, images: Sequence[CellImage]) -> list[Sc
     from training.data.image_batches import preprocessed_batches
     from training.fit.checkpoints import load_trained_model
     from training.fit.models import predict_logits
-    from training.release.decision_rule import best_balanced_accuracy_threshold
+    from training.metrics.classification_metrics import best_balanced_accuracy_threshold
 
     cv = CvDir(cv_dir)
     out_of_fold = cv.read_out_of_fold()

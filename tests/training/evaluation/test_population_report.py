@@ -5,7 +5,7 @@ import pytest
 
 from training.data.dataset_index import CellImage, subject_label
 from training.data.predictions import Predictions
-from training.studies.population_report import (
+from training.evaluation.population_report import (
     EXTERNAL,
     FIXED_THRESHOLD,
     cv_population_report,
@@ -92,7 +92,7 @@ def test_cv_report_refuses_predictions_without_populations(tmp_path):
 
 
 def test_a_blend_averages_two_cvs_logits_cell_by_cell(tmp_path):
-    from training.studies.population_report import blended_report
+    from training.evaluation.population_report import blended_report
 
     images, scores = cohort()
     logits = np.log(scores / (1 - scores))

@@ -5,7 +5,7 @@ import numpy as np
 from app.core.cell_colour import foreground_mask
 from training.cli import main
 from training.data.dataset_index import read_image
-from training.studies.colour_counterfactual import ColourStatistics, cell_statistics, recolour
+from training.evaluation.colour_counterfactual import ColourStatistics, cell_statistics, recolour
 
 
 def test_recolouring_matches_the_target_statistics_inside_the_cell(cnmc_root):

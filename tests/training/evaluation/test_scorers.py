@@ -8,9 +8,9 @@ from app.cli.predict import main as predict_main
 from app.core.model_registry import record_model
 from tests.conftest import write_mean_brightness_model
 from training.data.dataset_index import LABEL_ALL, read_image
+from training.evaluation.external_evaluation import PART_ALL, evaluate_scores, index_external
+from training.evaluation.scorers import cell_appearance_baselines, score_model_dir
 from training.metrics.subject_resampling import subject_resamples
-from training.studies.external_evaluation import PART_ALL, evaluate_scores, index_external
-from training.studies.scorers import cell_appearance_baselines, score_model_dir
 
 
 def test_baselines_are_cell_area_and_mean_grey(external_root):

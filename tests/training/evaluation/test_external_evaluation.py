@@ -7,9 +7,7 @@ import pytest
 from tests.conftest import write_mean_brightness_model
 from training.cli import main
 from training.data.dataset_index import DatasetError
-from training.fit.artifacts import EXTERNAL_REPORT
-from training.metrics.subject_resampling import subject_resamples
-from training.studies.external_evaluation import (
+from training.evaluation.external_evaluation import (
     PART_ALL,
     PART_PRELIM,
     PART_TRAINING_FOLDS,
@@ -17,8 +15,10 @@ from training.studies.external_evaluation import (
     index_external,
     paired_comparison,
 )
-from training.studies.external_report_writing import read_report
-from training.studies.scorers import Scores
+from training.evaluation.external_report_writing import read_report
+from training.evaluation.scorers import Scores
+from training.fit.artifacts import EXTERNAL_REPORT
+from training.metrics.subject_resampling import subject_resamples
 
 
 def test_reads_both_parts_matches_by_stem_and_counts_missing_rows(external_root):

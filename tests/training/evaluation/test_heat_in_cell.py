@@ -4,7 +4,7 @@ import pytest
 from app.core.gradcam import HEAT_ON_CELL_GOAL
 from app.core.recipe import PreprocessConfig
 from training.data.dataset_index import index_dataset
-from training.studies.heat_in_cell import (
+from training.evaluation.heat_in_cell import (
     heat_in_cell_fractions,
     score_heat,
     summarize,

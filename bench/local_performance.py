@@ -1,0 +1,107 @@
+"""GET /api/v1/performance on 200,000 cells: the endpoint's time, counted in SQL.
+
+Seeds a synthetic lab (2,000 samples of 100 cells over 90 days, 80% reviewed, with repeats,
+withdrawals and changed decisions) into a fresh SQLite file (and, with --postgres URL, a
+PostgreSQL database), then times the endpoint in process through the ASGI app. Beside it, in
+the same run, a plain `SELECT count(*) ... GROUP BY sample_id` over the same table: the
+machine is shared, so the ratio is what carries over.
+
+    python -m bench.local_performance [--postgres postgresql+psycopg://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from app.core.model_registry import record_model
+from app.main import create_app
+from app.records import records_db
+from app.settings import Settings
+from bench.common import RESULTS_DIR, machine, summary_ms, time_calls
+from bench.seeded_records import SeededLab, migrated_engine, seed
+from tests.conftest import write_channel_mean_model
+
+
+def measure(url: str, store: Path, folder: Path, repeats: int) -> dict[str, object]:
+    engine = migrated_engine(url)
+    started = time.time()
+    written = seed(
+        engine,
+        SeededLab(
+            samples=2000,
+            cells_per_sample=100,
+            start=started - 90 * 86400,
+            days=90,
+            model_id="redness",
+        ),
+    )
+    with engine.connect() as connection:
+        connection.execute(sa.text("ANALYZE"))
+    scan = sa.select(records_db.sample_predictions.c.sample_id, sa.func.count()).group_by(
+        records_db.sample_predictions.c.sample_id
+    )
+
+    def plain_scan() -> None:
+        with engine.connect() as connection:
+            connection.execute(scan).all()
+
+    settings = Settings(
+        model_store=store,
+        worker_threads=1,
+        audit_log_path=folder / "unused.sqlite3",
+        database_url=None if url.startswith("sqlite") else url,
+        performance_refresh_seconds=3600,
+    )
+    if url.startswith("sqlite"):
+        settings = settings.model_copy(
+            update={"audit_log_path": Path(url.removeprefix("sqlite:///"))}
+        )
+    result: dict[str, object] = {"rows_written": written}
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/api/v1/performance").json()
+        result["cells_in_confusion"] = body["cells"]
+        result["samples"] = body["samples"]
+        for period in ("month", "week"):
+            result[f"endpoint_{period}"] = summary_ms(
+                time_calls(
+                    lambda p=period: client.get(
+                        f"/api/v1/performance?period={p}"
+                    ).raise_for_status(),
+                    repeats,
+                    warmup=1,
+                )
+            )
+    result["plain_group_by_scan"] = summary_ms(time_calls(plain_scan, repeats, warmup=1))
+    engine.dispose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="a PostgreSQL URL to measure on too (emptied)")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        store = folder / "store"
+        record_model(store, write_channel_mean_model(store / "redness", (8.0, 0, 0)), default=True)
+        results = {
+            "machine": machine(),
+            "sqlite": measure(f"sqlite:///{folder}/r.sqlite3", store, folder, args.repeats),
+        }
+        if args.postgres:
+            results["postgresql"] = measure(args.postgres, store, folder, args.repeats)
+    path = RESULTS_DIR / "local_performance.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
