@@ -31,6 +31,7 @@ from app.settings import (
 from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
 from app.web.api.routes import (
+    fhir,
     health,
     identity,
     models,
@@ -38,6 +39,7 @@ from app.web.api.routes import (
     predictions,
     reviews,
     samples,
+    sign_off,
 )
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.errors import add_error_handlers
@@ -203,6 +205,8 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(models.router)
     api.include_router(reviews.router)
     api.include_router(samples.router)
+    api.include_router(sign_off.router)
+    api.include_router(fhir.router)
     api.include_router(performance.router)
     api.include_router(identity.router)
     app.include_router(api)

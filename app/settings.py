@@ -191,6 +191,12 @@ class Settings(BaseSettings):
         "is, an id holding a date beside two or more words (a name with a birth date) is "
         "refused.",
     )
+    fhir_sample_id_system: str = Field(
+        "urn:leukolens:sample-id",
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$",
+        description="The FHIR identifier system of sample ids (GET /api/v1/samples/{id}/fhir): "
+        "the lab information system's namespace for its accession numbers, as a URI.",
+    )
     database_url: SecretStr | None = Field(
         None,
         description="SQLAlchemy URL of the records database, e.g. "

@@ -108,6 +108,8 @@ review_decisions = sa.Table(
     # a retried POST answers the first record again instead of storing a second.
     sa.Column("idempotency_key", sa.Text, nullable=True),
     sa.Column("request_fingerprint", sa.Text, nullable=True),
+    # Why a decision changed a signed-off sample (migration 0006); null before any sign-off.
+    sa.Column("amendment", sa.Text, nullable=True),
     sa.Index("review_decisions_sample", "sample_id"),
     sa.Index("review_decisions_time", "time"),
     # Covers the lookup of a cell's latest decision (migration 0004).
@@ -128,6 +130,30 @@ sample_withdrawals = sa.Table(
     sa.Column("through_id", sa.Integer, nullable=True),
     sa.Index("sample_withdrawals_sample", "sample_id"),
     sa.Index("sample_withdrawals_time", "time"),
+    sqlite_autoincrement=True,
+)
+
+
+# Who signed a sample off, when, and the SHA-256 of what they signed (app/records/sign_off.py):
+# the canonical content (`content_sha256`) and each signed row's own digest (`rows_sha256`, JSON),
+# so that a later check names any row changed since, even behind the API's back.
+sample_sign_offs = sa.Table(
+    "sample_sign_offs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("signer", sa.Text, nullable=False),
+    sa.Column("signer_source", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("cells", sa.Integer, nullable=False),
+    sa.Column("undecided_cells", sa.Integer, nullable=False),
+    # The highest decision id in the table when it was signed: later ones are amendments.
+    sa.Column("last_decision_id", sa.Integer, nullable=False),
+    sa.Column("content_sha256", sa.Text, nullable=False),
+    sa.Column("rows_sha256", sa.Text, nullable=False),
+    sa.Index("sample_sign_offs_sample", "sample_id"),
+    sa.Index("sample_sign_offs_time", "time"),
     sqlite_autoincrement=True,
 )
 

@@ -17,7 +17,9 @@ younger than 30 days. Each decision says where its reviewer's name came from
 Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
 recorded as a repeat of the first (`repeat_of`) and counted once everywhere. Writes to a sample
 take turns (a lock in this process, and on PostgreSQL one across replicas), so that two
-uploads of the same bytes, or a withdrawal and a decision, never interleave.
+uploads of the same bytes, or a withdrawal and a decision, never interleave. Once a sample is
+signed off (app/records/sign_off.py) it takes no new cell and no withdrawal, and a decision
+only with the reason it amends the sample.
 """
 
 from __future__ import annotations
@@ -36,24 +38,30 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db
+from app.records import records_db, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
 from app.records.privileges import may_delete
-from app.records.sample_reads import cells, decision_record, decisions, sample_counts, utc
-from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
-from app.schemas import (
-    Prediction,
-    ReviewerSource,
-    ReviewRecord,
-    ReviewRequest,
-    SampleReport,
-    SampleSummary,
+from app.records.records_errors import (
+    RecordsDatabaseError,
+    RecordsUnavailableError,
+    unavailable,
 )
+from app.records.sample_reads import cells, decision_record, sample_report, utc
+from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
+from app.sample_schemas import SampleReport, SampleSummary
+from app.schemas import Prediction, ReviewerSource, ReviewRecord, ReviewRequest
 
 log = logging.getLogger("leukolens.records")
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
+SIGN_OFFS = records_db.sample_sign_offs
+__all__ = [
+    "RecordsDatabaseError",
+    "RecordsUnavailableError",
+    "ReviewRecords",
+    "UnknownPredictionError",
+]
 SECONDS_PER_DAY = 86_400.0
 PRUNE_EVERY_SECONDS = 3_600.0
 IN_MEMORY = ":memory:"
@@ -61,22 +69,6 @@ IN_MEMORY = ":memory:"
 
 class UnknownPredictionError(LookupError):
     """A decision names an image that was not scored for that sample (or was withdrawn)."""
-
-
-class RecordsUnavailableError(RuntimeError):
-    """The records' database cannot take or give a row now (locked past the busy timeout,
-    unreachable, full): the request is refused with the reason, never answered as recorded."""
-
-
-class RecordsDatabaseError(RuntimeError):
-    """The records' database cannot be opened or migrated: the server does not start."""
-
-
-def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
-    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    return RecordsUnavailableError(
-        f"the sample's records could not be written ({reason}); nothing was recorded: retry"
-    )
 
 
 class ReviewRecords:
@@ -126,6 +118,7 @@ class ReviewRecords:
                 "=true: records lost when the server stops)"
             ) from error
         self._sample_lock = threading.Lock()
+        self.sign_offs = sign_off.SignOffs(self._engine, self._writing)
         self.retention_days = retention_days
         if retention_days is not None and not self._may_prune:
             log.info(
@@ -149,7 +142,7 @@ class ReviewRecords:
                     )
                 yield connection
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def add_predictions(
         self,
@@ -162,6 +155,7 @@ class ReviewRecords:
         holds is recorded as a repeat of it, and the prediction says so (`repeat_of`)."""
         now = time.time()
         with self._writing(sample_id) as connection:
+            sign_off.refuse_once_signed(connection, sample_id, "a new cell")
             first = {cell.image_sha256: cell.request_id for cell in cells(connection, sample_id)}
             rows = []
             for prediction in predictions:
@@ -199,6 +193,7 @@ class ReviewRecords:
         """`owner` takes their upload back out of the sample (app/records/withdrawals.py says
         when it is refused). The audit keeps its answers."""
         with self._writing(sample_id) as connection:
+            sign_off.refuse_once_signed(connection, sample_id, "withdrawing an upload")
             withdraw(connection, sample_id, client_request_id, owner, time.time())
 
     def add_decision(
@@ -250,6 +245,7 @@ class ReviewRecords:
         idempotency_key: str | None,
         digest: str,
     ) -> ReviewRecord:
+        sign_off.refuse_decision_unless_amendment(connection, review)
         known = connection.execute(
             sa.select(PREDICTIONS.c.id)
             .where(
@@ -278,21 +274,13 @@ class ReviewRecords:
         return ReviewRecord(id=record_id, time=utc(now), durable=self.durable, **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
+        """The sample as recorded, with its life cycle; None when no record names it. A sample
+        whose every cell was withdrawn is still one: no cell, and its withdrawals."""
         try:
             with self._engine.connect() as connection:
-                predictions = cells(connection, sample_id)
-                decided = decisions(connection, sample_id, durable=self.durable)
+                return sample_report(connection, sample_id, durable=self.durable)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
-        if not predictions:
-            return None
-        return SampleReport(
-            sample_id=sample_id,
-            predictions=predictions,
-            decisions=decided,
-            counts=sample_counts(predictions, decided),
-            durable=self.durable,
-        )
+            raise unavailable(error) from error
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
         """A page of samples, the most recently changed first, and how many there are. Only
@@ -353,10 +341,11 @@ class ReviewRecords:
                         DECISIONS.delete().where(DECISIONS.c.time < cutoff),
                         PREDICTIONS.delete().where(PREDICTIONS.c.time < cutoff),
                         WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
+                        SIGN_OFFS.delete().where(SIGN_OFFS.c.time < cutoff),
                     )
                 )
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def prune_if_due(self) -> None:
         """Prune at most hourly, from whichever write comes first; a failure waits its turn.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from app.inference.outcomes import Outcome, Refusal
-from app.schemas import BlastShare
+from app.sample_schemas import BlastShare
 
 RESULT_COLUMNS = [
     "filename",

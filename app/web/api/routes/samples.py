@@ -14,8 +14,12 @@ from pydantic import BaseModel, Field
 
 from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
+from app.core.model_registry import ModelRegistry
+from app.core.sample_headline import sample_headline
+from app.records.review_records import ReviewRecords
 from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
-from app.schemas import ErrorResponse, SampleList, SampleReport
+from app.sample_schemas import SampleList, SampleReport
+from app.schemas import ErrorResponse
 from app.web.api.deps import CallerDep, RegistryDep, ReviewRecordsDep, SampleIdPathDep
 
 router = APIRouter(prefix="/samples", tags=["review"])
@@ -45,15 +49,22 @@ async def list_samples(
 @router.get(
     "/{sample_id}",
     response_model=SampleReport,
-    responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
+    responses={404: {"model": ErrorResponse, "description": "no record names this sample"}},
 )
 def get_sample(
     sample_id: SampleIdPathDep, records: ReviewRecordsDep, registry: RegistryDep
 ) -> SampleReport:
-    """The sample's images (each once) and decisions, with its share of blast-like cells
-    (corrected for the model's errors on patients it never saw, with a 95% interval): a
-    research aid, not a diagnosis."""
-    report = records.sample(sample_id)  # a plain def: FastAPI runs it on a worker thread
+    """The sample's images (each once), decisions and withdrawals; its status (preliminary,
+    final, amended) with its sign-offs and amendments; its headline (the reviewer-confirmed
+    share, saying what it counts); and the model's share of blast-like cells (corrected for
+    its errors on patients it never saw, with a 95% interval): a research aid, not a
+    diagnosis."""
+    return sample_answer(sample_id, records, registry)  # a plain def: run on a worker thread
+
+
+def sample_answer(sample_id: str, records: ReviewRecords, registry: ModelRegistry) -> SampleReport:
+    """The sample answer every export is made from (JSON, FHIR); 404 when no record names it."""
+    report = records.sample(sample_id)
     if report is None:
         raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
 
@@ -61,6 +72,7 @@ def get_sample(
         model = registry.models.get(model_id)
         return model.manifest if model is not None else None
 
+    report.headline = sample_headline(report.predictions, report.decisions)
     report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
     report.sample_score = sample_score(report.predictions)
     return report
@@ -72,7 +84,10 @@ def get_sample(
     responses={
         403: {"model": ErrorResponse, "description": "the upload belongs to someone else"},
         404: {"model": ErrorResponse, "description": "no such upload in the sample (now)"},
-        409: {"model": ErrorResponse, "description": "a cell of the upload has a decision"},
+        409: {
+            "model": ErrorResponse,
+            "description": "a cell of the upload has a decision, or the sample is signed off",
+        },
     },
 )
 async def withdraw_upload(
@@ -84,7 +99,8 @@ async def withdraw_upload(
     """Whoever uploaded it (the same reviewer's key, signed-in user, shared key, or anonymous
     client) takes a cancelled upload back out of the sample: its answers recorded so far, and
     nothing recorded later. A record of its own, never a deletion; the audit keeps every
-    answer. A cell with a stored decision stays: record "not_assessable" on it instead."""
+    answer. A cell with a stored decision stays: record "not_assessable" on it instead.
+    Refused (409) once the sample is signed off."""
     try:
         await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id, caller)
     except UploadNotFoundError as error:
