@@ -33,6 +33,7 @@ from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
 from app.web.api.routes import (
     audit,
+    fhir,
     health,
     identity,
     models,
@@ -40,6 +41,7 @@ from app.web.api.routes import (
     predictions,
     reviews,
     samples,
+    sign_off,
 )
 from app.web.api_docs import add_offline_docs, openapi_matching_the_server
 from app.web.errors import add_error_handlers
@@ -215,6 +217,8 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(models.router)
     api.include_router(reviews.router)
     api.include_router(samples.router)
+    api.include_router(sign_off.router)
+    api.include_router(fhir.router)
     api.include_router(performance.router)
     api.include_router(identity.router)
     api.include_router(audit.router)

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from app.core.answer_states import AnswerState
-from app.core.identities import REVIEWER_NAME_MAX, IdentitySource, clean_reviewer_name
+from app.core.identities import REVIEWER_NAME_MAX, clean_reviewer_name
 from app.core.manifest import ModelManifest
 from app.core.quality_checks import QualityWarning
 
@@ -175,6 +175,13 @@ class ReviewFields(BaseModel):
     )
     decision: ReviewDecision
     comment: str = Field("", max_length=2000)
+    amendment: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Why this decision changes a signed-off sample: required once the sample "
+        "is signed off (else 409), refused before (409). The sample becomes 'amended'.",
+    )
 
 
 class ReviewRequest(ReviewFields):
@@ -221,117 +228,5 @@ class WhoAmI(BaseModel):
         "is not asked for; free_text: the server authenticates nobody, the reviewer types a "
         "name; shared_key: the lab's shared key opens the API but records no decision (a "
         "reviewer's own key is needed)."
-    )
-    durable: bool = Field(True, description=DURABLE_HELP)
-
-
-class SamplePrediction(BaseModel):
-    model_config = {"protected_namespaces": ()}
-
-    time: datetime = Field(description="When it was scored (ISO 8601, UTC).")
-    request_id: str
-    image_sha256: str
-    model_id: str
-    model_version: str
-    probability_all: float
-    label: Literal["ALL", "HEM"] | None = Field(description="Null when not assessable.")
-    state: AnswerState
-    assessable: bool
-    threshold: float | None = Field(None, description="Null for rows recorded before 0.2.")
-    tta: bool | None = None
-    warnings: list[str] = Field(default_factory=list, description="Quality warnings' codes.")
-    uploader: str = Field(
-        "",
-        description="Who uploaded it: the reviewer's or signed-in user's name; empty for "
-        "the shared key, an anonymous client and uploads recorded before owners were kept.",
-    )
-    uploader_source: IdentitySource = Field(
-        "unrecorded",
-        description="reviewer_key, sso_header, shared_key, anonymous, or unrecorded (before "
-        "0.4). Only that identity can withdraw the upload.",
-    )
-
-
-class SampleSummary(BaseModel):
-    sample_id: str
-    cells: int = Field(description="Images of the sample, each counted once.")
-    reviewed: int = Field(description="Cells with at least one reviewer's decision.")
-    last_change: datetime = Field(description="When its latest record was made (ISO 8601, UTC).")
-
-
-class SampleList(BaseModel):
-    samples: list[SampleSummary]
-    total: int
-    limit: int
-    offset: int
-    durable: bool = Field(True, description=DURABLE_HELP)
-
-
-class SampleCounts(BaseModel):
-    images: int
-    by_state: dict[AnswerState, int]
-    decided: int
-    by_decision: dict[ReviewDecision, int]
-    all_like_share_of_assessable: float | None = Field(
-        description="Suggested ALL-like among assessable images (indeterminate included)."
-    )
-
-
-class BlastShare(BaseModel):
-    """A sample's share of blast-like cells: a research aid, never a diagnosis."""
-
-    observed: float | None = Field(
-        None, description="Share of assessable cells called ALL-like (reviewers' calls first)."
-    )
-    corrected: float | None = Field(
-        None,
-        description="Estimated true share of blast-like cells given the model's held-out "
-        "sensitivity and specificity (Rogan-Gladen, clipped to [0, 1]); reviewed cells count "
-        "as decided.",
-    )
-    ci_low: float | None = None
-    ci_high: float | None = None
-    level: float = Field(0.95, description="Coverage aimed at by [ci_low, ci_high].")
-    interval_width: float | None = None
-    readable_width: float = Field(description="Wider intervals than this are too wide to read.")
-    too_wide: bool = False
-    more_cells_needed: int | None = Field(
-        None,
-        description="Roughly how many more assessable cells would narrow the interval to the "
-        "readable width; null when it is readable or more cells cannot narrow it enough (the "
-        "card's rates are too uncertain or vary too much between its held-out subjects).",
-    )
-    n_cells: int = Field(description="Images scored for the sample.")
-    n_assessable: int = Field(description="Cells counted: assessable or decided by a reviewer.")
-    n_reviewed: int = Field(description="Counted cells whose call is a reviewer's decision.")
-    n_reviewed_all: int = 0
-    n_model_called: int = Field(description="Counted cells whose call is the model's.")
-    sensitivity: float | None = None
-    specificity: float | None = None
-    sensitivity_counts: list[int] | None = Field(
-        None, description="[true positives, false negatives] the sensitivity came from."
-    )
-    specificity_counts: list[int] | None = Field(
-        None, description="[true negatives, false positives] the specificity came from."
-    )
-    source: str | None = Field(None, description="The evaluation the counts come from.")
-    rates: Literal["unseen_patients", "held_out_training_subjects"] | None = Field(
-        None,
-        description="Which error rates correct the share: the card's rates on patients outside "
-        "its training data (preferred: a new sample is such a patient), or, where the card has "
-        "none, its out-of-fold rates on held-out subjects of its own training batch.",
-    )
-    note: str = ""
-
-
-class SampleReport(BaseModel):
-    sample_id: str
-    predictions: list[SamplePrediction]
-    decisions: list[ReviewRecord] = Field(description="Every decision, oldest first.")
-    counts: SampleCounts
-    blast_share: BlastShare | None = None
-    sample_score: float | None = Field(
-        None,
-        description="Mean calibrated probability of the assessable cells, for ranking samples.",
     )
     durable: bool = Field(True, description=DURABLE_HELP)

@@ -205,6 +205,12 @@ class Settings(BaseSettings):
         "be a name is refused, and one whose letters could be a name without a date is answered "
         "with a warning (app/core/sample_ids.py).",
     )
+    fhir_sample_id_system: str = Field(
+        "urn:leukolens:sample-id",
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$",
+        description="The FHIR identifier system of sample ids (GET /api/v1/samples/{id}/fhir): "
+        "the lab information system's namespace for its accession numbers, as a URI.",
+    )
     database_url: SecretStr | None = Field(
         None,
         description="SQLAlchemy URL of the records database, e.g. "

@@ -12,6 +12,13 @@ def cnmc_root() -> Path:
     return FIXTURE_ROOT
 
 
+def fixture_cell_pngs(count: int) -> list[bytes]:
+    """`count` different real C-NMC cells (18 at most), in a fixed order."""
+    cells = sorted((FIXTURE_ROOT / "training_data/fold_1").glob("*/*.png"))
+    assert count <= len(cells)
+    return [path.read_bytes() for path in cells[:count]]
+
+
 @pytest.fixture
 def real_cell_png() -> bytes:
     return (FIXTURE_ROOT / "training_data/fold_1/all/UID_16_11_1_all.png").read_bytes()

@@ -40,7 +40,8 @@ from app.inference.prediction_path import (
 )
 from app.inference.upload_checks import UploadLimits
 from app.rendering.result_table import result_row, results_writer, sample_row, samples_writer
-from app.schemas import Prediction, SamplePrediction
+from app.sample_schemas import SamplePrediction
+from app.schemas import Prediction
 from app.settings import get_settings
 
 IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
-from app.schemas import BlastShare, ReviewRecord, SamplePrediction
+from app.sample_schemas import BlastShare, SamplePrediction
+from app.schemas import ReviewRecord
 
 HELD_OUT_PROTOCOL_START = "out-of-fold predictions"
 RATES_UNSEEN = "unseen_patients"

@@ -3,8 +3,9 @@
 A page whose answer was lost (a timeout, a dropped connection) cannot know whether the server
 stored its decision; it sends it again under the same key. The key is kept beside the record
 with a digest of what was recorded (the decision as stored: its fields, the reviewer's name and
-where the name came from). The same key with the same decision is that record again, nothing
-new stored; the same key with anything else is a conflict, never a silent overwrite.
+where the name came from, and an amendment's reason where it has one). The same key with the
+same decision is that record again, nothing new stored; the same key with anything else is a
+conflict, never a silent overwrite.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class IdempotencyConflictError(ValueError):
 
 
 def fingerprint(fields: dict[str, Any]) -> str:
-    canonical = json.dumps({name: fields[name] for name in FINGERPRINTED}, sort_keys=True)
+    fingerprinted = {name: fields[name] for name in FINGERPRINTED}
+    if fields.get("amendment") is not None:  # absent otherwise: earlier keys keep their digest
+        fingerprinted["amendment"] = fields["amendment"]
+    canonical = json.dumps(fingerprinted, sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -49,6 +53,7 @@ def earlier_record(
     if row is not None and row.request_fingerprint != request_fingerprint:
         raise IdempotencyConflictError(
             "this Idempotency-Key was already used for another decision (another cell, call, "
-            "comment or reviewer): nothing was recorded; send a new key for a new decision"
+            "comment, amendment reason or reviewer): nothing was recorded; send a new key for a "
+            "new decision"
         )
     return row

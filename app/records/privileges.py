@@ -21,6 +21,7 @@ RECORD_TABLES = (
     records_db.sample_predictions.name,
     records_db.review_decisions.name,
     records_db.sample_withdrawals.name,
+    records_db.sample_sign_offs.name,
 )
 APPEND_ONLY_TABLES = (*RECORD_TABLES, records_db.predictions.name)
 # Derived from the records, rewritten with each write to a sample (app/records/

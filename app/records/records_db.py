@@ -19,7 +19,7 @@ from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # What an audit row says became of its request: answered, or refused (503) after its row was
-# kept, so that no row claims an answer that was never given (migration 0004).
+# kept, so that no row claims an answer that was never given (migration 0007).
 ANSWERED = "answered"
 NOT_ANSWERED = "not_answered"
 # The youngest sample record the database lets anyone delete, in days: the delete triggers of
@@ -115,6 +115,8 @@ review_decisions = sa.Table(
     # a retried POST answers the first record again instead of storing a second.
     sa.Column("idempotency_key", sa.Text, nullable=True),
     sa.Column("request_fingerprint", sa.Text, nullable=True),
+    # Why a decision changed a signed-off sample (migration 0006); null before any sign-off.
+    sa.Column("amendment", sa.Text, nullable=True),
     sa.Index("review_decisions_sample", "sample_id"),
     sa.Index("review_decisions_time", "time"),
     # Covers the lookup of a cell's latest decision (migration 0004), adaptation's too.
@@ -139,7 +141,29 @@ sample_withdrawals = sa.Table(
 )
 
 
-# The sample list's own table (migration 0005): derived from the rows above, one per sample with
+# Who signed a sample off, when, and the SHA-256 of what they signed (app/records/sign_off.py):
+# the canonical content (`content_sha256`) and each signed row's own digest (`rows_sha256`, JSON),
+# so that a later check names any row changed since, even behind the API's back.
+sample_sign_offs = sa.Table(
+    "sample_sign_offs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("signer", sa.Text, nullable=False),
+    sa.Column("signer_source", sa.Text, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, server_default=""),
+    sa.Column("cells", sa.Integer, nullable=False),
+    sa.Column("undecided_cells", sa.Integer, nullable=False),
+    # The highest decision id in the table when it was signed: later ones are amendments.
+    sa.Column("last_decision_id", sa.Integer, nullable=False),
+    sa.Column("content_sha256", sa.Text, nullable=False),
+    sa.Column("rows_sha256", sa.Text, nullable=False),
+    sa.Index("sample_sign_offs_sample", "sample_id"),
+    sa.Index("sample_sign_offs_time", "time"),
+    sqlite_autoincrement=True,
+)
+# The sample list's own table (migration 0008): derived from the rows above, one per sample with
 # live cells, rewritten with each write to the sample (app/records/sample_summaries.py); never a
 # record of its own, so not append only.
 sample_summaries = sa.Table(

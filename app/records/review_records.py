@@ -19,7 +19,9 @@ recorded as a repeat of the first (`repeat_of`) and counted once everywhere. Wri
 take turns (a lock in this process, and on PostgreSQL one across replicas), so that two
 uploads of the same bytes, or a withdrawal and a decision, never interleave; each write
 rewrites the sample's summary row in its own transaction, so that the list of samples is one
-indexed query (app/records/sample_summaries.py).
+indexed query (app/records/sample_summaries.py). Once a sample is signed off
+(app/records/sign_off.py) it takes no new cell and no withdrawal, and a decision only with the
+reason it amends the sample.
 """
 
 from __future__ import annotations
@@ -37,24 +39,30 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db, sample_summaries
+from app.records import records_db, sample_summaries, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
 from app.records.privileges import may_delete
-from app.records.sample_reads import cells, decision_record, decisions, sample_counts, utc
-from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
-from app.schemas import (
-    Prediction,
-    ReviewerSource,
-    ReviewRecord,
-    ReviewRequest,
-    SampleReport,
-    SampleSummary,
+from app.records.records_errors import (
+    RecordsDatabaseError,
+    RecordsUnavailableError,
+    unavailable,
 )
+from app.records.sample_reads import cells, decision_record, sample_report, utc
+from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
+from app.sample_schemas import SampleReport, SampleSummary
+from app.schemas import Prediction, ReviewerSource, ReviewRecord, ReviewRequest
 
 log = logging.getLogger("leukolens.records")
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
+SIGN_OFFS = records_db.sample_sign_offs
+__all__ = [
+    "RecordsDatabaseError",
+    "RecordsUnavailableError",
+    "ReviewRecords",
+    "UnknownPredictionError",
+]
 SECONDS_PER_DAY = 86_400.0
 PRUNE_EVERY_SECONDS = 3_600.0
 IN_MEMORY = ":memory:"
@@ -62,22 +70,6 @@ IN_MEMORY = ":memory:"
 
 class UnknownPredictionError(LookupError):
     """A decision names an image that was not scored for that sample (or was withdrawn)."""
-
-
-class RecordsUnavailableError(RuntimeError):
-    """The records' database cannot take or give a row now (locked past the busy timeout,
-    unreachable, full): the request is refused with the reason, never answered as recorded."""
-
-
-class RecordsDatabaseError(RuntimeError):
-    """The records' database cannot be opened or migrated: the server does not start."""
-
-
-def _unavailable(error: SQLAlchemyError) -> RecordsUnavailableError:
-    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
-    return RecordsUnavailableError(
-        f"the sample's records could not be written ({reason}); nothing was recorded: retry"
-    )
 
 
 class ReviewRecords:
@@ -127,6 +119,7 @@ class ReviewRecords:
                 "=true: records lost when the server stops)"
             ) from error
         self._sample_lock = threading.Lock()
+        self.sign_offs = sign_off.SignOffs(self._engine, self._writing)
         self.retention_days = retention_days
         if retention_days is not None and not self._may_prune:
             log.info(
@@ -147,7 +140,7 @@ class ReviewRecords:
                 yield connection
                 sample_summaries.refresh(connection, sample_id)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def add_predictions(
         self,
@@ -160,6 +153,7 @@ class ReviewRecords:
         holds is recorded as a repeat of it, and the prediction says so (`repeat_of`)."""
         now = time.time()
         with self._writing(sample_id) as connection:
+            sign_off.refuse_once_signed(connection, sample_id, "a new cell")
             first = {cell.image_sha256: cell.request_id for cell in cells(connection, sample_id)}
             rows = []
             for prediction in predictions:
@@ -197,6 +191,7 @@ class ReviewRecords:
         """`owner` takes their upload back out of the sample (app/records/withdrawals.py says
         when it is refused). The audit keeps its answers."""
         with self._writing(sample_id) as connection:
+            sign_off.refuse_once_signed(connection, sample_id, "withdrawing an upload")
             withdraw(connection, sample_id, client_request_id, owner, time.time())
 
     def add_decision(
@@ -248,6 +243,7 @@ class ReviewRecords:
         idempotency_key: str | None,
         digest: str,
     ) -> ReviewRecord:
+        sign_off.refuse_decision_unless_amendment(connection, review)
         known = connection.execute(
             sa.select(PREDICTIONS.c.id)
             .where(
@@ -276,21 +272,13 @@ class ReviewRecords:
         return ReviewRecord(id=record_id, time=utc(now), durable=self.durable, **fields)
 
     def sample(self, sample_id: str) -> SampleReport | None:
+        """The sample as recorded, with its life cycle; None when no record names it. A sample
+        whose every cell was withdrawn is still one: no cell, and its withdrawals."""
         try:
             with self._engine.connect() as connection:
-                predictions = cells(connection, sample_id)
-                decided = decisions(connection, sample_id, durable=self.durable)
+                return sample_report(connection, sample_id, durable=self.durable)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
-        if not predictions:
-            return None
-        return SampleReport(
-            sample_id=sample_id,
-            predictions=predictions,
-            decisions=decided,
-            counts=sample_counts(predictions, decided),
-            durable=self.durable,
-        )
+            raise unavailable(error) from error
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
         """A page of samples, the most recently changed first, and how many there are: one
@@ -300,7 +288,7 @@ class ReviewRecords:
             with self._engine.connect() as connection:
                 summaries, total = sample_summaries.page(connection, limit=limit, offset=offset)
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
         return [
             SampleSummary(
                 sample_id=summary.sample_id,
@@ -331,6 +319,7 @@ class ReviewRecords:
                         DECISIONS.delete().where(DECISIONS.c.time < cutoff),
                         PREDICTIONS.delete().where(PREDICTIONS.c.time < cutoff),
                         WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
+                        SIGN_OFFS.delete().where(SIGN_OFFS.c.time < cutoff),
                     )
                 )
                 for sample_id in sorted(touched):
@@ -338,7 +327,7 @@ class ReviewRecords:
                     sample_summaries.refresh(connection, sample_id)
                 return deleted
         except SQLAlchemyError as error:
-            raise _unavailable(error) from error
+            raise unavailable(error) from error
 
     def prune_if_due(self) -> None:
         """Prune at most hourly, from whichever write comes first; a failure waits its turn.

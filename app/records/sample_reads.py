@@ -1,5 +1,6 @@
 """Reading a sample back: its cells (each image once, withdrawn uploads left out), its
-decisions, and the counts, from the records' rows."""
+decisions, its withdrawals, the counts and where it is in its life cycle, from the records'
+rows."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from app.core.answer_states import AnswerState
-from app.records import records_db
-from app.records.withdrawals import withdrawn
-from app.schemas import ReviewDecision, ReviewRecord, SampleCounts, SamplePrediction
+from app.records import records_db, sign_off
+from app.records.withdrawals import WITHDRAWALS, withdrawn
+from app.sample_schemas import SampleCounts, SamplePrediction, SampleReport, SampleWithdrawal
+from app.schemas import ReviewDecision, ReviewRecord
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
@@ -66,6 +68,7 @@ def decision_record(row: Row[Any], *, durable: bool) -> ReviewRecord:
         reviewer=row.reviewer,
         comment=row.comment,
         reviewer_source=row.reviewer_source,
+        amendment=row.amendment,
         durable=durable,
     )
 
@@ -93,5 +96,42 @@ def sample_counts(
         by_state={state: by_state[state] for state in get_args(AnswerState)},
         decided=len(latest),
         by_decision={decision: by_decision[decision] for decision in get_args(ReviewDecision)},
-        all_like_share_of_assessable=all_like / assessable if assessable else None,
+        model_suggested_all_like_share=all_like / assessable if assessable else None,
     )
+
+
+def withdrawals(connection: Connection, sample_id: str) -> list[SampleWithdrawal]:
+    rows = connection.execute(
+        sa.select(WITHDRAWALS)
+        .where(WITHDRAWALS.c.sample_id == sample_id)
+        .order_by(WITHDRAWALS.c.id)
+    ).all()
+    return [
+        SampleWithdrawal(
+            client_request_id=row.client_request_id,
+            time=utc(row.time),
+            uploader=row.uploader,
+            uploader_source=row.uploader_source,
+        )
+        for row in rows
+    ]
+
+
+def sample_report(connection: Connection, sample_id: str, *, durable: bool) -> SampleReport | None:
+    """The sample as recorded, with its status, sign-offs and amendments; None when no record
+    names it. A sample whose every cell was withdrawn is still one: no cell, its withdrawals."""
+    predictions = cells(connection, sample_id)
+    withdrawn_uploads = withdrawals(connection, sample_id)
+    if not predictions and not withdrawn_uploads:  # a row that is not live is withdrawn
+        return None
+    decided = decisions(connection, sample_id, durable=durable)
+    report = SampleReport(
+        sample_id=sample_id,
+        predictions=predictions,
+        decisions=decided,
+        withdrawals=withdrawn_uploads,
+        counts=sample_counts(predictions, decided),
+        durable=durable,
+    )
+    sign_off.annotate(connection, report)
+    return report

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from app.inference.outcomes import Outcome, Refusal
 from app.records.audit_rows import AuditRecord
-from app.schemas import BlastShare
+from app.sample_schemas import BlastShare
 
 AUDIT_ROWS_PER_CHUNK = 500
 
@@ -151,7 +151,9 @@ def audit_csv(records: Iterable[AuditRecord]) -> Iterator[str]:
     for count, record in enumerate(records, 1):
         writer.writerow(
             {
-                "time_utc": datetime.fromtimestamp(record.time, UTC).isoformat(),
+                "time_utc": datetime.fromtimestamp(record.time, UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
                 "request_id": record.request_id,
                 "client_request_id": spreadsheet_safe(record.client_request_id),
                 "item": record.item,

@@ -14,6 +14,7 @@ from app.inference.outcomes import Refusal, RefusalKind, RefusedError
 from app.inference.work_shares import ServerBusyError
 from app.records.audit_log import AuditUnavailableError
 from app.records.review_records import RecordsUnavailableError
+from app.records.sign_off import SampleStateError, UnknownSampleError
 from app.web.middleware.refusals import BUSY, RETRY_AFTER_SECONDS
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read it
@@ -42,6 +43,15 @@ def add_error_handlers(app: FastAPI) -> None:
     async def records_unavailable(_: Request, error: RecordsUnavailableError) -> JSONResponse:
         # A sample record that cannot be written is said, never answered as if it were kept.
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(SampleStateError)
+    async def sample_state(_: Request, error: SampleStateError) -> JSONResponse:
+        # Where the sample is in its life cycle (signed off, undecided cells) forbids this.
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.exception_handler(UnknownSampleError)
+    async def unknown_sample(_: Request, error: UnknownSampleError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=404)
 
     @app.exception_handler(AuditUnavailableError)
     async def audit_unavailable(_: Request, error: AuditUnavailableError) -> JSONResponse:

@@ -8,9 +8,10 @@ last component: they name the training machine's folders, which say nothing to a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from app.core.blast_share import RATES_UNSEEN, held_out_counts
+from app.core.blast_share import held_out_counts
+from app.core.error_rates import error_rates_sentence
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
 
 ARCHITECTURE_NAMES = {
@@ -81,6 +82,94 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True)
+class OperatingDot:
+    """One dot of the ROC plot: operating points that fall on the same place share it, and
+    one label names every threshold there (two labels on one dot would overprint). The label
+    is placed where no other dot's label is (plot units: 200 wide, y down)."""
+
+    false_alarm_rate: float
+    sensitivity: float
+    served: bool
+    lines: tuple[str, ...]
+    """The label in short lines: ("threshold 0.497", "(served)"), or for thresholds on one
+    place ("thresholds 0.500", "and 0.613 (served)")."""
+    label_x: float = 0.0
+    label_y: float = 0.0
+    label_on_left: bool = False
+
+    @property
+    def label(self) -> str:
+        return " ".join(self.lines)
+
+
+# A 10-unit font is about 5.5 units a character; a line is 12 units high.
+LABEL_UNITS_PER_CHARACTER = 5.5
+LINE_HEIGHT = 12
+PLOT_RIGHT = 220  # the right edge of the plot's view box
+# Points closer than this (in ROC units, a plot 200 px wide: 2 px) are drawn as one dot.
+SAME_DOT = 0.01
+Box = tuple[float, float, float, float]
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+
+def _placed(dot: OperatingDot, taken: list[Box]) -> OperatingDot:
+    """The dot with its label beside it, moved down a line at a time until it overlaps no
+    label already placed; on the dot's left where the right would leave the plot."""
+    x, y = 200 * dot.false_alarm_rate, 200 - 200 * dot.sensitivity
+    width = LABEL_UNITS_PER_CHARACTER * max(len(line) for line in dot.lines)
+    left = x + 8 + width > PLOT_RIGHT
+    start = x - 8 - width if left else x + 8
+    baseline = y + 14
+    while True:
+        box = (start, start + width, baseline - 10, baseline - 10 + LINE_HEIGHT * len(dot.lines))
+        if not any(_overlaps(box, other) for other in taken):
+            break
+        baseline += LINE_HEIGHT
+    taken.append(box)
+    return replace(dot, label_x=x - 8 if left else x + 8, label_y=baseline, label_on_left=left)
+
+
+def operating_dots(points: list[OperatingPoint]) -> list[OperatingDot]:
+    groups: list[list[OperatingPoint]] = []
+    for point in sorted(points, key=lambda p: (p.false_alarm_rate, p.sensitivity)):
+        for group in groups:
+            first = group[0]
+            if (
+                abs(first.false_alarm_rate - point.false_alarm_rate) < SAME_DOT
+                and abs(first.sensitivity - point.sensitivity) < SAME_DOT
+            ):
+                group.append(point)
+                break
+        else:
+            groups.append([point])
+    dots = []
+    for group in groups:
+        ordered = sorted(group, key=lambda p: p.threshold)
+        names = [f"{p.threshold:.3f}{' (served)' if p.served else ''}" for p in ordered]
+        # Short lines keep a label inside the plot: "(served)" alone under a single threshold.
+        lines = [f"threshold{'s' if len(names) > 1 else ''} {names[0]}"]
+        lines += [f"and {name}" for name in names[1:]]
+        if len(names) == 1 and lines[0].endswith(" (served)"):
+            lines = [lines[0].removesuffix(" (served)"), "(served)"]
+        served = [p for p in ordered if p.served]
+        dots.append(
+            OperatingDot(
+                false_alarm_rate=group[0].false_alarm_rate,
+                sensitivity=group[0].sensitivity,
+                served=bool(served),
+                lines=tuple(lines),
+            )
+        )
+    taken: list[Box] = []
+    # Placed from the top of the plot down, so that a label moves below its neighbour's.
+    placed = {id(d): _placed(d, taken) for d in sorted(dots, key=lambda d: -d.sensitivity)}
+    return [placed[id(d)] for d in dots]
+
+
+@dataclass(frozen=True)
 class UnseenPart:
     """ROC AUC on one part of the patients outside the training data, with its interval."""
 
@@ -107,58 +196,49 @@ class CardView:
     subjects_all: int = 0
     subjects_hem: int = 0
     threshold: float = 0.5
-    confusion: tuple[tuple[int, int], tuple[int, int]] | None = None  # rows true HEM/ALL
-    flagged_of_100_all: int | None = None
-    flagged_of_100_hem: int | None = None
-    sensitivity: float | None = None
-    specificity: float | None = None
+    error_rates: str = ""
+    """The one sentence of error rates (app/core/error_rates.py), as everywhere else."""
+    rates_confusion: tuple[tuple[int, int], tuple[int, int]] | None = None  # rows true HEM/ALL
+    rates_cells: int = 0
+    rates_healthy_people: int = 0
     roc_auc_pooled: float | None = None
     roc_auc_fold_mean: float | None = None
     roc_auc_fold_std: float | None = None
     operating_points: list[OperatingPoint] = field(default_factory=list)
-    worst_subject: SubjectBar | None = None
     subject_bars: list[SubjectBar] = field(default_factory=list)
     reliability: list[ReliabilityPoint] = field(default_factory=list)
     unseen_parts: list[UnseenPart] = field(default_factory=list)
-    unseen_sensitivity: float | None = None
-    unseen_specificity: float | None = None
     unseen_out_of_fold: bool = False
     """The unseen people were scored out of fold (the served model was trained on them too)."""
-    correction_sensitivity: float | None = None
-    correction_specificity: float | None = None
-    correction_on_unseen: bool = False
-    """Which rates a sample's blast-share correction uses: those on unseen patients, or else
-    the held-out training subjects'; the box shows the same numbers."""
 
     @property
-    def summary(self) -> str:
-        """One paragraph for reports: how the model did on patients it never saw."""
-        if self.confusion is None or self.images is None:
-            return f"{self.name}: no held-out evaluation is recorded for this model."
-        text = (
-            f"{self.name}, tested on {self.images:,} cells of {self.subjects} people it never "
-            f"saw during training (subject-grouped cross-validation on C-NMC 2019): of 100 ALL "
-            f"cells it flags about {self.flagged_of_100_all}; of 100 normal cells it wrongly "
-            f"flags about {self.flagged_of_100_hem}"
-        )
-        if self.roc_auc_pooled is not None:
-            text += f"; ROC AUC {self.roc_auc_pooled:.2f}"
-        if self.worst_subject is not None:
-            worst = self.worst_subject
-            text += (
-                f". Worst person: {'a healthy donor' if worst.label == 'HEM' else 'a patient'} "
-                f"({worst.subject}) with {100 * (1 - worst.accuracy):.0f}% of cells misread"
-            )
-        unseen = {part.title: part for part in self.unseen_parts}
-        if UNSEEN_PARTS["all"] in unseen:
-            text += (
-                f". On {unseen[UNSEEN_PARTS['all']].subjects} patients outside its training "
-                f"data it reached ROC AUC {unseen[UNSEEN_PARTS['all']].roc_auc:.2f}"
-            )
-            prelim = unseen.get(UNSEEN_PARTS["preliminary_test"])
-            if prelim is not None:
-                text += f", {prelim.roc_auc:.2f} on the preliminary-test patients"
-        return text + ". A research and screening aid, not a diagnosis."
+    def dots(self) -> list[OperatingDot]:
+        return operating_dots(self.operating_points)
+
+    @property
+    def worst_subjects(self) -> list[SubjectBar]:
+        """Every person at the lowest accuracy of the per-person chart (all of them, tied)."""
+        if not self.subject_bars:
+            return []
+        lowest = min(bar.accuracy for bar in self.subject_bars)
+        return [bar for bar in self.subject_bars if bar.accuracy <= lowest + 1e-9]
+
+    @property
+    def worst_people(self) -> str:
+        """The worst people by name, patients first: "patient 27 and healthy donors H20, H28"."""
+        worst = self.worst_subjects
+        groups = []
+        for label, one, many in (
+            ("ALL", "patient", "patients"),
+            ("HEM", "healthy donor", "healthy donors"),
+        ):
+            names = [bar.subject for bar in worst if bar.label == label]
+            if names:
+                groups.append(f"{one if len(names) == 1 else many} {', '.join(names)}")
+        others = [bar.subject for bar in worst if bar.label not in {"ALL", "HEM"}]
+        if others:
+            groups.append(f"{'person' if len(others) == 1 else 'people'} {', '.join(others)}")
+        return " and ".join(groups)
 
 
 def _served_evaluation(manifest: ModelManifest) -> Evaluation | None:
@@ -196,9 +276,6 @@ def _add_unseen_subjects(view: CardView, manifest: ModelManifest) -> None:
                 high=evaluation.number(f"roc_auc_{part}_high"),
             )
         )
-    if "sensitivity_all" in metrics:
-        view.unseen_sensitivity = evaluation.number("sensitivity_all")
-        view.unseen_specificity = evaluation.number("specificity_all")
 
 
 def card_view(manifest: ModelManifest) -> CardView:
@@ -228,12 +305,7 @@ def card_view(manifest: ModelManifest) -> CardView:
     served = _served_evaluation(manifest)
     if served is not None:
         (tn, fp), (fn, tp) = served.confusion_matrix()
-        view.confusion = ((int(tn), int(fp)), (int(fn), int(tp)))
         view.images = int(tn + fp + fn + tp)
-        view.sensitivity = tp / (tp + fn) if tp + fn else None
-        view.specificity = tn / (tn + fp) if tn + fp else None
-        view.flagged_of_100_all = round(100 * view.sensitivity) if view.sensitivity else 0
-        view.flagged_of_100_hem = round(100 * (1 - (view.specificity or 0.0)))
         view.roc_auc_pooled = served.number("roc_auc", 0.0) or None
         view.subject_bars = [
             SubjectBar(
@@ -246,13 +318,16 @@ def card_view(manifest: ModelManifest) -> CardView:
                 served.per_subject_accuracy.items(), key=lambda item: item[1]
             )
         ]
-        view.worst_subject = view.subject_bars[0] if view.subject_bars else None
     _add_unseen_subjects(view, manifest)
+    view.error_rates = error_rates_sentence(manifest)
     counts = held_out_counts(manifest)
     if counts is not None:
-        view.correction_sensitivity = counts.sensitivity
-        view.correction_specificity = counts.specificity
-        view.correction_on_unseen = counts.rates == RATES_UNSEEN
+        view.rates_confusion = (
+            (counts.true_negatives, counts.false_positives),
+            (counts.false_negatives, counts.true_positives),
+        )
+        view.rates_cells = sum(view.rates_confusion[0]) + sum(view.rates_confusion[1])
+        view.rates_healthy_people = len(counts.subject_specificities)
     if manifest.calibration is not None:
         view.reliability = [
             ReliabilityPoint(b.lower, b.upper, b.count, b.mean_predicted, b.observed_fraction)

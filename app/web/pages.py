@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.error_rates import error_rates_sentence
 from app.core.model_registry import ModelRegistry, UnknownModelError
 from app.settings import TEMPLATES_DIR
 from app.web.api.deps import RegistryDep, SettingsDep
@@ -52,7 +53,7 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
                     "explains": classifier.explains,
                     "tta_default": classifier.tta_by_default,
                     "calibrated": classifier.manifest.calibration is not None,
-                    "summary": card_view(classifier.manifest).summary,
+                    "error_rates": error_rates_sentence(classifier.manifest),
                     "grid": classifier.manifest.input.size // 16,
                 }
                 for model_id, classifier in default_first

@@ -93,6 +93,10 @@ export const postWithdrawal = (sampleId, clientRequestId) => postJson(
 export const postReview = (body, idempotencyKey) =>
   postJson("/api/v1/reviews", body, { "Idempotency-Key": idempotencyKey });
 
+// A sign-off: sent once; a retry after a lost answer is refused (nothing changed since).
+export const postSignOff = (sampleId, body) =>
+  postJson(`/api/v1/samples/${encodeURIComponent(sampleId)}/sign-off`, body);
+
 export const fetchWhoami = () => reachable("/api/v1/whoami");
 export const fetchSample = (sampleId) => getJson(`/api/v1/samples/${encodeURIComponent(sampleId)}`);
 export const fetchSamples = () => getJson("/api/v1/samples?limit=200");

@@ -3,13 +3,16 @@
 // sent under its own Idempotency-Key, so that a retry after a lost answer is stored once. A
 // 5xx or a lost connection is retried by itself, waiting longer each time; a refusal is said
 // in the lab's words (refusals.js) with a retry and, where it would help, a sign-in. A comment
-// changed after a decision is a new decision record with that comment.
+// changed after a decision is a new decision record with that comment. On a signed-off sample a
+// decision is an amendment: its reason is asked first (sign-off.js) and travels with it, pending
+// like any other until the server stored it.
 import { newIdempotencyKey, postReview } from "./api.js";
 import { el, showAlert } from "./dom.js";
 import { askToSignIn, nameFromServer } from "./identity.js";
 import { decisionRefusal } from "./refusals.js";
 import { decisionFromServer, syncSample } from "./sample-sync.js";
 import { saveSession } from "./session-store.js";
+import { amendmentFor } from "./sign-off.js";
 import { rowByKey, setDraft, setPending, settlePending, state } from "./state.js";
 
 const FIRST_RETRY_MS = 1000;
@@ -32,7 +35,18 @@ function commentFor(rowKey) {
   return (state.pending[rowKey] || rowByKey(rowKey)?.decision)?.comment || "";
 }
 
-// Queues a decision on the cell; false when it cannot be made (no reviewer name).
+function queue(rowKey, decision, comment, reviewer, amendment) {
+  setPending(rowKey, { decision, comment, reviewer, key: newIdempotencyKey(),
+    time: new Date().toISOString(), status: "sending", reason: "", attempts: 0,
+    ...(amendment ? { amendment } : {}) }, { quiet: true });
+  saveSession();
+  send(rowKey);
+  return true;
+}
+
+// Queues a decision on the cell; false when it cannot be made (no reviewer name). On a
+// signed-off sample the reviewer gives the reason first: then a promise of whether it was
+// queued (false: cancelled, nothing changes).
 export function decide(rowKey, decision, comment = commentFor(rowKey)) {
   const row = rowByKey(rowKey);
   if (!row || row.status !== "ok") return false;
@@ -43,11 +57,9 @@ export function decide(rowKey, decision, comment = commentFor(rowKey)) {
     return false;
   }
   showAlert("");
-  setPending(rowKey, { decision, comment, reviewer: who.name, key: newIdempotencyKey(),
-    time: new Date().toISOString(), status: "sending", reason: "", attempts: 0 }, { quiet: true });
-  saveSession();
-  send(rowKey);
-  return true;
+  const asking = amendmentFor(row, decision);
+  if (asking === undefined) return queue(rowKey, decision, comment, who.name);
+  return asking.then((amendment) => amendment !== null && queue(rowKey, decision, comment, who.name, amendment));
 }
 
 function refused(row, pending, answer) {
@@ -60,7 +72,8 @@ function refused(row, pending, answer) {
     return;
   }
   settlePending(row.key, pending.key, { status: "refused", reason: refusal.words,
-    signIn: Boolean(refusal.signIn), conflict: answer.status === 409 });
+    signIn: Boolean(refusal.signIn), conflict: Boolean(refusal.conflict),
+    signedOff: Boolean(refusal.signedOff) });
   showAlert(`The decision on ${row.filename} was not stored: ${refusal.words}`);
   if (answer.status === 401) askToSignIn();
 }
@@ -80,6 +93,7 @@ async function send(rowKey) {
       const body = { request_id: row.requestId, image_sha256: row.sha256, sample_id: row.sampleId,
         decision: pending.decision, comment: pending.comment };
       if (!nameFromServer()) body.reviewer = pending.reviewer;
+      if (pending.amendment) body.amendment = pending.amendment;
       const answer = await postReview(body, pending.key);
       if (answer.ok) {
         settlePending(rowKey, pending.key, { stored: decisionFromServer(answer.body) });
@@ -98,9 +112,19 @@ async function send(rowKey) {
   }
 }
 
+// A decision refused for where the sample stands (signed off meanwhile, or not signed off after
+// all): the sample is read again, and the reason asked for where it is signed off now, or
+// dropped where it is not. undefined: nothing to ask; null: the reviewer cancelled.
+async function reasonNow(rowKey, pending) {
+  const row = rowByKey(rowKey);
+  if (!pending.signedOff || !row) return pending.amendment;
+  await syncSample(row.sampleId);
+  return amendmentFor(rowByKey(rowKey) || row, pending.decision);
+}
+
 // The reviewer asks again (a refusal's Retry, or after signing in). A key the server holds for
 // another decision (409) is replaced; any other refusal stored nothing, so the key stays.
-export function retry(rowKey) {
+export async function retry(rowKey) {
   const pending = state.pending[rowKey];
   if (!pending) return;
   const who = reviewerName();
@@ -109,8 +133,12 @@ export function retry(rowKey) {
     return;
   }
   showAlert("");
+  const amendment = await reasonNow(rowKey, pending);
+  const now = state.pending[rowKey];
+  if (amendment === null || !now || now.key !== pending.key) return; // cancelled, or replaced
   settlePending(rowKey, pending.key, { status: "sending", reason: "", attempts: 0,
-    reviewer: who.name, key: pending.conflict ? newIdempotencyKey() : pending.key, conflict: false });
+    reviewer: who.name, key: pending.conflict ? newIdempotencyKey() : pending.key, conflict: false,
+    signedOff: false, amendment: amendment || undefined });
   saveSession();
   send(rowKey);
 }

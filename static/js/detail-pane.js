@@ -7,7 +7,9 @@ import { el, optionFor } from "./dom.js";
 import { askToSignIn } from "./identity.js";
 import { decideCurrent } from "./review-keys.js";
 import { live, state } from "./state.js";
-import { DECISION_WORDS, STATE_WORDS, percent, plural, rowState, warningWords } from "./words.js";
+import {
+  DECISION_WORDS, STATE_WORDS, humanTime, percent, plural, rowState, warningWords,
+} from "./words.js";
 
 // The comment being typed survives a redraw (a sync, a stored decision): kept with its caret.
 function typedComment(key) {
@@ -21,15 +23,16 @@ function renderDecision(card, row) {
   const pending = state.pending[row.key];
   const line = card.querySelector(".decision-state");
   line.textContent = stored
-    ? `Decision: ${DECISION_WORDS[stored.decision]} by ${stored.reviewer}, ` +
-      `${new Date(stored.time).toLocaleString()} (stored).`
+    ? `Decision: ${DECISION_WORDS[stored.decision]} by ${stored.reviewer}, ${humanTime(stored.time)} ` +
+      `(stored${stored.amendment ? `; amendment after sign-off: ${stored.amendment}` : ""}).`
     : "No decision stored yet.";
   const note = card.querySelector(".decision-pending");
   if (pending) {
     note.hidden = false;
     note.dataset.status = pending.status;
     const who = pending.reviewer ? ` by ${pending.reviewer}` : "";
-    const what = `${DECISION_WORDS[pending.decision]}${who}`;
+    const why = pending.amendment ? `, amending the signed-off sample (${pending.amendment})` : "";
+    const what = `${DECISION_WORDS[pending.decision]}${who}${why}`;
     note.querySelector(".pending-text").textContent = pending.status === "refused"
       ? `Not stored: ${what}. ${pending.reason} It is not counted until it is stored.`
       : `Pending: ${what}, not yet stored${pending.reason ? ` (${pending.reason})` : ""}. ` +

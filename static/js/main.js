@@ -13,11 +13,12 @@ import { wireReviewKeys } from "./review-keys.js";
 import { fetchSampleList, openSample, syncSample } from "./sample-sync.js";
 import { renderCounts, renderSampleSelect, renderShare } from "./sample-summary.js";
 import { clearSession, restoreTab, saveSession } from "./session-store.js";
+import { renderSignOff, wireSignOff } from "./sign-off.js";
 import { somethingUnstored, state, subscribe } from "./state.js";
 import { describeChoice, setRunning, wireUploads } from "./upload-queue.js";
 
 // The fields the whole workstation is drawn from.
-const PAGE_FIELDS = ["rows", "currentSample", "selectedKey", "shares", "pending"];
+const PAGE_FIELDS = ["rows", "currentSample", "selectedKey", "shares", "records", "pending"];
 // Why the server did not say who this tab is, where signing in is the answer.
 const SIGN_IN_PROBLEMS = new Set(["key", "badKey", "signOn"]);
 
@@ -29,6 +30,7 @@ function render() {
     return;
   }
   el.sampleTitle.textContent = state.currentSample;
+  renderSignOff();
   renderCounts();
   renderShare();
   // Focus stays in the gallery, on the current cell (never on the one just left), without
@@ -46,12 +48,14 @@ function render() {
 subscribe((changed) => {
   if (changed.has("run")) {
     setRunning(state.run !== null); // describes the choice too
+    renderSignOff();
   } else if (changed.has("chosen")) {
     describeChoice();
   }
   if (changed.has("identity")) {
     renderIdentity();
     renderSampleSelect();
+    renderSignOff();
   }
   if (PAGE_FIELDS.some((field) => changed.has(field))) {
     render();
@@ -68,6 +72,11 @@ wireUploads();
 wireResultsTable();
 wireReport();
 wireDetailPane();
+wireSignOff();
+// The chosen model's one sentence of error rates, under the model selector.
+el.modelSelect.addEventListener("change", () => {
+  el.byId("model-error-rates").textContent = el.modelSelect.selectedOptions[0]?.dataset.errorRates || "";
+});
 el.byId("clear-button").addEventListener("click", () => clearSession(newSampleId));
 // A sample opened again may hold decisions this tab has not got stored yet: they go again.
 const reopen = (sampleId) => openSample(sampleId).then(resumePending);

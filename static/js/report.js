@@ -1,94 +1,140 @@
-// The sample's records: the printed report (the sample on screen alone, with a sign-off line)
+// The sample's records: the printed report (the sample on screen alone: its status, figures,
+// cells, amendments and sign-offs, every page headed by the sample id and status and numbered)
 // and the lab CSV (one row per cell, then the sample's summary).
 import { el, optionFor } from "./dom.js";
 import { saveSession } from "./session-store.js";
-import { countEntries, headlineEntries, shareSentences } from "./share.js";
+import { countEntries, headlineEntries, modelRates, shareSentences } from "./share.js";
+import { sampleRecord, sampleStatus, statusSentence } from "./sign-off.js";
+import { renderModelRates } from "./sample-summary.js";
 import { markExported, sampleRows, state } from "./state.js";
-import { DECISION_WORDS, STATE_WORDS, rowState } from "./words.js";
+import { DECISION_WORDS, STATE_WORDS, humanTime, plural, rowState } from "./words.js";
 
-// The printed record of the sample on screen, and only that sample: per cell its file name,
-// thumbnail, suggestion, decision, comment, reviewer and time; the counts, the headline, the
-// model; a sign-off line.
+// Each printed page's margins name the sample and its status; the page numbers come from the
+// stylesheet (@page in style.css). A constructed sheet: the page's policy allows no inline style.
+const pageSheet = new CSSStyleSheet();
+document.adoptedStyleSheets = [...document.adoptedStyleSheets, pageSheet];
+const cssString = (text) => `"${text.replace(/["\\]/g, "\\$&").replace(/\n/g, " ")}"`;
+
+function setPageMargins(sampleId, status) {
+  pageSheet.replaceSync(`@page {
+    @top-left { content: ${cssString(`LeukoLens review report · sample ${sampleId}`)}; }
+    @top-right { content: ${cssString(`status: ${status.toUpperCase()}`)}; }
+  }`);
+}
+
+function element(tag, className, text) {
+  const made = document.createElement(tag);
+  if (className) made.className = className;
+  if (text !== undefined) made.textContent = text;
+  return made;
+}
+
+// How a column's cells break: numbers never, file names anywhere, words between words.
+const COLUMN_CLASSES = { "#": "number", File: "file", Cell: "file" };
+
+// A table with its header row in <thead>, repeated on every printed page.
+function table(className, headers, rows) {
+  const made = element("table", className);
+  const head = made.createTHead().insertRow();
+  for (const name of headers) {
+    const th = element("th", COLUMN_CLASSES[name] || "", name);
+    th.scope = "col";
+    head.appendChild(th);
+  }
+  const body = made.createTBody();
+  for (const cells of rows) {
+    const tr = body.insertRow();
+    cells.forEach((cell, position) => {
+      const td = element("td", COLUMN_CLASSES[headers[position]] || "");
+      if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell;
+      tr.appendChild(td);
+    });
+  }
+  return made;
+}
+
+// "who, when" in a table cell: the date and the time each whole, never broken inside.
+function byAt(who, time) {
+  const cell = document.createDocumentFragment();
+  const [date, ...clock] = humanTime(time).split(" ");
+  cell.append(`${who}, `, element("span", "time", date), " ", element("span", "time", clock.join(" ")));
+  return cell;
+}
+
+function signOffLines(record) {
+  const signOffs = record?.sign_offs || [];
+  if (!signOffs.length) {
+    return [element("p", "report-sign-off", "Not signed off: sign it off in LeukoLens, which " +
+      "keeps who signed, when, and what they signed.")];
+  }
+  return signOffs.map((s) => element("p", "report-sign-off", `Signed off by ${s.by}, ` +
+    `${humanTime(s.time)}${s.comment ? ` (“${s.comment}”)` : ""}` +
+    `${s.undecided_cells ? `, with ${plural(s.undecided_cells, "cell")} left undecided` : ""}; signed ` +
+    `content SHA-256 ${s.content_sha256}.`));
+}
+
+// The printed record of the sample on screen, and only that sample.
 export function renderReport() {
   const id = state.currentSample;
   el.report.replaceChildren();
   if (!id) return;
+  const record = sampleRecord(id);
+  const status = sampleStatus(id);
+  setPageMargins(id, status);
   const rows = sampleRows(id).sort((a, b) => a.index - b.index);
-  const printed = new Date();
-  const page = document.createElement("article");
-  page.className = "report-sample";
+  const page = element("article", "report-sample");
   page.dataset.sample = id;
-  const title = document.createElement("h1");
-  title.textContent = `LeukoLens review report: sample ${id}`;
-  const meta = document.createElement("p");
+  page.dataset.status = status;
+  const title = element("h1", "", `LeukoLens review report: sample ${id}`);
+  const standing = element("p", "report-status");
+  standing.append(element("strong", "", "Status: "), statusSentence(record));
   const reviewers = [...new Set(rows.filter((r) => r.decision).map((r) => r.decision.reviewer))];
   const models = [...new Set(rows.filter((r) => r.prediction).map((r) =>
-    `${optionFor(r.prediction.model.id)?.dataset.name || r.prediction.model.id} v${r.prediction.model.version}` +
-    `${r.prediction.tta ? " with TTA" : ""}`))];
-  meta.textContent = `Printed ${printed.toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
-    `reviewers: ${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`;
-  const table = document.createElement("table");
-  table.className = "report-counts";
+    `${optionFor(r.prediction.model.id)?.dataset.name || r.prediction.model.id} ` +
+    `v${r.prediction.model.version}${r.prediction.tta ? " with TTA" : ""}`))];
+  const meta = element("p", "", `Printed ${humanTime(new Date())} · reviewers: ` +
+    `${reviewers.join(", ") || "none yet"} · model: ${models.join(", ") || "–"}`);
+  const counts = table("report-counts", [], []);
+  counts.deleteTHead();
   for (const [term, value] of [...headlineEntries(id), ...countEntries(rows)]) {
-    const tr = document.createElement("tr");
-    const th = document.createElement("th");
+    const tr = counts.tBodies[0].insertRow();
+    const th = element("th", "", term);
     th.scope = "row";
-    th.textContent = term;
-    const td = document.createElement("td");
-    td.textContent = value;
-    tr.append(th, td);
-    table.appendChild(tr);
+    tr.append(th, element("td", "", value));
   }
-  const reading = document.createElement("p");
-  reading.className = "report-share";
-  reading.textContent = shareSentences(id);
-  const cells = document.createElement("table");
-  cells.className = "report-cells";
-  const head = document.createElement("tr");
-  for (const name of ["#", "Image", "File", "Suggestion", "Decision", "Reviewer, time", "Comment"]) {
-    const th = document.createElement("th");
-    th.scope = "col";
-    th.textContent = name;
-    head.appendChild(th);
-  }
-  cells.appendChild(head);
-  for (const row of rows) {
-    const tr = document.createElement("tr");
-    const image = document.createElement("td");
+  const reading = element("p", "report-share", shareSentences(id));
+  const rates = element("p", "report-error-rates");
+  renderModelRates(rates, modelRates(id));
+  const cells = table("report-cells", ["#", "Image", "File", "Suggestion", "Decision",
+    "Reviewer, time", "Comment"], rows.map((row) => {
+    let image = "";
     if (row.thumb) {
-      const img = document.createElement("img");
-      img.src = row.thumb;
-      img.alt = row.filename;
-      image.appendChild(img);
+      image = element("img");
+      image.src = row.thumb;
+      image.alt = row.filename;
     }
-    const when = row.decision ? new Date(row.decision.time).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "";
-    const texts = [String(row.index + 1), null, row.filename, STATE_WORDS[rowState(row)],
+    return [String(row.index + 1), image, row.filename, STATE_WORDS[rowState(row)],
       row.decision ? DECISION_WORDS[row.decision.decision] : "undecided",
-      row.decision ? `${row.decision.reviewer}, ${when}` : "", row.decision?.comment || ""];
-    for (const text of texts) {
-      if (text === null) {
-        tr.appendChild(image);
-        continue;
-      }
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.appendChild(td);
-    }
-    cells.appendChild(tr);
+      row.decision ? byAt(row.decision.reviewer, row.decision.time) : "",
+      row.decision?.comment || ""];
+  }));
+  page.append(title, standing, meta, counts, reading, rates, cells);
+  const amendments = record?.amendments || [];
+  if (amendments.length) {
+    const bySha = new Map(rows.map((row) => [row.sha256, row]));
+    page.append(element("h2", "", "Amendments after sign-off"), table("report-cells report-amendments",
+      ["#", "Cell", "Change", "By, time", "Reason"], amendments.map((a) => {
+        const row = bySha.get(a.image_sha256);
+        const word = (d) => (d ? DECISION_WORDS[d] : "undecided");
+        return [row ? String(row.index + 1) : "", row ? row.filename : a.image_sha256.slice(0, 12),
+          `${word(a.old_decision)} → ${word(a.new_decision)}`, byAt(a.reviewer, a.time),
+          a.reason];
+      })));
   }
-  const performance = document.createElement("p");
-  const modelIds = [...new Set(rows.filter((r) => r.prediction).map((r) => r.prediction.model.id))];
-  performance.textContent = modelIds.map((m) => optionFor(m)?.dataset.summary || m).join(" ");
-  const signOff = document.createElement("p");
-  signOff.className = "report-sign-off";
-  signOff.textContent = "Reviewed and signed off by: ______________________________   " +
-    "Date and time: ____________________";
-  const notice = document.createElement("p");
-  notice.className = "report-notice";
-  notice.textContent = "Research and screening aid, not a diagnosis. Every result must be " +
-    "reviewed by a qualified person; the counts above are the reviewer's and the model's, " +
-    "not a clinical differential.";
-  page.append(title, meta, table, reading, cells, performance, signOff, notice);
+  const notice = element("p", "report-notice", "Research and screening aid, not a diagnosis. " +
+    "Every result must be reviewed by a qualified person; the counts above are the reviewer's " +
+    "and the model's, not a clinical differential.");
+  page.append(...signOffLines(record), notice);
   el.report.appendChild(page);
 }
 
@@ -101,7 +147,7 @@ function csvCell(value) {
 const LAB_COLUMNS = ["date_time_utc", "sample_id", "request_id", "image_sha256", "filename",
   "status", "model_id", "model_name", "model_version", "tta", "calibrated", "probability_all",
   "threshold", "assessable", "label", "suggestion", "warnings", "decision", "reviewer",
-  "decision_time_utc", "decision_stored", "comment", "error", "note"];
+  "decision_time_utc", "decision_stored", "comment", "amendment", "error", "note"];
 
 // One row per cell, then the sample's summary row (status "summary"). A not-assessable cell's
 // probability describes nothing useful and is left out (the JSON API still has it).
@@ -119,15 +165,22 @@ function labRecord(rows, sampleId) {
       STATE_WORDS[rowState(row)],
       p ? p.warnings.map((w) => w.code).join(";") : "", row.decision?.decision,
       row.decision?.reviewer, row.decision?.time, row.decision ? String(row.decision.stored) : "",
-      row.decision?.comment, row.error ? `${row.error.status_code}: ${row.error.detail}` : "", "",
+      row.decision?.comment, row.decision?.amendment,
+      row.error ? `${row.error.status_code}: ${row.error.detail}` : "", "",
     ].map(csvCell).join(","));
   }
   const summary = [...headlineEntries(sampleId), ...countEntries(rows)]
     .map(([term, value]) => `${term}: ${value}`).join("; ");
   const reading = shareSentences(sampleId);
+  const record = sampleRecord(sampleId);
+  const signed = record?.signed_off;
+  // Times in the record are data: ISO 8601 in UTC, as the API gives them.
+  const standing = `Status: ${sampleStatus(sampleId)}` + (signed ? `; signed off by ${signed.by} at ` +
+    `${signed.time}; signed content SHA-256 ${signed.content_sha256}; ` +
+    `${(record.amendments || []).length} amendments` : "; not signed off");
   const fields = Object.fromEntries(LAB_COLUMNS.map((name) => [name, ""]));
   Object.assign(fields, { date_time_utc: new Date().toISOString(), sample_id: sampleId,
-    status: "summary", note: `${summary}. ${reading}` });
+    status: "summary", note: `${standing}. ${summary}. ${reading}` });
   lines.push(LAB_COLUMNS.map((name) => csvCell(fields[name])).join(","));
   return `${lines.join("\n")}\n`;
 }

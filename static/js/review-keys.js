@@ -1,7 +1,7 @@
 // Keyboard review: J/→ and K/← move between cells, A/N/X decide the current cell and move on,
 // U goes to the next undecided cell from the current one (the current one itself when it is
 // undecided). A decision shows at once as pending and counts once the server stored it
-// (decisions.js).
+// (decisions.js); on a signed-off sample it waits for the amendment's reason first.
 import { decide } from "./decisions.js";
 import { el, setStatus } from "./dom.js";
 import { narrowScreen, select } from "./gallery.js";
@@ -30,9 +30,16 @@ export function nextUndecided() {
 }
 
 // Decides the current cell and moves on. On a phone the next cell's detail (and its buttons)
-// stays in view; the gallery is not scrolled to.
+// stays in view; the gallery is not scrolled to. An amendment moves on once its reason is
+// given, unless the reviewer went elsewhere meanwhile.
 export function decideCurrent(decision) {
-  if (decide(state.selectedKey, decision)) move(1, { reveal: narrowScreen() });
+  const key = state.selectedKey;
+  const moveOn = (queued) => {
+    if (queued && state.selectedKey === key) move(1, { reveal: narrowScreen() });
+  };
+  const queued = decide(key, decision);
+  if (queued instanceof Promise) queued.then(moveOn);
+  else moveOn(queued);
 }
 
 function typing(target) {

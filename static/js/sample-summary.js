@@ -1,7 +1,9 @@
 // The sample's summary: its counts and figures, the reading of its blast share, and the two
 // lists of samples (this browser's and the server's).
 import { el } from "./dom.js";
-import { countEntries, headline, headlineEntries, sampleCounts, shareSentences } from "./share.js";
+import {
+  countEntries, headline, headlineEntries, modelRates, sampleCounts, shareSentences,
+} from "./share.js";
 import { sampleRows, state } from "./state.js";
 import { plural } from "./words.js";
 
@@ -34,6 +36,23 @@ export function renderShare() {
   const figures = headline(state.currentSample);
   el.shareReading.textContent = shareSentences(state.currentSample);
   el.shareReading.dataset.tooWide = figures.estimate && !figures.estimate.readable ? "true" : "false";
+  renderModelRates(el.byId("sample-error-rates"), modelRates());
+}
+
+// Each model of the sample with its one sentence of error rates (the same on the model
+// selector, the printed report, the model card and the README).
+export function renderModelRates(target, models) {
+  target.replaceChildren(...models.map((model) => {
+    const line = document.createElement("span");
+    line.className = "model-rates";
+    const name = document.createElement("strong");
+    name.textContent = `${model.name} v${model.version}: `;
+    const sentence = document.createElement("span");
+    sentence.className = "error-rates-sentence";
+    sentence.textContent = model.sentence;
+    line.append(name, sentence);
+    return line;
+  }));
 }
 
 // Every sample the server holds (newest change first) and this browser's, in both lists.

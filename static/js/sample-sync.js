@@ -1,13 +1,15 @@
 // The sample on the server: the page's rows are a cache of it. Opening or syncing a sample
 // reads the server's cells (each image once, withdrawn uploads left out) and its latest stored
-// decision per cell, keeping what only this browser has (file names, thumbnails, views of
-// images analysed here) and its refused files.
+// decision per cell and where the sample is in its life cycle (status, sign-offs, amendments),
+// keeping what only this browser has (file names, thumbnails, views of images analysed here)
+// and its refused files.
 import { fetchSample, fetchSamples } from "./api.js";
 import { el, setStatus } from "./dom.js";
 import { askToSignIn } from "./identity.js";
 import { loadCachedSample, saveSession } from "./session-store.js";
 import {
-  firstCellKey, openSampleId, renameLive, replaceSample, sampleRows, setServerSamples, state, update,
+  firstCellKey, noteSampleRecord, openSampleId, renameLive, replaceSample, sampleRows, setServerSamples,
+  state, update,
 } from "./state.js";
 import { plural } from "./words.js";
 
@@ -25,7 +27,7 @@ export async function fetchSampleList() {
 export function decisionFromServer(record) {
   return { decision: record.decision, reviewer: record.reviewer, comment: record.comment,
     time: new Date(record.time).toISOString(), stored: true, id: record.id,
-    reviewerSource: record.reviewer_source };
+    reviewerSource: record.reviewer_source, ...(record.amendment ? { amendment: record.amendment } : {}) };
 }
 
 function predictionFromServer(cell) {
@@ -90,6 +92,7 @@ export async function syncSample(sampleId) {
     return row;
   });
   const kept = refused.map((row, position) => ({ ...row, index: rows.length + position }));
+  noteSampleRecord(sampleId, answer.ok ? answer.body : null);
   replaceSample(sampleId, [...rows, ...kept], answer.ok ? { ...answer.body.blast_share } : null, selectedKey);
   saveSession();
   return true;

@@ -4,13 +4,14 @@
 //                  typed reviewer name, the decisions not yet stored, the comment drafts. A
 //                  reload restores the tab's own; another tab never reads it.
 //   "sample:<id>"  the rows of a sample as this browser last saw them, with the file names and
-//                  thumbnails of the images it analysed: shared by the tabs, merged on save.
+//                  thumbnails of the images it analysed, its share and where it stood in its
+//                  life cycle (status, sign-offs): shared by the tabs, merged on save.
 import { el, setStatus, showAlert } from "./dom.js";
 import {
   TAB_FIELDS, adoptCachedRows, clearAll, firstCellKey, markSaved, restore, sampleRows, state, update,
 } from "./state.js";
 import { tabId } from "./tab-session.js";
-import { plural } from "./words.js";
+import { humanTime, plural } from "./words.js";
 
 const DB_NAME = "leukolens";
 const STORE = "session";
@@ -78,7 +79,8 @@ export function saveSession() {
     samples.get(row.sampleId).push(row);
   }
   const copies = JSON.parse(JSON.stringify([...samples].map(([id, rows]) =>
-    [id, { rows, share: state.shares[id] || null, savedAt: tab.savedAt }])));
+    [id, { rows, share: state.shares[id] || null, record: state.records[id] || null,
+      savedAt: tab.savedAt }])));
   saving = saving
     .then(() => transact("readwrite", async (store) => {
       store.put(tab, TAB_RECORD);
@@ -101,6 +103,9 @@ export async function loadCachedSample(sampleId) {
       if (cached.share && !state.shares[sampleId]) {
         update({ shares: { ...state.shares, [sampleId]: cached.share } }, { quiet: true });
       }
+      if (cached.record && !state.records[sampleId]) {
+        update({ records: { ...state.records, [sampleId]: cached.record } }, { quiet: true });
+      }
     }
   } catch {
     // a cache: the server's copy comes next
@@ -120,7 +125,8 @@ async function adoptLegacySession(store) {
   }
   for (const [id, rows] of bySample) {
     const cached = await read(store, sampleRecord(id));
-    store.put({ rows: mergeRows(rows, cached?.rows), share: null, savedAt: legacy.savedAt }, sampleRecord(id));
+    store.put({ rows: mergeRows(rows, cached?.rows), share: null, record: null, savedAt: legacy.savedAt },
+      sampleRecord(id));
   }
   store.delete(LEGACY_SESSION);
 }
@@ -152,14 +158,15 @@ export async function restoreTab() {
     if (!tab) return null;
     const rows = cached?.rows || [];
     const shares = cached?.share ? { [tab.currentSample]: cached.share } : {};
+    const records = cached?.record ? { [tab.currentSample]: cached.record } : {};
     const from = { rows, currentSample: tab.currentSample };
     const selectedKey = rows.some((row) => row.key === tab.selectedKey) ? tab.selectedKey : firstCellKey(from);
-    restore({ ...tab, shares }, rows, selectedKey);
+    restore({ ...tab, shares, records }, rows, selectedKey);
     if (tab.reviewer && !el.reviewerInput.value && !el.reviewerInput.readOnly) el.reviewerInput.value = tab.reviewer;
     if (tab.currentSample) {
       el.sampleInput.value = tab.currentSample;
       setStatus(`Restored sample ${tab.currentSample}: ${plural(sampleRows().length, "image")} ` +
-        `(saved ${new Date(tab.savedAt).toLocaleString()}).`);
+        `(saved ${humanTime(tab.savedAt)}).`);
     }
     return tab;
   } catch (error) {

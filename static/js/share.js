@@ -1,7 +1,33 @@
 // The sample's figures, from the server's blast share and the page's rows: the same words on
 // the page, in the printed report and in the lab CSV.
+import { optionFor } from "./dom.js";
 import { sampleRows, state } from "./state.js";
 import { STATES, percent, plural, points, rowState } from "./words.js";
+
+export const HEADLINE_LABEL = "Reviewer-confirmed ALL-like share";
+export const ESTIMATE_LABEL = "Model-estimated share of blast-like cells, whole sample";
+
+// The headline in the server's words (app/core/sample_headline.py): what it counts, and the
+// cells marked not assessable beside it, never dropped in silence.
+export function headlineText(share, assessable, notAssessable) {
+  const text = share === null ? "no assessable reviewed cell yet"
+    : `${percent(share)} of ${plural(assessable, "assessable reviewed cell")}`;
+  return notAssessable ? `${text}; ${notAssessable} not assessable` : text;
+}
+
+// The models that scored the sample's cells, each with its one sentence of error rates (the
+// card's, as the server wrote it into the model selector).
+export function modelRates(sampleId = state.currentSample) {
+  const models = new Map();
+  for (const row of sampleRows(sampleId)) {
+    const model = row.prediction?.model;
+    if (!model || models.has(model.id)) continue;
+    const option = optionFor(model.id);
+    models.set(model.id, { id: model.id, version: model.version, name: option?.dataset.name || model.id,
+      sentence: option?.dataset.errorRates || "" });
+  }
+  return [...models.values()];
+}
 
 // How cells count, said once (page, report and CSV): every figure below follows it.
 const COUNTING_RULE = "Counted cells: each image once; not-assessable cells (by the model or a " +
@@ -15,13 +41,20 @@ export function headline(sampleId) {
   const rows = sampleRows(sampleId).filter((row) => row.status === "ok");
   const reviewed = rows.filter((row) => row.decision && row.decision.decision !== "not_assessable");
   const confirmedAll = reviewed.filter((row) => row.decision.decision === "ALL").length;
+  const notAssessable = rows.filter((row) => row.decision?.decision === "not_assessable").length;
   const share = state.shares[sampleId];
   const figures = {
     reviewed: reviewed.length,
     reviewedShare: reviewed.length ? confirmedAll / reviewed.length : null,
+    notAssessable,
     estimate: null,
     reason: "",
   };
+  // The server's words while they count the same cells (a decision not yet synced: the page's).
+  const told = state.records[sampleId]?.headline;
+  figures.text = told && told.assessable_reviewed === reviewed.length
+    && told.confirmed_all_like === confirmedAll && told.not_assessable === notAssessable
+    ? told.text : headlineText(figures.reviewedShare, reviewed.length, notAssessable);
   if (!share || share.observed === null || share.observed === undefined) {
     figures.reason = share ? "no assessable cell" : "the server has not answered for this sample yet";
     return figures;
@@ -47,11 +80,7 @@ export function headline(sampleId) {
 
 export function headlineEntries(sampleId) {
   const figures = headline(sampleId);
-  const entries = [];
-  if (figures.reviewedShare !== null) {
-    entries.push(["Reviewer-confirmed ALL-like share",
-      `${percent(figures.reviewedShare)} of ${plural(figures.reviewed, "reviewed cell")}`]);
-  }
+  const entries = [[HEADLINE_LABEL, figures.text]];
   const estimate = figures.estimate;
   let text = "–";
   if (estimate && estimate.readable) {
@@ -61,7 +90,7 @@ export function headlineEntries(sampleId) {
   } else if (figures.reason) {
     text = `not available: ${figures.reason}`;
   }
-  entries.push(["Estimated share of blast-like cells, whole sample", text]);
+  entries.push([ESTIMATE_LABEL, text]);
   return entries;
 }
 
@@ -78,16 +107,8 @@ export function shareSentences(sampleId) {
   } else if (share.n_model_called === 0) {
     reading = "Every counted cell was reviewed: the estimate is the reviewers' count, with its interval.";
   }
-  let rates = "";
-  if (share.n_model_called > 0 && share.sensitivity !== null && share.sensitivity !== undefined) {
-    const where = share.rates === "unseen_patients" ? "on patients it never saw"
-      : "on held-out people of its own training data (the card has no rates on new patients)";
-    rates = `Cells not yet reviewed are corrected with the model's error rates ${where}: ` +
-      `sensitivity ${percent(share.sensitivity)} (${share.sensitivity_counts[0]} of ` +
-      `${share.sensitivity_counts[0] + share.sensitivity_counts[1]} ALL cells), specificity ` +
-      `${percent(share.specificity)} (${share.specificity_counts[0]} of ` +
-      `${share.specificity_counts[0] + share.specificity_counts[1]} normal cells).`;
-  }
+  const rates = share.n_model_called > 0 && share.corrected !== null && share.corrected !== undefined
+    ? "Cells not yet reviewed are corrected with the model's error rates (below)." : "";
   return [reading, rates, COUNTING_RULE, aid].filter(Boolean).join(" ");
 }
 

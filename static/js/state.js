@@ -7,13 +7,16 @@ import { STATES, rowState } from "./words.js";
 // the server's samples shared by the tabs). A row is one file of a sample, keyed by sample id
 // and image sha256 (refused files by request and position); its `decision` is the latest one
 // the server stored, never one it has not.
-//   pending: row key -> a decision not yet stored { decision, comment, reviewer, key (its
-//            Idempotency-Key), time, status: "sending" | "waiting" | "refused", reason,
-//            signIn (a sign-in would help) }: drawn apart, counted nowhere.
+//   pending: row key -> a decision not yet stored { decision, comment, reviewer, amendment
+//            (why it changes a signed-off sample), key (its Idempotency-Key), time, status:
+//            "sending" | "waiting" | "refused", reason, signIn (a sign-in would help),
+//            signedOff (refused for the sample's sign-off) }: drawn apart, counted nowhere.
 //   drafts:  row key -> a comment typed before any decision on the cell.
+//   records: sample id -> where the server says the sample is in its life cycle (status,
+//            sign-offs, amendments, headline); cached with the sample's rows.
 export const TAB_FIELDS = ["currentSample", "exported", "savedAt", "pending", "drafts"];
 const emptySession = () => ({ rows: [], currentSample: "", exported: true, savedAt: null,
-  shares: {}, pending: {}, drafts: {} });
+  shares: {}, records: {}, pending: {}, drafts: {} });
 
 export let state = freeze({
   ...emptySession(),
@@ -47,7 +50,8 @@ function freezeRow(row) {
 
 function freeze(next) {
   next.rows = Object.isFrozen(next.rows) ? next.rows : Object.freeze(next.rows.map(freezeRow));
-  for (const key of ["chosen", "shares", "serverSamples", "sort", "pending", "drafts", "identity"]) {
+  for (const key of ["chosen", "shares", "records", "serverSamples", "sort", "pending", "drafts",
+    "identity"]) {
     Object.freeze(next[key]);
   }
   for (const pending of Object.values(next.pending)) Object.freeze(pending);
@@ -156,6 +160,20 @@ export function replaceSample(sampleId, sampleRowsNow, share, renamedSelection) 
   update({ rows, shares, selectedKey });
 }
 
+// Where the server says the sample is in its life cycle (status, sign-offs, amendments, its
+// headline), from its answer; null: the server holds no such sample. Quiet: the sample's rows
+// follow (replaceSample), and the page redraws once.
+export function noteSampleRecord(sampleId, answer) {
+  const records = { ...state.records };
+  if (answer) {
+    const { status, signed_off, sign_offs, amendments, headline } = answer;
+    records[sampleId] = Object.freeze({ status, signed_off, sign_offs, amendments, headline });
+  } else {
+    delete records[sampleId];
+  }
+  update({ records }, { quiet: true });
+}
+
 // A decision on its way: shown at once, drawn as pending (quietly: the move to the next cell
 // draws it).
 export function setPending(key, pending, { quiet = false } = {}) {
@@ -190,8 +208,8 @@ export function openSampleId(sampleId) {
 
 export function restore(saved, rows, selectedKey) {
   update({ rows, currentSample: saved.currentSample || "", exported: saved.exported ?? true,
-    savedAt: saved.savedAt || null, shares: saved.shares || {}, pending: saved.pending || {},
-    drafts: saved.drafts || {}, selectedKey });
+    savedAt: saved.savedAt || null, shares: saved.shares || {}, records: saved.records || {},
+    pending: saved.pending || {}, drafts: saved.drafts || {}, selectedKey });
 }
 
 // Quiet: the page shows the cleared session once the browser's copy is gone.

@@ -17,6 +17,19 @@ export const rowState = (row) => (row.status === "ok" ? row.prediction.state : "
 export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 export const points = (value) => `${Math.round(value * 100)} percentage points`;
 
+// The one human form of a time, on screen and in print: the browser's local time with its
+// offset from UTC ("2026-12-07 19:19:36 UTC+01:00"). Data keeps ISO 8601 in UTC.
+export function humanTime(value) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  const offset = -date.getTimezoneOffset();
+  const zone = offset === 0 ? "UTC"
+    : `UTC${offset > 0 ? "+" : "-"}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zone}`;
+}
+
 // Quality warnings as the page says them (the codes stay in the lab CSV and the API).
 export const WARNING_WORDS = {
   no_cell: "No cell found on the background",

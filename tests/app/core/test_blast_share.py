@@ -17,7 +17,8 @@ from app.core.blast_share import (
     shortest_interval,
 )
 from app.core.manifest import ModelManifest
-from app.schemas import ReviewRecord, SamplePrediction
+from app.sample_schemas import SamplePrediction
+from app.schemas import ReviewRecord
 
 STORE = Path(__file__).parents[3] / "model_store"
 # Sensitivity 0.80 from 800 of 1000 ALL cells, specificity 0.75 from 750 of 1000 normal cells.

@@ -20,6 +20,9 @@ BYPASSES = [
     "TRUNCATE review_decisions",
     "TRUNCATE sample_predictions CASCADE",
     "DELETE FROM sample_withdrawals",
+    "UPDATE sample_sign_offs SET signer = 'Mallory'",
+    "DELETE FROM sample_sign_offs",
+    "TRUNCATE sample_sign_offs",
     "INSERT INTO review_decisions (id, time, sample_id, request_id, image_sha256, decision, "
     "reviewer, comment) SELECT id, time, sample_id, request_id, image_sha256, 'HEM', reviewer, "
     "comment FROM review_decisions ON CONFLICT (id) DO UPDATE SET decision = 'HEM'",
@@ -39,10 +42,12 @@ def plain(url: str) -> str:
 
 @pytest.fixture
 def decided(least_privilege_database):
-    """The app's role records a cell and an ALL decision, as the server does."""
+    """The app's role records a cell and an ALL decision and signs the sample off, as the
+    server does."""
     records = ReviewRecords(least_privilege_database.app_url, retention_days=365)
     records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     records.add_decision(review(SHA_A, "ALL"))
+    records.sign_offs.sign_off("S-1", signer="Dr B", signer_source="free_text")
     records.close()
     return least_privilege_database
 
@@ -54,9 +59,12 @@ def test_the_apps_role_can_neither_change_nor_remove_a_record(decided, statement
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute(statement)
     records = ReviewRecords(decided.app_url)
-    (decision,) = records.sample("S-1").decisions
+    sample = records.sample("S-1")
+    verdict = records.sign_offs.verify("S-1").verdict
     records.close()
+    (decision,) = sample.decisions
     assert (decision.decision, decision.reviewer) == ("ALL", "Dr A")
+    assert (sample.status, sample.signed_off.by, verdict) == ("final", "Dr B", "matches")
 
 
 def test_the_apps_role_holds_select_and_insert_alone(decided):
@@ -71,6 +79,7 @@ def test_the_apps_role_holds_select_and_insert_alone(decided):
         ("predictions", "INSERT,SELECT"),
         ("review_decisions", "INSERT,SELECT"),
         ("sample_predictions", "INSERT,SELECT"),
+        ("sample_sign_offs", "INSERT,SELECT"),
         # derived from the records, rewritten with each write: no record of its own
         ("sample_summaries", "DELETE,INSERT,SELECT,UPDATE"),
         ("sample_withdrawals", "INSERT,SELECT"),

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
-HEAD = "0007"  # the newest migration
+HEAD = "0008"  # the newest migration
 
 # One image's answer from one model, as the predictions and sample_predictions rows hold it.
 MODEL_CALL = {
@@ -211,6 +211,26 @@ def test_the_floor_of_the_triggers_is_the_settings_floor():
     assert migration.MIN_RETENTION_DAYS == records_db.MIN_RETENTION_DAYS
 
 
+def test_0006_adds_sign_offs_and_amendments_and_goes_back(database_url):
+    """Decisions recorded before 0006 amend nothing; going back to 0005 drops the sign-offs'
+    table and the column, and up again restores them."""
+    engine = records_db.create_engine(database_url)
+    move_to(engine, "0005")
+    with engine.begin() as connection:
+        connection.execute(records_db.review_decisions.insert().values(time=1.0, **DECISION))
+    records_db.migrate(engine)
+    with engine.connect() as connection:
+        amendments = connection.execute(sa.select(records_db.review_decisions.c.amendment))
+        assert amendments.scalars().all() == [None]
+    move_to(engine, "0005", down=True)
+    inspector = sa.inspect(engine)
+    assert not inspector.has_table("sample_sign_offs")
+    assert "amendment" not in {c["name"] for c in inspector.get_columns("review_decisions")}
+    records_db.migrate(engine)
+    assert sa.inspect(engine).has_table("sample_sign_offs")
+    engine.dispose()
+
+
 def recorded_decision(path) -> int:
     """A SQLite records file holding one scored cell and one ALL decision; the decision's id."""
     from app.records.review_records import ReviewRecords
@@ -257,12 +277,17 @@ def test_sqlite_refuses_replacing_a_decision_through_the_driver(tmp_path, statem
     assert rows == [(decision_id, "ALL", "Dr A")]
 
 
-@pytest.mark.parametrize("table", ["sample_predictions", "sample_withdrawals"])
+@pytest.mark.parametrize("table", ["sample_predictions", "sample_withdrawals", "sample_sign_offs"])
 def test_sqlite_refuses_replacing_any_record_row(tmp_path, table):
     import sqlite3
 
+    from app.records.review_records import ReviewRecords
+
     path = tmp_path / "audit.sqlite3"
     recorded_decision(path)
+    records = ReviewRecords(path)
+    records.sign_offs.sign_off("S-1", signer="Dr B", signer_source="free_text")
+    records.close()
     connection = sqlite3.connect(path)
     connection.execute(
         "INSERT INTO sample_withdrawals (time, sample_id, client_request_id) VALUES (1, 'S', 'u')"
@@ -291,7 +316,13 @@ def test_postgresql_refuses_truncate_even_to_the_tables_owner(postgres_url):
     records.add_decision(review(SHA_A, "ALL"))
     records.close()
     with psycopg.connect(postgres_url.replace("+psycopg", "")) as connection:
-        for table in ("review_decisions", "sample_predictions", "sample_withdrawals"):
+        tables = (
+            "review_decisions",
+            "sample_predictions",
+            "sample_withdrawals",
+            "sample_sign_offs",
+        )
+        for table in tables:
             with pytest.raises(psycopg.errors.RaiseException, match="append only"):
                 connection.execute(f"TRUNCATE {table} CASCADE")
             connection.rollback()

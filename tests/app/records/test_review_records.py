@@ -66,7 +66,7 @@ def test_a_sample_holds_its_predictions_decisions_and_counts(records):
     assert counts.by_state["not_assessable"] == 1
     assert counts.decided == 1
     assert counts.by_decision == {"ALL": 1, "HEM": 0, "not_assessable": 0}
-    assert counts.all_like_share_of_assessable == 1.0
+    assert counts.model_suggested_all_like_share == 1.0
     assert records.sample("S-3") is None
 
 
@@ -334,6 +334,8 @@ def test_pruning_on_postgresql_keeps_a_withdrawal_of_kept_answers(postgres_url):
         )
     engine.dispose()
     records = ReviewRecords(postgres_url, retention_days=365)
-    assert records.sample("S-1") is None  # r-old pruned, r-young still withdrawn
+    sample = records.sample("S-1")  # r-old pruned, r-young still withdrawn
+    assert sample.predictions == []
+    assert [w.client_request_id for w in sample.withdrawals] == ["b"]  # a went with r-old
     assert records.prune(now=time.time() + 100 * DAY) == 2
     records.close()

@@ -223,7 +223,7 @@ def test_the_migration_counts_the_rows_already_there(tmp_path):
     from tests.app.records.test_records_db import move_to
 
     engine = records_db.create_engine(records_db.sqlite_url(tmp_path / "records.sqlite3"))
-    move_to(engine, "0006")
+    move_to(engine, "0007")
     with engine.begin() as connection:
         for number, (sample_id, upload) in enumerate(
             [("A", "u1"), ("A", "u2"), ("B", "u3"), ("A", "u1")]

@@ -16,7 +16,7 @@ from app.core.model_registry import record_model
 from app.records.performance_read import Selection, counted_cells, open_existing
 from bench.seeded_records import SeededLab, migrated_engine, seed
 from tests.app.web.api.routes.test_performance import UNSEEN
-from tests.app.web.test_browser_ui import AXE, analyse, axe_violations, shot
+from tests.app.web.test_browser_ui import AXE, analyse, axe_violations, shot, wait_for_stored
 from tests.conftest import write_channel_mean_model
 
 pytestmark = pytest.mark.browser
@@ -123,7 +123,7 @@ def test_the_lab_csv_agrees_cell_for_cell_with_the_counted_cells(
     page.locator("#gallery .thumb").first.click()
     for key in ["a", "n", "a", "x", "n"]:  # five decided, the sixth left undecided
         page.keyboard.press(key)
-    page.locator("#sample-counts").filter(has_text="(5 stored)").wait_for(timeout=30_000)
+    wait_for_stored(page, 5)
     with page.expect_download() as download:
         page.click("#csv-button")
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))

@@ -49,6 +49,7 @@ ERRORS = {
         400: "undecodable image",
         413: "file or image too large, or too many files",
         415: "unsupported file type",
+        409: "the sample_id names a signed-off sample: no new cell joins it",
         422: "missing or repeated field, or bad parameter (e.g. an unknown model id)",
         503: "too many requests in flight; retry after the Retry-After header's seconds",
     }.items()

@@ -39,7 +39,9 @@ REPLAYED_HEADER = "Idempotent-Replayed"
         },
         409: {
             "model": ErrorResponse,
-            "description": "the Idempotency-Key was used for another decision",
+            "description": "the Idempotency-Key was used for another decision; or the "
+            "sample is signed off and the decision carries no 'amendment' reason, or it "
+            "carries one while the sample is not signed off",
         },
         422: {
             "model": ErrorResponse,
@@ -56,7 +58,8 @@ async def add_review(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ReviewRecord:
-    """Record a decision (ALL, HEM or not assessable) on an image scored for a sample."""
+    """Record a decision (ALL, HEM or not assessable) on an image scored for a sample. Once the
+    sample is signed off, a decision must say why it changes it (`amendment`)."""
     checked_sample_id(sample_ids, review.sample_id, ("body", "sample_id"))
     decided_by = who_decided(review.reviewer, reviewer)
     try:

@@ -14,8 +14,12 @@ from pydantic import BaseModel, Field
 
 from app.core.blast_share import sample_blast_share, sample_score
 from app.core.manifest import ModelManifest
+from app.core.model_registry import ModelRegistry
+from app.core.sample_headline import sample_headline
+from app.records.review_records import ReviewRecords
 from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
-from app.schemas import ErrorResponse, SampleList, SampleReport
+from app.sample_schemas import SampleList, SampleReport
+from app.schemas import ErrorResponse
 from app.web.api.deps import (
     CallerDep,
     RecordReadsDep,
@@ -54,7 +58,7 @@ async def list_samples(
 @router.get(
     "/{sample_id}",
     response_model=SampleReport,
-    responses={404: {"model": ErrorResponse, "description": "no image scored for this sample"}},
+    responses={404: {"model": ErrorResponse, "description": "no record names this sample"}},
 )
 async def get_sample(
     sample_id: SampleIdPathDep,
@@ -62,24 +66,28 @@ async def get_sample(
     registry: RegistryDep,
     reads: RecordReadsDep,
 ) -> SampleReport:
-    """The sample's images (each once) and decisions, with its share of blast-like cells
-    (corrected for the model's errors on patients it never saw, with a 95% interval): a
-    research aid, not a diagnosis."""
+    """The sample's images (each once), decisions and withdrawals; its status (preliminary,
+    final, amended) with its sign-offs and amendments; its headline (the reviewer-confirmed
+    share, saying what it counts); and the model's share of blast-like cells (corrected for
+    its errors on patients it never saw, with a 95% interval): a research aid, not a
+    diagnosis."""
+    # On the readers' thread (app/web/record_reads.py): a crowd of pages takes one core at most.
+    return await reads.run(sample_answer, sample_id, records, registry)
+
+
+def sample_answer(sample_id: str, records: ReviewRecords, registry: ModelRegistry) -> SampleReport:
+    """The sample answer every export is made from (JSON, FHIR); 404 when no record names it."""
+    report = records.sample(sample_id)
+    if report is None:
+        raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
 
     def card_for(model_id: str) -> ModelManifest | None:
         model = registry.models.get(model_id)
         return model.manifest if model is not None else None
 
-    def read() -> SampleReport | None:
-        report = records.sample(sample_id)
-        if report is not None:
-            report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
-            report.sample_score = sample_score(report.predictions)
-        return report
-
-    report = await reads.run(read)  # on the readers' thread (app/web/record_reads.py)
-    if report is None:
-        raise HTTPException(404, f"no image was scored for sample {sample_id!r}")
+    report.headline = sample_headline(report.predictions, report.decisions)
+    report.blast_share = sample_blast_share(report.predictions, report.decisions, card_for)
+    report.sample_score = sample_score(report.predictions)
     return report
 
 
@@ -89,7 +97,10 @@ async def get_sample(
     responses={
         403: {"model": ErrorResponse, "description": "the upload belongs to someone else"},
         404: {"model": ErrorResponse, "description": "no such upload in the sample (now)"},
-        409: {"model": ErrorResponse, "description": "a cell of the upload has a decision"},
+        409: {
+            "model": ErrorResponse,
+            "description": "a cell of the upload has a decision, or the sample is signed off",
+        },
     },
 )
 async def withdraw_upload(
@@ -101,7 +112,8 @@ async def withdraw_upload(
     """Whoever uploaded it (the same reviewer's key, signed-in user, shared key, or anonymous
     client) takes a cancelled upload back out of the sample: its answers recorded so far, and
     nothing recorded later. A record of its own, never a deletion; the audit keeps every
-    answer. A cell with a stored decision stays: record "not_assessable" on it instead."""
+    answer. A cell with a stored decision stays: record "not_assessable" on it instead.
+    Refused (409) once the sample is signed off."""
     try:
         await run_in_threadpool(records.withdraw, sample_id, withdrawal.client_request_id, caller)
     except UploadNotFoundError as error:

@@ -53,7 +53,11 @@ def test_a_sample_lists_its_images_and_counts(client, real_cell_png, encode_png)
     assert sum(counts["by_state"].values()) == 2
     assert counts["decided"] == 0
     assessable_all = sum(1 for p in sample["predictions"] if p["state"] == "suggests_all")
-    assert counts["all_like_share_of_assessable"] == assessable_all / 1
+    assert counts["model_suggested_all_like_share"] == assessable_all / 1
+    assert "all_like_share_of_assessable" not in counts  # named for what it is now
+    assert sample["status"] == "preliminary"
+    assert sample["headline"]["share"] is None  # nothing reviewed yet
+    assert sample["headline"]["text"] == "no assessable reviewed cell yet"
     assert "filename" not in str(sample)
 
 
@@ -306,6 +310,25 @@ def test_a_withdrawn_upload_leaves_the_sample(client, real_cell_png, encode_png)
     sample = client.get("/api/v1/samples/W-1").json()
     assert sample["counts"]["images"] == 1
     assert client.get("/api/v1/samples").json()["samples"][0]["cells"] == 1
+    assert [w["client_request_id"] for w in sample["withdrawals"]] == ["upload-cancelled"]
+
+
+def test_a_sample_whose_every_cell_was_withdrawn_answers_with_no_cell(client, real_cell_png):
+    """Issue 38: it answered 404 "no image was scored for sample", though one was."""
+    client.post(
+        "/api/v1/predict?sample_id=W-2",
+        files={"file": ("a.png", real_cell_png)},
+        headers={"X-Request-ID": "upload-gone"},
+    )
+    client.post("/api/v1/samples/W-2/withdrawals", json={"client_request_id": "upload-gone"})
+    response = client.get("/api/v1/samples/W-2")
+    assert response.status_code == 200
+    sample = response.json()
+    assert sample["predictions"] == []
+    assert sample["counts"]["images"] == 0
+    assert [w["client_request_id"] for w in sample["withdrawals"]] == ["upload-gone"]
+    assert sample["headline"]["text"] == "no assessable reviewed cell yet"
+    assert client.get("/api/v1/samples/never-seen").status_code == 404
 
 
 def test_two_replicas_on_one_postgresql_hold_one_sample(

@@ -1,7 +1,7 @@
 """Audit rows say whether their request was answered.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 A request's audit rows are kept (journal fsync'd) before its answer goes out; a request then
 refused with 503 (its sample could not be recorded, or its rows could not be made durable in
 time) was answered nothing, yet its rows said otherwise. `predictions.outcome` is `answered`
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

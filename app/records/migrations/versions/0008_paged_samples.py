@@ -1,7 +1,7 @@
 """The sample list in pages: one row per sample, kept beside the records.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Listing samples read every cell and decision and counted them in Python: 200,000 cells took
 1-2 s a page and 16 pages at once nearly a gigabyte. `sample_summaries` holds each sample's
 counts (cells, reviewed cells, last change), rewritten with every write to the sample
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
