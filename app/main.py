@@ -18,6 +18,7 @@ from app.core.sample_ids import SampleIdPolicy
 from app.inference.decoder_processes import DecoderProcesses
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
+from app.inference.work_shares import SharePolicy
 from app.records.audit_log import AuditLog
 from app.records.performance_watch import PerformanceWatch
 from app.records.review_records import ReviewRecords
@@ -31,6 +32,7 @@ from app.settings import (
 from app.web import pages, performance_page
 from app.web.api.deps import ApiKeyDep
 from app.web.api.routes import (
+    audit,
     fhir,
     health,
     identity,
@@ -48,12 +50,14 @@ from app.web.middleware.body_size_limit import BodySizeLimitMiddleware
 from app.web.middleware.concurrency_limit import ConcurrencyLimitMiddleware
 from app.web.middleware.head_as_get import HeadAsGetMiddleware
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
+from app.web.middleware.part_size_limit import PartSizeLimitMiddleware
 from app.web.middleware.request_id import RequestIdMiddleware
 from app.web.middleware.security_headers import SecurityHeadersMiddleware
 from app.web.peer_address import REFUSAL as REWRITING_REFUSAL
 from app.web.peer_address import server_rewrites_client_address
 from app.web.prometheus_metrics import RequestMetricsMiddleware, ServerMetrics
 from app.web.prometheus_metrics import router as metrics_router
+from app.web.record_reads import RecordReads
 
 log = logging.getLogger("leukolens.records")
 
@@ -77,9 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Malformed uploads are answered with 4xx; OpenCV's own stderr chatter about them is noise.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    # Uploads stay in memory, never in a temporary file on disk: Starlette spools file parts
-    # above this size, so it is raised to the largest upload the server accepts (the body
-    # limit stops any request before it holds more than that).
+    # Uploads stay in memory, never in a temporary file on disk: Starlette spools a file part
+    # past this size, and PartSizeLimitMiddleware refuses any part past the per-file limit
+    # before the application sees its bytes, so no part ever reaches the threshold.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
     metrics = ServerMetrics()
 
@@ -105,11 +109,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.performance_refresh_seconds,
         )
         watch.start()
+        app.state.record_reads = RecordReads()
         await service.run(service.registry.warm_up)
         try:
             yield
         finally:
             watch.stop()
+            app.state.record_reads.close()
             await service.aclose()
             app.state.review_records.close()
 
@@ -164,6 +170,7 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
             settings.audit_retention_days,
             busy_timeout_seconds=settings.audit_busy_timeout_seconds,
             journal=settings.journal_path,
+            on_quarantined=metrics.audit_journal_quarantined.inc,
         )
         if settings.audit_log
         else None
@@ -187,6 +194,11 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         decoders=(
             DecoderProcesses(settings.decoder_processes) if settings.decoder_processes else None
         ),
+        shares=SharePolicy(
+            explained_slots=settings.explained_slots,
+            heavy_decode_slots=max(1, settings.decoder_processes),
+            heavy_queue=settings.heavy_queue_depth,
+        ),
     )
     metrics.track_queue_depth(lambda: service.in_flight)
     if audit_log is not None:
@@ -209,6 +221,7 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(fhir.router)
     api.include_router(performance.router)
     api.include_router(identity.router)
+    api.include_router(audit.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(metrics_router)
@@ -231,7 +244,13 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
     """From the inside out (the last added runs first). Everything that can refuse a request
     from its head alone (concurrency, key, in-flight limit, declared size) runs before its body
     is read; the concurrency limit runs inside the request id, metrics and security headers, so
-    that its 503s carry them and are counted."""
+    that its 503s carry them and are counted. Each upload's parts are counted innermost, on the
+    chunks the body limit let through."""
+    app.add_middleware(
+        PartSizeLimitMiddleware,
+        max_part_bytes=settings.max_upload_bytes,
+        paths={PREDICT_PATH, BATCH_PATH},
+    )
     app.add_middleware(
         BodySizeLimitMiddleware,
         limits=body_limits(settings),

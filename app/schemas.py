@@ -86,6 +86,11 @@ class Prediction(BaseModel):
         description="With ?sample_id: the request that first scored these same bytes in the "
         "sample. The image is one cell of the sample and counts once.",
     )
+    sample_id_warning: str | None = Field(
+        None,
+        description="With ?sample_id: set when the id's letters could be a person's name (it "
+        "holds no date, or it would have been refused); the lab's number belongs there.",
+    )
 
     @property
     def side_of_threshold(self) -> Literal["ALL", "HEM"]:

@@ -133,6 +133,19 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(
         64, ge=1, description="Prediction requests in progress beyond which new ones get 503."
     )
+    explained_slots: int = Field(
+        1,
+        ge=1,
+        description="Requests with explain or TTA computed at once, on threads of their own: "
+        "their share of the CPU, whatever their number (app/inference/work_shares.py).",
+    )
+    heavy_queue_depth: int = Field(
+        16,
+        ge=0,
+        description="Requests of one heavy kind (explain or TTA; JPEG or TIFF, decoded in a "
+        "child process) waiting for their share beyond those running; more get 503 with "
+        "Retry-After at once. Keep it well under max_in_flight: plain requests keep the rest.",
+    )
     batch_max_size: int = Field(
         8, ge=1, description="Micro-batching: images per inference (memory grows with it)."
     )
@@ -187,9 +200,10 @@ class Settings(BaseSettings):
     )
     sample_id_pattern: str = Field(
         DEFAULT_SAMPLE_ID_PATTERN,
-        description="Regex a sample id must match in full (the lab's numbers); whatever it "
-        "is, an id holding a date beside two or more words (a name with a birth date) is "
-        "refused.",
+        description="Regex a sample id must match in full (the lab's numbers): the outer "
+        "limit; whatever it is, an id holding a date in any spelling beside letters that could "
+        "be a name is refused, and one whose letters could be a name without a date is answered "
+        "with a warning (app/core/sample_ids.py).",
     )
     fhir_sample_id_system: str = Field(
         "urn:leukolens:sample-id",

@@ -1,5 +1,5 @@
-"""Hostile clients, second round (issue 30): what each case costs a real server, and what it
-answers and records.
+"""Hostile clients, second and third rounds (issues 30 and 36): what each case costs a real
+server, and what it answers and records.
 
     python -m bench.hostile_clients [--source DIR] [--label after] [--skip-load]
 
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.hostile_round3 import run_round3
 from bench.hostile_uploads import (
     GOOD_CELL,
     ROOT,
@@ -383,7 +384,7 @@ def run(source: Path, skip_load: bool) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as scratch:
         rows.append(kill_9_while_locked(source, Path(scratch)))
     rows.append(made_up_methods(source))
-    return rows
+    return rows + run_round3(source, skip_load)  # issue 36's cases (bench/hostile_round3.py)
 
 
 def main() -> None:

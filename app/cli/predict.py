@@ -79,6 +79,8 @@ def find_sample_images(
                     f"{path}: the folder's name is no sample id ({problem}); rename it to the "
                     "lab number or give --sample-id"
                 )
+            if not sample_id:
+                warn_about_sample_id(sample, f"{path}: the folder's name")
             for image in _images_in(path):
                 yield image, sample
         elif path.is_file():
@@ -98,11 +100,20 @@ def sample_id_policy() -> SampleIdPolicy:
     return SampleIdPolicy(get_settings().sample_id_pattern)
 
 
+def warn_about_sample_id(sample_id: str, where: str) -> None:
+    """An accepted id whose letters could be a name: said on stderr, never refused."""
+    warning = sample_id_policy().warning(sample_id)
+    if warning is not None:
+        print(f"warning: {where}: {warning}", file=sys.stderr)
+
+
 def sample_id_argument(text: str) -> str:
     try:
-        return sample_id_policy().check(text)
+        checked = sample_id_policy().check(text)
     except SampleIdError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    warn_about_sample_id(checked, "--sample-id")
+    return checked
 
 
 Prepared = tuple[Upload, PreparedUpload | Refusal]

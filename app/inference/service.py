@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,7 @@ from app.inference.prediction_path import (
     tta_for,
 )
 from app.inference.upload_checks import UploadLimits
+from app.inference.work_shares import ServerBusyError, SharePolicy, WorkKind, WorkShare, kind_of
 from app.records.audit_log import AuditLog, AuditRecord, AuditUnavailableError
 from app.schemas import Prediction
 
@@ -48,12 +50,6 @@ NOT_RECORDED_IN_TIME = (
     f"neither the journal nor the database took the rows in {RECORD_WAIT_SECONDS:g} s"
 )
 NO_GRADCAM_GRAPH = "this model's export has no Grad-CAM output; explain=false"
-
-
-class ServerBusyError(Exception):
-    """More requests in flight than the configured queue depth; the client should retry."""
-
-    retry_after_seconds = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +70,7 @@ class PredictionService:
         audit_log: AuditLog | None = None,
         observe_inference: InferenceObserver | None = None,
         decoders: DecoderProcesses | None = None,
+        shares: SharePolicy | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits
@@ -84,7 +81,17 @@ class PredictionService:
         self.batch_slots = asyncio.Semaphore(max(1, worker_threads - 1))
         self.audit_log = audit_log
         self.in_flight = 0
+        self.plain_in_flight = 0
         self.preparing = 0
+        shares = shares or SharePolicy()
+        self.shares = {
+            WorkKind.EXPLAINED: WorkShare(
+                WorkKind.EXPLAINED, shares.explained_slots, shares.heavy_queue
+            ),
+            WorkKind.HEAVY_DECODE: WorkShare(
+                WorkKind.HEAVY_DECODE, shares.heavy_decode_slots, shares.heavy_queue
+            ),
+        }
         policy = batching or BatchingPolicy()
         self.batchers: dict[str, MicroBatcher[PreparedUpload, Outcome]] = {
             model_id: MicroBatcher(
@@ -109,6 +116,8 @@ class PredictionService:
     def close(self) -> None:
         """Stop the worker threads and the decoders, and flush the audit log."""
         self.executor.shutdown(wait=True, cancel_futures=True)
+        for share in self.shares.values():
+            share.close()
         if self.decoders is not None:
             self.decoders.close()
         if self.audit_log is not None:
@@ -137,30 +146,54 @@ class PredictionService:
         finally:
             self.in_flight -= 1
 
-    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
-        """One audit row per answered image (hashes and results, never the image); the future
-        is done once the rows are durable (see AuditLog.submit)."""
-        answered = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
-        if self.audit_log is None or not answered:
-            return None
+    def _audit_records(self, outcomes: Sequence[Outcome]) -> list[AuditRecord]:
+        """One audit row per answered image (hashes and results, never the image)."""
         now = time.time()
-        submitted = self.audit_log.submit(
-            [
-                AuditRecord(
-                    time=now,
-                    request_id=prediction.request_id,
-                    image_sha256=prediction.image_sha256,
-                    model_id=prediction.model.id,
-                    model_version=prediction.model.version,
-                    probability_all=prediction.probability_all,
-                    label=prediction.side_of_threshold,
-                    latency_ms=prediction.timings_ms.total,
-                )
-                for prediction in answered
-            ]
-        )
+        return [
+            AuditRecord(
+                time=now,
+                request_id=prediction.request_id,
+                image_sha256=prediction.image_sha256 or "",
+                model_id=prediction.model.id,
+                model_version=prediction.model.version,
+                probability_all=prediction.probability_all,
+                label=prediction.side_of_threshold,
+                latency_ms=prediction.timings_ms.total,
+            )
+            for prediction in outcomes
+            if isinstance(prediction, Prediction)
+        ]
+
+    @asynccontextmanager
+    async def _place(self, share: WorkShare | None, budget: WorkBudget) -> AsyncIterator[None]:
+        """A heavy request's place in its share (waiting at most its budget); a plain one is
+        counted, so that a lone one skips the batcher."""
+        if share is not None:
+            async with share.held(budget.seconds_left(math.inf)):
+                yield
+            return
+        self.plain_in_flight += 1
+        try:
+            yield
+        finally:
+            self.plain_in_flight -= 1
+
+    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
+        """Submit the answered images' audit rows; the future is done once the rows are
+        durable (see AuditLog.submit)."""
+        records = self._audit_records(outcomes)
+        if self.audit_log is None or not records:
+            return None
+        submitted = self.audit_log.submit(records)
         # Without a journal nothing durable is waited for: the rows are written behind.
         return submitted if self.audit_log.journalled else None
+
+    def unanswered(self, outcomes: Sequence[Outcome]) -> None:
+        """These answers were refused after all (503, once their rows were kept): the audit
+        records answers, not attempts, so their rows say `not_answered`."""
+        records = self._audit_records(outcomes)
+        if self.audit_log is not None and records:
+            self.audit_log.mark_not_answered(records)
 
     async def predict(
         self,
@@ -180,31 +213,35 @@ class PredictionService:
         classifier = self.registry.get(model_id)
         if explain and not classifier.explains:
             raise ExplanationUnavailableError(NO_GRADCAM_GRAPH)
-        async with self.admitted():
-            options = PredictOptions(
-                tta=tta_for(classifier, tta), explain=explain, request_id=request_id
+        options = PredictOptions(
+            tta=tta_for(classifier, tta), explain=explain, request_id=request_id
+        )
+        share = self.shares.get(kind_of(upload.data, explain=explain, tta=options.tta))
+        async with self.admitted(), self._place(share, budget):
+            prepare_upload = partial(
+                prepare,
+                upload,
+                classifier,
+                self.limits,
+                views=views,
+                budget=budget,
+                decoders=self.decoders,
             )
-            self.preparing += 1
-            try:
-                prepared = await self.run(
-                    partial(
-                        prepare,
-                        upload,
-                        classifier,
-                        self.limits,
-                        views=views,
-                        budget=budget,
-                        decoders=self.decoders,
-                    )
-                )
-            finally:
-                self.preparing -= 1
-            if options.tta or explain or self.in_flight == 1:
-                # Already a batch of its own (8 transforms), needing the map, or with no
-                # request to share a batch with: run it directly, without the batcher's hop,
-                # and answer on the worker too: drawing an explanation takes milliseconds
-                # that the event loop owes every other client.
-                (outcome,) = await self.run(
+            if share is not None:
+                prepared = await share.run(prepare_upload)
+            else:
+                self.preparing += 1
+                try:
+                    prepared = await self.run(prepare_upload)
+                finally:
+                    self.preparing -= 1
+            if share is not None or self.plain_in_flight == 1:
+                # A heavy kind answers on its own share's threads (already a batch of its own
+                # with TTA, needing the map with explain); a plain request with no other to
+                # share a batch with skips the batcher's hop. Answered on the worker too:
+                # drawing an explanation takes milliseconds the event loop owes every client.
+                run = share.run if share is not None else self.run
+                (outcome,) = await run(
                     partial(
                         predict_prepared,
                         [prepared],
@@ -224,7 +261,11 @@ class PredictionService:
                 try:
                     await asyncio.wait_for(asyncio.wrap_future(recorded), RECORD_WAIT_SECONDS)
                 except TimeoutError as error:
+                    self.unanswered([outcome])
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
+                except AuditUnavailableError:
+                    self.unanswered([outcome])
+                    raise
             return outcome
 
     async def predict_batch(
@@ -266,7 +307,11 @@ class PredictionService:
                 try:
                     recorded.result(RECORD_WAIT_SECONDS)
                 except FutureTimeoutError as error:
+                    self.unanswered(outcomes)
                     raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
+                except AuditUnavailableError:
+                    self.unanswered(outcomes)
+                    raise
             return outcomes
 
         # Batches never hold every worker: single images keep one, whatever the batches.

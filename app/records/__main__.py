@@ -4,8 +4,9 @@ role (app/records/privileges.py, docs/security.md).
 
 Both read the server's settings (LEUKOLENS_DATABASE_URL, here the owner's URL, and the
 retention days). `migrate` brings the schema to the newest revision and, with `--grant-to`,
-leaves the app's role SELECT and INSERT alone; `prune` deletes the sample records and the
-audit rows older than their retention (the triggers still refuse any younger than 30 days).
+leaves the app's role SELECT and INSERT alone on the records (the derived sample summaries it
+may rewrite); `prune` deletes the sample records and the audit rows older than their retention
+(the triggers still refuse any younger than 30 days).
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ def migrate(settings: Settings, grant_to: str | None) -> str:
             grant_app_role(engine, grant_to)
     finally:
         engine.dispose()
-    granted = f"; {grant_to} may SELECT and INSERT, nothing else" if grant_to else ""
+    granted = (
+        f"; {grant_to} may SELECT and INSERT the records, and rewrite the derived sample "
+        "summaries, nothing else"
+        if grant_to
+        else ""
+    )
     return f"the records' schema is current{granted}"
 
 

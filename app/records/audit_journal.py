@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ Row = dict[str, Any]
 
 class _Reset:
     """Queued like an append: empty the journal, keeping only these rows (given up on by the
-    database, so that the next start tries them again)."""
+    database, so that the next start tries them again) and these lines (not yet set aside)."""
 
-    def __init__(self, keep: list[Row]) -> None:
+    def __init__(self, keep: list[Row], lines: list[bytes]) -> None:
         self.keep = keep
+        self.lines = lines
 
 
 class AuditJournal:
@@ -58,9 +60,9 @@ class AuditJournal:
             self._queue.put((rows, synced))
         return synced
 
-    def reset(self, keep: list[Row]) -> None:
+    def reset(self, keep: list[Row], lines: Sequence[bytes] = ()) -> None:
         """Empty it, in order with the appends queued before (see `_Reset`); never blocks."""
-        self._queue.put(_Reset(keep))
+        self._queue.put(_Reset(keep, list(lines)))
 
     def _write_queued(self) -> None:
         """The journal's thread: appends grouped under one fsync, resets in their turn."""
@@ -69,7 +71,7 @@ class AuditJournal:
             if item is None:
                 return
             if isinstance(item, _Reset):
-                self._reset(item.keep)
+                self._reset(item)
                 continue
             group = [item]
             while True:
@@ -99,11 +101,11 @@ class AuditJournal:
         for _, synced in group:
             synced.set_result(None)
 
-    def _reset(self, keep: list[Row]) -> None:
+    def _reset(self, reset: _Reset) -> None:
         try:
             with self._lock:
                 self._file.truncate(0)
-                self._file.write(b"".join(_line(row) for row in keep))
+                self._file.write(b"".join([*map(_line, reset.keep), *reset.lines]))
                 self._file.flush()
                 os.fsync(self._file.fileno())
         except Exception:
@@ -127,22 +129,30 @@ class AuditJournal:
         except OSError:
             pass
 
-    def rows(self) -> list[Row]:
-        """Every whole row in the journal; a line cut short by a crash is skipped."""
+    def lines(self) -> list[bytes]:
+        """Every whole line in the journal, each ending in a newline, as it is on disk."""
         with self._lock:
             self._file.flush()
             content = self.path.read_bytes()
+        return [line + b"\n" for line in content.splitlines() if line.strip()]
+
+    def rows(self) -> list[Row]:
+        """Every line that parses as JSON (app/records/journal_replay.py judges the rest)."""
         rows = []
-        for line in content.splitlines():
+        for line in self.lines():
             try:
                 rows.append(json.loads(line))
             except ValueError:
-                log.warning("audit journal %s: skipped a line cut short", self.path)
+                continue
         return rows
 
     def clear(self) -> None:
         """Empty it now (start-up, before any append): every row it held is in the database."""
-        self._reset([])
+        self.rewrite([])
+
+    def rewrite(self, keep: list[Row], lines: Sequence[bytes] = ()) -> None:
+        """Hold only these rows and lines, now (start-up, before any append)."""
+        self._reset(_Reset(keep, list(lines)))
 
     def close(self) -> None:
         """Write what is queued, then stop; later appends fail at once."""

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import asdict, replace
 from enum import Enum
@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app.logging_config import current_client_request_id
-from app.records import records_db
+from app.records import journal_replay, records_db
 from app.records.audit_journal import AuditJournal
 from app.records.audit_rows import (
     COLUMNS,
@@ -60,7 +60,6 @@ MAX_BACKOFF_SECONDS = 2.0
 CLOSE_GRACE_SECONDS = 30.0
 OTHER_ERROR_ATTEMPTS = 3
 MAX_REQUESTS_PER_TRANSACTION = 256
-REPLAY_ROWS_PER_TRANSACTION = 1_000
 
 
 class Write(Enum):
@@ -79,9 +78,11 @@ class AuditLog:
         *,
         busy_timeout_seconds: float = 5.0,
         journal: Path | None = None,
+        on_quarantined: Callable[[int], None] | None = None,
     ) -> None:
         """`database`: a SQLite file, or a SQLAlchemy URL such as postgresql+psycopg://...;
-        `journal`: the local file that holds rows until the database has them."""
+        `journal`: the local file that holds rows until the database has them;
+        `on_quarantined`: told how many journal lines were set aside (a metric)."""
         url = records_db.sqlite_url(database) if isinstance(database, Path) else database
         self.sqlite = records_db.is_sqlite(url)
         # Named in messages; a URL's password never is.
@@ -114,8 +115,11 @@ class AuditLog:
                 "(or LEUKOLENS_AUDIT_LOG=false)."
             ) from error
         self._journal: AuditJournal | None = None
-        # Rows the database refused for good: the journal keeps them for the next start.
+        # Rows the database refused for good: the journal keeps them for the next start, and
+        # the lines no quarantine file could take yet.
         self._given_up: list[dict[str, object]] = []
+        self._unplaced: list[bytes] = []
+        self._on_quarantined = on_quarantined
         self._journalled_since_reset = False
         if journal is not None:
             try:
@@ -148,22 +152,14 @@ class AuditLog:
         return self._backlog
 
     def _replay_journal(self) -> None:
-        """Write the rows a previous process journalled and may not have committed; rows
-        already in the database are skipped by their key."""
+        """Write the rows a previous process journalled and may not have committed (rows
+        already in the database are skipped by their key); a line that is no row, or that the
+        database refuses, is set aside (app/records/journal_replay.py)."""
         assert self._journal is not None
-        rows = self._journal.rows()
-        try:
-            for start in range(0, len(rows), REPLAY_ROWS_PER_TRANSACTION):
-                with self._engine.begin() as connection:
-                    chunk = rows[start : start + REPLAY_ROWS_PER_TRANSACTION]
-                    connection.execute(records_db.insert_once(connection), chunk)
-        except SQLAlchemyError:
-            self._given_up = rows  # kept for the next start
-            log.exception("audit journal %s: replay failed; kept", self._journal.path)
-            return
-        if rows:
-            log.info("audit journal %s: %d row(s) replayed", self._journal.path, len(rows))
-        self._journal.clear()
+        replayed = journal_replay.replay(self._journal.lines(), self._write_rows)
+        self._unplaced = journal_replay.settle(self._journal.path, replayed, self._on_quarantined)
+        self._given_up = replayed.kept
+        self._journal.rewrite(replayed.kept, self._unplaced)
 
     def submit(self, records: Sequence[AuditRecord]) -> Future[None]:
         """Queue one request's records; returns at once, with a future that is done once they
@@ -193,6 +189,12 @@ class AuditLog:
         if journalled is None:
             return settled_future(written)
         return durable_future(journalled, written, len(keyed))
+
+    def mark_not_answered(self, records: Sequence[AuditRecord]) -> None:
+        """The request these records were submitted for was refused after all (503): their
+        rows say `not_answered`, whether they are written yet or not (keyed as `submit` keys
+        them, in order behind them). Nothing waits for it."""
+        self.submit([replace(record, outcome=records_db.NOT_ANSWERED) for record in records])
 
     def _enqueue(self, keyed: list[AuditRecord]) -> Future[bool] | None:
         """Under the lock: so that nothing is queued behind close's end marker."""
@@ -256,7 +258,7 @@ class AuditLog:
                     and self._backlog == 0
                     and self._journalled_since_reset
                 ):
-                    self._journal.reset(list(self._given_up))
+                    self._journal.reset(list(self._given_up), self._unplaced)
                     self._journalled_since_reset = False
             for queued in requests:
                 with contextlib.suppress(InvalidStateError):  # its submitter cancelled it
@@ -291,12 +293,13 @@ class AuditLog:
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
+    def _write_rows(self, rows: list[dict[str, object]]) -> None:
+        with self._engine.begin() as connection:
+            records_db.write_audit_rows(connection, rows)
+
     def _insert(self, records: list[AuditRecord]) -> None:
         # One transaction per group: all its rows are written, or none and retried.
-        with self._engine.begin() as connection:
-            connection.execute(
-                records_db.insert_once(connection), [asdict(record) for record in records]
-            )
+        self._write_rows([asdict(record) for record in records])
         with self._lock:
             self._writes += len(records)
             due = self._writes >= PRUNE_EVERY_WRITES
@@ -331,6 +334,11 @@ class AuditLog:
         table = records_db.predictions
         with self._engine.begin() as connection:
             return connection.execute(table.delete().where(table.c.time < cutoff)).rowcount
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The audit database, for reading (app/records/audit_export.py)."""
+        return self._engine
 
     def rows(self) -> list[AuditRecord]:
         with self._engine.connect() as connection:

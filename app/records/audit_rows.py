@@ -33,6 +33,8 @@ class AuditRecord:
     latency_ms: float
     client_request_id: str = ""
     item: int = 0
+    outcome: str = records_db.ANSWERED
+    """`not_answered` once the request was refused (503) after its row was kept."""
 
 
 COLUMNS = [records_db.predictions.c[field.name] for field in fields(AuditRecord)]

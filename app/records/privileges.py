@@ -24,6 +24,10 @@ RECORD_TABLES = (
     records_db.sample_sign_offs.name,
 )
 APPEND_ONLY_TABLES = (*RECORD_TABLES, records_db.predictions.name)
+# Derived from the records, rewritten with each write to a sample (app/records/
+# sample_summaries.py): no record, so the app's role keeps it; tampering with it could only
+# miscount the list, never change a record, and `sample_summaries.rebuild` restores it.
+DERIVED_TABLES = (records_db.sample_summaries.name,)
 VERSION_TABLE = "alembic_version"
 
 
@@ -43,7 +47,8 @@ def may_delete(engine: Engine, table: str) -> bool:
 
 def app_role_grants(engine: Engine, role: str) -> list[str]:
     """The statements that leave `role` exactly SELECT and INSERT on the record and audit
-    tables (and their id sequences), and SELECT on the schema's version."""
+    tables (and their id sequences), SELECT on the schema's version, and the derived
+    summaries' rows to rewrite."""
     quote = engine.dialect.identifier_preparer.quote
     grantee = quote(role)
     statements = [f"GRANT USAGE ON SCHEMA public TO {grantee}"]
@@ -58,6 +63,11 @@ def app_role_grants(engine: Engine, role: str) -> list[str]:
             ]
             if sequence is not None:
                 statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {grantee}")
+    for table in DERIVED_TABLES:
+        statements += [
+            f"REVOKE ALL ON TABLE {quote(table)} FROM {grantee}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {quote(table)} TO {grantee}",
+        ]
     statements += [
         f"REVOKE ALL ON TABLE {VERSION_TABLE} FROM {grantee}",
         f"GRANT SELECT ON TABLE {VERSION_TABLE} TO {grantee}",

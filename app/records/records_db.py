@@ -6,7 +6,9 @@ app/records/migrations); on PostgreSQL an advisory lock makes replicas starting 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -16,6 +18,10 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# What an audit row says became of its request: answered, or refused (503) after its row was
+# kept, so that no row claims an answer that was never given (migration 0007).
+ANSWERED = "answered"
+NOT_ANSWERED = "not_answered"
 # The youngest sample record the database lets anyone delete, in days: the delete triggers of
 # migration 0003 hold the same number, so that pruning can never reach today's decisions.
 MIN_RETENTION_DAYS = 30
@@ -54,6 +60,7 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
     sa.Column("item", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("outcome", sa.Text, nullable=False, server_default=ANSWERED),
     sa.Index("predictions_time", "time"),
     # The server's request id and the image's place in the request: a retried write of the
     # same rows is ignored instead of doubling them.
@@ -112,7 +119,7 @@ review_decisions = sa.Table(
     sa.Column("amendment", sa.Text, nullable=True),
     sa.Index("review_decisions_sample", "sample_id"),
     sa.Index("review_decisions_time", "time"),
-    # Covers the lookup of a cell's latest decision (migration 0004).
+    # Covers the lookup of a cell's latest decision (migration 0004), adaptation's too.
     sa.Index("review_decisions_cell", "sample_id", "image_sha256", "id", "decision", "reviewer"),
     sa.Index("review_decisions_idempotency", "idempotency_key", unique=True),
     sqlite_autoincrement=True,
@@ -156,6 +163,18 @@ sample_sign_offs = sa.Table(
     sa.Index("sample_sign_offs_time", "time"),
     sqlite_autoincrement=True,
 )
+# The sample list's own table (migration 0008): derived from the rows above, one per sample with
+# live cells, rewritten with each write to the sample (app/records/sample_summaries.py); never a
+# record of its own, so not append only.
+sample_summaries = sa.Table(
+    "sample_summaries",
+    metadata,
+    sa.Column("sample_id", sa.Text, primary_key=True),
+    sa.Column("cells", sa.Integer, nullable=False),
+    sa.Column("reviewed", sa.Integer, nullable=False),
+    sa.Column("last_change", sa.Float, nullable=False),
+    sa.Index("sample_summaries_order", "last_change", "sample_id"),
+)
 
 
 def sqlite_url(path: Path) -> str:
@@ -175,9 +194,11 @@ def create_engine(url: str, *, busy_timeout_seconds: float = 5.0) -> Engine:
 
         @sa.event.listens_for(engine, "connect")
         def use_write_ahead_log(dbapi_connection: object, _record: object) -> None:
-            # Readers never wait for the writer, and other processes may share the file.
+            # Readers never wait for the writer, and other processes may share the file; a
+            # query's scratch space stays in memory, never in TMPDIR (a read-only or tiny /tmp).
             cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()
 
         return engine
@@ -217,10 +238,40 @@ def migrate(engine: Engine) -> None:
         ) from error
 
 
-def insert_once(connection: Connection) -> Insert:
-    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
+def _dialect_insert(connection: Connection) -> Callable[[sa.Table], Any]:
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_once(connection: Connection) -> Insert:
+    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
+    insert = _dialect_insert(connection)
     return insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])
+
+
+def mark_not_answered(connection: Connection) -> Insert:
+    """INSERT of a row whose request was not answered after all: a row already there with the
+    same key is marked so (never the other way round: a replayed answered row changes
+    nothing)."""
+    insert = _dialect_insert(connection)(predictions)
+    return insert.on_conflict_do_update(
+        index_elements=["request_id", "item"], set_={"outcome": insert.excluded.outcome}
+    )
+
+
+def write_audit_rows(connection: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Audit rows in their order: answered ones once each, then those marking a request not
+    answered (two statements, so that a row and its mark never meet in one)."""
+    answered = [row for row in rows if row.get("outcome", ANSWERED) == ANSWERED]
+    marks = {
+        (row["request_id"], row["item"]): row
+        for row in rows
+        if row.get("outcome", ANSWERED) != ANSWERED
+    }
+    if answered:
+        connection.execute(insert_once(connection), answered)
+    if marks:
+        connection.execute(mark_not_answered(connection), list(marks.values()))

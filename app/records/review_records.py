@@ -17,9 +17,11 @@ younger than 30 days. Each decision says where its reviewer's name came from
 Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
 recorded as a repeat of the first (`repeat_of`) and counted once everywhere. Writes to a sample
 take turns (a lock in this process, and on PostgreSQL one across replicas), so that two
-uploads of the same bytes, or a withdrawal and a decision, never interleave. Once a sample is
-signed off (app/records/sign_off.py) it takes no new cell and no withdrawal, and a decision
-only with the reason it amends the sample.
+uploads of the same bytes, or a withdrawal and a decision, never interleave; each write
+rewrites the sample's summary row in its own transaction, so that the list of samples is one
+indexed query (app/records/sample_summaries.py). Once a sample is signed off
+(app/records/sign_off.py) it takes no new cell and no withdrawal, and a decision only with the
+reason it amends the sample.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db, sign_off
+from app.records import records_db, sample_summaries, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
 from app.records.privileges import may_delete
 from app.records.records_errors import (
@@ -132,15 +133,12 @@ class ReviewRecords:
     @contextmanager
     def _writing(self, sample_id: str) -> Iterator[Connection]:
         """One transaction that writes the sample, its turn taken: a lock in this process, and
-        on PostgreSQL one across replicas."""
+        on PostgreSQL one across replicas; the sample's summary is rewritten before it ends."""
         try:
             with self._sample_lock, self._engine.begin() as connection:
-                if connection.dialect.name == "postgresql":
-                    connection.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
-                        {"sample": f"leukolens-sample:{sample_id}"},
-                    )
+                lock_sample(connection, sample_id)
                 yield connection
+                sample_summaries.refresh(connection, sample_id)
         except SQLAlchemyError as error:
             raise unavailable(error) from error
 
@@ -283,44 +281,23 @@ class ReviewRecords:
             raise unavailable(error) from error
 
     def samples(self, *, limit: int, offset: int = 0) -> tuple[list[SampleSummary], int]:
-        """A page of samples, the most recently changed first, and how many there are. Only
-        live cells count, and only decisions on them."""
-        with self._engine.connect() as connection:
-            scored = connection.execute(
-                sa.select(
-                    PREDICTIONS.c.sample_id,
-                    PREDICTIONS.c.image_sha256,
-                    sa.func.max(PREDICTIONS.c.time),
-                )
-                .where(~withdrawn())
-                .group_by(PREDICTIONS.c.sample_id, PREDICTIONS.c.image_sha256)
-            ).all()
-            decided = connection.execute(
-                sa.select(
-                    DECISIONS.c.sample_id, DECISIONS.c.image_sha256, sa.func.max(DECISIONS.c.time)
-                ).group_by(DECISIONS.c.sample_id, DECISIONS.c.image_sha256)
-            ).all()
-        shas: dict[str, set[str]] = defaultdict(set)
-        last: dict[str, float] = defaultdict(float)
-        for sample_id, sha, when in scored:
-            shas[sample_id].add(sha)
-            last[sample_id] = max(last[sample_id], when)
-        reviewed: Counter[str] = Counter()
-        for sample_id, sha, when in decided:
-            if sha in shas.get(sample_id, ()):
-                reviewed[sample_id] += 1
-                last[sample_id] = max(last[sample_id], when)
-        summaries = [
+        """A page of samples, the most recently changed first, and how many there are: one
+        query on the samples' summaries, whatever the records hold. Only live cells count,
+        and only decisions on them."""
+        try:
+            with self._engine.connect() as connection:
+                summaries, total = sample_summaries.page(connection, limit=limit, offset=offset)
+        except SQLAlchemyError as error:
+            raise unavailable(error) from error
+        return [
             SampleSummary(
-                sample_id=sample_id,
-                cells=len(of_sample),
-                reviewed=reviewed[sample_id],
-                last_change=utc(last[sample_id]),
+                sample_id=summary.sample_id,
+                cells=summary.cells,
+                reviewed=summary.reviewed,
+                last_change=utc(summary.last_change),
             )
-            for sample_id, of_sample in shas.items()
-        ]
-        summaries.sort(key=lambda s: (s.last_change, s.sample_id), reverse=True)
-        return summaries[offset : offset + limit], len(summaries)
+            for summary in summaries
+        ], total
 
     def prune(self, now: float | None = None) -> int:
         """Delete the rows older than the retention; how many went. A withdrawal stays while
@@ -334,8 +311,9 @@ class ReviewRecords:
         cutoff = now - max(self.retention_days, floor) * SECONDS_PER_DAY
         live_withdrawn = sa.exists().where(withdraws())
         try:
-            with self._engine.begin() as connection:
-                return sum(
+            with self._sample_lock, self._engine.begin() as connection:
+                touched = sample_summaries.samples_touched_before(connection, cutoff)
+                deleted = sum(
                     connection.execute(statement).rowcount
                     for statement in (
                         DECISIONS.delete().where(DECISIONS.c.time < cutoff),
@@ -344,6 +322,10 @@ class ReviewRecords:
                         SIGN_OFFS.delete().where(SIGN_OFFS.c.time < cutoff),
                     )
                 )
+                for sample_id in sorted(touched):
+                    lock_sample(connection, sample_id)
+                    sample_summaries.refresh(connection, sample_id)
+                return deleted
         except SQLAlchemyError as error:
             raise unavailable(error) from error
 
@@ -369,3 +351,13 @@ class ReviewRecords:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def lock_sample(connection: Connection, sample_id: str) -> None:
+    """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
+    the transaction's end)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
+            {"sample": f"leukolens-sample:{sample_id}"},
+        )

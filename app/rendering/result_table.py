@@ -1,16 +1,22 @@
 """Predictions as table rows: the one CSV layout of the batch API and the command line.
 
 Samples as rows too: each one's share of blast-like cells, a research aid, never a diagnosis.
+And the audit's rows, for its export (GET /api/v1/audit.csv).
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import TextIO
 
 from app.inference.outcomes import Outcome, Refusal
+from app.records.audit_rows import AuditRecord
 from app.sample_schemas import BlastShare
+
+AUDIT_ROWS_PER_CHUNK = 500
 
 RESULT_COLUMNS = [
     "filename",
@@ -120,3 +126,48 @@ def samples_writer(stream: TextIO) -> csv.DictWriter[str]:
     writer = csv.DictWriter(stream, fieldnames=SAMPLE_COLUMNS)
     writer.writeheader()
     return writer
+
+
+AUDIT_COLUMNS = [
+    "time_utc",
+    "request_id",
+    "client_request_id",
+    "item",
+    "image_sha256",
+    "model_id",
+    "model_version",
+    "probability_all",
+    "label",
+    "latency_ms",
+    "outcome",
+]
+
+
+def audit_csv(records: Iterable[AuditRecord]) -> Iterator[str]:
+    """The audit as CSV text, a slice of rows at a time (the header first)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=AUDIT_COLUMNS)
+    writer.writeheader()
+    for count, record in enumerate(records, 1):
+        writer.writerow(
+            {
+                "time_utc": datetime.fromtimestamp(record.time, UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+                "request_id": record.request_id,
+                "client_request_id": spreadsheet_safe(record.client_request_id),
+                "item": record.item,
+                "image_sha256": record.image_sha256,
+                "model_id": spreadsheet_safe(record.model_id),
+                "model_version": spreadsheet_safe(record.model_version),
+                "probability_all": f"{record.probability_all:.6f}",
+                "label": record.label,
+                "latency_ms": f"{record.latency_ms:.3f}",
+                "outcome": record.outcome,
+            }
+        )
+        if count % AUDIT_ROWS_PER_CHUNK == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -11,11 +11,11 @@ from fastapi.responses import JSONResponse
 from app.core.classifier import ExplanationUnavailableError
 from app.core.model_registry import UnknownModelError
 from app.inference.outcomes import Refusal, RefusalKind, RefusedError
-from app.inference.service import ServerBusyError
+from app.inference.work_shares import ServerBusyError
 from app.records.audit_log import AuditUnavailableError
 from app.records.review_records import RecordsUnavailableError
 from app.records.sign_off import SampleStateError, UnknownSampleError
-from app.web.middleware.refusals import BUSY
+from app.web.middleware.refusals import BUSY, RETRY_AFTER_SECONDS
 
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: nobody is left to read it
 STATUS_FOR_REFUSAL: dict[RefusalKind, int] = {
@@ -69,7 +69,11 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RefusedError)
     async def refused(_: Request, error: RefusedError) -> JSONResponse:
-        return JSONResponse({"detail": error.reason}, status_code=status_for(error.refusal))
+        # Busy: the same request may be answered shortly (a free worker, a free place).
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.kind is RefusalKind.BUSY else {}
+        return JSONResponse(
+            {"detail": error.reason}, status_code=status_for(error.refusal), headers=retry
+        )
 
     # A model id is a parameter of the request: one the store lacks is a 422 like any other
     # bad parameter (routes whose path names the model answer 404 themselves).

@@ -71,6 +71,12 @@ class ServerMetrics:
             "Audit rows answered and not yet written (a busy database holds them back).",
             registry=self.registry,
         )
+        self.audit_journal_quarantined = Counter(
+            "leukolens_audit_journal_quarantined_total",
+            "Audit journal lines set aside at start-up (no row, or a row the database refused "
+            "for its content), in the quarantine file beside the journal.",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "leukolens_model_info",
             "Served models (value 1); default marks the default.",

@@ -62,19 +62,23 @@ def read_review_database(database: Path | str, images: Path) -> list[ReviewedCel
     by_hash: dict[str, Path] = {}
     for path in sorted(p for p in images.rglob("*") if p.is_file()):
         by_hash.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    cells, unmatched = [], 0
     try:
-        decisions = latest_decisions_in(database)
+        for decision in latest_decisions_in(database):  # one per cell, streamed
+            if decision.decision == NOT_ASSESSABLE:
+                continue
+            if decision.image_sha256 not in by_hash:
+                unmatched += 1
+                continue
+            cells.append(
+                ReviewedCell(
+                    by_hash[decision.image_sha256],
+                    decision.sample_id,
+                    DECISIONS[decision.decision],
+                )
+            )
     except (LookupError, SQLAlchemyError) as error:
         raise AdaptationError(f"{database}: no review records ({error})") from error
-    latest = {(d.sample_id, d.image_sha256): d.decision for d in decisions}
-    cells, unmatched = [], 0
-    for (sample, sha), decision in latest.items():
-        if decision == NOT_ASSESSABLE:
-            continue
-        if sha not in by_hash:
-            unmatched += 1
-            continue
-        cells.append(ReviewedCell(by_hash[sha], sample, DECISIONS[decision]))
     if unmatched:
         print(f"{unmatched} reviewed images are not under {images}; left out")
     return cells

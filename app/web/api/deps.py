@@ -23,6 +23,7 @@ from app.web.middleware.api_key import (
     api_key_header,
     matches_any,
 )
+from app.web.record_reads import RecordReads
 from app.web.reviewer_identity import Reviewer, authenticated_reviewer, caller_identity
 
 SAMPLE_ID_HELP = (
@@ -48,6 +49,10 @@ async def get_request_id(request: Request) -> str:
 
 async def get_review_records(request: Request) -> ReviewRecords:
     return request.app.state.review_records
+
+
+async def get_record_reads(request: Request) -> RecordReads:
+    return request.app.state.record_reads
 
 
 async def get_sample_ids(request: Request) -> SampleIdPolicy:
@@ -121,6 +126,7 @@ RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 SettingsDep = Annotated[Settings, Depends(get_settings_from_app)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ReviewRecordsDep = Annotated[ReviewRecords, Depends(get_review_records)]
+RecordReadsDep = Annotated[RecordReads, Depends(get_record_reads)]
 SampleIdsDep = Annotated[SampleIdPolicy, Depends(get_sample_ids)]
 SampleIdQueryDep = Annotated[str | None, Depends(sample_id_query)]
 SampleIdPathDep = Annotated[str, Depends(sample_id_path)]

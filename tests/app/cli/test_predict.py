@@ -148,6 +148,18 @@ def test_a_bad_sample_id_is_refused(cnmc_root, tmp_path, model_store, capsys, sa
     assert "lab numbers only" in capsys.readouterr().err
 
 
+def test_a_name_like_sample_id_without_a_date_is_scored_with_a_warning(
+    cnmc_root, tmp_path, model_store, capsys
+):
+    out = tmp_path / "r.csv"
+    folder = cnmc_root / "training_data/fold_1/hem"
+    arguments = [str(folder), "--out", str(out), "--model-store", str(model_store)]
+    assert main([*arguments, "--sample-id", "SMITH_JOHN_MRN4471234"]) == 0
+    assert "warning: --sample-id: the sample id has letters that could be" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_folder_named_like_a_patient_is_no_sample_id(cnmc_root, tmp_path, model_store, capsys):
     """Issue 30: the folder's name became the sample id, whatever it was; the server's policy
     refuses it here too, and nothing is scored."""

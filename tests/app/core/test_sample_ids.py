@@ -1,4 +1,5 @@
-"""Issue 30: sample ids shaped like a name and a birth date were accepted and kept."""
+"""Issue 30: sample ids shaped like a name and a birth date were accepted and kept; issue 36:
+the same in other spellings of the date, and a name without a date said nothing."""
 
 import pytest
 
@@ -8,6 +9,29 @@ from app.core.sample_ids import (
     SampleIdPolicy,
     looks_like_a_name_with_a_date,
 )
+
+# Issue 36: each of these was answered 200.
+OTHER_SPELLINGS = [
+    "JANEDOE19620314",  # one run of capitals, compact date
+    "janedoe-1962-03-14",  # one run of small letters
+    "Jane.Doe.1962-3-14",  # one-digit month
+    "Jane-Doe-62-03-14",  # two-digit year first
+    "jane.doe.3.14.1962",  # month first
+    "Jane.Doe.14Mar1962",  # a month's abbreviation
+    "Jane Doe March 14 1962",  # a month's name, month first
+    "Jane.Doe.1962-Mar-14",
+    "Jane.Doe.03141962",  # compact, month first
+    "Jane_Doe_031462",  # six digits, month first
+    "Jane.Doe.14.3.62",  # one-digit month, two-digit year
+]
+ACCESSION_NUMBERS = [
+    "20241201-003",
+    "S24-12345",
+    "HEM-LAB-2024-001",
+    "HEM20241201",
+    "BM-2024-12-01-007",
+    "PB-24-0312",
+]
 
 LAB_NUMBERS = ["LAB-42", "S26-12345", "LAB-2026-12-07-3", "BM.2026.0042", "x", "20261207", "A1"]
 NAMES_WITH_DATES = [
@@ -47,6 +71,36 @@ def test_a_name_with_a_birth_date_is_refused_with_the_reason(sample_id):
 )
 def test_only_a_valid_date_beside_two_words_looks_like_a_name(sample_id):
     assert not looks_like_a_name_with_a_date(sample_id)
+
+
+@pytest.mark.parametrize("sample_id", OTHER_SPELLINGS)
+def test_a_birth_date_in_any_spelling_beside_a_name_is_refused(sample_id):
+    problem = SampleIdPolicy().problem(sample_id)
+    assert problem is not None
+    assert "no name beside a date" in problem  # the rule it broke
+    assert "S24-12345" in problem  # and what a lab number looks like
+
+
+@pytest.mark.parametrize("sample_id", ACCESSION_NUMBERS)
+def test_date_based_accession_numbers_and_lab_words_stay_accepted(sample_id):
+    policy = SampleIdPolicy()
+    assert policy.problem(sample_id) is None
+    assert policy.warning(sample_id) is None
+
+
+def test_a_name_without_a_date_is_accepted_with_a_warning():
+    policy = SampleIdPolicy()
+    assert policy.problem("SMITH_JOHN_MRN4471234") is None
+    assert "could be a person's name" in policy.warning("SMITH_JOHN_MRN4471234")
+    assert policy.warning("LAB-42") is None
+
+
+def test_the_pattern_stays_the_outer_limit():
+    lab = SampleIdPolicy(r"S\d{2}-\d{5}")
+    assert lab.problem("20241201-003") is not None  # no name, but not the lab's shape
+    problem = lab.problem("HEM-LAB-2024-001")
+    assert "LEUKOLENS_SAMPLE_ID_PATTERN" in problem
+    assert "S24-12345" in problem
 
 
 def test_the_pattern_is_matched_in_full_and_configurable():

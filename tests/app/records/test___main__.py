@@ -39,7 +39,7 @@ def test_the_owner_migrates_and_grants_then_the_app_serves_as_its_role(postgres_
         LEUKOLENS_DATABASE_URL=base.format("leukolens_owner"),
     )
     assert done.returncode == 0, done.stderr
-    assert "leukolens_app may SELECT and INSERT, nothing else" in done.stdout
+    assert "leukolens_app may SELECT and INSERT the records" in done.stdout
     records = ReviewRecords(base.format("leukolens_app"))
     records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     records.add_decision(review(SHA_A, "ALL"))

@@ -365,3 +365,28 @@ def test_postgresql_restarting_mid_load_loses_and_doubles_no_row(
     server_log = next(start_server.audit_dir.glob("server-*.log")).read_text()
     assert "retrying" in server_log
     assert "audit log write failed" not in server_log
+
+
+def test_a_request_refused_after_its_rows_were_kept_is_marked_not_answered(tmp_path):
+    """Issue 36: the audit records answers, not attempts. The mark follows the rows whether
+    they are written yet or not, and a replayed answered row never takes it back."""
+    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+    now = time.time()
+    log.submit([record(now, "written"), record(now, "written")]).result(timeout=10)
+    log.flush(10)
+    log.mark_not_answered([record(now, "written"), record(now, "written")])
+    log.submit([record(now, "queued")])
+    log.mark_not_answered([record(now, "queued")])  # before its row is written
+    log.submit([record(now, "answered")])
+    log.flush(10)
+    outcomes = {(r.request_id, r.item): r.outcome for r in log.rows()}
+    assert outcomes == {
+        ("written", 0): "not_answered",
+        ("written", 1): "not_answered",
+        ("queued", 0): "not_answered",
+        ("answered", 0): "answered",
+    }
+    log.submit([record(now, "written")])  # the same row again, as a replay would write it
+    log.flush(10)
+    assert {r.outcome for r in log.rows() if r.request_id == "written"} == {"not_answered"}
+    log.close()

@@ -185,11 +185,11 @@ def test_latest_decisions_are_what_adaptation_reads(records, tmp_path):
     latest = latest_decisions_in(tmp_path / "audit.sqlite3")
     assert [(d.sample_id, d.decision) for d in latest] == [("S-1", "ALL")]
     with pytest.raises(LookupError, match="not found"):
-        latest_decisions_in(tmp_path / "missing.sqlite3")
+        list(latest_decisions_in(tmp_path / "missing.sqlite3"))
     empty = tmp_path / "other.sqlite3"
     sqlite3.connect(empty).close()
     with pytest.raises(LookupError, match="no review records"):
-        latest_decisions_in(empty)
+        list(latest_decisions_in(empty))
 
 
 def test_a_reopened_sample_carries_threshold_tta_and_warning_codes(records):

@@ -19,6 +19,7 @@ from app.inference.budget import WorkBudget
 from app.inference.outcomes import Outcome
 from app.inference.prediction_path import Upload
 from app.logging_config import current_client_request_id
+from app.records.review_records import RecordsUnavailableError
 from app.rendering.result_table import result_row, results_writer
 from app.schemas import (
     BatchError,
@@ -33,6 +34,7 @@ from app.web.api.deps import (
     RequestIdDep,
     ReviewRecordsDep,
     SampleIdQueryDep,
+    SampleIdsDep,
     ServiceDep,
     SettingsDep,
 )
@@ -67,18 +69,31 @@ ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the 
 
 
 async def _record_sample(
+    service: ServiceDep,
     records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
     sample_id: str | None,
     predictions: list[Prediction],
     uploader: Identity,
 ) -> None:
     if sample_id is None or not predictions:
         return
+    warning = sample_ids.warning(sample_id)
+    for prediction in predictions:
+        prediction.sample_id_warning = warning
     # The client's X-Request-ID names the upload, so that its uploader, cancelling it, can
     # withdraw its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
-    await run_in_threadpool(
-        records.add_predictions, sample_id, predictions, current_client_request_id.get(), uploader
-    )
+    try:
+        await run_in_threadpool(
+            records.add_predictions,
+            sample_id,
+            predictions,
+            current_client_request_id.get(),
+            uploader,
+        )
+    except RecordsUnavailableError:
+        service.unanswered(predictions)  # answered 503: the audit must not claim otherwise
+        raise
 
 
 async def _read(upload: UploadFile) -> Upload:
@@ -95,6 +110,7 @@ async def predict(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     caller: CallerDep,
     model: ModelQuery = None,
@@ -117,7 +133,7 @@ async def predict(
         request.is_disconnected,
         budget,
     )
-    await _record_sample(records, sample_id, [prediction], caller)
+    await _record_sample(service, records, sample_ids, sample_id, [prediction], caller)
     return prediction
 
 
@@ -133,6 +149,7 @@ async def predict_batch(
     settings: SettingsDep,
     request_id: RequestIdDep,
     records: ReviewRecordsDep,
+    sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     caller: CallerDep,
     model: ModelQuery = None,
@@ -165,7 +182,9 @@ async def predict_batch(
         budget,
     )
     await _record_sample(
+        service,
         records,
+        sample_ids,
         sample_id,
         [outcome for outcome in outcomes if isinstance(outcome, Prediction)],
         caller,

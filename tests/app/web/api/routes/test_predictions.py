@@ -307,3 +307,99 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     service.audit_log.flush(timeout=10)
     assert service.audit_log.rows() == []
     assert sent[0]["status"] == 499
+
+
+def audit_outcomes(database) -> dict[str, set[str]]:
+    """request id -> the outcomes its audit rows say."""
+    import sqlite3
+
+    with sqlite3.connect(database) as reader:
+        rows = reader.execute("SELECT request_id, outcome FROM predictions").fetchall()
+    found: dict[str, set[str]] = {}
+    for request_id, outcome in rows:
+        found.setdefault(request_id, set()).add(outcome)
+    return found
+
+
+def test_a_request_answered_503_leaves_no_row_claiming_an_answer(
+    model_store, tmp_path, real_cell_png
+):
+    """Issue 36: on a locked database, 5 audit rows for 3 answered requests. The sample
+    record could not be written, the request got 503 ("nothing was recorded"), yet its audit
+    row, kept first, said it was answered."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    database = tmp_path / "records.sqlite3"
+    settings = Settings(
+        model_store=model_store, audit_log_path=database, audit_busy_timeout_seconds=0.2
+    )
+    statuses: dict[str, int] = {}
+    with TestClient(create_app(settings)) as client:
+
+        def predict(path: str, field: str) -> None:
+            answer = client.post(path, files=[(field, ("c.png", real_cell_png))])
+            statuses[answer.headers["x-request-id"]] = answer.status_code
+
+        predict("/api/v1/predict?sample_id=LOCK-1", "file")
+        holder = sqlite3.connect(database, timeout=0.1)
+        holder.execute("BEGIN EXCLUSIVE")  # another process holds the database
+        try:
+            predict("/api/v1/predict?sample_id=LOCK-1", "file")
+            predict("/api/v1/predict/batch?sample_id=LOCK-1", "files")
+            predict("/api/v1/predict", "file")  # no sample: answered from the journal
+        finally:
+            holder.rollback()
+            holder.close()
+        client.app.state.service.audit_log.flush(30)
+    outcomes = audit_outcomes(database)
+    assert sorted(statuses.values()) == [200, 200, 503, 503]
+    for request_id, status in statuses.items():
+        expected = {"answered"} if status == 200 else {"not_answered"}
+        assert outcomes[request_id] == expected, (status, outcomes[request_id])
+
+
+def test_after_a_full_disk_and_a_restart_the_refused_requests_are_not_answered(
+    settings, real_cell_png
+):
+    """Issue 36: after a full-disk restart, 12 rows for requests answered 503 ("nothing was
+    answered"): rows given up on came back from the journal as answers."""
+    import errno
+    import os
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    from app.main import create_app
+
+    def full_disk(_: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def database_full(*_: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database or disk is full"))
+
+    refused = []
+    with TestClient(create_app(settings)) as client:
+        audit = client.app.state.service.audit_log
+        original_fsync, original_insert = os.fsync, audit._insert
+        os.fsync, audit._insert = full_disk, database_full
+        try:
+            for path, field, count in [
+                ("/api/v1/predict", "file", 1),
+                ("/api/v1/predict/batch", "files", 2),
+            ]:
+                answer = client.post(path, files=[(field, ("c.png", real_cell_png))] * count)
+                assert answer.status_code == 503
+                refused.append(answer.headers["x-request-id"])
+            audit.flush(30)  # the marks were given up on as well, behind the rows
+        finally:
+            os.fsync, audit._insert = original_fsync, original_insert
+    with TestClient(create_app(settings)):  # the restart replays what the journal kept
+        pass
+    outcomes = audit_outcomes(settings.audit_log_path)
+    for request_id in refused:
+        assert outcomes.get(request_id, {"not_answered"}) == {"not_answered"}

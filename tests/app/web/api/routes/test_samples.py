@@ -91,6 +91,45 @@ def test_a_name_with_a_birth_date_is_no_sample_id(client, real_cell_png, path):
     assert client.get("/api/v1/samples").json()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    "sample_id",
+    [
+        "JANEDOE19620314",
+        "janedoe-1962-03-14",
+        "Jane.Doe.1962-3-14",
+        "Jane-Doe-62-03-14",
+        "jane.doe.3.14.1962",
+        "Jane.Doe.14Mar1962",
+    ],
+)
+def test_the_birth_date_spellings_that_were_answered_200_are_refused(
+    client, real_cell_png, sample_id
+):
+    """Issue 36: each of these was recorded; the refusal names the rule and a lab number."""
+    response = client.post(
+        f"/api/v1/predict?sample_id={sample_id}", files={"file": ("c.png", real_cell_png)}
+    )
+    assert response.status_code == 422
+    message = response.json()["detail"][0]["msg"]
+    assert "no name beside a date" in message
+    assert "S24-12345" in message
+    assert client.get("/api/v1/samples").json()["total"] == 0
+
+
+def test_a_name_without_a_date_is_answered_with_a_warning(client, real_cell_png):
+    answer = client.post(
+        "/api/v1/predict?sample_id=SMITH_JOHN_MRN4471234",
+        files={"file": ("c.png", real_cell_png)},
+    )
+    assert answer.status_code == 200
+    assert "could be a person's name" in answer.json()["sample_id_warning"]
+    lab = client.post(
+        "/api/v1/predict/batch?sample_id=HEM-LAB-2024-001",
+        files=[("files", ("c.png", real_cell_png))],
+    )
+    assert lab.json()["results"][0]["prediction"]["sample_id_warning"] is None
+
+
 def test_the_sample_paths_refuse_a_name_with_a_birth_date(client):
     for response in (
         client.get(f"/api/v1/samples/{NAME_WITH_DATE}"),
@@ -200,6 +239,8 @@ def test_samples_are_listed_newest_first_with_paging(client, real_cell_png, enco
     rest = client.get("/api/v1/samples?limit=2&offset=2").json()["samples"]
     assert [s["sample_id"] for s in rest] == ["LIST-0"]
     assert client.get("/api/v1/samples?limit=0").status_code == 422
+    # the page is read with OFFSET in SQL: past what the engines take is a bad parameter
+    assert client.get(f"/api/v1/samples?offset={2**63}").status_code == 422
 
 
 def test_samples_list_is_behind_the_api_key(model_store, tmp_path):
