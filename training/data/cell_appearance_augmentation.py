@@ -34,7 +34,7 @@ def randomize_intensity(
     brightness = rng.uniform(1.0 - strength, 1.0 + strength)
     adjusted = np.power(pixels, gamma)
     mean = adjusted.mean(axis=0, keepdims=True)
-    return ((adjusted - mean) * contrast + mean) * brightness
+    return np.asarray(((adjusted - mean) * contrast + mean) * brightness)
 
 
 def randomize_stain(pixels: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -43,7 +43,7 @@ def randomize_stain(pixels: np.ndarray, strength: float, rng: np.random.Generato
     hed = rgb2hed(pixels[np.newaxis])[0]
     scale = rng.uniform(1.0 - strength, 1.0 + strength, size=3)
     shift = rng.uniform(-strength, strength, size=3)
-    return hed2rgb((hed * scale + shift)[np.newaxis])[0]
+    return np.asarray(hed2rgb((hed * scale + shift)[np.newaxis])[0])
 
 
 def cell_appearance_randomization(

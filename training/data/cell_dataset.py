@@ -23,7 +23,11 @@ PreparedCache = dict[Path, np.ndarray]
 so datasets of one recipe (train and validation, every fold of a cross-validation) share one."""
 
 
-class CellDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+CellBatch = tuple[torch.Tensor, torch.Tensor]
+"""(images, labels): what a loader over a `CellDataset` yields."""
+
+
+class CellDataset(Dataset[CellBatch]):
     def __init__(
         self,
         images: Sequence[CellImage],
@@ -101,6 +105,7 @@ def morphology_preserving_augmentation(
         if before is not None:
             image = before(image)
         chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
-        return pipeline(chw).permute(1, 2, 0).contiguous().numpy()
+        augmented: torch.Tensor = pipeline(chw)
+        return np.asarray(augmented.permute(1, 2, 0).contiguous().numpy())
 
     return augment

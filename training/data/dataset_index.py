@@ -134,7 +134,7 @@ def find_class_directories(root: Path) -> list[tuple[str | None, Path]]:
     for base in (root / "training_data", root):
         folds = sorted(p for p in base.glob("fold_*") if p.is_dir())
         if folds:
-            found = [
+            found: list[tuple[str | None, Path]] = [
                 (fold.name, fold / name)
                 for fold in folds
                 for name in CLASS_DIRECTORIES
@@ -143,7 +143,9 @@ def find_class_directories(root: Path) -> list[tuple[str | None, Path]]:
             if not found:
                 raise DatasetError(f"{base}: fold folders hold no 'all' or 'hem' folder")
             return found
-    direct = [(None, root / name) for name in CLASS_DIRECTORIES if (root / name).is_dir()]
+    direct: list[tuple[str | None, Path]] = [
+        (None, root / name) for name in CLASS_DIRECTORIES if (root / name).is_dir()
+    ]
     if direct:
         return direct
     raise DatasetError(

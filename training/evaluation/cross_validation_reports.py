@@ -4,6 +4,7 @@ heat lies. Fitting never reads these, so no choice made while fitting can lean o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -36,14 +37,16 @@ def evaluate_cross_validation(cv_dir: Path, index: DatasetIndex | None = None) -
 Figures = dict[str, float | int | None]
 
 
-def _held_out_report(protocol: str, per_fold: list[Figures], pooled: Figures) -> HeldOutReport:
+def _held_out_report(
+    protocol: str, per_fold: list[Figures], pooled: Mapping[str, float | int | None]
+) -> HeldOutReport:
     """Per-fold figures, their mean ± std (counts left out) and the pooled figures."""
     counts = ("fold", "images")
     return HeldOutReport(
         protocol=protocol,
         per_fold=per_fold,
         mean_std=mean_std_of([{k: v for k, v in f.items() if k not in counts} for f in per_fold]),
-        pooled=pooled,
+        pooled=dict(pooled),
     )
 
 

@@ -7,7 +7,7 @@ a fold by a lot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +109,7 @@ def summarize_out_of_fold(cv_dir: Path) -> CvSummary:
     return summary
 
 
-def mean_std_of(per_fold: list[dict[str, object]]) -> dict[str, MeanStd]:
+def mean_std_of(per_fold: Sequence[Mapping[str, object]]) -> dict[str, MeanStd]:
     return {name: MeanStd(**spread) for name, spread in mean_and_std(per_fold).items()}
 
 

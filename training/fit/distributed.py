@@ -22,6 +22,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler
 
+from training.data.cell_dataset import CellBatch
+
 
 @dataclass(frozen=True)
 class ProcessGroup:
@@ -73,7 +75,9 @@ def per_process_batch_size(global_batch: int, group: ProcessGroup) -> int:
     return global_batch // group.world_size
 
 
-def sampler(dataset: Dataset, group: ProcessGroup, seed: int) -> DistributedSampler | None:
+def sampler(
+    dataset: Dataset[CellBatch], group: ProcessGroup, seed: int
+) -> DistributedSampler[int] | None:
     """The shuffled share of each epoch's images for this process; None without torchrun
     (the one-process loader shuffles as it always has)."""
     if not group.launched:
@@ -88,7 +92,7 @@ def wrap(model: nn.Module, group: ProcessGroup) -> nn.Module:
     if not group.launched:
         return model
     if group.device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
         return DistributedDataParallel(model, device_ids=[group.local_rank])
     return DistributedDataParallel(model)
 

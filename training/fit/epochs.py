@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from app.core.classifier import sigmoid
 from app.core.recipe import PreprocessConfig
-from training.data.cell_dataset import CellDataset
+from training.data.cell_dataset import CellBatch, CellDataset
 from training.data.predictions import Predictions
 from training.fit import distributed
 from training.fit.artifacts import EpochRow
@@ -155,7 +155,7 @@ class EpochLosses:
 
 def train_one_epoch(
     stepper: Stepper,
-    loader: DataLoader,
+    loader: DataLoader[CellBatch],
     loss_of: TrainingLoss,
     phase: Phase,
     group: distributed.ProcessGroup,
@@ -176,7 +176,7 @@ def train_one_epoch(
         stepper.optimizer.zero_grad(set_to_none=True)
         with autocast(device):
             loss, off_cell_share = loss_of(model, stepper.trained, batch, targets)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         if loss_of.penalises_heat_off_cell:
             distributed.average_gradients(model, group)  # not through DDP's forward
         stepper.optimizer.step()

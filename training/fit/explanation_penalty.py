@@ -52,7 +52,8 @@ def logits_and_heat_off_cell(
     (gradient,) = torch.autograd.grad(logits.sum(), features, create_graph=True)
     weights = gradient.mean(dim=(2, 3), keepdim=True)
     gradcam = torch.relu((weights * features).sum(dim=1))
-    inside = cell_share_per_position(images, recipe, tuple(gradcam.shape[-2:]))
+    height, width = gradcam.shape[-2:]
+    inside = cell_share_per_position(images, recipe, (int(height), int(width)))
     total = gradcam.sum(dim=(1, 2))
     off_cell = (gradcam * (1.0 - inside)).sum(dim=(1, 2)) / total.clamp_min(1e-8)
     return logits, off_cell

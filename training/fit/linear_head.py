@@ -24,6 +24,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+from torch import nn
 
 from app.core.classifier import sigmoid
 from app.core.recipe import PreprocessConfig, channel_statistics
@@ -141,8 +142,10 @@ def write_linear_run(
     weight, bias = folded_linear_layer(head)
     model = copy.deepcopy(classifier)
     with torch.no_grad():
-        model.head.weight.copy_(torch.from_numpy(weight[None, :]).float())
-        model.head.bias.fill_(bias)
+        head_layer = model.head
+        assert isinstance(head_layer, nn.Linear)  # one linear layer (--head timm)
+        head_layer.weight.copy_(torch.from_numpy(weight[None, :]).float())
+        head_layer.bias.fill_(bias)
     trained_on = list(split.train) if split else list(images)
     run.write_config(
         RunConfig(

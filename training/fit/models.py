@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import timm
@@ -23,6 +24,22 @@ PAPER_HIDDEN_UNITS = 256
 EXPLAINED_REDUCTION = 16
 """Grad-CAM reads the map at 1/16 of the input: the last stage (1/32) is 4 x 4 at 128 px and
 put only 46% of the heat on the cell; the stage before it 92% (measured, 144 fold-1 cells)."""
+
+
+def child_module(parent: nn.Module, name: str) -> nn.Module:
+    """`parent.name` as a module: timm names its parts, torch types them as tensor or module."""
+    child = getattr(parent, name)
+    if not isinstance(child, nn.Module):
+        raise TypeError(f"{type(parent).__name__}.{name} is not a module")
+    return child
+
+
+def module_call(module: nn.Module, name: str, value: torch.Tensor) -> torch.Tensor:
+    """`module.name(value)` for a method timm's backbones have and torch's typing does not."""
+    method = getattr(module, name)
+    result = method(value)
+    assert isinstance(result, torch.Tensor)
+    return result
 
 
 class CellClassifier(nn.Module):
@@ -42,9 +59,9 @@ class CellClassifier(nn.Module):
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w): the map Grad-CAM weighs and shows."""
         if self.split is None:
-            return self.backbone.forward_features(images)
+            return module_call(self.backbone, "forward_features", images)
         container, last = self.split
-        features = _stem(self.backbone, container)(images)
+        features: torch.Tensor = _stem(self.backbone, container)(images)
         for stage in getattr(self.backbone, container)[: last + 1]:
             features = stage(features)
         return features
@@ -55,7 +72,9 @@ class CellClassifier(nn.Module):
             for stage in getattr(self.backbone, container)[last + 1 :]:
                 features = stage(features)
             features = _features_end(self.backbone, container)(features)
-        return self.head(self.backbone.forward_head(features)).squeeze(-1)
+        pooled = module_call(self.backbone, "forward_head", features)
+        logits: torch.Tensor = self.head(pooled)
+        return logits.squeeze(-1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logit_from_features(self.feature_map(images))
@@ -79,14 +98,14 @@ def explained_stage(backbone: nn.Module) -> tuple[str, int] | None:
 
 def _stem(backbone: nn.Module, container: str) -> nn.Module:
     if container == "stages":  # ConvNeXt
-        return backbone.stem
-    return nn.Sequential(backbone.conv_stem, backbone.bn1)  # EfficientNet
+        return child_module(backbone, "stem")
+    return nn.Sequential(child_module(backbone, "conv_stem"), child_module(backbone, "bn1"))
 
 
 def _features_end(backbone: nn.Module, container: str) -> nn.Module:
     if container == "stages":
-        return backbone.norm_pre
-    return nn.Sequential(backbone.conv_head, backbone.bn2)
+        return child_module(backbone, "norm_pre")
+    return nn.Sequential(child_module(backbone, "conv_head"), child_module(backbone, "bn2"))
 
 
 GRADCAM_STEP = 1e-2
@@ -159,13 +178,15 @@ def create_classifier(
     drop_path_rate: float = 0.0,
 ) -> CellClassifier:
     """`pretrained` asks timm's hub (needs the internet); `init_weights` reads a local file."""
-    extra = {"drop_path_rate": drop_path_rate} if drop_path_rate > 0 else {}
+    extra: dict[str, Any] = {"drop_path_rate": drop_path_rate} if drop_path_rate > 0 else {}
     backbone = timm.create_model(
         arch, pretrained=pretrained, num_classes=0, global_pool="avg", **extra
     )
     if init_weights is not None:
         load_backbone_weights(backbone, init_weights)
-    return CellClassifier(backbone, build_head(head, backbone.num_features))
+    features = backbone.num_features
+    assert isinstance(features, int)  # timm's pooled width
+    return CellClassifier(backbone, build_head(head, features))
 
 
 class WeightsMismatchError(ValueError):
@@ -225,7 +246,8 @@ def count_parameters(model: nn.Module) -> int:
 @torch.no_grad()
 def predict_logits(model: nn.Module, batch: np.ndarray) -> np.ndarray:
     """The model's logits for a batch of preprocessed images (N, 3, size, size)."""
-    return model(torch.from_numpy(batch)).float().numpy()
+    logits: torch.Tensor = model(torch.from_numpy(batch))
+    return np.asarray(logits.float().numpy())
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
-from training.data.cell_dataset import PreparedCache
+from training.data.cell_dataset import CellBatch, PreparedCache
 from training.data.dataset_index import DatasetIndex, index_training_data
 from training.data.predictions import Predictions
 from training.fit import distributed
@@ -117,7 +117,7 @@ class TrainingSetup:
     group: distributed.ProcessGroup
     data: TrainingData
     model: CellClassifier
-    loader: DataLoader
+    loader: DataLoader[CellBatch]
     sampler: Sampler[int] | None
     loss: TrainingLoss
 

@@ -4,8 +4,9 @@ sampling weights, the sampler and loss that keep the classes equal, the training
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -15,6 +16,7 @@ from app.core.recipe import PreprocessConfig, channel_statistics
 from training.data.cell_appearance_augmentation import cell_appearance_randomization
 from training.data.cell_dataset import (
     Augmentation,
+    CellBatch,
     CellDataset,
     PreparedCache,
     morphology_preserving_augmentation,
@@ -55,7 +57,7 @@ def subject_balanced_weights(
     factors = population_weights or {}
     per_subject = Counter(image.subject for image in images)
     people = {(i.subject, i.label, i.population) for i in images}
-    class_mass: Counter[int] = Counter()
+    class_mass: dict[int, float] = defaultdict(float)
     for _, label, population in people:
         class_mass[label] += factors.get(population, 1.0)
     empty = [LABEL_NAMES[label] for label, mass in class_mass.items() if mass <= 0]
@@ -197,14 +199,14 @@ def train_loader(
     generator: torch.Generator,
     group: distributed.ProcessGroup,
     device: torch.device,
-) -> DataLoader:
+) -> DataLoader[CellBatch]:
     batch_size = distributed.per_process_batch_size(config.batch_size, group)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=sampler is None,
         sampler=sampler,
-        drop_last=len(sampler if sampler is not None else dataset) > batch_size,
+        drop_last=(len(dataset) if sampler is None else len(cast(Sized, sampler))) > batch_size,
         num_workers=config.workers,
         persistent_workers=config.workers > 0,
         pin_memory=device.type == "cuda",

@@ -75,7 +75,15 @@ def reliability(
 
 def _scaling(temperature: float, bias: float = 0.0) -> Calibration:
     """Just the served formula (`Calibration.apply`), before the card's other fields exist."""
-    return Calibration.model_construct(temperature=temperature, bias=bias)
+    return Calibration.model_construct(
+        temperature=temperature,
+        bias=bias,
+        fitted_on="",
+        ece_before=0.0,
+        ece_after=0.0,
+        reliability_before=[],
+        reliability_after=[],
+    )
 
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, fitted_on: str) -> Calibration:

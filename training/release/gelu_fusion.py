@@ -42,7 +42,7 @@ def _other_input(node: onnx.NodeProto, known: str) -> str | None:
     """The second input of a binary node, given its first (in either position)."""
     if len(node.input) != 2 or known not in node.input:
         return None
-    first, second = node.input
+    first, second = (str(name) for name in node.input)
     return second if first == known else first
 
 

@@ -10,6 +10,7 @@ would show it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
@@ -41,7 +42,9 @@ FEATURE_NAMES = (
 )
 
 
-def _largest_region(mask: np.ndarray) -> object | None:
+def _largest_region(mask: np.ndarray) -> Any | None:
+    """The largest connected region (scikit-image's RegionProperties, which it leaves
+    untyped), or None for an empty mask."""
     regions = regionprops(label(mask))
     return max(regions, key=lambda r: r.area) if regions else None
 

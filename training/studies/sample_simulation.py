@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypedDict, cast
 
 import numpy as np
 from sklearn import metrics as skm
@@ -213,6 +213,20 @@ def simulate_card(
     }
 
 
+class UnseenSubjectRow(TypedDict):
+    """One unseen subject scored as one sample."""
+
+    subject: str
+    true_share: float
+    cells: int
+    sample_score: float
+    observed: float | None
+    corrected: float | None
+    ci_low: float
+    ci_high: float
+    covered: bool
+
+
 def unseen_subjects(model_dir: Path, data_root: Path) -> dict[str, object]:
     """Each unseen subject as a sample, scored as served: its true share is 1 (ALL) or 0 (HEM).
 
@@ -230,7 +244,7 @@ def unseen_subjects(model_dir: Path, data_root: Path) -> dict[str, object]:
     by_subject: dict[str, list[int]] = defaultdict(list)
     for position, image in enumerate(data.images):
         by_subject[image.subject].append(position)
-    rows = []
+    rows: list[UnseenSubjectRow] = []
     for subject, positions in sorted(by_subject.items()):
         probabilities = scores.values[positions]
         truth = float(data.images[positions[0]].label)
