@@ -11,6 +11,7 @@ import cv2
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import make_url
 from starlette.formparsers import MultiPartParser
 
 from app.core.model_registry import ModelRegistry
@@ -60,6 +61,7 @@ from app.web.prometheus_metrics import router as metrics_router
 from app.web.record_reads import RecordReads
 
 log = logging.getLogger("leukolens.records")
+start_log = logging.getLogger("leukolens.start")
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = f"{API_PREFIX}/predict"
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError(REWRITING_REFUSAL)
         service = build_prediction_service(settings, metrics)
         app.state.service = service
+        announce_start(settings, service.registry)
         try:
             app.state.review_records = ReviewRecords(
                 records_database(settings),
@@ -150,6 +153,27 @@ def records_database(settings: Settings) -> Path | str:
             "memory only and are lost when the server stops"
         )
     return location
+
+
+def announce_start(settings: Settings, registry: ModelRegistry) -> None:
+    """The first thing whoever starts the server needs to know: which model answers, and
+    where the records of what it answered go (never a database password)."""
+    default = registry.models[registry.default_id].manifest
+    others = ", ".join(sorted(set(registry.models) - {registry.default_id})) or "none"
+    start_log.info(
+        f"serving model {default.id} version {default.version} by default (others by "
+        f"?model=: {others}) from {settings.model_store}"
+    )
+    location = settings.records_location
+    if location == RECORDS_IN_MEMORY:
+        location = "memory only (lost when the server stops)"
+    elif isinstance(location, str):
+        location = make_url(location).render_as_string(hide_password=True)
+    else:
+        location = str(location.resolve())
+    journal = f", journal {settings.journal_path.resolve()}" if settings.journal_path else ""
+    audit = "audit, samples and decisions" if settings.audit_log else "samples and decisions"
+    start_log.info(f"records ({audit}) go to {location}{journal}")
 
 
 def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:
