@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import metadata
 from pathlib import Path
 
 import cv2
@@ -79,6 +80,14 @@ DESCRIPTION = (
 )
 
 
+def package_version() -> str:
+    """The release being served, as installed (pyproject.toml's version)."""
+    try:
+        return metadata.version("leukolens")
+    except metadata.PackageNotFoundError:  # a checkout run without installing it
+        return "unknown"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     # Malformed uploads are answered with 4xx; OpenCV's own stderr chatter about them is noise.
@@ -124,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="LeukoLens",
-        version="0.1.0",
+        version=package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
