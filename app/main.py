@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import metadata
 from pathlib import Path
 
 import cv2
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import make_url
 from starlette.formparsers import MultiPartParser
 
 from app.core.model_registry import ModelRegistry
@@ -60,6 +62,7 @@ from app.web.prometheus_metrics import router as metrics_router
 from app.web.record_reads import RecordReads
 
 log = logging.getLogger("leukolens.records")
+start_log = logging.getLogger("leukolens.start")
 
 API_PREFIX = "/api/v1"
 PREDICT_PATH = f"{API_PREFIX}/predict"
@@ -75,6 +78,14 @@ DESCRIPTION = (
     "that it is an acute lymphoblastic leukemia blast (ALL) rather than a normal cell (HEM). "
     "A research and screening aid, not a diagnosis."
 )
+
+
+def package_version() -> str:
+    """The release being served, as installed (pyproject.toml's version)."""
+    try:
+        return metadata.version("leukolens")
+    except metadata.PackageNotFoundError:  # a checkout run without installing it
+        return "unknown"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError(REWRITING_REFUSAL)
         service = build_prediction_service(settings, metrics)
         app.state.service = service
+        announce_start(settings, service.registry)
         try:
             app.state.review_records = ReviewRecords(
                 records_database(settings),
@@ -121,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="LeukoLens",
-        version="0.1.0",
+        version=package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
@@ -150,6 +162,27 @@ def records_database(settings: Settings) -> Path | str:
             "memory only and are lost when the server stops"
         )
     return location
+
+
+def announce_start(settings: Settings, registry: ModelRegistry) -> None:
+    """The first thing whoever starts the server needs to know: which model answers, and
+    where the records of what it answered go (never a database password)."""
+    default = registry.models[registry.default_id].manifest
+    others = ", ".join(sorted(set(registry.models) - {registry.default_id})) or "none"
+    start_log.info(
+        f"serving model {default.id} version {default.version} by default (others by "
+        f"?model=: {others}) from {settings.model_store}"
+    )
+    location = settings.records_location
+    if location == RECORDS_IN_MEMORY:
+        location = "memory only (lost when the server stops)"
+    elif isinstance(location, str):
+        location = make_url(location).render_as_string(hide_password=True)
+    else:
+        location = str(location.resolve())
+    journal = f", journal {settings.journal_path.resolve()}" if settings.journal_path else ""
+    audit = "audit, samples and decisions" if settings.audit_log else "samples and decisions"
+    start_log.info(f"records ({audit}) go to {location}{journal}")
 
 
 def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:

@@ -56,7 +56,11 @@ TEMPLATES_DIR = beside_app("templates")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEUKOLENS_", protected_namespaces=())
 
-    model_store: Path = Field(default_factory=bundled_model_store)
+    model_store: Path = Field(
+        default_factory=bundled_model_store,
+        description="Folder of exported models (a folder per model, store.json naming the "
+        "default); unset: the bundled model_store/.",
+    )
     default_model: str | None = Field(
         None,
         description="Model id served when a request names none; else store.json's default "
@@ -268,8 +272,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser; none."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Where python -m app listens.")
+    port: int = Field(8000, ge=1, le=65535, description="The port python -m app listens on.")
 
     @field_validator("sample_id_pattern")
     @classmethod

@@ -1,4 +1,4 @@
-"""`python -m app.cli.predict PATH... --out results.csv`: score files and folders of cell images.
+"""Score files and folders of cell images into a CSV, one row per image.
 
 The same pipeline as the server (checks, recipe, model store), for whole archives at once.
 Reading, decoding, the recipe and the checks run on a pool of threads (OpenCV and numpy
@@ -44,6 +44,8 @@ from app.sample_schemas import SamplePrediction
 from app.schemas import Prediction
 from app.settings import get_settings
 
+# The name people type (scripts/predict runs this module in .venv).
+PROG = "./scripts/predict"
 IMAGE_SUFFIXES = {".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 
 
@@ -160,39 +162,80 @@ def score(
 
 def build_parser() -> argparse.ArgumentParser:
     settings = get_settings()
-    parser = argparse.ArgumentParser(prog="python -m app.cli.predict", description=__doc__)
-    parser.add_argument("paths", nargs="*", type=Path, help="image files or folders")
-    parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--model", help="model id (default: the store's default)")
-    parser.add_argument("--model-store", type=Path, default=settings.model_store)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="A refused file's row says status error and why in its error column.\n"
+        "The upload limits and LEUKOLENS_SAMPLE_ID_PATTERN are the server's settings\n"
+        "(docs/deployment.md); docs/usage.md describes the CSV's columns.",
+    )
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="image files (BMP, PNG, JPEG, TIFF) or folders, searched recursively",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="the CSV file to write, one row per image",
+    )
+    parser.add_argument(
+        "--model", metavar="ID", help="model id (default: the store's default model)"
+    )
+    parser.add_argument(
+        "--model-store",
+        type=Path,
+        default=settings.model_store,
+        metavar="FOLDER",
+        help="folder of exported models (default: LEUKOLENS_MODEL_STORE, else the bundled "
+        "model_store/)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        metavar="N",
+        help="images per onnxruntime call (default: 16)",
+    )
     parser.add_argument(
         "--sample-id",
         type=sample_id_argument,
-        help="the sample every image belongs to (default: each input folder's name)",
+        metavar="ID",
+        help="the sample every image belongs to, a lab number (default: each input folder's name)",
     )
     parser.add_argument(
         "--samples-out",
         type=Path,
-        help="CSV file of each sample's share of blast-like cells (corrected, with its interval)",
+        metavar="CSV",
+        help="also write each sample's share of blast-like cells (corrected, with its 95%% "
+        "interval) to this CSV file",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
+        metavar="N",
         help="threads that read, decode and prepare images (default: one per core)",
     )
     parser.add_argument(
         "--int8",
         action="store_true",
         default=settings.int8,
-        help="use the model's int8 graph where it ships one (see docs/performance.md)",
+        help="use the model's int8 graph where it ships one (default: LEUKOLENS_INT8; "
+        "docs/performance.md)",
     )
     parser.add_argument(
         "--inference-threads",
         type=int,
         default=1,
-        help="onnxruntime threads per batch; 1 leaves the other cores to the preparing",
+        metavar="N",
+        help="onnxruntime threads per batch; 1 leaves the other cores to the preparing "
+        "(default: 1)",
     )
     parser.add_argument(
         "--ray",
@@ -203,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
         "or none for a local instance",
     )
     parser.add_argument(
-        "--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)"
+        "--ray-cpus",
+        type=int,
+        metavar="N",
+        help="CPUs of the local Ray instance (default: all)",
     )
     return parser
 

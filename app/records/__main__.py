@@ -65,7 +65,7 @@ def prune(settings: Settings) -> str:
     return f"pruned {sample_rows} sample record row(s) and {audit_rows} audit row(s)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.records", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     migrating = commands.add_parser("migrate", help="bring the schema to the newest revision")
@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         "--grant-to", metavar="ROLE", help="PostgreSQL: the app's role, left SELECT and INSERT"
     )
     commands.add_parser("prune", help="delete rows older than their retention")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -96,3 +96,22 @@ def test_a_batch_body_holds_a_few_files_at_the_limit_not_the_file_count_times_it
     assert defaults > 64 * 450 * 450 * 3  # 64 C-NMC cells as BMP still fit
     chosen = settings.model_copy(update={"max_batch_bytes": 5_000_000})
     assert 5_000_000 <= body_limits(chosen)[BATCH_PATH] < 5_100_000
+
+
+def test_the_api_says_the_release_it_is(settings):
+    """OpenAPI's info.version is pyproject.toml's version (it said 0.1.0 whatever the release),
+    read from the installed package: checked where .venv holds this checkout's install."""
+    import json
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).parents[2]
+    installed = json.loads(metadata.distribution("leukolens").read_text("direct_url.json") or "{}")
+    if installed.get("url") != root.as_uri():
+        pytest.skip(f"the installed leukolens is {installed.get('url')}, not this checkout")
+    pyproject = root / "pyproject.toml"
+    released = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert create_app(settings).openapi()["info"]["version"] == released

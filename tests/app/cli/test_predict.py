@@ -203,3 +203,13 @@ def test_int8_says_what_it_used(cnmc_root, tmp_path, model_store, capsys):
     cell = cnmc_root / "training_data/fold_1/all/UID_16_11_1_all.png"
     assert main([str(cell), "--out", str(out), "--model-store", str(model_store), "--int8"]) == 0
     assert "brightness: float32 graph (it ships no int8 graph)" in capsys.readouterr().err
+
+
+def test_help_names_the_script_and_describes_every_option():
+    from app.cli.predict import build_parser
+
+    parser = build_parser()
+    assert parser.format_usage().startswith("usage: ./scripts/predict ")
+    assert "python -m" not in parser.format_help()
+    for action in parser._actions:
+        assert action.help, action.option_strings or action.dest
