@@ -5,6 +5,8 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+from tests.import_graph import import_loops, package_graph
+
 APP = Path(__file__).parents[2] / "app"
 MAX_LINES = 400
 LAYERS = [
@@ -39,27 +41,8 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(APP.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def app_imports(path: Path) -> set[str]:
-    """Every app module `path` imports, at the top, in a function or under TYPE_CHECKING;
-    `from app.records import records_db` imports app.records.records_db."""
-    known = {module_name(p) for p in modules()}
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names |= {f"{node.module}.{a.name}" for a in node.names} & known
-    return {name for name in names if name == "app" or name.startswith("app.")}
-
-
 def graph() -> dict[str, set[str]]:
-    return {module_name(p): app_imports(p) for p in modules()}
+    return package_graph(APP)
 
 
 def unit_of(module: str) -> str:
@@ -96,25 +79,7 @@ def test_layers_import_only_what_stands_below_them():
 
 
 def test_no_import_loop_anywhere_in_app():
-    edges = graph()
-    loops = []
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for target in sorted(edges.get(module, ())):
-            if target not in edges:
-                continue
-            if state.get(target) == "open":
-                loops.append([*path[path.index(target) :], target])
-            elif target not in state:
-                visit(target, [*path, target])
-        state[module] = "done"
-
-    for module in sorted(edges):
-        if module not in state:
-            visit(module, [module])
-    assert loops == []
+    assert import_loops(graph()) == []
 
 
 def test_http_is_imported_only_by_the_web_layer():
