@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.domain.predictions import Prediction
 from app.core.model_registry import ModelRegistry
 from app.inference.prediction_path import PredictOptions, Upload, predict_uploads
 from app.inference.upload_checks import UploadLimits
-from app.schemas import Prediction
 from app.settings import bundled_model_store
 from bench.common import write_result
 from training.data.dataset_index import list_images

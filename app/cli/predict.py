@@ -26,10 +26,12 @@ from tqdm import tqdm
 from app.cluster.archive_scoring import LOCAL
 from app.core.blast_share import sample_blast_share, sample_score
 from app.core.classifier import OnnxCellClassifier
+from app.core.domain.outcomes import Outcome, Refusal
+from app.core.domain.predictions import Prediction
+from app.core.domain.samples import SamplePrediction
 from app.core.manifest import ModelManifest
 from app.core.model_registry import ModelRegistry, ModelStoreError, UnknownModelError
 from app.core.sample_ids import SampleIdError, SampleIdPolicy
-from app.inference.outcomes import Outcome, Refusal
 from app.inference.prediction_path import (
     PredictOptions,
     PreparedUpload,
@@ -40,8 +42,6 @@ from app.inference.prediction_path import (
 )
 from app.inference.upload_checks import UploadLimits
 from app.rendering.result_table import result_row, results_writer, sample_row, samples_writer
-from app.sample_schemas import SamplePrediction
-from app.schemas import Prediction
 from app.settings import get_settings
 
 # The name people type (scripts/predict runs this module in .venv).

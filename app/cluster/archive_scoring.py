@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from app.core.domain.predictions import Prediction
 from app.core.model_registry import ModelRegistry
 from app.inference.prediction_path import PredictOptions, Upload, predict_uploads, tta_for
 from app.inference.upload_checks import UploadLimits
 from app.rendering.result_table import RESULT_COLUMNS, result_row, results_writer
-from app.schemas import Prediction
 
 LOCAL = "local"
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.core.domain.reviews import ReviewRecord
+from app.core.domain.samples import BlastShare, SamplePrediction
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, Evaluation, ModelManifest
-from app.sample_schemas import BlastShare, SamplePrediction
-from app.schemas import ReviewRecord
 
 HELD_OUT_PROTOCOL_START = "out-of-fold predictions"
 RATES_UNSEEN = "unseen_patients"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
+from app.core.domain.performance import Drift, Rate, Reference, ReferenceRate, Side
 from app.core.manifest import UNSEEN_SUBJECTS_PROTOCOL, ModelManifest
-from app.performance_schemas import Drift, Rate, Reference, ReferenceRate, Side
 
 RATES = ("sensitivity", "specificity", "balanced_accuracy")
 PART = "all"

@@ -1,6 +1,6 @@
 """Grad-CAM maps over the model's input crop, and how much of the heat lies on the cell (a map
 that lights up the background explains nothing). Rendering them for people is
-app/rendering/explanations.py's job."""
+app/inference/display_images.py's job."""
 
 from __future__ import annotations
 

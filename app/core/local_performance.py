@@ -17,8 +17,7 @@ from typing import Literal
 import numpy as np
 
 from app.core.card_reference import drift
-from app.core.local_rates import RESAMPLES, SEED, rate_figures
-from app.performance_schemas import (
+from app.core.domain.performance import (
     AdaptationReadiness,
     Agreement,
     Confusion,
@@ -28,7 +27,8 @@ from app.performance_schemas import (
     PeriodFigures,
     Reference,
 )
-from app.schemas import ModelRef
+from app.core.domain.predictions import ModelRef
+from app.core.local_rates import RESAMPLES, SEED, rate_figures
 
 MIN_SAMPLES_TO_ADAPT = 20
 MIN_SAMPLES_PER_CLASS_TO_ADAPT = 3

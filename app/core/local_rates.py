@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.performance_schemas import Rate
+from app.core.domain.performance import Rate
 
 LEVEL = 0.95
 Z = 1.959963984540054

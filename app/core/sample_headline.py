@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from app.core.domain.reviews import ReviewRecord
+from app.core.domain.samples import SampleHeadline, SamplePrediction
 from app.core.error_rates import percent
-from app.sample_schemas import SampleHeadline, SamplePrediction
-from app.schemas import ReviewRecord
 
 LABEL = "Reviewer-confirmed ALL-like share"
 

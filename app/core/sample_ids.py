@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 DEFAULT_SAMPLE_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+DEFAULT_SAMPLE_ID_IN_WORDS = "letters, digits, dots, dashes or underscores, up to 64"
 LAB_NUMBERS_ONLY = "lab numbers only, never a patient's name or birth date"
 LAB_NUMBER_EXAMPLES = "S24-12345, 20241201-003 or HEM-LAB-2024-001"
 NAME_BESIDE_A_DATE = "no name beside a date"
@@ -133,6 +134,14 @@ class SampleIdPolicy:
         except re.error as error:
             raise ValueError(f"sample id pattern {self.pattern!r}: {error}") from None
         object.__setattr__(self, "_compiled", compiled)
+
+    @property
+    def in_words(self) -> str:
+        """The pattern as the page tells a person: plain words for the default, the lab's
+        pattern itself otherwise."""
+        if self.pattern == DEFAULT_SAMPLE_ID_PATTERN:
+            return DEFAULT_SAMPLE_ID_IN_WORDS
+        return f"matching {self.pattern}"
 
     def problem(self, sample_id: str) -> str | None:
         """Why the id is refused (the rule it broke and what a lab number looks like), or

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 
-from app.inference.outcomes import RefusalKind, RefusedError
+from app.core.domain.outcomes import RefusalKind, RefusedError
 
 WAITING = "waiting for a worker"
 

@@ -22,9 +22,16 @@ import numpy as np
 from app.core.answer_states import answer_state, is_assessable
 from app.core.cell_colour import find_foreground
 from app.core.classifier import OnnxCellClassifier
+from app.core.domain.outcomes import Outcome, Refusal, RefusalKind, RefusedError
+from app.core.domain.predictions import DisplayImages, ModelRef, Prediction, Timings
 from app.core.gradcam import upsample_gradcam
 from app.core.image_decoding import ImageDecodeError, decode_image
-from app.core.quality_checks import input_warnings, measure_foreground, uncertainty_warning
+from app.core.quality_checks import (
+    QualityWarning,
+    input_warnings,
+    measure_foreground,
+    uncertainty_warning,
+)
 from app.core.recipe import normalize_to_tensor, rescale_for_display, run_recipe
 from app.core.tta_transforms import TRANSFORMS
 from app.inference.budget import WAITING, WorkBudget, client_gone_refusal
@@ -35,10 +42,8 @@ from app.inference.decoder_processes import (
     DecodeStoppedError,
     DecodeTimeoutError,
 )
-from app.inference.outcomes import Outcome, Refusal, RefusalKind, RefusedError
+from app.inference.display_images import display_images, render_explanation
 from app.inference.upload_checks import ImageHeader, UploadLimits, inspect_upload
-from app.rendering.explanations import display_images, render_explanation
-from app.schemas import DisplayImages, ModelRef, Prediction, QualityWarning, Timings
 
 # Without a deadline (the command line, Ray, benchmarks) an isolated decode may take this long.
 STANDALONE_DECODE_SECONDS = 10.0

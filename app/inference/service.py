@@ -21,12 +21,13 @@ from functools import partial
 from typing import TypeVar
 
 from app.core.classifier import ExplanationUnavailableError, OnnxCellClassifier
+from app.core.domain.outcomes import Outcome, Refusal, RefusedError
+from app.core.domain.predictions import Prediction
 from app.core.model_registry import ModelRegistry
 from app.inference.budget import WorkBudget
 from app.inference.decoder_processes import DecoderProcesses
 from app.inference.memory_release import release_free_memory
 from app.inference.micro_batching import MicroBatcher
-from app.inference.outcomes import Outcome, Refusal, RefusedError
 from app.inference.prediction_path import (
     InferenceObserver,
     PredictOptions,
@@ -40,7 +41,6 @@ from app.inference.prediction_path import (
 from app.inference.upload_checks import UploadLimits
 from app.inference.work_shares import ServerBusyError, SharePolicy, WorkKind, WorkShare, kind_of
 from app.records.audit_log import AuditLog, AuditRecord, AuditUnavailableError
-from app.schemas import Prediction
 
 T = TypeVar("T")
 # How long an answer waits for its audit rows to be durable (journal fsync'd, or committed

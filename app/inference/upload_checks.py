@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from app.core.domain.outcomes import RefusalKind, RefusedError
 from app.core.image_decoding import PNG_SIGNATURE
-from app.inference.outcomes import RefusalKind, RefusedError
 
 SUPPORTED_FORMATS = {"BMP", "PNG", "JPEG", "TIFF"}
 SUPPORTED_CONTENT_TYPES = {

@@ -29,7 +29,7 @@ from enum import StrEnum
 from functools import partial
 from typing import TypeVar
 
-from app.inference.outcomes import RefusalKind, RefusedError
+from app.core.domain.outcomes import RefusalKind, RefusedError
 
 T = TypeVar("T")
 # The first bytes of the formats decoded in a child process (app/inference/decoder_processes.py).

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from app.core.card_reference import card_reference
+from app.core.domain.performance import LocalPerformance
+from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CONFUSION, COUNT_FIELDS, CountRow, local_performance
 from app.core.manifest import ModelManifest
-from app.performance_schemas import LocalPerformance
 from app.records import records_db
-from app.schemas import ModelRef
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions

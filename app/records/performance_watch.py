@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.domain.performance import LocalPerformance
 from app.core.manifest import ModelManifest
-from app.performance_schemas import LocalPerformance
 from app.records.performance_read import newest_change, performance_of
 
 log = logging.getLogger("leukolens.performance")

@@ -38,6 +38,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from app.core.domain.predictions import Prediction
+from app.core.domain.reviews import ReviewerSource, ReviewRecord, ReviewRequest
+from app.core.domain.samples import SampleReport, SampleSummary
 from app.core.identities import ANONYMOUS, Identity
 from app.records import records_db, sample_summaries, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
@@ -49,8 +52,6 @@ from app.records.records_errors import (
 )
 from app.records.sample_reads import cells, decision_record, sample_report, utc
 from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
-from app.sample_schemas import SampleReport, SampleSummary
-from app.schemas import Prediction, ReviewerSource, ReviewRecord, ReviewRequest
 
 log = logging.getLogger("leukolens.records")
 

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from app.core.answer_states import AnswerState
+from app.core.domain.reviews import ReviewDecision, ReviewRecord
+from app.core.domain.samples import SampleCounts, SamplePrediction, SampleReport, SampleWithdrawal
 from app.records import records_db, sign_off
 from app.records.withdrawals import WITHDRAWALS, withdrawn
-from app.sample_schemas import SampleCounts, SamplePrediction, SampleReport, SampleWithdrawal
-from app.schemas import ReviewDecision, ReviewRecord
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from app.core.domain.reviews import ReviewDecision, ReviewerSource, ReviewRecord, ReviewRequest
+from app.core.domain.samples import Amendment, SampleReport, SampleStatus, SignOffRecord
 from app.records import records_db, sample_digest
 from app.records.sample_digest import SignOffCheck, Verification
-from app.sample_schemas import Amendment, SampleReport, SampleStatus, SignOffRecord
-from app.schemas import ReviewDecision, ReviewerSource, ReviewRecord, ReviewRequest
 
 SIGN_OFFS = records_db.sample_sign_offs
 DECISIONS = records_db.review_decisions

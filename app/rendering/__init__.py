@@ -1,1 +1,2 @@
-"""What people look at: explanation images and result tables."""
+"""What people and other systems read: CSV tables and FHIR reports, made from plain domain data
+(never from the serving layer)."""

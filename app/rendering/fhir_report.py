@@ -27,8 +27,8 @@ from fhir.resources.R4B.device import Device
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
+from app.core.domain.samples import BlastShare, SampleReport
 from app.core.sample_headline import LABEL
-from app.sample_schemas import BlastShare, SampleReport
 
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json; fhirVersion=4.0"

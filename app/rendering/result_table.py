@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
-from app.inference.outcomes import Outcome, Refusal
+from app.core.domain.outcomes import Outcome, Refusal
+from app.core.domain.samples import BlastShare
 from app.records.audit_rows import AuditRecord
-from app.sample_schemas import BlastShare
 
 AUDIT_ROWS_PER_CHUNK = 500
 

@@ -9,8 +9,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app.core.classifier import ExplanationUnavailableError
+from app.core.domain.outcomes import Refusal, RefusalKind, RefusedError
 from app.core.model_registry import UnknownModelError
-from app.inference.outcomes import Refusal, RefusalKind, RefusedError
 from app.inference.work_shares import ServerBusyError
 from app.records.audit_log import AuditUnavailableError
 from app.records.review_records import RecordsUnavailableError

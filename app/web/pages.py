@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.core.error_rates import error_rates_sentence
 from app.core.model_registry import ModelRegistry, UnknownModelError
 from app.settings import TEMPLATES_DIR
-from app.web.api.deps import RegistryDep, SettingsDep
+from app.web.api.deps import RegistryDep, SampleIdsDep, SettingsDep
 from app.web.middleware.api_key import accepted_keys
 from app.web.model_card_view import (
     card_view,
@@ -37,7 +37,11 @@ def nav_models(registry: ModelRegistry) -> list[dict[str, str]]:
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) -> HTMLResponse:
+def upload_page(
+    request: Request, registry: RegistryDep, settings: SettingsDep, sample_ids: SampleIdsDep
+) -> HTMLResponse:
+    """The settings the page's scripts need come with it, as data attributes: the scripts
+    hold no copy of a server setting."""
     default_first = sorted(
         registry.models.items(), key=lambda i: (i[0] != registry.default_id, i[0])
     )
@@ -62,6 +66,8 @@ def upload_page(request: Request, registry: RegistryDep, settings: SettingsDep) 
             "max_batch_files": settings.max_batch_files,
             "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),
             "max_upload_bytes": settings.max_upload_bytes,
+            "sample_id_pattern": sample_ids.pattern,
+            "sample_id_in_words": sample_ids.in_words,
             "key_required": bool(accepted_keys(settings)),
             "identity_mode": (
                 "reviewer_keys"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.performance_schemas import LocalPerformance, Rate, ReferenceRate
+from app.core.domain.performance import LocalPerformance, Rate, ReferenceRate
 
 RATE_WORDS = {
     "sensitivity": (

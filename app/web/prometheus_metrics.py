@@ -23,7 +23,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.performance_schemas import LocalPerformance
+from app.core.domain.performance import LocalPerformance
 
 access_log = logging.getLogger("leukolens.access")
 

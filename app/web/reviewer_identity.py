@@ -28,8 +28,8 @@ from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import IPvAnyNetwork
 
+from app.core.domain.reviews import ReviewerSource
 from app.core.identities import ANONYMOUS, SHARED_KEY, Identity, reviewer_name_problem
-from app.schemas import ReviewerSource
 from app.settings import Settings
 from app.web.middleware.api_key import API_KEY_HEADER, accepted_keys, key_matches
 

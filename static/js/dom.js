@@ -48,9 +48,3 @@ export function showAlert(message) {
 export function optionFor(modelId) {
   return Array.from(el.modelSelect.options).find((option) => option.value === modelId);
 }
-
-export function newSampleId() {
-  const now = new Date();
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  return `S-${stamp}`;
-}

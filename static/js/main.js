@@ -4,12 +4,13 @@
 // hospital network offline. This module draws the page from the state and wires the rest.
 import { resumePending, retryAfterSignIn } from "./decisions.js";
 import { renderDetail, wireDetailPane } from "./detail-pane.js";
-import { el, newSampleId, setStatus } from "./dom.js";
+import { el, setStatus } from "./dom.js";
 import { renderGallery, wireGallery } from "./gallery.js";
 import { askToSignIn, identify, onSignedIn, renderIdentity, wireIdentity } from "./identity.js";
 import { renderReport, wireReport } from "./report.js";
 import { renderTable, wireResultsTable } from "./results-table.js";
 import { wireReviewKeys } from "./review-keys.js";
+import { newSampleId } from "./sample-ids.js";
 import { fetchSampleList, openSample, syncSample } from "./sample-sync.js";
 import { renderCounts, renderSampleSelect, renderShare } from "./sample-summary.js";
 import { clearSession, restoreTab, saveSession } from "./session-store.js";

@@ -1,9 +1,10 @@
 // Choosing files and analysing them: uploads in chunks with their progress, a cancel that
 // withdraws what the server scored of the cancelled upload, and the rows the answers make.
 import { newClientRequestId, postFiles, postWithdrawal } from "./api.js";
-import { el, newSampleId, optionFor, setStatus, showAlert } from "./dom.js";
+import { el, optionFor, setStatus, showAlert } from "./dom.js";
 import { askToSignIn } from "./identity.js";
 import { analysisRefusal, withdrawalRefusal } from "./refusals.js";
+import { newSampleId, sampleIdProblem } from "./sample-ids.js";
 import { cellKey, syncSample } from "./sample-sync.js";
 import { saveSession } from "./session-store.js";
 import { addAnalysed, choose, endRun, live, sampleRows, startRun, state } from "./state.js";
@@ -17,7 +18,6 @@ const WITHDRAWAL_WAIT_MS = 500;
 const maxFiles = Number(el.uploadPanel.dataset.maxFiles);
 const maxBytes = Number(el.uploadPanel.dataset.maxBytes);
 const CHUNK = Math.max(1, Math.min(8, maxFiles));
-const SAMPLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const THUMB_SIDE = 96;
 
 // -- choosing files ------------------------------------------------------------------------
@@ -46,10 +46,7 @@ function checkChoice(files) {
   if (large.length) {
     return `${large.map((f) => f.name).join(", ")}: larger than ${(maxBytes / 1048576).toFixed(0)} MB.`;
   }
-  if (!SAMPLE_PATTERN.test(el.sampleInput.value.trim())) {
-    return "The sample id must be letters, digits, dots, dashes or underscores (up to 64).";
-  }
-  return "";
+  return sampleIdProblem(el.sampleInput.value.trim());
 }
 
 // -- thumbnails ----------------------------------------------------------------------------

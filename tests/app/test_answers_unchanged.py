@@ -136,7 +136,7 @@ def refusal_as_status(error: str) -> str:
     """ "kind: reason" written now, as "status: reason" it was written before."""
     if not error:
         return error
-    from app.inference.outcomes import RefusalKind
+    from app.core.domain.outcomes import RefusalKind
     from app.web.errors import STATUS_FOR_REFUSAL
 
     kind, _, reason = error.partition(": ")

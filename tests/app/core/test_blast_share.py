@@ -16,9 +16,9 @@ from app.core.blast_share import (
     sample_score,
     shortest_interval,
 )
+from app.core.domain.reviews import ReviewRecord
+from app.core.domain.samples import SamplePrediction
 from app.core.manifest import ModelManifest
-from app.sample_schemas import SamplePrediction
-from app.schemas import ReviewRecord
 
 STORE = Path(__file__).parents[3] / "model_store"
 # Sensitivity 0.80 from 800 of 1000 ALL cells, specificity 0.75 from 750 of 1000 normal cells.

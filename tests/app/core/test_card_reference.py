@@ -3,9 +3,9 @@
 import numpy as np
 
 from app.core.card_reference import card_reference
+from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CountRow, local_performance
 from app.core.manifest import Evaluation, ModelManifest
-from app.schemas import ModelRef
 from tests.conftest import write_mean_brightness_model
 
 

@@ -1,7 +1,7 @@
 """The one function: per-sample rows in, every figure out, overall and per period."""
 
+from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CountRow, local_performance, readiness
-from app.schemas import ModelRef
 
 
 def row(sample, period, **counts) -> CountRow:

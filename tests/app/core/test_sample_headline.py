@@ -1,8 +1,8 @@
 from datetime import UTC, datetime
 
+from app.core.domain.reviews import ReviewRecord
+from app.core.domain.samples import SamplePrediction
 from app.core.sample_headline import headline_text, sample_headline
-from app.sample_schemas import SamplePrediction
-from app.schemas import ReviewRecord
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 

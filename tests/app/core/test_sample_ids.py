@@ -113,6 +113,11 @@ def test_the_pattern_is_matched_in_full_and_configurable():
     assert SampleIdPolicy().pattern == DEFAULT_SAMPLE_ID_PATTERN
 
 
+def test_the_page_says_the_default_in_words_and_a_labs_pattern_as_it_is():
+    assert SampleIdPolicy().in_words == "letters, digits, dots, dashes or underscores, up to 64"
+    assert SampleIdPolicy(r"S\d{2}-\d{5}").in_words == r"matching S\d{2}-\d{5}"
+
+
 def test_no_pattern_lets_a_name_with_a_birth_date_through():
     anything = SampleIdPolicy(r".+")
     assert anything.problem("Jane Doe 1962-03-14") is not None

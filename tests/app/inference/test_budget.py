@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
+from app.core.domain.outcomes import RefusalKind, RefusedError
 from app.inference.budget import WAITING, WorkBudget
-from app.inference.outcomes import RefusalKind, RefusedError
 from app.web.client_watch import unless_client_gone
 
 

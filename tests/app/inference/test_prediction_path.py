@@ -3,10 +3,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.core.domain.outcomes import Refusal, RefusalKind, RefusedError
+from app.core.domain.predictions import Prediction
 from app.core.model_registry import ModelRegistry
 from app.inference import prediction_path
 from app.inference.budget import WorkBudget
-from app.inference.outcomes import Refusal, RefusalKind, RefusedError
 from app.inference.prediction_path import (
     PredictOptions,
     Upload,
@@ -15,7 +16,6 @@ from app.inference.prediction_path import (
     prepare,
 )
 from app.inference.upload_checks import UploadLimits
-from app.schemas import Prediction
 from app.settings import bundled_model_store
 
 LIMITS = UploadLimits(max_bytes=10**7, max_pixels=10**7)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.inference.outcomes import RefusalKind, RefusedError
+from app.core.domain.outcomes import RefusalKind, RefusedError
 from app.inference.upload_checks import UploadLimits, inspect_upload
 from app.web.errors import STATUS_FOR_REFUSAL
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.inference.outcomes import RefusalKind, RefusedError
+from app.core.domain.outcomes import RefusalKind, RefusedError
 from app.inference.work_shares import ServerBusyError, WorkKind, WorkShare, kind_of
 from bench.fair_shares import plain_beside
 

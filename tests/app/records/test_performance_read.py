@@ -5,11 +5,12 @@ import time
 
 import pytest
 
+from app.core.domain.predictions import ModelRef, Prediction, Timings
+from app.core.domain.reviews import ReviewRequest
 from app.core.identities import ANONYMOUS
 from app.core.local_performance import CountRow
 from app.records.performance_read import Selection, count_rows, counted_cells
 from app.records.review_records import ReviewRecords
-from app.schemas import ModelRef, Prediction, ReviewRequest, Timings
 
 
 def sha(n: int) -> str:

@@ -2,8 +2,9 @@ import sqlite3
 
 import pytest
 
+from app.core.domain.predictions import ModelRef, Prediction, Timings
+from app.core.domain.reviews import ReviewRequest
 from app.records.review_records import ReviewRecords, UnknownPredictionError
-from app.schemas import ModelRef, Prediction, ReviewRequest, Timings
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -193,7 +194,7 @@ def test_latest_decisions_are_what_adaptation_reads(records, tmp_path):
 
 
 def test_a_reopened_sample_carries_threshold_tta_and_warning_codes(records):
-    from app.schemas import QualityWarning
+    from app.core.quality_checks import QualityWarning
 
     scored = prediction(SHA_A, 0.9, "suggests_all")
     scored.warnings = [QualityWarning(code="blurry", message="m")]

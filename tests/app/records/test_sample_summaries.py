@@ -9,11 +9,12 @@ from collections import Counter, defaultdict
 import pytest
 import sqlalchemy as sa
 
+from app.core.domain.predictions import ModelRef, Prediction, Timings
+from app.core.domain.reviews import ReviewRequest
 from app.core.identities import ANONYMOUS
 from app.records import records_db, sample_summaries
 from app.records.review_records import ReviewRecords, UnknownPredictionError
 from app.records.withdrawals import DecidedCellError, UploadNotFoundError
-from app.schemas import ModelRef, Prediction, ReviewRequest, Timings
 
 DAY = 86_400.0
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
+from app.core.domain.reviews import ReviewRecord
+from app.core.domain.samples import SignOffRecord
 from app.core.identities import ANONYMOUS, Identity
 from app.records import records_db
 from app.records.decision_replays import IdempotencyConflictError
 from app.records.review_records import ReviewRecords
 from app.records.sign_off import SampleStateError, SignOffRow, UnknownSampleError, life_cycle
-from app.sample_schemas import SignOffRecord
-from app.schemas import ReviewRecord
 from tests.app.records.test_review_records import SHA_A, SHA_B, prediction, review
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)

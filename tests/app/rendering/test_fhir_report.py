@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 from fhir.resources.R4B.bundle import Bundle
 
+from app.core.domain.samples import BlastShare, SampleCounts, SamplePrediction, SampleReport
 from app.core.sample_headline import sample_headline
 from app.rendering.fhir_report import ModelDevice, conclusion, sample_bundle
-from app.sample_schemas import BlastShare, SampleCounts, SamplePrediction, SampleReport
 
 NOW = datetime(2026, 12, 7, 18, 19, 36, tzinfo=UTC)
 DEVICE = ModelDevice(id="m", version="3", name="Model M", card_sha256="c" * 64)

@@ -1,6 +1,6 @@
 import pytest
 
-from app.inference.outcomes import Refusal, RefusalKind
+from app.core.domain.outcomes import Refusal, RefusalKind
 from app.rendering.result_table import RESULT_COLUMNS, result_row, spreadsheet_safe
 
 
@@ -37,7 +37,7 @@ def test_the_api_says_a_refusal_by_its_status():
 
 
 def test_an_answer_row_carries_its_state_and_keys():
-    from app.schemas import ModelRef, Prediction, Timings
+    from app.core.domain.predictions import ModelRef, Prediction, Timings
 
     prediction = Prediction(
         label="ALL",

@@ -18,6 +18,27 @@ def test_upload_page(client):
     assert not re.search(r"(src|href)=\"https?://", html)
 
 
+def test_the_upload_page_carries_the_servers_sample_id_rule(settings):
+    """The page's scripts read the rule from the page (static/js/sample-ids.js): a server with
+    another pattern serves another rule, and no script or template holds a copy of one."""
+    from fastapi.testclient import TestClient
+
+    from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN
+    from app.main import create_app
+
+    strict = settings.model_copy(update={"sample_id_pattern": r"S\d{2}-\d{5}\Z"})
+    for served, pattern, words in [
+        (settings, DEFAULT_SAMPLE_ID_PATTERN, "letters, digits, dots, dashes or underscores"),
+        (strict, r"S\d{2}-\d{5}\Z", r"matching S\d{2}-\d{5}\Z"),
+    ]:
+        with TestClient(create_app(served)) as client:
+            field = re.search(r'<input id="sample-id"[^>]*>', client.get("/").text)[0]
+        assert f'data-pattern="{pattern}"' in field
+        assert words in field
+    sources = [*(ROOT / "static" / "js").glob("*.js"), *(ROOT / "templates").glob("*.html")]
+    assert not [p.name for p in sources if "{0,63}" in p.read_text()]
+
+
 def test_model_page_shows_the_card(client):
     response = client.get("/models/brightness-64")
     assert response.status_code == 200

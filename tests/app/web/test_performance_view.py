@@ -1,8 +1,8 @@
 """Plot geometry and the words about narrowing, from the figures alone."""
 
 from app.core.card_reference import card_reference
+from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CountRow, local_performance
-from app.schemas import ModelRef
 from app.web.performance_view import BOTTOM, HEIGHT, narrowing_words, page_view, y_of
 from tests.app.core.test_card_reference import card, unseen_evaluation
 
@@ -33,7 +33,7 @@ def test_points_sit_at_their_rates_and_the_band_at_the_cards(tmp_path):
 
 
 def test_narrowing_words():
-    from app.performance_schemas import Rate
+    from app.core.domain.performance import Rate
 
     rate = Rate(
         value=0.8,

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from app.records.audit_export import audit_records
 from app.rendering.result_table import audit_csv
-from app.schemas import ErrorResponse
+from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import ServiceDep
 
 router = APIRouter(tags=["audit"])

@@ -10,11 +10,11 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.core.domain.samples import SampleReport
 from app.core.manifest import card_sha256
 from app.core.model_registry import ModelRegistry
 from app.rendering.fhir_report import MEDIA_TYPE, ModelDevice, sample_bundle
-from app.sample_schemas import SampleReport
-from app.schemas import ErrorResponse
+from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep, SettingsDep
 from app.web.api.routes.samples import sample_answer
 from app.web.model_card_view import human_model_name

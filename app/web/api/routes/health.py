@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.schemas import Health, Readiness
+from app.web.api.bodies import Health, Readiness
 from app.web.api.deps import RegistryDep
 
 router = APIRouter(tags=["health"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from app.schemas import ErrorResponse, WhoAmI
+from app.web.api.bodies import ErrorResponse, WhoAmI
 from app.web.api.deps import CallerDep, ReviewRecordsDep, SettingsDep
 
 router = APIRouter(tags=["review"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 
 from app.core.manifest import Adaptation
 from app.core.model_registry import UnknownModelError
-from app.schemas import ErrorResponse, ModelCard, ModelList, ModelSummary
+from app.web.api.bodies import ErrorResponse, ModelCard, ModelList, ModelSummary
 from app.web.api.deps import RegistryDep
 
 router = APIRouter(prefix="/models", tags=["models"])

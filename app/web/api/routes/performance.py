@@ -11,12 +11,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
+from app.core.domain.performance import LocalPerformance
 from app.core.model_registry import ModelRegistry, UnknownModelError
-from app.performance_schemas import LocalPerformance
 from app.records.performance_read import performance_of
 from app.records.review_records import ReviewRecords
-from app.schemas import ErrorResponse
 from app.settings import Settings
+from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SettingsDep
 
 router = APIRouter(tags=["review"])

@@ -14,20 +14,15 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.core.domain.outcomes import Outcome
+from app.core.domain.predictions import Prediction
 from app.core.identities import Identity
 from app.inference.budget import WorkBudget
-from app.inference.outcomes import Outcome
 from app.inference.prediction_path import Upload
 from app.logging_config import current_client_request_id
 from app.records.review_records import RecordsUnavailableError
 from app.rendering.result_table import result_row, results_writer
-from app.schemas import (
-    BatchError,
-    BatchItem,
-    BatchResponse,
-    ErrorResponse,
-    Prediction,
-)
+from app.web.api.bodies import BatchError, BatchItem, BatchResponse, ErrorResponse
 from app.web.api.deps import (
     CallerDep,
     OneFileFieldDep,

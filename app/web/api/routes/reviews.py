@@ -10,9 +10,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
+from app.core.domain.reviews import ReviewRecord, ReviewRequest
 from app.records.decision_replays import IdempotencyConflictError
 from app.records.review_records import UnknownPredictionError
-from app.schemas import ErrorResponse, ReviewRecord, ReviewRequest
+from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import (
     IdempotencyKeyHeader,
     ReviewerDep,

@@ -13,13 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from app.core.blast_share import sample_blast_share, sample_score
+from app.core.domain.samples import SampleReport
 from app.core.manifest import ModelManifest
 from app.core.model_registry import ModelRegistry
 from app.core.sample_headline import sample_headline
 from app.records.review_records import ReviewRecords
 from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
-from app.sample_schemas import SampleList, SampleReport
-from app.schemas import ErrorResponse
+from app.web.api.bodies import ErrorResponse, SampleList
 from app.web.api.deps import (
     CallerDep,
     RecordReadsDep,

@@ -14,10 +14,10 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 
+from app.core.domain.samples import SignOffRecord
 from app.core.identities import REVIEWER_NAME_MAX, clean_reviewer_name
 from app.records.sample_digest import Verification
-from app.sample_schemas import SignOffRecord
-from app.schemas import ErrorResponse
+from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import ReviewerDep, ReviewRecordsDep, SampleIdPathDep
 from app.web.reviewer_identity import who_decided
 

@@ -238,9 +238,9 @@ def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch)
     import anyio
     import httpx
 
+    from app.core.domain.outcomes import RefusalKind, RefusedError
     from app.inference import prediction_path
     from app.inference.budget import WorkBudget
-    from app.inference.outcomes import RefusalKind, RefusedError
     from tests.conftest import asgi_scope
 
     noticed = threading.Event()

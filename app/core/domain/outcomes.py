@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.schemas import Prediction
+from app.core.domain.predictions import Prediction
 
 
 class RefusalKind(StrEnum):

@@ -1,5 +1,6 @@
-"""The sample answer's bodies (GET /api/v1/samples, /samples/{id}, its sign-off): cells,
-counts, shares, withdrawals and where the sample is in its life cycle."""
+"""A sample's answer: its cells, counts, shares, withdrawals and where it is in its life cycle
+(preliminary, signed off, amended). The records build it, the core's statistics read it, the
+API answers it and the FHIR report renders it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.core.answer_states import AnswerState
+from app.core.domain.reviews import DURABLE_HELP, ReviewDecision, ReviewerSource, ReviewRecord
 from app.core.identities import IdentitySource
-from app.schemas import DURABLE_HELP, ReviewDecision, ReviewerSource, ReviewRecord
 
 
 class SamplePrediction(BaseModel):
@@ -45,14 +46,6 @@ class SampleSummary(BaseModel):
     cells: int = Field(description="Images of the sample, each counted once.")
     reviewed: int = Field(description="Cells with at least one reviewer's decision.")
     last_change: datetime = Field(description="When its latest record was made (ISO 8601, UTC).")
-
-
-class SampleList(BaseModel):
-    samples: list[SampleSummary]
-    total: int
-    limit: int
-    offset: int
-    durable: bool = Field(True, description=DURABLE_HELP)
 
 
 class SampleCounts(BaseModel):

@@ -1,6 +1,6 @@
-"""The local performance figures as the API answers them (GET /api/v1/performance): how the
-served model did on the lab's own reviewed cells, against its card's rates on unseen patients.
-The one function that computes them is app/core/local_performance.py."""
+"""How the served model did on the lab's own reviewed cells, against its card's rates on
+unseen patients (GET /api/v1/performance). app/core/local_performance.py computes them, the
+records read the cells, the pages and metrics show them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas import ModelRef
+from app.core.domain.predictions import ModelRef
 
 IntervalMethod = Literal["sample_resampling", "wilson_cells"]
+
+
 Side = Literal["within", "below", "above"]
 
 

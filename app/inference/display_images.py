@@ -8,8 +8,8 @@ import base64
 import cv2
 import numpy as np
 
+from app.core.domain.predictions import DisplayImages, Explanation
 from app.core.gradcam import HeatMap
-from app.schemas import DisplayImages, Explanation
 
 DISPLAY_MAX_SIDE = 512
 
