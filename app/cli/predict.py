@@ -151,7 +151,7 @@ def score(
 
         top_up()
         while window:
-            batch = []
+            batch: list[Prepared] = []
             while window and len(batch) < batch_size:
                 batch.append(window.popleft().result())
                 top_up()
@@ -305,14 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with args.out.open("w", newline="", encoding="utf-8") as stream:
         writer = results_writer(stream)
         with tqdm(total=len(images), unit="image", file=sys.stderr) as progress:
-            scored = score(
+            outcomes = score(
                 classifier,
                 limits,
                 [path for path, _ in images],
                 batch_size=max(1, args.batch_size),
                 workers=max(1, args.workers),
             )
-            for (upload, outcome), (_, sample) in zip(scored, images, strict=True):
+            for (upload, outcome), (_, sample) in zip(outcomes, images, strict=True):
                 failures += isinstance(outcome, Refusal)
                 if isinstance(outcome, Prediction) and sample is not None:
                     outcome.sample_id = sample

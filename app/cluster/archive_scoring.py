@@ -82,7 +82,8 @@ def score_on_ray(
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # the CSV keeps the input's order
         context.enable_progress_bars = False
-        actors = max(1, int(ray.available_resources().get("CPU", 1)))
+        resources: dict[str, float] = ray.available_resources()  # type: ignore[no-untyped-call]
+        actors = max(1, int(resources.get("CPU", 1)))
         dataset = ray.data.from_items(
             [
                 {"path": str(path.resolve()), "filename": str(path), "sample_id": sample or ""}

@@ -18,7 +18,7 @@ do not apply to them. A share of blast-like cells is a research aid, never a dia
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,7 +107,7 @@ def _counts_at_threshold(
     )
 
 
-def _subject_label(subject: str, known: dict[str, str]) -> str:
+def _subject_label(subject: str, known: Mapping[str, str]) -> str:
     """A subject's class from the card, else from C-NMC's naming (H<n>: a healthy donor)."""
     if subject in known:
         return known[subject]
@@ -147,7 +147,7 @@ def estimate_blast_share(
 ) -> BlastShare:
     n = calls.assessable
     observed = (calls.model_called_all + calls.reviewed_all) / n if n else None
-    base = {
+    base: dict[str, object] = {
         "observed": observed,
         "n_cells": calls.cells,
         "n_assessable": n,

@@ -63,7 +63,7 @@ def _cell_pixels_uint8(rgb: np.ndarray, threshold: int) -> np.ndarray:
     if is_rgb_uint8(rgb):
         background = cv2.inRange(rgb, (0, 0, 0), (threshold, threshold, threshold))
         return cv2.bitwise_not(background)
-    return (rgb.max(axis=2) > threshold).astype(np.uint8) * np.uint8(255)
+    return np.asarray((rgb.max(axis=2) > threshold).astype(np.uint8) * np.uint8(255))
 
 
 def find_foreground(rgb: np.ndarray, threshold: int) -> Foreground:

@@ -45,7 +45,7 @@ class BatchOutput:
 
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-values))
+    return np.asarray(1.0 / (1.0 + np.exp(-values)))
 
 
 def logit(probabilities: np.ndarray | float, epsilon: float = 1e-12) -> np.ndarray:
@@ -189,11 +189,11 @@ class OnnxCellClassifier:
         parts = [
             self._run(batch[start : start + size], gradcam) for start in range(0, len(batch), size)
         ]
-        maps = [part.gradcam for part in parts]
+        maps = [part.gradcam for part in parts if part.gradcam is not None]
         return BatchOutput(
             logits=np.concatenate([part.logits for part in parts]),
             probabilities=np.concatenate([part.probabilities for part in parts]),
-            gradcam=None if maps[0] is None else np.concatenate(maps),
+            gradcam=np.concatenate(maps) if maps else None,
         )
 
     def predict(

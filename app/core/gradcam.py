@@ -28,7 +28,10 @@ class HeatMap:
 
 def upsample_gradcam(gradcam: np.ndarray, model_input: np.ndarray, threshold: int) -> HeatMap:
     size = model_input.shape[0]
-    heat = np.clip(cv2.resize(gradcam.astype(np.float32), (size, size), cv2.INTER_CUBIC), 0, None)
+    # Bilinear: the cubic flag used to sit in the `dst` slot, so every map and every card's heat
+    # figure so far was upsampled bilinearly; named now, the maps stay what was measured.
+    upsampled = cv2.resize(gradcam.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    heat = np.clip(upsampled, 0, None)
     total = float(heat.sum())
     if total <= 0.0:
         return HeatMap(heat=np.zeros((size, size), np.float32), heat_in_cell=None)

@@ -97,6 +97,7 @@ def rate_figures(
     if len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING:
         drawn = sample_draws(len(per_sample), resamples, seed) @ per_sample
         intervals = {name: percentile_interval(v) for name, v in rates(drawn).items()}
+        method: str | None
         method, note = (
             "sample_resampling",
             (
@@ -137,7 +138,7 @@ def rate_figures(
             samples=samples,
             method=method if low is not None else None,
             more_samples_for_0_05=more_samples_needed(
-                value, low, high, samples, denominator, method
+                float(value), low, high, samples, denominator, method
             ),
         )
     return RateFigures(**figures, method=method, note=note)

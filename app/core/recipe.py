@@ -212,12 +212,13 @@ def run_recipe(
     if config.standardize_cell_colour:
         rgb = match_in_box(rgb, foreground, config.foreground_threshold)
     centre, side = recipe_crop_window(foreground, config)
+    enhanced: np.ndarray | None
     if config.contrast is ContrastMethod.NONE:
         enhanced = rgb
         window = square_window_crop(rgb, centre, side)
     else:
         lab = _equalized_lab(rgb, config)
-        enhanced = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) if whole_frame else None
+        enhanced = np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)) if whole_frame else None
         if enhanced is not None:
             window = square_window_crop(enhanced, centre, side)
         else:

@@ -20,4 +20,4 @@ def dihedral_transforms(tensor: np.ndarray) -> np.ndarray:
 
 def average_over_transforms(probabilities: np.ndarray) -> np.ndarray:
     """(N * 8,) probabilities, 8 consecutive transforms per image -> (N,) means."""
-    return probabilities.reshape(-1, TRANSFORMS).mean(axis=1)
+    return np.asarray(probabilities.reshape(-1, TRANSFORMS).mean(axis=1))

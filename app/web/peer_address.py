@@ -15,6 +15,7 @@ frame is on the stack below it; that is how it is found.
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -28,7 +29,7 @@ REFUSAL = (
 
 def server_rewrites_client_address() -> bool:
     """Called from the app (its lifespan): whether a proxy-headers layer runs around it."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if frame.f_code in REWRITING_CALLS:
             return True

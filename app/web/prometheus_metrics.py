@@ -137,7 +137,7 @@ def route_template(scope: Scope) -> str:
     ids in URLs cannot grow the label set without bound; "other" for static files and 404s."""
     if scope.get("route") is None:
         return "other"
-    template = scope["path"]
+    template = str(scope["path"])
     for name, value in (scope.get("path_params") or {}).items():
         head, found, tail = template.rpartition(str(value))
         if found:

@@ -17,7 +17,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def later_columns() -> list[sa.Column]:
+def later_columns() -> list[sa.Column[object]]:
     """Columns added after the first release (fresh objects: a Column joins one table)."""
     return [
         sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),

@@ -19,7 +19,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _sample_prediction_columns() -> list[sa.Column]:
+def _sample_prediction_columns() -> list[sa.Column[object]]:
     return [
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("time", sa.Float, nullable=False),
@@ -36,7 +36,7 @@ def _sample_prediction_columns() -> list[sa.Column]:
     ]
 
 
-def _later_sample_prediction_columns() -> list[sa.Column]:
+def _later_sample_prediction_columns() -> list[sa.Column[object]]:
     """Columns the raw-sqlite3 tables lacked (fresh objects: a Column joins one table)."""
     return [
         sa.Column("client_request_id", sa.Text, nullable=False, server_default=""),
