@@ -6,16 +6,13 @@ app/records/migrations); on PostgreSQL an advisory lock makes replicas starting 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # What an audit row says became of its request: answered, or refused (503) after its row was
@@ -238,40 +235,11 @@ def migrate(engine: Engine) -> None:
         ) from error
 
 
-def _dialect_insert(connection: Connection) -> Callable[[sa.Table], Any]:
+def lock_sample(connection: Connection, sample_id: str) -> None:
+    """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
+    the transaction's end); in one process the records' sample lock does it."""
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
-def insert_once(connection: Connection) -> Insert:
-    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
-    insert = _dialect_insert(connection)
-    return insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])
-
-
-def mark_not_answered(connection: Connection) -> Insert:
-    """INSERT of a row whose request was not answered after all: a row already there with the
-    same key is marked so (never the other way round: a replayed answered row changes
-    nothing)."""
-    insert = _dialect_insert(connection)(predictions)
-    return insert.on_conflict_do_update(
-        index_elements=["request_id", "item"], set_={"outcome": insert.excluded.outcome}
-    )
-
-
-def write_audit_rows(connection: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-    """Audit rows in their order: answered ones once each, then those marking a request not
-    answered (two statements, so that a row and its mark never meet in one)."""
-    answered = [row for row in rows if row.get("outcome", ANSWERED) == ANSWERED]
-    marks = {
-        (row["request_id"], row["item"]): row
-        for row in rows
-        if row.get("outcome", ANSWERED) != ANSWERED
-    }
-    if answered:
-        connection.execute(insert_once(connection), answered)
-    if marks:
-        connection.execute(mark_not_answered(connection), list(marks.values()))
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
+            {"sample": f"leukolens-sample:{sample_id}"},
+        )

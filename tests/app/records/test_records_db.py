@@ -70,25 +70,6 @@ def test_the_migrated_schema_matches_the_declared_one(database_url):
     assert differences == []
 
 
-def test_a_repeated_row_is_skipped_on_both_engines(database_url):
-    engine = records_db.create_engine(database_url)
-    records_db.migrate(engine)
-    row = {
-        "time": 1.0,
-        **MODEL_CALL,
-        "latency_ms": 1.0,
-        "client_request_id": "",
-        "item": 0,
-    }
-    for _ in range(2):
-        with engine.begin() as connection:
-            connection.execute(records_db.insert_once(connection), [row, {**row, "item": 1}])
-    with engine.connect() as connection:
-        count = connection.execute(sa.select(sa.func.count()).select_from(records_db.predictions))
-        assert count.scalar() == 2
-    engine.dispose()
-
-
 def test_replicas_migrating_at_once_take_turns(postgres_url):
     """Two processes starting together on an empty PostgreSQL: the advisory lock lets one
     create the schema while the other waits, and neither fails."""
