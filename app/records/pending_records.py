@@ -41,6 +41,7 @@ class Pending:
         self.written: Future[bool] = Future()
         self._turn = _Turn.WAITING
         self._lock = threading.Lock()
+        self._journalled = False
 
     def claim(self) -> None:
         """The writer's, before its attempt: a record its request abandoned joins no sample."""
@@ -69,7 +70,7 @@ class Pending:
             self._set(error=refusal)
         elif self.joins_sample:
             self._set([r for r in results if not isinstance(r, SampleStateError)])
-        elif not self.recorded.done():
+        elif not self._journalled:  # else the journal says (and the write, if it fails)
             self._set(None)
         self._finish(True)
 
@@ -117,6 +118,7 @@ class Pending:
         if journalled is None:
             self._set(None)
             return
+        self._journalled = True
 
         def after_write(written: Future[bool]) -> None:
             if written.result():

@@ -67,9 +67,14 @@ class PredictionJournal:
         self._queue.put(_Reset(keep, list(lines)))
 
     def _write_queued(self) -> None:
-        """The journal's thread: appends grouped under one fsync, resets in their turn."""
+        """The journal's thread: appends grouped under one fsync, resets in their turn. A reset
+        met while grouping is kept for the next turn, never queued again: behind appends made
+        meanwhile it would empty the journal of rows the database may not have yet."""
+        following: tuple[list[Row], Future[None]] | _Reset | None = None
+        held = False
         while True:
-            item = self._queue.get()
+            item = following if held else self._queue.get()
+            held = False
             if item is None:
                 return
             if isinstance(item, _Reset):
@@ -82,7 +87,7 @@ class PredictionJournal:
                 except queue.Empty:
                     break
                 if not isinstance(following, tuple):
-                    self._queue.put(following)  # after this group (order kept: it was last)
+                    held = True
                     break
                 group.append(following)
             self._append(group)

@@ -1,6 +1,7 @@
 """The journal: records on disk before an answer, replayed at start-up, never doubled."""
 
 import errno
+import json
 import os
 import signal
 import sqlite3
@@ -278,3 +279,32 @@ def test_after_kill_9_every_answered_cell_is_in_its_sample_and_no_refused_one_is
         "not_answered"
     ] * 3 + ["answered"] * 3
     assert cells == {answer.json()["request_id"] for answer in joined}
+
+
+def test_a_reset_never_overtakes_an_append_queued_after_it(tmp_path, monkeypatch):
+    """A reset met while grouping appends used to be queued again, behind appends made
+    meanwhile: it then emptied the journal of a row the database did not have yet."""
+    import threading
+
+    journal = PredictionJournal(tmp_path / "a.journal")
+    writing, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(descriptor: int) -> None:
+        if not release.is_set():
+            writing.set()
+            release.wait(10)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    first = journal.append([asdict(record("first"))])
+    assert writing.wait(10)  # the thread is inside the first append's fsync
+    journal.append([asdict(record("committed"))])
+    journal.reset([])  # every row so far is in the database
+    after = journal.append([asdict(record("after-the-reset"))])
+    release.set()
+    first.result(10)
+    after.result(10)
+    journal.close()
+    lines = (tmp_path / "a.journal").read_bytes().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["after-the-reset"]
