@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db, sample_summaries, sign_off
+from app.records import records_db, sample_summaries, scoring_outcomes, sign_off
 from app.records.audit_rows import AUDIT_FIELDS, AuditRecord
 from app.records.sample_reads import cells
 from app.records.sign_off import SampleStateError
@@ -228,6 +228,7 @@ def write(
         connection.execute(CELLS.insert(), cell_rows)
         for sample_id in sorted({str(row["sample_id"]) for row in cell_rows}):
             sample_summaries.refresh(connection, sample_id)
+            scoring_outcomes.refresh(connection, sample_id)
     return results
 
 

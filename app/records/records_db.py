@@ -173,6 +173,28 @@ sample_summaries = sa.Table(
     sa.Index("sample_summaries_order", "last_change", "sample_id"),
 )
 
+# How many scorings of a sample, per UTC day, count as what in the local performance figures
+# (migration 0009): derived from the rows above by app/records/scoring_outcomes.py, rewritten with
+# every write to its sample in the same transaction, so that the figures are one GROUP BY over a
+# few rows per sample; never a record, so not append only.
+outcome_counts = sa.Table(
+    "outcome_counts",
+    metadata,
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("model_id", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("day", sa.Float, nullable=False),  # the UTC day's first second
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("assessable", sa.Integer, nullable=False),
+    # "w" (the withdrawn cell), "x" (left out), "r" (a repeat), or "" (its cell's scoring)
+    sa.Column("fate", sa.Text, nullable=False),
+    # its cell's latest decision against the stored call, one letter, then the reviewer; "u"
+    sa.Column("decided", sa.Text, nullable=False),
+    sa.Column("scorings", sa.Integer, nullable=False),
+    sa.Index("outcome_counts_sample", "sample_id"),
+    sa.Index("outcome_counts_model", "model_id", "day"),
+)
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"

@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db, sample_summaries, sign_off
+from app.records import records_db, sample_summaries, scoring_outcomes, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
 from app.records.prediction_records import PredictionRecords
 from app.records.prediction_rows import SampleEntry, joined, records_of
@@ -158,12 +158,14 @@ class ReviewRecords:
     @contextmanager
     def _writing(self, sample_id: str) -> Iterator[Connection]:
         """One transaction that writes the sample, its turn taken: a lock in this process, and
-        on PostgreSQL one across replicas; the sample's summary is rewritten before it ends."""
+        on PostgreSQL one across replicas; the sample's summary and its scorings' outcomes
+        (app/records/scoring_outcomes.py) are rewritten before it ends."""
         try:
             with self._sample_lock, self._engine.begin() as connection:
                 lock_sample(connection, sample_id)
                 yield connection
                 sample_summaries.refresh(connection, sample_id)
+                scoring_outcomes.refresh(connection, sample_id)
         except SQLAlchemyError as error:
             raise unavailable(error) from error
 
@@ -323,6 +325,7 @@ class ReviewRecords:
                 for sample_id in sorted(touched):
                     lock_sample(connection, sample_id)
                     sample_summaries.refresh(connection, sample_id)
+                    scoring_outcomes.refresh(connection, sample_id)
                 return deleted
         except SQLAlchemyError as error:
             raise unavailable(error) from error

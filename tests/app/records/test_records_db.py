@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
-HEAD = "0008"  # the newest migration
+HEAD = "0009"  # the newest migration
 
 # One image's answer from one model, as the predictions and sample_predictions rows hold it.
 MODEL_CALL = {
