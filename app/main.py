@@ -18,11 +18,12 @@ from starlette.formparsers import MultiPartParser
 from app.core.model_registry import ModelRegistry
 from app.core.sample_ids import SampleIdPolicy
 from app.inference.decoder_processes import DecoderProcesses
+from app.inference.in_flight import InFlight
 from app.inference.service import BatchingPolicy, PredictionService
 from app.inference.upload_checks import UploadLimits
 from app.inference.work_shares import SharePolicy
-from app.records.audit_log import AuditLog
 from app.records.performance_watch import PerformanceWatch
+from app.records.prediction_records import PredictionRecords
 from app.records.review_records import ReviewRecords
 from app.settings import (
     BATCH_BODY_FILES_AT_LIMIT,
@@ -97,23 +98,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # before the application sees its bytes, so no part ever reaches the threshold.
     MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, settings.max_upload_bytes)
     metrics = ServerMetrics()
+    in_flight = InFlight(settings.max_in_flight)  # the one count; the edge and metrics read it
+    metrics.track_queue_depth(lambda: in_flight.count)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.reviewer_header is not None and server_rewrites_client_address():
             raise RuntimeError(REWRITING_REFUSAL)
-        service = build_prediction_service(settings, metrics)
+        for name in settings.deprecated_settings:
+            log.warning("%s is deprecated: set LEUKOLENS_RETENTION_DAYS instead", name)
+        records = ReviewRecords(
+            records_database(settings),
+            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
+            retention_days=settings.retention_days,
+            audit=settings.audit_log,
+            journal=settings.journal_path,
+            on_quarantined=metrics.audit_journal_quarantined.inc,
+        )
+        app.state.review_records = records
+        try:
+            service = build_prediction_service(settings, metrics, records.predictions, in_flight)
+        except BaseException:
+            records.close()  # a server that cannot serve its models starts nothing
+            raise
         app.state.service = service
         announce_start(settings, service.registry)
-        try:
-            app.state.review_records = ReviewRecords(
-                records_database(settings),
-                busy_timeout_seconds=settings.audit_busy_timeout_seconds,
-                retention_days=settings.records_retention_days,
-            )
-        except BaseException:
-            await service.aclose()  # a server that cannot keep its records starts nothing
-            raise
         watch = PerformanceWatch(
             app.state.review_records.engine,
             [classifier.manifest for classifier in service.registry.models.values()],
@@ -142,12 +151,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sample_ids = SampleIdPolicy(settings.sample_id_pattern)
     app.state.metrics = metrics
+    app.state.in_flight = in_flight
     _include_routes(app)
     add_offline_docs(app)
     pages.add_html_error_pages(app)
     openapi_matching_the_server(app, settings)
     add_error_handlers(app)
-    _add_middleware(app, settings, metrics)
+    _add_middleware(app, settings, metrics, in_flight)
     return app
 
 
@@ -185,8 +195,14 @@ def announce_start(settings: Settings, registry: ModelRegistry) -> None:
     start_log.info(f"records ({audit}) go to {location}{journal}")
 
 
-def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> PredictionService:
-    """The models, the audit log and the worker pool as the settings say, watched by metrics."""
+def build_prediction_service(
+    settings: Settings,
+    metrics: ServerMetrics,
+    records: PredictionRecords | None = None,
+    in_flight: InFlight | None = None,
+) -> PredictionService:
+    """The models and the worker pool as the settings say, recording through `records` (the
+    records' one writer), counting in `in_flight`, watched by metrics."""
     registry = ModelRegistry.load(
         settings.model_store,
         settings.default_model,
@@ -194,19 +210,6 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
         int8=settings.int8,
         execution_provider=settings.execution_provider,
         force_default=settings.force_default_model,
-    )
-    audit_log = (
-        AuditLog(
-            settings.database_url.get_secret_value()
-            if settings.database_url
-            else settings.audit_log_path,
-            settings.audit_retention_days,
-            busy_timeout_seconds=settings.audit_busy_timeout_seconds,
-            journal=settings.journal_path,
-            on_quarantined=metrics.audit_journal_quarantined.inc,
-        )
-        if settings.audit_log
-        else None
     )
     service = PredictionService(
         registry,
@@ -217,12 +220,12 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
             max_decoded_bytes=settings.max_decoded_bytes,
         ),
         settings.worker_threads,
-        max_in_flight=settings.max_in_flight,
+        in_flight=in_flight or InFlight(settings.max_in_flight),
         batching=BatchingPolicy(
             max_batch=settings.batch_max_size,
             max_wait_seconds=settings.batch_max_wait_ms / 1000.0,
         ),
-        audit_log=audit_log,
+        records=records,
         observe_inference=metrics.observe_inference,
         decoders=(
             DecoderProcesses(settings.decoder_processes) if settings.decoder_processes else None
@@ -233,9 +236,8 @@ def build_prediction_service(settings: Settings, metrics: ServerMetrics) -> Pred
             heavy_queue=settings.heavy_queue_depth,
         ),
     )
-    metrics.track_queue_depth(lambda: service.in_flight)
-    if audit_log is not None:
-        metrics.track_audit_backlog(lambda: audit_log.backlog)
+    if records is not None:
+        metrics.track_audit_backlog(lambda: records.backlog)
     for model_id, classifier in registry.models.items():
         manifest = classifier.manifest
         default = str(model_id == registry.default_id).lower()
@@ -273,7 +275,9 @@ def body_limits(settings: Settings) -> dict[str, int]:
     }
 
 
-def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) -> None:
+def _add_middleware(
+    app: FastAPI, settings: Settings, metrics: ServerMetrics, in_flight: InFlight
+) -> None:
     """From the inside out (the last added runs first). Everything that can refuse a request
     from its head alone (concurrency, key, in-flight limit, declared size) runs before its body
     is read; the concurrency limit runs inside the request id, metrics and security headers, so
@@ -294,7 +298,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServerMetrics) ->
     )
     app.add_middleware(
         InFlightLimitMiddleware,
-        max_in_flight=settings.max_in_flight,
+        in_flight=in_flight,
         paths={PREDICT_PATH, BATCH_PATH},
         drain_limit=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES,
     )

@@ -172,23 +172,35 @@ class Settings(BaseSettings):
     )
     audit_journal: bool = Field(
         True,
-        description="Append each answered prediction's audit rows to a local journal, fsync'd "
-        "before the answer goes out and written to the database at start-up: nothing answered "
-        "is lost to a locked or absent database, a crash or kill -9.",
+        description="Append each answered prediction's record (its audit row, and its sample "
+        "cell) to a local journal, fsync'd before the answer goes out and written to the "
+        "database at start-up: nothing answered is lost to a locked or absent database, a crash "
+        "or kill -9.",
     )
     audit_journal_path: Path | None = Field(
         None, description="The journal file; unset: audit_log_path with the suffix .journal."
     )
 
     audit_busy_timeout_seconds: float = Field(
-        5.0, ge=0, description="SQLite's wait for a lock per attempt; writes retry after it."
+        5.0,
+        ge=0,
+        description="SQLite's wait for a lock per attempt: an audit row is retried after it; a "
+        "record that joins a sample, a decision or a withdrawal is refused (503).",
     )
-    audit_retention_days: float = Field(365.0, gt=0)
-    records_retention_days: float = Field(
+    retention_days: float = Field(
         365.0,
         ge=MIN_RETENTION_DAYS,
-        description="Sample cells, decisions and withdrawals older than this are deleted "
-        "(at start-up and hourly); the database refuses to delete any younger than 30 days.",
+        description="Prediction records (audit rows and sample cells), decisions, withdrawals "
+        "and sign-offs older than this are deleted (at start-up and hourly); the database "
+        "refuses to delete any sample record younger than 30 days. Unset, the two settings it "
+        "replaces are read: LEUKOLENS_RECORDS_RETENTION_DAYS and LEUKOLENS_AUDIT_RETENTION_DAYS "
+        "(deprecated; the longer of them, at least 30).",
+    )
+    records_retention_days: float | None = Field(
+        None, ge=MIN_RETENTION_DAYS, description="Deprecated: LEUKOLENS_RETENTION_DAYS."
+    )
+    audit_retention_days: float | None = Field(
+        None, gt=0, description="Deprecated: LEUKOLENS_RETENTION_DAYS."
     )
     performance_refresh_seconds: float = Field(
         10.0,
@@ -341,6 +353,28 @@ class Settings(BaseSettings):
             raise ValueError("every reviewer key must be set and differ from the others")
         if self.api_key is not None and self.api_key.get_secret_value() in secrets:
             raise ValueError("a reviewer key must differ from LEUKOLENS_API_KEY")
+        return self
+
+    @property
+    def deprecated_settings(self) -> list[str]:
+        """The deprecated variables this configuration sets, for a warning at start-up."""
+        names = {"records_retention_days", "audit_retention_days"} & self.model_fields_set
+        return [f"LEUKOLENS_{name.upper()}" for name in sorted(names)]
+
+    @model_validator(mode="after")
+    def _one_retention(self) -> Self:
+        """The audit and the sample records were kept by two settings; one record now, one
+        retention. Deployments that still set the old ones keep working: the longer wins,
+        since a sample record younger than 30 days can never go."""
+        if "retention_days" in self.model_fields_set:
+            return self
+        old = [
+            days
+            for days in (self.records_retention_days, self.audit_retention_days)
+            if days is not None
+        ]
+        if old:
+            self.retention_days = float(max(*old, MIN_RETENTION_DAYS))
         return self
 
     @model_validator(mode="after")

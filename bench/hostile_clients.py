@@ -10,8 +10,8 @@ its image), memory after bursts, slow bodies, a locked database with kill -9, an
 methods against /metrics; then a 2,000-request mixed load with hostile files interleaved.
 Per case: the answers, seconds, CPU seconds of the server and its child processes, peak
 resident memory of them over idle (VmHWM, reset before each case), and resident memory after.
-A full disk is not staged here (it needs a small mount): tests/app/records/test_audit_journal.py
-covers it. Linux only; compare rows within one run.
+A full disk is not staged here (it needs a small mount):
+tests/app/records/test_prediction_journal.py covers it. Linux only; compare rows within one run.
 """
 
 from __future__ import annotations

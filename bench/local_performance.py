@@ -2,9 +2,12 @@
 
 Seeds a synthetic lab (2,000 samples of 100 cells over 90 days, 80% reviewed, with repeats,
 withdrawals and changed decisions) into a fresh SQLite file (and, with --postgres URL, a
-PostgreSQL database), then times the endpoint in process through the ASGI app. Beside it, in
-the same run, a plain `SELECT count(*) ... GROUP BY sample_id` over the same table: the
-machine is shared, so the ratio is what carries over.
+PostgreSQL database), with the kept scoring outcomes the server writes beside them
+(app/records/scoring_outcomes.py), then times the endpoint in process through the ASGI app:
+as served (a GROUP BY over the kept outcomes) and, in the same run, with the outcomes worked
+out from the records at each request (the query before they were kept), checking that both
+answer the same. Beside them a plain `SELECT count(*) ... GROUP BY sample_id` over the
+scorings: the machine is shared, so the ratios are what carry over.
 
     python -m bench.local_performance [--postgres postgresql+psycopg://...]
 """
@@ -15,6 +18,7 @@ import argparse
 import json
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -22,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from app.core.model_registry import record_model
 from app.main import create_app
-from app.records import records_db
+from app.records import performance_read, records_db
 from app.settings import Settings
 from bench.common import RESULTS_DIR, machine, summary_ms, time_calls
 from bench.seeded_records import SeededLab, migrated_engine, seed
@@ -64,20 +68,31 @@ def measure(url: str, store: Path, folder: Path, repeats: int) -> dict[str, obje
             update={"audit_log_path": Path(url.removeprefix("sqlite:///"))}
         )
     result: dict[str, object] = {"rows_written": written}
+    kept_count = performance_read.count_rows
     with TestClient(create_app(settings)) as client:
         body = client.get("/api/v1/performance").json()
         result["cells_in_confusion"] = body["cells"]
         result["samples"] = body["samples"]
-        for period in ("month", "week"):
-            result[f"endpoint_{period}"] = summary_ms(
-                time_calls(
-                    lambda p=period: client.get(
-                        f"/api/v1/performance?period={p}"
-                    ).raise_for_status(),
-                    repeats,
-                    warmup=1,
-                )
-            )
+        for source, count in (
+            ("", kept_count),
+            ("_from_the_records", partial(kept_count, kept=False)),
+        ):
+            performance_read.count_rows = count
+            try:
+                for period in ("month", "week"):
+                    url = f"/api/v1/performance?period={period}"
+                    answered = client.get(url).json()
+                    if source:  # the same figures whichever way they were counted
+                        performance_read.count_rows = kept_count
+                        assert answered == client.get(url).json(), period
+                        performance_read.count_rows = count
+                    result[f"endpoint_{period}{source}"] = summary_ms(
+                        time_calls(
+                            lambda u=url: client.get(u).raise_for_status(), repeats, warmup=1
+                        )
+                    )
+            finally:
+                performance_read.count_rows = kept_count
     result["plain_group_by_scan"] = summary_ms(time_calls(plain_scan, repeats, warmup=1))
     engine.dispose()
     return result

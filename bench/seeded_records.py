@@ -15,7 +15,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from app.records import records_db
+from app.records import records_db, sample_summaries, scoring_outcomes
 
 DAY = 86_400.0
 
@@ -130,6 +130,10 @@ def seed(engine: Engine, lab: SeededLab) -> dict[str, int]:
         ):
             for start in range(0, len(rows), 20_000):
                 connection.execute(table.insert(), rows[start : start + 20_000])
+        # What the server keeps beside the rows it writes (derived tables, filled as the
+        # migrations fill them for records written before them).
+        scoring_outcomes.rebuild(connection)
+        sample_summaries.rebuild(connection)
     return {
         "scorings": len(predictions),
         "decisions": len(decisions),

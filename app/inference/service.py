@@ -1,9 +1,12 @@
 """The server's asynchronous side of prediction: admission, the worker pool, micro-batching and
-the audit log, around the prediction path (app/inference/prediction_path.py).
+the records, around the prediction path (app/inference/prediction_path.py).
 
 Blocking work runs on a thread pool (OpenCV and onnxruntime release the GIL); concurrent
 single-image requests share batched inferences; beyond a configured number of requests in
-flight new work is refused at once (503) rather than queued without bound.
+flight (app/inference/in_flight.py, the one count) new work is refused at once (503) rather than
+queued without bound. Each answer is recorded by the records' one writer (its audit row and,
+with a sample id, its cell, in one transaction: app/records/prediction_records.py) and goes out
+only once its record is durable: the one wait for that is `_recorded`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +27,7 @@ from app.core.domain.predictions import Prediction
 from app.core.model_registry import ModelRegistry
 from app.inference.budget import WorkBudget
 from app.inference.decoder_processes import DecoderProcesses
+from app.inference.in_flight import InFlight
 from app.inference.memory_release import release_free_memory
 from app.inference.micro_batching import MicroBatcher
 from app.inference.prediction_path import (
@@ -39,15 +41,19 @@ from app.inference.prediction_path import (
     tta_for,
 )
 from app.inference.upload_checks import UploadLimits
-from app.inference.work_shares import ServerBusyError, SharePolicy, WorkKind, WorkShare, kind_of
-from app.records.audit_log import AuditLog, AuditRecord, AuditUnavailableError
+from app.inference.work_shares import SharePolicy, WorkKind, WorkShare, kind_of
+from app.records.pending_records import Pending
+from app.records.prediction_records import PredictionRecords
+from app.records.prediction_rows import SampleEntry, joined, records_of
+from app.records.records_errors import RecordsUnavailableError
 
 T = TypeVar("T")
-# How long an answer waits for its audit rows to be durable (journal fsync'd, or committed
-# when the journal cannot take them) before it is refused instead.
+# How long an answer waits for its record to be durable (journal fsync'd, or committed when the
+# journal cannot take it or it joins a sample) before it is refused instead.
 RECORD_WAIT_SECONDS = 15.0
 NOT_RECORDED_IN_TIME = (
-    f"neither the journal nor the database took the rows in {RECORD_WAIT_SECONDS:g} s"
+    f"the answer could not be recorded: neither the journal nor the database took it in "
+    f"{RECORD_WAIT_SECONDS:g} s; nothing was answered: retry"
 )
 NO_GRADCAM_GRAPH = "this model's export has no Grad-CAM output; explain=false"
 
@@ -65,9 +71,9 @@ class PredictionService:
         limits: UploadLimits,
         worker_threads: int,
         *,
-        max_in_flight: int | None = None,
+        in_flight: InFlight | None = None,
         batching: BatchingPolicy | None = None,
-        audit_log: AuditLog | None = None,
+        records: PredictionRecords | None = None,
         observe_inference: InferenceObserver | None = None,
         decoders: DecoderProcesses | None = None,
         shares: SharePolicy | None = None,
@@ -77,10 +83,9 @@ class PredictionService:
         self.observe_inference = observe_inference
         self.decoders = decoders
         self.executor = ThreadPoolExecutor(worker_threads, thread_name_prefix="leukolens")
-        self.max_in_flight = max_in_flight
+        self.in_flight = in_flight or InFlight()
         self.batch_slots = asyncio.Semaphore(max(1, worker_threads - 1))
-        self.audit_log = audit_log
-        self.in_flight = 0
+        self.records = records
         self.plain_in_flight = 0
         self.preparing = 0
         shares = shares or SharePolicy()
@@ -114,14 +119,12 @@ class PredictionService:
         )
 
     def close(self) -> None:
-        """Stop the worker threads and the decoders, and flush the audit log."""
+        """Stop the worker threads and the decoders (the records are their owner's to close)."""
         self.executor.shutdown(wait=True, cancel_futures=True)
         for share in self.shares.values():
             share.close()
         if self.decoders is not None:
             self.decoders.close()
-        if self.audit_log is not None:
-            self.audit_log.close()
 
     async def aclose(self) -> None:
         for batcher in self.batchers.values():
@@ -134,35 +137,6 @@ class PredictionService:
         return await asyncio.get_running_loop().run_in_executor(
             self.executor, partial(context.run, function)
         )
-
-    @asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Hold a place in the queue, or refuse at once when it is full."""
-        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            raise ServerBusyError
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-
-    def _audit_records(self, outcomes: Sequence[Outcome]) -> list[AuditRecord]:
-        """One audit row per answered image (hashes and results, never the image)."""
-        now = time.time()
-        return [
-            AuditRecord(
-                time=now,
-                request_id=prediction.request_id,
-                image_sha256=prediction.image_sha256 or "",
-                model_id=prediction.model.id,
-                model_version=prediction.model.version,
-                probability_all=prediction.probability_all,
-                label=prediction.side_of_threshold,
-                latency_ms=prediction.timings_ms.total,
-            )
-            for prediction in outcomes
-            if isinstance(prediction, Prediction)
-        ]
 
     @asynccontextmanager
     async def _place(self, share: WorkShare | None, budget: WorkBudget) -> AsyncIterator[None]:
@@ -178,22 +152,38 @@ class PredictionService:
         finally:
             self.plain_in_flight -= 1
 
-    def audit(self, outcomes: Sequence[Outcome]) -> Future[None] | None:
-        """Submit the answered images' audit rows; the future is done once the rows are
-        durable (see AuditLog.submit)."""
-        records = self._audit_records(outcomes)
-        if self.audit_log is None or not records:
+    def _submit(
+        self, outcomes: Sequence[Outcome], sample: SampleEntry | None, *, answered: bool = True
+    ) -> Pending | None:
+        """Hand the answered images' record to the records' writer (never waits); without
+        records (a service built alone, for a benchmark) nothing is recorded."""
+        if self.records is None:
             return None
-        submitted = self.audit_log.submit(records)
-        # Without a journal nothing durable is waited for: the rows are written behind.
-        return submitted if self.audit_log.journalled else None
+        predictions = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+        return self.records.submit(records_of(predictions, sample, answered=answered))
 
-    def unanswered(self, outcomes: Sequence[Outcome]) -> None:
-        """These answers were refused after all (503, once their rows were kept): the audit
-        records answers, not attempts, so their rows say `not_answered`."""
-        records = self._audit_records(outcomes)
-        if self.audit_log is not None and records:
-            self.audit_log.mark_not_answered(records)
+    async def _recorded(self, outcomes: Sequence[Outcome], pending: Pending | None) -> None:
+        """The one durable wait: the answers go out once their record is durable (see
+        app/records/pending_records.py), joined to their sample; else RecordsUnavailableError
+        (503), or the sample's SampleStateError (409), and the record says not answered."""
+        if pending is None:
+            return
+        waiting = asyncio.wrap_future(pending.recorded)
+        done, _ = await asyncio.wait({waiting}, timeout=RECORD_WAIT_SECONDS)
+        if not done and self.records is not None and self.records.abandon(pending):
+            raise RecordsUnavailableError(NOT_RECORDED_IN_TIME)
+        try:
+            repeats = await waiting  # a sample's one attempt under way ends shortly
+        except RecordsUnavailableError as error:
+            if self.records is not None:
+                self.records.abandon(pending)
+            raise RecordsUnavailableError(
+                f"the answer could not be recorded ({error}); nothing was answered: retry"
+            ) from error
+        sample_id = pending.records[0].sample_id if pending.joins_sample else None
+        if sample_id is not None:
+            predictions = [outcome for outcome in outcomes if isinstance(outcome, Prediction)]
+            joined(predictions, sample_id, repeats)
 
     async def predict(
         self,
@@ -205,10 +195,11 @@ class PredictionService:
         tta: bool | None = None,
         explain: bool = False,
         budget: WorkBudget | None = None,
+        sample: SampleEntry | None = None,
     ) -> Prediction:
         """One image, or RefusedError; an unknown model or a map the model cannot draw is
         refused before any work, and before admission (the answer would not change by
-        waiting)."""
+        waiting). With `sample`, the answered image joins it."""
         budget = budget or WorkBudget()
         classifier = self.registry.get(model_id)
         if explain and not classifier.explains:
@@ -217,56 +208,60 @@ class PredictionService:
             tta=tta_for(classifier, tta), explain=explain, request_id=request_id
         )
         share = self.shares.get(kind_of(upload.data, explain=explain, tta=options.tta))
-        async with self.admitted(), self._place(share, budget):
-            prepare_upload = partial(
-                prepare,
-                upload,
-                classifier,
-                self.limits,
-                views=views,
-                budget=budget,
-                decoders=self.decoders,
-            )
-            if share is not None:
-                prepared = await share.run(prepare_upload)
-            else:
-                self.preparing += 1
-                try:
-                    prepared = await self.run(prepare_upload)
-                finally:
-                    self.preparing -= 1
-            if share is not None or self.plain_in_flight == 1:
-                # A heavy kind answers on its own share's threads (already a batch of its own
-                # with TTA, needing the map with explain); a plain request with no other to
-                # share a batch with skips the batcher's hop. Answered on the worker too:
-                # drawing an explanation takes milliseconds the event loop owes every client.
-                run = share.run if share is not None else self.run
-                (outcome,) = await run(
-                    partial(
-                        predict_prepared,
-                        [prepared],
-                        classifier,
-                        options,
-                        budget=budget,
-                        observe=self.observe_inference,
-                    )
-                )
-            else:
-                outcome = await self.batchers[classifier.manifest.id].submit(prepared)
-            if isinstance(outcome, Refusal):  # not made by inference; kept for the type
-                raise RefusedError(outcome.kind, outcome.reason)
-            outcome.request_id = request_id
-            recorded = self.audit([outcome])
-            if recorded is not None:
-                try:
-                    await asyncio.wait_for(asyncio.wrap_future(recorded), RECORD_WAIT_SECONDS)
-                except TimeoutError as error:
-                    self.unanswered([outcome])
-                    raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
-                except AuditUnavailableError:
-                    self.unanswered([outcome])
-                    raise
+        with self.in_flight.admitted():
+            async with self._place(share, budget):
+                outcome = await self._answer(upload, classifier, options, share, views, budget)
+            await self._recorded([outcome], self._submit([outcome], sample))
             return outcome
+
+    async def _answer(
+        self,
+        upload: Upload,
+        classifier: OnnxCellClassifier,
+        options: PredictOptions,
+        share: WorkShare | None,
+        views: bool,
+        budget: WorkBudget,
+    ) -> Prediction:
+        prepare_upload = partial(
+            prepare,
+            upload,
+            classifier,
+            self.limits,
+            views=views,
+            budget=budget,
+            decoders=self.decoders,
+        )
+        if share is not None:
+            prepared = await share.run(prepare_upload)
+        else:
+            self.preparing += 1
+            try:
+                prepared = await self.run(prepare_upload)
+            finally:
+                self.preparing -= 1
+        if share is not None or self.plain_in_flight == 1:
+            # A heavy kind answers on its own share's threads (already a batch of its own
+            # with TTA, needing the map with explain); a plain request with no other to
+            # share a batch with skips the batcher's hop. Answered on the worker too:
+            # drawing an explanation takes milliseconds the event loop owes every client.
+            run = share.run if share is not None else self.run
+            (outcome,) = await run(
+                partial(
+                    predict_prepared,
+                    [prepared],
+                    classifier,
+                    options,
+                    budget=budget,
+                    observe=self.observe_inference,
+                )
+            )
+        else:
+            outcome = await self.batchers[classifier.manifest.id].submit(prepared)
+        if isinstance(outcome, Refusal):  # not made by inference; kept for the type
+            raise RefusedError(outcome.kind, outcome.reason)
+        outcome.request_id = options.request_id
+        return outcome
 
     async def predict_batch(
         self,
@@ -278,15 +273,17 @@ class PredictionService:
         views: bool = False,
         explain: bool = False,
         budget: WorkBudget | None = None,
+        sample: SampleEntry | None = None,
     ) -> list[Outcome]:
+        """Each upload's prediction or refusal; with `sample`, the answered images join it."""
         classifier = self.registry.get(model_id)
         options = PredictOptions(
             tta=tta_for(classifier, tta), explain=explain, request_id=request_id
         )
 
-        def predict_and_audit() -> list[Outcome]:
-            # Audited on the worker: rows are written for work done even if the client has
-            # gone by the time it ends.
+        def predict_and_submit() -> tuple[list[Outcome], Pending | None]:
+            # Submitted on the worker: the work done is recorded even if the client has gone
+            # by the time it ends, as not answered (and joining no sample).
             try:
                 outcomes = predict_uploads(
                     uploads,
@@ -302,18 +299,12 @@ class PredictionService:
                 # A batch's decoded images, tensors and maps are garbage now: give the pages
                 # back on this worker, so the resident size returns near its idle level.
                 release_free_memory()
-            recorded = self.audit(outcomes)
-            if recorded is not None:
-                try:
-                    recorded.result(RECORD_WAIT_SECONDS)
-                except FutureTimeoutError as error:
-                    self.unanswered(outcomes)
-                    raise AuditUnavailableError(NOT_RECORDED_IN_TIME) from error
-                except AuditUnavailableError:
-                    self.unanswered(outcomes)
-                    raise
-            return outcomes
+            gone = budget is not None and budget.is_client_gone
+            return outcomes, self._submit(outcomes, sample, answered=not gone)
 
         # Batches never hold every worker: single images keep one, whatever the batches.
-        async with self.batch_slots, self.admitted():
-            return await self.run(predict_and_audit)
+        async with self.batch_slots:
+            with self.in_flight.admitted():
+                outcomes, pending = await self.run(predict_and_submit)
+                await self._recorded(outcomes, pending)
+                return outcomes

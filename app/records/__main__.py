@@ -5,8 +5,8 @@ role (app/records/privileges.py, docs/security.md).
 Both read the server's settings (LEUKOLENS_DATABASE_URL, here the owner's URL, and the
 retention days). `migrate` brings the schema to the newest revision and, with `--grant-to`,
 leaves the app's role SELECT and INSERT alone on the records (the derived sample summaries it
-may rewrite); `prune` deletes the sample records and the audit rows older than their retention
-(the triggers still refuse any younger than 30 days).
+may rewrite); `prune` deletes the sample records and the audit rows older than the retention
+(LEUKOLENS_RETENTION_DAYS; the triggers still refuse any sample record younger than 30 days).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import logging
 import sys
 
 from app.records import records_db
-from app.records.audit_log import AuditLog, AuditLogError
 from app.records.privileges import grant_app_role
 from app.records.review_records import RecordsDatabaseError, ReviewRecords
 from app.settings import RECORDS_IN_MEMORY, Settings
@@ -45,24 +44,12 @@ def migrate(settings: Settings, grant_to: str | None) -> str:
 
 def prune(settings: Settings) -> str:
     records = ReviewRecords(settings.records_location)  # opened without pruning: counted here
-    records.retention_days = settings.records_retention_days
+    records.retention_days = settings.retention_days
     try:
-        sample_rows = records.prune()
+        rows = records.prune()
     finally:
         records.close()
-    audit_rows = 0
-    if settings.audit_log:
-        audit = AuditLog(
-            settings.database_url.get_secret_value()
-            if settings.database_url
-            else settings.audit_log_path,
-            settings.audit_retention_days,
-        )
-        try:
-            audit_rows = audit.prune()
-        finally:
-            audit.close()
-    return f"pruned {sample_rows} sample record row(s) and {audit_rows} audit row(s)"
+    return f"pruned {rows} record row(s): sample records and audit rows alike"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("LEUKOLENS_RECORDS_IN_MEMORY=true: there is no database to maintain")
     try:
         said = migrate(settings, args.grant_to) if args.command == "migrate" else prune(settings)
-    except (RecordsDatabaseError, AuditLogError, records_db.SchemaBehindError, ValueError) as error:
+    except (RecordsDatabaseError, records_db.SchemaBehindError, ValueError) as error:
         print(f"python -m app.records {args.command}: {error}", file=sys.stderr)
         return 1
     print(said)

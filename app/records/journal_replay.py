@@ -1,13 +1,16 @@
 """Start-up: what a previous process journalled reaches the database, one line costing only
 itself.
 
-Each line of the journal is validated as an audit row (types, ranges, no field too many or
-missing). A line that is not a row (`{"a":1}`, `null`, a probability written as a string, a
-torn or binary line), or a row the database refuses for its content (a constraint, a value its
-driver cannot send), is set aside in a quarantine file beside the journal, with the reason, a
-log line and a count (`leukolens_audit_journal_quarantined_total`); every other row, before it
-and after it, is written. A database that is away, locked or out of disk is no fault of a row:
-those rows are kept for the next start, as before.
+Each line of the journal is validated as a prediction record (types, ranges, no field too many
+or missing): its audit row, and where it joined a sample, its cell's fields. Such a record was
+answered only once committed, so its replay writes its audit row alone
+(app/records/prediction_rows.py: `replayed`). A line that is not a record (`{"a":1}`, `null`,
+a probability written as a string, a torn or binary line), or a row the database refuses for
+its content (a constraint, a value its driver cannot send), is set aside in a quarantine file
+beside the journal, with the reason, a log line and a count
+(`leukolens_audit_journal_quarantined_total`); every other row, before it and after it, is
+written. A database that is away, locked or out of disk is no fault of a row: those rows are
+kept for the next start, as before.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import exc
 
 log = logging.getLogger("leukolens.audit")
@@ -34,8 +37,9 @@ SHA256_HEX = r"^[0-9a-f]{64}$"
 
 
 class JournalRow(BaseModel):
-    """An audit row as the journal holds it: AuditRecord's fields, strictly (a string is no
-    number, nothing is null), each within what the server writes."""
+    """A record as the journal holds it: PredictionRecord's fields, strictly (a string is no
+    number, nothing is null where the server never writes one), each within what the server
+    writes. Lines written before records joined their samples hold the audit row's alone."""
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
@@ -50,6 +54,22 @@ class JournalRow(BaseModel):
     client_request_id: Annotated[str, Field(max_length=200)] = ""
     item: Annotated[int, Field(ge=0, le=LARGEST_ITEM)] = 0
     outcome: Literal["answered", "not_answered"] = "answered"
+    sample_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    state: Annotated[str, Field(max_length=200)] = ""
+    assessable: bool = False
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    tta: bool | None = None
+    warnings: Annotated[str, Field(max_length=2000)] = ""
+    uploader: Annotated[str, Field(max_length=200)] = ""
+    uploader_source: Annotated[str, Field(max_length=200)] = "unrecorded"
+    mark: bool | None = None
+    """Earlier lines say nothing: a `not_answered` one was always a mark."""
+
+    @model_validator(mode="after")
+    def _marks_of_earlier_lines(self) -> Self:
+        if self.mark is None:
+            self.mark = self.outcome == "not_answered"
+        return self
 
 
 def quarantine_path(journal: Path) -> Path:

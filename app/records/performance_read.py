@@ -3,20 +3,22 @@
 A cell is an image of a sample, its first live scoring (a withdrawn request's rows are not
 live; later scorings of the same bytes in the sample are repeats). Each cell counts once, by
 its reviewer's latest decision against the model's call at the threshold it was served at (the
-stored label; ALL is positive). The counting is done in SQL: each scoring's outcome (with its
-cell's latest decision, by one lookup in a covering index) and GROUP BY per sample, period,
-outcome and state, so that no cell row leaves the database: what comes back is a few rows per
-sample, folded into one row of counts per sample and period, all that the intervals
+stored label; ALL is positive): app/records/scoring_outcomes.py says what each scoring counts
+as, and keeps it. The counting is done in SQL, a GROUP BY per sample, period, outcome and state
+over the kept outcomes, so that no cell row leaves the database: what comes back is a few rows
+per sample, folded into one row of counts per sample and period, all that the intervals
 (resampling whole samples) need. The same definition gives the cells `training adapt` fits on
 (`counted_cells`): the figures, the page, the gauges and the adaptation count the same cells.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -26,13 +28,14 @@ from app.core.domain.performance import LocalPerformance
 from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CONFUSION, COUNT_FIELDS, CountRow, local_performance
 from app.core.manifest import ModelManifest
-from app.records import records_db
+from app.records import records_db, scoring_outcomes
 
 PREDICTIONS = records_db.sample_predictions
 DECISIONS = records_db.review_decisions
 WITHDRAWALS = records_db.sample_withdrawals
 
 Period = Literal["week", "month"]
+DAY = scoring_outcomes.SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -58,25 +61,8 @@ def _period_start(dialect: str, seconds: sa.ColumnElement[float], period: Period
     return sa.func.date(seconds, "unixepoch", "weekday 0", "-6 days").label("period")
 
 
-def _withdrawn(scoring: sa.FromClause) -> sa.ColumnElement[bool]:
-    """The page withdrew the request that made this scoring (a cancelled upload)."""
-    return sa.and_(
-        scoring.c.client_request_id != "",
-        sa.tuple_(scoring.c.sample_id, scoring.c.client_request_id).in_(
-            sa.select(WITHDRAWALS.c.sample_id, WITHDRAWALS.c.client_request_id)
-        ),
-    )
-
-
-def _same_cell(other: sa.FromClause) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        other.c.sample_id == PREDICTIONS.c.sample_id,
-        other.c.image_sha256 == PREDICTIONS.c.image_sha256,
-    )
-
-
-CELL, REPEAT, WITHDRAWN_CELL = 0, 1, 2
-# What a scoring counts as, one letter: the confusion's four, or why its cell is left out.
+# What a scoring counts as, one letter (app/records/scoring_outcomes.py): the confusion's four,
+# or why its cell is left out.
 OUTCOMES = {
     "P": "tp",
     "F": "fp",
@@ -92,78 +78,92 @@ OUTCOMES = {
 }
 
 
-def _decided(version: str) -> sa.ColumnElement[str]:
-    """For a cell: the outcome letter of its latest decision against the model's call,
-    followed by the reviewer's name; "u" when undecided. One index lookup (the covering
-    index on the cell and id), in one expression, so that it is made once per row."""
-    decision, label = DECISIONS.c.decision, PREDICTIONS.c.label
-    letter = sa.case(
-        (decision == "not_assessable", "d"),
-        (decision == "ALL", sa.case((label == "ALL", "P"), else_="N")),
-        else_=sa.case((label == "ALL", "F"), else_="T"),
-    )
-    latest = (
-        sa.select(letter.concat(DECISIONS.c.reviewer))
-        .where(_same_cell(DECISIONS))
-        .order_by(DECISIONS.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return sa.func.coalesce(latest, "u")
-
-
-def _outcome(version: str) -> sa.Label:
-    """What a scoring counts as (see OUTCOMES); a cell's letter is followed by the name of
-    the reviewer whose decision counts."""
-    return sa.case(
-        (_withdrawn(PREDICTIONS), sa.case((_first_withdrawn_of_a_gone_cell(), "w"), else_="x")),
-        (sa.and_(PREDICTIONS.c.repeat_of.is_not(None), _live_before()), "r"),
-        (PREDICTIONS.c.model_version != version, "v"),
-        (PREDICTIONS.c.assessable == 0, "a"),
-        else_=_decided(version),
-    ).label("outcome")
-
-
-def _live_before() -> sa.ColumnElement[bool]:
-    """A live scoring of the same cell came earlier: this one is a repeat. The writer marks a
-    scoring that had none before it (`repeat_of` empty, under the sample's lock), so this is
-    looked up only for a repeat, in case the one it repeats was withdrawn since."""
-    earlier = PREDICTIONS.alias("earlier")
-    return sa.exists().where(
-        _same_cell(earlier), earlier.c.id < PREDICTIONS.c.id, ~_withdrawn(earlier)
-    )
-
-
-def _first_withdrawn_of_a_gone_cell() -> sa.ColumnElement[bool]:
-    """The first withdrawn scoring of a cell with no live one: the cell counts as withdrawn."""
-    earlier = PREDICTIONS.alias("earlier")
-    any_live = sa.exists().where(_same_cell(earlier), ~_withdrawn(earlier))
-    withdrawn_before = sa.exists().where(
-        _same_cell(earlier), earlier.c.id < PREDICTIONS.c.id, _withdrawn(earlier)
-    )
-    return sa.and_(~any_live, ~withdrawn_before)
-
-
-def _grouped(selection: Selection, dialect: str) -> sa.Select:
-    """The selection's scorings counted by sample, period, outcome (with its reviewer) and
-    the answer's state, in one statement."""
-    conditions = [PREDICTIONS.c.model_id == selection.model_id]
+def _selected(scoring: sa.FromClause, selection: Selection) -> list[sa.ColumnElement[bool]]:
+    conditions = [scoring.c.model_id == selection.model_id]
     if selection.since is not None:
-        conditions.append(PREDICTIONS.c.time >= selection.since)
+        conditions.append(scoring.c.time >= selection.since)
     if selection.until is not None:
-        conditions.append(PREDICTIONS.c.time < selection.until)
-    period = _period_start(dialect, PREDICTIONS.c.time, selection.period)
-    outcome = _outcome(selection.model_version)
-    keys = (PREDICTIONS.c.sample_id, period, outcome, PREDICTIONS.c.state)
-    return sa.select(*keys, sa.func.count().label("cells")).where(*conditions).group_by(*keys)
+        conditions.append(scoring.c.time < selection.until)
+    return conditions
 
 
-def count_rows(connection: Connection, selection: Selection) -> list[CountRow]:
-    """The per-sample counts of the selection, from one SQL statement, folded here into one
-    row per sample and period (no cell row leaves the database: a few rows per sample)."""
+def from_the_records(selection: Selection) -> sa.FromClause:
+    """The selection's scorings worked out from the records themselves: a database without
+    the kept counts, a window's part day, and the check of the counts."""
+    predictions = scoring_outcomes.PREDICTIONS
+    return scoring_outcomes.scorings(*_selected(predictions, selection)).subquery("scoring")
+
+
+def _grouped(
+    selection: Selection,
+    dialect: str,
+    scoring: sa.FromClause,
+    when: sa.ColumnElement[float],
+    scorings: sa.ColumnElement[int] | None = None,
+) -> sa.Select:
+    """`scoring`'s rows counted by sample, period, outcome (with its reviewer) and the
+    answer's state, in one statement (`when`: a row's time; `scorings`: how many scorings a
+    row stands for, None: one)."""
+    period = _period_start(dialect, when, selection.period)
+    outcome = scoring_outcomes.outcome(scoring, selection.model_version)
+    keys = (scoring.c.sample_id, period, outcome, scoring.c.state)
+    cells = sa.func.count() if scorings is None else sa.func.sum(scorings)
+    return sa.select(*keys, cells.label("cells")).group_by(*keys)
+
+
+def _from_the_counts(selection: Selection, dialect: str) -> sa.Select:
+    """The whole days of the selection (its bounds are days' first seconds), from the kept
+    counts: a few rows per sample."""
+    counts = scoring_outcomes.COUNTS
+    conditions = [counts.c.model_id == selection.model_id]
+    if selection.since is not None:
+        conditions.append(counts.c.day >= selection.since)
+    if selection.until is not None:
+        conditions.append(counts.c.day < selection.until)
+    grouped = _grouped(selection, dialect, counts, counts.c.day, counts.c.scorings)
+    return grouped.where(*conditions)
+
+
+def _from_the_records(selection: Selection, dialect: str) -> sa.Select:
+    scoring = from_the_records(selection)
+    return _grouped(selection, dialect, scoring, scoring.c.time)
+
+
+def _parts(selection: Selection) -> tuple[Selection | None, list[Selection]]:
+    """The selection's whole days (for the kept counts) and the parts of a day at either end
+    (for the records), together the selection exactly."""
+    since, until = selection.since, selection.until
+    first = None if since is None else math.ceil(since / DAY) * DAY
+    last = None if until is None else math.floor(until / DAY) * DAY
+    if first is not None and last is not None and first >= last:
+        return None, [selection]
+    ends = []
+    if since is not None and first is not None and since < first:
+        ends.append(replace(selection, until=first))
+    if until is not None and last is not None and last < until:
+        ends.append(replace(selection, since=last))
+    return replace(selection, since=first, until=last), ends
+
+
+def count_rows(
+    connection: Connection, selection: Selection, *, kept: bool = True
+) -> list[CountRow]:
+    """The per-sample counts of the selection, folded here into one row per sample and period
+    (no cell row leaves the database: a few rows per sample). From the kept counts (a GROUP BY
+    over a few rows per sample, the part days at a window's ends from the records), or not
+    `kept`, all from the records."""
+    dialect = connection.dialect.name
+    days, ends = _parts(selection) if kept else (None, [selection])
+    statements = [_from_the_records(end, dialect) for end in ends]
+    if days is not None:
+        statements.append(_from_the_counts(days, dialect))
+    return _folded(row for statement in statements for row in connection.execute(statement))
+
+
+def _folded(grouped: Iterable[sa.Row[Any]]) -> list[CountRow]:
     folded: dict[tuple[str, str], dict[str, int]] = {}
     reviewers: dict[tuple[str, str], set[str]] = {}
-    for row in connection.execute(_grouped(selection, connection.dialect.name)):
+    for row in grouped:
         key = (row.sample_id, row.period)
         counts = folded.setdefault(key, dict.fromkeys(COUNT_FIELDS, 0))
         names = reviewers.setdefault(key, set())
@@ -210,23 +210,16 @@ class CountedCell:
 
 
 def counted_cells(connection: Connection, selection: Selection) -> list[CountedCell]:
-    """The cells behind the confusion counts, one per row: what `training adapt` fits on."""
-    conditions = [PREDICTIONS.c.model_id == selection.model_id]
-    if selection.since is not None:
-        conditions.append(PREDICTIONS.c.time >= selection.since)
-    if selection.until is not None:
-        conditions.append(PREDICTIONS.c.time < selection.until)
-    scored = (
-        sa.select(
-            PREDICTIONS.c.id,
-            PREDICTIONS.c.sample_id,
-            PREDICTIONS.c.image_sha256,
-            PREDICTIONS.c.label,
-            _outcome(selection.model_version),
-        )
-        .where(*conditions)
-        .subquery()
-    )
+    """The cells behind the confusion counts, one per row: what `training adapt` fits on
+    (from the records themselves: a lab's database of any age)."""
+    scoring = from_the_records(selection)
+    scored = sa.select(
+        scoring.c.id,
+        scoring.c.sample_id,
+        scoring.c.image_sha256,
+        scoring.c.label,
+        scoring_outcomes.outcome(scoring, selection.model_version),
+    ).subquery()
     statement = (
         sa.select(scored.c.sample_id, scored.c.image_sha256, scored.c.label, scored.c.outcome)
         .where(sa.func.substr(scored.c.outcome, 1, 1).in_(["P", "F", "T", "N"]))

@@ -25,9 +25,10 @@ RECORD_TABLES = (
 )
 APPEND_ONLY_TABLES = (*RECORD_TABLES, records_db.predictions.name)
 # Derived from the records, rewritten with each write to a sample (app/records/
-# sample_summaries.py): no record, so the app's role keeps it; tampering with it could only
-# miscount the list, never change a record, and `sample_summaries.rebuild` restores it.
-DERIVED_TABLES = (records_db.sample_summaries.name,)
+# sample_summaries.py, scoring_outcomes.py): no record, so the app's role keeps them; tampering
+# with them could only miscount the list or the local figures, never change a record, and
+# their `rebuild` restores them.
+DERIVED_TABLES = (records_db.sample_summaries.name, records_db.outcome_counts.name)
 VERSION_TABLE = "alembic_version"
 
 

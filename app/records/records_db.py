@@ -6,16 +6,13 @@ app/records/migrations); on PostgreSQL an advisory lock makes replicas starting 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.sql.dml import Insert
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # What an audit row says became of its request: answered, or refused (503) after its row was
@@ -176,6 +173,28 @@ sample_summaries = sa.Table(
     sa.Index("sample_summaries_order", "last_change", "sample_id"),
 )
 
+# How many scorings of a sample, per UTC day, count as what in the local performance figures
+# (migration 0009): derived from the rows above by app/records/scoring_outcomes.py, rewritten with
+# every write to its sample in the same transaction, so that the figures are one GROUP BY over a
+# few rows per sample; never a record, so not append only.
+outcome_counts = sa.Table(
+    "outcome_counts",
+    metadata,
+    sa.Column("sample_id", sa.Text, nullable=False),
+    sa.Column("model_id", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("day", sa.Float, nullable=False),  # the UTC day's first second
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("assessable", sa.Integer, nullable=False),
+    # "w" (the withdrawn cell), "x" (left out), "r" (a repeat), or "" (its cell's scoring)
+    sa.Column("fate", sa.Text, nullable=False),
+    # its cell's latest decision against the stored call, one letter, then the reviewer; "u"
+    sa.Column("decided", sa.Text, nullable=False),
+    sa.Column("scorings", sa.Integer, nullable=False),
+    sa.Index("outcome_counts_sample", "sample_id"),
+    sa.Index("outcome_counts_model", "model_id", "day"),
+)
+
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
@@ -238,40 +257,11 @@ def migrate(engine: Engine) -> None:
         ) from error
 
 
-def _dialect_insert(connection: Connection) -> Callable[[sa.Table], Any]:
+def lock_sample(connection: Connection, sample_id: str) -> None:
+    """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
+    the transaction's end); in one process the records' sample lock does it."""
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
-def insert_once(connection: Connection) -> Insert:
-    """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
-    insert = _dialect_insert(connection)
-    return insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "item"])
-
-
-def mark_not_answered(connection: Connection) -> Insert:
-    """INSERT of a row whose request was not answered after all: a row already there with the
-    same key is marked so (never the other way round: a replayed answered row changes
-    nothing)."""
-    insert = _dialect_insert(connection)(predictions)
-    return insert.on_conflict_do_update(
-        index_elements=["request_id", "item"], set_={"outcome": insert.excluded.outcome}
-    )
-
-
-def write_audit_rows(connection: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-    """Audit rows in their order: answered ones once each, then those marking a request not
-    answered (two statements, so that a row and its mark never meet in one)."""
-    answered = [row for row in rows if row.get("outcome", ANSWERED) == ANSWERED]
-    marks = {
-        (row["request_id"], row["item"]): row
-        for row in rows
-        if row.get("outcome", ANSWERED) != ANSWERED
-    }
-    if answered:
-        connection.execute(insert_once(connection), answered)
-    if marks:
-        connection.execute(mark_not_answered(connection), list(marks.values()))
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
+            {"sample": f"leukolens-sample:{sample_id}"},
+        )

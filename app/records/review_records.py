@@ -3,25 +3,27 @@
 The same database as the prediction audit (app/records/records_db.py: a SQLite file by default,
 PostgreSQL by LEUKOLENS_DATABASE_URL), so that every replica of a deployment reads and writes the
 same samples: predictions through one replica and decisions through another make one sample.
-Which scored images belong to which sample and who uploaded them, every decision a reviewer
-made, and the uploads their owners withdrew (app/records/withdrawals.py). No row holds an image
-or a file name, only the image's sha256 and the request that scored it. Rows are never
-updated; a changed decision is a new row (the latest counts), a withdrawal is a row of its
-own, and a decision retried under its Idempotency-Key is its first row again
-(app/records/decision_replays.py). Rows older than the retention
-(LEUKOLENS_RECORDS_RETENTION_DAYS) are deleted, at start-up and then hourly, where the
-database role may delete (app/records/privileges.py); the triggers refuse to delete any
-younger than 30 days. Each decision says where its reviewer's name came from
-(`reviewer_source`): typed by the client, or the deployment's authenticated user.
+A scored image's cell is written with its audit row, in one transaction, by the one writer of
+prediction records (app/records/prediction_records.py, opened here as `predictions`); this
+module writes the rest. Which scored images belong to which sample and who uploaded them, every
+decision a reviewer made, and the uploads their owners withdrew (app/records/withdrawals.py).
+No row holds an image or a file name, only the image's sha256 and the request that scored it.
+Rows are never updated; a changed decision is a new row (the latest counts), a withdrawal is a
+row of its own, and a decision retried under its Idempotency-Key is its first row again
+(app/records/decision_replays.py). Rows older than the retention (LEUKOLENS_RETENTION_DAYS),
+audit rows among them, are deleted, at start-up and then hourly, where the database role may
+delete (app/records/privileges.py); the triggers refuse to delete any sample record younger
+than 30 days. Each decision says where its reviewer's name came from (`reviewer_source`): typed
+by the client, or the deployment's authenticated user.
 
 Within a sample an image is one cell, known by its sha256: scoring the same bytes again is
-recorded as a repeat of the first (`repeat_of`) and counted once everywhere. Writes to a sample
-take turns (a lock in this process, and on PostgreSQL one across replicas), so that two
-uploads of the same bytes, or a withdrawal and a decision, never interleave; each write
-rewrites the sample's summary row in its own transaction, so that the list of samples is one
-indexed query (app/records/sample_summaries.py). Once a sample is signed off
-(app/records/sign_off.py) it takes no new cell and no withdrawal, and a decision only with the
-reason it amends the sample.
+recorded as a repeat of the first (`repeat_of`) and counted once everywhere
+(app/records/prediction_rows.py). Writes to a sample take turns (a lock in this process, and on
+PostgreSQL one across replicas), so that two uploads of the same bytes, or a withdrawal and a
+decision, never interleave; each write rewrites the sample's summary row in its own
+transaction, so that the list of samples is one indexed query (app/records/
+sample_summaries.py). Once a sample is signed off (app/records/sign_off.py) it takes no new
+cell and no withdrawal, and a decision only with the reason it amends the sample.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,20 +44,24 @@ from app.core.domain.predictions import Prediction
 from app.core.domain.reviews import ReviewerSource, ReviewRecord, ReviewRequest
 from app.core.domain.samples import SampleReport, SampleSummary
 from app.core.identities import ANONYMOUS, Identity
-from app.records import records_db, sample_summaries, sign_off
+from app.records import records_db, sample_summaries, scoring_outcomes, sign_off
 from app.records.decision_replays import earlier_record, fingerprint
+from app.records.prediction_records import PredictionRecords
+from app.records.prediction_rows import SampleEntry, joined, records_of
 from app.records.privileges import may_delete
+from app.records.records_db import lock_sample
 from app.records.records_errors import (
     RecordsDatabaseError,
     RecordsUnavailableError,
     unavailable,
 )
-from app.records.sample_reads import cells, decision_record, sample_report, utc
+from app.records.sample_reads import decision_record, sample_report, utc
 from app.records.withdrawals import WITHDRAWALS, withdraw, withdrawn, withdraws
 
 log = logging.getLogger("leukolens.records")
 
 PREDICTIONS = records_db.sample_predictions
+AUDIT = records_db.predictions
 DECISIONS = records_db.review_decisions
 SIGN_OFFS = records_db.sample_sign_offs
 __all__ = [
@@ -80,17 +86,28 @@ class ReviewRecords:
         *,
         busy_timeout_seconds: float = 10.0,
         retention_days: float | None = None,
+        audit: bool = True,
+        journal: Path | None = None,
+        on_quarantined: Callable[[int], None] | None = None,
     ) -> None:
         """`database`: a SQLite file, `:memory:` (records lost at exit: `durable` is False), or
         a SQLAlchemy URL (postgresql+psycopg://). `retention_days`: rows older than this are
         pruned (at least the triggers' floor, records_db.MIN_RETENTION_DAYS); None keeps every
-        row."""
+        row. `audit`, `journal` and `on_quarantined`: the prediction writer's (PredictionRecords);
+        a database in memory has no journal."""
         if retention_days is not None and retention_days < records_db.MIN_RETENTION_DAYS:
             raise ValueError(
                 f"records are kept at least {records_db.MIN_RETENTION_DAYS} days, "
                 f"not {retention_days}"
             )
         self.durable = database != IN_MEMORY
+        where = (
+            str(database.resolve())
+            if isinstance(database, Path)
+            else "memory"
+            if database == IN_MEMORY
+            else sa.make_url(database).render_as_string(hide_password=True)
+        )
         if database == IN_MEMORY:
             # One connection shared by every thread: the records live as long as the process.
             self._engine = sa.create_engine(
@@ -108,13 +125,8 @@ class ReviewRecords:
             self._may_prune = may_delete(self._engine, DECISIONS.name)
         except (OSError, SQLAlchemyError, records_db.SchemaBehindError) as error:
             self._engine.dispose()
-            where = (
-                database.resolve()
-                if isinstance(database, Path)
-                else sa.make_url(database).render_as_string(hide_password=True)
-            )
             raise RecordsDatabaseError(
-                f"cannot open the sample records at {where}: {error}. Set "
+                f"cannot open the records at {where}: {error}. Set "
                 "LEUKOLENS_AUDIT_LOG_PATH to a writable file or LEUKOLENS_DATABASE_URL to a "
                 "reachable database (or, for a demonstration only, LEUKOLENS_RECORDS_IN_MEMORY"
                 "=true: records lost when the server stops)"
@@ -129,17 +141,32 @@ class ReviewRecords:
             )
         self._pruned_at = 0.0
         self._prune_lock = threading.Lock()
+        try:
+            self.predictions = PredictionRecords(
+                self._engine,
+                where=where,
+                sample_turn=self._sample_lock,
+                audit=audit,
+                journal=journal if self.durable else None,
+                on_quarantined=on_quarantined,
+                after_write=self.prune_if_due,
+            )
+        except RecordsDatabaseError:
+            self._engine.dispose()
+            raise
         self.prune_if_due()
 
     @contextmanager
     def _writing(self, sample_id: str) -> Iterator[Connection]:
         """One transaction that writes the sample, its turn taken: a lock in this process, and
-        on PostgreSQL one across replicas; the sample's summary is rewritten before it ends."""
+        on PostgreSQL one across replicas; the sample's summary and its scorings' outcomes
+        (app/records/scoring_outcomes.py) are rewritten before it ends."""
         try:
             with self._sample_lock, self._engine.begin() as connection:
                 lock_sample(connection, sample_id)
                 yield connection
                 sample_summaries.refresh(connection, sample_id)
+                scoring_outcomes.refresh(connection, sample_id)
         except SQLAlchemyError as error:
             raise unavailable(error) from error
 
@@ -150,43 +177,15 @@ class ReviewRecords:
         client_request_id: str = "",
         uploader: Identity = ANONYMOUS,
     ) -> None:
-        """Record the sample's scored images as `uploader`'s; an image the sample already
-        holds is recorded as a repeat of it, and the prediction says so (`repeat_of`)."""
-        now = time.time()
-        with self._writing(sample_id) as connection:
-            sign_off.refuse_once_signed(connection, sample_id, "a new cell")
-            first = {cell.image_sha256: cell.request_id for cell in cells(connection, sample_id)}
-            rows = []
-            for prediction in predictions:
-                sha = prediction.image_sha256 or ""
-                prediction.sample_id = sample_id
-                prediction.repeat_of = first.get(sha)
-                first.setdefault(sha, prediction.request_id)
-                rows.append(
-                    {
-                        "time": now,
-                        "sample_id": sample_id,
-                        "request_id": prediction.request_id,
-                        "image_sha256": sha,
-                        "model_id": prediction.model.id,
-                        "model_version": prediction.model.version,
-                        "probability_all": prediction.probability_all,
-                        # kept where the answer's label is null (not assessable) too
-                        "label": prediction.side_of_threshold,
-                        "state": prediction.state,
-                        "assessable": int(prediction.assessable),
-                        "client_request_id": client_request_id,
-                        "repeat_of": prediction.repeat_of,
-                        "threshold": prediction.threshold,
-                        "tta": int(prediction.tta),
-                        "warnings": ";".join(w.code for w in prediction.warnings),
-                        "uploader": uploader.name,
-                        "uploader_source": uploader.source,
-                    }
-                )
-            if rows:
-                connection.execute(PREDICTIONS.insert(), rows)
-        self.prune_if_due()
+        """Record the sample's scored images as `uploader`'s, through the one writer, and wait
+        for the commit; an image the sample already holds is recorded as a repeat of it, and the
+        prediction says so (`repeat_of`). The server's requests go through the prediction
+        service instead, which waits as their answers must (app/inference/service.py)."""
+        records = records_of(
+            predictions, SampleEntry(sample_id, uploader), client_request_id=client_request_id
+        )
+        repeats = self.predictions.submit(records).recorded.result()
+        joined(predictions, sample_id, repeats)
 
     def withdraw(self, sample_id: str, client_request_id: str, owner: Identity) -> None:
         """`owner` takes their upload back out of the sample (app/records/withdrawals.py says
@@ -321,11 +320,13 @@ class ReviewRecords:
                         PREDICTIONS.delete().where(PREDICTIONS.c.time < cutoff),
                         WITHDRAWALS.delete().where(WITHDRAWALS.c.time < cutoff, ~live_withdrawn),
                         SIGN_OFFS.delete().where(SIGN_OFFS.c.time < cutoff),
+                        AUDIT.delete().where(AUDIT.c.time < cutoff),
                     )
                 )
                 for sample_id in sorted(touched):
                     lock_sample(connection, sample_id)
                     sample_summaries.refresh(connection, sample_id)
+                    scoring_outcomes.refresh(connection, sample_id)
                 return deleted
         except SQLAlchemyError as error:
             raise unavailable(error) from error
@@ -351,14 +352,6 @@ class ReviewRecords:
         return self._engine
 
     def close(self) -> None:
+        """Write what the prediction writer holds, then let the database go."""
+        self.predictions.close()
         self._engine.dispose()
-
-
-def lock_sample(connection: Connection, sample_id: str) -> None:
-    """One writer per sample at a time across replicas (PostgreSQL's advisory lock, held to
-    the transaction's end)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(:sample))"),
-            {"sample": f"leukolens-sample:{sample_id}"},
-        )

@@ -12,8 +12,7 @@ from app.core.classifier import ExplanationUnavailableError
 from app.core.domain.outcomes import Refusal, RefusalKind, RefusedError
 from app.core.model_registry import UnknownModelError
 from app.inference.work_shares import ServerBusyError
-from app.records.audit_log import AuditUnavailableError
-from app.records.review_records import RecordsUnavailableError
+from app.records.records_errors import RecordsUnavailableError
 from app.records.sign_off import SampleStateError, UnknownSampleError
 from app.web.middleware.refusals import BUSY, RETRY_AFTER_SECONDS
 
@@ -41,7 +40,8 @@ def as_status_and_reason(refusal: Refusal) -> str:
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecordsUnavailableError)
     async def records_unavailable(_: Request, error: RecordsUnavailableError) -> JSONResponse:
-        # A sample record that cannot be written is said, never answered as if it were kept.
+        # Whatever could not be recorded (a prediction, a decision, a withdrawal, a sign-off)
+        # is said, never answered as if it were kept: the records are the lab's.
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(SampleStateError)
@@ -52,12 +52,6 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownSampleError)
     async def unknown_sample(_: Request, error: UnknownSampleError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
-
-    @app.exception_handler(AuditUnavailableError)
-    async def audit_unavailable(_: Request, error: AuditUnavailableError) -> JSONResponse:
-        # A prediction that cannot be recorded is not answered (the audit is the lab's record).
-        detail = f"the answer could not be recorded ({error}); nothing was answered: retry"
-        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(ServerBusyError)
     async def server_busy(_: Request, error: ServerBusyError) -> JSONResponse:

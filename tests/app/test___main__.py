@@ -36,7 +36,7 @@ def test_an_unopenable_audit_path_stops_start_up_with_a_message_naming_it(tmp_pa
         timeout=120,
     )
     assert finished.returncode != 0
-    assert f"cannot open the audit log at {path}" in finished.stderr
+    assert f"cannot open the records at {path}" in finished.stderr
 
 
 def test_with_a_sign_on_header_the_peer_address_is_not_rewritten(monkeypatch):

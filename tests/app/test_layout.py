@@ -2,6 +2,7 @@
 of the model, modules that fit on a reader's screen."""
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -115,3 +116,51 @@ def test_no_module_is_over_400_lines():
 def test_refusals_carry_no_http_status():
     source = (APP / "inference").rglob("*.py")
     assert not [p.name for p in source if "status_code" in p.read_text(encoding="utf-8")]
+
+
+PREDICTION_TABLES = {"predictions", "sample_predictions"}
+SQL_INSERT = re.compile(r"\bINSERT\s+INTO\s+(\w+)", re.IGNORECASE)
+
+
+def prediction_table_inserts(path: Path) -> list[str]:
+    """Where a module inserts into the audit or the samples' cells: `<table>.insert()` or a
+    dialect's `insert(<table>)` on records_db's tables (or a module alias of one), or SQL."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+
+    def names_a_table(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr in PREDICTION_TABLES) or (
+            isinstance(node, ast.Name) and node.id in aliases | PREDICTION_TABLES
+        )
+
+    aliases = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr in PREDICTION_TABLES
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and "insert" in ast.unparse(node.func):
+            function = node.func
+            receiver = function.value if isinstance(function, ast.Attribute) else None
+            if any(names_a_table(part) for part in [receiver, *node.args] if part is not None):
+                found.append(f"line {node.lineno}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            tables = {match.lower() for match in SQL_INSERT.findall(node.value)}
+            if tables & PREDICTION_TABLES:
+                found.append(f"line {node.lineno} (SQL)")
+    return found
+
+
+def test_one_writer_writes_prediction_records():
+    """A prediction's audit row and its sample cell are one record, written in one transaction
+    by one module: nothing else in app/ inserts into either table."""
+    writers = {
+        str(path.relative_to(APP)): lines
+        for path in modules()
+        if (lines := prediction_table_inserts(path))
+    }
+    assert list(writers) == ["records/prediction_rows.py"], writers

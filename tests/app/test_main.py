@@ -59,7 +59,7 @@ def test_a_single_image_request_gets_one_files_limit_not_the_batchs(settings):
 
 
 def test_sample_records_older_than_their_retention_are_pruned_at_start(settings, real_cell_png):
-    """LEUKOLENS_RECORDS_RETENTION_DAYS reaches the records, as the audit's retention does."""
+    """LEUKOLENS_RETENTION_DAYS reaches the records (the audit's rows with them)."""
     import sqlite3
     import time
 
@@ -80,7 +80,7 @@ def test_sample_records_older_than_their_retention_are_pruned_at_start(settings,
     connection.close()
     with TestClient(create_app(settings)) as client:  # the default: a year
         assert client.get("/api/v1/samples/OLD-1").status_code == 200
-    shorter = settings.model_copy(update={"records_retention_days": 90})
+    shorter = settings.model_copy(update={"retention_days": 90})
     with TestClient(create_app(shorter)) as client:
         assert client.get("/api/v1/samples/OLD-1").status_code == 404
 
@@ -115,3 +115,21 @@ def test_the_api_says_the_release_it_is(settings):
     pyproject = root / "pyproject.toml"
     released = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
     assert create_app(settings).openapi()["info"]["version"] == released
+
+
+def test_a_deprecated_retention_setting_still_works_and_start_up_says_so(settings, caplog):
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    old = Settings(**{**settings.model_dump(exclude_unset=True), "records_retention_days": 90})
+    assert old.retention_days == 90
+    with caplog.at_level(logging.WARNING), TestClient(create_app(old)) as client:
+        assert client.app.state.review_records.retention_days == 90
+    assert any(
+        "LEUKOLENS_RECORDS_RETENTION_DAYS is deprecated" in record.getMessage()
+        for record in caplog.records
+    )

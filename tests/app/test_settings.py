@@ -88,7 +88,7 @@ def test_records_are_kept_a_year_and_ids_are_lab_numbers_by_default():
     from app.core.sample_ids import DEFAULT_SAMPLE_ID_PATTERN
 
     settings = Settings()
-    assert settings.records_retention_days == 365
+    assert settings.retention_days == 365
     assert settings.sample_id_pattern == DEFAULT_SAMPLE_ID_PATTERN
     assert (settings.reviewer_header, settings.reviewer_keys) == (None, {})
 
@@ -100,3 +100,33 @@ def test_records_live_in_a_database_unless_memory_is_asked_for(tmp_path):
     url = "postgresql+psycopg://app@db/leukolens"
     assert Settings(audit_log=False, database_url=url).records_location == url
     assert Settings(records_in_memory=True).records_location == ":memory:"
+
+
+@pytest.mark.parametrize(
+    ("environment", "days", "deprecated"),
+    [
+        ({}, 365, []),
+        ({"LEUKOLENS_RETENTION_DAYS": "90"}, 90, []),
+        # the two it replaces, as deploy/kubernetes/configmap.yaml set them: the longer wins
+        (
+            {"LEUKOLENS_RECORDS_RETENTION_DAYS": "90", "LEUKOLENS_AUDIT_RETENTION_DAYS": "400"},
+            400,
+            ["LEUKOLENS_AUDIT_RETENTION_DAYS", "LEUKOLENS_RECORDS_RETENTION_DAYS"],
+        ),
+        # the audit's alone could be a week: a sample record stays 30 days at least
+        ({"LEUKOLENS_AUDIT_RETENTION_DAYS": "7"}, 30, ["LEUKOLENS_AUDIT_RETENTION_DAYS"]),
+        (
+            {"LEUKOLENS_RETENTION_DAYS": "60", "LEUKOLENS_RECORDS_RETENTION_DAYS": "90"},
+            60,
+            ["LEUKOLENS_RECORDS_RETENTION_DAYS"],
+        ),
+    ],
+)
+def test_one_retention_and_the_two_it_replaces_still_read(
+    monkeypatch, environment, days, deprecated
+):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.retention_days == days
+    assert settings.deprecated_settings == deprecated

@@ -3,12 +3,14 @@ import threading
 
 import pytest
 
-from app.core.model_registry import ModelRegistry
+from app.core.model_registry import ModelRegistry, UnknownModelError
 from app.inference import prediction_path
 from app.inference import service as service_module
+from app.inference.in_flight import InFlight
 from app.inference.prediction_path import Upload
-from app.inference.service import PredictionService, ServerBusyError
+from app.inference.service import PredictionService
 from app.inference.upload_checks import UploadLimits
+from app.inference.work_shares import ServerBusyError
 from app.settings import bundled_model_store
 
 
@@ -55,30 +57,38 @@ def test_an_explanation_is_drawn_off_the_event_loop(real_cell_png, monkeypatch):
     assert answered_on[0].startswith("leukolens")
 
 
-def test_admission_refuses_beyond_the_queue_depth(model_store):
+def test_admission_refuses_beyond_the_queue_depth_after_looking_the_model_up(
+    model_store, real_cell_png
+):
     service = PredictionService(
-        ModelRegistry.load(model_store), UploadLimits(10**7, 10**7), 1, max_in_flight=1
+        ModelRegistry.load(model_store), UploadLimits(10**7, 10**7), 1, in_flight=InFlight(1)
     )
 
     async def main():
-        async with service.admitted():
+        with service.in_flight.admitted():
+            with pytest.raises(UnknownModelError):  # never worth a retry: said first
+                await service.predict(Upload("c.png", real_cell_png), model_id="nope")
             with pytest.raises(ServerBusyError):
-                async with service.admitted():
-                    pass
-        async with service.admitted():  # the place is free again
-            return service.in_flight
+                await service.predict(Upload("c.png", real_cell_png))
+            with pytest.raises(ServerBusyError):
+                await service.predict_batch([Upload("c.png", real_cell_png)])
+        prediction = await service.predict(Upload("c.png", real_cell_png))  # free again
+        return prediction, service.in_flight.count
 
-    assert asyncio.run(main()) == 1
+    prediction, count = asyncio.run(main())
+    assert prediction.label is not None
+    assert count == 0
     service.close()
 
 
 def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
-    service = client.app.state.service
-    service.in_flight = service.max_in_flight
+    in_flight = client.app.state.service.in_flight
+    assert in_flight is client.app.state.in_flight  # one count: the edge reads the service's
+    in_flight.count = in_flight.limit
     try:
         response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
     finally:
-        service.in_flight = 0
+        in_flight.count = 0
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert "busy" in response.json()["detail"]

@@ -56,7 +56,7 @@ def test_prune_deletes_what_the_retention_says_and_keeps_the_young(tmp_path):
     insert_old(path, 200, "OLD-1", "b" * 64, "r-old")
     done = run("prune", LEUKOLENS_AUDIT_LOG_PATH=str(path), LEUKOLENS_RECORDS_RETENTION_DAYS="90")
     assert done.returncode == 0, done.stderr
-    assert "pruned 2 sample record row(s)" in done.stdout
+    assert "pruned 2 record row(s)" in done.stdout
     records = ReviewRecords(path)
     assert records.sample("OLD-1") is None
     assert records.sample("S-1").counts.decided == 1

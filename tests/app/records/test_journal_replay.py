@@ -11,13 +11,22 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from app.records import records_db
-from app.records.audit_log import AuditLog, AuditRecord
 from app.records.journal_replay import quarantine_path
+from app.records.prediction_records import PredictionRecords
+from app.records.prediction_rows import PredictionRecord
+from app.records.review_records import ReviewRecords
 
 
 def row(name: str, **changes: object) -> dict:
-    record = AuditRecord(time.time(), name, "ab" * 32, "m", "1", 0.7, "ALL", 12.5)
+    record = PredictionRecord(time.time(), name, "ab" * 32, "m", "1", 0.7, "ALL", 12.5)
     return {**asdict(record), **changes}
+
+
+def audit_only(name: str, **changes: object) -> dict:
+    """A line as the journal held it before records joined their samples."""
+    fields = ("time", "request_id", "image_sha256", "model_id", "model_version")
+    fields += ("probability_all", "label", "latency_ms", "client_request_id", "item", "outcome")
+    return {key: value for key, value in row(name, **changes).items() if key in fields}
 
 
 def line(value: object) -> bytes:
@@ -35,6 +44,8 @@ BAD_LINES = {
     "binary garbage": b"\x00\x01\x02garbage\x7f\n",
     "invalid UTF-8": b'{"request_id": "\xff\xfe"}\n',
     "a line torn mid-row": b'{"time": 1, "request_id": "cut\n',
+    "an empty sample id": line(row("bad", sample_id="")),
+    "a tta written as a string": line(row("bad", sample_id="S-1", tta="yes")),
 }
 
 
@@ -53,7 +64,7 @@ def test_every_good_row_around_a_bad_line_is_written_and_the_line_set_aside(tmp_
     good = [line(row(f"good-{n}")) for n in range(5)]
     journal_with(journal, [*good[:2], bad, *good[2:]])
     counted: list[int] = []
-    log = AuditLog(database, retention_days=30, journal=journal, on_quarantined=counted.append)
+    log = ReviewRecords(database, journal=journal, on_quarantined=counted.append)
     log.close()
     assert request_ids(database) == [f"good-{n}" for n in range(5)]
     assert journal.read_bytes() == b""  # emptied: nothing is replayed twice
@@ -63,14 +74,14 @@ def test_every_good_row_around_a_bad_line_is_written_and_the_line_set_aside(tmp_
     if kept is not None:
         assert kept == bad
     assert counted == [1]
-    AuditLog(database, retention_days=30, journal=journal).close()  # a later start: no change
+    ReviewRecords(database, journal=journal).close()  # a later start: no change
     assert len(quarantine_path(journal).read_bytes().splitlines()) == 1
 
 
 def test_a_row_the_database_refuses_for_its_content_is_set_aside(tmp_path):
     """A constraint the lab added (a trigger refusing one model's rows): that row only."""
     journal, database = tmp_path / "audit.journal", tmp_path / "audit.sqlite3"
-    AuditLog(database, retention_days=30).close()
+    ReviewRecords(database).close()
     with sqlite3.connect(database) as connection:
         connection.execute(
             "CREATE TRIGGER no_withdrawn_model BEFORE INSERT ON predictions "
@@ -80,7 +91,7 @@ def test_a_row_the_database_refuses_for_its_content_is_set_aside(tmp_path):
         journal,
         [line(row("before")), line(row("refused", model_id="withdrawn")), line(row("after"))],
     )
-    AuditLog(database, retention_days=30, journal=journal).close()
+    ReviewRecords(database, journal=journal).close()
     assert request_ids(database) == ["before", "after"]
     (entry,) = [json.loads(x) for x in quarantine_path(journal).read_bytes().splitlines()]
     assert "model withdrawn" in entry["reason"]
@@ -93,7 +104,7 @@ def test_postgresql_refusing_a_row_for_its_content_costs_only_that_row(tmp_path,
         journal,
         [line(row("before")), line(row("nul\u0000byte")), line(row("after"))],
     )
-    AuditLog(postgres_url, retention_days=30, journal=journal).close()
+    ReviewRecords(postgres_url, journal=journal).close()
     engine = records_db.create_engine(postgres_url)
     with engine.connect() as connection:
         written = connection.execute(
@@ -113,12 +124,12 @@ def test_a_database_that_cannot_take_rows_now_keeps_them_for_the_next_start(tmp_
         raise OperationalError("INSERT", {}, Exception("database or disk is full"))
 
     with monkeypatch.context() as patched:
-        patched.setattr(AuditLog, "_write_rows", disk_full)
-        AuditLog(database, retention_days=30, journal=journal).close()
+        patched.setattr(PredictionRecords, "_write_rows", disk_full)
+        ReviewRecords(database, journal=journal).close()
     kept = [json.loads(x)["request_id"] for x in journal.read_bytes().splitlines()]
     assert kept == ["kept-1", "kept-2"]
     assert len(quarantine_path(journal).read_bytes().splitlines()) == 1
-    AuditLog(database, retention_days=30, journal=journal).close()
+    ReviewRecords(database, journal=journal).close()
     assert request_ids(database) == ["kept-1", "kept-2"]
 
 
@@ -126,7 +137,7 @@ def test_a_bad_line_the_quarantine_cannot_take_stays_in_the_journal(tmp_path):
     journal, database = tmp_path / "audit.journal", tmp_path / "audit.sqlite3"
     quarantine_path(journal).mkdir()  # cannot be appended to: a disk error, as it were
     journal_with(journal, [line(row("good")), line({"a": 1})])
-    AuditLog(database, retention_days=30, journal=journal).close()
+    ReviewRecords(database, journal=journal).close()
     assert request_ids(database) == ["good"]
     assert journal.read_bytes() == line({"a": 1})
 
@@ -143,3 +154,32 @@ def test_the_quarantined_lines_are_counted_on_metrics(settings, real_cell_png):
         metrics = client.get("/metrics").text
     assert "leukolens_audit_journal_quarantined_total 2.0" in metrics
     assert request_ids(settings.audit_log_path) == ["good"]
+
+
+def test_a_line_that_joined_a_sample_is_replayed_as_its_audit_row_not_answered(tmp_path):
+    """Answered only once committed: still in the journal, it is in the database already or
+    its answer never went out. Never a cell at start-up; a committed row is left as it is."""
+    journal, database = tmp_path / "audit.journal", tmp_path / "audit.sqlite3"
+    records = ReviewRecords(database)
+    committed = PredictionRecord(**row("committed", sample_id="S-1", state="suggests_all"))
+    records.predictions.submit([committed]).recorded.result(10)
+    records.close()
+    journal_with(
+        journal,
+        [
+            line(asdict(committed)),
+            line(row("never-answered", sample_id="S-1", state="suggests_all")),
+            line(audit_only("earlier", outcome="answered")),
+            line(audit_only("earlier", outcome="not_answered")),  # an earlier mark
+        ],
+    )
+    replayed = ReviewRecords(database, journal=journal)
+    outcomes = {r.request_id: r.outcome for r in replayed.predictions.rows()}
+    assert outcomes == {
+        "committed": "answered",  # its replay inserts nothing over it
+        "never-answered": "not_answered",
+        "earlier": "not_answered",  # a mark of an earlier release: its request got 503
+    }
+    assert [c.request_id for c in replayed.sample("S-1").predictions] == ["committed"]
+    assert journal.read_bytes() == b""
+    replayed.close()

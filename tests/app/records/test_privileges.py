@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from app.records import records_db
+from app.records import privileges, records_db
 from app.records.privileges import may_delete
 from app.records.review_records import RecordsDatabaseError, ReviewRecords
 from tests.app.records.test_review_records import SHA_A, prediction, review
@@ -76,6 +76,8 @@ def test_the_apps_role_holds_select_and_insert_alone(decided):
         ).fetchall()
     assert granted == [
         ("alembic_version", "SELECT"),
+        # derived from the records, rewritten with each write: no record of its own
+        ("outcome_counts", "DELETE,INSERT,SELECT,UPDATE"),
         ("predictions", "INSERT,SELECT"),
         ("review_decisions", "INSERT,SELECT"),
         ("sample_predictions", "INSERT,SELECT"),
@@ -152,3 +154,45 @@ def test_sqlite_has_no_roles(tmp_path):
     with pytest.raises(ValueError, match="PostgreSQL only"):
         grant_app_role(engine, "leukolens_app")
     engine.dispose()
+
+
+def test_an_upgrade_to_0009_lets_the_apps_role_keep_the_outcome_counts(postgres_roles):
+    """A database granted under 0008 (before `outcome_counts`): the owner's migration alone,
+    without a new --grant-to, leaves the app's role able to record a cell and a decision (each
+    rewrites the sample's counts), and the counts agree with the records."""
+    import uuid
+
+    from app.records import scoring_outcomes
+    from tests.app.conftest import APP_ROLE, OWNER_ROLE
+    from tests.app.records.test_records_db import move_to
+
+    name = f"leukolens_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_roles.url("postgres"), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}')
+        connection.execute(f'GRANT CONNECT ON DATABASE "{name}" TO {APP_ROLE}')
+    with psycopg.connect(postgres_roles.url(name), autocommit=True) as connection:
+        connection.execute(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}")
+        connection.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
+    base = f"postgresql+psycopg://{{}}@127.0.0.1:{postgres_roles.port}/{name}"
+    owner = records_db.create_engine(base.format(OWNER_ROLE))
+    move_to(owner, "0008")
+    grants = [f"GRANT SELECT ON TABLE alembic_version TO {APP_ROLE}"]
+    grants.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE sample_summaries TO {APP_ROLE}")
+    for table in privileges.APPEND_ONLY_TABLES:  # what `migrate --grant-to` granted under 0008
+        grants.append(f"GRANT SELECT, INSERT ON TABLE {table} TO {APP_ROLE}")
+        grants.append(f"GRANT USAGE ON SEQUENCE {table}_id_seq TO {APP_ROLE}")
+    with owner.begin() as connection:
+        for grant in grants:
+            connection.execute(sa.text(grant))
+    records_db.migrate(owner)
+    records = ReviewRecords(base.format(APP_ROLE))
+    records.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    records.add_decision(review(SHA_A, "ALL"))
+    assert records.sample("S-1").counts.decided == 1
+    records.close()
+    with owner.connect() as connection:
+        kept = connection.execute(sa.select(scoring_outcomes.COUNTS)).all()
+        worked_out = connection.execute(scoring_outcomes.counted("postgresql")).all()
+    owner.dispose()
+    assert [tuple(row) for row in kept] == [tuple(row) for row in worked_out]
+    assert [(row.fate, row.decided, row.scorings) for row in kept] == [("", "PDr A", 1)]

@@ -90,20 +90,23 @@ def test_decisions_are_append_only(records, tmp_path):  # as every records table
     connection.close()
 
 
-def test_records_survive_a_restart_beside_the_audit_table(tmp_path):
-    from app.records.audit_log import AuditLog
-
+def test_a_cell_and_its_audit_row_are_one_record_that_survives_a_restart(tmp_path):
     path = tmp_path / "audit.sqlite3"
-    audit = AuditLog(path, 365)
     first = ReviewRecords(path)
     first.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
     first.add_decision(review(SHA_A, "ALL"))
     first.close()
     again = ReviewRecords(path)
     assert [d.decision for d in again.sample("S-1").decisions] == ["ALL"]
+    assert [(row.request_id, row.image_sha256) for row in again.predictions.rows()] == [
+        ("r1", SHA_A)
+    ]
     again.close()
-    assert audit.rows() == []
-    audit.close()
+    without_audit = ReviewRecords(tmp_path / "other.sqlite3", audit=False)
+    without_audit.add_predictions("S-1", [prediction(SHA_A, 0.9, "suggests_all")])
+    assert len(without_audit.sample("S-1").predictions) == 1
+    assert without_audit.predictions.rows() == []
+    without_audit.close()
 
 
 # The raw-sqlite3 layout the records had before they joined the one schema (issue 27).

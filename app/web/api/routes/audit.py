@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from app.records.audit_export import audit_records
 from app.rendering.result_table import audit_csv
 from app.web.api.bodies import ErrorResponse
-from app.web.api.deps import ServiceDep
+from app.web.api.deps import ReviewRecordsDep, SettingsDep
 
 router = APIRouter(tags=["audit"])
 
@@ -31,7 +31,8 @@ AUDIT_OFF = "the audit log is switched off (LEUKOLENS_AUDIT_LOG=false)"
     },
 )
 async def export_audit(
-    service: ServiceDep,
+    settings: SettingsDep,
+    records: ReviewRecordsDep,
     since: Annotated[
         datetime | None,
         Query(description="Rows written from this time on (ISO 8601; UTC without an offset)."),
@@ -40,11 +41,11 @@ async def export_audit(
 ) -> StreamingResponse:
     """The audit's rows in the order they were written; `outcome` says `answered`, or
     `not_answered` for a request refused (503) after its row was kept: count only the first."""
-    if service.audit_log is None:
+    if not settings.audit_log:
         raise HTTPException(404, AUDIT_OFF)
-    records = audit_records(service.audit_log.engine, since=seconds(since), until=seconds(until))
+    rows = audit_records(records.engine, since=seconds(since), until=seconds(until))
     return StreamingResponse(
-        audit_csv(records),
+        audit_csv(rows),
         media_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="leukolens-audit.csv"'},
     )

@@ -36,7 +36,7 @@ def records_url(settings: Settings) -> str | None:
     None when they are kept in memory only."""
     if settings.database_url is not None:
         return '"$LEUKOLENS_DATABASE_URL"'
-    if not settings.audit_log:
+    if settings.records_in_memory:
         return None
     return f"sqlite:///{settings.audit_log_path}"
 

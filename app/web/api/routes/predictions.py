@@ -1,8 +1,11 @@
 """Predictions for one image or a batch; a bad file in a batch never fails the others.
 
 Each request's decoding and preprocessing runs under a time budget, and stops when its client
-disconnects (see app/inference/budget.py). Routes pass the model id through: the service
-refuses an unknown one and the application's handlers turn domain errors into HTTP answers.
+disconnects (see app/inference/budget.py). Routes pass the model id and the sample through: the
+service refuses an unknown model, records each answer (joining its sample) before it goes out,
+and the application's handlers turn domain errors into HTTP answers. The client's X-Request-ID
+names the upload, so that its uploader, cancelling it, can withdraw its answers from the sample
+(POST /api/v1/samples/{id}/withdrawals).
 """
 
 from __future__ import annotations
@@ -11,23 +14,21 @@ import io
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.core.domain.outcomes import Outcome
 from app.core.domain.predictions import Prediction
 from app.core.identities import Identity
+from app.core.sample_ids import SampleIdPolicy
 from app.inference.budget import WorkBudget
 from app.inference.prediction_path import Upload
-from app.logging_config import current_client_request_id
-from app.records.review_records import RecordsUnavailableError
+from app.records.prediction_rows import SampleEntry
 from app.rendering.result_table import result_row, results_writer
 from app.web.api.bodies import BatchError, BatchItem, BatchResponse, ErrorResponse
 from app.web.api.deps import (
     CallerDep,
     OneFileFieldDep,
     RequestIdDep,
-    ReviewRecordsDep,
     SampleIdQueryDep,
     SampleIdsDep,
     ServiceDep,
@@ -46,7 +47,8 @@ ERRORS = {
         415: "unsupported file type",
         409: "the sample_id names a signed-off sample: no new cell joins it",
         422: "missing or repeated field, or bad parameter (e.g. an unknown model id)",
-        503: "too many requests in flight; retry after the Retry-After header's seconds",
+        503: "too many requests in flight, or the answer could not be recorded; retry after "
+        "the Retry-After header's seconds",
     }.items()
 }
 
@@ -63,32 +65,18 @@ TtaQuery = Annotated[
 ExplainQuery = Annotated[bool, Query(description="Add a Grad-CAM heatmap of the decision.")]
 
 
-async def _record_sample(
-    service: ServiceDep,
-    records: ReviewRecordsDep,
-    sample_ids: SampleIdsDep,
-    sample_id: str | None,
-    predictions: list[Prediction],
-    uploader: Identity,
-) -> None:
-    if sample_id is None or not predictions:
+def _sample(sample_id: str | None, uploader: Identity) -> SampleEntry | None:
+    return None if sample_id is None else SampleEntry(sample_id, uploader)
+
+
+def _warn(sample_ids: SampleIdPolicy, sample_id: str | None, answers: list[Outcome]) -> None:
+    """An id whose letters could be a name is answered, each prediction saying so."""
+    if sample_id is None:
         return
     warning = sample_ids.warning(sample_id)
-    for prediction in predictions:
-        prediction.sample_id_warning = warning
-    # The client's X-Request-ID names the upload, so that its uploader, cancelling it, can
-    # withdraw its answers from the sample (POST /api/v1/samples/{id}/withdrawals).
-    try:
-        await run_in_threadpool(
-            records.add_predictions,
-            sample_id,
-            predictions,
-            current_client_request_id.get(),
-            uploader,
-        )
-    except RecordsUnavailableError:
-        service.unanswered(predictions)  # answered 503: the audit must not claim otherwise
-        raise
+    for answer in answers:
+        if isinstance(answer, Prediction):
+            answer.sample_id_warning = warning
 
 
 async def _read(upload: UploadFile) -> Upload:
@@ -104,7 +92,6 @@ async def predict(
     service: ServiceDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    records: ReviewRecordsDep,
     sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     caller: CallerDep,
@@ -124,11 +111,12 @@ async def predict(
             tta=tta,
             explain=explain,
             budget=budget,
+            sample=_sample(sample_id, caller),
         ),
         request.is_disconnected,
         budget,
     )
-    await _record_sample(service, records, sample_ids, sample_id, [prediction], caller)
+    _warn(sample_ids, sample_id, [prediction])
     return prediction
 
 
@@ -143,7 +131,6 @@ async def predict_batch(
     service: ServiceDep,
     settings: SettingsDep,
     request_id: RequestIdDep,
-    records: ReviewRecordsDep,
     sample_ids: SampleIdsDep,
     sample_id: SampleIdQueryDep,
     caller: CallerDep,
@@ -172,18 +159,12 @@ async def predict_batch(
             views=views,
             explain=explain,
             budget=budget,
+            sample=_sample(sample_id, caller),
         ),
         request.is_disconnected,
         budget,
     )
-    await _record_sample(
-        service,
-        records,
-        sample_ids,
-        sample_id,
-        [outcome for outcome in outcomes if isinstance(outcome, Prediction)],
-        caller,
-    )
+    _warn(sample_ids, sample_id, outcomes)
     results = [
         BatchItem(filename=upload.filename, status="ok", prediction=outcome)
         if isinstance(outcome, Prediction)

@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message
 
+from app.inference.in_flight import InFlight
 from app.main import create_app
 from app.web.middleware.in_flight_limit import InFlightLimitMiddleware
 from tests.conftest import asgi_scope
@@ -18,17 +19,15 @@ def test_past_the_in_flight_limit_a_request_is_refused_before_its_body(settings,
     """Issue 16: the in-flight limit was checked only once the body had been read."""
     full = settings.model_copy(update={"max_in_flight": 1})
     with TestClient(create_app(full)) as client:
-        limiter = client.app.middleware_stack
-        while type(limiter).__name__ != "InFlightLimitMiddleware":
-            limiter = limiter.app
-        limiter.in_flight = 1  # one complete request being answered
+        in_flight = client.app.state.in_flight
+        in_flight.count = 1  # one complete request being answered
         pulled, status, body = asgi_post(
             client.app, "/api/v1/predict", [b"x" * 65536] * 10, MULTIPART, portal=client.portal
         )
         assert (pulled, status) == (0, 503)
         assert body == {"detail": "the server is busy; retry shortly"}
         assert client.get("/api/v1/models").status_code == 200  # only uploads are counted
-        limiter.in_flight = 0
+        in_flight.count = 0
         assert client.get("/healthz").status_code == 200
 
 
@@ -42,21 +41,26 @@ def test_the_count_goes_back_down_after_each_request(settings, real_cell_png):
     assert response.status_code == 200
 
 
-def make_limited_app(max_in_flight: int) -> tuple[FastAPI, InFlightLimitMiddleware, asyncio.Event]:
-    """An app whose route reads the body, then waits for `release`; the limiter around it."""
+def make_limited_app(
+    max_in_flight: int,
+) -> tuple[InFlight, InFlightLimitMiddleware, asyncio.Event]:
+    """An app whose route reads the body, takes a place in the count as the prediction service
+    does, then waits for `release`; the limiter around it, reading the same count."""
     app = FastAPI()
     release = asyncio.Event()
+    in_flight = InFlight(max_in_flight)
 
     @app.post("/upload")
     async def upload(request: Request) -> dict[str, int]:
         received = len(await request.body())
-        await release.wait()
+        with in_flight.admitted():
+            await release.wait()
         return {"received": received}
 
     limiter = InFlightLimitMiddleware(
-        app, max_in_flight=max_in_flight, paths={"/upload"}, drain_limit=1_000_000
+        app, in_flight=in_flight, paths={"/upload"}, drain_limit=1_000_000
     )
-    return app, limiter, release
+    return in_flight, limiter, release
 
 
 async def post(
@@ -96,30 +100,30 @@ def test_an_upload_still_arriving_holds_no_slot():
     """Issue 30: 64 uploads trickling 1 byte/s held every slot and complete requests got 503."""
 
     async def main() -> None:
-        _, limiter, release = make_limited_app(1)
+        in_flight, limiter, release = make_limited_app(1)
         last_chunk = asyncio.Event()
         slow = asyncio.create_task(post(limiter, [b"x"] * 3, before_last=last_chunk))
         await settle()
-        assert limiter.in_flight == 0  # head and two chunks in, the body not complete
+        assert in_flight.count == 0  # head and two chunks in, the body not complete
         release.set()
         status, _, body = await post(limiter, [b"y" * 10])
         assert (status, body) == (200, {"received": 10})
         last_chunk.set()
         status, _, body = await slow
         assert (status, body) == (200, {"received": 3})
-        assert limiter.in_flight == 0
+        assert in_flight.count == 0
 
     asyncio.run(main())
 
 
 def test_a_body_that_completes_when_every_slot_is_taken_gets_503_with_retry_after():
     async def main() -> None:
-        _, limiter, release = make_limited_app(1)
+        in_flight, limiter, release = make_limited_app(1)
         last_chunk = asyncio.Event()
         slow = asyncio.create_task(post(limiter, [b"x"] * 3, before_last=last_chunk))
         holder = asyncio.create_task(post(limiter, [b"y"]))  # complete: takes the one slot
         await settle()
-        assert limiter.in_flight == 1
+        assert in_flight.count == 1
         last_chunk.set()
         status, headers, body = await slow
         assert (status, body) == (503, {"detail": "the server is busy; retry shortly"})
@@ -127,7 +131,7 @@ def test_a_body_that_completes_when_every_slot_is_taken_gets_503_with_retry_afte
         assert "connection" not in headers  # the body was read whole: the connection may stay
         release.set()
         assert (await holder)[0] == 200
-        assert limiter.in_flight == 0
+        assert in_flight.count == 0
 
     asyncio.run(main())
 

@@ -28,14 +28,14 @@ def seed_audit(database, count: int, *, start: float = 1_700_000_000.0) -> None:
         for n in range(count)
     ]
     with engine.begin() as connection:
-        records_db.write_audit_rows(connection, rows)
+        connection.execute(records_db.predictions.insert(), rows)
     engine.dispose()
 
 
 def test_the_audit_is_exported_whole_with_each_rows_outcome_in_slices(client, settings):
     seed_audit(settings.audit_log_path, 2_500)
     statements: list[str] = []
-    engine = client.app.state.service.audit_log.engine
+    engine = client.app.state.review_records.engine
     sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     answer = client.get("/api/v1/audit.csv")
     assert answer.status_code == 200

@@ -107,11 +107,7 @@ def test_with_the_audit_off_reviews_still_go_to_the_database(settings, real_cell
         assert sample.json()["counts"]["decided"] == 1
         assert stored["durable"] is True
         # the audit itself stays off: no prediction row was written
-        from app.records.audit_log import AuditLog
-
-        audit = AuditLog(no_audit.audit_log_path, 365)
-        assert audit.rows() == []
-        audit.close()
+        assert restarted.app.state.review_records.predictions.rows() == []
 
 
 def test_records_in_memory_only_by_an_explicit_setting_and_every_answer_says_so(

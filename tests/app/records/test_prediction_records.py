@@ -1,44 +1,58 @@
+"""The one writer of prediction records: group commit, retries, keys, and what waits for it."""
+
 import threading
 import time
+from dataclasses import asdict
 
 import pytest
 
-from app.records.audit_log import AuditLog, AuditRecord
+from app.records.prediction_records import PredictionRecords
+from app.records.prediction_rows import PredictionRecord
+from app.records.review_records import ReviewRecords
 
 
-def drop_table(log: AuditLog) -> None:
+def open_records(database, **options) -> PredictionRecords:
+    """The writer as the server opens it: the records' (their engine, their sample lock)."""
+    return ReviewRecords(database, **options).predictions
+
+
+def drop_table(log: PredictionRecords) -> None:
     with log._engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE predictions")
 
 
-def record(when: float, request_id: str = "r1") -> AuditRecord:
-    return AuditRecord(when, request_id, "ab" * 32, "m", "1", 0.7, "ALL", 12.5)
+def record(when: float, request_id: str = "r1") -> PredictionRecord:
+    return PredictionRecord(when, request_id, "ab" * 32, "m", "1", 0.7, "ALL", 12.5)
 
 
 def test_records_are_written_in_the_background(tmp_path):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
-    log.submit([record(time.time(), "r1"), record(time.time(), "r2")]).result(timeout=10)
+    log = open_records(tmp_path / "a.sqlite3")
+    log.submit([record(time.time(), "r1"), record(time.time(), "r2")]).written.result(timeout=10)
     assert [r.request_id for r in log.rows()] == ["r1", "r2"]
     log.close()
 
 
-def test_old_records_are_pruned(tmp_path):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=1)
-    log.submit([record(time.time() - 3 * 86_400, "old"), record(time.time(), "new")]).result(10)
-    assert log.prune() == 1
+def test_audit_rows_older_than_the_one_retention_are_pruned_with_the_records(tmp_path):
+    records = ReviewRecords(tmp_path / "a.sqlite3", retention_days=30)
+    log = records.predictions
+    old = record(time.time() - 40 * 86_400, "old")
+    log.submit([old, record(time.time(), "new")]).written.result(10)
+    assert records.prune() == 1
     assert [r.request_id for r in log.rows()] == ["new"]
-    log.close()
+    records.close()
 
 
 def test_a_failed_write_does_not_raise(tmp_path, caplog):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=1)
+    log = open_records(tmp_path / "a.sqlite3")
     drop_table(log)
-    log.submit([record(time.time())]).result(timeout=10)  # no exception escapes
+    log.submit([record(time.time())]).written.result(timeout=10)  # no exception escapes
     assert "audit log write failed" in caplog.text
     log.close()
 
 
-def _hold_the_writer(log: AuditLog, monkeypatch) -> tuple[threading.Event, list[list[str]]]:
+def _hold_the_writer(
+    log: PredictionRecords, monkeypatch
+) -> tuple[threading.Event, list[list[str]]]:
     """Make the writer wait in its first write until released; record every transaction."""
     release = threading.Event()
     transactions: list[list[str]] = []
@@ -47,19 +61,19 @@ def _hold_the_writer(log: AuditLog, monkeypatch) -> tuple[threading.Event, list[
     def held_insert(records):
         release.wait(10)
         transactions.append([r.request_id for r in records])
-        insert(records)
+        return insert(records)
 
     monkeypatch.setattr(log, "_insert", held_insert)
     return release, transactions
 
 
 def test_requests_queued_while_the_writer_is_busy_share_one_transaction(tmp_path, monkeypatch):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     release, transactions = _hold_the_writer(log, monkeypatch)
     written = [log.submit([record(time.time(), f"r{n}")]) for n in range(40)]
     release.set()
-    for future in written:
-        future.result(timeout=10)
+    for pending in written:
+        pending.written.result(timeout=10)
     assert [r.request_id for r in log.rows()] == [f"r{n}" for n in range(40)]
     assert len(transactions) <= 3  # the first alone (already taken), the rest together
     assert sum(map(len, transactions)) == 40
@@ -69,14 +83,14 @@ def test_requests_queued_while_the_writer_is_busy_share_one_transaction(tmp_path
 def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monkeypatch, caplog):
     import sqlalchemy as sa
 
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     release, _ = _hold_the_writer(log, monkeypatch)
     insert = log._insert
 
     def failing_for_bad(records):
         if any(r.request_id == "bad" for r in records):
             raise sa.exc.StatementError("cannot bind", "INSERT", {}, ValueError("bad value"))
-        insert(records)
+        return insert(records)
 
     monkeypatch.setattr(log, "_insert", failing_for_bad)
     held = log.submit([record(time.time(), "first")])  # the writer takes it and waits
@@ -84,8 +98,8 @@ def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monk
     written = [log.submit([record(time.time(), i), record(time.time(), i)]) for i in ids]
     marker = log.submit([])  # as `flush` queues one: no rows, never an error of its own
     release.set()
-    for future in [held, *written, marker]:
-        future.result(timeout=10)
+    for pending in [held, *written, marker]:
+        pending.written.result(timeout=10)
     assert [r.request_id for r in log.rows()] == ["first", "a", "a", "b", "b", "c", "c", "d", "d"]
     assert log.failed == 2
     assert log.backlog == 0
@@ -95,21 +109,21 @@ def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monk
 
 
 def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path, monkeypatch):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     release, _ = _hold_the_writer(log, monkeypatch)
     log.submit([record(time.time(), "first")])
     abandoned = log.submit([record(time.time(), "abandoned")])
-    assert abandoned.cancel()  # as a caller's timeout around it would
+    assert abandoned.written.cancel()  # as a caller's timeout around it would
     release.set()
-    log.submit([record(time.time(), "later")]).result(timeout=10)
+    log.submit([record(time.time(), "later")]).written.result(timeout=10)
     assert [r.request_id for r in log.rows()] == ["first", "abandoned", "later"]
     log.close()
 
 
 def test_after_close_rows_are_counted_as_lost_and_nothing_waits(tmp_path, caplog):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     log.close()
-    log.submit([record(time.time(), "late")]).result(timeout=1)
+    log.submit([record(time.time(), "late")]).written.result(timeout=1)
     log.flush(timeout=1)
     log.close()  # twice is harmless
     assert log.failed == 1
@@ -118,11 +132,11 @@ def test_after_close_rows_are_counted_as_lost_and_nothing_waits(tmp_path, caplog
 
 
 def test_close_writes_what_is_queued(tmp_path):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     for n in range(100):
         log.submit([record(time.time(), f"r{n}")])
     log.close()
-    reopened = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    reopened = open_records(tmp_path / "a.sqlite3")
     assert len(reopened.rows()) == 100
     reopened.close()
 
@@ -133,8 +147,8 @@ def test_predictions_are_audited_without_the_image(client, real_cell_png, settin
 
     response = client.post("/api/v1/predict", files={"file": ("patient-name.png", real_cell_png)})
     body = response.json()
-    client.app.state.service.audit_log.flush(timeout=10)
-    rows = client.app.state.service.audit_log.rows()
+    client.app.state.service.records.flush(timeout=10)
+    rows = client.app.state.service.records.rows()
     assert len(rows) == 1
     assert rows[0].request_id == body["request_id"]
     assert rows[0].image_sha256 == hashlib.sha256(real_cell_png).hexdigest()
@@ -144,7 +158,7 @@ def test_predictions_are_audited_without_the_image(client, real_cell_png, settin
 
 
 def test_a_broken_audit_log_never_fails_a_prediction(client, real_cell_png):
-    audit = client.app.state.service.audit_log
+    audit = client.app.state.service.records
     drop_table(audit)
     response = client.post("/api/v1/predict", files={"file": ("c.png", real_cell_png)})
     assert response.status_code == 200
@@ -156,15 +170,15 @@ def test_an_unopenable_path_is_a_start_up_error_naming_it(tmp_path, settings):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
-    from app.records.audit_log import AuditLogError
+    from app.records.records_errors import RecordsDatabaseError
 
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the audit folder should be")
     path = blocker / "audit.sqlite3"
-    with pytest.raises(AuditLogError, match=str(path)):
-        AuditLog(path, retention_days=1)
+    with pytest.raises(RecordsDatabaseError, match=str(path)):
+        open_records(path)
     with (
-        pytest.raises(AuditLogError, match="LEUKOLENS_AUDIT_LOG_PATH"),
+        pytest.raises(RecordsDatabaseError, match="LEUKOLENS_AUDIT_LOG_PATH"),
         TestClient(create_app(settings.model_copy(update={"audit_log_path": path}))),
     ):
         pass
@@ -182,7 +196,7 @@ def test_rows_wait_for_a_locked_database_and_none_is_lost_or_doubled(settings, r
 
     patient = settings.model_copy(update={"audit_busy_timeout_seconds": 0.2})
     with TestClient(create_app(patient)) as client:
-        audit = client.app.state.service.audit_log
+        audit = client.app.state.service.records
         other = sqlite3.connect(settings.audit_log_path, isolation_level=None)
         other.execute("BEGIN EXCLUSIVE")
         locked_at = time.monotonic()
@@ -215,11 +229,11 @@ def test_rows_wait_for_a_locked_database_and_none_is_lost_or_doubled(settings, r
 
 
 def test_a_retried_write_never_doubles_a_row(tmp_path):
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30)
+    log = open_records(tmp_path / "a.sqlite3")
     batch = [record(time.time(), "req"), record(time.time(), "req")]
-    log.submit(batch).result(timeout=10)
-    written = log.rows()
-    log.submit(written).result(10)  # the same rows again, as a retry after a lost COMMIT would
+    log.submit(batch).written.result(timeout=10)
+    written = [PredictionRecord(**asdict(row)) for row in log.rows()]
+    log.submit(written).written.result(10)  # the same rows again, as a lost COMMIT's retry would
     assert [(r.request_id, r.item) for r in log.rows()] == [("req", 0), ("req", 1)]
     log.close()
 
@@ -239,8 +253,8 @@ def test_an_older_database_gains_the_new_columns(tmp_path):
     )
     old.commit()
     old.close()
-    log = AuditLog(path, retention_days=30)
-    log.submit([record(time.time(), "new")]).result(timeout=10)
+    log = open_records(path)
+    log.submit([record(time.time(), "new")]).written.result(timeout=10)
     assert [(r.request_id, r.client_request_id, r.item) for r in log.rows()] == [
         ("old", "", 0),
         ("new", "", 0),
@@ -370,13 +384,14 @@ def test_postgresql_restarting_mid_load_loses_and_doubles_no_row(
 def test_a_request_refused_after_its_rows_were_kept_is_marked_not_answered(tmp_path):
     """Issue 36: the audit records answers, not attempts. The mark follows the rows whether
     they are written yet or not, and a replayed answered row never takes it back."""
-    log = AuditLog(tmp_path / "a.sqlite3", retention_days=30, journal=tmp_path / "a.journal")
+    log = open_records(tmp_path / "a.sqlite3", journal=tmp_path / "a.journal")
     now = time.time()
-    log.submit([record(now, "written"), record(now, "written")]).result(timeout=10)
+    written = log.submit([record(now, "written"), record(now, "written")])
+    written.written.result(timeout=10)
     log.flush(10)
-    log.mark_not_answered([record(now, "written"), record(now, "written")])
-    log.submit([record(now, "queued")])
-    log.mark_not_answered([record(now, "queued")])  # before its row is written
+    assert log.abandon(written)
+    queued = log.submit([record(now, "queued")])
+    assert log.abandon(queued)  # before its row is written
     log.submit([record(now, "answered")])
     log.flush(10)
     outcomes = {(r.request_id, r.item): r.outcome for r in log.rows()}
@@ -390,3 +405,105 @@ def test_a_request_refused_after_its_rows_were_kept_is_marked_not_answered(tmp_p
     log.flush(10)
     assert {r.outcome for r in log.rows() if r.request_id == "written"} == {"not_answered"}
     log.close()
+
+
+# --- Records that join a sample: answered once committed, one attempt, never a late cell ----
+
+
+def joining(request_id: str, sample_id: str = "S-1") -> PredictionRecord:
+    return PredictionRecord(
+        time.time(),
+        request_id,
+        "ab" * 32,
+        "m",
+        "1",
+        0.7,
+        "ALL",
+        12.5,
+        sample_id=sample_id,
+        state="suggests_all",
+        assessable=True,
+    )
+
+
+def test_a_record_joining_a_sample_is_answered_once_its_cell_is_committed(tmp_path):
+    records = ReviewRecords(tmp_path / "a.sqlite3", journal=tmp_path / "a.journal")
+    first = records.predictions.submit([joining("r1")])
+    again = records.predictions.submit([joining("r2")])
+    assert first.recorded.result(10) == [None]
+    assert again.recorded.result(10) == ["r1"]  # the same bytes: a repeat of the first
+    assert [c.request_id for c in records.sample("S-1").predictions] == ["r1"]
+    assert [(r.request_id, r.outcome) for r in records.predictions.rows()] == [
+        ("r1", "answered"),
+        ("r2", "answered"),
+    ]
+    records.close()
+
+
+def test_on_a_locked_database_a_record_joining_a_sample_is_refused_and_never_joins(tmp_path):
+    """Its one attempt: the request is refused (503), its audit row is written on as not
+    answered once the database is back, and its cell never appears."""
+    import sqlite3
+
+    from app.records.records_errors import RecordsUnavailableError
+
+    path = tmp_path / "a.sqlite3"
+    records = ReviewRecords(path, busy_timeout_seconds=0.2, journal=tmp_path / "a.journal")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        refused = records.predictions.submit([joining("locked")])
+        with pytest.raises(RecordsUnavailableError, match="could not be written"):
+            refused.recorded.result(10)
+        assert not records.predictions.abandon(refused)  # settled: nothing more to do
+    finally:
+        holder.rollback()
+        holder.close()
+    records.predictions.flush(30)
+    assert records.sample("S-1") is None
+    assert [(r.request_id, r.outcome) for r in records.predictions.rows()] == [
+        ("locked", "not_answered")
+    ]
+    records.close()
+
+
+def test_a_record_its_request_abandoned_before_the_writer_reached_it_never_joins(
+    tmp_path, monkeypatch
+):
+    records = ReviewRecords(tmp_path / "a.sqlite3")
+    log = records.predictions
+    release, _ = _hold_the_writer(log, monkeypatch)
+    log.submit([record(time.time(), "first")])  # the writer takes it and waits
+    late = log.submit([joining("late")])
+    assert log.abandon(late)  # its request waited too long: answered 503
+    release.set()
+    with pytest.raises(Exception, match="could not be written"):
+        late.recorded.result(10)
+    log.flush(10)
+    assert records.sample("S-1") is None
+    assert [(r.request_id, r.outcome) for r in log.rows()] == [
+        ("first", "answered"),
+        ("late", "not_answered"),
+    ]
+    records.close()
+
+
+def test_a_record_whose_attempt_is_under_way_cannot_be_abandoned(tmp_path, monkeypatch):
+    records = ReviewRecords(tmp_path / "a.sqlite3")
+    log = records.predictions
+    entered, release = threading.Event(), threading.Event()
+    insert = log._insert
+
+    def held_insert(batch):
+        entered.set()
+        release.wait(10)
+        return insert(batch)
+
+    monkeypatch.setattr(log, "_insert", held_insert)
+    under_way = log.submit([joining("r1")])
+    assert entered.wait(10)  # the writer is in its transaction
+    assert not log.abandon(under_way)
+    release.set()
+    assert under_way.recorded.result(10) == [None]
+    assert [c.request_id for c in records.sample("S-1").predictions] == ["r1"]
+    records.close()

@@ -1,11 +1,13 @@
-"""A local append-only journal of audit rows, on disk before a prediction is answered.
+"""A local append-only journal of prediction records, on disk before a prediction is answered.
 
-The audit database is written by a background thread, so a row waits in memory while the
-database is locked, away or slow, and a process killed then would lose it with nothing said.
-Each row is first appended here as a JSON line and fsync'd (one fsync for whatever queued up
+The records' database is written by one background thread (app/records/prediction_records.py),
+so a record waits in memory while the database is locked, away or slow, and a process killed
+then would lose it with nothing said. Each record (its audit row and, where it joins a sample,
+its cell) is first appended here as one JSON line and fsync'd (one fsync for whatever queued up
 meanwhile, so that concurrent requests share it); at start-up the journal is replayed into the
-database, where each row's key (request id, place in the request) makes a replay of a row
-already written a no-op. It is emptied whenever every journalled row is in the database.
+database (app/records/journal_replay.py), where each row's key (request id, place in the
+request) makes a replay of a row already written a no-op. It is emptied whenever every
+journalled record is in the database.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class _Reset:
         self.lines = lines
 
 
-class AuditJournal:
+class PredictionJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,7 @@ class AuditJournal:
         take them (full, read-only, gone)."""
         synced: Future[None] = Future()
         if self._closed:
-            synced.set_exception(OSError("the audit journal is closed"))
+            synced.set_exception(OSError("the journal is closed"))
         else:
             self._queue.put((rows, synced))
         return synced
@@ -65,9 +67,14 @@ class AuditJournal:
         self._queue.put(_Reset(keep, list(lines)))
 
     def _write_queued(self) -> None:
-        """The journal's thread: appends grouped under one fsync, resets in their turn."""
+        """The journal's thread: appends grouped under one fsync, resets in their turn. A reset
+        met while grouping is kept for the next turn, never queued again: behind appends made
+        meanwhile it would empty the journal of rows the database may not have yet."""
+        following: tuple[list[Row], Future[None]] | _Reset | None = None
+        held = False
         while True:
-            item = self._queue.get()
+            item = following if held else self._queue.get()
+            held = False
             if item is None:
                 return
             if isinstance(item, _Reset):
@@ -80,7 +87,7 @@ class AuditJournal:
                 except queue.Empty:
                     break
                 if not isinstance(following, tuple):
-                    self._queue.put(following)  # after this group (order kept: it was last)
+                    held = True
                     break
                 group.append(following)
             self._append(group)
@@ -93,7 +100,7 @@ class AuditJournal:
                 self._file.flush()
                 os.fsync(self._file.fileno())
         except Exception as error:  # the thread must outlive any write
-            log.error("audit journal %s cannot take rows: %s", self.path, error)
+            log.error("journal %s cannot take records: %s", self.path, error)
             self._drop_partial_line()
             for _, synced in group:
                 synced.set_exception(error if isinstance(error, OSError) else OSError(str(error)))
@@ -109,7 +116,7 @@ class AuditJournal:
                 self._file.flush()
                 os.fsync(self._file.fileno())
         except Exception:
-            log.exception("audit journal %s: cannot empty it", self.path)
+            log.exception("journal %s: cannot empty it", self.path)
 
     def _drop_partial_line(self) -> None:
         """Cut a line left unfinished by a failed write or a crash (best effort); reads only
