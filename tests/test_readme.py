@@ -216,7 +216,7 @@ def test_the_commands_marked_run_run_as_written(blocks, tmp_path, serve_in_sessi
     first = next(block for block in blocks["README.md"] if block.how == "run")
     assert first.lines == (
         "./scripts/serve # serve the app on the bundled model at http://127.0.0.1:8000",
-        "./scripts/test # run the whole test suite (lint, unit, end-to-end, browser)",
+        "./scripts/test # run every check (lint, types, unit, end-to-end, browser)",
     )
     port = free_port()
     # The README's own serve command, on a free port (LEUKOLENS_PORT, as the README says).

@@ -75,7 +75,7 @@ def _serve_decodes(connection: Connection) -> None:
             connection.send_bytes(REFUSED + str(error).encode())
             continue
         connection.send_bytes(DECODED + SHAPE.pack(*image.shape))
-        connection.send_bytes(image.reshape(-1))  # one dimension: its length is its bytes
+        connection.send_bytes(image.reshape(-1).data)  # one dimension: its length is its bytes
 
 
 def _wait_in_slices(

@@ -202,7 +202,7 @@ def predict_prepared(
     place (with `options.explain`, each answer carries its Grad-CAM map)."""
     ready = [item for item in prepared if isinstance(item, PreparedUpload)]
     if not ready:
-        return list(prepared)
+        return [item for item in prepared if isinstance(item, Refusal)]
     started = time.perf_counter()
     explain = options.explain and classifier.explains
     output = classifier.predict(

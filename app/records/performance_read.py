@@ -50,7 +50,9 @@ class Selection:
     period: Period = "month"
 
 
-def _period_start(dialect: str, seconds: sa.ColumnElement[float], period: Period) -> sa.Label:
+def _period_start(
+    dialect: str, seconds: sa.ColumnElement[float], period: Period
+) -> sa.Label[float]:
     """The first day of the cell's week (Monday) or month, as YYYY-MM-DD in UTC."""
     if dialect == "postgresql":
         stamp = sa.func.timezone("UTC", sa.func.to_timestamp(seconds))
@@ -100,7 +102,7 @@ def _grouped(
     scoring: sa.FromClause,
     when: sa.ColumnElement[float],
     scorings: sa.ColumnElement[int] | None = None,
-) -> sa.Select:
+) -> sa.Select[Any]:
     """`scoring`'s rows counted by sample, period, outcome (with its reviewer) and the
     answer's state, in one statement (`when`: a row's time; `scorings`: how many scorings a
     row stands for, None: one)."""
@@ -111,7 +113,7 @@ def _grouped(
     return sa.select(*keys, cells.label("cells")).group_by(*keys)
 
 
-def _from_the_counts(selection: Selection, dialect: str) -> sa.Select:
+def _from_the_counts(selection: Selection, dialect: str) -> sa.Select[Any]:
     """The whole days of the selection (its bounds are days' first seconds), from the kept
     counts: a few rows per sample."""
     counts = scoring_outcomes.COUNTS
@@ -124,7 +126,7 @@ def _from_the_counts(selection: Selection, dialect: str) -> sa.Select:
     return grouped.where(*conditions)
 
 
-def _from_the_records(selection: Selection, dialect: str) -> sa.Select:
+def _from_the_records(selection: Selection, dialect: str) -> sa.Select[Any]:
     scoring = from_the_records(selection)
     return _grouped(selection, dialect, scoring, scoring.c.time)
 

@@ -15,10 +15,11 @@ replayed or retried row never doubles one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
 
@@ -124,17 +125,16 @@ def replayed(row: Mapping[str, Any]) -> PredictionRecord:
     return not_answered(record) if record.sample_id is not None else record
 
 
-def _dialect_insert(connection: Connection) -> Callable[..., Any]:
+def _dialect_insert(connection: Connection) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into the audit with the engine's own ON CONFLICT clause."""
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        return postgresql.insert(AUDIT)
+    return sqlite.insert(AUDIT)
 
 
 def insert_once(connection: Connection) -> Insert:
     """INSERT that skips rows whose (request_id, item) is already there, on either engine."""
-    insert = _dialect_insert(connection)(AUDIT)
+    insert = _dialect_insert(connection)
     return insert.on_conflict_do_nothing(index_elements=["request_id", "item"])
 
 
@@ -142,7 +142,7 @@ def mark_not_answered(connection: Connection) -> Insert:
     """INSERT of a row whose request was not answered after all: a row already there with the
     same key is marked so (never the other way round: a replayed answered row changes
     nothing)."""
-    insert = _dialect_insert(connection)(AUDIT)
+    insert = _dialect_insert(connection)
     return insert.on_conflict_do_update(
         index_elements=["request_id", "item"], set_={"outcome": insert.excluded.outcome}
     )
@@ -204,19 +204,19 @@ def write(
             sign_off.refuse_once_signed(connection, sample_id, "a new cell")
             refusals[sample_id] = None
             firsts[sample_id] = {c.image_sha256: c.request_id for c in cells(connection, sample_id)}
-        except SampleStateError as refusal:
-            refusals[sample_id] = refusal
+        except SampleStateError as refused:
+            refusals[sample_id] = refused
     results: list[CellResult] = []
     audit_rows: list[PredictionRecord] = []
     cell_rows: list[dict[str, object]] = []
     for record in records:
-        sample_id = record.sample_id
-        refusal = None if sample_id is None else refusals[sample_id]
-        if sample_id is None or refusal is not None:
+        target = record.sample_id
+        refusal = None if target is None else refusals[target]
+        if target is None or refusal is not None:
             results.append(refusal)
             audit_rows.append(record if refusal is None else not_answered(record))
             continue
-        first = firsts[sample_id]
+        first = firsts[target]
         repeat_of = first.get(record.image_sha256)
         first.setdefault(record.image_sha256, record.request_id)
         results.append(repeat_of)

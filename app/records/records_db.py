@@ -7,6 +7,7 @@ app/records/migrations); on PostgreSQL an advisory lock makes replicas starting 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -29,7 +30,7 @@ INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for "permission denied
 metadata = sa.MetaData()
 
 
-def _answer_columns() -> list[sa.Column]:
+def _answer_columns() -> list[sa.Column[Any]]:
     """What every record of an answer holds (fresh objects: a Column joins one table)."""
     return [
         sa.Column("request_id", sa.Text, nullable=False),
@@ -41,7 +42,7 @@ def _answer_columns() -> list[sa.Column]:
     ]
 
 
-def _owner_columns() -> list[sa.Column]:
+def _owner_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("uploader", sa.Text, nullable=False, server_default=""),
         sa.Column("uploader_source", sa.Text, nullable=False, server_default="unrecorded"),

@@ -226,7 +226,7 @@ def canonical_content(sample_id: str, rows: SampleRows, form: int = CURRENT_FORM
             latest[decision["image_sha256"]] = decision
     content_cells = []
     for sha, cell in sorted(cells.items()):
-        decision = latest.get(sha)
+        latest_decision = latest.get(sha)
         content_cells.append(
             {
                 "image_sha256": sha,
@@ -240,15 +240,15 @@ def canonical_content(sample_id: str, rows: SampleRows, form: int = CURRENT_FORM
                 "threshold": cell["threshold"],
                 **(_owner(cell) if owned else {}),
                 "decision": None
-                if decision is None
+                if latest_decision is None
                 else {
-                    "id": decision["id"],
-                    "decision": decision["decision"],
-                    "reviewer": decision["reviewer"],
-                    "reviewer_source": decision["reviewer_source"],
-                    "time": iso(decision["time"]),
-                    "comment": decision["comment"],
-                    "amendment": decision["amendment"],
+                    "id": latest_decision["id"],
+                    "decision": latest_decision["decision"],
+                    "reviewer": latest_decision["reviewer"],
+                    "reviewer_source": latest_decision["reviewer_source"],
+                    "time": iso(latest_decision["time"]),
+                    "comment": latest_decision["comment"],
+                    "amendment": latest_decision["amendment"],
                 },
             }
         )
@@ -302,7 +302,7 @@ def _change(table: str, row: Row, change: str, detail: str) -> RowChange:
     return RowChange(
         table=table,
         row_id=int(row["id"]),
-        change=change,  # type: ignore[arg-type]
+        change=change,
         image_sha256=sha if isinstance(sha, str) else None,
         detail=detail,
     )

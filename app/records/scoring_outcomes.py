@@ -23,6 +23,8 @@ age), and `rebuild` makes the table again from them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -113,7 +115,7 @@ def outcome(scoring: sa.FromClause, version: str) -> sa.Label[str]:
     ).label("outcome")
 
 
-def scorings(*conditions: sa.ColumnElement[bool]) -> sa.Select:
+def scorings(*conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """Each scoring of `sample_predictions` that meets `conditions`, with its fate and its
     cell's decision, worked out from the records."""
     return sa.select(
@@ -131,14 +133,16 @@ def scorings(*conditions: sa.ColumnElement[bool]) -> sa.Select:
     ).where(*conditions)
 
 
-def day_of(dialect: str, seconds: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
+def day_of(
+    dialect: str, seconds: sa.ColumnElement[float]
+) -> sa.ColumnElement[float] | sa.ColumnElement[int]:
     """The first second of the UTC day a time falls on."""
     if dialect == "postgresql":
         return sa.func.floor(seconds / SECONDS_PER_DAY) * SECONDS_PER_DAY
     return sa.cast(seconds / SECONDS_PER_DAY, sa.Integer) * SECONDS_PER_DAY  # times are > 0
 
 
-def counted(dialect: str, *conditions: sa.ColumnElement[bool]) -> sa.Select:
+def counted(dialect: str, *conditions: sa.ColumnElement[bool]) -> sa.Select[Any]:
     """The rows of `outcome_counts` for the scorings that meet `conditions`."""
     scored = scorings(*conditions).subquery("scored")
     keys = (

@@ -261,7 +261,7 @@ class SignOffs:
             verdict = "changed"
         return Verification(
             sample_id=sample_id,
-            verdict=verdict,  # type: ignore[arg-type]
+            verdict=verdict,
             checked_at=sample_digest.utc(time.time()),
             sign_offs=checks,
         )

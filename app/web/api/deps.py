@@ -5,7 +5,7 @@ worker thread, a thread hop per dependency per request for an attribute lookup."
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -31,32 +31,33 @@ SAMPLE_ID_HELP = (
 )
 
 
+# Starlette's app.state is untyped: each getter names what create_app put there.
 async def get_service(request: Request) -> PredictionService:
-    return request.app.state.service
+    return cast(PredictionService, request.app.state.service)
 
 
 async def get_registry(request: Request) -> ModelRegistry:
-    return request.app.state.service.registry
+    return cast(ModelRegistry, request.app.state.service.registry)
 
 
 async def get_settings_from_app(request: Request) -> Settings:
-    return request.app.state.settings
+    return cast(Settings, request.app.state.settings)
 
 
 async def get_request_id(request: Request) -> str:
-    return request.state.request_id
+    return cast(str, request.state.request_id)
 
 
 async def get_review_records(request: Request) -> ReviewRecords:
-    return request.app.state.review_records
+    return cast(ReviewRecords, request.app.state.review_records)
 
 
 async def get_record_reads(request: Request) -> RecordReads:
-    return request.app.state.record_reads
+    return cast(RecordReads, request.app.state.record_reads)
 
 
 async def get_sample_ids(request: Request) -> SampleIdPolicy:
-    return request.app.state.sample_ids
+    return cast(SampleIdPolicy, request.app.state.sample_ids)
 
 
 def checked_sample_id(policy: SampleIdPolicy, sample_id: str, where: tuple[str, ...]) -> str:

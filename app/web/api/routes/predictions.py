@@ -11,7 +11,7 @@ names the upload, so that its uploader, cancelling it, can withdraw its answers 
 from __future__ import annotations
 
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import Response
@@ -39,7 +39,7 @@ from app.web.errors import as_status_and_reason, status_for
 
 router = APIRouter(prefix="/predict", tags=["predictions"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": description}
     for code, description in {
         400: "undecodable image",
