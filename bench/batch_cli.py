@@ -28,8 +28,8 @@ ANSWER_COLUMNS = ("status", "label", "state", "warnings")
 
 
 def cli_module(tree: Path) -> str:
-    """The batch command line of `tree`: app/predict.py before issue 15 renamed it
-    app/predict_cli.py, which issue 29 moved to app/cli/predict.py."""
+    """The batch command line of `tree`: app/predict.py at first, then app/predict_cli.py,
+    then app/cli/predict.py once app/ was split into packages."""
     for module, path in (
         ("app.cli.predict", "app/cli/predict.py"),
         ("app.predict_cli", "app/predict_cli.py"),

@@ -1,5 +1,5 @@
-"""Hostile clients, second and third rounds (issues 30 and 36): what each case costs a real
-server, and what it answers and records.
+"""Hostile clients, second and third rounds: what each case costs a real server, and what it
+answers and records.
 
     python -m bench.hostile_clients [--source DIR] [--label after] [--skip-load]
 
@@ -384,7 +384,7 @@ def run(source: Path, skip_load: bool) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as scratch:
         rows.append(kill_9_while_locked(source, Path(scratch)))
     rows.append(made_up_methods(source))
-    return rows + run_round3(source, skip_load)  # issue 36's cases (bench/hostile_round3.py)
+    return rows + run_round3(source, skip_load)  # the third round's (bench/hostile_round3.py)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Hostile clients, third round (issue 36): the cases `python -m bench.hostile_clients` adds.
+"""Hostile clients, third round: the cases `python -m bench.hostile_clients` adds.
 
 Uploads just over the per-file limit with TMPDIR on a 64 MiB tmpfs (the manifest's emptyDir;
 mounted here, so root only), a year of records (bench.records_paging), bad journal lines, sample

@@ -4,7 +4,7 @@
 
 Starts `python -m app` from DIR (default: this checkout) on loopback with its default
 settings and the bundled models, and sends one case at a time:
-- the small files of issue 16 whose headers claim 7000 x 7000 (JPEG, 16-bit PNG, RLE BMP,
+- the first round's small files whose headers claim 7000 x 7000 (JPEG, 16-bit PNG, RLE BMP,
   deflate TIFF), and the worst images that pass today's limits (noise at the pixel limit,
   16-bit and RGBA at the decoded-size budget);
 - a 1 GB body, declared and chunked, and one without the API key on a server that has one;
@@ -147,7 +147,7 @@ IMAGE_CASES: dict[str, Callable[[], bytes]] = {
     "png 8-bit RGBA zeros 1024x1024": lambda: png_zeros(1024, 1024, 4, np.uint8),
     "bmp RLE8 1024x1024": lambda: bmp_rle8_empty(1024, 1024),
     "tiff deflate 1024x1024": lambda: tiff_deflate_zeros(1024, 1024),
-    # Issue 30: the cost is in the codec's structure, not in the pixel count.
+    # Second round: the cost is in the codec's structure, not in the pixel count.
     "jpeg scan bomb 1024x1024 2.4 MB": lambda: jpeg_scan_bomb(1024, 200_000),
     "jpeg 64 scans 1024x1024": lambda: jpeg_scan_bomb(1024, 58),
     "tiff 16368-px tile 1024x1024": lambda: tiff_with_tile(1024, 16368),

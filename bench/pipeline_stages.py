@@ -44,8 +44,8 @@ def module(name: str) -> Any:
 
 
 def recipe_functions() -> Any:
-    """Today's recipe, spread over its modules since issue 29 (with the reference crops that
-    left it), or an earlier tree's single recipe module."""
+    """Today's recipe, spread over its modules since app/ was split into packages (with the
+    reference crops that left it), or an earlier tree's single recipe module."""
     names = ("app.core.image_decoding", "app.core.cell_colour", "app.core.recipe")
     try:
         parts = [importlib.import_module(name) for name in (*names, "bench.reference_crops")]
@@ -124,7 +124,7 @@ def measure_model(
     stages["enhance_contrast"] = per_image_ms(
         lambda image: recipe_module.enhance_contrast(image, config), decoded, rounds
     )
-    # Named crop_cell before issue 15 gave the crops MONAI-style names.
+    # Named crop_cell before the crops took MONAI-style names.
     recipe_crop = getattr(recipe_module, "recipe_crop", None) or recipe_module.crop_cell
     stages["crop_cell"] = per_image_ms(
         lambda pair: recipe_crop(pair[0], pair[1], config), pairs, rounds

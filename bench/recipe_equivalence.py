@@ -5,8 +5,8 @@
     python -m bench.recipe_equivalence --ref 08426de --data DIR --name recipe_equivalence-vs-08426de
 
 The earlier `app/core/preprocessing.py` and `app/core/quality_checks.py` (`app/preprocessing.py`
-and `app/quality_checks.py` before issue 15 moved them; a ref before issue 29, which split the
-recipe into app/core/recipe.py, cell_colour.py and image_decoding.py)
+and `app/quality_checks.py` before they moved into app/core/; the ref must predate the recipe's
+split into app/core/recipe.py, cell_colour.py and image_decoding.py)
 are read from git (`git show`) and
 loaded beside today's in one process. The first form compares the two trees' decoding of every
 file, then gives both recipes the same decoded pixels and reports, for every bundled model's
@@ -62,8 +62,9 @@ def load_module_at(
     ref: str, relative: str, name: str, folder: Path, *, recipe_module: str | None = None
 ) -> ModuleType:
     """`relative` as it was at `ref`, imported under `name` beside today's package. Its own
-    imports are third-party, except (since issue 13) the quality checks' import of the recipe:
-    with `recipe_module`, that import is of the earlier recipe loaded under that name."""
+    imports are third-party, except (once the recipe was sped up) the quality checks' import of
+    the recipe: with `recipe_module`, that import is of the earlier recipe loaded under that
+    name."""
     source = source_at(ref, relative)
     if recipe_module is not None:
         for earlier in EARLIER_RECIPE_MODULES:

@@ -252,7 +252,7 @@ def test_the_alert_rule_watches_the_gauge_the_server_exports():
 
 
 def test_the_servers_hold_the_app_roles_url_and_only_maintenance_the_owners():
-    """Issue 35, item 6: the servers connect as the least-privilege role; migrations (a Job)
+    """The servers connect as the least-privilege role; migrations (a Job)
     and the retention's pruning (a CronJob) run as the tables' owner, apart from them."""
     found = manifests()
     assert secret_keys_of(found["Deployment"])["LEUKOLENS_DATABASE_URL"] == "database-url"

@@ -1,4 +1,4 @@
-"""Build `gpu_bundle/` (git-ignored), what a lent GPU machine needs for issue 11's runs.
+"""Build `gpu_bundle/` (git-ignored), what a lent GPU machine needs for the second CV round.
 
     python scripts/gpu_cv_round/build_bundle.py --data ../shared/data/C-NMC_Leukemia \
         --external ../shared/data/C-NMC_external --cells-per-subject 80

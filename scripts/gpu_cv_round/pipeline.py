@@ -1,4 +1,4 @@
-"""Device-side orchestration of issue 11's second round (see README.md beside this file).
+"""Device-side orchestration of the second cross-validation round (see README.md beside it).
 
 EfficientNet-Lite0/1/2 under recipe `b`, a ConvNeXt-atto student distilled from the Lite0 fold
 models, and the same ConvNeXt without a teacher (the control), each a 3-fold CV followed by

@@ -15,7 +15,7 @@ def test_python_m_app_serves_predictions(start_server, model_store, real_cell_pn
 
 
 def test_an_unopenable_audit_path_stops_start_up_with_a_message_naming_it(tmp_path, model_store):
-    """Issue 16: the server stopped with a raw traceback that did not name the path."""
+    """The server once stopped with a raw traceback that did not name the path."""
     import os
     import subprocess
     import sys

@@ -1,6 +1,6 @@
 """The answers stay what they were: the 18 fixture cells and a set of hostile uploads, through
 /api/v1/predict, /api/v1/predict/batch and the batch command line, on the bundled model store,
-against a golden file made from the code before issue 29's reorganisation.
+against a golden file made from the code before app/ was split into packages.
 
 The golden file keeps the command line's refusals as they were written then ("413: reason");
 the command line now writes the refusal's kind ("too_large: reason"), so each kind is mapped to

@@ -36,7 +36,7 @@ def test_uploads_are_kept_in_memory(client, settings):
 
 
 def test_a_single_image_request_gets_one_files_limit_not_the_batchs(settings):
-    """Issue 16: /predict accepted a body as large as a whole batch (64 x 20 MB)."""
+    """/predict once accepted a body as large as a whole batch (64 x 20 MB)."""
     from app.main import BATCH_PATH, PREDICT_PATH, body_limits
 
     roomy = settings.model_copy(update={"max_upload_bytes": 100_000, "max_batch_files": 4})
@@ -86,7 +86,7 @@ def test_sample_records_older_than_their_retention_are_pruned_at_start(settings,
 
 
 def test_a_batch_body_holds_a_few_files_at_the_limit_not_the_file_count_times_it(settings):
-    """Issue 30: 64 files x 20 MB let one batch body reach 1.34 GB."""
+    """64 files x 20 MB once let one batch body reach 1.34 GB."""
     from app.main import BATCH_PATH, body_limits
     from app.settings import BATCH_BODY_FILES_AT_LIMIT
 

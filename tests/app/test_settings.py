@@ -94,7 +94,7 @@ def test_records_are_kept_a_year_and_ids_are_lab_numbers_by_default():
 
 
 def test_records_live_in_a_database_unless_memory_is_asked_for(tmp_path):
-    """Issue 35, item 7: with the audit off the records went to memory, unasked."""
+    """With the audit off, the records used to go to memory, unasked."""
     path = tmp_path / "audit.sqlite3"
     assert Settings(audit_log=False, audit_log_path=path).records_location == path
     url = "postgresql+psycopg://app@db/leukolens"

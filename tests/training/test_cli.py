@@ -80,7 +80,7 @@ def test_config_file_reruns_the_saved_config(tmp_path):
 
 
 def test_a_rerun_needs_its_own_out_and_no_flag_is_abbreviated(tmp_path, capsys):
-    """Review of issue 15: `--config` alone rewrote the saved run in place, and `--conf` was
+    """`--config` alone once rewrote the saved run in place, and `--conf` was
     taken for `--config` by the subcommand while the file was never read."""
     saved = saved_run(tmp_path, TrainConfig(data=Path("/d"), out=tmp_path / "run", epochs=7))
     for words in (["train", "--config", str(saved)], ["train", "--conf", str(saved)]):

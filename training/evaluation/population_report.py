@@ -7,7 +7,7 @@ exactly what matters. Every figure here comes with a 95% interval from resamplin
 subject-level one: each person's mean score, one point per person.
 
 Out-of-fold predictions are read at the fixed threshold 0.5: candidates train class-balanced,
-so nothing is fitted to these figures (docs/model-selection.md, issue 28's rule).
+so nothing is fitted to these figures (the rule of docs/model-selection.md, "Every person we have").
 """
 
 from __future__ import annotations

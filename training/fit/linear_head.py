@@ -6,7 +6,7 @@ features is fitted with each person and class weighing the same (external people
 `population_weights`), then folded into the classifier's linear layer (standardisation
 included), so that the exported graph is one network. Fitting takes seconds once the features
 are extracted, which is why this is the floor every trained model must beat, and, on the
-people we have, the candidate that won (docs/model-selection.md, issue 28).
+people we have, the candidate that won (docs/model-selection.md, "Every person we have").
 
 The recipe's channel mean/std are measured once over every indexed cell (a label-free statistic
 of the images), so that one feature extraction serves every fold.

@@ -3,8 +3,8 @@
 Nucleus and cell shape, the nucleus-to-cell ratio and chromatin texture, computed with
 scikit-image on each cell after its colour is standardised (so brightness says nothing) and
 without its absolute size (the fold-1 cue that fails on new patients). A candidate beside the
-networks of issue 11: if shape and texture carried over to new patients, a model this simple
-would show it.
+networks judged on unseen patients: if shape and texture carried over to new patients, a
+model this simple would show it.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def out_of_fold_probabilities(
     person_balanced: bool = False,
 ) -> np.ndarray:
     """Each cell scored by the classifier fitted without its subject's fold; with
-    `person_balanced`, each person and class weighs the same in the fit (issue 28)."""
+    `person_balanced`, each person and class weighs the same in the fit."""
     from training.fit.training_data import subject_balanced_weights
 
     probabilities = np.zeros(len(images))

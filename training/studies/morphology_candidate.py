@@ -1,6 +1,6 @@
 """The morphology candidate as a study: its subject-grouped CV on the training root, then the
 same model on unseen subjects (optionally blended with an exported model), or its CV over
-every person as a cv directory for `populations` (issue 28)."""
+every person as a cv directory for `populations`."""
 
 from __future__ import annotations
 

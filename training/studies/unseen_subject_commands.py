@@ -118,7 +118,7 @@ def add_morphology_parser(commands: Subparsers) -> None:
         type=Path,
         nargs="*",
         default=[],
-        help="roots of more people that join the CV (issue 28): person-balanced, out-of-fold "
+        help="roots of more people that join the CV: person-balanced, out-of-fold "
         "predictions written to --out as a cv directory for `populations`",
     )
     morphology.add_argument("--folds", type=int, default=3)

@@ -1,7 +1,7 @@
 """A bound on requests in progress that never refuses the health checks.
 
 uvicorn's own `limit_concurrency` answered 503 to every request beyond it, `/healthz` included:
-300 slow connections made a healthy pod fail its liveness probe and be restarted (issue 30).
+300 slow connections made a healthy pod fail its liveness probe and be restarted.
 This limit counts requests in progress here instead and answers the same 503 beyond it, except
 to the health paths, which are cheap and must answer for the process whatever the traffic.
 """

@@ -161,7 +161,7 @@ def test_a_name_like_sample_id_without_a_date_is_scored_with_a_warning(
 
 
 def test_a_folder_named_like_a_patient_is_no_sample_id(cnmc_root, tmp_path, model_store, capsys):
-    """Issue 30: the folder's name became the sample id, whatever it was; the server's policy
+    """The folder's name used to become the sample id, whatever it was; the server's policy
     refuses it here too, and nothing is scored."""
     import shutil
 

@@ -107,7 +107,7 @@ def test_cuda_is_asked_for_first_only_when_onnxruntime_has_it(monkeypatch):
 
 @pytest.mark.parametrize(("tta", "gradcam"), [(False, False), (True, False), (False, True)])
 def test_a_large_batch_runs_in_chunks_with_the_same_answers(cnmc_root, tta, gradcam, monkeypatch):
-    """Peak memory follows the chunk, not the batch (issue 30: 64 Grad-CAM maps, 4.5 GB)."""
+    """Peak memory follows the chunk, not the batch (64 Grad-CAM maps once took 4.5 GB)."""
     from app.core import classifier as classifier_module
     from app.settings import bundled_model_store
 

@@ -1,4 +1,4 @@
-"""Issue 38: one set of error rates, in one sentence, written from the card."""
+"""One set of error rates, in one sentence, written from the card."""
 
 from pathlib import Path
 

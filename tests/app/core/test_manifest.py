@@ -47,7 +47,7 @@ def test_the_recipe_is_part_of_the_card(brightness_model_dir):
 
 
 def test_bundled_cards_keep_a_changelog_that_ends_at_their_version():
-    """Issue 15: what changed in each version, oldest first, up to the version served."""
+    """What changed in each version, oldest first, up to the version served."""
     from app.settings import bundled_model_store
 
     store = bundled_model_store()

@@ -52,7 +52,7 @@ def test_a_broken_store_refuses_to_start(tmp_path, model_store, problem):
 
 @pytest.mark.parametrize("index", [None, "{}", '{"models": {}}'])
 def test_without_a_default_the_store_refuses_to_start(model_store, index):
-    """Issue 16: a missing or empty store.json silently served whichever id sorted first."""
+    """A missing or empty store.json once silently served whichever id sorted first."""
     store_index = model_store / "store.json"
     if index is None:
         store_index.unlink()
@@ -68,7 +68,7 @@ def test_without_a_default_the_store_refuses_to_start(model_store, index):
 
 
 def test_a_card_edited_by_hand_is_refused_naming_the_file(model_store):
-    """Issue 16: a manifest whose threshold was edited was served as edited."""
+    """A manifest whose threshold was edited used to be served as edited."""
     card = model_store / "brightness" / "manifest.json"
     manifest = json.loads(card.read_text())
     manifest["threshold"]["value"] = 0.05
@@ -102,6 +102,6 @@ def test_the_bundled_store_records_every_card():
 
     store = bundled_model_store()
     index = StoreIndex.read(store)
-    assert index.default == "efficientnet-lite0-linear-128-cell"  # since issue 28
+    assert index.default == "efficientnet-lite0-linear-128-cell"  # since the 44-people runs
     assert len(index.card_checksums) == 3
     assert ModelRegistry.load(store).default_id == index.default

@@ -34,7 +34,7 @@ def decision(n: int, what: str, record_id: int) -> ReviewRecord:
 
 
 def test_the_headline_says_what_it_counts():
-    """Issue 38: "66.7% of 3 reviewed cells" beside "Reviewed 4 of 12" dropped a cell."""
+    """Once, "66.7% of 3 reviewed cells" beside "Reviewed 4 of 12" dropped a cell."""
     cells = [cell(n) for n in range(12)]
     decisions = [
         decision(0, "HEM", 1),

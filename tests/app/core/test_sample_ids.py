@@ -1,5 +1,5 @@
-"""Issue 30: sample ids shaped like a name and a birth date were accepted and kept; issue 36:
-the same in other spellings of the date, and a name without a date said nothing."""
+"""Sample ids shaped like a name and a birth date were once accepted and kept; after that was
+fixed, so were other spellings of the date, and a name without a date said nothing."""
 
 import pytest
 
@@ -10,7 +10,7 @@ from app.core.sample_ids import (
     looks_like_a_name_with_a_date,
 )
 
-# Issue 36: each of these was answered 200.
+# Each of these was once answered 200.
 OTHER_SPELLINGS = [
     "JANEDOE19620314",  # one run of capitals, compact date
     "janedoe-1962-03-14",  # one run of small letters

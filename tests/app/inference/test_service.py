@@ -95,8 +95,8 @@ def test_a_full_queue_answers_503_with_retry_after(client, real_cell_png):
 
 
 def test_batches_never_hold_every_worker(model_store, real_cell_png, monkeypatch):
-    """Issue 30's mixed load: two long batches on two workers left single images waiting past
-    their budget (503). A batch may hold all workers but one."""
+    """Under a mixed load, two long batches on two workers once left single images waiting
+    past their budget (503). A batch may hold all workers but one."""
     service = PredictionService(
         ModelRegistry.load(model_store), UploadLimits(max_bytes=10**7), worker_threads=2
     )

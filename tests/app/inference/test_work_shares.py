@@ -1,4 +1,4 @@
-"""Issue 36: one slow kind of work starved the rest (a plain PNG took 6.7 s beside 32 clients
+"""One slow kind of work used to starve the rest (a plain PNG took 6.7 s beside 32 clients
 looping progressive JPEGs, 10.3 s beside 16 explained TTA requests). Each heavy kind now has a
 bounded share of the workers."""
 

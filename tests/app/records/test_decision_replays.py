@@ -1,4 +1,4 @@
-"""Issue 35, item 5: a decision posted twice (a retry after a timeout) was stored twice. Under
+"""A decision posted twice (a retry after a timeout) used to be stored twice. Under
 an Idempotency-Key it is now stored once, and the key cannot be reused for another decision."""
 
 from concurrent.futures import ThreadPoolExecutor

@@ -1,4 +1,4 @@
-"""Issue 36: one journal line that was valid JSON but no row kept all five good rows around it
+"""One journal line that was valid JSON but no row once kept all five good rows around it
 out of the database, on every later start. A line is now a row or it is set aside."""
 
 import json

@@ -160,7 +160,7 @@ def test_a_prediction_that_cannot_be_recorded_is_503_not_answered(settings, real
 def test_answers_given_while_the_database_is_locked_survive_kill_9(
     tmp_path, real_cell_png, start_server
 ):
-    """Issue 30: 20 predictions answered while another process held the database, then
+    """Before the journal: 20 predictions answered while another process held the database, then
     kill -9: 0 of 20 rows were written."""
     database = tmp_path / "audit.sqlite3"
     settings = {"LEUKOLENS_AUDIT_LOG_PATH": str(database), "LEUKOLENS_WORKER_THREADS": "2"}

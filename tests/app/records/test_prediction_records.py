@@ -165,7 +165,7 @@ def test_a_broken_audit_log_never_fails_a_prediction(client, real_cell_png):
 
 
 def test_an_unopenable_path_is_a_start_up_error_naming_it(tmp_path, settings):
-    """Issue 16: an unwritable audit path stopped the server with a raw traceback."""
+    """An unwritable audit path once stopped the server with a raw traceback."""
     import pytest
     from fastapi.testclient import TestClient
 
@@ -185,8 +185,9 @@ def test_an_unopenable_path_is_a_start_up_error_naming_it(tmp_path, settings):
 
 
 def test_rows_wait_for_a_locked_database_and_none_is_lost_or_doubled(settings, real_cell_png):
-    """Issue 16: with the database locked by another process for 11 s, 2 of 21 predictions were
-    never recorded. Here another connection holds it for 10 s under 20 predictions."""
+    """Before the fix, with the database locked by another process for 11 s, 2 of 21
+    predictions were never recorded. Here another connection holds it for 10 s under 20
+    predictions."""
     import sqlite3
     import time
 
@@ -382,7 +383,7 @@ def test_postgresql_restarting_mid_load_loses_and_doubles_no_row(
 
 
 def test_a_request_refused_after_its_rows_were_kept_is_marked_not_answered(tmp_path):
-    """Issue 36: the audit records answers, not attempts. The mark follows the rows whether
+    """The audit records answers, not attempts. The mark follows the rows whether
     they are written yet or not, and a replayed answered row never takes it back."""
     log = open_records(tmp_path / "a.sqlite3", journal=tmp_path / "a.journal")
     now = time.time()

@@ -1,4 +1,4 @@
-"""Issue 35, item 6 on PostgreSQL: the servers' role reads and appends, nothing more; the
+"""Least privilege on PostgreSQL: the servers' role reads and appends, nothing more; the
 owner's role migrates and prunes. Every attempt below is made through the database driver as
 the app's role, set up by deploy/postgresql/roles.sql and `migrate --grant-to`."""
 

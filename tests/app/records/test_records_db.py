@@ -107,7 +107,7 @@ DECISION = {
 
 
 def test_decisions_recorded_before_0003_are_marked_free_text(database_url):
-    """Issue 30: an existing record's reviewer was only what a client typed; 0003 says so."""
+    """An existing record's reviewer was only what a client typed; 0003 says so."""
     engine = records_db.create_engine(database_url)
     move_to(engine, "0002")
     with engine.begin() as connection:
@@ -241,7 +241,7 @@ REWRITES = [
 
 @pytest.mark.parametrize("statement", REWRITES, ids=["replace", "or-replace", "upsert", "by-key"])
 def test_sqlite_refuses_replacing_a_decision_through_the_driver(tmp_path, statement):
-    """Issue 35, item 6: `REPLACE INTO review_decisions` over a decision's id rewrote an ALL
+    """`REPLACE INTO review_decisions` over a decision's id once rewrote an ALL
     decision to HEM: SQLite's REPLACE deletes without firing delete triggers."""
     import sqlite3
 
@@ -284,7 +284,7 @@ def test_sqlite_refuses_replacing_any_record_row(tmp_path, table):
 
 
 def test_postgresql_refuses_truncate_even_to_the_tables_owner(postgres_url):
-    """Issue 35, item 6: the app's database user could TRUNCATE review_decisions (306 -> 0):
+    """The app's database user could once TRUNCATE review_decisions (306 -> 0):
     TRUNCATE fires no row trigger. A statement trigger refuses it now, whoever asks (the
     app's own role may not even try: app/records/privileges.py)."""
     import psycopg

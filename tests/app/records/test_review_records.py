@@ -109,7 +109,7 @@ def test_a_cell_and_its_audit_row_are_one_record_that_survives_a_restart(tmp_pat
     without_audit.close()
 
 
-# The raw-sqlite3 layout the records had before they joined the one schema (issue 27).
+# The raw-sqlite3 layout the records had before they joined the one schema.
 RECORD_FILE_LAYOUT = "\nCREATE TABLE IF NOT EXISTS sample_predictions (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    time REAL NOT NULL,\n    sample_id TEXT NOT NULL,\n    request_id TEXT NOT NULL,\n    image_sha256 TEXT NOT NULL,\n    model_id TEXT NOT NULL,\n    model_version TEXT NOT NULL,\n    probability_all REAL NOT NULL,\n    label TEXT NOT NULL,\n    state TEXT NOT NULL,\n    assessable INTEGER NOT NULL\n);\nCREATE INDEX IF NOT EXISTS sample_predictions_sample ON sample_predictions (sample_id);\nCREATE TABLE IF NOT EXISTS review_decisions (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    time REAL NOT NULL,\n    sample_id TEXT NOT NULL,\n    request_id TEXT NOT NULL,\n    image_sha256 TEXT NOT NULL,\n    decision TEXT NOT NULL,\n    reviewer TEXT NOT NULL,\n    comment TEXT NOT NULL\n);\nCREATE INDEX IF NOT EXISTS review_decisions_sample ON review_decisions (sample_id);\nCREATE TRIGGER IF NOT EXISTS review_decisions_append_only_update\n    BEFORE UPDATE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;\nCREATE TRIGGER IF NOT EXISTS review_decisions_append_only_delete\n    BEFORE DELETE ON review_decisions BEGIN SELECT RAISE(ABORT, 'append only'); END;\n"
 
 
@@ -243,7 +243,7 @@ def insert_old(path, days_ago, sample_id, sha, request_id, client_request_id="")
 
 
 def test_rows_older_than_the_retention_are_pruned_and_recent_ones_kept(tmp_path):
-    """Issue 30: sample and decision rows were never pruned (only the audit was)."""
+    """Only the audit used to be pruned, never the sample and decision rows."""
     import time
 
     from app.records.review_records import RecordsUnavailableError

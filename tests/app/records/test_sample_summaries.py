@@ -1,4 +1,4 @@
-"""Issue 36: listing samples read every cell and decision (1-2 s a page at 200,000 cells, 16
+"""Listing samples used to read every cell and decision (1-2 s a page at 200,000 cells, 16
 pages at once nearly a gigabyte). Each sample's counts are kept in a row of their own, and a
 page is one indexed query."""
 

@@ -1,4 +1,4 @@
-"""Issue 35, item 1, in the records: an upload is withdrawn by whom it belongs to, only while
+"""Withdrawals in the records: an upload is withdrawn by whom it belongs to, only while
 it is there, never with a decided cell, and a withdrawal covers only what it found.
 
 Before, `withdraw` filed whatever it was given: anyone's upload, an upload not yet recorded

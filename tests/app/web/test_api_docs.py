@@ -20,7 +20,7 @@ def _resolve(schema, node):
 
 
 def test_the_schema_refuses_what_the_server_refuses(client, settings):
-    """Issue 16: the schema allowed empty files, empty or oversized batches and any model id,
+    """The schema once allowed empty files, empty or oversized batches and any model id,
     all of which the server then refused."""
     schema = client.get("/openapi.json").json()
     single = schema["paths"]["/api/v1/predict"]["post"]

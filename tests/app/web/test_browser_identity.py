@@ -1,4 +1,4 @@
-"""Issue 35 in a real browser: every tab keeps its own sample and reviewer, a decision counts
+"""Who did what, in a real browser: every tab keeps its own sample and reviewer, a decision counts
 only once the server stored it, and a keyed server is signed in to from the page. Debian's
 Chromium driven by Playwright, offline; axe-core on every new state; screenshots of the
 pending decision, the sign-in prompt and the read-only reviewer name in artifacts/browser/."""

@@ -1,4 +1,4 @@
-"""Issue 35, item 8: the review flow as a technician lives it, in a real browser (Debian's
+"""The review flow as a technician lives it, in a real browser (Debian's
 Chromium under Playwright, offline), axe-core on every new state. U from the current cell, a
 comment changed after a decision, the phone at 390 px, counts of the sample on screen, the
 Leave-site prompt, a sample reopened elsewhere, warnings in words, a lost answer retried and

@@ -1,6 +1,6 @@
 """The sample as one record, in a real browser: whatever a technician does (cancel at any
 moment, drop the same files again, two tabs, another browser), the page and the server hold the
-same cells, each image once (issue 27). Debian's Chromium driven by Playwright, offline."""
+same cells, each image once. Debian's Chromium driven by Playwright, offline."""
 
 import hashlib
 import subprocess

@@ -1,7 +1,7 @@
-"""Issue 38 in a real browser: signing a sample off from the page, an amendment after it (pending
-until stored, like every decision: a refused one is never shown, counted or printed as stored),
-the printed report (status and "page N of M" on every page, as PDF and as PNG), one sentence of
-error rates everywhere, and ISO 8601 times in the lab CSV."""
+"""A finished sample, in a real browser: signing a sample off from the page, an amendment
+after it (pending until stored, like every decision: a refused one is never shown, counted or
+printed as stored), the printed report (status and "page N of M" on every page, as PDF and as
+PNG), one sentence of error rates everywhere, and ISO 8601 times in the lab CSV."""
 
 import csv
 import io

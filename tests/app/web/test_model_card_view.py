@@ -42,7 +42,7 @@ def test_the_bundled_default_states_the_rates_its_blast_share_is_corrected_with(
 
 
 def test_the_box_names_every_person_at_the_lowest_accuracy():
-    """Issue 38: five people at 0% correct in the chart, one named in the box."""
+    """The chart once showed five people at 0% correct and the box named one."""
     manifest = ModelRegistry.load(bundled_model_store(), None).get().manifest
     view = card_view(manifest)
     served = [
@@ -58,7 +58,7 @@ def test_the_box_names_every_person_at_the_lowest_accuracy():
 
 
 def test_operating_points_on_one_place_share_one_dot_and_one_label():
-    """Issue 38: "threshold 0.500" and "threshold 0.613 (served)" overprinted on one dot."""
+    """The labels "threshold 0.500" and "threshold 0.613 (served)" once overprinted on one dot."""
     from app.web.model_card_view import OperatingPoint, operating_dots
 
     dots = operating_dots(

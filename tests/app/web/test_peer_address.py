@@ -1,4 +1,4 @@
-"""Issue 35, item 5: run plainly as `uvicorn app.main:app`, a client on 127.0.0.1 sending
+"""Run plainly as `uvicorn app.main:app`, a client on 127.0.0.1 sending
 `X-Forwarded-For: 127.0.0.2` was taken for a trusted sign-on proxy at 127.0.0.2, and its
 `X-Forwarded-User: mallory` was recorded. However the app is started now, X-Forwarded-For and
 Forwarded never make a peer a trusted proxy: under a server that rewrites the peer from them

@@ -1,4 +1,4 @@
-"""Issue 30, item 6: who decided. A decision was recorded under whatever `reviewer` the JSON
+"""Who decided. A decision was recorded under whatever `reviewer` the JSON
 said, from anyone holding the API key; where the deployment names the user (a sign-on proxy's
 header, a reviewer's own key) the record now takes its word, and says so."""
 

@@ -50,7 +50,7 @@ def _serve(start_server, model_store, implementation: str, **settings: str) -> i
 
 @IMPLEMENTATIONS
 def test_a_request_head_that_never_ends_is_cut_off(start_server, model_store, implementation):
-    """Issue 16: connections sending headers for 60 s were never closed (slowloris)."""
+    """Connections sending headers for 60 s used to stay open for ever (slowloris)."""
     port = _serve(start_server, model_store, implementation, LEUKOLENS_HEADER_TIMEOUT_SECONDS="1")
     with socket.create_connection(("127.0.0.1", port)) as silent:
         assert _closed_within(silent, 10)

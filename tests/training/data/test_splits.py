@@ -160,7 +160,8 @@ def test_grouped_folds_fill_a_fold_the_small_strata_would_leave_without_healthy_
 
 def test_grouped_folds_of_one_population_are_those_of_earlier_runs():
     # Populations are only a stratum when there are several, so the saved configs of fold-1
-    # cross-validations rebuild the folds they were trained on (pinned from before issue 28).
+    # cross-validations rebuild the folds they were trained on (pinned from before the check
+    # set's people joined training).
     tagged = [
         CellImage(i.path, i.subject, i.label, i.fold, population="fold1")
         for i in cohort(FOLD1_SIZES)

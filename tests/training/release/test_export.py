@@ -124,7 +124,7 @@ def test_manifest_describes_the_model_and_round_trips(exported):
 
 
 def test_a_new_version_carries_the_models_history(trained_run, tmp_path):
-    """Issue 15: the card keeps what changed in each version (MONAI bundles keep one)."""
+    """The card keeps what changed in each version (MONAI bundles keep one)."""
     out = tmp_path / "tiny"
     export_run(trained_run, out, ExportOptions(model_id="tiny", measure_tta_gain=False))
     options = ExportOptions(
@@ -160,7 +160,7 @@ def test_export_failing_parity_leaves_nothing_behind(trained_run, tmp_path, monk
 def test_a_failed_export_over_an_earlier_one_leaves_it_as_it_was(
     trained_run, exported, tmp_path, monkeypatch
 ):
-    """Issue 16: any failure deleted --out, even a folder that existed before."""
+    """Any failure used to delete --out, even a folder that existed before."""
     import shutil
 
     earlier = tmp_path / "store" / "tiny"

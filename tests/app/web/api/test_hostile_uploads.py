@@ -110,7 +110,7 @@ CASES = {
     "png header claiming 100000x100000": (png_header_only(100_000, 100_000), "image/png", {413}),
     "bmp header claiming 60000x60000": (bmp_header_only(60_000, 60_000), "image/bmp", {413}),
     "jpeg header claiming 65000x65000": (jpeg_header_claiming(65_000, 65_000), "image/jpeg", {413}),
-    # Issue 16: within the old limits (50 megapixels), each of these cost seconds and gigabytes.
+    # Within the old limits (50 megapixels), each of these cost seconds and gigabytes.
     "jpeg header claiming 7000x7000": (jpeg_header_claiming(7000, 7000), "image/jpeg", {413}),
     "rle bmp claiming 7000x7000": (bmp_rle8_empty(7000, 7000), "image/bmp", {413}),
     "16-bit rgba png 1000x1000 (8 MB decoded)": (
@@ -123,7 +123,7 @@ CASES = {
         "image/png",
         OK,
     ),
-    # Issue 30: the cost is in the codec's structure, not the pixel count.
+    # The cost is in the codec's structure, not the pixel count.
     "progressive jpeg scan bomb (200,000 scans)": (jpeg_scan_bomb(1024, 200_000), "", {413}),
     "progressive jpeg of 64 scans": (jpeg_scan_bomb(256, 58), "image/jpeg", OK),
     "tiff with a 16368-px tile for 1024x1024": (tiff_with_tile(1024, 16368), "", {413}),

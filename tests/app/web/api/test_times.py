@@ -1,4 +1,4 @@
-"""Issue 38: one time format in data. Every time the API answers (JSON, and the FHIR Bundle) is
+"""One time format in data. Every time the API answers (JSON, and the FHIR Bundle) is
 ISO 8601 with its zone; a date alone stays a date."""
 
 import re

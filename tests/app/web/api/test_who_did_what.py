@@ -1,9 +1,9 @@
-"""Issue 35, items 1, 5, 6 and 7 through the API, in the three ways a lab runs the server
+"""Who did what, through the API, in the three ways a lab runs the server
 (reviewers' own keys beside a shared key, a sign-on proxy, open) and on both databases
 (SQLite, and PostgreSQL with the server connected as the least-privilege app role of
 deploy/postgresql/roles.sql).
 
-Each reproduces what the issue found on the earlier code: anyone withdrawing anyone's upload
+Each reproduces what was found on the earlier code: anyone withdrawing anyone's upload
 (a reviewed one included, or before it arrived), blank and merged reviewer names stored, a
 retried decision stored twice, SQL below the API rewriting or emptying the record, and a
 decision answered 201 gone after a restart with the audit off."""

@@ -47,7 +47,7 @@ MULTIPART = ("content-type", "multipart/form-data; boundary=b")
 
 
 def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(locked_client, asgi_post):
-    """Issue 16: with the key set, a 1.2 GB upload without it was received (and spooled to
+    """With the key set, a 1.2 GB upload without it was once received (and spooled to
     disk) before the 401. Now not one chunk of the body is pulled."""
     chunks = [b"x" * 65536] * 100
     for headers in ([MULTIPART], [MULTIPART, ("x-api-key", "wrong")]):
@@ -84,7 +84,7 @@ def test_the_schema_declares_the_key_and_401_only_when_a_key_is_set(client, lock
 
 
 def test_each_reviewers_own_key_opens_the_api_like_the_shared_one(settings):
-    """Issue 30: a reviewer's key (LEUKOLENS_REVIEWER_KEYS) names who decides; it must also
+    """A reviewer's key (LEUKOLENS_REVIEWER_KEYS) names who decides; it must also
     pass the key check, the shared key or not, and the schema must say a key is needed."""
     only_reviewers = settings.model_copy(update={"reviewer_keys": {"Dr A": SecretStr("a-key")}})
     with TestClient(create_app(only_reviewers)) as client:

@@ -87,7 +87,7 @@ def test_bodies_within_the_limit_pass():
 
 
 def test_a_body_slower_than_the_minimum_rate_is_408_after_the_grace(call):
-    """Issue 30: a byte a second held a connection (and a slot) for the whole 60 s timeout."""
+    """A byte a second once held a connection (and a slot) for the whole 60 s timeout."""
     app = make_app(body_timeout=60, min_rate=100, grace=0.2)
     chunks = [b"x"] * 200  # 20 bytes/s: ten seconds of body at this pace
     pulled, status, body = call(app, "/api/echo", chunks, delay=0.05)

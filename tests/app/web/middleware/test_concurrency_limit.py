@@ -69,7 +69,7 @@ def test_no_limit_leaves_the_middleware_out(settings):
 
 
 def test_a_real_server_answers_health_checks_while_slow_requests_fill_every_slot(upload_server):
-    """Issue 30: 300 connections trickling to /api/v1/reviews made uvicorn's limit_concurrency
+    """300 connections trickling to /api/v1/reviews once made uvicorn's limit_concurrency
     answer /healthz 503, and a liveness probe would restart a healthy pod. Here 8 slow review
     bodies (the minimum rate switched off, so they stay) against a limit of 4."""
     base = upload_server.start(

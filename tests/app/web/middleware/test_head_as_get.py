@@ -1,5 +1,5 @@
 def test_head_is_answered_wherever_get_is(client):
-    """Issue 16: HEAD got 405 on every GET route, / included."""
+    """HEAD used to get 405 on every GET route, / included."""
     for path in ("/", "/healthz", "/readyz", "/api/v1/models", "/metrics", "/openapi.json"):
         get = client.get(path)
         head = client.head(path)

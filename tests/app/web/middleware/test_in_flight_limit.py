@@ -16,7 +16,7 @@ MULTIPART = [("content-type", "multipart/form-data; boundary=b")]
 
 
 def test_past_the_in_flight_limit_a_request_is_refused_before_its_body(settings, asgi_post):
-    """Issue 16: the in-flight limit was checked only once the body had been read."""
+    """The in-flight limit used to be checked only once the body had been read."""
     full = settings.model_copy(update={"max_in_flight": 1})
     with TestClient(create_app(full)) as client:
         in_flight = client.app.state.in_flight
@@ -97,7 +97,7 @@ async def settle() -> None:
 
 
 def test_an_upload_still_arriving_holds_no_slot():
-    """Issue 30: 64 uploads trickling 1 byte/s held every slot and complete requests got 503."""
+    """64 uploads trickling 1 byte/s once held every slot and complete requests got 503."""
 
     async def main() -> None:
         in_flight, limiter, release = make_limited_app(1)

@@ -1,4 +1,4 @@
-"""Issue 36: a file part just over the per-file limit was written to TMPDIR before its 413, and
+"""A file part just over the per-file limit was once written to TMPDIR before its 413, and
 a batch of one large part filled a 64 MiB /tmp. Every part is now counted as it arrives."""
 
 import os

@@ -1,4 +1,4 @@
-"""Issue 38: the sample as a FHIR R4 Bundle, validated by fhir.resources' R4B models in each
+"""The sample as a FHIR R4 Bundle, validated by fhir.resources' R4B models in each
 state of its life cycle, holding no file name and no name but the signer's, and counting what
 the sample answer counts."""
 

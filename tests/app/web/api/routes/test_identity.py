@@ -1,5 +1,5 @@
 """GET /api/v1/whoami: the page learns the name a decision is recorded under, and never asks
-for one the server already knows (issue 35, item 4)."""
+for one the server already knows."""
 
 import pytest
 from fastapi.testclient import TestClient

@@ -187,7 +187,7 @@ def test_warning_codes_are_an_enum_in_the_openapi_schema(client):
 def test_a_request_over_its_time_budget_is_stopped_between_steps(
     settings, real_cell_png, monkeypatch
 ):
-    """Issue 16: decoding and preprocessing had no time limit (37 s for one small file)."""
+    """Decoding and preprocessing once had no time limit (37 s for one small file)."""
     import time
 
     from fastapi.testclient import TestClient
@@ -237,7 +237,7 @@ def test_each_file_of_a_batch_gets_the_per_file_budget_not_a_multiple(
 
 
 def test_work_stops_when_the_client_has_gone(client, real_cell_png, monkeypatch):
-    """Issue 16: two dropped requests kept the workers busy for the next client. The decode
+    """Two dropped requests once kept the workers busy for the next client. The decode
     below waits until the server has noticed the disconnect; preprocessing never starts."""
     import threading
 
@@ -330,7 +330,7 @@ def audit_outcomes(database) -> dict[str, set[str]]:
 def test_a_request_answered_503_leaves_no_row_claiming_an_answer(
     model_store, tmp_path, real_cell_png
 ):
-    """Issue 36: on a locked database, 5 audit rows for 3 answered requests. The sample
+    """On a locked database there were once 5 audit rows for 3 answered requests. The sample
     record could not be written, the request got 503 ("nothing was recorded"), yet its audit
     row, kept first, said it was answered."""
     import sqlite3
@@ -372,8 +372,8 @@ def test_a_request_answered_503_leaves_no_row_claiming_an_answer(
 def test_after_a_full_disk_and_a_restart_the_refused_requests_are_not_answered(
     settings, real_cell_png
 ):
-    """Issue 36: after a full-disk restart, 12 rows for requests answered 503 ("nothing was
-    answered"): rows given up on came back from the journal as answers."""
+    """After a full-disk restart there were once 12 rows for requests answered 503
+    ("nothing was answered"): rows given up on came back from the journal as answers."""
     import errno
     import os
 

@@ -35,7 +35,7 @@ def test_a_review_is_stored_and_read_back(client, real_cell_png):
 
 
 def test_without_an_identity_the_typed_name_counts_and_is_marked_unverified(client, real_cell_png):
-    """Issue 30: nothing said that the reviewer's name was only what the client typed."""
+    """Nothing used to say that the reviewer's name was only what the client typed."""
     scored = score(client, real_cell_png)
     body = review_json(scored, "S-1", decision="HEM")
     missing = client.post("/api/v1/reviews", json=body)
@@ -66,7 +66,7 @@ def test_bad_reviews_are_refused(client, real_cell_png, change, status):
 
 
 def test_a_review_naming_a_patient_is_refused_with_the_reason(client, real_cell_png):
-    """Issue 30: a sample id shaped like a name with a birth date is refused before anything
+    """A sample id shaped like a name with a birth date is refused before anything
     is looked up, and the answer says why."""
     scored = score(client, real_cell_png)
     body = review_json(scored, "Jane.Doe.1962-03-14", decision="ALL", reviewer="A. Tech")
@@ -90,7 +90,7 @@ def test_reviews_need_the_api_key_when_one_is_set(settings, real_cell_png):
 
 
 def test_with_the_audit_off_reviews_still_go_to_the_database(settings, real_cell_png):
-    """Issue 35, item 7: with LEUKOLENS_AUDIT_LOG=false, a decision answered 201 was gone after
+    """With LEUKOLENS_AUDIT_LOG=false, a decision answered 201 was once gone after
     a restart (404): the records lived in memory, and only a start-up warning said so."""
     from fastapi.testclient import TestClient
 

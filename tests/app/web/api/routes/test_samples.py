@@ -79,7 +79,7 @@ NAME_WITH_DATE = "Jane.Doe.1962-03-14"
 
 @pytest.mark.parametrize("path", ["/api/v1/predict", "/api/v1/predict/batch"])
 def test_a_name_with_a_birth_date_is_no_sample_id(client, real_cell_png, path):
-    """Issue 30: such ids were accepted and kept for ever; now refused with the reason."""
+    """Such ids were once accepted and kept for ever; now refused with the reason."""
     field = "file" if path.endswith("predict") else "files"
     response = client.post(
         f"{path}?sample_id={NAME_WITH_DATE}", files=[(field, ("c.png", real_cell_png))]
@@ -105,7 +105,7 @@ def test_a_name_with_a_birth_date_is_no_sample_id(client, real_cell_png, path):
 def test_the_birth_date_spellings_that_were_answered_200_are_refused(
     client, real_cell_png, sample_id
 ):
-    """Issue 36: each of these was recorded; the refusal names the rule and a lab number."""
+    """Each of these used to be recorded; the refusal names the rule and a lab number."""
     response = client.post(
         f"/api/v1/predict?sample_id={sample_id}", files={"file": ("c.png", real_cell_png)}
     )
@@ -314,7 +314,7 @@ def test_a_withdrawn_upload_leaves_the_sample(client, real_cell_png, encode_png)
 
 
 def test_a_sample_whose_every_cell_was_withdrawn_answers_with_no_cell(client, real_cell_png):
-    """Issue 38: it answered 404 "no image was scored for sample", though one was."""
+    """Such a sample used to answer 404 "no image was scored for sample", though one was."""
     client.post(
         "/api/v1/predict?sample_id=W-2",
         files={"file": ("a.png", real_cell_png)},

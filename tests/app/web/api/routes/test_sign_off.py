@@ -1,4 +1,4 @@
-"""Issue 38: a sample's life cycle through the API, preliminary -> final -> amended -> final,
+"""A sample's life cycle through the API, preliminary -> final -> amended -> final,
 signed by the authenticated reviewer, bound to what was signed, on SQLite and PostgreSQL."""
 
 import sqlite3
