@@ -38,6 +38,7 @@ from app.web.api.routes import (
     audit,
     fhir,
     health,
+    hl7v2,
     identity,
     models,
     performance,
@@ -254,6 +255,7 @@ def _include_routes(app: FastAPI) -> None:
     api.include_router(samples.router)
     api.include_router(sign_off.router)
     api.include_router(fhir.router)
+    api.include_router(hl7v2.router)
     api.include_router(performance.router)
     api.include_router(identity.router)
     api.include_router(audit.router)

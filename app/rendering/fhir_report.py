@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,13 +27,29 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.observation import Observation
 
 from app.core.domain.samples import BlastShare, SampleReport
-from app.core.sample_headline import LABEL
+from app.rendering.lab_results import (
+    ESTIMATE_CODE,
+    ESTIMATE_TEXT,
+    REPORT_LOINC,
+    REPORT_LOINC_TEXT,
+    REPORT_TEXT,
+    SHARE_CODE,
+    SHARE_TEXT,
+    ModelDevice,
+    cell_counts,
+    conclusion,
+    estimate_interval,
+    estimate_method,
+    issued,
+    readable_estimate,
+    why_no_estimate,
+)
 
 FHIR_VERSION = "4.0.1"
 MEDIA_TYPE = "application/fhir+json; fhirVersion=4.0"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-# The product's own codes for what no LOINC code says without claiming a blast count.
+# The system of the product's own codes (lab_results.py) for what no LOINC code says.
 CODES = "urn:leukolens:fhir:observation"
 SIGNED_CONTENT_EXTENSION = "urn:leukolens:fhir:signed-content-sha256"
 MODEL_ID_SYSTEM = "urn:leukolens:model-id"
@@ -42,15 +57,8 @@ CARD_SHA256_SYSTEM = "urn:leukolens:model-card-sha256"
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 NAMESPACE = uuid.UUID("5b7f1c1e-2f0a-4f7e-9a59-6c2f1d0e8b3a")
 REPORT_CODE = {
-    "coding": [
-        {
-            "system": LOINC,
-            "code": "5909-7",
-            "display": "Blood smear finding [Identifier] in Blood by Light microscopy",
-        }
-    ],
-    "text": "LeukoLens review of white-blood-cell images, ALL-like (blast-like) versus normal "
-    "cells: a research and screening aid, not a diagnosis",
+    "coding": [{"system": LOINC, "code": REPORT_LOINC, "display": REPORT_LOINC_TEXT}],
+    "text": REPORT_TEXT,
 }
 HEMATOLOGY = {
     "coding": [
@@ -72,14 +80,6 @@ LABORATORY = {
 }
 
 
-@dataclass(frozen=True)
-class ModelDevice:
-    id: str
-    version: str
-    name: str
-    card_sha256: str
-
-
 def _code(code: str, text: str) -> dict[str, Any]:
     return {"coding": [{"system": CODES, "code": code, "display": text}], "text": text}
 
@@ -92,62 +92,29 @@ def _absent(code: str) -> dict[str, Any]:
     return {"coding": [{"system": ABSENT, "code": code}]}
 
 
-def conclusion(report: SampleReport) -> str:
-    headline = report.headline
-    assert headline is not None
-    cells = len(report.predictions)
-    left = f", {headline.undecided} undecided" if headline.undecided else ""
-    return (
-        f"{LABEL}: {headline.text} ({cells} cell{'' if cells == 1 else 's'} in the sample"
-        f"{left}); a research and screening aid, not a diagnosis."
-    )
-
-
-def issued(report: SampleReport) -> datetime | None:
-    """When this version of the result was made available: its latest sign-off when final,
-    its latest amendment when amended, its latest record while preliminary."""
-    if report.status == "final" and report.signed_off is not None:
-        return report.signed_off.time
-    if report.status == "amended" and report.amendments:
-        return report.amendments[-1].time
-    times = [p.time for p in report.predictions] + [d.time for d in report.decisions]
-    times += [w.time for w in report.withdrawals]
-    return max(times, default=None)
-
-
 def _estimate(
-    share: BlastShare | None, status: str, device: str | None, models: str
+    share: BlastShare | None, status: str, device: str | None, devices: Sequence[ModelDevice]
 ) -> Observation:
     fields: dict[str, Any] = {
         "status": status,
         "category": [LABORATORY],
-        "code": _code(
-            "model-estimated-blast-like-share",
-            "Model-estimated share of blast-like cells, corrected for its error rates",
-        ),
-        "method": {
-            "text": f"LeukoLens model {models}: the cells it called, corrected for its error "
-            "rates on people it never saw (Rogan-Gladen), 95% interval by Monte Carlo"
-        },
+        "code": _code(ESTIMATE_CODE, ESTIMATE_TEXT),
+        "method": {"text": estimate_method(list(devices))},
     }
     if device is not None:
         fields["device"] = {"reference": device}
-    if share is not None and share.ci_low is not None and share.ci_high is not None:
+    interval = estimate_interval(share)
+    if interval is not None:
         fields["component"] = [
             {"code": _code(f"ci-{end}", f"95% interval, {end} end"), "valueQuantity": _percent(v)}
-            for end, v in (("low", share.ci_low), ("high", share.ci_high))
+            for end, v in zip(("low", "high"), interval, strict=True)
         ]
-    if share is not None and share.corrected is not None and not share.too_wide:
-        fields["valueQuantity"] = _percent(share.corrected)
+    value = readable_estimate(share)
+    if value is not None:
+        fields["valueQuantity"] = _percent(value)
     else:
         fields["dataAbsentReason"] = _absent("unknown")
-        why = share.note if share is not None and share.note else ""
-        if share is not None and share.too_wide:
-            why = (
-                f"not readable: its 95% interval is wider than {100 * share.readable_width:.0f} "
-                "percentage points"
-            )
-        fields["note"] = [{"text": why or "no estimate: no assessable cell"}]
+        fields["note"] = [{"text": why_no_estimate(share)}]
     return Observation(**fields)
 
 
@@ -171,35 +138,26 @@ def sample_bundle(
     common: dict[str, Any] = {"status": status, "category": [LABORATORY]}
     if when is not None:
         common["issued"] = when
-    reviewed = headline.assessable_reviewed + headline.not_assessable
-    counts = [
-        ("cells-in-sample", "Cells in the sample (each image once)", len(report.predictions)),
-        ("cells-reviewed", "Cells reviewed", reviewed),
-        ("cells-confirmed-all-like", "Cells confirmed ALL-like", headline.confirmed_all_like),
-        ("cells-confirmed-normal", "Cells confirmed normal", headline.confirmed_normal),
-        ("cells-not-assessable", "Cells marked not assessable", headline.not_assessable),
-    ]
     observations: list[tuple[str, Observation]] = [
-        (code, Observation(**common, code=_code(code, text), valueInteger=value))
-        for code, text, value in counts
+        (c.code, Observation(**common, code=_code(c.code, c.text), valueInteger=c.value))
+        for c in cell_counts(report)
     ]
     share_fields: dict[str, Any] = {
         **common,
-        "code": _code("reviewer-confirmed-all-like-share", LABEL),
+        "code": _code(SHARE_CODE, SHARE_TEXT),
     }
     if headline.share is not None:
         share_fields["valueQuantity"] = _percent(headline.share)
     else:
         share_fields["dataAbsentReason"] = _absent("not-applicable")
         share_fields["note"] = [{"text": headline.text}]
-    observations.append(("reviewer-confirmed-all-like-share", Observation(**share_fields)))
+    observations.append((SHARE_CODE, Observation(**share_fields)))
     device_entries = [(f"device/{d.id}/{d.version}", _device(d)) for d in devices]
-    models = ", ".join(f"{d.id} version {d.version}" for d in devices) or "(none)"
     estimate = _estimate(
         report.blast_share,
         status,
         full_url(device_entries[0][0]) if len(devices) == 1 else None,
-        models,
+        devices,
     )
     if when is not None:
         estimate.issued = when

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from app.core.domain.samples import SampleReport
 from app.core.manifest import card_sha256
 from app.core.model_registry import ModelRegistry
-from app.rendering.fhir_report import MEDIA_TYPE, ModelDevice, sample_bundle
+from app.rendering.fhir_report import MEDIA_TYPE, sample_bundle
+from app.rendering.lab_results import ModelDevice
 from app.web.api.bodies import ErrorResponse
 from app.web.api.deps import RegistryDep, ReviewRecordsDep, SampleIdPathDep, SettingsDep
 from app.web.api.routes.samples import sample_answer
