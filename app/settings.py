@@ -27,6 +27,8 @@ from app.inference.upload_checks import (
 )
 from app.records.records_db import MIN_RETENTION_DAYS
 
+DEFAULT_RETENTION_DAYS = 365.0
+
 HttpImplementation = Literal["auto", "httptools", "h11"]
 EventLoop = Literal["auto", "uvloop", "asyncio"]
 HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # what a header name may be
@@ -188,13 +190,13 @@ class Settings(BaseSettings):
         "record that joins a sample, a decision or a withdrawal is refused (503).",
     )
     retention_days: float = Field(
-        365.0,
+        DEFAULT_RETENTION_DAYS,
         ge=MIN_RETENTION_DAYS,
         description="Prediction records (audit rows and sample cells), decisions, withdrawals "
         "and sign-offs older than this are deleted (at start-up and hourly); the database "
         "refuses to delete any sample record younger than 30 days. Unset, the two settings it "
         "replaces are read: LEUKOLENS_RECORDS_RETENTION_DAYS and LEUKOLENS_AUDIT_RETENTION_DAYS "
-        "(deprecated; the longer of them, at least 30).",
+        "(deprecated; the longer of them, an unset one counting as 365).",
     )
     records_retention_days: float | None = Field(
         None, ge=MIN_RETENTION_DAYS, description="Deprecated: LEUKOLENS_RETENTION_DAYS."
@@ -364,17 +366,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _one_retention(self) -> Self:
         """The audit and the sample records were kept by two settings; one record now, one
-        retention. Deployments that still set the old ones keep working: the longer wins,
-        since a sample record younger than 30 days can never go."""
-        if "retention_days" in self.model_fields_set:
+        retention. Deployments that still set the old ones keep working: the longer wins, an
+        unset one counting as its old default (so nothing kept before goes sooner), and a
+        sample record younger than 30 days can never go."""
+        if "retention_days" in self.model_fields_set or not self.deprecated_settings:
             return self
         old = [
-            days
+            DEFAULT_RETENTION_DAYS if days is None else days
             for days in (self.records_retention_days, self.audit_retention_days)
-            if days is not None
         ]
-        if old:
-            self.retention_days = float(max(*old, MIN_RETENTION_DAYS))
+        self.retention_days = float(max(*old, MIN_RETENTION_DAYS))
         return self
 
     @model_validator(mode="after")

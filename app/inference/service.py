@@ -169,11 +169,17 @@ class PredictionService:
         if pending is None:
             return
         waiting = asyncio.wrap_future(pending.recorded)
-        done, _ = await asyncio.wait({waiting}, timeout=RECORD_WAIT_SECONDS)
-        if not done and self.records is not None and self.records.abandon(pending):
-            raise RecordsUnavailableError(NOT_RECORDED_IN_TIME)
         try:
+            done, _ = await asyncio.wait({waiting}, timeout=RECORD_WAIT_SECONDS)
+            if not done and self.records is not None and self.records.abandon(pending):
+                raise RecordsUnavailableError(NOT_RECORDED_IN_TIME)
             repeats = await waiting  # a sample's one attempt under way ends shortly
+        except asyncio.CancelledError:
+            # The client left (app/web/client_watch.py): nothing is answered, so the record
+            # says so and, unless its one attempt is already under way, joins no sample.
+            if self.records is not None:
+                self.records.unanswered(pending)
+            raise
         except RecordsUnavailableError as error:
             if self.records is not None:
                 self.records.abandon(pending)
@@ -302,9 +308,10 @@ class PredictionService:
             gone = budget is not None and budget.is_client_gone
             return outcomes, self._submit(outcomes, sample, answered=not gone)
 
-        # Batches never hold every worker: single images keep one, whatever the batches.
-        async with self.batch_slots:
-            with self.in_flight.admitted():
+        # A batch holds its in-flight place while it waits for a batch slot, as every request
+        # does from its admission; batches never hold every worker: single images keep one.
+        with self.in_flight.admitted():
+            async with self.batch_slots:
                 outcomes, pending = await self.run(predict_and_submit)
                 await self._recorded(outcomes, pending)
                 return outcomes

@@ -188,6 +188,13 @@ class PredictionRecords:
             pending.durable_once_journalled(journalled)
         return pending
 
+    def unanswered(self, pending: Pending) -> None:
+        """Its client left before the answer went out: its rows say `not_answered`. A record
+        whose one attempt is already under way or over stays in its sample (the page withdraws
+        it), and its audit rows are marked once it is written (the marks queue behind it)."""
+        if not self.abandon(pending):
+            self.submit([not_answered(record, mark=True) for record in pending.records])
+
     def abandon(self, pending: Pending) -> bool:
         """Its request is refused after all (it waited too long, or its rows could not be kept):
         its rows say `not_answered`, whether they are written yet or not. False when it joins a
@@ -237,8 +244,6 @@ class PredictionRecords:
         """All the requests' records in one transaction; should that fail for a reason other
         than a busy or absent database, each request on its own, so that one bad request costs
         only its own rows."""
-        for pending in requests:
-            pending.claim()
         rows = sum(len(pending.records) for pending in requests)
         committed = dict.fromkeys(map(id, requests), True)
         try:
@@ -275,13 +280,14 @@ class PredictionRecords:
         backoff = FIRST_BACKOFF_SECONDS
         other_errors = 0
         while True:
-            records = [record for pending in requests for record in pending.records]
             try:
-                results = self._insert(records) if records else []
+                results = self._insert(requests)
                 for pending, start in zip(requests, _starts(requests), strict=True):
                     pending.settle(results[start : start + len(pending.records)])
+                self._after_commit()
                 return Write.DONE
             except SQLAlchemyError as error:
+                records = _records_of(requests)
                 transient = is_transient(error, self.sqlite)
                 if transient or alone:  # that was their one attempt (apart, each gets its own)
                     for pending in requests:
@@ -304,19 +310,34 @@ class PredictionRecords:
                     return Write.TRY_APART
                 for pending in requests:
                     pending.refuse(str(error))
-                return self._give_up(records)
+                return self._give_up(_records_of(requests))
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
-    def _insert(self, records: list[PredictionRecord]) -> list[CellResult]:
+    def _insert(self, requests: list[Pending]) -> list[CellResult]:
         """One transaction for the group: all its rows are written, or none and retried. The
-        samples' turn is taken in this process first when any record joins one."""
-        joins = any(record.sample_id is not None for record in records)
-        with self._turn(joins or self._one_connection), self._engine.begin() as connection:
-            results = prediction_rows.write(connection, records, audit=self.audit)
-        if self._after_write is not None:
+        samples' turn is taken in this process first when any record joins one; each request
+        is claimed only then, so one whose client left while the turn was busy (another write
+        to a sample, the pruning) still joins no sample."""
+        joins = any(pending.joins_sample for pending in requests)
+        with self._turn(joins or self._one_connection):
+            for pending in requests:
+                pending.claim()
+            records = _records_of(requests)
+            if not records:
+                return []
+            with self._engine.begin() as connection:
+                return prediction_rows.write(connection, records, audit=self.audit)
+
+    def _after_commit(self) -> None:
+        """The pruning, when due: once the group's answers are settled, so that none waits for
+        it; its failure is logged and costs no record."""
+        if self._after_write is None:
+            return
+        try:
             self._after_write()
-        return results
+        except Exception:
+            log.exception("records: the pruning after a write failed")
 
     @contextlib.contextmanager
     def _turn(self, needed: bool) -> Iterator[None]:
@@ -369,3 +390,8 @@ def _starts(requests: list[Pending]) -> list[int]:
         starts.append(position)
         position += len(pending.records)
     return starts
+
+
+def _records_of(requests: list[Pending]) -> list[PredictionRecord]:
+    """The group's records as they stand (a request's own turn to not answered included)."""
+    return [record for pending in requests for record in pending.records]

@@ -48,8 +48,8 @@ def may_delete(engine: Engine, table: str) -> bool:
 
 def app_role_grants(engine: Engine, role: str) -> list[str]:
     """The statements that leave `role` exactly SELECT and INSERT on the record and audit
-    tables (and their id sequences), SELECT on the schema's version, and the derived
-    summaries' rows to rewrite."""
+    tables (and their id sequences), the audit's `outcome` to mark, SELECT on the schema's
+    version, and the derived summaries' rows to rewrite."""
     quote = engine.dialect.identifier_preparer.quote
     grantee = quote(role)
     statements = [f"GRANT USAGE ON SCHEMA public TO {grantee}"]
@@ -64,6 +64,11 @@ def app_role_grants(engine: Engine, role: str) -> list[str]:
             ]
             if sequence is not None:
                 statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {grantee}")
+    # An audit row may be marked not answered after the fact (migration 0010's trigger lets
+    # that one change through, nothing else).
+    statements.append(
+        f"GRANT UPDATE (outcome) ON TABLE {quote(records_db.predictions.name)} TO {grantee}"
+    )
     for table in DERIVED_TABLES:
         statements += [
             f"REVOKE ALL ON TABLE {quote(table)} FROM {grantee}",

@@ -2,7 +2,8 @@
 --   leukolens_owner owns the database and its tables: it runs the migrations and the
 --                   retention's pruning (python -m app.records migrate | prune), nothing else;
 --   leukolens_app   is what the servers connect as: SELECT and INSERT on the records, no
---                   UPDATE, DELETE or TRUNCATE, and no right to create or alter anything.
+--                   UPDATE, DELETE or TRUNCATE, and no right to create or alter anything
+--                   (but marking an audit row not_answered, which a trigger lets through).
 -- The tables' triggers refuse every update, TRUNCATE and young delete whoever asks; the split
 -- keeps the servers from dropping those triggers.
 --

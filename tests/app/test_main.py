@@ -125,7 +125,8 @@ def test_a_deprecated_retention_setting_still_works_and_start_up_says_so(setting
     from app.main import create_app
     from app.settings import Settings
 
-    old = Settings(**{**settings.model_dump(exclude_unset=True), "records_retention_days": 90})
+    both = {"records_retention_days": 90, "audit_retention_days": 90}
+    old = Settings(**{**settings.model_dump(exclude_unset=True), **both})
     assert old.retention_days == 90
     with caplog.at_level(logging.WARNING), TestClient(create_app(old)) as client:
         assert client.app.state.review_records.retention_days == 90

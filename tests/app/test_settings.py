@@ -113,8 +113,14 @@ def test_records_live_in_a_database_unless_memory_is_asked_for(tmp_path):
             400,
             ["LEUKOLENS_AUDIT_RETENTION_DAYS", "LEUKOLENS_RECORDS_RETENTION_DAYS"],
         ),
-        # the audit's alone could be a week: a sample record stays 30 days at least
-        ({"LEUKOLENS_AUDIT_RETENTION_DAYS": "7"}, 30, ["LEUKOLENS_AUDIT_RETENTION_DAYS"]),
+        # one set alone: the other counts as its old default, so nothing goes sooner than it did
+        ({"LEUKOLENS_AUDIT_RETENTION_DAYS": "7"}, 365, ["LEUKOLENS_AUDIT_RETENTION_DAYS"]),
+        ({"LEUKOLENS_RECORDS_RETENTION_DAYS": "60"}, 365, ["LEUKOLENS_RECORDS_RETENTION_DAYS"]),
+        (
+            {"LEUKOLENS_RECORDS_RETENTION_DAYS": "500", "LEUKOLENS_AUDIT_RETENTION_DAYS": "7"},
+            500,
+            ["LEUKOLENS_AUDIT_RETENTION_DAYS", "LEUKOLENS_RECORDS_RETENTION_DAYS"],
+        ),
         (
             {"LEUKOLENS_RETENTION_DAYS": "60", "LEUKOLENS_RECORDS_RETENTION_DAYS": "90"},
             60,

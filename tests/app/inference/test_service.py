@@ -124,3 +124,50 @@ def test_batches_never_hold_every_worker(model_store, real_cell_png, monkeypatch
     assert 0.0 <= single.probability_all <= 1.0
     assert all(len(outcomes) == 1 for outcomes in batches)
     service.close()
+
+
+def test_a_client_that_leaves_while_its_record_waits_leaves_no_cell(
+    model_store, real_cell_png, tmp_path
+):
+    """Cancelled while its record waits for the samples' turn (client_watch cancels the
+    request when the client goes): nothing was answered, so nothing joins the sample and the
+    audit row says not answered."""
+    from app.records.prediction_rows import SampleEntry
+    from app.records.review_records import ReviewRecords
+
+    records = ReviewRecords(tmp_path / "a.sqlite3")
+    service = PredictionService(
+        ModelRegistry.load(model_store),
+        UploadLimits(max_bytes=10**7, max_pixels=10**7),
+        2,
+        records=records.predictions,
+    )
+
+    async def main() -> None:
+        with records.predictions._sample_turn:  # another write to a sample holds the turn
+            task = asyncio.ensure_future(
+                service.predict(
+                    Upload("cell.png", real_cell_png),
+                    request_id="gone",
+                    sample=SampleEntry("S-1"),
+                )
+            )
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if records.predictions.backlog:
+                    break
+            assert records.predictions.backlog  # its record is queued, waiting for the turn
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    try:
+        asyncio.run(main())
+        records.predictions.flush(10)
+        assert records.sample("S-1") is None
+        assert [(r.request_id, r.outcome) for r in records.predictions.rows()] == [
+            ("gone", "not_answered")
+        ]
+    finally:
+        service.close()
+        records.close()

@@ -54,7 +54,7 @@ def test_prune_deletes_what_the_retention_says_and_keeps_the_young(tmp_path):
     records.add_decision(review(SHA_A, "ALL"))
     records.close()
     insert_old(path, 200, "OLD-1", "b" * 64, "r-old")
-    done = run("prune", LEUKOLENS_AUDIT_LOG_PATH=str(path), LEUKOLENS_RECORDS_RETENTION_DAYS="90")
+    done = run("prune", LEUKOLENS_AUDIT_LOG_PATH=str(path), LEUKOLENS_RETENTION_DAYS="90")
     assert done.returncode == 0, done.stderr
     assert "pruned 2 record row(s)" in done.stdout
     records = ReviewRecords(path)

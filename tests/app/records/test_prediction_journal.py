@@ -191,10 +191,10 @@ def test_rows_given_up_on_stay_in_the_journal_and_the_rest_is_emptied(tmp_path, 
     log = open_records(tmp_path / "a.sqlite3", journal_path)
     insert = log._insert
 
-    def refuse_once(records):
-        if records[0].request_id == "refused":
+    def refuse_once(requests):
+        if requests[0].records[0].request_id == "refused":
             raise OperationalError("INSERT", {}, Exception("constraint failed"))
-        return insert(records)
+        return insert(requests)
 
     monkeypatch.setattr(log, "_insert", refuse_once)
     log.submit([record("refused")]).recorded.result(timeout=30)  # journalled: answered

@@ -58,10 +58,10 @@ def _hold_the_writer(
     transactions: list[list[str]] = []
     insert = log._insert
 
-    def held_insert(records):
+    def held_insert(requests):
         release.wait(10)
-        transactions.append([r.request_id for r in records])
-        return insert(records)
+        transactions.append([r.request_id for p in requests for r in p.records])
+        return insert(requests)
 
     monkeypatch.setattr(log, "_insert", held_insert)
     return release, transactions
@@ -87,10 +87,10 @@ def test_a_request_that_cannot_be_written_costs_only_its_own_rows(tmp_path, monk
     release, _ = _hold_the_writer(log, monkeypatch)
     insert = log._insert
 
-    def failing_for_bad(records):
-        if any(r.request_id == "bad" for r in records):
+    def failing_for_bad(requests):
+        if any(r.request_id == "bad" for p in requests for r in p.records):
             raise sa.exc.StatementError("cannot bind", "INSERT", {}, ValueError("bad value"))
-        return insert(records)
+        return insert(requests)
 
     monkeypatch.setattr(log, "_insert", failing_for_bad)
     held = log.submit([record(time.time(), "first")])  # the writer takes it and waits
@@ -490,21 +490,43 @@ def test_a_record_its_request_abandoned_before_the_writer_reached_it_never_joins
 
 
 def test_a_record_whose_attempt_is_under_way_cannot_be_abandoned(tmp_path, monkeypatch):
+    from app.records import prediction_records
+
     records = ReviewRecords(tmp_path / "a.sqlite3")
     log = records.predictions
     entered, release = threading.Event(), threading.Event()
-    insert = log._insert
+    write = prediction_records.prediction_rows.write
 
-    def held_insert(batch):
+    def held_write(connection, batch, **options):
         entered.set()
         release.wait(10)
-        return insert(batch)
+        return write(connection, batch, **options)
 
-    monkeypatch.setattr(log, "_insert", held_insert)
+    monkeypatch.setattr(prediction_records.prediction_rows, "write", held_write)
     under_way = log.submit([joining("r1")])
     assert entered.wait(10)  # the writer is in its transaction
     assert not log.abandon(under_way)
+    log.unanswered(under_way)  # its client left: the cell stays, the audit says so
     release.set()
     assert under_way.recorded.result(10) == [None]
+    log.flush(10)
     assert [c.request_id for c in records.sample("S-1").predictions] == ["r1"]
+    assert [(r.request_id, r.outcome) for r in log.rows()] == [("r1", "not_answered")]
+    records.close()
+
+
+def test_a_record_waiting_for_the_samples_turn_is_not_yet_under_way(tmp_path):
+    """Another write to a sample (a decision, the pruning) holds the turn: a client that
+    leaves meanwhile leaves no cell behind, and its audit row says it was not answered."""
+    records = ReviewRecords(tmp_path / "a.sqlite3")
+    log = records.predictions
+    with log._sample_turn:
+        waiting = log.submit([joining("r1")])
+        time.sleep(0.2)  # the writer has taken it and waits for the turn
+        log.unanswered(waiting)
+    with pytest.raises(Exception, match="could not be written"):
+        waiting.recorded.result(10)
+    log.flush(10)
+    assert records.sample("S-1") is None
+    assert [(r.request_id, r.outcome) for r in log.rows()] == [("r1", "not_answered")]
     records.close()

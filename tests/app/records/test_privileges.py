@@ -31,6 +31,7 @@ BYPASSES = [
     "DROP TABLE review_decisions CASCADE",
     "CREATE TABLE shadow (id int)",
     "DELETE FROM predictions",
+    "UPDATE predictions SET probability_all = 0.01",
     "UPDATE alembic_version SET version_num = '0001'",
 ]
 
@@ -196,3 +197,24 @@ def test_an_upgrade_to_0009_lets_the_apps_role_keep_the_outcome_counts(postgres_
     owner.dispose()
     assert [tuple(row) for row in kept] == [tuple(row) for row in worked_out]
     assert [(row.fate, row.decided, row.scorings) for row in kept] == [("", "PDr A", 1)]
+
+
+def test_the_apps_role_may_mark_an_audit_row_not_answered_and_nothing_more(decided):
+    """The mark of a request refused after its row was kept (migration 0010): the app's role
+    may set `outcome` alone, and only to not_answered."""
+    from tests.app.records.test_prediction_records import record
+
+    records = ReviewRecords(decided.app_url)
+    log = records.predictions
+    kept = log.submit([record(time.time(), "r-marked")])
+    kept.written.result(10)
+    log.unanswered(kept)
+    log.flush(10)
+    assert ("r-marked", "not_answered") in [(r.request_id, r.outcome) for r in log.rows()]
+    assert log.failed == 0
+    records.close()
+    with (
+        psycopg.connect(plain(decided.app_url)) as connection,
+        pytest.raises(psycopg.errors.RaiseException, match="append only"),
+    ):
+        connection.execute("UPDATE predictions SET outcome = 'answered'")

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from app.records import records_db
 
-HEAD = "0009"  # the newest migration
+HEAD = "0010"  # the newest migration
 
 # One image's answer from one model, as the predictions and sample_predictions rows hold it.
 MODEL_CALL = {
@@ -360,3 +360,29 @@ def test_0005_adopts_an_earlier_database_its_rows_and_withdrawals(database_url):
     _, _, version = schema_of(engine)
     engine.dispose()
     assert version == "0003"
+
+
+def test_an_audit_row_may_be_marked_not_answered_and_nothing_else(database_url):
+    """Migration 0010: a request refused after its row was kept marks it; no other change to
+    an audit row goes through, a mark back to `answered` included."""
+    from app.records.review_records import ReviewRecords
+    from tests.app.records.test_prediction_records import record
+
+    records = ReviewRecords(database_url)
+    log = records.predictions
+    kept = log.submit([record(1_800_000_000.0, "r1")])
+    kept.written.result(10)
+    log.unanswered(kept)  # its client left after all
+    log.flush(10)
+    assert [(r.request_id, r.outcome) for r in log.rows()] == [("r1", "not_answered")]
+    for change in (
+        "UPDATE predictions SET probability_all = 0.01",
+        "UPDATE predictions SET outcome = 'answered'",
+        "UPDATE predictions SET outcome = 'not_answered', label = 'HEM'",
+    ):
+        with pytest.raises(sa.exc.DatabaseError, match="append only"), records.engine.begin() as c:
+            c.execute(sa.text(change))
+    assert [(r.request_id, r.outcome, r.label) for r in log.rows()] == [
+        ("r1", "not_answered", "ALL")
+    ]
+    records.close()
