@@ -132,8 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         watch.start()
         app.state.record_reads = RecordReads()
-        await service.run(service.registry.warm_up)
         try:
+            await service.run(service.registry.warm_up)  # a failure here closes all of it too
             yield
         finally:
             watch.stop()
