@@ -71,10 +71,10 @@ def side_of(local: Rate, card: ReferenceRate) -> Side | None:
     return "within"
 
 
-def drift(figures: dict[str, Rate], reference: Reference | None, *, resampled: bool) -> Drift:
+def drift(figures: dict[str, Rate], reference: Reference | None) -> Drift:
     """Each rate against the card; an alert where a local interval lies wholly below the
-    card's, given intervals from resampling samples (a Wilson interval on a few people's cells
-    is too narrow to raise one)."""
+    card's, given an interval from resampling samples (a Wilson interval on a few people's
+    cells is too narrow to raise one)."""
     if reference is None:
         return Drift(
             sensitivity=None,
@@ -90,15 +90,11 @@ def drift(figures: dict[str, Rate], reference: Reference | None, *, resampled: b
         for name in RATES
         if figures[name].high is not None and figures[name].high < getattr(reference, name).low
     ]
+    alerting = [name for name in below if figures[name].method == "sample_resampling"]
     note = ""
-    if below and not resampled:
+    if len(alerting) < len(below):
         note = (
             "a local interval lies below the card's, but from fewer than 5 samples: no alert "
             "until more samples are reviewed"
         )
-    return Drift(
-        **sides,
-        alert=bool(below) and resampled,
-        alert_rates=below if resampled else [],
-        note=note,
-    )
+    return Drift(**sides, alert=bool(alerting), alert_rates=alerting, note=note)

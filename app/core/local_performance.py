@@ -116,7 +116,7 @@ def figures(
             indeterminate_decided_all=sums["indeterminate_all"],
             indeterminate_decided_normal=sums["indeterminate_hem"],
         ),
-        drift=drift(named, reference, resampled=rates.method == "sample_resampling"),
+        drift=drift(named, reference),
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.core.domain.performance import Rate
+from app.core.domain.performance import IntervalMethod, Rate
 
 LEVEL = 0.95
 Z = 1.959963984540054
@@ -94,10 +94,46 @@ def rate_figures(
         "specificity": (int(total[TN] + total[FP]), int((negatives > 0).sum())),
         "balanced_accuracy": (int(total.sum()), len(per_sample)),
     }
-    if len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING:
-        drawn = sample_draws(len(per_sample), resamples, seed) @ per_sample
-        intervals = {name: percentile_interval(v) for name, v in rates(drawn).items()}
-        method: str | None
+    # Each rate resamples the samples that hold its cells: a rate whose cells come from fewer
+    # than 5 samples (one patient's ALL cells in a week of normal samples) would otherwise get
+    # a bootstrap interval of next to no width; it gets a Wilson interval, marked as such.
+    drawn_rates = (
+        rates(sample_draws(len(per_sample), resamples, seed) @ per_sample)
+        if len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING
+        else None
+    )
+    resampled = {
+        name: drawn_rates is not None and cells[name][1] >= MIN_SAMPLES_FOR_RESAMPLING
+        for name in ("sensitivity", "specificity")
+    }
+    resampled["balanced_accuracy"] = resampled["sensitivity"] and resampled["specificity"]
+    hits = {"sensitivity": (TP, FN), "specificity": (TN, FP)}
+    intervals: dict[str, tuple[float | None, float | None]] = {}
+    methods: dict[str, IntervalMethod | None] = {}
+    for name, (hit, miss) in hits.items():
+        if resampled[name] and drawn_rates is not None:
+            intervals[name] = percentile_interval(drawn_rates[name])
+            methods[name] = "sample_resampling"
+        else:
+            intervals[name] = wilson(int(total[hit]), int(total[hit] + total[miss]))
+            methods[name] = "wilson_cells" if cells[name][1] else None
+    if resampled["balanced_accuracy"] and drawn_rates is not None:
+        intervals["balanced_accuracy"] = percentile_interval(drawn_rates["balanced_accuracy"])
+        methods["balanced_accuracy"] = "sample_resampling"
+    else:
+        sensitivity, specificity = intervals["sensitivity"], intervals["specificity"]
+        both = None not in (*sensitivity, *specificity)
+        intervals["balanced_accuracy"] = (
+            (
+                ((sensitivity[0] or 0) + (specificity[0] or 0)) / 2,
+                ((sensitivity[1] or 0) + (specificity[1] or 0)) / 2,
+            )
+            if both
+            else (None, None)
+        )
+        methods["balanced_accuracy"] = "wilson_cells" if len(per_sample) else None
+    method: str | None
+    if all(resampled.values()):
         method, note = (
             "sample_resampling",
             (
@@ -105,20 +141,17 @@ def rate_figures(
                 "a person)"
             ),
         )
+    elif len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING:
+        few = [name for name in ("sensitivity", "specificity") if not resampled[name]]
+        method = "wilson_cells"
+        note = (
+            f"95% intervals from {resamples} resamples of whole samples (a sample stands for a "
+            f"person), but {' and '.join(few)} from fewer than {MIN_SAMPLES_FOR_RESAMPLING} "
+            "samples holding such cells: a 95% Wilson interval on cells there, which takes "
+            "cells as independent and is too narrow when people differ (balanced accuracy: "
+            "the mean of the two rates' bounds)"
+        )
     else:
-        sensitivity = wilson(int(total[TP]), int(total[TP] + total[FN]))
-        specificity = wilson(int(total[TN]), int(total[TN] + total[FP]))
-        both = None not in (*sensitivity, *specificity)
-        intervals = {
-            "sensitivity": sensitivity,
-            "specificity": specificity,
-            "balanced_accuracy": (
-                ((sensitivity[0] or 0) + (specificity[0] or 0)) / 2,
-                ((sensitivity[1] or 0) + (specificity[1] or 0)) / 2,
-            )
-            if both
-            else (None, None),
-        }
         method = "wilson_cells" if len(per_sample) else None
         note = (
             f"only {len(per_sample)} reviewed sample(s), fewer than "
@@ -136,9 +169,9 @@ def rate_figures(
             high=high,
             cells=denominator,
             samples=samples,
-            method=method if low is not None else None,
+            method=methods[name] if low is not None else None,
             more_samples_for_0_05=more_samples_needed(
-                float(value), low, high, samples, denominator, method
+                float(value), low, high, samples, denominator, methods[name]
             ),
         )
     return RateFigures(**figures, method=method, note=note)

@@ -102,3 +102,21 @@ def test_a_few_samples_below_the_card_do_not_raise_the_alert(tmp_path):
     assert few.drift.sensitivity == "below"
     assert few.drift.alert is False
     assert "fewer than 5 samples" in few.drift.note
+
+
+def test_a_rate_below_the_card_from_a_few_samples_raises_no_alert_among_many(tmp_path):
+    """Eight samples, but ALL cells in only two of them: sensitivity below the card comes
+    from two patients, too few to alert on; specificity within the card."""
+    from dataclasses import replace
+
+    reference, _ = card_reference(card(tmp_path, unseen_evaluation()))
+    rows = [
+        row if index < 2 else replace(row, tp=0, fn=0)
+        for index, row in enumerate(rows_at(0.5, 0.7))
+    ]
+    figures = local_performance(rows, model=ModelRef(id="m", version="1"), reference=reference)
+    assert figures.sensitivity.method == "wilson_cells"
+    assert figures.specificity.method == "sample_resampling"
+    assert figures.drift.sensitivity == "below"
+    assert figures.drift.alert is False
+    assert "fewer than 5 samples" in figures.drift.note

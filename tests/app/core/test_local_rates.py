@@ -137,3 +137,20 @@ def test_a_paired_gain_on_the_same_samples():
     assert 0 < gain.low <= gain.value <= gain.high
     same = paired_gain(before, before, resamples=200)
     assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
+
+
+def test_a_rate_whose_cells_come_from_fewer_than_five_samples_takes_the_wilson_path():
+    """A week of six samples where one patient holds every ALL cell: resampling samples gave
+    sensitivity an interval of no width (78% (78-78) on the page); now it is a Wilson interval
+    on that patient's cells, marked, while specificity is resampled as before."""
+    samples = np.array([[7, 0, 0, 2]] + [[0, 3, 17, 0]] * 5)
+    figures = rate_figures(samples)
+    sensitivity = figures.sensitivity
+    assert sensitivity.samples == 1
+    assert sensitivity.method == "wilson_cells"
+    assert (sensitivity.low, sensitivity.high) == wilson(7, 9)
+    assert sensitivity.high - sensitivity.low > 0.3
+    assert figures.specificity.method == "sample_resampling"
+    assert figures.balanced_accuracy.method == "wilson_cells"
+    assert figures.method == "wilson_cells"
+    assert "sensitivity from fewer than 5 samples" in figures.note
