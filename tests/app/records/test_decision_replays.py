@@ -6,21 +6,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from app.records.decision_replays import IdempotencyConflictError, fingerprint
-from app.records.review_records import ReviewRecords
 from tests.app.records.test_review_records import SHA_A, SHA_B, prediction, review
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def records(request, tmp_path):
-    if request.param == "sqlite":
-        store = ReviewRecords(tmp_path / "audit.sqlite3")
-    else:
-        store = ReviewRecords(request.getfixturevalue("postgres_url"))
-    store.add_predictions(
+@pytest.fixture
+def records(records):
+    """Each engine's records, holding sample S-1's two cells."""
+    records.add_predictions(
         "S-1", [prediction(SHA_A, 0.9, "suggests_all"), prediction(SHA_B, 0.2, "suggests_normal")]
     )
-    yield store
-    store.close()
+    return records
 
 
 def test_the_same_key_and_decision_answer_the_first_record_and_store_nothing(records):

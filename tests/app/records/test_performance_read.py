@@ -3,8 +3,6 @@ is left out is counted beside. On SQLite and on PostgreSQL."""
 
 import time
 
-import pytest
-
 from app.core.domain.predictions import ModelRef, Prediction, Timings
 from app.core.domain.reviews import ReviewRequest
 from app.core.identities import ANONYMOUS
@@ -49,16 +47,6 @@ def decide(records, sample, n, decision, reviewer="Dr A", request_id="r1"):
             reviewer=reviewer,
         )
     )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def records(request, tmp_path):
-    if request.param == "sqlite":
-        store = ReviewRecords(tmp_path / "audit.sqlite3")
-    else:
-        store = ReviewRecords(request.getfixturevalue("postgres_url"))
-    yield store
-    store.close()
 
 
 def seed_known(records: ReviewRecords) -> None:

@@ -7,28 +7,18 @@ from dataclasses import asdict
 import pytest
 import sqlalchemy as sa
 
-from app.core.domain.predictions import ModelRef, Prediction, Timings
+from app.core.domain.predictions import Prediction
 from app.core.identities import Identity
 from app.records import prediction_rows, records_db
 from app.records.prediction_rows import PredictionRecord, SampleEntry, records_of
 from app.records.sign_off import SampleStateError
+from tests.app.records.test_review_records import prediction as scored
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 def prediction(sha: str, request_id: str = "r1") -> Prediction:
-    return Prediction(
-        label="ALL",
-        probability_all=0.9,
-        threshold=0.5,
-        model=ModelRef(id="m", version="1"),
-        warnings=[],
-        timings_ms=Timings(decode=0, preprocess=0, inference=0, total=3.5),
-        request_id=request_id,
-        image_sha256=sha,
-        state="suggests_all",
-        assessable=True,
-    )
+    return scored(sha, 0.9, "suggests_all", request_id=request_id)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

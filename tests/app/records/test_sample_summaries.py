@@ -9,29 +9,19 @@ from collections import Counter, defaultdict
 import pytest
 import sqlalchemy as sa
 
-from app.core.domain.predictions import ModelRef, Prediction, Timings
+from app.core.domain.predictions import Prediction
 from app.core.domain.reviews import ReviewRequest
 from app.core.identities import ANONYMOUS
 from app.records import records_db, sample_summaries
 from app.records.review_records import ReviewRecords, UnknownPredictionError
 from app.records.withdrawals import DecidedCellError, UploadNotFoundError
+from tests.app.records.test_review_records import prediction as scored
 
 DAY = 86_400.0
 
 
 def prediction(sha: str, request_id: str) -> Prediction:
-    return Prediction(
-        label="ALL",
-        probability_all=0.9,
-        threshold=0.5,
-        model=ModelRef(id="m", version="1"),
-        warnings=[],
-        timings_ms=Timings(decode=0, preprocess=0, inference=0, total=0),
-        request_id=request_id,
-        image_sha256=sha,
-        state="suggests_all",
-        assessable=True,
-    )
+    return scored(sha, 0.9, "suggests_all", request_id=request_id)
 
 
 def counted_from_every_row(engine: sa.Engine) -> list[tuple[str, int, int, float]]:

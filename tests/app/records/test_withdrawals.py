@@ -7,23 +7,13 @@ Before, `withdraw` filed whatever it was given: anyone's upload, an upload not y
 import pytest
 
 from app.core.identities import ANONYMOUS, SHARED_KEY, Identity
-from app.records.review_records import ReviewRecords, UnknownPredictionError
+from app.records.review_records import UnknownPredictionError
 from app.records.withdrawals import DecidedCellError, NotYourUploadError, UploadNotFoundError
 from tests.app.records.test_review_records import SHA_A, SHA_B, prediction, review
 
 ALICE = Identity("Dr Alice", "reviewer_key")
 BOB = Identity("Dr Bob", "reviewer_key")
 SHA_C = "c" * 64
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def records(request, tmp_path):
-    if request.param == "sqlite":
-        store = ReviewRecords(tmp_path / "audit.sqlite3")
-    else:
-        store = ReviewRecords(request.getfixturevalue("postgres_url"))
-    yield store
-    store.close()
 
 
 def cells_of(records, sample_id="S-1"):
