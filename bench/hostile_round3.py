@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.fair_shares import plain_beside, plain_latencies
+from bench.fair_shares import run as fair_shares
 from bench.hostile_uploads import GOOD_CELL, Server
 
 MIB = 1024 * 1024
@@ -367,32 +367,6 @@ def full_disk_503_rows(source: Path) -> dict[str, object]:
     return row
 
 
-def fairness(source: Path, seconds: float = 15.0) -> list[dict[str, object]]:
-    server = Server(source, {"LEUKOLENS_WORKER_THREADS": "2"})
-    rows: list[dict[str, object]] = []
-    try:
-        idle = plain_latencies(server.base, 6.0, lambda: True)
-        rows.append(
-            {
-                "case": "plain PNG prediction, idle",
-                "plain_median_s": round(sorted(idle)[len(idle) // 2], 3),
-            }
-        )
-        for kind, clients, label in [
-            ("jpeg", 32, "32 clients looping 1.2 MB progressive JPEGs"),
-            ("explain", 16, "16 clients looping explain+tta"),
-        ]:
-            row = {
-                "case": f"plain PNG prediction beside {label}",
-                **plain_beside(server.base, kind, clients, seconds),
-            }
-            print(row, flush=True)
-            rows.append(row)
-    finally:
-        server.stop()
-    return rows
-
-
 def run_round3(source: Path, skip_load: bool) -> list[dict[str, object]]:
     from bench.records_paging import run as records_paging
 
@@ -407,7 +381,7 @@ def run_round3(source: Path, skip_load: bool) -> list[dict[str, object]]:
         server.stop()
     rows.append(locked_503_rows(source))
     rows.append(full_disk_503_rows(source))
-    rows += fairness(source)
+    rows += fair_shares(source, clients=32, seconds=15.0)  # bench/fair_shares.py's cases
     return rows
 
 
