@@ -21,6 +21,7 @@ RATE_WORDS = {
 }
 WIDTH, HEIGHT = 320.0, 160.0
 LEFT, BOTTOM = 34.0, 30.0
+TOP = 8.0  # room above 100% for its tick label and a dot drawn there
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Plot:
 
 
 def y_of(value: float) -> float:
-    return (HEIGHT - BOTTOM) * (1 - value)
+    return TOP + (HEIGHT - BOTTOM - TOP) * (1 - value)
 
 
 def percent(value: float | None) -> str:
@@ -129,6 +130,8 @@ class PageView:
     plots: list[Plot] = field(default_factory=list)
     narrow: list[str] = field(default_factory=list)
     """Per rate: how many more reviewed samples would narrow its interval to ±0.05."""
+    against_card: dict[str, str] = field(default_factory=dict)
+    """Per rate: the local figure against the card's range, in words."""
 
 
 def narrowing_words(title: str, rate: Rate) -> str:
@@ -144,9 +147,28 @@ def narrowing_words(title: str, rate: Rate) -> str:
     )
 
 
+def against_card_words(rate: Rate, card: ReferenceRate | None, side: str | None) -> str:
+    """Where the local value lies against the card's range, and whether the two ranges can be
+    told apart yet: a value outside the card's range whose own interval still overlaps it says
+    little (a few samples, a wide interval)."""
+    if card is None or side is None:
+        return "\N{EN DASH}"
+    if side == "within":
+        return "within its range"
+    overlaps = (
+        rate.low is None or rate.high is None or (rate.low <= card.high and rate.high >= card.low)
+    )
+    if overlaps:
+        return f"{side} its range, but the two ranges overlap: not told apart yet"
+    return f"{side} its range"
+
+
 def page_view(figures: LocalPerformance) -> PageView:
     view = PageView(figures=figures)
     for name in RATE_WORDS:
+        rate: Rate = getattr(figures, name)
         view.plots.append(plot(figures, name))
-        view.narrow.append(narrowing_words(RATE_WORDS[name][0], getattr(figures, name)))
+        view.narrow.append(narrowing_words(RATE_WORDS[name][0], rate))
+        card = getattr(figures.reference, name) if figures.reference else None
+        view.against_card[name] = against_card_words(rate, card, getattr(figures.drift, name))
     return view

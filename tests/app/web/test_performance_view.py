@@ -3,7 +3,15 @@
 from app.core.card_reference import card_reference
 from app.core.domain.predictions import ModelRef
 from app.core.local_performance import CountRow, local_performance
-from app.web.performance_view import BOTTOM, HEIGHT, narrowing_words, page_view, y_of
+from app.web.performance_view import (
+    BOTTOM,
+    HEIGHT,
+    TOP,
+    against_card_words,
+    narrowing_words,
+    page_view,
+    y_of,
+)
 from tests.app.core.test_card_reference import card, unseen_evaluation
 
 
@@ -28,6 +36,7 @@ def test_points_sit_at_their_rates_and_the_band_at_the_cards(tmp_path):
     assert all(abs(p.y - y_of(0.8)) < 1e-9 for p in sensitivity.points)
     assert sensitivity.band == (y_of(0.97), y_of(0.8), y_of(0.9))
     assert y_of(0) == HEIGHT - BOTTOM
+    assert y_of(1) == TOP > 0  # 100%'s tick label and a dot there are drawn whole
     assert "the shaded band" in sensitivity.summary
     assert not any(p.wilson for p in sensitivity.points)  # 6 samples per month
 
@@ -50,3 +59,28 @@ def test_narrowing_words():
     )
     done = rate.model_copy(update={"more_samples_for_0_05": 0})
     assert "already within" in narrowing_words("Sensitivity", done)
+
+
+def test_a_value_outside_the_cards_range_says_whether_the_ranges_can_be_told_apart():
+    from app.core.domain.performance import Rate, ReferenceRate
+
+    card = ReferenceRate(value=0.9, low=0.8, high=0.97)
+
+    def rate(value: float, low: float, high: float) -> Rate:
+        return Rate(
+            value=value,
+            low=low,
+            high=high,
+            cells=10,
+            samples=3,
+            method="wilson_cells",
+            more_samples_for_0_05=None,
+        )
+
+    # 3 samples: 100% (51-100%) lies above the card's 80-97% but its range overlaps it.
+    assert against_card_words(rate(1.0, 0.51, 1.0), card, "above") == (
+        "above its range, but the two ranges overlap: not told apart yet"
+    )
+    assert against_card_words(rate(0.5, 0.4, 0.6), card, "below") == "below its range"
+    assert against_card_words(rate(0.85, 0.8, 0.9), card, "within") == "within its range"
+    assert against_card_words(rate(0.85, 0.8, 0.9), None, None) == "\N{EN DASH}"
