@@ -48,8 +48,9 @@ class Rate(BaseModel):
     samples: int = Field(description="Samples holding such cells.")
     method: IntervalMethod | None = Field(
         description="sample_resampling: percentile interval over resamples of whole samples "
-        "(a sample stands for a person); wilson_cells: fewer than 5 samples hold its cells, a Wilson interval "
-        "on cells, which takes cells as independent and is too narrow when people differ."
+        "(a sample stands for a person); wilson_cells: fewer than 5 samples hold its cells, a "
+        "Wilson interval on cells, which takes cells as independent and is too narrow when "
+        "people differ."
     )
     more_samples_for_0_05: int | None = Field(
         description="Roughly how many more reviewed samples like these would narrow the "
