@@ -14,6 +14,7 @@ import { decisionFromServer, syncSample } from "./sample-sync.js";
 import { saveSession } from "./session-store.js";
 import { amendmentFor } from "./sign-off.js";
 import { rowByKey, setDraft, setPending, settlePending, state } from "./state.js";
+import { cellName } from "./words.js";
 
 const FIRST_RETRY_MS = 1000;
 const LONGEST_RETRY_MS = 30_000;
@@ -74,7 +75,7 @@ function refused(row, pending, answer) {
   settlePending(row.key, pending.key, { status: "refused", reason: refusal.words,
     signIn: Boolean(refusal.signIn), conflict: Boolean(refusal.conflict),
     signedOff: Boolean(refusal.signedOff) });
-  showAlert(`The decision on ${row.filename} was not stored: ${refusal.words}`);
+  showAlert(`The decision on cell ${cellName(row)}, was not stored: ${refusal.words}`);
   if (answer.status === 401) askToSignIn();
 }
 

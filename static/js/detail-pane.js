@@ -8,7 +8,7 @@ import { askToSignIn } from "./identity.js";
 import { decideCurrent } from "./review-keys.js";
 import { live, state } from "./state.js";
 import {
-  DECISION_WORDS, STATE_WORDS, humanTime, percent, plural, rowState, warningWords,
+  DECISION_WORDS, STATE_WORDS, cellName, cellNumber, humanTime, percent, plural, rowState, warningWords,
 } from "./words.js";
 
 // The comment being typed survives a redraw (a sync, a stored decision): kept with its caret.
@@ -69,6 +69,7 @@ export function renderDetail() {
   }
   const card = el.template.content.firstElementChild.cloneNode(true);
   card.dataset.key = row.key;
+  card.querySelector(".cell-number").textContent = `Cell #${cellNumber(row)}`;
   card.querySelector(".result-file").textContent = row.filename;
   const badge = card.querySelector(".badge");
   const kind = rowState(row);
@@ -204,7 +205,7 @@ function enlarge(row) {
     image.src = full?.views?.original || row.thumb || "";
   }
   image.alt = `${row.filename} at native resolution`;
-  el.byId("enlarge-title").textContent = `${row.filename} at native resolution`;
+  el.byId("enlarge-title").textContent = `Cell ${cellName(row)}, at native resolution`;
   el.dialog.showModal();
 }
 

@@ -3,7 +3,9 @@
 // pending (or not stored, when refused) and drawn apart.
 import { el, setStatus } from "./dom.js";
 import { galleryOrder, selectCell, state } from "./state.js";
-import { DECISION_SHORT, DECISION_WORDS, STATES, STATE_WORDS, plural, rowState } from "./words.js";
+import {
+  DECISION_SHORT, DECISION_WORDS, STATES, STATE_WORDS, cellName, cellNumber, plural, rowState,
+} from "./words.js";
 
 let pointerAt = 0; // when the gallery was last touched or clicked (a tap reveals the detail)
 
@@ -19,7 +21,7 @@ export function decisionWords(row) {
 }
 
 function thumbLabel(row) {
-  return `${row.filename}: ${STATE_WORDS[rowState(row)]}${row.status === "ok" ? `, ${decisionWords(row)}` : ""}`;
+  return `cell ${cellName(row)}: ${STATE_WORDS[rowState(row)]}${row.status === "ok" ? `, ${decisionWords(row)}` : ""}`;
 }
 
 function markOf(row) {
@@ -29,7 +31,7 @@ function markOf(row) {
       kind: pending.status === "refused" ? "refused" : "pending" };
   }
   if (row.decision) return { text: `${DECISION_SHORT[row.decision.decision]} ✓`, kind: "stored" };
-  return { text: `#${row.index + 1}`, kind: "none" };
+  return { text: "undecided", kind: "none" };
 }
 
 export function renderGallery() {
@@ -64,6 +66,12 @@ export function renderGallery() {
         placeholder.textContent = row.status === "ok" ? "no view" : "error";
         button.appendChild(placeholder);
       }
+      // The cell's number stays on its thumbnail whatever its decision: the table, the report
+      // and every message name it by this number.
+      const number = document.createElement("span");
+      number.className = "thumb-number";
+      number.textContent = `#${cellNumber(row)}`;
+      number.setAttribute("aria-hidden", "true");
       const mark = document.createElement("span");
       const { text, kind: decided } = markOf(row);
       mark.className = `thumb-mark mark-${decided}`;
@@ -76,7 +84,7 @@ export function renderGallery() {
       const description = document.createElement("span");
       description.className = "visually-hidden";
       description.textContent = ` ${thumbLabel(row)}`;
-      button.append(mark, name, description);
+      button.append(number, mark, name, description);
       button.title = row.filename;
       // The cell the keys act on is the one the reviewer sees as current: focusing a
       // thumbnail (Tab, a click) makes it the selected one.
@@ -109,7 +117,7 @@ export function select(key, { focus = false, reveal = false } = {}) {
   if (!row) return;
   const order = galleryOrder().filter((r) => r.status === "ok");
   if (row.status === "ok") {
-    setStatus(`Cell ${order.indexOf(row) + 1} of ${order.length}, ${row.filename}: ` +
+    setStatus(`Cell ${cellName(row, `${order.indexOf(row) + 1} of ${order.length} in review order`)}: ` +
       `${STATE_WORDS[rowState(row)]}, ${plural(row.prediction.warnings.length, "quality warning")}; ${decisionWords(row)}.`);
   }
   if (focus) el.gallery.querySelector(`[data-key="${CSS.escape(key)}"]`)?.focus({ preventScroll: revealing });

@@ -7,7 +7,7 @@ import { countEntries, headlineEntries, modelRates, shareSentences } from "./sha
 import { sampleRecord, sampleStatus, statusSentence } from "./sign-off.js";
 import { renderModelRates } from "./sample-summary.js";
 import { markExported, sampleRows, state } from "./state.js";
-import { DECISION_WORDS, STATE_WORDS, humanTime, plural, rowState } from "./words.js";
+import { DECISION_WORDS, STATE_WORDS, cellNumber, humanTime, plural, rowState } from "./words.js";
 
 // Each printed page's margins name the sample and its status; the page numbers come from the
 // stylesheet (@page in style.css). A constructed sheet: the page's policy allows no inline style.
@@ -113,7 +113,7 @@ export function renderReport() {
       image.src = row.thumb;
       image.alt = row.filename;
     }
-    return [String(row.index + 1), image, row.filename, STATE_WORDS[rowState(row)],
+    return [String(cellNumber(row)), image, row.filename, STATE_WORDS[rowState(row)],
       row.decision ? DECISION_WORDS[row.decision.decision] : "undecided",
       row.decision ? byAt(row.decision.reviewer, row.decision.time) : "",
       row.decision?.comment || ""];
@@ -126,7 +126,7 @@ export function renderReport() {
       ["#", "Cell", "Change", "By, time", "Reason"], amendments.map((a) => {
         const row = bySha.get(a.image_sha256);
         const word = (d) => (d ? DECISION_WORDS[d] : "undecided");
-        return [row ? String(row.index + 1) : "", row ? row.filename : a.image_sha256.slice(0, 12),
+        return [row ? String(cellNumber(row)) : "", row ? row.filename : a.image_sha256.slice(0, 12),
           `${word(a.old_decision)} → ${word(a.new_decision)}`, byAt(a.reviewer, a.time),
           a.reason];
       })));

@@ -2,7 +2,7 @@
 import { el } from "./dom.js";
 import { decisionWords, select } from "./gallery.js";
 import { sampleRows, sortBy, state } from "./state.js";
-import { STATES, STATE_WORDS, percent, rowState } from "./words.js";
+import { STATES, STATE_WORDS, cellNumber, percent, rowState } from "./words.js";
 
 function sortValue(row, key) {
   if (key === "probability") return row.status === "ok" ? row.prediction.probability_all : -1;
@@ -27,7 +27,7 @@ export function renderTable() {
     if (row.key === state.selectedKey) tr.classList.add("is-selected");
     const p = row.prediction;
     const cells = [
-      String(row.index + 1),
+      String(cellNumber(row)),
       null,
       STATE_WORDS[rowState(row)],
       p ? (p.assessable ? percent(p.probability_all) : "hidden") : row.error.detail,

@@ -62,9 +62,9 @@ export function renderSampleSelect() {
   const ids = [...new Set([...local.filter((id) => !known.has(id)), ...known.keys()])];
   const label = (id) => {
     const remote = known.get(id);
-    const cells = remote ? remote.cells : sampleRows(id).filter((row) => row.status === "ok").length;
-    const reviewed = remote ? `, ${remote.reviewed} reviewed` : "";
-    return `${id} (${plural(cells, "cell")}${reviewed})`;
+    // Short: the list stays readable on a phone.
+    if (remote) return `${id} (${remote.reviewed} of ${remote.cells} reviewed)`;
+    return `${id} (${plural(sampleRows(id).filter((row) => row.status === "ok").length, "cell")})`;
   };
   el.sampleSelect.replaceChildren(...ids.map((id) => {
     const option = document.createElement("option");

@@ -34,6 +34,13 @@ const COUNTING_RULE = "Counted cells: each image once; not-assessable cells (by 
   "reviewer) are left out; a reviewer's decision replaces the model's call; an undecided " +
   "indeterminate cell counts on the side of the threshold the model put it.";
 
+// Why the server gives no share: it holds no cell of the sample because it refused every file
+// (the page shows each refusal), or it has not answered yet.
+function noShareReason(cells, files) {
+  if (cells || !files) return "the server has not answered for this sample yet";
+  return `no cell of this sample could be analysed (${files === 1 ? "its one file was" : `all ${files} files were`} refused)`;
+}
+
 // The sample's figures, one per thing they describe: the reviewers' confirmed share (the
 // headline once cells are reviewed) and the model's corrected estimate with its interval,
 // or why that estimate is not readable.
@@ -56,7 +63,7 @@ export function headline(sampleId) {
     && told.confirmed_all_like === confirmedAll && told.not_assessable === notAssessable
     ? told.text : headlineText(figures.reviewedShare, reviewed.length, notAssessable);
   if (!share || share.observed === null || share.observed === undefined) {
-    figures.reason = share ? "no assessable cell" : "the server has not answered for this sample yet";
+    figures.reason = share ? "no assessable cell" : noShareReason(rows.length, sampleRows(sampleId).length);
     return figures;
   }
   if (share.corrected === null || share.corrected === undefined) {

@@ -10,7 +10,7 @@ import { signOffRefusal } from "./refusals.js";
 import { syncSample } from "./sample-sync.js";
 import { headline } from "./share.js";
 import { sampleRows, state } from "./state.js";
-import { DECISION_WORDS, humanTime, plural } from "./words.js";
+import { DECISION_WORDS, cellName, humanTime, plural } from "./words.js";
 
 export const STATUS_WORDS = { preliminary: "preliminary", final: "final", amended: "amended" };
 
@@ -132,7 +132,7 @@ export function amendmentFor(row, decision) {
   if (dialog.open) return Promise.resolve(null); // one reason at a time
   const before = row.decision ? DECISION_WORDS[row.decision.decision] : "undecided";
   el.byId("amend-what").textContent = `Sample ${row.sampleId} was signed off by ${signed.by}, ` +
-    `${humanTime(signed.time)}. Changing cell ${row.index + 1} (${row.filename}) from ${before} to ` +
+    `${humanTime(signed.time)}. Changing cell ${cellName(row)}, from ${before} to ` +
     `${DECISION_WORDS[decision]} is an amendment: give the reason; the report lists it.`;
   const reason = el.byId("amend-reason");
   reason.value = "";

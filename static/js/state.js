@@ -125,10 +125,20 @@ export function endRun() {
   update({ run: null });
 }
 
+// The sample's rows numbered as the server lists them (its cells as they arrived, then the
+// refused files), so that a cell keeps its number when the run's end reads the sample again.
+function numbered(rows, sampleId) {
+  const ofSample = rows.filter((row) => row.sampleId === sampleId).sort((a, b) => a.index - b.index);
+  const order = [...ofSample.filter((row) => row.status === "ok"), ...ofSample.filter((row) => row.status !== "ok")];
+  const places = new Map(order.map((row, place) => [row.key, place]));
+  return rows.map((row) => (places.has(row.key) && places.get(row.key) !== row.index
+    ? { ...row, index: places.get(row.key) } : row));
+}
+
 // One answered chunk: its new rows, and the rows it brought files and views back to.
 export function addAnalysed(sampleId, made, reattached) {
-  const rows = [...state.rows.map((row) =>
-    reattached.has(row.key) ? { ...row, ...reattached.get(row.key) } : row), ...made];
+  const rows = numbered([...state.rows.map((row) =>
+    reattached.has(row.key) ? { ...row, ...reattached.get(row.key) } : row), ...made], sampleId);
   const ofSample = rows.filter((row) => row.sampleId === sampleId);
   const selectedKey = ofSample.some((row) => row.key === state.selectedKey) ? state.selectedKey
     : ofSample.find((row) => row.status === "ok")?.key || null;

@@ -38,15 +38,25 @@ function chooseFiles(files) {
   choose(files);
 }
 
+// Why nothing of the choice can be sent, or "". A file over the size limit alone stops nothing:
+// the rest is analysed without it (leftOut says so).
 function checkChoice(files) {
   if (files.length > maxFiles) {
     return `${files.length} files chosen; at most ${maxFiles} can be analysed at once. Choose fewer.`;
   }
-  const large = files.filter((file) => file.size > maxBytes);
-  if (large.length) {
-    return `${large.map((f) => f.name).join(", ")}: larger than ${(maxBytes / 1048576).toFixed(0)} MB.`;
+  if (files.every((file) => file.size > maxBytes)) {
+    return `Nothing was sent: ${leftOut(files)}`;
   }
   return sampleIdProblem(el.sampleInput.value.trim());
+}
+
+// The files over the size limit, said by name ("" when none is).
+function leftOut(files) {
+  const large = files.filter((file) => file.size > maxBytes).map((file) => file.name);
+  if (!large.length) return "";
+  const limit = `${(maxBytes / 1048576).toFixed(0)} MB`;
+  return large.length === 1 ? `${large[0]} is larger than ${limit}, the most one image may be.`
+    : `${large.join(", ")} are larger than ${limit}, the most one image may be.`;
 }
 
 // -- thumbnails ----------------------------------------------------------------------------
@@ -159,9 +169,12 @@ async function analyse(event) {
     showAlert(problem);
     return;
   }
-  showAlert("");
-  // The submission is a copy: files chosen from now on belong to the next analysis.
-  const files = state.chosen.slice();
+  // The submission is a copy: files chosen from now on belong to the next analysis. Files
+  // over the size limit stay out of it, said by name until the next choice.
+  const files = state.chosen.filter((file) => file.size <= maxBytes);
+  const skipped = leftOut(state.chosen);
+  showAlert(skipped && `Left out of the analysis: ${skipped} ` +
+    (files.length === 1 ? "The other file is analysed." : `The other ${files.length} files are analysed.`));
   const sampleId = el.sampleInput.value.trim();
   const option = optionFor(el.modelSelect.value);
   const query = new URLSearchParams({
@@ -195,8 +208,10 @@ async function analyse(event) {
       addAnalysed(sampleId, made, reattached);
       saveSession();
     }
-    outcome = `Done: ${plural(analysed, "image")} analysed for sample ${sampleId}` +
-      (refusedFiles ? `, ${refusedFiles} could not be analysed.` : ".");
+    outcome = analysed ? `Done: ${plural(analysed, "image")} analysed for sample ${sampleId}` +
+      (refusedFiles ? `, ${refusedFiles} could not be analysed.` : ".")
+      : `Done: no image of sample ${sampleId} could be analysed; the gallery says why for each file.`;
+    if (skipped) outcome += ` Left out: ${skipped}`;
   } catch (error) {
     if (error.name === "AbortError") {
       // The server may have scored (or may still be scoring) the cancelled upload: it is

@@ -17,6 +17,15 @@ export const rowState = (row) => (row.status === "ok" ? row.prediction.state : "
 export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 export const points = (value) => `${Math.round(value * 100)} percentage points`;
 
+// A cell's one number, the same on its thumbnail, in the results table, the printed report and
+// every message: its place in the sample as the server lists it (each image once, as it arrived;
+// refused files after), never its place in the gallery's review order, which follows the
+// suggestions and moves as cells are decided.
+export const cellNumber = (row) => row.index + 1;
+// How a sentence names a cell, after the word "cell": "#6, UID_16_12_2_all.png", or with its
+// place somewhere else: "#6 (3 of 6 in review order), UID_16_12_2_all.png".
+export const cellName = (row, place = "") => `#${cellNumber(row)}${place ? ` (${place})` : ""}, ${row.filename}`;
+
 // The one human form of a time, on screen and in print: the browser's local time with its
 // offset from UTC ("2026-12-07 19:19:36 UTC+01:00"). Data keeps ISO 8601 in UTC.
 export function humanTime(value) {

@@ -118,6 +118,13 @@ def test_sign_off_from_the_page_then_an_amendment_and_the_printed_report(
     page.keyboard.press("n")
     page.locator("#amend-dialog").wait_for()
     assert "is an amendment" in page.locator("#amend-what").inner_text()
+    # The dialog names the cell by its thumbnail's number, as the report does.
+    number = page.locator(
+        f'#gallery .thumb[data-key="{rows[0]["key"]}"] .thumb-number'
+    ).inner_text()
+    assert f"Changing cell {number}, {rows[0]['filename']}, from ALL confirmed to normal" in (
+        page.locator("#amend-what").inner_text()
+    )
     page.keyboard.press("Escape")
     assert httpx.get(f"{review_server}/api/v1/samples/LAB-SIGN").json()["status"] == "final"
     page.locator(f'#gallery .thumb[data-key="{rows[0]["key"]}"]').click()
