@@ -25,6 +25,10 @@ RESAMPLES = 1000
 SEED = 20190417
 TARGET_HALF_WIDTH = 0.05
 TP, FP, TN, FN = range(4)
+WILSON_CAVEAT = (
+    "which take cells as independent and are too narrow when people differ (balanced accuracy: "
+    "the mean of the two rates' bounds)"
+)
 
 
 def sample_draws(samples: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
@@ -97,29 +101,24 @@ def rate_figures(
     # Each rate resamples the samples that hold its cells: a rate whose cells come from fewer
     # than 5 samples (one patient's ALL cells in a week of normal samples) would otherwise get
     # a bootstrap interval of next to no width; it gets a Wilson interval, marked as such.
-    drawn_rates = (
+    drawn = (
         rates(sample_draws(len(per_sample), resamples, seed) @ per_sample)
         if len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING
-        else None
+        else {}
     )
     resampled = {
-        name: drawn_rates is not None and cells[name][1] >= MIN_SAMPLES_FOR_RESAMPLING
+        name: bool(drawn) and cells[name][1] >= MIN_SAMPLES_FOR_RESAMPLING
         for name in ("sensitivity", "specificity")
     }
-    resampled["balanced_accuracy"] = resampled["sensitivity"] and resampled["specificity"]
-    hits = {"sensitivity": (TP, FN), "specificity": (TN, FP)}
-    intervals: dict[str, tuple[float | None, float | None]] = {}
-    methods: dict[str, IntervalMethod | None] = {}
-    for name, (hit, miss) in hits.items():
-        if resampled[name] and drawn_rates is not None:
-            intervals[name] = percentile_interval(drawn_rates[name])
-            methods[name] = "sample_resampling"
-        else:
-            intervals[name] = wilson(int(total[hit]), int(total[hit] + total[miss]))
-            methods[name] = "wilson_cells" if cells[name][1] else None
-    if resampled["balanced_accuracy"] and drawn_rates is not None:
-        intervals["balanced_accuracy"] = percentile_interval(drawn_rates["balanced_accuracy"])
-        methods["balanced_accuracy"] = "sample_resampling"
+    resampled["balanced_accuracy"] = all(resampled.values())
+    intervals = {
+        name: percentile_interval(drawn[name])
+        if resampled[name]
+        else wilson(int(total[hit]), int(total[hit] + total[miss]))
+        for name, hit, miss in (("sensitivity", TP, FN), ("specificity", TN, FP))
+    }
+    if resampled["balanced_accuracy"]:
+        intervals["balanced_accuracy"] = percentile_interval(drawn["balanced_accuracy"])
     else:
         sensitivity, specificity = intervals["sensitivity"], intervals["specificity"]
         both = None not in (*sensitivity, *specificity)
@@ -131,33 +130,29 @@ def rate_figures(
             if both
             else (None, None)
         )
-        methods["balanced_accuracy"] = "wilson_cells" if len(per_sample) else None
+    methods: dict[str, IntervalMethod | None] = {
+        name: "sample_resampling" if resampled[name] else "wilson_cells" if cells[name][1] else None
+        for name in cells
+    }
+    resampling = (
+        f"95% intervals from {resamples} resamples of whole samples (a sample stands for a person)"
+    )
     method: str | None
     if all(resampled.values()):
-        method, note = (
-            "sample_resampling",
-            (
-                f"95% intervals from {resamples} resamples of whole samples (a sample stands for "
-                "a person)"
-            ),
-        )
-    elif len(per_sample) >= MIN_SAMPLES_FOR_RESAMPLING:
+        method, note = "sample_resampling", resampling
+    elif drawn:
         few = [name for name in ("sensitivity", "specificity") if not resampled[name]]
         method = "wilson_cells"
         note = (
-            f"95% intervals from {resamples} resamples of whole samples (a sample stands for a "
-            f"person), but {' and '.join(few)} from fewer than {MIN_SAMPLES_FOR_RESAMPLING} "
-            "samples holding such cells: a 95% Wilson interval on cells there, which takes "
-            "cells as independent and is too narrow when people differ (balanced accuracy: "
-            "the mean of the two rates' bounds)"
+            f"{resampling}, but {' and '.join(few)} from fewer than "
+            f"{MIN_SAMPLES_FOR_RESAMPLING} samples holding such cells: 95% Wilson intervals on "
+            f"cells there, {WILSON_CAVEAT}"
         )
     else:
         method = "wilson_cells" if len(per_sample) else None
         note = (
             f"only {len(per_sample)} reviewed sample(s), fewer than "
-            f"{MIN_SAMPLES_FOR_RESAMPLING}: 95% Wilson intervals on cells, which take cells "
-            "as independent and are too narrow when people differ (balanced accuracy: the "
-            "mean of the two rates' bounds)"
+            f"{MIN_SAMPLES_FOR_RESAMPLING}: 95% Wilson intervals on cells, {WILSON_CAVEAT}"
         )
     figures = {}
     for name, value in values.items():

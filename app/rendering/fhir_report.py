@@ -99,7 +99,7 @@ def _estimate(
         "status": status,
         "category": [LABORATORY],
         "code": _code(ESTIMATE_CODE, ESTIMATE_TEXT),
-        "method": {"text": estimate_method(list(devices))},
+        "method": {"text": estimate_method(devices)},
     }
     if device is not None:
         fields["device"] = {"reference": device}

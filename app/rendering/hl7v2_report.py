@@ -140,7 +140,7 @@ def sample_oru_r01(
     estimate = readable_estimate(report.blast_share)
     value = None if estimate is None else _percent(estimate)
     segments.result(ESTIMATE_CODE, ESTIMATE_TEXT, value, status, units=PERCENT, kind="NM")
-    segments.note(estimate_method(list(devices)))
+    segments.note(estimate_method(devices))
     if value is None:
         segments.note(why_no_estimate(report.blast_share))
     for device in devices:

@@ -5,6 +5,7 @@ exactly this, so the two never disagree on what a sample's result is."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,7 +102,7 @@ def why_no_estimate(share: BlastShare | None) -> str:
     return note or "no estimate: no assessable cell"
 
 
-def estimate_method(devices: list[ModelDevice]) -> str:
+def estimate_method(devices: Sequence[ModelDevice]) -> str:
     models = ", ".join(f"{d.id} version {d.version}" for d in devices) or "(none)"
     return (
         f"LeukoLens model {models}: the cells it called, corrected for its error rates on "
